@@ -1,0 +1,110 @@
+# GSLB DNS server - one plain GNU Makefile.
+# Objects in $(BUILD)/, binaries in $(BIN)/. Every .c under common/ geo/
+# health/ db/ dnsd/ goes into one static library, except *_main.c files,
+# which are the programs. tests/unit/test_*.c are one binary per module.
+
+PKGS   := ldns libmaxminddb libevent libevent_openssl libevent_pthreads \
+          sqlite3 jansson liburcu-qsbr openssl libsystemd
+WARN   := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
+          -Wmissing-prototypes -Wpointer-arith -Wvla
+CC     ?= cc
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -I. \
+          $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+WERROR ?= 1
+ifeq ($(WERROR),1)
+CFLAGS += -Werror
+endif
+
+BUILD  ?= build
+BIN    ?= bin
+PYTHON := /usr/bin/python3
+
+# Debian packages that the build and the tests need (make deps).
+DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
+            libldns-dev libmaxminddb-dev libevent-dev libsqlite3-dev \
+            libjansson-dev liburcu-dev libssl-dev libsystemd-dev sqlite3 \
+            python3 python3-dnspython dnsutils libmaxmind-db-writer-perl \
+            mmdb-bin iproute2 openssl
+
+SRCDIRS  := common geo health db dnsd
+ALL_SRCS := $(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c))
+MAIN_SRCS:= $(filter %_main.c,$(ALL_SRCS))
+LIB_SRCS := $(filter-out %_main.c,$(ALL_SRCS))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libgslb.a
+
+PROGS    := $(BIN)/dnsd $(BIN)/gslbctl $(BIN)/gslb-probe
+UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
+UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test unit integration run bench asan tsan fuzz clean check
+.DEFAULT_GOAL := all
+
+all: deps $(PROGS) $(UNIT_BINS)
+
+deps:
+	@missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(DEB_PKGS) 2>/dev/null \
+	  | awk '$$1=="ii" {print $$2}' | sort > .deps.ok; \
+	  for p in $(DEB_PKGS); do grep -qx "$$p" .deps.ok || echo $$p; done); \
+	rm -f .deps.ok; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing" $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/dnsd: $(BUILD)/dnsd/dnsd_main.o $(LIB)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/gslbctl: $(BUILD)/db/gslbctl_main.o $(LIB)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/gslb-probe: $(BUILD)/health/probe_main.o $(LIB)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) tests/unit/harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# Unit binaries, then integration scripts; one summary line at the end.
+test: all
+	@BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) $(PYTHON) tests/run_tests.py $(UNIT_BINS)
+
+unit: all
+	@BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) $(PYTHON) tests/run_tests.py --unit-only $(UNIT_BINS)
+
+check: all
+	$(BIN)/dnsd --check --zone zones/example.com.zone
+
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+asan: deps
+	$(MAKE) BUILD=build-asan BIN=build-asan/bin CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" test
+
+tsan: deps
+	$(MAKE) BUILD=build-tsan BIN=build-tsan/bin CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" test
+
+run: all
+	@$(PYTHON) tests/demo.py
+
+bench: all
+	@bash bench/run.sh
+
+fuzz: deps
+	@bash tests/fuzz/run.sh
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

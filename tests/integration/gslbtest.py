@@ -1,0 +1,190 @@
+"""Helpers for integration tests: run the real binaries on loopback, in a
+temporary directory, on free ports; stop everything by PID, also on failure.
+
+A test file defines functions decorated with @test and ends with
+    if __name__ == "__main__": run()
+which runs them in order and prints 'N passed, N failed'.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("BIN", os.path.join(ROOT, "bin"))
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+ZONES = os.path.join(ROOT, "zones")
+
+_tests = []
+_procs = []
+
+
+def test(fn):
+    _tests.append(fn)
+    return fn
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    """A port free for both UDP and TCP on host."""
+    for _ in range(50):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+        u = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            u.bind((host, port))
+        except OSError:
+            s.close()
+            continue
+        u.close()
+        s.close()
+        return port
+    raise RuntimeError("no free port")
+
+
+class Proc:
+    """A started program; .stop() sends SIGTERM and waits, then SIGKILL."""
+
+    def __init__(self, argv, cwd=None, env=None):
+        self.argv = argv
+        self.log_path = tempfile.mktemp(prefix="gslbtest-", suffix=".log")
+        self.log = open(self.log_path, "w+")
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                  cwd=cwd, env=env)
+        _procs.append(self)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def output(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.p.pid, sig)
+
+    def stop(self, timeout=10):
+        if self.alive():
+            os.kill(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.p.pid, signal.SIGKILL)
+                self.p.wait(5)
+        if self in _procs:
+            _procs.remove(self)
+        return self.p.returncode
+
+    def kill(self):
+        if self.alive():
+            os.kill(self.p.pid, signal.SIGKILL)
+            self.p.wait(5)
+        if self in _procs:
+            _procs.remove(self)
+
+
+def stop_all():
+    for p in list(_procs):
+        try:
+            p.kill()
+        except Exception:
+            pass
+
+
+class Dnsd(Proc):
+    """bin/dnsd on a free loopback port; waits until it answers."""
+
+    def __init__(self, args, port=None, host="127.0.0.1", wait=True, env=None):
+        self.host = host
+        self.port = port or free_port()
+        argv = [os.path.join(BIN, "dnsd")]
+        if not any(a == "--listen" for a in args):
+            argv += ["--listen", "%s:%d" % (host, self.port)]
+        argv += list(args)
+        super().__init__(argv, env=env)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        q = dns.message.make_query("ready.invalid.", "A")
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError("dnsd exited: %s" % self.output())
+            try:
+                dns.query.udp(q, self.host, port=self.port, timeout=0.2)
+                return
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError("dnsd did not answer within %ss: %s" % (timeout, self.output()))
+
+    def udp(self, qname, qtype="A", **kw):
+        q = kw.pop("query", None) or make_query(qname, qtype, **kw)
+        return dns.query.udp(q, self.host, port=self.port, timeout=2)
+
+    def tcp(self, qname, qtype="A", **kw):
+        q = kw.pop("query", None) or make_query(qname, qtype, **kw)
+        return dns.query.tcp(q, self.host, port=self.port, timeout=2)
+
+
+def make_query(qname, qtype="A", **kw):
+    return dns.message.make_query(qname, qtype, **kw)
+
+
+def rrset_texts(section):
+    """Sorted 'name ttl type rdata' strings of a section, names lower-cased."""
+    out = []
+    for rrset in section:
+        for rd in rrset:
+            out.append("%s %d %s %s" % (rrset.name.to_text().lower(), rrset.ttl,
+                                        dns.rdatatype.to_text(rrset.rdtype), rd.to_text()))
+    return sorted(out)
+
+
+def tmpdir():
+    d = tempfile.mkdtemp(prefix="gslbtest-")
+    _tmpdirs.append(d)
+    return d
+
+
+_tmpdirs = []
+
+
+def run():
+    passed = failed = 0
+    only = os.environ.get("TEST")
+    for fn in _tests:
+        if only and only != fn.__name__:
+            continue
+        t0 = time.monotonic()
+        try:
+            fn()
+            passed += 1
+            print("ok   %s (%.2fs)" % (fn.__name__, time.monotonic() - t0), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s" % fn.__name__, flush=True)
+            traceback.print_exc(file=sys.stdout)
+        finally:
+            stop_all()
+    for d in _tmpdirs:
+        shutil.rmtree(d, ignore_errors=True)
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
