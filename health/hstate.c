@@ -1,0 +1,718 @@
+/* health/hstate.c - see hstate.h. Control thread only.
+ *
+ * Endpoints live in an array sorted by id (binary search); each holds its
+ * observations (one per agent that reported it) and its RTT EWMAs (one per
+ * region index). Agents and regions are small interned tables; an
+ * observation refers to its agent by index. Sizes are small (tens of agents,
+ * thousands of endpoints), so linear scans over agents are fine. */
+#include "health/hstate.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct obs {
+	uint32_t agent;
+	uint8_t state;
+	bool ok;
+	double rtt_ms, ts, seen, since;
+	char detail[HSTATE_DETAIL_MAX];
+};
+
+struct lat {
+	double rtt_ms, updated;
+	uint64_t samples;
+};
+
+struct ep {
+	uint32_t id;
+	double interval;
+	uint8_t state;
+	bool stale;
+	double since;
+	char reason[HSTATE_REASON_MAX];
+	struct obs *obs;
+	size_t n_obs, cap_obs;
+	struct lat *lat;        /* [n_lat], by region index */
+	size_t n_lat;
+};
+
+struct agent {
+	char name[HSTATE_NAME_MAX];
+	uint32_t region;
+};
+
+struct region {
+	char name[HSTATE_NAME_MAX];
+	bool has_coords;
+	double lat, lon;
+};
+
+struct hstate {
+	struct hstate_params p;
+	struct ep *eps;           /* sorted by id */
+	size_t n_eps;
+	struct agent *agents;
+	size_t n_agents, cap_agents;
+	struct region *regions;
+	size_t n_regions, cap_regions;
+	struct hstate_event *ev;
+	size_t n_ev, cap_ev;
+};
+
+void hstate_params_default(struct hstate_params *p)
+{
+	p->quorum = 0.5;
+	p->alpha = 0.3;
+	p->stale_mult = 3;
+}
+
+struct hstate *hstate_new(const struct hstate_params *p)
+{
+	struct hstate *h;
+
+	if (p && (!(p->quorum >= 0 && p->quorum < 1) ||
+	          !(p->alpha > 0 && p->alpha <= 1) || !(p->stale_mult > 0)))
+		return NULL;
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return NULL;
+	if (p)
+		h->p = *p;
+	else
+		hstate_params_default(&h->p);
+	return h;
+}
+
+static void ep_fini(struct ep *e)
+{
+	free(e->obs);
+	free(e->lat);
+}
+
+void hstate_free(struct hstate *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < h->n_eps; i++)
+		ep_fini(&h->eps[i]);
+	free(h->eps);
+	free(h->agents);
+	free(h->regions);
+	free(h->ev);
+	free(h);
+}
+
+static struct ep *ep_find(const struct hstate *h, uint32_t id)
+{
+	size_t lo = 0, hi = h->n_eps;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (h->eps[mid].id == id)
+			return &h->eps[mid];
+		if (h->eps[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int cmp_ep(const void *a, const void *b)
+{
+	uint32_t x = ((const struct ep *)a)->id, y = ((const struct ep *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+int hstate_set_endpoints(struct hstate *h, const struct hstate_ep *eps,
+                         size_t n)
+{
+	struct ep *ne;
+
+	for (size_t i = 0; i < n; i++)
+		if (!(eps[i].interval > 0) || !isfinite(eps[i].interval))
+			return -EINVAL;
+	if ((ne = calloc(n ? n : 1, sizeof(*ne))) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		ne[i].id = eps[i].id;
+		ne[i].interval = eps[i].interval;
+	}
+	qsort(ne, n, sizeof(*ne), cmp_ep);
+	for (size_t i = 1; i < n; i++)
+		if (ne[i].id == ne[i - 1].id) {
+			free(ne);
+			return -EINVAL;
+		}
+	/* Carry over what we know; from here on nothing can fail. */
+	for (size_t i = 0; i < n; i++) {
+		struct ep *old = ep_find(h, ne[i].id);
+		double iv = ne[i].interval;
+
+		if (old) {
+			ne[i] = *old;
+			ne[i].interval = iv;
+			old->obs = NULL;
+			old->lat = NULL;
+		} else {
+			ne[i].state = HSTATE_UNKNOWN;
+			ne[i].stale = true;
+			snprintf(ne[i].reason, sizeof(ne[i].reason),
+			         "no report yet");
+		}
+	}
+	for (size_t i = 0; i < h->n_eps; i++)
+		ep_fini(&h->eps[i]);
+	free(h->eps);
+	h->eps = ne;
+	h->n_eps = n;
+	return 0;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+	size_t nc;
+	void *np;
+
+	if (need <= *cap)
+		return 0;
+	nc = *cap ? *cap * 2 : 8;
+	while (nc < need)
+		nc *= 2;
+	if ((np = realloc(*p, nc * size)) == NULL)
+		return -ENOMEM;
+	*p = np;
+	*cap = nc;
+	return 0;
+}
+
+static bool name_ok(const char *s)
+{
+	size_t len;
+
+	if (!s || !*s || (len = strlen(s)) >= HSTATE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+static long agent_find(const struct hstate *h, const char *name)
+{
+	for (size_t i = 0; i < h->n_agents; i++)
+		if (strcmp(h->agents[i].name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+static long region_find(const struct hstate *h, const char *name)
+{
+	for (size_t i = 0; i < h->n_regions; i++)
+		if (strcmp(h->regions[i].name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* Interns region and agent (growing tables only: a failure leaves no
+ * visible change). Returns the agent index or -errno. */
+static long intern(struct hstate *h, const char *agent, const char *region,
+                   bool has_coords, double lat, double lon)
+{
+	long ai = agent_find(h, agent), ri = region_find(h, region);
+
+	if (ri < 0) {
+		if (grow((void **)&h->regions, &h->cap_regions,
+		         h->n_regions + 1, sizeof(*h->regions)) < 0)
+			return -ENOMEM;
+		ri = (long)h->n_regions;
+		memset(&h->regions[ri], 0, sizeof(h->regions[ri]));
+		snprintf(h->regions[ri].name, HSTATE_NAME_MAX, "%s", region);
+		h->n_regions++;
+	}
+	if (ai < 0) {
+		if (h->n_agents >= HSTATE_MAX_AGENTS)
+			return -EINVAL;
+		if (grow((void **)&h->agents, &h->cap_agents,
+		         h->n_agents + 1, sizeof(*h->agents)) < 0)
+			return -ENOMEM;
+		ai = (long)h->n_agents++;
+		snprintf(h->agents[ai].name, HSTATE_NAME_MAX, "%s", agent);
+	}
+	h->agents[ai].region = (uint32_t)ri;
+	if (has_coords) {
+		h->regions[ri].has_coords = true;
+		h->regions[ri].lat = lat;
+		h->regions[ri].lon = lon;
+	}
+	return ai;
+}
+
+static struct obs *obs_find(struct ep *e, uint32_t agent)
+{
+	for (size_t i = 0; i < e->n_obs; i++)
+		if (e->obs[i].agent == agent)
+			return &e->obs[i];
+	return NULL;
+}
+
+static int push_event(struct hstate *h, const struct hstate_event *ev)
+{
+	if (grow((void **)&h->ev, &h->cap_ev, h->n_ev + 1, sizeof(*h->ev)) < 0)
+		return -ENOMEM;
+	h->ev[h->n_ev++] = *ev;
+	return 0;
+}
+
+/* The quorum rule of hstate.h, plus event and reason bookkeeping. */
+static void evaluate(struct hstate *h, struct ep *e, double now)
+{
+	double window = h->p.stale_mult * e->interval;
+	size_t ups = 0, voters = 0, fresh = 0;
+	uint8_t ns = e->state;
+	bool nstale;
+	char why[HSTATE_REASON_MAX];
+
+	for (size_t i = 0; i < e->n_obs; i++) {
+		const struct obs *o = &e->obs[i];
+
+		if (now - o->seen > window)
+			continue;
+		fresh++;
+		if (o->state == HSTATE_UP || o->state == HSTATE_DOWN)
+			voters++;
+		if (o->state == HSTATE_UP)
+			ups++;
+	}
+	if (voters == 0) {
+		nstale = true;
+		snprintf(why, sizeof(why),
+		         "no fresh agent verdict (%zu agents, %zu fresh, "
+		         "window %.0f s): last state stands", e->n_obs, fresh,
+		         window);
+	} else {
+		nstale = false;
+		ns = (double)ups > h->p.quorum * (double)voters ? HSTATE_UP
+		                                                : HSTATE_DOWN;
+		snprintf(why, sizeof(why),
+		         "%zu of %zu fresh agents report up (quorum > %.0f%%)",
+		         ups, voters, h->p.quorum * 100);
+	}
+	if (ns != e->state || nstale != e->stale) {
+		struct hstate_event ev = {
+			.id = e->id, .old_state = e->state, .new_state = ns,
+			.old_stale = e->stale, .new_stale = nstale, .at = now,
+		};
+
+		snprintf(ev.reason, sizeof(ev.reason), "%s", why);
+		/* Out of memory loses the event, never the state change. */
+		(void)push_event(h, &ev);
+		if (ns != e->state)
+			e->since = now;
+		e->state = ns;
+		e->stale = nstale;
+		snprintf(e->reason, sizeof(e->reason), "%s", why);
+	}
+}
+
+static void fold_rtt(struct hstate *h, struct ep *e, uint32_t region,
+                     double rtt, double now)
+{
+	struct lat *l;
+
+	if (region >= e->n_lat)
+		return;
+	l = &e->lat[region];
+	if (l->samples == 0)
+		l->rtt_ms = rtt;
+	else
+		l->rtt_ms += h->p.alpha * (rtt - l->rtt_ms);
+	l->samples++;
+	l->updated = now;
+}
+
+/* Makes room for one more observation and the region slot (growth only). */
+static int reserve(struct ep *e, uint32_t agent, size_t n_regions)
+{
+	if (!obs_find(e, agent) &&
+	    grow((void **)&e->obs, &e->cap_obs, e->n_obs + 1,
+	         sizeof(*e->obs)) < 0)
+		return -ENOMEM;
+	if (e->n_lat < n_regions) {
+		struct lat *nl = realloc(e->lat, n_regions * sizeof(*nl));
+
+		if (!nl)
+			return -ENOMEM;
+		memset(nl + e->n_lat, 0, (n_regions - e->n_lat) * sizeof(*nl));
+		e->lat = nl;
+		e->n_lat = n_regions;
+	}
+	return 0;
+}
+
+int hstate_report(struct hstate *h, const struct hstate_agent *a,
+                  const struct hstate_result *res, size_t n, double now,
+                  char *err, size_t errlen)
+{
+	long ai;
+
+	if (!name_ok(a->name) || !name_ok(a->region)) {
+		snprintf(err, errlen, "agent or region name empty, too long "
+		         "or with control characters");
+		return -EINVAL;
+	}
+	if (a->has_coords && !(a->lat >= -90 && a->lat <= 90 &&
+	                       a->lon >= -180 && a->lon <= 180)) {
+		snprintf(err, errlen, "agent %s: coordinates out of range",
+		         a->name);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!ep_find(h, res[i].id)) {
+			snprintf(err, errlen, "results[%zu]: unknown endpoint "
+			         "id %u", i, res[i].id);
+			return -ENOENT;
+		}
+		if (res[i].state > HSTATE_DOWN || !isfinite(res[i].ts)) {
+			snprintf(err, errlen, "results[%zu]: bad state or ts",
+			         i);
+			return -EINVAL;
+		}
+	}
+	if ((ai = intern(h, a->name, a->region, a->has_coords, a->lat,
+	                 a->lon)) < 0) {
+		snprintf(err, errlen, "agent %s: %s", a->name,
+		         ai == -EINVAL ? "too many agents" : "out of memory");
+		return (int)ai;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (reserve(ep_find(h, res[i].id), (uint32_t)ai,
+		            h->n_regions) < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+	/* Validated and reserved: apply. */
+	for (size_t i = 0; i < n; i++) {
+		const struct hstate_result *r = &res[i];
+		struct ep *e = ep_find(h, r->id);
+		struct obs *o = obs_find(e, (uint32_t)ai);
+		bool newer;
+
+		if (!o) {
+			o = &e->obs[e->n_obs++];
+			memset(o, 0, sizeof(*o));
+			o->agent = (uint32_t)ai;
+			o->state = 0xff;        /* forces "since" below */
+			o->ts = -INFINITY;
+		}
+		newer = r->ts > o->ts;
+		if (o->state != r->state)
+			o->since = now;
+		o->state = r->state;
+		o->seen = now;
+		if (newer) {
+			o->ok = r->ok;
+			o->rtt_ms = r->rtt_ms >= 0 ? r->rtt_ms : -1;
+			o->ts = r->ts;
+			snprintf(o->detail, sizeof(o->detail), "%s",
+			         r->detail ? r->detail : "");
+			if (r->ok && r->rtt_ms >= 0 && isfinite(r->rtt_ms))
+				fold_rtt(h, e, h->agents[ai].region, r->rtt_ms,
+				         now);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		evaluate(h, ep_find(h, res[i].id), now);
+	return 0;
+}
+
+void hstate_tick(struct hstate *h, double now)
+{
+	for (size_t i = 0; i < h->n_eps; i++)
+		evaluate(h, &h->eps[i], now);
+}
+
+size_t hstate_take_events(struct hstate *h, struct hstate_event *out,
+                          size_t max)
+{
+	size_t k = h->n_ev < max ? h->n_ev : max;
+
+	memcpy(out, h->ev, k * sizeof(*out));
+	memmove(h->ev, h->ev + k, (h->n_ev - k) * sizeof(*h->ev));
+	h->n_ev -= k;
+	return k;
+}
+
+int hstate_get(const struct hstate *h, uint32_t id, uint8_t *state,
+               bool *stale)
+{
+	const struct ep *e = ep_find(h, id);
+
+	if (!e)
+		return -ENOENT;
+	*state = e->state;
+	*stale = e->stale;
+	return 0;
+}
+
+int hstate_rtt(const struct hstate *h, const char *region, uint32_t id,
+               double *rtt_ms)
+{
+	const struct ep *e = ep_find(h, id);
+	long ri = region_find(h, region);
+
+	if (!e || ri < 0 || (size_t)ri >= e->n_lat ||
+	    e->lat[ri].samples == 0)
+		return -ENOENT;
+	*rtt_ms = e->lat[ri].rtt_ms;
+	return 0;
+}
+
+struct view_box {
+	struct hstate_view v;
+	struct arena a;
+};
+
+struct hstate_view *hstate_view_build(const struct hstate *h)
+{
+	struct view_box *b = calloc(1, sizeof(*b));
+	size_t n = h->n_eps ? (size_t)h->eps[h->n_eps - 1].id + 1 : 0;
+	uint8_t *state, *stale;
+	struct hstate_region *regs;
+	float *rtt;
+
+	if (!b)
+		return NULL;
+	arena_init(&b->a);
+	state = arena_calloc(&b->a, n + 1);
+	stale = arena_calloc(&b->a, n + 1);
+	regs = arena_calloc(&b->a, (h->n_regions + 1) * sizeof(*regs));
+	rtt = arena_alloc(&b->a, (h->n_regions * n + 1) * sizeof(*rtt));
+	if (!state || !stale || !regs || !rtt)
+		goto fail;
+	for (size_t i = 0; i < h->n_regions * n; i++)
+		rtt[i] = -1.0f;
+	for (size_t r = 0; r < h->n_regions; r++) {
+		if (!(regs[r].name = arena_strdup(&b->a, h->regions[r].name)))
+			goto fail;
+		regs[r].has_coords = h->regions[r].has_coords;
+		regs[r].lat = h->regions[r].lat;
+		regs[r].lon = h->regions[r].lon;
+	}
+	for (size_t i = 0; i < h->n_eps; i++) {
+		const struct ep *e = &h->eps[i];
+
+		state[e->id] = e->state;
+		stale[e->id] = e->stale;
+		for (size_t r = 0; r < e->n_lat; r++)
+			if (e->lat[r].samples)
+				rtt[r * n + e->id] = (float)e->lat[r].rtt_ms;
+	}
+	b->v.state = state;
+	b->v.stale = stale;
+	b->v.n = n;
+	b->v.n_regions = h->n_regions;
+	b->v.regions = regs;
+	b->v.rtt_ms = rtt;
+	return &b->v;
+fail:
+	arena_fini(&b->a);
+	free(b);
+	return NULL;
+}
+
+void hstate_view_free(struct hstate_view *v)
+{
+	struct view_box *b = (struct view_box *)v;  /* v is the first member */
+
+	if (!b)
+		return;
+	arena_fini(&b->a);
+	free(b);
+}
+
+int hstate_export(const struct hstate *h, double now, struct hstate_rows *out)
+{
+	size_t n_obs = 0, n_lat = 0, k = 0, l = 0;
+	struct arena *a = &out->arena;
+
+	memset(out, 0, sizeof(*out));
+	arena_init(a);
+	for (size_t i = 0; i < h->n_eps; i++) {
+		n_obs += h->eps[i].n_obs;
+		for (size_t r = 0; r < h->eps[i].n_lat; r++)
+			n_lat += h->eps[i].lat[r].samples > 0;
+	}
+	out->eps = arena_calloc(a, (h->n_eps + 1) * sizeof(*out->eps));
+	out->obs = arena_calloc(a, (n_obs + 1) * sizeof(*out->obs));
+	out->lat = arena_calloc(a, (n_lat + 1) * sizeof(*out->lat));
+	if (!out->eps || !out->obs || !out->lat)
+		goto fail;
+	for (size_t i = 0; i < h->n_eps; i++) {
+		const struct ep *e = &h->eps[i];
+		struct hstate_ep_row *er = &out->eps[i];
+
+		er->endpoint_id = e->id;
+		er->state = e->state;
+		er->stale = e->stale;
+		er->since = e->since;
+		if (!(er->reason = arena_strdup(a, e->reason)))
+			goto fail;
+		for (size_t j = 0; j < e->n_obs; j++) {
+			const struct obs *o = &e->obs[j];
+			const struct agent *ag = &h->agents[o->agent];
+			const struct region *rg = &h->regions[ag->region];
+			struct hstate_obs_row *orow = &out->obs[k++];
+
+			orow->endpoint_id = e->id;
+			orow->agent = arena_strdup(a, ag->name);
+			orow->region = arena_strdup(a, rg->name);
+			orow->detail = arena_strdup(a, o->detail);
+			if (!orow->agent || !orow->region || !orow->detail)
+				goto fail;
+			orow->has_coords = rg->has_coords;
+			orow->lat = rg->lat;
+			orow->lon = rg->lon;
+			orow->state = o->state;
+			orow->ok = o->ok;
+			orow->rtt_ms = o->rtt_ms;
+			orow->ts = o->ts;
+			orow->seen = o->seen;
+			orow->since = o->since;
+			orow->fresh = now - o->seen <=
+			              h->p.stale_mult * e->interval;
+		}
+		for (size_t r = 0; r < e->n_lat; r++) {
+			struct hstate_lat_row *lr;
+
+			if (!e->lat[r].samples)
+				continue;
+			lr = &out->lat[l++];
+			if (!(lr->region = arena_strdup(a, h->regions[r].name)))
+				goto fail;
+			lr->endpoint_id = e->id;
+			lr->rtt_ms = e->lat[r].rtt_ms;
+			lr->samples = e->lat[r].samples;
+			lr->updated = e->lat[r].updated;
+		}
+	}
+	out->n_eps = h->n_eps;
+	out->n_obs = k;
+	out->n_lat = l;
+	return 0;
+fail:
+	hstate_rows_fini(out);
+	return -ENOMEM;
+}
+
+void hstate_rows_fini(struct hstate_rows *r)
+{
+	arena_fini(&r->arena);
+	r->eps = NULL;
+	r->obs = NULL;
+	r->lat = NULL;
+	r->n_eps = r->n_obs = r->n_lat = 0;
+}
+
+int hstate_restore(struct hstate *h, const struct hstate_rows *rows,
+                   size_t *skipped)
+{
+	size_t skip = 0;
+
+	for (size_t i = 0; i < rows->n_eps; i++) {
+		const struct hstate_ep_row *r = &rows->eps[i];
+		struct ep *e = ep_find(h, r->endpoint_id);
+
+		if (!e || r->state > HSTATE_DOWN) {
+			skip++;
+			continue;
+		}
+		e->state = r->state;
+		e->stale = r->stale;
+		e->since = r->since;
+		snprintf(e->reason, sizeof(e->reason), "%s",
+		         r->reason ? r->reason : "restored");
+	}
+	for (size_t i = 0; i < rows->n_obs; i++) {
+		const struct hstate_obs_row *r = &rows->obs[i];
+		struct ep *e = ep_find(h, r->endpoint_id);
+		struct obs *o;
+		long ai;
+
+		if (!e || r->state > HSTATE_DOWN || !name_ok(r->agent) ||
+		    !name_ok(r->region)) {
+			skip++;
+			continue;
+		}
+		if ((ai = intern(h, r->agent, r->region, r->has_coords,
+		                 r->lat, r->lon)) < 0) {
+			if (ai == -ENOMEM)
+				return -ENOMEM;
+			skip++;
+			continue;
+		}
+		if (reserve(e, (uint32_t)ai, h->n_regions) < 0)
+			return -ENOMEM;
+		if (!(o = obs_find(e, (uint32_t)ai))) {
+			o = &e->obs[e->n_obs++];
+			memset(o, 0, sizeof(*o));
+			o->agent = (uint32_t)ai;
+		}
+		o->state = r->state;
+		o->ok = r->ok;
+		o->rtt_ms = r->rtt_ms;
+		o->ts = r->ts;
+		o->seen = r->seen;
+		o->since = r->since;
+		snprintf(o->detail, sizeof(o->detail), "%s",
+		         r->detail ? r->detail : "");
+	}
+	for (size_t i = 0; i < rows->n_lat; i++) {
+		const struct hstate_lat_row *r = &rows->lat[i];
+		struct ep *e = ep_find(h, r->endpoint_id);
+		long ri;
+
+		if (!e || !name_ok(r->region) || !(r->rtt_ms >= 0)) {
+			skip++;
+			continue;
+		}
+		if ((ri = region_find(h, r->region)) < 0) {
+			if (grow((void **)&h->regions, &h->cap_regions,
+			         h->n_regions + 1, sizeof(*h->regions)) < 0)
+				return -ENOMEM;
+			ri = (long)h->n_regions++;
+			memset(&h->regions[ri], 0, sizeof(h->regions[ri]));
+			snprintf(h->regions[ri].name, HSTATE_NAME_MAX, "%s",
+			         r->region);
+		}
+		if (reserve(e, UINT32_MAX, h->n_regions) < 0)
+			return -ENOMEM;
+		e->lat[ri].rtt_ms = r->rtt_ms;
+		e->lat[ri].samples = r->samples ? r->samples : 1;
+		e->lat[ri].updated = r->updated;
+	}
+	if (skipped)
+		*skipped = skip;
+	return 0;
+}
+
+static const char *const state_names[] = { "unknown", "up", "down" };
+
+const char *hstate_state_name(unsigned state)
+{
+	return state <= HSTATE_DOWN ? state_names[state] : "invalid";
+}
+
+int hstate_state_parse(const char *s, uint8_t *out)
+{
+	for (unsigned i = 0; i <= HSTATE_DOWN; i++)
+		if (strcmp(s, state_names[i]) == 0) {
+			*out = (uint8_t)i;
+			return 0;
+		}
+	return -EINVAL;
+}

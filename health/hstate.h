@@ -1,0 +1,189 @@
+/* health/hstate.h - server-side health state: folds probe-agent reports
+ * into a per-endpoint quorum state and per-(region, endpoint) RTT EWMAs.
+ *
+ * Pure logic: no SQLite, no libevent, no JSON. Load time only: the control
+ * thread owns a struct hstate and is the only thread that touches it; the
+ * query path sees immutable views built by hstate_view_build().
+ *
+ * Model (see health/PROTOCOL.md):
+ * - per (agent, endpoint): the agent's own rise/fall state (up, down or
+ *   unknown), its latest raw result and the time the server received it;
+ * - per endpoint: among agents whose report is fresh (received within
+ *   stale_mult x the endpoint's check interval) and whose state is up or
+ *   down ("voters"), the endpoint is up when ups > quorum x voters, down
+ *   otherwise (a tie at the default 0.5 is down). With no voter the last
+ *   state stands and the endpoint is marked stale. Agents that report
+ *   "unknown" are fresh but do not vote.
+ * - RTT: EWMA per (agent region, endpoint) over successful results with an
+ *   RTT; a result whose timestamp is not newer than the last one folded for
+ *   that agent is a resend and is not folded again.
+ * All times are unix seconds (CLOCK_REALTIME) so persisted rows stay
+ * meaningful across restarts. */
+#ifndef HEALTH_HSTATE_H
+#define HEALTH_HSTATE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/arena.h"
+
+enum hstate_state { HSTATE_UNKNOWN = 0, HSTATE_UP = 1, HSTATE_DOWN = 2 };
+
+#define HSTATE_NAME_MAX   64    /* agent and region names, bytes */
+#define HSTATE_DETAIL_MAX 128   /* result detail, bytes incl. NUL */
+#define HSTATE_REASON_MAX 160   /* transition reason, bytes incl. NUL */
+#define HSTATE_MAX_AGENTS 1024
+
+struct hstate;                                  /* opaque */
+
+struct hstate_params {
+	double quorum;       /* up when ups > quorum x voters; 0 <= q < 1 */
+	double alpha;        /* EWMA weight of a new sample, 0 < alpha <= 1 */
+	double stale_mult;   /* fresh = received within stale_mult x interval */
+};
+/* quorum 0.5, alpha 0.3, stale_mult 3. */
+void hstate_params_default(struct hstate_params *p);
+
+/* New state with no endpoints, or NULL (-ENOMEM, or params out of range).
+ * p NULL means defaults. Caller owns it: hstate_free(). */
+struct hstate *hstate_new(const struct hstate_params *p);
+void hstate_free(struct hstate *h);                    /* NULL is fine */
+
+/* One checked endpoint as configured: id and check interval in seconds. */
+struct hstate_ep {
+	uint32_t id;
+	double interval;
+};
+/* Sets the endpoints that have checks. Endpoints already known keep their
+ * state and observations (their interval is updated); new ones start
+ * unknown and stale; endpoints not listed are forgotten. Returns 0,
+ * -EINVAL (interval <= 0 or duplicate id) or -ENOMEM; on error nothing
+ * changed. */
+int hstate_set_endpoints(struct hstate *h, const struct hstate_ep *eps,
+                         size_t n);
+
+/* The reporting agent. Strings are copied. */
+struct hstate_agent {
+	const char *name;      /* 1..HSTATE_NAME_MAX-1 bytes */
+	const char *region;    /* 1..HSTATE_NAME_MAX-1 bytes */
+	bool has_coords;
+	double lat, lon;       /* degrees, when has_coords */
+};
+/* One result of a batch. */
+struct hstate_result {
+	uint32_t id;           /* endpoint id */
+	uint8_t state;         /* agent-local enum hstate_state */
+	bool ok;               /* latest raw result */
+	double rtt_ms;         /* < 0: none */
+	double ts;             /* agent's time of the result, unix seconds */
+	const char *detail;    /* NULL or text; truncated to HSTATE_DETAIL_MAX */
+};
+/* Folds one batch received at time now. Everything is validated first:
+ * returns -ENOENT if a result names an endpoint not set (err names the
+ * first such id), -EINVAL for a bad agent, region or state, -ENOMEM; on
+ * any error nothing changed. Affected endpoints are re-evaluated and
+ * transitions queued (hstate_take_events). */
+int hstate_report(struct hstate *h, const struct hstate_agent *a,
+                  const struct hstate_result *res, size_t n, double now,
+                  char *err, size_t errlen);
+
+/* Re-evaluates every endpoint at time now (reports age into staleness);
+ * call about once a second. */
+void hstate_tick(struct hstate *h, double now);
+
+/* A transition of an endpoint's quorum state or of its stale flag. */
+struct hstate_event {
+	uint32_t id;
+	uint8_t old_state, new_state;
+	bool old_stale, new_stale;
+	double at;
+	char reason[HSTATE_REASON_MAX];
+};
+/* Moves up to max queued events (oldest first) to out; returns how many.
+ * Each transition is queued exactly once. */
+size_t hstate_take_events(struct hstate *h, struct hstate_event *out,
+                          size_t max);
+
+/* Endpoint's current state: 0 with state and stale set, or -ENOENT. */
+int hstate_get(const struct hstate *h, uint32_t id, uint8_t *state,
+               bool *stale);
+/* Current RTT EWMA for (region, endpoint): 0, or -ENOENT if none. */
+int hstate_rtt(const struct hstate *h, const char *region, uint32_t id,
+               double *rtt_ms);
+
+/* Immutable compact view for the query path; the layout matches what the
+ * policy engine (struct svc_health_view) reads. */
+struct hstate_region {
+	const char *name;
+	bool has_coords;
+	double lat, lon;
+};
+struct hstate_view {
+	const uint8_t *state;   /* [n] by endpoint id: enum hstate_state */
+	const uint8_t *stale;   /* [n] by endpoint id: 1 = no fresh agent */
+	size_t n;               /* max endpoint id + 1 (0 if no endpoint) */
+	size_t n_regions;
+	const struct hstate_region *regions;
+	const float *rtt_ms;    /* [region * n + id], < 0: no measurement */
+};
+/* Builds a view of the current state, or NULL (-ENOMEM). Ids without a
+ * check read HSTATE_UNKNOWN. Caller owns it: hstate_view_free(); it is
+ * independent of h afterwards. */
+struct hstate_view *hstate_view_build(const struct hstate *h);
+void hstate_view_free(struct hstate_view *v);          /* NULL is fine */
+
+/* Plain rows for persistence and status output (the caller does SQL). */
+struct hstate_ep_row {          /* table endpoint_health */
+	uint32_t endpoint_id;
+	uint8_t state;
+	bool stale;
+	double since;           /* when state last changed; 0 = never */
+	const char *reason;
+};
+struct hstate_obs_row {         /* table health (+ probes for the agent) */
+	uint32_t endpoint_id;
+	const char *agent, *region;
+	bool has_coords;
+	double lat, lon;
+	uint8_t state;          /* agent-local state */
+	bool ok;
+	double rtt_ms;          /* < 0: none */
+	double ts;              /* agent's result time */
+	double seen;            /* server receive time */
+	double since;           /* when this agent's state last changed */
+	const char *detail;     /* "" if none */
+	bool fresh;             /* export only: seen within the window */
+};
+struct hstate_lat_row {         /* table latency */
+	const char *region;
+	uint32_t endpoint_id;
+	double rtt_ms;
+	uint64_t samples;
+	double updated;
+};
+struct hstate_rows {
+	struct hstate_ep_row *eps;
+	size_t n_eps;
+	struct hstate_obs_row *obs;
+	size_t n_obs;
+	struct hstate_lat_row *lat;
+	size_t n_lat;
+	struct arena arena;     /* export: owns every row and string */
+};
+/* Exports everything (freshness judged at now) into out, which the caller
+ * releases with hstate_rows_fini(). Returns 0 or -ENOMEM. */
+int hstate_export(const struct hstate *h, double now, struct hstate_rows *out);
+void hstate_rows_fini(struct hstate_rows *r);
+/* Restores state from rows (e.g. read back from SQLite) after
+ * hstate_set_endpoints(). Rows for endpoints not set are skipped and
+ * counted in *skipped (may be NULL); bad rows (state out of range, empty
+ * names) likewise. Endpoint rows set state, stale and since; no events are
+ * queued. Reads only; does not take ownership. Returns 0 or -ENOMEM. */
+int hstate_restore(struct hstate *h, const struct hstate_rows *rows,
+                   size_t *skipped);
+
+/* "up", "down", "unknown" / the reverse (returns 0 or -EINVAL). */
+const char *hstate_state_name(unsigned state);
+int hstate_state_parse(const char *s, uint8_t *out);
+
+#endif
