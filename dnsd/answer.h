@@ -1,0 +1,40 @@
+/* dnsd/answer.h - builds the response to one query from a snapshot.
+ *
+ * Query path, any worker thread: never allocates, takes no lock, touches
+ * only the packet, the response buffer, the (immutable) snapshot and the
+ * worker's own state. Implements RFC 1034 4.3.2 (authoritative lookup),
+ * RFC 2308 (negative answers), RFC 4592 (wildcards), RFC 6604 (CNAME chain
+ * rcodes), RFC 6891 (EDNS), RFC 7871 (ECS), RFC 8482 (minimal ANY). */
+#ifndef DNSD_ANSWER_H
+#define DNSD_ANSWER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "dnsd/snap.h"
+#include "dnsd/stats.h"
+
+#define ANSWER_MAX 65535
+
+/* A worker's private state for answering. */
+struct answer_worker {
+	struct stats *st;
+	uint64_t rng;            /* weighted random choice */
+	uint32_t rr;             /* round-robin step */
+};
+
+/* Who asked and how. */
+struct answer_client {
+	struct in6_addr addr;    /* IPv4 as v4-mapped ::ffff:a.b.c.d */
+	bool tcp;
+};
+
+/* Answers the query in pkt[0..len) into out (ANSWER_MAX octets). Returns
+ * the response length, or 0 when the packet must be dropped. */
+size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,
+		    uint8_t *out, const struct answer_client *c,
+		    struct answer_worker *w);
+
+#endif

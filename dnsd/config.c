@@ -1,0 +1,327 @@
+/* dnsd/config.c - option table, config file and flags; see config.h. */
+#include "dnsd/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+#define DNSD_VERSION "0.1.0"
+
+enum opt_type { OPT_STR, OPT_LIST, OPT_UINT, OPT_FLAG };
+
+struct opt {
+	const char *name;
+	enum opt_type type;
+	size_t off;              /* into struct config */
+	size_t count_off;        /* OPT_LIST: the counter */
+	unsigned min, max;       /* OPT_UINT bounds */
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct config, f)
+static const struct opt opts[] = {
+	{ "listen", OPT_LIST, OFF(listen), OFF(n_listen), 0, 0,
+	  "ADDR:PORT to serve DNS on, UDP and TCP (repeatable; [::1]:53 for IPv6)" },
+	{ "zone", OPT_LIST, OFF(zone), OFF(n_zone), 0, 0,
+	  "an RFC 1035 master file (repeatable)" },
+	{ "db", OPT_STR, OFF(db), 0, 0, 0, "the SQLite store of balanced names" },
+	{ "geoip", OPT_STR, OFF(geoip), 0, 0, 0, "an MMDB GeoIP database" },
+	{ "api", OPT_STR, OFF(api), 0, 0, 0, "ADDR:PORT of the HTTP API" },
+	{ "api-token-file", OPT_STR, OFF(api_token_file), 0, 0, 0,
+	  "file whose first line is the API bearer token" },
+	{ "threads", OPT_UINT, OFF(threads), 0, 1, 256,
+	  "worker threads (default: one per CPU)" },
+	{ "nsid", OPT_STR, OFF(nsid), 0, 0, 0,
+	  "NSID (RFC 5001) to return when asked" },
+	{ "max-udp-size", OPT_UINT, OFF(max_udp_size), 0, 512, 4096,
+	  "largest UDP answer with EDNS (default 1232)" },
+	{ "tcp-idle-timeout", OPT_UINT, OFF(tcp_idle_timeout), 0, 1, 3600,
+	  "seconds before an idle TCP connection is closed (default 10)" },
+	{ "tcp-max-clients", OPT_UINT, OFF(tcp_max_clients), 0, 1, 1000000,
+	  "TCP connections per worker; the longest idle is closed to admit one more (default 250)" },
+	{ "ecs-max-v4", OPT_UINT, OFF(ecs_max_v4), 0, 0, 32,
+	  "longest trusted ECS source prefix for IPv4 (default 24)" },
+	{ "ecs-max-v6", OPT_UINT, OFF(ecs_max_v6), 0, 0, 128,
+	  "longest trusted ECS source prefix for IPv6 (default 56)" },
+	{ "db-poll-ms", OPT_UINT, OFF(db_poll_ms), 0, 50, 60000,
+	  "how often to look for database changes (default 250)" },
+	{ "log-level", OPT_STR, OFF(log_level), 0, 0, 0,
+	  "err, warn, info (default) or debug" },
+	{ "user", OPT_STR, OFF(user), 0, 0, 0,
+	  "user to switch to after binding, when started as root" },
+};
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+void config_init(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->max_udp_size = 1232;
+	c->tcp_idle_timeout = 10;
+	c->tcp_max_clients = 250;
+	c->ecs_max_v4 = 24;
+	c->ecs_max_v6 = 56;
+	c->db_poll_ms = 250;
+	c->log_level = "info";
+}
+
+void config_fini(struct config *c)
+{
+	free(c->strings);
+	c->strings = NULL;
+}
+
+void config_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: dnsd [--config FILE] [--check] [--OPTION VALUE ...]\n"
+		"Authoritative DNS server with balanced names (GSLB).\n\n"
+		"  --config FILE         read options from FILE (\"key value\" lines)\n"
+		"  --check               validate configuration, zones and database, then exit\n"
+		"  --help, --version\n");
+	for (size_t i = 0; i < N_OPTS; i++)
+		fprintf(out, "  --%-20s %s\n", opts[i].name, opts[i].help);
+	fprintf(out, "\nEvery option can be a config-file key; flags win over the file.\n");
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64];
+
+	if (la >= 63 || lb >= 63)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t prev = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cur = row[j];
+			size_t best = prev + (a[i - 1] != b[j - 1]);
+
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			prev = cur;
+		}
+	}
+	return row[lb];
+}
+
+static const struct opt *find_opt(const char *name)
+{
+	for (size_t i = 0; i < N_OPTS; i++)
+		if (strcmp(opts[i].name, name) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+static const char *nearest(const char *name)
+{
+	const char *best = NULL;
+	size_t bd = SIZE_MAX;
+
+	for (size_t i = 0; i < N_OPTS; i++) {
+		size_t d = edit_distance(name, opts[i].name);
+
+		if (d < bd) {
+			bd = d;
+			best = opts[i].name;
+		}
+	}
+	return best;
+}
+
+/* Sets one option. where: "file:line" or "command line". seen: per option,
+ * whether this source already set it (duplicates are errors). Lists from a
+ * second source replace the first one's entries. */
+static int set_opt(struct config *c, const char *where, const char *key,
+		   const char *val, bool *seen, bool *list_reset)
+{
+	const struct opt *o = find_opt(key);
+	char *base = (char *)c;
+
+	if (!o) {
+		log_err("%s: unknown option '%s' (did you mean '%s'?)", where, key,
+			nearest(key));
+		return -EINVAL;
+	}
+	if (!val || !*val) {
+		log_err("%s: %s: missing value", where, key);
+		return -EINVAL;
+	}
+	if (o->type != OPT_LIST && seen[o - opts]) {
+		log_err("%s: %s: given twice", where, key);
+		return -EINVAL;
+	}
+	seen[o - opts] = true;
+	switch (o->type) {
+	case OPT_STR:
+		*(const char **)(base + o->off) = val;
+		break;
+	case OPT_LIST: {
+		size_t *n = (size_t *)(base + o->count_off);
+
+		if (!list_reset[o - opts]) {
+			*n = 0;
+			list_reset[o - opts] = true;
+		}
+		if (*n >= CONFIG_LIST_MAX) {
+			log_err("%s: %s: more than %d entries", where, key, CONFIG_LIST_MAX);
+			return -EINVAL;
+		}
+		((const char **)(base + o->off))[(*n)++] = val;
+		break;
+	}
+	case OPT_UINT: {
+		char *end;
+		unsigned long v;
+
+		errno = 0;
+		v = strtoul(val, &end, 10);
+		if (errno || *end || end == val || val[0] == '-' ||
+		    v < o->min || v > o->max) {
+			log_err("%s: %s: '%s' is not a number in %u..%u", where, key,
+				val, o->min, o->max);
+			return -EINVAL;
+		}
+		*(unsigned *)(base + o->off) = (unsigned)v;
+		break;
+	}
+	case OPT_FLAG:
+		break;
+	}
+	return 0;
+}
+
+static int read_file(struct config *c, const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	bool seen[N_OPTS] = { 0 }, reset[N_OPTS] = { 0 };
+	char *data = NULL;
+	size_t cap = 0, len = 0;
+	int rc = 0, lineno = 0;
+	char where[PATH_MAX + 32];
+
+	if (!fp) {
+		log_err("%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	/* Read it whole: option values point into this buffer. */
+	for (;;) {
+		size_t n;
+
+		if (len + 4096 + 1 > cap) {
+			char *nd = realloc(data, cap = cap ? cap * 2 : 8192);
+
+			if (!nd) {
+				fclose(fp);
+				free(data);
+				return -ENOMEM;
+			}
+			data = nd;
+		}
+		n = fread(data + len, 1, cap - len - 1, fp);
+		if (n == 0)
+			break;
+		len += n;
+	}
+	fclose(fp);
+	if (!data)
+		return 0;
+	data[len] = 0;
+	c->strings = data;
+	for (char *line = data, *next; line && *line; line = next) {
+		char *key, *val, *end;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		lineno++;
+		if ((end = strchr(line, '#')))
+			*end = 0;
+		key = line + strspn(line, " \t\r");
+		if (!*key)
+			continue;
+		val = key + strcspn(key, " \t\r=");
+		if (*val)
+			*val++ = 0;
+		val += strspn(val, " \t\r=");
+		end = val + strlen(val);
+		while (end > val && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+			*--end = 0;
+		snprintf(where, sizeof(where), "%s:%d", path, lineno);
+		if (set_opt(c, where, key, val, seen, reset) < 0)
+			rc = -EINVAL;
+	}
+	return rc;
+}
+
+int config_parse(struct config *c, int argc, char **argv)
+{
+	bool seen[N_OPTS] = { 0 }, reset[N_OPTS] = { 0 };
+	const char *file = NULL;
+	int rc = 0;
+
+	/* The file first, whatever its position, so that flags win. */
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			config_usage(stdout);
+			return 1;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("dnsd %s\n", DNSD_VERSION);
+			return 1;
+		}
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			file = argv[++i];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			file = argv[i] + 9;
+	}
+	if (file && read_file(c, file) < 0)
+		rc = -EINVAL;
+	for (int i = 0; i < argc; i++) {
+		char *a = argv[i], *eq, key[64];
+		const char *val;
+
+		if (strcmp(a, "--check") == 0) {
+			c->check = true;
+			continue;
+		}
+		if (strcmp(a, "--config") == 0) {
+			i++;
+			continue;
+		}
+		if (strncmp(a, "--config=", 9) == 0)
+			continue;
+		if (strncmp(a, "--", 2) != 0 || strlen(a) >= sizeof(key) + 2) {
+			log_err("command line: unexpected argument '%s'", a);
+			rc = -EINVAL;
+			continue;
+		}
+		if ((eq = strchr(a, '='))) {
+			snprintf(key, sizeof(key), "%.*s", (int)(eq - a - 2), a + 2);
+			val = eq + 1;
+		} else {
+			snprintf(key, sizeof(key), "%s", a + 2);
+			if (!find_opt(key)) {
+				val = NULL;
+			} else if (i + 1 >= argc) {
+				log_err("command line: --%s: missing value", key);
+				rc = -EINVAL;
+				continue;
+			} else {
+				val = argv[++i];
+			}
+		}
+		if (set_opt(c, "command line", key, val, seen, reset) < 0)
+			rc = -EINVAL;
+	}
+	return rc;
+}

@@ -1,0 +1,46 @@
+/* dnsd/config.h - dnsd's settings: one table of options, read from a
+ * config file ("key value" lines, '#' comments) and from --key flags, which
+ * win. Load time only (startup, --check). */
+#ifndef DNSD_CONFIG_H
+#define DNSD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_LIST_MAX 64
+
+struct config {
+	const char *listen[CONFIG_LIST_MAX];
+	size_t n_listen;
+	const char *zone[CONFIG_LIST_MAX];
+	size_t n_zone;
+	const char *db;
+	const char *geoip;
+	const char *api;
+	const char *api_token_file;
+	const char *nsid;
+	const char *log_level;
+	const char *user;
+	unsigned threads;
+	unsigned max_udp_size;
+	unsigned tcp_idle_timeout;     /* seconds */
+	unsigned tcp_max_clients;      /* per worker */
+	unsigned ecs_max_v4, ecs_max_v6;
+	unsigned db_poll_ms;
+	bool check;                    /* --check: validate and exit */
+	char *strings;                 /* owns the text of file values */
+};
+
+/* Fills defaults. */
+void config_init(struct config *c);
+/* Parses argv (after the program name) and the --config file it names.
+ * Prints every problem as "where: what" to stderr. Returns 0, 1 when
+ * --help/--version was handled (exit 0), or -EINVAL. */
+int config_parse(struct config *c, int argc, char **argv);
+void config_fini(struct config *c);
+/* Prints the usage text. */
+void config_usage(FILE *out);
+
+#endif

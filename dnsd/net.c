@@ -1,0 +1,587 @@
+/* dnsd/net.c - worker threads; see net.h.
+ *
+ * Each worker owns an event base (no locks), one UDP and one TCP listening
+ * socket per listen address (SO_REUSEPORT spreads clients over workers), its
+ * receive/send buffers and its counters. A UDP wake-up drains the socket in
+ * recvmmsg batches and answers each batch with one sendmmsg. The worker is
+ * an RCU reader only while it answers (rcu_thread_online/offline around a
+ * batch), so it never delays a snapshot swap while it waits for packets. */
+#include "dnsd/net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <urcu-qsbr.h>
+
+#include "common/log.h"
+#include "dnsd/answer.h"
+#include "dnsd/snap.h"
+#include "dnsd/wire.h"
+
+#define BATCH      64
+#define RX_SIZE    4096          /* larger UDP queries are dropped */
+#define TX_SIZE    (4096 + 512)  /* max-udp-size <= 4096, plus OPT */
+#define UDP_ROUNDS 16            /* batches per wake-up, then yield to TCP */
+#define TCP_OUT_MAX (256 * 1024) /* stop reading a client that doesn't read */
+
+struct worker;
+
+struct tcp_conn {
+	struct worker *w;
+	struct bufferevent *bev;
+	struct tcp_conn *prev, *next;  /* LRU: head = longest idle */
+	struct timespec partial_since; /* a message started but incomplete */
+	bool partial;
+	bool answer_v6;
+	struct in6_addr peer;
+};
+
+struct worker {
+	struct net *net;
+	unsigned idx;
+	pthread_t tid;
+	bool started;
+	struct event_base *base;
+	int wake_fd;
+	struct event *wake_ev;
+	int *udp_fd;
+	struct event **udp_ev;
+	struct evconnlistener **tcp;
+	struct tcp_conn *lru_head, *lru_tail;
+	unsigned n_conns;
+	struct answer_worker aw;
+	struct stats stats;
+	/* Batch buffers. */
+	struct mmsghdr rmsg[BATCH], smsg[BATCH];
+	struct iovec riov[BATCH], siov[BATCH];
+	struct sockaddr_storage peer[BATCH];
+	uint8_t rx[BATCH][RX_SIZE];
+	uint8_t tx[BATCH][TX_SIZE];
+	uint8_t tcp_rx[65536];
+	uint8_t tcp_tx[2 + ANSWER_MAX];
+};
+
+struct net {
+	struct net_conf conf;
+	struct worker **w;
+	unsigned n_workers;
+	size_t n_listen;
+};
+
+int net_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon, *h = s;
+	size_t hl;
+	char *end;
+	unsigned long port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return -EINVAL;
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port > 65535)
+		return -EINVAL;
+	if (*s == '[') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			return -EINVAL;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return -EINVAL;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		*len = sizeof(*a);
+	}
+	return 0;
+}
+
+static void to_client(const struct sockaddr *sa, struct in6_addr *out)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+
+		memset(out, 0, 10);
+		out->s6_addr[10] = out->s6_addr[11] = 0xff;
+		memcpy(out->s6_addr + 12, &a->sin_addr, 4);
+	} else {
+		*out = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+	}
+}
+
+static int bind_socket(const char *what, int type,
+		       const struct sockaddr_storage *ss, socklen_t len)
+{
+	int one = 1;
+	int fd = socket(ss->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		log_err_errno("listen %s: socket", what);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+		log_err_errno("listen %s: SO_REUSEPORT", what);
+		close(fd);
+		return -1;
+	}
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (type == SOCK_STREAM)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)ss, len) < 0) {
+		log_err_errno("listen %s (%s)", what, type == SOCK_STREAM ? "tcp" : "udp");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* ---- UDP ---- */
+
+static void udp_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	const struct snap *s;
+
+	(void)what;
+	rcu_thread_online();
+	s = snap_current();
+	for (unsigned round = 0; round < UDP_ROUNDS; round++) {
+		int n, k = 0;
+
+		for (int i = 0; i < BATCH; i++) {
+			w->riov[i].iov_base = w->rx[i];
+			w->riov[i].iov_len = RX_SIZE;
+			w->rmsg[i].msg_hdr = (struct msghdr) {
+				.msg_name = &w->peer[i],
+				.msg_namelen = sizeof(w->peer[i]),
+				.msg_iov = &w->riov[i],
+				.msg_iovlen = 1,
+			};
+		}
+		n = recvmmsg(fd, w->rmsg, BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			struct answer_client c = { .tcp = false };
+			size_t len;
+
+			if (w->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) {
+				w->stats.dropped++;
+				continue;
+			}
+			to_client((struct sockaddr *)&w->peer[i], &c.addr);
+			len = answer_query(s, w->rx[i], w->rmsg[i].msg_len, w->tx[k],
+					   &c, &w->aw);
+			if (!len)
+				continue;
+			w->siov[k].iov_base = w->tx[k];
+			w->siov[k].iov_len = len;
+			w->smsg[k].msg_hdr = (struct msghdr) {
+				.msg_name = &w->peer[i],
+				.msg_namelen = w->rmsg[i].msg_hdr.msg_namelen,
+				.msg_iov = &w->siov[k],
+				.msg_iovlen = 1,
+			};
+			k++;
+		}
+		for (int sent = 0; sent < k;) {
+			int r = sendmmsg(fd, w->smsg + sent, (unsigned)(k - sent), 0);
+
+			if (r <= 0) {
+				/* A full socket buffer or an unreachable peer:
+				 * skip that one answer; UDP may lose it. */
+				sent++;
+				continue;
+			}
+			sent += r;
+		}
+		if (n < BATCH)
+			break;
+	}
+	rcu_thread_offline();
+}
+
+/* ---- TCP (RFC 7766) ---- */
+
+static void lru_unlink(struct worker *w, struct tcp_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->lru_head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		w->lru_tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void lru_append(struct worker *w, struct tcp_conn *c)
+{
+	c->prev = w->lru_tail;
+	c->next = NULL;
+	if (w->lru_tail)
+		w->lru_tail->next = c;
+	else
+		w->lru_head = c;
+	w->lru_tail = c;
+}
+
+static void tcp_close(struct tcp_conn *c)
+{
+	struct worker *w = c->w;
+
+	lru_unlink(w, c);
+	w->n_conns--;
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+static double since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) + (now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+static void tcp_read(struct bufferevent *bev, void *arg)
+{
+	struct tcp_conn *c = arg;
+	struct worker *w = c->w;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *out = bufferevent_get_output(bev);
+	const struct snap *s;
+	bool bad = false;
+
+	lru_unlink(w, c);
+	lru_append(w, c);
+	rcu_thread_online();
+	s = snap_current();
+	/* Pipelined queries: answer every complete message in the buffer. */
+	for (unsigned i = 0; i < 1024; i++) {
+		size_t have = evbuffer_get_length(in), len, rlen;
+		uint8_t hdr[2];
+		struct answer_client ac = { .addr = c->peer, .tcp = true };
+
+		if (have < 2)
+			break;
+		evbuffer_copyout(in, hdr, 2);
+		len = wire_get16(hdr);
+		if (len < WIRE_HDR) {
+			bad = true;
+			break;
+		}
+		if (have < 2 + len)
+			break;
+		evbuffer_drain(in, 2);
+		evbuffer_remove(in, w->tcp_rx, len);
+		rlen = answer_query(s, w->tcp_rx, len, w->tcp_tx + 2, &ac, &w->aw);
+		if (!rlen) {
+			bad = true;
+			break;
+		}
+		wire_put16(w->tcp_tx, (uint16_t)rlen);
+		evbuffer_add(out, w->tcp_tx, rlen + 2);
+		if (evbuffer_get_length(out) > TCP_OUT_MAX) {
+			bufferevent_disable(bev, EV_READ);
+			break;
+		}
+	}
+	rcu_thread_offline();
+	if (bad) {
+		w->stats.tcp_closed_bad++;
+		tcp_close(c);
+		return;
+	}
+	/* A message that trickles in must still complete within the idle
+	 * timeout, so one byte a second cannot hold a connection forever. */
+	if (evbuffer_get_length(in) > 0) {
+		if (!c->partial) {
+			c->partial = true;
+			clock_gettime(CLOCK_MONOTONIC, &c->partial_since);
+		} else if (since(&c->partial_since) > w->net->conf.tcp_idle_timeout) {
+			w->stats.tcp_closed_idle++;
+			tcp_close(c);
+			return;
+		}
+	} else {
+		c->partial = false;
+	}
+}
+
+static void tcp_write(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	/* The client read what we had: accept its next queries again. */
+	bufferevent_enable(bev, EV_READ);
+}
+
+static void tcp_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct tcp_conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT)
+		c->w->stats.tcp_closed_idle++;
+	tcp_close(c);
+}
+
+static void tcp_accept(struct evconnlistener *l, evutil_socket_t fd,
+		       struct sockaddr *sa, int salen, void *arg)
+{
+	struct worker *w = arg;
+	struct tcp_conn *c;
+	struct timeval tv = { .tv_sec = w->net->conf.tcp_idle_timeout };
+
+	(void)l;
+	(void)salen;
+	w->stats.tcp_accepted++;
+	/* At the cap, the longest idle connection makes room (RFC 7766 6.2.3
+	 * lets a server close idle connections). */
+	if (w->n_conns >= w->net->conf.tcp_max_clients && w->lru_head) {
+		w->stats.tcp_closed_cap++;
+		tcp_close(w->lru_head);
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->w = w;
+	to_client(sa, &c->peer);
+	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		close(fd);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, tcp_read, tcp_write, tcp_event, c);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	lru_append(w, c);
+	w->n_conns++;
+}
+
+/* ---- threads ---- */
+
+static void wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	uint64_t v;
+
+	(void)what;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn_errno("worker %u: wake", w->idx);
+	event_base_loopbreak(w->base);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	rcu_register_thread();
+	rcu_thread_offline();
+	event_base_dispatch(w->base);
+	rcu_thread_online();
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void worker_free(struct worker *w, size_t n_listen)
+{
+	if (!w)
+		return;
+	while (w->lru_head)
+		tcp_close(w->lru_head);
+	for (size_t i = 0; i < n_listen; i++) {
+		if (w->udp_ev && w->udp_ev[i])
+			event_free(w->udp_ev[i]);
+		if (w->udp_fd && w->udp_fd[i] >= 0)
+			close(w->udp_fd[i]);
+		if (w->tcp && w->tcp[i])
+			evconnlistener_free(w->tcp[i]);
+	}
+	if (w->wake_ev)
+		event_free(w->wake_ev);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	if (w->base)
+		event_base_free(w->base);
+	free(w->udp_fd);
+	free(w->udp_ev);
+	free(w->tcp);
+	free(w);
+}
+
+static struct worker *worker_new(struct net *n, unsigned idx,
+				 const char *const *listen)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	struct event_config *ec = event_config_new();
+
+	if (!w || !ec)
+		goto fail;
+	w->net = n;
+	w->idx = idx;
+	w->wake_fd = -1;
+	w->aw.st = &w->stats;
+	w->aw.rng = 0x9e3779b97f4a7c15ull * (idx + 1) ^ (uint64_t)time(NULL);
+	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+	w->base = event_base_new_with_config(ec);
+	w->udp_fd = malloc(n->n_listen * sizeof(int));
+	w->udp_ev = calloc(n->n_listen, sizeof(*w->udp_ev));
+	w->tcp = calloc(n->n_listen, sizeof(*w->tcp));
+	if (!w->base || !w->udp_fd || !w->udp_ev || !w->tcp)
+		goto fail;
+	for (size_t i = 0; i < n->n_listen; i++)
+		w->udp_fd[i] = -1;
+	for (size_t i = 0; i < n->n_listen; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		int fd;
+
+		if (net_parse_addr(listen[i], &ss, &sl) < 0) {
+			log_err("listen %s: expected ADDR:PORT or [V6ADDR]:PORT", listen[i]);
+			goto fail;
+		}
+		if ((w->udp_fd[i] = bind_socket(listen[i], SOCK_DGRAM, &ss, sl)) < 0)
+			goto fail;
+		w->udp_ev[i] = event_new(w->base, w->udp_fd[i], EV_READ | EV_PERSIST,
+					 udp_read, w);
+		if (!w->udp_ev[i] || event_add(w->udp_ev[i], NULL) < 0)
+			goto fail;
+		if ((fd = bind_socket(listen[i], SOCK_STREAM, &ss, sl)) < 0)
+			goto fail;
+		w->tcp[i] = evconnlistener_new(w->base, tcp_accept, w,
+					       LEV_OPT_CLOSE_ON_FREE, 1024, fd);
+		if (!w->tcp[i]) {
+			log_err_errno("listen %s: tcp listen", listen[i]);
+			close(fd);
+			goto fail;
+		}
+	}
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->wake_fd < 0)
+		goto fail;
+	w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, wake, w);
+	if (!w->wake_ev || event_add(w->wake_ev, NULL) < 0)
+		goto fail;
+	event_config_free(ec);
+	return w;
+fail:
+	if (ec)
+		event_config_free(ec);
+	worker_free(w, n->n_listen);
+	return NULL;
+}
+
+struct net *net_new(const struct net_conf *conf, const char *const *listen,
+		    size_t n_listen)
+{
+	struct net *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->conf = *conf;
+	n->n_listen = n_listen;
+	n->w = calloc(conf->threads, sizeof(*n->w));
+	if (!n->w) {
+		free(n);
+		return NULL;
+	}
+	for (unsigned i = 0; i < conf->threads; i++) {
+		if (!(n->w[i] = worker_new(n, i, listen))) {
+			net_free(n);
+			return NULL;
+		}
+		n->n_workers++;
+	}
+	return n;
+}
+
+int net_start(struct net *n)
+{
+	for (unsigned i = 0; i < n->n_workers; i++) {
+		int rc = pthread_create(&n->w[i]->tid, NULL, worker_main, n->w[i]);
+
+		if (rc) {
+			log_err("worker %u: pthread_create: %s", i, strerror(rc));
+			return -rc;
+		}
+		n->w[i]->started = true;
+	}
+	return 0;
+}
+
+void net_free(struct net *n)
+{
+	if (!n)
+		return;
+	for (unsigned i = 0; i < n->n_workers; i++) {
+		uint64_t one = 1;
+
+		if (n->w[i]->started &&
+		    write(n->w[i]->wake_fd, &one, sizeof(one)) < 0)
+			log_warn_errno("worker %u: wake", i);
+	}
+	for (unsigned i = 0; i < n->n_workers; i++) {
+		if (n->w[i]->started)
+			pthread_join(n->w[i]->tid, NULL);
+		worker_free(n->w[i], n->n_listen);
+	}
+	free(n->w);
+	free(n);
+}
+
+void net_stats(const struct net *n, struct stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < n->n_workers; i++) {
+		const uint64_t *src = (const uint64_t *)&n->w[i]->stats;
+		uint64_t *dst = (uint64_t *)out;
+
+		/* struct stats is all uint64_t counters before its padding. */
+		for (size_t k = 0; k < offsetof(struct stats, pad) / sizeof(uint64_t); k++)
+			dst[k] += src[k];
+	}
+}

@@ -1,0 +1,36 @@
+/* dnsd/net.h - worker threads: UDP with recvmmsg/sendmmsg on per-thread
+ * SO_REUSEPORT sockets, and TCP (RFC 7766) with libevent, one event base per
+ * worker. Query path: workers only read the current snapshot (snap.h) and
+ * write their own buffers and counters. */
+#ifndef DNSD_NET_H
+#define DNSD_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "dnsd/stats.h"
+
+struct net_conf {
+	unsigned threads;
+	unsigned tcp_idle_timeout;   /* seconds */
+	unsigned tcp_max_clients;    /* per worker */
+};
+
+struct net;
+
+/* Parses "ADDR:PORT" or "[V6ADDR]:PORT". Returns 0 or -EINVAL. */
+int net_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+
+/* Binds every listen address for every worker (UDP and TCP, SO_REUSEPORT).
+ * Startup: on failure logs "listen ADDR: reason" and returns NULL. */
+struct net *net_new(const struct net_conf *conf, const char *const *listen,
+		    size_t n_listen);
+/* Starts the worker threads. Returns 0 or a negative errno. */
+int net_start(struct net *n);
+/* Stops and joins the workers, closes the sockets, frees n. NULL is fine. */
+void net_free(struct net *n);
+/* Sums every worker's counters into out (slightly stale is fine). */
+void net_stats(const struct net *n, struct stats *out);
+
+#endif

@@ -1,0 +1,134 @@
+/* dnsd/snap.c - name table and snapshot swap; see snap.h. */
+#include "dnsd/snap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <urcu-qsbr.h>
+
+static struct snap *current;
+
+static uint32_t depth_of(const struct zone *z)
+{
+	return z->apex->labels;
+}
+
+static int by_depth(const void *a, const void *b)
+{
+	const struct zone *x = *(struct zone *const *)a;
+	const struct zone *y = *(struct zone *const *)b;
+
+	return (int)depth_of(x) - (int)depth_of(y);
+}
+
+static struct node **slot_of(struct zonetab *t, const struct node *n)
+{
+	size_t i;
+
+	for (i = n->hash & t->mask; t->slot[i]; i = (i + 1) & t->mask) {
+		const struct node *o = t->slot[i];
+
+		if (o->hash == n->hash && o->name_len == n->name_len &&
+		    memcmp(o->name, n->name, n->name_len) == 0)
+			break;
+	}
+	return &t->slot[i];
+}
+
+struct zonetab *zonetab_build(struct zone *const *zones, size_t n)
+{
+	struct zonetab *t = calloc(1, sizeof(*t));
+	struct zone **sorted = NULL;
+	size_t total = 0, size = 64;
+
+	if (!t)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		total += zones[i]->n_nodes;
+	while (size < total * 2)
+		size *= 2;
+	t->slot = calloc(size, sizeof(*t->slot));
+	sorted = malloc((n ? n : 1) * sizeof(*sorted));
+	if (!t->slot || !sorted) {
+		free(sorted);
+		zonetab_free(t);
+		return NULL;
+	}
+	t->mask = (uint32_t)(size - 1);
+	memcpy(sorted, zones, n * sizeof(*sorted));
+	/* Shallow zones first, so a child zone's names replace its parent's
+	 * delegation and glue. */
+	qsort(sorted, n, sizeof(*sorted), by_depth);
+	for (size_t i = 0; i < n; i++) {
+		const struct zone *z = sorted[i];
+
+		for (size_t k = 0; k < z->n_nodes; k++) {
+			struct node *nd = z->nodes[k];
+			struct node **s;
+
+			/* Parent glue under a cut that we serve ourselves. */
+			if ((nd->flags & NODE_OCCLUDED) &&
+			    (s = slot_of(t, nd->cut)) && *s && (*s)->zone != z)
+				continue;
+			s = slot_of(t, nd);
+			if (!*s)
+				t->n_names++;
+			*s = nd;
+		}
+	}
+	t->zones = sorted;
+	t->n_zones = n;
+	return t;
+}
+
+void zonetab_free(struct zonetab *t)
+{
+	if (!t)
+		return;
+	free(t->slot);
+	free(t->zones);
+	free(t);
+}
+
+const struct node *zonetab_find(const struct zonetab *t, const uint8_t *name,
+				size_t len)
+{
+	uint32_t h = zone_name_hash(name, len);
+
+	for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+		const struct node *n = t->slot[i];
+
+		if (!n)
+			return NULL;
+		if (n->hash == h && n->name_len == len &&
+		    memcmp(n->name, name, len) == 0)
+			return n;
+	}
+}
+
+const struct node *zonetab_encloser(const struct zonetab *t,
+				    const uint8_t *name, size_t len)
+{
+	while (len > 1) {
+		const struct node *n;
+
+		len -= (size_t)*name + 1;
+		name += *name + 1;
+		if ((n = zonetab_find(t, name, len)) != NULL)
+			return n;
+	}
+	return NULL;
+}
+
+const struct snap *snap_current(void)
+{
+	return rcu_dereference(current);
+}
+
+struct snap *snap_publish(struct snap *s)
+{
+	struct snap *old = rcu_xchg_pointer(&current, s);
+
+	synchronize_rcu();
+	return old;
+}

@@ -1,0 +1,68 @@
+/* dnsd/snap.h - the snapshot: everything a worker needs to answer, immutable
+ * once published, swapped whole with liburcu (QSBR flavour).
+ *
+ * Design note. The control thread builds a new struct snap (possibly sharing
+ * unchanged parts - zones, the name table - with the current one), then
+ * snap_publish() swaps the pointer and waits for a grace period before
+ * freeing what the new snapshot no longer uses. Workers call snap_current()
+ * between rcu_thread_online() and rcu_thread_offline() around each batch of
+ * packets; a worker that blocks is offline, so a grace period never waits
+ * for an idle worker. Nothing reachable from a published snapshot is ever
+ * written again. */
+#ifndef DNSD_SNAP_H
+#define DNSD_SNAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dnsd/zone.h"
+
+/* One hash table of every name of every zone. Where zones nest, the deeper
+ * zone's node wins, and the parent's glue below that cut is left out. */
+struct zonetab {
+	struct node **slot;
+	uint32_t mask;
+	struct zone **zones;     /* borrowed: the snapshot owns the zones */
+	size_t n_zones;
+	size_t n_names;
+};
+
+/* Settings the query path needs; copied into every snapshot. */
+struct answer_conf {
+	uint16_t max_udp;        /* our EDNS UDP size, default 1232 */
+	uint8_t nsid_len;
+	uint8_t nsid[64];
+	uint8_t ecs_max_v4, ecs_max_v6;  /* trusted ECS source prefix caps */
+};
+
+struct snap {
+	uint64_t gen;
+	struct answer_conf conf;
+	const struct zonetab *zt;
+	/* Zones with a reference count kept by the control thread only. */
+	struct zone **zones;
+	size_t n_zones;
+};
+
+/* Builds the name table over zones (borrowed). Load time. NULL on ENOMEM;
+ * *conflict gets a description of skipped duplicate apexes, if any. */
+struct zonetab *zonetab_build(struct zone *const *zones, size_t n);
+void zonetab_free(struct zonetab *t);
+
+/* Query path: exact lookup of a lower-cased wire name. */
+const struct node *zonetab_find(const struct zonetab *t, const uint8_t *name,
+				size_t len);
+/* Query path: the closest existing ancestor of name (name itself excluded)
+ * or NULL when name is outside every zone. */
+const struct node *zonetab_encloser(const struct zonetab *t,
+				    const uint8_t *name, size_t len);
+
+/* The snapshot in force. Call only from an online RCU reader thread. */
+const struct snap *snap_current(void);
+/* Makes s current, waits for readers of the old one, and returns the old
+ * one (or NULL) for the caller to free what s does not share. Control
+ * thread only. */
+struct snap *snap_publish(struct snap *s);
+
+#endif
