@@ -1,0 +1,461 @@
+/* dnsd/api.c - see api.h. Control thread only (evhttp callbacks). */
+#include "dnsd/api.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+
+#include "common/log.h"
+#include "health/token.h"
+
+struct api {
+	struct evhttp *http;
+	struct evhttp_bound_socket *sock;
+	char token[TOKEN_MAX];
+	const struct api_ops *ops;
+	void *ctx;
+	unsigned port;
+};
+
+/* ---- report parsing --------------------------------------------------- */
+
+#define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); goto bad; } while (0)
+
+static bool text_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* A JSON number (integer or real) as double. */
+static bool num(const json_t *v, double *out)
+{
+	if (!json_is_number(v))
+		return false;
+	*out = json_number_value(v);
+	return isfinite(*out);
+}
+
+static int parse_result(const json_t *o, size_t i, struct arena *arena,
+                        struct hstate_result *r, char *err, size_t errlen)
+{
+	const json_t *v;
+	double d;
+
+	if (!json_is_object(o))
+		FAIL("results[%zu]: must be an object", i);
+	v = json_object_get(o, "id");
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > (json_int_t)UINT32_MAX)
+		FAIL("results[%zu].id: must be an integer 0..4294967295", i);
+	r->id = (uint32_t)json_integer_value(v);
+	v = json_object_get(o, "state");
+	if (!json_is_string(v) ||
+	    hstate_state_parse(json_string_value(v), &r->state) < 0)
+		FAIL("results[%zu].state: must be \"up\", \"down\" or "
+		     "\"unknown\"", i);
+	v = json_object_get(o, "ok");
+	if (!json_is_boolean(v))
+		FAIL("results[%zu].ok: must be true or false", i);
+	r->ok = json_is_true(v);
+	v = json_object_get(o, "rtt_ms");
+	r->rtt_ms = -1;
+	if (v && !json_is_null(v)) {
+		if (!num(v, &d) || d < 0 || d > 3600e3)
+			FAIL("results[%zu].rtt_ms: must be null or a number "
+			     "0..3600000", i);
+		r->rtt_ms = d;
+	}
+	v = json_object_get(o, "ts");
+	if (!num(v, &d) || d <= 0 || d > 1e11)
+		FAIL("results[%zu].ts: must be unix seconds > 0", i);
+	r->ts = d;
+	v = json_object_get(o, "detail");
+	r->detail = NULL;
+	if (v && !json_is_null(v)) {
+		if (!json_is_string(v) ||
+		    json_string_length(v) >= HSTATE_DETAIL_MAX * 4)
+			FAIL("results[%zu].detail: must be null or a string "
+			     "under %d bytes", i, HSTATE_DETAIL_MAX * 4);
+		if (!(r->detail = arena_strdup(arena, json_string_value(v))))
+			FAIL("out of memory");
+	}
+	return 0;
+bad:
+	return -EINVAL;
+}
+
+int api_report_parse(const char *body, size_t len, struct arena *arena,
+                     struct api_report *out, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	const json_t *v, *res, *lat, *lon;
+	int rc = -EINVAL;
+
+	memset(out, 0, sizeof(*out));
+	if (!root) {
+		snprintf(err, errlen, "body: malformed JSON at line %d column "
+		         "%d: %s", je.line, je.column, je.text);
+		return -EINVAL;
+	}
+	if (!json_is_object(root))
+		FAIL("body: must be a JSON object");
+	v = json_object_get(root, "agent");
+	if (!json_is_string(v) || !text_ok(json_string_value(v),
+	                                   HSTATE_NAME_MAX))
+		FAIL("agent: must be a string of 1..%d printable bytes",
+		     HSTATE_NAME_MAX - 1);
+	out->agent = arena_strdup(arena, json_string_value(v));
+	v = json_object_get(root, "region");
+	if (!json_is_string(v) || !text_ok(json_string_value(v),
+	                                   HSTATE_NAME_MAX))
+		FAIL("region: must be a string of 1..%d printable bytes",
+		     HSTATE_NAME_MAX - 1);
+	out->region = arena_strdup(arena, json_string_value(v));
+	if (!out->agent || !out->region)
+		FAIL("out of memory");
+	lat = json_object_get(root, "lat");
+	lon = json_object_get(root, "lon");
+	if (lat && json_is_null(lat))
+		lat = NULL;
+	if (lon && json_is_null(lon))
+		lon = NULL;
+	if (!!lat != !!lon)
+		FAIL("%s: lat and lon come together", lat ? "lon" : "lat");
+	if (lat) {
+		if (!num(lat, &out->lat) || out->lat < -90 || out->lat > 90)
+			FAIL("lat: must be a number -90..90");
+		if (!num(lon, &out->lon) || out->lon < -180 || out->lon > 180)
+			FAIL("lon: must be a number -180..180");
+		out->has_coords = true;
+	}
+	res = json_object_get(root, "results");
+	if (!json_is_array(res))
+		FAIL("results: must be an array");
+	out->n = json_array_size(res);
+	if (out->n > API_RESULTS_MAX)
+		FAIL("results: more than %d entries", API_RESULTS_MAX);
+	out->results = arena_calloc(arena, (out->n + 1) *
+	                                   sizeof(*out->results));
+	if (!out->results)
+		FAIL("out of memory");
+	for (size_t i = 0; i < out->n; i++)
+		if (parse_result(json_array_get(res, i), i, arena,
+		                 &out->results[i], err, errlen) < 0)
+			goto bad;
+	rc = 0;
+bad:
+	json_decref(root);
+	if (rc < 0) {
+		out->results = NULL;
+		out->n = 0;
+	}
+	return rc;
+}
+
+/* ---- HTTP ------------------------------------------------------------- */
+
+static void reply_json(struct evhttp_request *req, int code,
+                       const char *reason, json_t *doc)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+
+	json_decref(doc);
+	if (!b || !text) {
+		free(text);
+		if (b)
+			evbuffer_free(b);
+		evhttp_send_error(req, 500, "Internal Server Error");
+		return;
+	}
+	evbuffer_add(b, text, strlen(text));
+	evbuffer_add(b, "\n", 1);
+	free(text);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	                  "Content-Type", "application/json");
+	evhttp_send_reply(req, code, reason, b);
+	evbuffer_free(b);
+}
+
+static void reply_error(struct evhttp_request *req, int code,
+                        const char *reason, const char *msg)
+{
+	json_t *d = json_object();
+	const char *colon = strchr(msg, ':');
+
+	json_object_set_new(d, "error", json_string(msg));
+	/* Messages name the field first: "results[2].rtt_ms: ...". */
+	if (colon && colon != msg && !memchr(msg, ' ', (size_t)(colon - msg)))
+		json_object_set_new(d, "field",
+		                    json_stringn(msg, (size_t)(colon - msg)));
+	reply_json(req, code, reason, d);
+}
+
+static bool authorized(struct api *a, struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(
+		evhttp_request_get_input_headers(req), "Authorization");
+	size_t n;
+
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return false;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	n = strlen(h);
+	while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+		n--;
+	return token_equal(a->token, h, n);
+}
+
+static void on_checks(struct api *a, struct evhttp_request *req)
+{
+	json_t *d = a->ops->checks ? a->ops->checks(a->ctx) : NULL;
+
+	if (!d) {
+		reply_error(req, 500, "Internal Server Error",
+		            "check list unavailable");
+		return;
+	}
+	reply_json(req, 200, "OK", d);
+}
+
+static void on_reports(struct api *a, struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	struct arena arena;
+	struct api_report r;
+	char err[256] = "";
+	char *body;
+	int rc;
+
+	if (len > API_BODY_MAX) {
+		reply_error(req, 413, "Payload Too Large", "body: too large");
+		return;
+	}
+	arena_init(&arena);
+	/* pullup makes the body contiguous; evhttp already bounded it. */
+	body = (char *)evbuffer_pullup(in, -1);
+	rc = api_report_parse(body ? body : "", len, &arena, &r, err,
+	                      sizeof(err));
+	if (rc < 0) {
+		reply_error(req, 400, "Bad Request", err);
+		goto out;
+	}
+	rc = a->ops->report ? a->ops->report(a->ctx, &r, err, sizeof(err))
+	                    : -ENOSYS;
+	if (rc == 0) {
+		json_t *d = json_pack("{s:b,s:I}", "ok", 1, "accepted",
+		                      (json_int_t)r.n);
+
+		reply_json(req, 200, "OK", d);
+	} else if (rc == -ENOENT) {
+		reply_error(req, 422, "Unprocessable Entity", err);
+	} else if (rc == -EINVAL) {
+		reply_error(req, 400, "Bad Request", err);
+	} else {
+		log_warn("api: report from %s: %s", r.agent,
+		         err[0] ? err : strerror(-rc));
+		reply_error(req, 500, "Internal Server Error",
+		            err[0] ? err : strerror(-rc));
+	}
+out:
+	arena_fini(&arena);
+}
+
+static void on_status(struct api *a, struct evhttp_request *req)
+{
+	json_t *d = a->ops->status ? a->ops->status(a->ctx) : NULL;
+
+	if (!d) {
+		reply_error(req, 500, "Internal Server Error",
+		            "status unavailable");
+		return;
+	}
+	reply_json(req, 200, "OK", d);
+}
+
+static void on_metrics(struct api *a, struct evhttp_request *req)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (!b || !a->ops->metrics || a->ops->metrics(a->ctx, b) < 0) {
+		if (b)
+			evbuffer_free(b);
+		evhttp_send_error(req, 500, "Internal Server Error");
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	                  "Content-Type", "text/plain; version=0.0.4");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+static const struct route {
+	const char *path;
+	enum evhttp_cmd_type method;
+	bool auth;
+	void (*fn)(struct api *, struct evhttp_request *);
+} routes[] = {
+	{ "/v1/checks", EVHTTP_REQ_GET, true, on_checks },
+	{ "/v1/reports", EVHTTP_REQ_POST, true, on_reports },
+	{ "/v1/status", EVHTTP_REQ_GET, false, on_status },
+	{ "/metrics", EVHTTP_REQ_GET, false, on_metrics },
+};
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct api *a = arg;
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *path = u ? evhttp_uri_get_path(u) : NULL;
+
+	if (!path)
+		path = "";
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct route *r = &routes[i];
+
+		if (strcmp(path, r->path) != 0)
+			continue;
+		if (evhttp_request_get_command(req) != r->method) {
+			evhttp_add_header(evhttp_request_get_output_headers(req),
+			                  "Allow", r->method == EVHTTP_REQ_GET
+			                           ? "GET" : "POST");
+			reply_error(req, 405, "Method Not Allowed",
+			            "method not allowed");
+			return;
+		}
+		/* The token is checked before the body is even looked at. */
+		if (r->auth && !authorized(a, req)) {
+			evhttp_add_header(evhttp_request_get_output_headers(req),
+			                  "WWW-Authenticate", "Bearer");
+			reply_error(req, 401, "Unauthorized",
+			            "missing or wrong bearer token");
+			return;
+		}
+		r->fn(a, req);
+		return;
+	}
+	reply_error(req, 404, "Not Found", "no such resource");
+}
+
+/* "127.0.0.1:8053" or "[::1]:8053" -> host and port. */
+static int split_hostport(const char *s, char *host, size_t hostlen,
+                          unsigned *port)
+{
+	const char *colon, *h = s;
+	size_t hl;
+	char *end;
+	unsigned long p;
+
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return -EINVAL;
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		if (!(colon = strrchr(s, ':')) || strchr(s, ':') != colon)
+			return -EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -EINVAL;
+	errno = 0;
+	p = strtoul(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end || p > 65535)
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	*port = (unsigned)p;
+	return 0;
+}
+
+struct api *api_new(struct event_base *base, const char *listen,
+                    const char *token, const struct api_ops *ops, void *ctx,
+                    char *err, size_t errlen)
+{
+	struct api *a;
+	char host[128];
+	unsigned port;
+
+	if (split_hostport(listen, host, sizeof(host), &port) < 0) {
+		snprintf(err, errlen, "api: listen address '%s': expected "
+		         "ADDR:PORT or [ADDR]:PORT", listen);
+		return NULL;
+	}
+	if (!token || !*token || strlen(token) >= TOKEN_MAX) {
+		snprintf(err, errlen, "api: token empty or too long");
+		return NULL;
+	}
+	if (!(a = calloc(1, sizeof(*a))) || !(a->http = evhttp_new(base))) {
+		snprintf(err, errlen, "api: out of memory");
+		free(a);
+		return NULL;
+	}
+	strcpy(a->token, token);
+	a->ops = ops;
+	a->ctx = ctx;
+	evhttp_set_max_body_size(a->http, API_BODY_MAX);
+	evhttp_set_max_headers_size(a->http, 16 * 1024);
+	evhttp_set_timeout(a->http, 30);
+	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	                           EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+	                           EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+	                           EVHTTP_REQ_OPTIONS);
+	evhttp_set_gencb(a->http, on_request, a);
+	a->sock = evhttp_bind_socket_with_handle(a->http, host,
+	                                         (ev_uint16_t)port);
+	if (!a->sock) {
+		snprintf(err, errlen, "api: cannot listen on %s: %s", listen,
+		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		api_free(a);
+		return NULL;
+	}
+	{
+		struct sockaddr_storage ss;
+		ev_socklen_t sl = sizeof(ss);
+		evutil_socket_t fd = evhttp_bound_socket_get_fd(a->sock);
+
+		a->port = port;
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+			a->port = ss.ss_family == AF_INET6
+			? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+			: ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+	return a;
+}
+
+unsigned api_port(const struct api *a)
+{
+	return a->port;
+}
+
+void api_free(struct api *a)
+{
+	if (!a)
+		return;
+	if (a->http)
+		evhttp_free(a->http);
+	free(a);
+}

@@ -1,0 +1,76 @@
+/* dnsd/api.h - the HTTP API (libevent evhttp) served by dnsd's control
+ * thread: the check list and report intake for probe agents, status and
+ * metrics. Load time only: every function and callback runs on the thread
+ * that runs the event_base given to api_new(). Protocol: health/PROTOCOL.md.
+ *
+ *   GET  /v1/checks   token   200 JSON from ops->checks
+ *   POST /v1/reports  token   body <= API_BODY_MAX, parsed and validated in
+ *                             full, then ops->report: 200, 400, 422
+ *   GET  /v1/status   -       200 JSON from ops->status
+ *   GET  /metrics     -       200 text from ops->metrics
+ * Missing or wrong token: 401 and nothing else happens. Unknown path 404,
+ * known path with another method 405, body too large 413. Error bodies are
+ * JSON: {"error": "text", "field": "results[2].rtt_ms"} (field optional). */
+#ifndef DNSD_API_H
+#define DNSD_API_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "common/arena.h"
+#include "health/hstate.h"
+
+#define API_BODY_MAX    (1024 * 1024)
+#define API_RESULTS_MAX 100000
+
+struct api;                                     /* opaque */
+
+/* A parsed report; strings and results live in the parser's arena. The
+ * results are ready for hstate_report(). */
+struct api_report {
+	const char *agent;
+	const char *region;
+	bool has_coords;
+	double lat, lon;
+	struct hstate_result *results;
+	size_t n;
+};
+
+struct api_ops {
+	/* The check list document; the API takes the reference (decref).
+	 * NULL -> 500. */
+	json_t *(*checks)(void *ctx);
+	/* Applies a validated report. Returns 0 (200), -ENOENT for an
+	 * unknown endpoint id (422), -EINVAL (400); other errors 500. err
+	 * gets the reason for the error body. */
+	int (*report)(void *ctx, const struct api_report *r, char *err,
+	              size_t errlen);
+	/* Status document; the API takes the reference. NULL -> 500. */
+	json_t *(*status)(void *ctx);
+	/* Appends Prometheus text to out. Returns 0 or -errno (500). */
+	int (*metrics)(void *ctx, struct evbuffer *out);
+};
+
+/* Binds evhttp on listen ("127.0.0.1:8053", "[::1]:8053"; port 0 picks a
+ * free one, see api_port) and serves until api_free(). token: the bearer
+ * token (copied; must be non-empty). ops and ctx are kept (borrowed) and
+ * must outlive the api. NULL with a reason in err on failure. */
+struct api *api_new(struct event_base *base, const char *listen,
+                    const char *token, const struct api_ops *ops, void *ctx,
+                    char *err, size_t errlen);
+void api_free(struct api *a);                   /* NULL is fine */
+/* The bound port (useful after port 0). */
+unsigned api_port(const struct api *a);
+
+/* Parses and validates a report body (JSON, protocol in PROTOCOL.md) into
+ * out, allocating from arena. Returns 0, or -EINVAL with err naming the
+ * field ("results[3].state: must be up, down or unknown"). No socket
+ * needed: unit-testable. */
+int api_report_parse(const char *body, size_t len, struct arena *arena,
+                     struct api_report *out, char *err, size_t errlen);
+
+#endif
