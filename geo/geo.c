@@ -1,0 +1,827 @@
+/* geo/geo.c - MMDB -> flat range table, and the query-path lookup.
+ *
+ * Load time (control thread): geo_load() walks the MMDB search tree depth
+ * first, left to right, so leaves come out in address order. Each leaf
+ * becomes a range [start, next start) with a location id; a range with the
+ * same id as the one before it is not started, which merges adjacent
+ * networks (also non-sibling ones) with equal locations. Locations are
+ * deduplicated by value, so two MMDB records that differ only in fields we
+ * ignore (city names) merge too. The result covers all 2^128 addresses.
+ *
+ * Query time (any thread): the range holding an address is found by binary
+ * search in a bucket given by the top 16 bits (of the IPv6 address, or of
+ * the IPv4 address for ::ffff:0:0/96). The honest scope is the widest CIDR
+ * block around the address inside that range, computed from the range ends:
+ * the block must exclude start-1 and end+1.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+
+#include <maxminddb.h>
+
+#include "geo/geo.h"
+
+#define LOC_NONE  UINT32_MAX          /* not in the database */
+#define LOC_ALIAS (UINT32_MAX - 1)    /* region answered from IPv4 data */
+#define NBUCKET   65536
+
+/* Regions where MMDB IPv6 trees keep or alias IPv4 data. */
+enum { ALIAS_COMPAT = 1, ALIAS_6TO4 = 2, ALIAS_TEREDO = 4 };
+
+struct u128 {
+	uint64_t hi, lo;
+};
+
+struct geo_db {
+	size_t n;                /* ranges */
+	struct u128 *start;      /* n, ascending, start[0] == 0 */
+	uint32_t *loc;           /* n, location id or LOC_NONE/LOC_ALIAS */
+	struct geo_loc *locs;
+	size_t nlocs;
+	unsigned aliases;        /* ALIAS_* */
+	uint32_t idx6[NBUCKET + 1];  /* range holding (t << 112) */
+	uint32_t idx4[NBUCKET + 1];  /* range holding ::ffff:(t << 16) */
+	struct geo_stats st;
+	uint64_t build_epoch;
+	char type[64];
+};
+
+/* ---- 128-bit helpers ---------------------------------------------------- */
+
+static inline struct u128 u128_from(const struct in6_addr *a)
+{
+	const uint8_t *b = a->s6_addr;
+	struct u128 k = { 0, 0 };
+
+	for (int i = 0; i < 8; i++) {
+		k.hi = k.hi << 8 | b[i];
+		k.lo = k.lo << 8 | b[i + 8];
+	}
+	return k;
+}
+
+static inline bool u128_le(struct u128 a, struct u128 b)
+{
+	return a.hi < b.hi || (a.hi == b.hi && a.lo <= b.lo);
+}
+
+static inline bool u128_eq(struct u128 a, struct u128 b)
+{
+	return a.hi == b.hi && a.lo == b.lo;
+}
+
+/* Leading zeros of a ^ b; a != b. */
+static inline unsigned clz_xor(struct u128 a, struct u128 b)
+{
+	uint64_t h = a.hi ^ b.hi;
+
+	return h ? (unsigned)__builtin_clzll(h)
+		 : 64 + (unsigned)__builtin_clzll(a.lo ^ b.lo);
+}
+
+static inline struct u128 u128_dec(struct u128 a)
+{
+	if (a.lo-- == 0)
+		a.hi--;
+	return a;
+}
+
+/* Bit number `bit` (0 = most significant) set. */
+static inline struct u128 u128_setbit(struct u128 a, unsigned bit)
+{
+	if (bit < 64)
+		a.hi |= 1ULL << (63 - bit);
+	else
+		a.lo |= 1ULL << (127 - bit);
+	return a;
+}
+
+/* Do a and b agree on their first len bits? */
+static bool u128_prefix_eq(struct u128 a, struct u128 b, unsigned len)
+{
+	if (len == 0)
+		return true;
+	if (len <= 64)
+		return ((a.hi ^ b.hi) >> (64 - len)) == 0;
+	if (a.hi != b.hi)
+		return false;
+	return len == 128 || ((a.lo ^ b.lo) >> (128 - len)) == 0;
+}
+
+/* ---- query path --------------------------------------------------------- */
+
+/* Index of the range holding k, searching [lo, hi] (start[lo] <= k). */
+static inline size_t find_range(const struct geo_db *db, struct u128 k,
+				size_t lo, size_t hi)
+{
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo + 1) / 2;
+
+		if (u128_le(db->start[mid], k))
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+/* Widest prefix around k inside range i: exclude start-1 and end+1. */
+static inline unsigned range_plen(const struct geo_db *db, size_t i,
+				  struct u128 k)
+{
+	unsigned p = 0, q;
+
+	if (db->start[i].hi | db->start[i].lo)
+		p = clz_xor(u128_dec(db->start[i]), k) + 1;
+	if (i + 1 < db->n) {
+		q = clz_xor(db->start[i + 1], k) + 1;
+		if (q > p)
+			p = q;
+	}
+	return p;
+}
+
+/* Lookup of a v4-mapped key; plen at least 96. */
+static inline uint32_t lookup4(const struct geo_db *db, uint32_t v4,
+			       unsigned *plen)
+{
+	struct u128 k = { 0, 0xffff00000000ULL | v4 };
+	size_t i = find_range(db, k, db->idx4[v4 >> 16], db->idx4[(v4 >> 16) + 1]);
+	unsigned p = range_plen(db, i, k);
+
+	*plen = p < 96 ? 96 : p;
+	return db->loc[i];
+}
+
+const struct geo_loc *geo_lookup(const struct geo_db *db,
+				 const struct in6_addr *a, unsigned *plen)
+{
+	struct u128 k = u128_from(a);
+	unsigned p, dummy;
+	uint32_t id;
+
+	if (plen == NULL)
+		plen = &dummy;
+	if (k.hi == 0 && (k.lo >> 32) == 0xffff) {
+		id = lookup4(db, (uint32_t)k.lo, plen);
+	} else if ((db->aliases & ALIAS_COMPAT) && k.hi == 0 &&
+		   (k.lo >> 32) == 0) {
+		id = lookup4(db, (uint32_t)k.lo, plen);     /* ::a.b.c.d */
+	} else if ((db->aliases & ALIAS_6TO4) && (k.hi >> 48) == 0x2002) {
+		/* 2002:AABB:CCDD::/48 carries the IPv4 address in bits
+		 * 16..47; a v4 block of p-96 bits is a 6to4 block of
+		 * 16+p-96 bits. */
+		id = lookup4(db, (uint32_t)(k.hi >> 16), &p);
+		*plen = 16 + (p - 96);
+	} else if ((db->aliases & ALIAS_TEREDO) && (k.hi >> 32) == 0x20010000) {
+		/* Teredo: the server's IPv4 address in bits 32..63. */
+		id = lookup4(db, (uint32_t)k.hi, &p);
+		*plen = 32 + (p - 96);
+	} else {
+		unsigned t = (unsigned)(k.hi >> 48);
+		size_t i = find_range(db, k, db->idx6[t], db->idx6[t + 1]);
+
+		*plen = range_plen(db, i, k);
+		id = db->loc[i];
+	}
+	return id < db->nlocs ? &db->locs[id] : NULL;
+}
+
+/* ---- load time: building ------------------------------------------------ */
+
+struct rec {
+	uint64_t value;
+	uint8_t type;            /* MMDB_RECORD_TYPE_* */
+	MMDB_entry_s entry;
+};
+
+struct offslot {                 /* data offset -> location id */
+	uint64_t off;
+	uint32_t id;
+	uint32_t used;
+};
+
+struct walker {
+	MMDB_s *mmdb;
+	struct geo_db *db;
+	size_t cap;              /* of db->start/db->loc */
+	size_t loccap;
+	uint32_t *lochash;       /* id + 1, 0 = empty; size lochcap */
+	size_t lochcap;
+	struct offslot *offhash;
+	size_t offhcap, offn;
+	struct rec v4;           /* the IPv4 subtree (::/96 in IPv6 trees) */
+	bool special;            /* watch the alias regions */
+	size_t visits, max_visits;
+	char *err;
+	size_t errlen;
+	const char *path;
+};
+
+/* "PATH: what (detail)" into the caller's err buffer; returns rc. */
+static int werr(struct walker *w, int rc, const char *what, const char *detail)
+{
+	if (w->errlen)
+		snprintf(w->err, w->errlen, "%s: %s (%s)", w->path, what, detail);
+	return rc;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static uint64_t loc_hash(const struct geo_loc *l)
+{
+	uint64_t a, b, c = 0;
+
+	memcpy(&a, &l->lat, 8);
+	memcpy(&b, &l->lon, 8);
+	memcpy(&c, l->country, 6);
+	return mix64(a ^ mix64(b ^ mix64(c)));
+}
+
+static bool loc_same(const struct geo_loc *x, const struct geo_loc *y)
+{
+	return memcmp(&x->lat, &y->lat, 8) == 0 &&
+	       memcmp(&x->lon, &y->lon, 8) == 0 &&
+	       memcmp(x->country, y->country, 3) == 0 &&
+	       memcmp(x->continent, y->continent, 3) == 0;
+}
+
+static int lochash_grow(struct walker *w)
+{
+	size_t ncap = w->lochcap ? w->lochcap * 2 : 1024;
+	uint32_t *h = calloc(ncap, sizeof(*h));
+
+	if (h == NULL)
+		return -ENOMEM;
+	for (size_t id = 0; id < w->db->nlocs; id++) {
+		size_t s = loc_hash(&w->db->locs[id]) & (ncap - 1);
+
+		while (h[s])
+			s = (s + 1) & (ncap - 1);
+		h[s] = (uint32_t)id + 1;
+	}
+	free(w->lochash);
+	w->lochash = h;
+	w->lochcap = ncap;
+	return 0;
+}
+
+/* Id of *l, adding it when new. */
+static int loc_intern(struct walker *w, const struct geo_loc *l, uint32_t *id)
+{
+	struct geo_db *db = w->db;
+	size_t s;
+
+	if ((db->nlocs + 1) * 2 > w->lochcap && lochash_grow(w) < 0)
+		return -ENOMEM;
+	s = loc_hash(l) & (w->lochcap - 1);
+	for (; w->lochash[s]; s = (s + 1) & (w->lochcap - 1)) {
+		if (loc_same(&db->locs[w->lochash[s] - 1], l)) {
+			*id = w->lochash[s] - 1;
+			return 0;
+		}
+	}
+	if (db->nlocs >= LOC_ALIAS)
+		return -ENOMEM;
+	if (db->nlocs == w->loccap) {
+		size_t ncap = w->loccap ? w->loccap * 2 : 256;
+		struct geo_loc *p = realloc(db->locs, ncap * sizeof(*p));
+
+		if (p == NULL)
+			return -ENOMEM;
+		db->locs = p;
+		w->loccap = ncap;
+	}
+	db->locs[db->nlocs] = *l;
+	*id = (uint32_t)db->nlocs++;
+	w->lochash[s] = *id + 1;
+	return 0;
+}
+
+/* One value at a path: 1 found, 0 absent, <0 corrupt data. */
+static int get_value(MMDB_entry_s *e, MMDB_entry_data_s *d,
+		     const char *const *path)
+{
+	int st = MMDB_aget_value(e, d, path);
+
+	if (st == MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR ||
+	    st == MMDB_INVALID_LOOKUP_PATH_ERROR)
+		return 0;
+	if (st != MMDB_SUCCESS)
+		return -EINVAL;
+	return d->has_data ? 1 : 0;
+}
+
+static int get_double(MMDB_entry_s *e, const char *k1, const char *k2,
+		      double *out, bool *ok)
+{
+	const char *const path[] = { k1, k2, NULL };
+	MMDB_entry_data_s d;
+	int rc = get_value(e, &d, path);
+
+	*ok = false;
+	if (rc <= 0)
+		return rc;
+	if (d.type == MMDB_DATA_TYPE_DOUBLE)
+		*out = d.double_value;
+	else if (d.type == MMDB_DATA_TYPE_FLOAT)
+		*out = d.float_value;
+	else
+		return 0;
+	*ok = isfinite(*out);
+	return 0;
+}
+
+/* Two-letter code at k1.k2, upper-cased, or "" (absent or malformed). */
+static int get_code(MMDB_entry_s *e, const char *k1, const char *k2,
+		    char out[3])
+{
+	const char *const path[] = { k1, k2, NULL };
+	MMDB_entry_data_s d;
+	int rc = get_value(e, &d, path);
+
+	out[0] = '\0';
+	if (rc <= 0)
+		return rc;
+	if (d.type != MMDB_DATA_TYPE_UTF8_STRING || d.data_size != 2)
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		char c = d.utf8_string[i];
+
+		if (c >= 'a' && c <= 'z')
+			c = (char)(c - 'a' + 'A');
+		if (c < 'A' || c > 'Z') {
+			out[0] = '\0';
+			return 0;
+		}
+		out[i] = c;
+	}
+	out[2] = '\0';
+	return 0;
+}
+
+/* Location of one data record: *id, or LOC_NONE when it has none. */
+static int decode_loc(struct walker *w, MMDB_entry_s *e, uint32_t *id)
+{
+	struct geo_loc l;
+	bool hlat, hlon;
+	int rc;
+
+	memset(&l, 0, sizeof(l));
+	if ((rc = get_double(e, "location", "latitude", &l.lat, &hlat)) < 0 ||
+	    (rc = get_double(e, "location", "longitude", &l.lon, &hlon)) < 0 ||
+	    (rc = get_code(e, "country", "iso_code", l.country)) < 0 ||
+	    (rc = get_code(e, "continent", "code", l.continent)) < 0)
+		return rc;
+	if (l.country[0] == '\0' &&
+	    (rc = get_code(e, "registered_country", "iso_code", l.country)) < 0)
+		return rc;
+	if (hlat && hlon && fabs(l.lat) <= 90 && fabs(l.lon) <= 180) {
+		if (l.continent[0] == '\0' && l.country[0])
+			geo_country_centroid(l.country, &(double){ 0 },
+					     &(double){ 0 }, l.continent);
+	} else if (l.country[0] &&
+		   geo_country_centroid(l.country, &l.lat, &l.lon,
+					l.continent[0] ? NULL : l.continent) == 0) {
+		w->db->st.centroids++;
+	} else if (l.continent[0] &&
+		   geo_continent_centroid(l.continent, &l.lat, &l.lon) == 0) {
+		l.country[0] = '\0';
+		w->db->st.centroids++;
+	} else {
+		w->db->st.unlocated++;
+		*id = LOC_NONE;
+		return 0;
+	}
+	return loc_intern(w, &l, id);
+}
+
+static int offhash_grow(struct walker *w)
+{
+	size_t ncap = w->offhcap ? w->offhcap * 2 : 4096;
+	struct offslot *h = calloc(ncap, sizeof(*h));
+
+	if (h == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->offhcap; i++) {
+		size_t s;
+
+		if (!w->offhash[i].used)
+			continue;
+		s = mix64(w->offhash[i].off) & (ncap - 1);
+		while (h[s].used)
+			s = (s + 1) & (ncap - 1);
+		h[s] = w->offhash[i];
+	}
+	free(w->offhash);
+	w->offhash = h;
+	w->offhcap = ncap;
+	return 0;
+}
+
+/* Location id of a leaf record; data records decoded once per offset. */
+static int rec_loc(struct walker *w, const struct rec *r, uint32_t *id)
+{
+	MMDB_entry_s e = r->entry;
+	size_t s;
+	int rc;
+
+	if (r->type == MMDB_RECORD_TYPE_EMPTY) {
+		*id = LOC_NONE;
+		return 0;
+	}
+	if (r->type != MMDB_RECORD_TYPE_DATA)
+		return werr(w, -EINVAL, "corrupt search tree",
+			    "record points outside the data section");
+	w->db->st.records++;
+	if ((w->offn + 1) * 2 > w->offhcap && offhash_grow(w) < 0)
+		return -ENOMEM;
+	s = mix64(e.offset) & (w->offhcap - 1);
+	for (; w->offhash[s].used; s = (s + 1) & (w->offhcap - 1)) {
+		if (w->offhash[s].off == e.offset) {
+			*id = w->offhash[s].id;
+			return 0;
+		}
+	}
+	if ((rc = decode_loc(w, &e, id)) < 0)
+		return rc == -EINVAL ? werr(w, rc, "corrupt data section",
+					    "undecodable record") : rc;
+	w->offhash[s] = (struct offslot){ e.offset, *id, 1 };
+	w->offn++;
+	return 0;
+}
+
+/* Starts a range at `start` unless the previous one has the same id. */
+static int emit(struct walker *w, struct u128 start, uint32_t id)
+{
+	struct geo_db *db = w->db;
+
+	if (db->n && db->loc[db->n - 1] == id)
+		return 0;
+	if (db->n && u128_le(start, db->start[db->n - 1]))
+		return werr(w, -EINVAL, "corrupt search tree",
+			    "networks out of order");
+	if (db->n == w->cap) {
+		size_t ncap = w->cap ? w->cap * 2 : 4096;
+		struct u128 *s = realloc(db->start, ncap * sizeof(*s));
+
+		if (s == NULL)
+			return -ENOMEM;
+		db->start = s;
+		uint32_t *l = realloc(db->loc, ncap * sizeof(*l));
+
+		if (l == NULL)
+			return -ENOMEM;
+		db->loc = l;
+		w->cap = ncap;
+	}
+	db->start[db->n] = start;
+	db->loc[db->n++] = id;
+	return 0;
+}
+
+enum special { SP_NONE, SP_COMPAT, SP_MAPPED, SP_6TO4, SP_TEREDO };
+
+static const struct {
+	struct u128 net;
+	unsigned len;
+	enum special sp;
+} specials[] = {
+	{ { 0, 0 }, 96, SP_COMPAT },
+	{ { 0, 0xffff00000000ULL }, 96, SP_MAPPED },
+	{ { 0x2002000000000000ULL, 0 }, 16, SP_6TO4 },
+	{ { 0x2001000000000000ULL, 0 }, 32, SP_TEREDO },
+};
+#define NSPECIAL (sizeof(specials) / sizeof(specials[0]))
+
+static enum special special_at(struct u128 base, unsigned depth)
+{
+	for (size_t i = 0; i < NSPECIAL; i++)
+		if (depth == specials[i].len && u128_eq(base, specials[i].net))
+			return specials[i].sp;
+	return SP_NONE;
+}
+
+/* Is a special region strictly inside base/depth? */
+static bool special_inside(struct u128 base, unsigned depth)
+{
+	for (size_t i = 0; i < NSPECIAL; i++)
+		if (depth < specials[i].len &&
+		    u128_prefix_eq(base, specials[i].net, depth))
+			return true;
+	return false;
+}
+
+static int walk(struct walker *w, const struct rec *r, struct u128 base,
+		unsigned depth)
+{
+	struct rec kid[2];
+	uint32_t id;
+	int rc;
+
+	if (w->special) {
+		switch (special_at(base, depth)) {
+		case SP_MAPPED:
+			/* IPv4 lives here in our table, aliased or not. */
+			w->special = false;
+			rc = walk(w, &w->v4, base, depth);
+			w->special = true;
+			return rc;
+		case SP_COMPAT:
+			w->db->aliases |= ALIAS_COMPAT;
+			return emit(w, base, LOC_ALIAS);
+		case SP_6TO4:
+		case SP_TEREDO:
+			if (w->v4.type == MMDB_RECORD_TYPE_SEARCH_NODE &&
+			    r->type == MMDB_RECORD_TYPE_SEARCH_NODE &&
+			    r->value == w->v4.value) {
+				w->db->aliases |= special_at(base, depth) ==
+					SP_6TO4 ? ALIAS_6TO4 : ALIAS_TEREDO;
+				return emit(w, base, LOC_ALIAS);
+			}
+			break;
+		case SP_NONE:
+			break;
+		}
+	}
+	if (r->type != MMDB_RECORD_TYPE_SEARCH_NODE) {
+		if (!w->special || !special_inside(base, depth)) {
+			if ((rc = rec_loc(w, r, &id)) < 0)
+				return rc;
+			return emit(w, base, id);
+		}
+		/* A leaf over an alias region: split it on the way down. */
+		kid[0] = kid[1] = *r;
+	} else {
+		MMDB_search_node_s node;
+
+		if (depth >= 128)
+			return werr(w, -EINVAL, "corrupt search tree",
+				    "deeper than 128 bits");
+		if (++w->visits > w->max_visits)
+			return werr(w, -EINVAL, "corrupt search tree",
+				    "nodes shared or looping");
+		if (MMDB_read_node(w->mmdb, (uint32_t)r->value, &node) !=
+		    MMDB_SUCCESS)
+			return werr(w, -EINVAL, "corrupt search tree",
+				    "bad node number");
+		kid[0] = (struct rec){ node.left_record, node.left_record_type,
+				       node.left_record_entry };
+		kid[1] = (struct rec){ node.right_record,
+				       node.right_record_type,
+				       node.right_record_entry };
+	}
+	if ((rc = walk(w, &kid[0], base, depth + 1)) < 0)
+		return rc;
+	return walk(w, &kid[1], u128_setbit(base, depth), depth + 1);
+}
+
+/* The record at ::/96 of an IPv6 tree: where IPv4 lives. */
+static int find_v4(struct walker *w, struct rec *out)
+{
+	struct rec r = { 0, MMDB_RECORD_TYPE_SEARCH_NODE, { w->mmdb, 0 } };
+
+	for (unsigned d = 0; d < 96 && r.type == MMDB_RECORD_TYPE_SEARCH_NODE;
+	     d++) {
+		MMDB_search_node_s node;
+
+		if (MMDB_read_node(w->mmdb, (uint32_t)r.value, &node) !=
+		    MMDB_SUCCESS)
+			return werr(w, -EINVAL, "corrupt search tree",
+				    "bad node number");
+		r = (struct rec){ node.left_record, node.left_record_type,
+				  node.left_record_entry };
+	}
+	*out = r;
+	return 0;
+}
+
+static void build_index(struct geo_db *db)
+{
+	size_t i = 0;
+
+	for (uint32_t t = 0; t < NBUCKET; t++) {
+		struct u128 k = { (uint64_t)t << 48, 0 };
+
+		while (i + 1 < db->n && u128_le(db->start[i + 1], k))
+			i++;
+		db->idx6[t] = (uint32_t)i;
+	}
+	db->idx6[NBUCKET] = (uint32_t)(db->n - 1);
+	i = 0;
+	for (uint32_t t = 0; t <= NBUCKET; t++) {
+		struct u128 k = { 0, 0xffff00000000ULL | ((uint64_t)t << 16) };
+
+		if (t == NBUCKET)
+			k.lo = 0xffffffffffffULL;
+		while (i + 1 < db->n && u128_le(db->start[i + 1], k))
+			i++;
+		db->idx4[t] = (uint32_t)i;
+	}
+}
+
+static int open_err(const char *path, int st, char *err, size_t errlen)
+{
+	int rc = st == MMDB_OUT_OF_MEMORY_ERROR ? -ENOMEM : -EINVAL;
+
+	if (st == MMDB_INVALID_METADATA_ERROR)
+		snprintf(err, errlen, "%s: not a MaxMind DB file (%s)", path,
+			 MMDB_strerror(st));
+	else
+		snprintf(err, errlen, "%s: %s", path, MMDB_strerror(st));
+	return rc;
+}
+
+int geo_load(const char *path, struct geo_db **out, char *err, size_t errlen)
+{
+	MMDB_s mmdb;
+	struct walker w;
+	struct geo_db *db = NULL;
+	struct stat sb;
+	bool opened = false;
+	int rc, st;
+
+	memset(&w, 0, sizeof(w));
+	w.err = err;
+	w.errlen = errlen;
+	w.path = path;
+	if (errlen)
+		err[0] = '\0';
+	*out = NULL;
+	if (stat(path, &sb) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((st = MMDB_open(path, MMDB_MODE_MMAP, &mmdb)) != MMDB_SUCCESS) {
+		if (st == MMDB_FILE_OPEN_ERROR) {
+			rc = -ENOENT;
+			snprintf(err, errlen, "%s: %s", path, MMDB_strerror(st));
+		} else {
+			rc = open_err(path, st, err, errlen);
+		}
+		goto out;
+	}
+	opened = true;
+	if (mmdb.metadata.ip_version != 4 && mmdb.metadata.ip_version != 6) {
+		rc = werr(&w, -EINVAL, "unsupported ip_version",
+			  "metadata");
+		goto out;
+	}
+	if (mmdb.metadata.node_count == 0) {
+		rc = werr(&w, -EINVAL, "empty search tree", "0 nodes");
+		goto out;
+	}
+	if ((db = calloc(1, sizeof(*db))) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	w.mmdb = &mmdb;
+	w.db = db;
+	/* Each node once, plus the splits of leaves over alias regions. */
+	w.max_visits = 2 * (size_t)mmdb.metadata.node_count + 4096;
+	if (mmdb.metadata.ip_version == 6) {
+		struct rec root = { 0, MMDB_RECORD_TYPE_SEARCH_NODE,
+				    { &mmdb, 0 } };
+
+		if ((rc = find_v4(&w, &w.v4)) < 0)
+			goto out;
+		w.special = true;
+		rc = walk(&w, &root, (struct u128){ 0, 0 }, 0);
+	} else {
+		/* IPv4-only tree: everything else is not found. */
+		w.v4 = (struct rec){ 0, MMDB_RECORD_TYPE_SEARCH_NODE,
+				     { &mmdb, 0 } };
+		if ((rc = emit(&w, (struct u128){ 0, 0 }, LOC_NONE)) < 0 ||
+		    (rc = walk(&w, &w.v4, (struct u128){ 0, 0xffff00000000ULL },
+			       96)) < 0)
+			goto out;
+		rc = emit(&w, (struct u128){ 0, 0x1000000000000ULL }, LOC_NONE);
+	}
+	if (rc < 0)
+		goto out;
+	if (db->n >= LOC_ALIAS) {
+		rc = werr(&w, -ENOMEM, "too many networks", "> 2^32");
+		goto out;
+	}
+	build_index(db);
+	snprintf(db->type, sizeof(db->type), "%s",
+		 mmdb.metadata.database_type ? mmdb.metadata.database_type : "");
+	db->build_epoch = mmdb.metadata.build_epoch;
+	db->st.ranges = db->n;
+	for (size_t i = 0; i < db->n; i++)
+		db->st.networks += db->loc[i] < db->nlocs;
+	db->st.locations = db->nlocs;
+	db->st.bytes = sizeof(*db) + w.cap * (sizeof(struct u128) + 4) +
+		       w.loccap * sizeof(struct geo_loc);
+	*out = db;
+	db = NULL;
+	rc = 0;
+out:
+	if (rc == -ENOMEM && errlen && err[0] == '\0')
+		snprintf(err, errlen, "%s: out of memory", path);
+	free(w.lochash);
+	free(w.offhash);
+	geo_free(db);
+	if (opened)
+		MMDB_close(&mmdb);
+	return rc;
+}
+
+void geo_free(struct geo_db *db)
+{
+	if (db == NULL)
+		return;
+	free(db->start);
+	free(db->loc);
+	free(db->locs);
+	free(db);
+}
+
+size_t geo_count(const struct geo_db *db)
+{
+	return db->st.networks;
+}
+
+void geo_stats(const struct geo_db *db, struct geo_stats *st)
+{
+	*st = db->st;
+}
+
+const char *geo_db_type(const struct geo_db *db)
+{
+	return db->type;
+}
+
+uint64_t geo_build_epoch(const struct geo_db *db)
+{
+	return db->build_epoch;
+}
+
+/* ---- ADDR[/LEN] ---------------------------------------------------------- */
+
+int geo_parse_cidr(const char *s, struct in6_addr *net, unsigned *plen)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned len, max;
+	struct in6_addr a;
+	struct in_addr v4;
+
+	if (alen == 0 || alen >= INET6_ADDRSTRLEN)
+		return -EINVAL;
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	if (inet_pton(AF_INET, buf, &v4) == 1) {
+		memset(&a, 0, sizeof(a));
+		a.s6_addr[10] = a.s6_addr[11] = 0xff;
+		memcpy(&a.s6_addr[12], &v4, 4);
+		max = 32;
+	} else if (strchr(buf, ':') && inet_pton(AF_INET6, buf, &a) == 1) {
+		max = 128;
+	} else {
+		return -EINVAL;
+	}
+	len = max;
+	if (slash) {
+		const char *p = slash + 1;
+
+		if (*p < '0' || *p > '9' || strlen(p) > 3)
+			return -EINVAL;
+		len = 0;
+		for (; *p; p++) {
+			if (*p < '0' || *p > '9')
+				return -EINVAL;
+			len = len * 10 + (unsigned)(*p - '0');
+		}
+		if (len > max)
+			return -EINVAL;
+	}
+	len += 128 - max;
+	for (unsigned bit = len; bit < 128; bit++)
+		if (a.s6_addr[bit / 8] & (0x80 >> (bit % 8)))
+			return -EINVAL;
+	*net = a;
+	*plen = len;
+	return 0;
+}

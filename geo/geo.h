@@ -1,0 +1,106 @@
+/* geo/geo.h - GeoIP: client address -> location, and distances.
+ *
+ * Load time (control thread): geo_load() opens an MMDB database with
+ * libmaxminddb, walks its whole search tree once and builds an immutable
+ * table of address ranges covering all of the 128-bit space, each with a
+ * location id; equal locations are shared, and adjacent ranges with the same
+ * location are merged. libmaxminddb is closed before geo_load() returns.
+ *
+ * Query time (any thread, concurrently): geo_lookup() is a bounded binary
+ * search over that table: no allocation, no locks, no libmaxminddb.
+ *
+ * Addresses are IPv6 throughout; IPv4 is v4-mapped (::ffff:a.b.c.d) and
+ * prefix lengths are in the 128-bit space (IPv4 /24 is 120).
+ *
+ * Also here: great-circle distance and the country centroid table
+ * (geo/dist.c, geo/centroids.c); the parser for "ADDR[/LEN]".
+ */
+#ifndef GEO_GEO_H
+#define GEO_GEO_H
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+/* A location: WGS84 degrees; ISO 3166-1 alpha-2 country and MaxMind
+ * continent code (AF AN AS EU NA OC SA), "" when unknown. */
+struct geo_loc {
+	double lat, lon;
+	char country[3];
+	char continent[3];
+};
+
+struct geo_db;                                   /* opaque, immutable */
+
+/* Counters for logs and metrics. */
+struct geo_stats {
+	size_t records;      /* MMDB data records walked (incl. repeats) */
+	size_t ranges;       /* ranges in the table (located or not) */
+	size_t networks;     /* ranges that have a location */
+	size_t locations;    /* distinct locations */
+	size_t centroids;    /* locations taken from a country centroid */
+	size_t unlocated;    /* records without a usable location or country */
+	size_t bytes;        /* memory held by the table */
+};
+
+/* Loads the MMDB file at path (load time only; may take a second or two on
+ * a full city database). On success *out is a new table the caller owns
+ * (geo_free) and 0 is returned. On failure returns -ENOENT (missing or
+ * unreadable), -EINVAL (not an MMDB, unsupported, or corrupt) or -ENOMEM,
+ * and writes "PATH: why" into err (errlen bytes, may be 0). Never exits.
+ *
+ * Records: location.latitude/longitude, country.iso_code (falling back to
+ * registered_country.iso_code), continent.code. A record without coordinates
+ * gets its country's centroid (geo_country_centroid), failing that its
+ * continent's; a record with none of these is "not found".
+ *
+ * IPv4 data (the MMDB's IPv4 subtree, ::/96 in an IPv6 tree) is placed at
+ * ::ffff:0:0/96, whether or not the database aliases it there. Where the
+ * database aliases 2002::/16 (6to4), 2001::/32 (Teredo) or holds IPv4 at
+ * ::/96, geo_lookup() maps those addresses to the IPv4 data, as
+ * libmaxminddb does. */
+int geo_load(const char *path, struct geo_db **out, char *err, size_t errlen);
+
+/* Query path: never allocates, no locks. Returns the location of a (borrowed:
+ * valid until geo_free(db)), or NULL if the database has none for it. In
+ * *plen (if not NULL) goes the length of the widest prefix containing a in
+ * which every address gets the same result (same location, or also not
+ * found): the honest ECS scope, in the 128-bit space. For v4-mapped
+ * addresses it is at least 96. */
+const struct geo_loc *geo_lookup(const struct geo_db *db,
+				 const struct in6_addr *a, unsigned *plen);
+
+/* Frees the table; NULL is fine. Pointers from geo_lookup() die with it. */
+void geo_free(struct geo_db *db);
+
+/* Number of located networks (merged ranges with a location). */
+size_t geo_count(const struct geo_db *db);
+/* Fills *st. */
+void geo_stats(const struct geo_db *db, struct geo_stats *st);
+/* Metadata: the database_type string (borrowed, never NULL) and the build
+ * epoch (seconds since 1970) of the loaded file. */
+const char *geo_db_type(const struct geo_db *db);
+uint64_t geo_build_epoch(const struct geo_db *db);
+
+/* Great-circle distance in km between two points given in degrees
+ * (haversine, mean Earth radius 6371.0088 km). Any thread. */
+double geo_distance_km(double lat1, double lon1, double lat2, double lon2);
+
+/* Approximate geographic centre of the country with ISO 3166-1 alpha-2 code
+ * cc (upper or lower case; also MaxMind's XK). Fills *lat, *lon and
+ * continent (3 bytes, may be NULL) and returns 0, or -ENOENT for an unknown
+ * code, -EINVAL for a malformed one. Any thread. */
+int geo_country_centroid(const char *cc, double *lat, double *lon,
+			 char continent[3]);
+
+/* Approximate centre of a continent by MaxMind code (AF AN AS EU NA OC SA).
+ * Returns 0 or -ENOENT. Any thread. */
+int geo_continent_centroid(const char *code, double *lat, double *lon);
+
+/* Parses "ADDR" or "ADDR/LEN" (IPv4 or IPv6). IPv4 becomes v4-mapped and its
+ * LEN (0..32) is returned plus 96; without /LEN the length is the full
+ * address (128). Returns 0, or -EINVAL for bad syntax, a length out of range,
+ * or host bits set beyond the length (192.0.2.1/24 is rejected). Any thread,
+ * never allocates. */
+int geo_parse_cidr(const char *s, struct in6_addr *net, unsigned *plen);
+
+#endif
