@@ -176,9 +176,12 @@ static int parse_file(struct builder *b, FILE *fp, const char *origin_text,
 	}
 	while (!feof(fp)) {
 		ldns_rr *rr = NULL;
-		int start = line;
+		int before = line;
 		ldns_status st = ldns_rr_new_frm_fp_l(&rr, fp, &ttl, &origin_rdf,
 						      &prev, &line);
+		/* ldns has counted the newline that ended the record; report
+		 * the line the record (or its closing parenthesis) is on. */
+		uint32_t at = (uint32_t)(line > before ? line - 1 : line);
 		ldns_rdf *owner;
 		uint8_t *od;
 		size_t ol;
@@ -188,14 +191,11 @@ static int parse_file(struct builder *b, FILE *fp, const char *origin_text,
 			continue;
 		}
 		if (st == LDNS_STATUS_SYNTAX_INCLUDE) {
-			rc = fail(b, (uint32_t)line, "$INCLUDE is not supported");
+			rc = fail(b, at, "$INCLUDE is not supported");
 			goto out;
 		}
 		if (st != LDNS_STATUS_OK) {
-			/* ldns counts the line it stopped on; a record that
-			 * began earlier (parentheses) is reported there. */
-			rc = fail(b, (uint32_t)(line > start ? line : start),
-				  "%s", ldns_get_errorstr_by_id(st));
+			rc = fail(b, at, "%s", ldns_get_errorstr_by_id(st));
 			goto out;
 		}
 		owner = ldns_rr_owner(rr);
@@ -203,18 +203,18 @@ static int parse_file(struct builder *b, FILE *fp, const char *origin_text,
 		ol = ldns_rdf_size(owner);
 		if (ol == 0 || od[ol - 1] != 0) {
 			ldns_rr_free(rr);
-			rc = fail(b, (uint32_t)line, "relative name with no $ORIGIN");
+			rc = fail(b, at, "relative name with no $ORIGIN");
 			goto out;
 		}
 		if (ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN) {
 			ldns_rr_free(rr);
-			rc = fail(b, (uint32_t)line, "class is not IN");
+			rc = fail(b, at, "class is not IN");
 			goto out;
 		}
 		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA) {
 			if (seen_soa) {
 				ldns_rr_free(rr);
-				rc = fail(b, (uint32_t)line, "second SOA record");
+				rc = fail(b, at, "second SOA record");
 				goto out;
 			}
 			seen_soa = true;
@@ -231,7 +231,7 @@ static int parse_file(struct builder *b, FILE *fp, const char *origin_text,
 				have_origin = true;
 			} else {
 				ldns_rr_free(rr);
-				rc = fail(b, (uint32_t)line,
+				rc = fail(b, at,
 					  "no $ORIGIN and the first record is not the SOA");
 				goto out;
 			}
@@ -244,7 +244,7 @@ static int parse_file(struct builder *b, FILE *fp, const char *origin_text,
 				char *s = ldns_rdf2str(owner);
 
 				ldns_rr_free(rr);
-				rc = fail(b, (uint32_t)line, "%s is outside the zone",
+				rc = fail(b, at, "%s is outside the zone",
 					  s ? s : "owner");
 				free(s);
 				goto out;
@@ -254,12 +254,12 @@ static int parse_file(struct builder *b, FILE *fp, const char *origin_text,
 		if (ldns_rr_rdata2buffer_wire(rdbuf, rr) != LDNS_STATUS_OK ||
 		    ldns_buffer_position(rdbuf) > 65535) {
 			ldns_rr_free(rr);
-			rc = fail(b, (uint32_t)line, "record data too long");
+			rc = fail(b, at, "record data too long");
 			goto out;
 		}
 		rc = add_rec(b, od, ol, (uint16_t)ldns_rr_get_type(rr),
 			     ldns_rr_ttl(rr), ldns_buffer_begin(rdbuf),
-			     ldns_buffer_position(rdbuf), (uint32_t)start);
+			     ldns_buffer_position(rdbuf), at);
 		ldns_rr_free(rr);
 		if (rc < 0) {
 			fail(b, 0, "out of memory");
