@@ -1,0 +1,54 @@
+/* health/probe.h - the probe agent (bin/gslb-probe): learns its checks from
+ * every configured dnsd API, runs them on its own libevent loop with jitter,
+ * applies rise/fall hysteresis per check and reports batches to every server
+ * independently. Protocol: health/PROTOCOL.md. Agent process only, one
+ * thread. */
+#ifndef HEALTH_PROBE_H
+#define HEALTH_PROBE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "health/pcheck.h"
+
+#define PROBE_MAX_SERVERS 16
+
+struct probe_conf {
+	const char *name, *region;
+	bool has_coords;
+	double lat, lon;
+	const char *servers[PROBE_MAX_SERVERS]; /* API base URLs */
+	size_t n_servers;
+	const char *token;
+	double interval;        /* default check interval, s (>= 1) */
+	double refresh;         /* check-list refetch period, s */
+	double batch;           /* minimum time between reports, s */
+	double http_timeout;    /* API request timeout, s */
+};
+
+/* One check as served by GET /v1/checks. */
+struct probe_check_def {
+	uint32_t id;
+	char url[PCHECK_PATH_MAX + PCHECK_HOST_MAX + 16];
+	struct pcheck_spec spec;
+	double interval;        /* s, >= 1 */
+	unsigned rise, fall;    /* 1..100 */
+};
+/* Validates one element of "checks" (defaults: interval default_interval,
+ * timeout min(5, interval), rise 3, fall 2, tls_verify true, expect
+ * 200-399, rcode NOERROR). Returns 0, or -EINVAL with err naming the field
+ * ("checks[3].timeout: ..."). */
+int probe_check_parse(const json_t *o, size_t idx, double default_interval,
+                      struct probe_check_def *out, char *err, size_t errlen);
+
+/* Parses an API base URL "http://HOST[:PORT][/PREFIX]". 0 or -EINVAL. */
+int probe_server_parse(const char *url, char *host, size_t hostlen,
+                       uint16_t *port, char *prefix, size_t prefixlen);
+
+/* Runs the agent until SIGTERM or SIGINT. Returns the exit status: 0 after
+ * a signal, 1 if the loop could not be set up (logged). */
+int probe_run(const struct probe_conf *c);
+
+#endif
