@@ -1,0 +1,421 @@
+#!/bin/bash
+# bench/run.sh - `make bench`: bin/dnsd against Knot DNS and gdnsd, measured
+# in the same run on this machine.  See bench/README.md for the method.
+#
+# Environment:
+#   BENCH_SECONDS   seconds per saturation round per server (default 10)
+#   BENCH_ROUNDS    saturation rounds; servers take turns (default 3)
+#   BENCH_QUICK=1   a 1-2 minute run: 1 round of 4 s, short latency runs,
+#                   a 200k-record memory zone
+#   BENCH_WINDOW    loadgen queries in flight at saturation (default 64)
+#   BENCH_SOCKETS   loadgen UDP sockets (default 8)
+#   BENCH_RATE      fixed rate for the latency runs (default 50000)
+#   BENCH_LAT_SECONDS  length of each latency run (default 10)
+#   BENCH_MEM_RECORDS  records in the memory zone (default 1000000)
+#   BENCH_SERVERS   servers to measure (default "dnsd knot gdnsd")
+#   BENCH_SKIP      parts to skip, any of "sat lat mem"
+#
+# Every server runs pinned to CPU 0 with one query thread; the load generator
+# and dnsperf run pinned to CPU 1.  Traffic goes to 127.0.0.1 only.  Every
+# process started here is stopped by its PID on exit.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$ROOT/bench/out
+RESULTS=$OUT/results.txt
+LOADGEN=$ROOT/build/bench/loadgen
+
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+	DEF_SECONDS=4 DEF_ROUNDS=1 DEF_LAT=3 DEF_MEM=200000
+else
+	DEF_SECONDS=10 DEF_ROUNDS=3 DEF_LAT=10 DEF_MEM=1000000
+fi
+SAT_SECONDS=${BENCH_SECONDS:-$DEF_SECONDS}
+ROUNDS=${BENCH_ROUNDS:-$DEF_ROUNDS}
+LAT_SECONDS=${BENCH_LAT_SECONDS:-$DEF_LAT}
+MEM_RECORDS=${BENCH_MEM_RECORDS:-$DEF_MEM}
+WINDOW=${BENCH_WINDOW:-64}
+SOCKETS=${BENCH_SOCKETS:-8}
+RATE=${BENCH_RATE:-50000}
+SERVERS=${BENCH_SERVERS:-dnsd knot gdnsd}
+SKIP=${BENCH_SKIP:-}
+SERVER_CPU=0
+CLIENT_CPU=1
+CLK_TCK=$(getconf CLK_TCK)
+
+mkdir -p "$OUT"
+: > "$RESULTS"
+T=$(mktemp -d /tmp/gslb-bench.XXXXXX)
+declare -A PID PORT
+STARTED=()	# every PID we started, in order
+FAILED=0
+
+say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
+die() { say "bench: $*"; exit 1; }
+
+# Stop one process we started: SIGTERM, up to 10 s, then SIGKILL.
+# Prints nothing; returns the exit status of the process (or 255 if killed).
+stop_pid() {
+	local pid=$1 i
+	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return $?; }
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		return 255
+	fi
+	wait "$pid" 2>/dev/null
+}
+
+cleanup() {
+	local pid
+	for pid in "${STARTED[@]}"; do
+		stop_pid "$pid"
+	done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- setup -------------------------------------------------------------------
+
+install_deps() {
+	local missing=() cmd pkg
+	for pair in dnsperf:dnsperf knotd:knot gdnsd:gdnsd taskset:util-linux \
+		    python3:python3 cc:gcc; do
+		cmd=${pair%%:*} pkg=${pair#*:}
+		command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	[ "$(id -u)" = 0 ] || die "missing ${missing[*]}; run as root or apt-get install them"
+	say "bench: installing ${missing[*]} from Debian"
+	# Keep the packages' own services from starting on port 53 while we
+	# install (only when no policy is in place already; removed after).
+	local policy=/usr/sbin/policy-rc.d ours=0
+	if [ ! -e $policy ]; then
+		printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy && ours=1
+	fi
+	apt-get update -q >/dev/null &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends "${missing[@]}" >"$T/apt.log" 2>&1
+	local rc=$?
+	[ $ours = 1 ] && rm -f $policy
+	[ $rc = 0 ] || { cat "$T/apt.log"; die "apt-get install failed"; }
+}
+
+build_loadgen() {
+	mkdir -p "$(dirname "$LOADGEN")"
+	if [ ! -x "$LOADGEN" ] || [ "$ROOT/bench/loadgen.c" -nt "$LOADGEN" ]; then
+		cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -o "$LOADGEN" \
+			"$ROOT/bench/loadgen.c" || die "loadgen does not build"
+	fi
+}
+
+# A port free for both UDP and TCP on 127.0.0.1, not handed out before.
+free_port() {
+	/usr/bin/python3 - "$@" <<'EOF'
+import socket, sys
+used = set(int(a) for a in sys.argv[1:])
+for _ in range(100):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    p = u.getsockname()[1]
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        t.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        t.close(); u.close()
+    if p not in used and p > 1024:
+        print(p); break
+EOF
+}
+
+# --- servers -----------------------------------------------------------------
+# start_SERVER ZONEFILE ORIGIN PORT DIR: exec the server in the foreground,
+# pinned to SERVER_CPU, one query thread; stdout/stderr to DIR/log.
+
+start_dnsd() {
+	local zone=$1 port=$3 dir=$4
+	taskset -c $SERVER_CPU "$ROOT/bin/dnsd" --listen 127.0.0.1:"$port" \
+		--zone "$zone" --threads 1 >"$dir/log" 2>&1 &
+	LAST_PID=$!
+}
+
+start_knot() {
+	local zone=$1 origin=$2 port=$3 dir=$4
+	mkdir -p "$dir/db"
+	cat > "$dir/knot.conf" <<EOF
+server:
+    rundir: "$dir"
+    pidfile: "$dir/knot.pid"
+    listen: 127.0.0.1@$port
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+control:
+    listen: "$dir/knot.sock"
+database:
+    storage: "$dir/db"
+log:
+  - target: stderr
+    any: notice
+template:
+  - id: default
+    storage: "$dir"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+    semantic-checks: off
+zone:
+  - domain: $origin
+    file: "$zone"
+EOF
+	taskset -c $SERVER_CPU knotd -c "$dir/knot.conf" >"$dir/log" 2>&1 &
+	LAST_PID=$!
+}
+
+start_gdnsd() {
+	local zone=$1 origin=$2 port=$3 dir=$4
+	mkdir -p "$dir/zones" "$dir/run" "$dir/state"
+	ln -sf "$zone" "$dir/zones/${origin%.}"
+	# experimental_no_chain => false: follow CNAMEs inside the zone like
+	# dnsd and Knot do, so all three answer the same records.
+	cat > "$dir/config" <<EOF
+options => {
+  listen => [ 127.0.0.1:$port ]
+  udp_threads => 1
+  tcp_threads => 1
+  run_dir => $dir/run
+  state_dir => $dir/state
+  experimental_no_chain => false
+}
+EOF
+	taskset -c $SERVER_CPU gdnsd -c "$dir" start >"$dir/log" 2>&1 &
+	LAST_PID=$!
+}
+
+server_version() {
+	case $1 in
+	dnsd) echo "dnsd ($(git -C "$ROOT" log -1 --format='%h %cs' 2>/dev/null))" ;;
+	knot) knotd --version 2>&1 | head -1 ;;
+	gdnsd) gdnsd -V 2>&1 | grep -m1 -o 'gdnsd version [0-9.]*' ;;
+	esac
+}
+
+# launch NAME KEY ZONEFILE ORIGIN PROBENAME: start server NAME as KEY (its
+# instance name), wait until it answers PROBENAME/A with data.  Sets
+# PID[KEY], PORT[KEY] and LOAD_S (seconds from start to that first answer).
+launch() {
+	local name=$1 key=$2 zone=$3 origin=$4 probe=$5 t0 t1
+	local dir=$T/$key
+	mkdir -p "$dir"
+	PORT[$key]=$(free_port "${PORT[@]}")
+	[ -n "${PORT[$key]}" ] || die "no free port"
+	t0=$(date +%s%N)
+	"start_$name" "$zone" "$origin" "${PORT[$key]}" "$dir"
+	PID[$key]=$LAST_PID
+	STARTED+=("$LAST_PID")
+	if ! taskset -c $CLIENT_CPU "$LOADGEN" -p "${PORT[$key]}" \
+		-P "$probe/A" -t 120000 >"$dir/probe" 2>&1; then
+		say "bench: $key did not answer $probe/A within 120 s; its log:"
+		tail -20 "$dir/log" | tee -a "$RESULTS"
+		return 1
+	fi
+	t1=$(date +%s%N)
+	LOAD_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+	kill -0 "${PID[$key]}" 2>/dev/null || return 1
+}
+
+# halt KEY: stop the server, complain if it did not exit 0 on SIGTERM.
+halt() {
+	local key=$1 rc
+	stop_pid "${PID[$key]}"
+	rc=$?
+	# The contract says dnsd exits 0 on SIGTERM; gdnsd re-raises the
+	# signal (status 143), which is its normal way out.
+	case $key in *dnsd) [ $rc = 0 ] || say "bench: note: $key exited with status $rc after SIGTERM" ;; esac
+	unset "PID[$key]"
+}
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# kv KEY LINE: value of KEY=... in a loadgen RESULT line.
+kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# --- parts of the bench --------------------------------------------------------
+
+# Same answers from everyone: one pass over the query file at low concurrency;
+# rcode counts and the number of answer records must agree.
+check_same_answers() {
+	local s res line ref=""
+	say ""
+	say "== Same answers: one pass over the $NQUERIES queries (rcodes, answer RRs)"
+	for s in $ACTIVE; do
+		res=$(taskset -c $CLIENT_CPU "$LOADGEN" -p "${PORT[$s]}" -d "$QUERIES" \
+			-n "$NQUERIES" -l 60 -w 16 -c 2 | grep '^RESULT')
+		line=$(printf 'noerror=%s nxdomain=%s servfail=%s refused=%s answer_rrs=%s lost=%s' \
+			"$(kv noerror "$res")" "$(kv nxdomain "$res")" "$(kv servfail "$res")" \
+			"$(kv refused "$res")" "$(kv ancount "$res")" "$(kv lost "$res")")
+		say "$(printf '  %-6s %s' "$s" "$line")"
+		if [ -z "$ref" ]; then
+			ref=$line
+		elif [ "$line" != "$ref" ]; then
+			say "  WARNING: $s answers differ from the first server; the ratios compare different work"
+		fi
+	done
+}
+
+# Saturation: ROUNDS rounds, each server SAT_SECONDS in turn (the order rotates
+# every round).  One line per (round, server) into $T/sat.tsv.
+saturation() {
+	local r s order i res t0 t1 srv_s lg_cpu
+	local -a list=($ACTIVE)
+	say ""
+	say "== Saturation: closed loop, $WINDOW queries in flight over $SOCKETS sockets, $ROUNDS x ${SAT_SECONDS} s per server"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		order=""
+		for ((i = 0; i < ${#list[@]}; i++)); do
+			order+="${list[$(((i + r - 1) % ${#list[@]}))]} "
+		done
+		for s in $order; do
+			t0=$(cpu_ticks "${PID[$s]}")
+			res=$(taskset -c $CLIENT_CPU "$LOADGEN" -p "${PORT[$s]}" -d "$QUERIES" \
+				-l "$SAT_SECONDS" -w "$WINDOW" -c "$SOCKETS" | grep '^RESULT')
+			t1=$(cpu_ticks "${PID[$s]}")
+			[ -n "$res" ] || { say "bench: loadgen failed against $s"; FAILED=1; continue; }
+			srv_s=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { print (b - a) / hz }')
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$(kv qps "$res")" \
+				"$(kv lost "$res")" "$(kv answered "$res")" "$srv_s" \
+				"$(kv cpu_s "$res")" "$(kv wall_s "$res")" >> "$T/sat.tsv"
+			say "$(printf '  round %d %-6s %8s q/s  lost %-6s server CPU %5.1f us/q  loadgen CPU %5.1f us/q' \
+				"$r" "$s" "$(kv qps "$res")" "$(kv lost "$res")" \
+				"$(awk -v c="$srv_s" -v n="$(kv answered "$res")" 'BEGIN { print n ? c * 1e6 / n : 0 }')" \
+				"$(kv cpu_us_per_q "$res")")"
+		done
+	done
+}
+
+# Latency at a fixed rate: dnsperf (avg, stddev, max) and loadgen in open
+# loop (percentiles), each LAT_SECONDS against each server.
+latency() {
+	local s out lg
+	say ""
+	say "== Latency at a fixed rate of $RATE q/s, $LAT_SECONDS s each (dnsperf, then loadgen open loop)"
+	say "$(printf '  %-6s %9s %7s %9s %9s %9s | %7s %7s %7s %7s %6s' server \
+		'dp q/s' 'dp lost' 'avg us' 'sd us' 'max us' 'p50 us' 'p90 us' 'p99 us' 'p99.9' lost)"
+	for s in $ACTIVE; do
+		out=$(taskset -c $CLIENT_CPU dnsperf -s 127.0.0.1 -p "${PORT[$s]}" \
+			-d "$QUERIES" -l "$LAT_SECONDS" -Q "$RATE" -c 4 -q 1000 2>&1)
+		printf '%s\n' "$out" > "$T/dnsperf.$s"
+		lg=$(taskset -c $CLIENT_CPU "$LOADGEN" -p "${PORT[$s]}" -d "$QUERIES" \
+			-l "$LAT_SECONDS" -Q "$RATE" -c "$SOCKETS")
+		say "$(printf '%s\n' "$out" | awk -v s="$s" -v lg="$lg" '
+			/Queries per second:/ { qps = $4 }
+			/Queries lost:/ { lost = $3 }
+			/Average Latency/ { avg = $4 * 1e6; sub(/,/, "", $6); max = $8 }
+			/Latency StdDev/ { sd = $4 * 1e6 }
+			END {
+				sub(/\)/, "", max); max *= 1e6
+				n = split(lg, w, /[ \n]+/)
+				for (i = 1; i <= n; i++) {
+					if (w[i] == "p50") p50 = w[i + 1]
+					if (w[i] == "p90") p90 = w[i + 1]
+					if (w[i] == "p99") p99 = w[i + 1]
+					if (w[i] == "p99.9") p999 = w[i + 1]
+					if (w[i] ~ /^lost=/) { sub(/lost=/, "", w[i]); ll = w[i] }
+				}
+				printf "  %-6s %9.0f %7s %9.0f %9.0f %9.0f | %7s %7s %7s %7s %6s\n",
+				       s, qps, lost, avg, sd, max, p50, p90, p99, p999, ll
+			}')"
+	done
+}
+
+# Memory: each server alone on a MEM_RECORDS-record zone: time from start to
+# the first answer for the zone's last name, then VmRSS.
+memory() {
+	local s zone=$T/mem.test
+	say ""
+	say "== Memory: a zone of $MEM_RECORDS records (mem.test.), each server alone"
+	/usr/bin/python3 "$ROOT/bench/genzone.py" big "$zone" "$MEM_RECORDS" "$T/mem.last" ||
+		die "genzone big failed"
+	local last
+	last=$(cat "$T/mem.last")
+	say "$(printf '  %-6s %10s %10s' server 'load s' 'RSS MiB')"
+	for s in $MEM_SERVERS; do
+		if ! launch "$s" "mem-$s" "$zone" mem.test. "$last"; then
+			say "$(printf '  %-6s %10s' "$s" 'FAILED')"
+			FAILED=1
+			[ -n "${PID[mem-$s]:-}" ] && halt "mem-$s"
+			continue
+		fi
+		sleep 1	# let background work (Knot: zone commit) settle
+		local rss
+		rss=$(rss_kb "${PID[mem-$s]}")
+		printf '%s\t%s\t%s\n' "$s" "$LOAD_S" "$rss" >> "$T/mem.tsv"
+		say "$(printf '  %-6s %10s %10.1f' "$s" "$LOAD_S" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')")"
+		halt "mem-$s"
+	done
+}
+
+# Hooks for the later parts of issue 2 (balanced names): geo+ECS answers
+# against gdnsd's geoip plugin on the same MMDB, and 100k services x 4
+# endpoints.  They need dnsd to serve balanced names first.
+bench_geo() { :; }
+bench_services() { :; }
+
+# --- main ----------------------------------------------------------------------
+
+install_deps
+build_loadgen
+
+say "bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)"
+say "bench: servers pinned to CPU $SERVER_CPU (one query thread each), loadgen and dnsperf to CPU $CLIENT_CPU"
+
+ZONE=$T/bench.test
+QUERIES=$T/queries.txt
+/usr/bin/python3 "$ROOT/bench/genzone.py" mix "$ZONE" "$QUERIES" 10000 100000 ||
+	die "genzone mix failed"
+NQUERIES=$(wc -l < "$QUERIES")
+say "bench: zone bench.test. with $(grep -c ' IN ' "$ZONE") records; $NQUERIES queries: 30% A, 15% AAAA, 15% MX, 15% CNAME, 15% NXDOMAIN, 10% NODATA"
+
+ACTIVE=""
+MEM_SERVERS=""
+for s in $SERVERS; do
+	if [ "$s" = dnsd ] && [ ! -x "$ROOT/bin/dnsd" ]; then
+		say "bench: dnsd: bin/dnsd is missing (not built yet); measuring the peers only"
+		FAILED=1
+		continue
+	fi
+	if launch "$s" "$s" "$ZONE" bench.test. host0.bench.test.; then
+		ACTIVE+="$s "
+		MEM_SERVERS+="$s "
+		say "bench: $(printf '%-6s' "$s") $(server_version "$s") on 127.0.0.1:${PORT[$s]}, answered after $LOAD_S s"
+	else
+		say "bench: $s failed to start; left out"
+		FAILED=1
+		[ -n "${PID[$s]:-}" ] && halt "$s"
+	fi
+done
+[ -n "$ACTIVE" ] || die "no server could be started"
+
+check_same_answers
+case " $SKIP " in *" sat "*) ;; *) saturation ;; esac
+case " $SKIP " in *" lat "*) ;; *) latency ;; esac
+for s in $ACTIVE; do halt "$s"; done
+case " $SKIP " in *" mem "*) ;; *) memory ;; esac
+bench_geo
+bench_services
+
+say ""
+/usr/bin/python3 "$ROOT/bench/report.py" "$T/sat.tsv" "$T/mem.tsv" | tee -a "$RESULTS"
+say ""
+say "bench: results in bench/out/results.txt"
+exit $FAILED
