@@ -8,11 +8,14 @@
  * deduplicated by value, so two MMDB records that differ only in fields we
  * ignore (city names) merge too. The result covers all 2^128 addresses.
  *
+ * IPv4 (::ffff:0:0/96) has its own compact table of 32-bit starts, 8 bytes
+ * a range; in the IPv6 table that whole /96 is one marker range, so IPv6
+ * scopes never cover it and IPv4 scopes never leave it (they are >= 96).
+ *
  * Query time (any thread): the range holding an address is found by binary
- * search in a bucket given by the top 16 bits (of the IPv6 address, or of
- * the IPv4 address for ::ffff:0:0/96). The honest scope is the widest CIDR
- * block around the address inside that range, computed from the range ends:
- * the block must exclude start-1 and end+1.
+ * search in a bucket given by the top 16 bits of the address. The honest
+ * scope is the widest CIDR block around the address inside that range,
+ * computed from the range ends: the block must exclude start-1 and end+1.
  */
 #include <errno.h>
 #include <math.h>
@@ -38,15 +41,28 @@ struct u128 {
 	uint64_t hi, lo;
 };
 
+/* A range runs from its start to the next range's start - 1 (or the end
+ * of the space); loc is a location id, LOC_NONE or LOC_ALIAS. */
+struct range6 {
+	uint64_t hi, lo;
+	uint32_t loc;
+};
+
+struct range4 {
+	uint32_t start;
+	uint32_t loc;
+};
+
 struct geo_db {
-	size_t n;                /* ranges */
-	struct u128 *start;      /* n, ascending, start[0] == 0 */
-	uint32_t *loc;           /* n, location id or LOC_NONE/LOC_ALIAS */
+	struct range6 *r6;       /* n6, ascending, r6[0] starts at :: */
+	size_t n6;
+	struct range4 *r4;       /* n4, ascending, r4[0].start == 0 */
+	size_t n4;
 	struct geo_loc *locs;
 	size_t nlocs;
 	unsigned aliases;        /* ALIAS_* */
-	uint32_t idx6[NBUCKET + 1];  /* range holding (t << 112) */
-	uint32_t idx4[NBUCKET + 1];  /* range holding ::ffff:(t << 16) */
+	uint32_t idx6[NBUCKET + 1];  /* r6 index holding (t << 112) */
+	uint32_t idx4[NBUCKET + 1];  /* r4 index holding (t << 16) */
 	struct geo_stats st;
 	uint64_t build_epoch;
 	char type[64];
@@ -116,14 +132,15 @@ static bool u128_prefix_eq(struct u128 a, struct u128 b, unsigned len)
 
 /* ---- query path --------------------------------------------------------- */
 
-/* Index of the range holding k, searching [lo, hi] (start[lo] <= k). */
-static inline size_t find_range(const struct geo_db *db, struct u128 k,
-				size_t lo, size_t hi)
+/* Index of the IPv6 range holding k, searching [lo, hi] (r6[lo] <= k). */
+static inline size_t find6(const struct geo_db *db, struct u128 k, size_t lo,
+			   size_t hi)
 {
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo + 1) / 2;
+		struct u128 m = { db->r6[mid].hi, db->r6[mid].lo };
 
-		if (u128_le(db->start[mid], k))
+		if (u128_le(m, k))
 			lo = mid;
 		else
 			hi = mid - 1;
@@ -131,32 +148,48 @@ static inline size_t find_range(const struct geo_db *db, struct u128 k,
 	return lo;
 }
 
-/* Widest prefix around k inside range i: exclude start-1 and end+1. */
-static inline unsigned range_plen(const struct geo_db *db, size_t i,
-				  struct u128 k)
+/* Widest prefix around k inside IPv6 range i: exclude start-1 and end+1. */
+static inline unsigned plen6(const struct geo_db *db, size_t i, struct u128 k)
 {
+	struct u128 s = { db->r6[i].hi, db->r6[i].lo };
 	unsigned p = 0, q;
 
-	if (db->start[i].hi | db->start[i].lo)
-		p = clz_xor(u128_dec(db->start[i]), k) + 1;
-	if (i + 1 < db->n) {
-		q = clz_xor(db->start[i + 1], k) + 1;
+	if (s.hi | s.lo)
+		p = clz_xor(u128_dec(s), k) + 1;
+	if (i + 1 < db->n6) {
+		struct u128 e1 = { db->r6[i + 1].hi, db->r6[i + 1].lo };
+
+		q = clz_xor(e1, k) + 1;
 		if (q > p)
 			p = q;
 	}
 	return p;
 }
 
-/* Lookup of a v4-mapped key; plen at least 96. */
+/* IPv4 lookup; *plen in the 128-bit space (96..128). */
 static inline uint32_t lookup4(const struct geo_db *db, uint32_t v4,
 			       unsigned *plen)
 {
-	struct u128 k = { 0, 0xffff00000000ULL | v4 };
-	size_t i = find_range(db, k, db->idx4[v4 >> 16], db->idx4[(v4 >> 16) + 1]);
-	unsigned p = range_plen(db, i, k);
+	size_t lo = db->idx4[v4 >> 16], hi = db->idx4[(v4 >> 16) + 1];
+	unsigned p = 0, q;
 
-	*plen = p < 96 ? 96 : p;
-	return db->loc[i];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo + 1) / 2;
+
+		if (db->r4[mid].start <= v4)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	if (db->r4[lo].start)
+		p = (unsigned)__builtin_clz((db->r4[lo].start - 1) ^ v4) + 1;
+	if (lo + 1 < db->n4) {
+		q = (unsigned)__builtin_clz(db->r4[lo + 1].start ^ v4) + 1;
+		if (q > p)
+			p = q;
+	}
+	*plen = 96 + p;
+	return db->r4[lo].loc;
 }
 
 const struct geo_loc *geo_lookup(const struct geo_db *db,
@@ -185,10 +218,10 @@ const struct geo_loc *geo_lookup(const struct geo_db *db,
 		*plen = 32 + (p - 96);
 	} else {
 		unsigned t = (unsigned)(k.hi >> 48);
-		size_t i = find_range(db, k, db->idx6[t], db->idx6[t + 1]);
+		size_t i = find6(db, k, db->idx6[t], db->idx6[t + 1]);
 
-		*plen = range_plen(db, i, k);
-		id = db->loc[i];
+		*plen = plen6(db, i, k);
+		id = db->r6[i].loc;
 	}
 	return id < db->nlocs ? &db->locs[id] : NULL;
 }
@@ -210,7 +243,8 @@ struct offslot {                 /* data offset -> location id */
 struct walker {
 	MMDB_s *mmdb;
 	struct geo_db *db;
-	size_t cap;              /* of db->start/db->loc */
+	size_t cap6, cap4;       /* of db->r6, db->r4 */
+	bool in_v4;              /* walking the IPv4 subtree: emit to r4 */
 	size_t loccap;
 	uint32_t *lochash;       /* id + 1, 0 = empty; size lochcap */
 	size_t lochcap;
@@ -465,32 +499,48 @@ static int rec_loc(struct walker *w, const struct rec *r, uint32_t *id)
 	return 0;
 }
 
-/* Starts a range at `start` unless the previous one has the same id. */
+/* Starts a range at `start` unless the previous one has the same id. In
+ * the IPv4 subtree the start is ::ffff:0:0 + a 32-bit address. */
 static int emit(struct walker *w, struct u128 start, uint32_t id)
 {
 	struct geo_db *db = w->db;
 
-	if (db->n && db->loc[db->n - 1] == id)
+	if (w->in_v4) {
+		uint32_t v4 = (uint32_t)start.lo;
+
+		if (db->n4 && db->r4[db->n4 - 1].loc == id)
+			return 0;
+		if (db->n4 && v4 <= db->r4[db->n4 - 1].start)
+			return werr(w, -EINVAL, "corrupt search tree",
+				    "networks out of order");
+		if (db->n4 == w->cap4) {
+			size_t ncap = w->cap4 ? w->cap4 * 2 : 4096;
+			struct range4 *r = realloc(db->r4, ncap * sizeof(*r));
+
+			if (r == NULL)
+				return -ENOMEM;
+			db->r4 = r;
+			w->cap4 = ncap;
+		}
+		db->r4[db->n4++] = (struct range4){ v4, id };
 		return 0;
-	if (db->n && u128_le(start, db->start[db->n - 1]))
+	}
+	if (db->n6 && db->r6[db->n6 - 1].loc == id)
+		return 0;
+	if (db->n6 && u128_le(start, (struct u128){ db->r6[db->n6 - 1].hi,
+						    db->r6[db->n6 - 1].lo }))
 		return werr(w, -EINVAL, "corrupt search tree",
 			    "networks out of order");
-	if (db->n == w->cap) {
-		size_t ncap = w->cap ? w->cap * 2 : 4096;
-		struct u128 *s = realloc(db->start, ncap * sizeof(*s));
+	if (db->n6 == w->cap6) {
+		size_t ncap = w->cap6 ? w->cap6 * 2 : 4096;
+		struct range6 *r = realloc(db->r6, ncap * sizeof(*r));
 
-		if (s == NULL)
+		if (r == NULL)
 			return -ENOMEM;
-		db->start = s;
-		uint32_t *l = realloc(db->loc, ncap * sizeof(*l));
-
-		if (l == NULL)
-			return -ENOMEM;
-		db->loc = l;
-		w->cap = ncap;
+		db->r6 = r;
+		w->cap6 = ncap;
 	}
-	db->start[db->n] = start;
-	db->loc[db->n++] = id;
+	db->r6[db->n6++] = (struct range6){ start.hi, start.lo, id };
 	return 0;
 }
 
@@ -537,8 +587,12 @@ static int walk(struct walker *w, const struct rec *r, struct u128 base,
 		switch (special_at(base, depth)) {
 		case SP_MAPPED:
 			/* IPv4 lives here in our table, aliased or not. */
+			if ((rc = emit(w, base, LOC_ALIAS)) < 0)
+				return rc;
 			w->special = false;
+			w->in_v4 = true;
 			rc = walk(w, &w->v4, base, depth);
+			w->in_v4 = false;
 			w->special = true;
 			return rc;
 		case SP_COMPAT:
@@ -617,21 +671,20 @@ static void build_index(struct geo_db *db)
 	for (uint32_t t = 0; t < NBUCKET; t++) {
 		struct u128 k = { (uint64_t)t << 48, 0 };
 
-		while (i + 1 < db->n && u128_le(db->start[i + 1], k))
+		while (i + 1 < db->n6 &&
+		       u128_le((struct u128){ db->r6[i + 1].hi,
+					      db->r6[i + 1].lo }, k))
 			i++;
 		db->idx6[t] = (uint32_t)i;
 	}
-	db->idx6[NBUCKET] = (uint32_t)(db->n - 1);
+	db->idx6[NBUCKET] = (uint32_t)(db->n6 - 1);
 	i = 0;
-	for (uint32_t t = 0; t <= NBUCKET; t++) {
-		struct u128 k = { 0, 0xffff00000000ULL | ((uint64_t)t << 16) };
-
-		if (t == NBUCKET)
-			k.lo = 0xffffffffffffULL;
-		while (i + 1 < db->n && u128_le(db->start[i + 1], k))
+	for (uint32_t t = 0; t < NBUCKET; t++) {
+		while (i + 1 < db->n4 && db->r4[i + 1].start <= t << 16)
 			i++;
 		db->idx4[t] = (uint32_t)i;
 	}
+	db->idx4[NBUCKET] = (uint32_t)(db->n4 - 1);
 }
 
 static int open_err(const char *path, int st, char *err, size_t errlen)
@@ -709,29 +762,59 @@ int geo_load(const char *path, struct geo_db **out, char *err, size_t errlen)
 		rc = walk(&w, &root, (struct u128){ 0, 0 }, 0);
 	} else {
 		/* IPv4-only tree: everything else is not found. */
+		struct u128 mapped = { 0, 0xffff00000000ULL };
+
 		w.v4 = (struct rec){ 0, MMDB_RECORD_TYPE_SEARCH_NODE,
 				     { &mmdb, 0 } };
 		if ((rc = emit(&w, (struct u128){ 0, 0 }, LOC_NONE)) < 0 ||
-		    (rc = walk(&w, &w.v4, (struct u128){ 0, 0xffff00000000ULL },
-			       96)) < 0)
+		    (rc = emit(&w, mapped, LOC_ALIAS)) < 0)
+			goto out;
+		w.in_v4 = true;
+		rc = walk(&w, &w.v4, mapped, 96);
+		w.in_v4 = false;
+		if (rc < 0)
 			goto out;
 		rc = emit(&w, (struct u128){ 0, 0x1000000000000ULL }, LOC_NONE);
 	}
 	if (rc < 0)
 		goto out;
-	if (db->n >= LOC_ALIAS) {
+	if (db->n6 == 0 || db->n4 == 0 || db->r4[0].start != 0) {
+		rc = werr(&w, -EINVAL, "corrupt search tree", "no IPv4 subtree");
+		goto out;
+	}
+	if (db->n6 >= LOC_ALIAS || db->n4 >= LOC_ALIAS) {
 		rc = werr(&w, -ENOMEM, "too many networks", "> 2^32");
 		goto out;
+	}
+	/* Give back the growth slack: the table lives as long as the db. */
+	if (db->n6 < w.cap6) {
+		struct range6 *r = realloc(db->r6, db->n6 * sizeof(*r));
+
+		if (r) {
+			db->r6 = r;
+			w.cap6 = db->n6;
+		}
+	}
+	if (db->n4 < w.cap4) {
+		struct range4 *r = realloc(db->r4, db->n4 * sizeof(*r));
+
+		if (r) {
+			db->r4 = r;
+			w.cap4 = db->n4;
+		}
 	}
 	build_index(db);
 	snprintf(db->type, sizeof(db->type), "%s",
 		 mmdb.metadata.database_type ? mmdb.metadata.database_type : "");
 	db->build_epoch = mmdb.metadata.build_epoch;
-	db->st.ranges = db->n;
-	for (size_t i = 0; i < db->n; i++)
-		db->st.networks += db->loc[i] < db->nlocs;
+	db->st.ranges = db->n4 + db->n6;
+	for (size_t i = 0; i < db->n6; i++)
+		db->st.networks += db->r6[i].loc < db->nlocs;
+	for (size_t i = 0; i < db->n4; i++)
+		db->st.networks += db->r4[i].loc < db->nlocs;
 	db->st.locations = db->nlocs;
-	db->st.bytes = sizeof(*db) + w.cap * (sizeof(struct u128) + 4) +
+	db->st.bytes = sizeof(*db) + w.cap6 * sizeof(struct range6) +
+		       w.cap4 * sizeof(struct range4) +
 		       w.loccap * sizeof(struct geo_loc);
 	*out = db;
 	db = NULL;
@@ -751,8 +834,8 @@ void geo_free(struct geo_db *db)
 {
 	if (db == NULL)
 		return;
-	free(db->start);
-	free(db->loc);
+	free(db->r6);
+	free(db->r4);
 	free(db->locs);
 	free(db);
 }
