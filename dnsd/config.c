@@ -30,6 +30,8 @@ static const struct opt opts[] = {
 	  "an RFC 1035 master file (repeatable)" },
 	{ "db", OPT_STR, OFF(db), 0, 0, 0, "the SQLite store of balanced names" },
 	{ "geoip", OPT_STR, OFF(geoip), 0, 0, 0, "an MMDB GeoIP database" },
+	{ "default-location", OPT_STR, OFF(default_location), 0, 0, 0,
+	  "LAT,LON or a country code: where clients the GeoIP database does not know are" },
 	{ "api", OPT_STR, OFF(api), 0, 0, 0, "ADDR:PORT of the HTTP API" },
 	{ "api-token-file", OPT_STR, OFF(api_token_file), 0, 0, 0,
 	  "file whose first line is the API bearer token" },

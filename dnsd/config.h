@@ -23,6 +23,7 @@ struct config {
 	const char *nsid;
 	const char *log_level;
 	const char *user;
+	const char *default_location;
 	unsigned threads;
 	unsigned max_udp_size;
 	unsigned tcp_idle_timeout;     /* seconds */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -17,6 +18,14 @@
 #include "dnsd/net.h"
 #include "dnsd/snap.h"
 #include "dnsd/zone.h"
+#include "geo/geo.h"
+
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
 
 struct server {
 	struct config conf;
@@ -24,6 +33,8 @@ struct server {
 	struct net *net;
 	struct snap *snap;           /* the one in force (control thread) */
 	uint64_t gen;
+	struct event *poll_ev;
+	struct file_id geo_id;       /* to notice a replaced GeoIP file */
 };
 
 static void answer_conf_init(const struct config *c, struct answer_conf *a)
@@ -38,6 +49,69 @@ static void answer_conf_init(const struct config *c, struct answer_conf *a)
 		a->nsid_len = (uint8_t)(n > sizeof(a->nsid) ? sizeof(a->nsid) : n);
 		memcpy(a->nsid, c->nsid, a->nsid_len);
 	}
+}
+
+/* "LAT,LON" or a country code. Returns 0 or -EINVAL (logged). */
+static int parse_default_location(const char *s, struct geo_loc *loc)
+{
+	char *end;
+
+	memset(loc, 0, sizeof(*loc));
+	if (strlen(s) == 2 &&
+	    geo_country_centroid(s, &loc->lat, &loc->lon, loc->continent) == 0) {
+		loc->country[0] = (char)(s[0] & ~0x20);
+		loc->country[1] = (char)(s[1] & ~0x20);
+		return 0;
+	}
+	loc->lat = strtod(s, &end);
+	if (end != s && *end == ',') {
+		const char *p = end + 1;
+
+		loc->lon = strtod(p, &end);
+		if (end != p && !*end && loc->lat >= -90 && loc->lat <= 90 &&
+		    loc->lon >= -180 && loc->lon <= 180)
+			return 0;
+	}
+	log_err("default-location: '%s' is neither LAT,LON nor a known country code", s);
+	return -EINVAL;
+}
+
+static void file_id_of(const char *path, struct file_id *id)
+{
+	struct stat st;
+
+	memset(id, 0, sizeof(*id));
+	if (stat(path, &st) == 0) {
+		id->dev = st.st_dev;
+		id->ino = st.st_ino;
+		id->size = st.st_size;
+		id->mtime = st.st_mtim;
+	}
+}
+
+static bool file_id_eq(const struct file_id *a, const struct file_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec &&
+	       a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+static int load_geo(struct server *sv, struct geo_db **out)
+{
+	char err[512];
+	struct geo_stats st;
+	int rc;
+
+	file_id_of(sv->conf.geoip, &sv->geo_id);
+	rc = geo_load(sv->conf.geoip, out, err, sizeof(err));
+	if (rc < 0) {
+		log_err("geoip: %s", err);
+		return rc;
+	}
+	geo_stats(*out, &st);
+	log_info("geoip %s: %s, %zu networks, %zu locations", sv->conf.geoip,
+		 geo_db_type(*out), st.networks, st.locations);
+	return 0;
 }
 
 /* Loads every zone file. On a file that fails, keeps old[i] when there is
@@ -83,31 +157,47 @@ static int check_duplicate_apex(const struct config *c, struct zone **z)
 	return rc;
 }
 
-static struct snap *snap_build(struct server *sv, struct zone **zones)
+/* A new snapshot sharing every part of base (NULL: empty). */
+static struct snap *snap_clone(struct server *sv, const struct snap *base)
 {
 	struct snap *s = calloc(1, sizeof(*s));
-	size_t n = 0;
 
 	if (!s)
 		return NULL;
-	s->zones = calloc(sv->conf.n_zone ? sv->conf.n_zone : 1, sizeof(*s->zones));
+	s->zones = calloc(sv->conf.n_zone + 1, sizeof(*s->zones));
 	if (!s->zones) {
 		free(s);
 		return NULL;
 	}
-	for (size_t i = 0; i < sv->conf.n_zone; i++)
-		if (zones[i])
-			s->zones[n++] = zones[i];
-	s->n_zones = n;
-	s->zt = zonetab_build(s->zones, n);
-	if (!s->zt) {
-		free(s->zones);
-		free(s);
-		return NULL;
+	if (base) {
+		memcpy(s->zones, base->zones, base->n_zones * sizeof(*s->zones));
+		s->n_zones = base->n_zones;
+		s->zt = base->zt;
+		s->geo = base->geo;
 	}
 	answer_conf_init(&sv->conf, &s->conf);
+	if (sv->conf.default_location)
+		s->conf.has_default_loc = parse_default_location(
+			sv->conf.default_location, &s->conf.default_loc) == 0;
 	s->gen = ++sv->gen;
 	return s;
+}
+
+/* Gives s the zones in zones[] (NULL entries skipped) and their table. */
+static int snap_set_zones(struct snap *s, struct zone **zones, size_t n)
+{
+	struct zonetab *zt;
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (zones[i])
+			s->zones[k++] = zones[i];
+	zt = zonetab_build(s->zones, k);
+	if (!zt)
+		return -ENOMEM;
+	s->n_zones = k;
+	s->zt = zt;
+	return 0;
 }
 
 static bool has_zone(const struct snap *s, const struct zone *z)
@@ -128,8 +218,17 @@ static void snap_retire(struct snap *old, const struct snap *cur)
 			zone_free(old->zones[i]);
 	if (!cur || old->zt != cur->zt)
 		zonetab_free((struct zonetab *)old->zt);
+	if (!cur || old->geo != cur->geo)
+		geo_free(old->geo);
 	free(old->zones);
 	free(old);
+}
+
+/* Throws away a snapshot that was never published: only the parts that
+ * base (the one in force) does not share. */
+static void snap_discard(struct snap *s, const struct snap *base)
+{
+	snap_retire(s, base);
 }
 
 static void install(struct server *sv, struct snap *s)
@@ -140,35 +239,45 @@ static void install(struct server *sv, struct snap *s)
 	sv->snap = s;
 }
 
-/* SIGHUP: reparse every zone file off the query path; a file that fails
- * keeps its old zone serving. */
+/* SIGHUP: reparse every zone file and the GeoIP database off the query
+ * path; whatever fails keeps its old version serving. */
 static void reload(struct server *sv)
 {
 	struct zone **old = xcalloc(sv->conf.n_zone + 1, sizeof(*old));
 	struct zone **nz = xcalloc(sv->conf.n_zone + 1, sizeof(*nz));
-	struct snap *s;
+	struct snap *s = snap_clone(sv, sv->snap);
 	unsigned failed;
 
+	if (!s) {
+		log_err("reload: out of memory, keeping everything loaded before");
+		goto out;
+	}
 	/* The old zones, by file position (a failed file may have none). */
 	for (size_t i = 0; i < sv->conf.n_zone; i++)
 		for (size_t k = 0; k < sv->snap->n_zones; k++)
 			if (strcmp(sv->snap->zones[k]->file, sv->conf.zone[i]) == 0)
 				old[i] = sv->snap->zones[k];
 	failed = load_zones(&sv->conf, old, nz);
-	if (check_duplicate_apex(&sv->conf, nz) < 0) {
+	if (check_duplicate_apex(&sv->conf, nz) < 0 ||
+	    snap_set_zones(s, nz, sv->conf.n_zone) < 0) {
 		for (size_t i = 0; i < sv->conf.n_zone; i++)
 			if (nz[i] != old[i])
 				zone_free(nz[i]);
-		log_err("reload: failed, keeping everything loaded before");
+		s->n_zones = 0;
+		s->zt = sv->snap->zt;
+		snap_discard(s, sv->snap);
+		log_err("reload: zones failed, keeping everything loaded before");
 		goto out;
 	}
-	s = snap_build(sv, nz);
-	if (!s) {
-		for (size_t i = 0; i < sv->conf.n_zone; i++)
-			if (nz[i] != old[i])
-				zone_free(nz[i]);
-		log_err("reload: out of memory, keeping everything loaded before");
-		goto out;
+	if (sv->conf.geoip) {
+		struct geo_db *g;
+
+		if (load_geo(sv, &g) == 0) {
+			s->geo = g;
+		} else {
+			failed++;
+			log_err("geoip: keeping the database loaded before");
+		}
 	}
 	install(sv, s);
 	log_info("reload: generation %llu, %zu zones, %u failed",
@@ -176,6 +285,33 @@ static void reload(struct server *sv)
 out:
 	free(old);
 	free(nz);
+}
+
+/* Every db-poll-ms: a replaced GeoIP file is reloaded on its own. */
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *sv = arg;
+	struct file_id id;
+
+	(void)fd;
+	(void)what;
+	if (sv->conf.geoip) {
+		file_id_of(sv->conf.geoip, &id);
+		if (id.ino && !file_id_eq(&id, &sv->geo_id)) {
+			struct geo_db *g;
+			struct snap *s;
+
+			log_info("geoip %s: file changed, reloading", sv->conf.geoip);
+			if (load_geo(sv, &g) < 0) {
+				log_err("geoip: keeping the database loaded before");
+			} else if (!(s = snap_clone(sv, sv->snap))) {
+				geo_free(g);
+			} else {
+				s->geo = g;
+				install(sv, s);
+			}
+		}
+	}
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -204,6 +340,7 @@ int main(int argc, char **argv)
 	struct server sv = { 0 };
 	struct zone **zones;
 	struct event *sig[3] = { 0 };
+	struct geo_db *geo = NULL;
 	static const int sigs[3] = { SIGHUP, SIGTERM, SIGINT };
 	enum log_level lvl;
 	unsigned failed;
@@ -231,9 +368,18 @@ int main(int argc, char **argv)
 	failed = load_zones(&sv.conf, NULL, zones);
 	if (check_duplicate_apex(&sv.conf, zones) < 0)
 		failed++;
+	if (sv.conf.geoip && load_geo(&sv, &geo) < 0)
+		failed++;
+	if (sv.conf.default_location) {
+		struct geo_loc loc;
+
+		if (parse_default_location(sv.conf.default_location, &loc) < 0)
+			failed++;
+	}
 	if (sv.conf.check) {
 		for (size_t i = 0; i < sv.conf.n_zone; i++)
 			zone_free(zones[i]);
+		geo_free(geo);
 		free(zones);
 		if (failed)
 			fprintf(stderr, "dnsd: check: %u problem(s)\n", failed);
@@ -244,16 +390,17 @@ int main(int argc, char **argv)
 		return failed ? 1 : 0;
 	}
 	if (failed)
-		fatal("%u zone file(s) failed to load; not starting", failed);
+		fatal("%u problem(s) in the configuration; not starting", failed);
 	if (!sv.conf.n_listen)
 		fatal("no listen address (use --listen ADDR:PORT)");
 
 	rcu_register_thread();
 	{
-		struct snap *s = snap_build(&sv, zones);
+		struct snap *s = snap_clone(&sv, NULL);
 
-		if (!s)
+		if (!s || snap_set_zones(s, zones, sv.conf.n_zone) < 0)
 			fatal("out of memory building the first snapshot");
+		s->geo = geo;
 		install(&sv, s);
 	}
 	free(zones);
@@ -274,6 +421,16 @@ int main(int argc, char **argv)
 			fatal("cannot install signal handlers");
 	}
 	signal(SIGPIPE, SIG_IGN);
+	{
+		struct timeval tv = {
+			.tv_sec = sv.conf.db_poll_ms / 1000,
+			.tv_usec = (sv.conf.db_poll_ms % 1000) * 1000,
+		};
+
+		sv.poll_ev = event_new(sv.base, -1, EV_PERSIST, on_poll, &sv);
+		if (!sv.poll_ev || event_add(sv.poll_ev, &tv) < 0)
+			fatal("cannot start the poll timer");
+	}
 	if (net_start(sv.net) < 0)
 		fatal("cannot start workers");
 	for (size_t i = 0; i < sv.conf.n_listen; i++)
@@ -288,6 +445,7 @@ int main(int argc, char **argv)
 	net_free(sv.net);
 	for (int i = 0; i < 3; i++)
 		event_free(sig[i]);
+	event_free(sv.poll_ev);
 	event_base_free(sv.base);
 	snap_retire(snap_publish(NULL), NULL);
 	rcu_unregister_thread();

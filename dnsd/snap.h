@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "dnsd/zone.h"
+#include "geo/geo.h"
 
 /* One hash table of every name of every zone. Where zones nest, the deeper
  * zone's node wins, and the parent's glue below that cut is left out. */
@@ -34,15 +35,20 @@ struct answer_conf {
 	uint8_t nsid_len;
 	uint8_t nsid[64];
 	uint8_t ecs_max_v4, ecs_max_v6;  /* trusted ECS source prefix caps */
+	/* Where clients with no location are taken to be. */
+	bool has_default_loc;
+	struct geo_loc default_loc;
 };
 
 struct snap {
 	uint64_t gen;
 	struct answer_conf conf;
 	const struct zonetab *zt;
-	/* Zones with a reference count kept by the control thread only. */
+	/* Parts a new snapshot may share with the one before; the control
+	 * thread frees a part when no published snapshot uses it. */
 	struct zone **zones;
 	size_t n_zones;
+	struct geo_db *geo;          /* NULL without --geoip */
 };
 
 /* Builds the name table over zones (borrowed). Load time. NULL on ENOMEM;
