@@ -37,6 +37,7 @@
 #define TX_SIZE    (4096 + 512)  /* max-udp-size <= 4096, plus OPT */
 #define UDP_ROUNDS 16            /* batches per wake-up, then yield to TCP */
 #define TCP_OUT_MAX (256 * 1024) /* stop reading a client that doesn't read */
+#define UDP_BUF_SIZE (8 * 1024 * 1024)
 
 struct worker;
 
@@ -164,8 +165,19 @@ static int bind_socket(const char *what, int type,
 	}
 	if (ss->ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (type == SOCK_STREAM)
+	if (type == SOCK_STREAM) {
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	} else {
+		/* A burst larger than the default 208 KB buffer would be
+		 * dropped by the kernel before we see it. Root may exceed
+		 * net.core.rmem_max; others get what the sysctl allows. */
+		int size = UDP_BUF_SIZE;
+
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	}
 	if (bind(fd, (const struct sockaddr *)ss, len) < 0) {
 		log_err_errno("listen %s (%s)", what, type == SOCK_STREAM ? "tcp" : "udp");
 		close(fd);
