@@ -850,6 +850,21 @@ void geo_stats(const struct geo_db *db, struct geo_stats *st)
 	*st = db->st;
 }
 
+size_t geo_locations(const struct geo_db *db)
+{
+	return db->nlocs;
+}
+
+const struct geo_loc *geo_location(const struct geo_db *db, uint32_t id)
+{
+	return id < db->nlocs ? &db->locs[id] : NULL;
+}
+
+uint32_t geo_loc_id(const struct geo_db *db, const struct geo_loc *loc)
+{
+	return (uint32_t)(loc - db->locs);
+}
+
 const char *geo_db_type(const struct geo_db *db)
 {
 	return db->type;

@@ -76,6 +76,16 @@ void geo_free(struct geo_db *db);
 size_t geo_count(const struct geo_db *db);
 /* Fills *st. */
 void geo_stats(const struct geo_db *db, struct geo_stats *st);
+/* Locations are numbered 0..geo_locations()-1, so a snapshot can
+ * precompute per location (e.g. endpoints sorted by distance) and index it
+ * with geo_loc_id() on the query path. */
+size_t geo_locations(const struct geo_db *db);
+/* Location number id (borrowed), or NULL if id >= geo_locations(). */
+const struct geo_loc *geo_location(const struct geo_db *db, uint32_t id);
+/* Query path: the number of a location returned by geo_lookup() or
+ * geo_location() of the same db. */
+uint32_t geo_loc_id(const struct geo_db *db, const struct geo_loc *loc);
+
 /* Metadata: the database_type string (borrowed, never NULL) and the build
  * epoch (seconds since 1970) of the loaded file. */
 const char *geo_db_type(const struct geo_db *db);

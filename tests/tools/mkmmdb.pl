@@ -42,6 +42,9 @@ BEGIN {
 	}
 }
 
+# Any uncaught error: its message, exit status 1.
+$SIG{__DIE__} = sub { return if $^S; print STDERR $_[0]; exit 1; };
+
 use Getopt::Long;
 use MaxMind::DB::Writer::Tree;
 
@@ -106,7 +109,7 @@ my $tree = MaxMind::DB::Writer::Tree->new(
 	record_size => 24,
 	database_type => $country_only ? 'GSLB-Test-Country' : 'GSLB-Test-City',
 	languages => ['en'],
-	description => { en => "gslb test database from $in" },
+	description => { en => "gslb test database from " . ($in =~ s{.*/}{}r) },
 	map_key_type_callback => sub { $types{ $_[0] } },
 	alias_ipv6_to_ipv4 => ($ipv4 || $no_alias) ? 0 : 1,
 	# Test data lives in 127/8 and documentation ranges, which the

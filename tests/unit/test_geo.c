@@ -816,6 +816,20 @@ static void test_city(void)
 		CHECK(0, "city: cannot load: %s", path ? err : "no db");
 		return;
 	}
+	/* mkmmdb.pl is deterministic: same input, same bytes */
+	{
+		const char *again = make_db("city-again.mmdb",
+					    "tests/fixtures/geo/networks.tsv",
+					    "");
+		uint8_t *x = NULL, *y = NULL;
+		size_t nx = read_file(path, &x), ny = again ?
+			read_file(again, &y) : 0;
+
+		CHECK(nx > 0 && nx == ny && memcmp(x, y, nx) == 0,
+		      "mkmmdb.pl: two runs differ (%zu/%zu bytes)", nx, ny);
+		free(x);
+		free(y);
+	}
 	geo_stats(db, &st);
 	/* 10 cities + 3 country centroids (CA, GB, JP), shared */
 	CHECK(st.locations == 13, "city: %zu locations, want 13",
@@ -825,6 +839,24 @@ static void test_city(void)
 	      st.records);
 	CHECK(st.centroids >= 3, "city: %zu centroids", st.centroids);
 	check_cases("city", db, city_cases, N(city_cases));
+	/* location numbering round-trips; plen may be NULL */
+	{
+		struct in6_addr a;
+		unsigned plen;
+		const struct geo_loc *l;
+		int bad = 0;
+
+		for (uint32_t id = 0; id < geo_locations(db); id++)
+			bad += geo_loc_id(db, geo_location(db, id)) != id;
+		CHECK(bad == 0 && geo_locations(db) == st.locations,
+		      "city: location ids do not round-trip");
+		CHECK(geo_location(db, (uint32_t)geo_locations(db)) == NULL,
+		      "city: location past the end");
+		geo_parse_cidr("127.0.3.1", &a, &plen);
+		l = geo_lookup(db, &a, NULL);
+		CHECK(l && geo_location(db, geo_loc_id(db, l)) == l &&
+		      strcmp(l->country, "JP") == 0, "city: lookup, NULL plen");
+	}
 	cross_check("city", path, db, 20000, 1000);
 	bench("bench fixture", db);
 	test_errors(path);
