@@ -523,6 +523,8 @@ static void on_checks_reply(struct evhttp_request *req, void *arg)
 	json_error_t je;
 	json_t *root = NULL, *arr;
 	char why[200] = "", err[256];
+	json_int_t gen;
+	bool new_gen;
 
 	sv->fetching = false;
 	if (code != 200) {
@@ -558,13 +560,19 @@ static void on_checks_reply(struct evhttp_request *req, void *arg)
 		json_decref(root);
 		return;
 	}
+	{
+		json_t *g = json_object_get(root, "generation");
+
+		gen = json_is_integer(g) ? json_integer_value(g) : -1;
+		new_gen = !sv->have_list || gen != sv->generation;
+	}
 	for (size_t i = 0; i < json_array_size(arr); i++) {
 		if (probe_check_parse(json_array_get(arr, i), i,
 		                      ag->c->interval, &list[n], err,
 		                      sizeof(err)) < 0) {
-			/* Logged on every fetch, but at debug after the first
-			 * time so a bad row does not flood the log. */
-			if (sv->fetch_status != 200 || !sv->have_list)
+			/* Logged once per list generation so a bad row does
+			 * not flood the log. */
+			if (new_gen)
 				log_warn("probe %s: server %s: %s (check skipped)",
 				         ag->c->name, sv->url, err);
 			else
@@ -577,10 +585,7 @@ static void on_checks_reply(struct evhttp_request *req, void *arg)
 	}
 	note_outcome(sv, "GET /v1/checks", &sv->fetch_status, 200, "");
 	{
-		json_t *g = json_object_get(root, "generation");
-		json_int_t gen = json_is_integer(g) ? json_integer_value(g) : -1;
-
-		if (!sv->have_list || gen != sv->generation)
+		if (new_gen)
 			log_info("probe %s: server %s: check list generation %lld: "
 			         "%zu checks%s", ag->c->name, sv->url,
 			         (long long)gen, n, bad ? " (some invalid)" : "");
