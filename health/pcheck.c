@@ -492,6 +492,14 @@ static void start_stream(struct pcheck_run *r)
 
 	if (r->spec.url.kind == PCHECK_HTTPS) {
 		X509_VERIFY_PARAM *vp;
+		char name[PCHECK_TEXT_MAX];
+
+		/* The Host header, when set, is also the TLS name (SNI and
+		 * certificate check): checking one address of a named site. */
+		snprintf(name, sizeof(name), "%s", r->spec.host_header[0]
+		         ? r->spec.host_header : host);
+		if (r->spec.host_header[0] && name[0] != '[')
+			name[strcspn(name, ":")] = 0;
 
 		if (!(r->ssl = SSL_new(env->ssl))) {
 			fail_later(r, "tls: out of memory");
@@ -500,14 +508,14 @@ static void start_stream(struct pcheck_run *r)
 		SSL_set_verify(r->ssl, r->spec.tls_verify ? SSL_VERIFY_PEER
 		                                          : SSL_VERIFY_NONE, NULL);
 		vp = SSL_get0_param(r->ssl);
-		if (is_ip_literal(host)) {
-			X509_VERIFY_PARAM_set1_ip_asc(vp, host);
+		if (is_ip_literal(name)) {
+			X509_VERIFY_PARAM_set1_ip_asc(vp, name);
 		} else {
 			/* RFC 6066 3: SNI carries host names, never literals. */
-			SSL_set_tlsext_host_name(r->ssl, host);
+			SSL_set_tlsext_host_name(r->ssl, name);
 			X509_VERIFY_PARAM_set_hostflags(
 				vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-			X509_VERIFY_PARAM_set1_host(vp, host, 0);
+			X509_VERIFY_PARAM_set1_host(vp, name, 0);
 		}
 		r->bev = bufferevent_openssl_socket_new(
 			env->base, -1, r->ssl, BUFFEREVENT_SSL_CONNECTING,

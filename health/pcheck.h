@@ -43,7 +43,8 @@ struct pcheck_spec {
 	bool tls_verify;               /* https: verify chain and host name */
 	unsigned expect_lo, expect_hi; /* http(s): accepted status range */
 	char body[PCHECK_TEXT_MAX];    /* http(s): "" or required substring */
-	char host_header[PCHECK_TEXT_MAX]; /* http(s): "" = URL host */
+	char host_header[PCHECK_TEXT_MAX]; /* http(s): "" = URL host; https:
+	                                    * also the SNI and verified name */
 	int rcode;                     /* dns: expected rcode (0 NOERROR) */
 };
 

@@ -39,14 +39,14 @@ def token_file(tok=TOKEN):
     return p
 
 
-def agent(servers, name="eu-1", region="eu", tok=TOKEN, extra=()):
+def agent(servers, name="eu-1", region="eu", tok=TOKEN, extra=(), env=None):
     argv = [os.path.join(BIN, "gslb-probe"), "--name", name, "--region", region,
             "--lat", "50.1", "--lon", "8.7", "--token-file", token_file(tok),
             "--interval", "1", "--refresh", "1", "--batch", "0.2",
             "--api-timeout", "2", "--log-level", "info"]
     for s in servers:
         argv += ["--server", s]
-    return Proc(argv + list(extra))
+    return Proc(argv + list(extra), env=env)
 
 
 def check(eid, url, **kw):
@@ -161,7 +161,10 @@ def test_https_verification():
     tls = started(HttpBackend(free_port(), body="secure\n", ssl_ctx=self_signed(d)))
     checks = [check(1, "https://127.0.0.1:%d/" % tls.port),
               check(2, "https://127.0.0.1:%d/" % tls.port, tls_verify=False),
-              check(3, "https://localhost:%d/" % tls.port, tls_verify=False, body="secure")]
+              check(3, "https://localhost:%d/" % tls.port, tls_verify=False, body="secure"),
+              # The Host header names the certificate to expect.
+              check(4, "https://127.0.0.1:%d/" % tls.port, tls_verify=False,
+                    host="localhost", body="secure")]
     api = started(FakeApi(free_port(), TOKEN, checks))
     a = agent([url_of(api)])
 
@@ -169,11 +172,37 @@ def test_https_verification():
         lat = api.latest()
         return (lat.get(1, (0, {}))[1].get("state") == "down" and
                 lat.get(2, (0, {}))[1].get("state") == "up" and
-                lat.get(3, (0, {}))[1].get("state") == "up")
+                lat.get(3, (0, {}))[1].get("state") == "up" and
+                lat.get(4, (0, {}))[1].get("state") == "up")
     api.wait(settled, 8, "https verify on down, off up")
     lat = api.latest()
     assert "certificate verify failed" in lat[1][1]["detail"], lat[1][1]
     assert lat[2][1]["rtt_ms"] > 0, lat[2][1]
+    assert a.stop() == 0
+
+
+@test
+@wrap
+def test_https_trusted_ca_and_host_name():
+    """With the certificate in the trust store (SSL_CERT_FILE), verification
+    passes for the names in it and fails for any other name."""
+    d = tmpdir()
+    tls = started(HttpBackend(free_port(), body="secure\n", ssl_ctx=self_signed(d)))
+    checks = [check(1, "https://127.0.0.1:%d/" % tls.port),
+              check(2, "https://localhost:%d/" % tls.port),
+              check(3, "https://127.0.0.1:%d/" % tls.port, host="localhost"),
+              check(4, "https://127.0.0.1:%d/" % tls.port, host="www.other.example")]
+    want = {1: "up", 2: "up", 3: "up", 4: "down"}
+    api = started(FakeApi(free_port(), TOKEN, checks))
+    env = dict(os.environ, SSL_CERT_FILE=os.path.join(d, "crt.pem"))
+    a = agent([url_of(api)], env=env)
+
+    def settled():
+        lat = api.latest()
+        return all(i in lat and lat[i][1]["state"] == s for i, s in want.items())
+    api.wait(settled, 8, "trusted names up, other name down")
+    detail = api.latest()[4][1]["detail"]
+    assert "verify failed" in detail and "mismatch" in detail, detail
     assert a.stop() == 0
 
 
