@@ -1,0 +1,161 @@
+-- db/schema.sql - the SQLite store of balanced names (schema version 1).
+--
+-- This is the current full schema. db/schema_sql.c holds a byte-identical
+-- copy as a C string (tests/unit/test_store.c compares them); store_open()
+-- runs it on an empty database and sets PRAGMA user_version = 1. A later
+-- version adds a migration step in db/store.c and updates both files.
+--
+-- Conventions: names (services, CNAME targets) are lower-case, fully
+-- qualified, with the trailing dot. Times are unix seconds (REAL). Config
+-- tables (services, endpoints, rules, rule_targets) are written by gslbctl,
+-- the HTTP API or a person with sqlite3; health tables (probes, health,
+-- endpoint_health, latency) are written by dnsd's health module. dnsd reads
+-- everything; an invalid row is skipped and reported, never fatal.
+
+-- A balanced name: its answers are chosen per query from its endpoints.
+CREATE TABLE services (
+	id        INTEGER PRIMARY KEY,
+	-- FQDN, lower case, trailing dot; must lie inside a zone dnsd serves
+	-- (dnsd checks that: services outside every zone are skipped).
+	name      TEXT NOT NULL UNIQUE
+	          CHECK (name = lower(name) AND substr(name, -1) = '.'
+	                 AND length(name) BETWEEN 2 AND 254),
+	-- How an answer is chosen (README "Balanced names and gslbctl").
+	policy    TEXT NOT NULL
+	          CHECK (policy IN ('failover', 'weighted', 'geo', 'latency',
+	                            'all', 'roundrobin')),
+	-- TTL of every answer record, seconds.
+	ttl       INTEGER NOT NULL DEFAULT 30 CHECK (ttl BETWEEN 0 AND 2147483647),
+	-- Records per answer; NULL = the policy's default (1 for failover,
+	-- weighted, geo, latency; 8 for all; every healthy one for roundrobin).
+	answers   INTEGER CHECK (answers IS NULL OR answers BETWEEN 1 AND 16),
+	-- weighted only: 1 = the same client subnet keeps its answer
+	-- (rendezvous hashing on the ECS/source subnet).
+	sticky    INTEGER NOT NULL DEFAULT 0 CHECK (sticky IN (0, 1)),
+	-- When no endpoint is healthy and in rotation: 'open' (answer as if
+	-- every endpoint not forced down were healthy), 'closed' (SERVFAIL),
+	-- or a TARGET (IPv4, IPv6 or FQDN with trailing dot) answered instead.
+	when_down TEXT NOT NULL DEFAULT 'open' CHECK (length(when_down) > 0)
+);
+
+-- One possible answer of a service.
+CREATE TABLE endpoints (
+	id             INTEGER PRIMARY KEY,
+	service_id     INTEGER NOT NULL
+	               REFERENCES services(id) ON DELETE CASCADE,
+	-- IPv4 or IPv6 address in canonical text (an A or AAAA answer), or a
+	-- lower-case FQDN with trailing dot (a CNAME answer).
+	target         TEXT NOT NULL CHECK (length(target) BETWEEN 2 AND 254),
+	-- weighted: share of answers; 0 = only when no endpoint with a
+	-- positive weight is up.
+	weight         INTEGER NOT NULL DEFAULT 1 CHECK (weight BETWEEN 0 AND 65535),
+	-- failover: lower is preferred; flip rewrites it.
+	priority       INTEGER NOT NULL DEFAULT 0
+	               CHECK (priority BETWEEN 0 AND 65535),
+	-- Free-form region name (e.g. 'eu-west'), for people and status.
+	region         TEXT,
+	-- Position (WGS84 degrees) for geo and latency; both or neither.
+	lat            REAL CHECK (lat IS NULL OR lat BETWEEN -90 AND 90),
+	lon            REAL CHECK (lon IS NULL OR lon BETWEEN -180 AND 180),
+	-- geo: Route 53 style bias, -99..99; positive attracts clients from
+	-- farther away (distance x (1 - bias/100)), negative repels
+	-- (distance / (1 + bias/100)).
+	bias           REAL NOT NULL DEFAULT 0 CHECK (bias BETWEEN -99 AND 99),
+	-- 'auto' follows health, 'up' is forced healthy, 'down' is never
+	-- answered (not even when failing open).
+	admin          TEXT NOT NULL DEFAULT 'auto'
+	               CHECK (admin IN ('auto', 'up', 'down')),
+	-- 1 = out of rotation (only answered when the service fails open).
+	drained        INTEGER NOT NULL DEFAULT 0 CHECK (drained IN (0, 1)),
+	-- Health check: NULL = none (the endpoint counts as healthy), else
+	-- tcp://HOST:PORT, http(s)://HOST[:PORT]/PATH or dns://HOST[:PORT]/NAME.
+	check_url      TEXT,
+	-- Seconds between checks / per-check timeout; NULL = agent default.
+	check_interval REAL CHECK (check_interval IS NULL OR check_interval > 0),
+	check_timeout  REAL CHECK (check_timeout IS NULL OR check_timeout > 0),
+	-- Consecutive successes to become up / failures to become down.
+	check_rise     INTEGER NOT NULL DEFAULT 3 CHECK (check_rise BETWEEN 1 AND 100),
+	check_fall     INTEGER NOT NULL DEFAULT 2 CHECK (check_fall BETWEEN 1 AND 100),
+	-- HTTPS: 1 = verify the certificate and host name.
+	check_tls_verify INTEGER NOT NULL DEFAULT 1
+	               CHECK (check_tls_verify IN (0, 1)),
+	-- HTTP(S): accepted status range, e.g. '200-399'; NULL = 200-399.
+	check_expect   TEXT,
+	-- HTTP(S): substring the body must contain; NULL = any body.
+	check_body     TEXT,
+	-- HTTP(S): Host header / TLS SNI to send; NULL = the URL's host.
+	check_host     TEXT,
+	CHECK ((lat IS NULL) = (lon IS NULL)),
+	UNIQUE (service_id, target)
+);
+CREATE INDEX endpoints_service ON endpoints(service_id);
+
+-- A geolocation rule of a service: clients it matches are answered only
+-- from its targets (most specific rule first: longest CIDR, then country,
+-- then continent). Applies to every policy; then the policy chooses.
+CREATE TABLE rules (
+	id         INTEGER PRIMARY KEY,
+	service_id INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+	kind       TEXT NOT NULL CHECK (kind IN ('cidr', 'country', 'continent')),
+	-- cidr: 'ADDR/LEN' (network address, no host bits); country: ISO
+	-- 3166-1 alpha-2 upper case; continent: AF AN AS EU NA OC SA.
+	pattern    TEXT NOT NULL CHECK (length(pattern) > 0),
+	UNIQUE (service_id, kind, pattern)
+);
+
+-- The endpoints a rule answers with (members of the rule's service).
+CREATE TABLE rule_targets (
+	rule_id     INTEGER NOT NULL REFERENCES rules(id) ON DELETE CASCADE,
+	endpoint_id INTEGER NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+	PRIMARY KEY (rule_id, endpoint_id)
+);
+
+-- Probe agents that reported to dnsd (written by dnsd).
+CREATE TABLE probes (
+	id        INTEGER PRIMARY KEY,
+	name      TEXT NOT NULL UNIQUE,
+	region    TEXT NOT NULL,
+	-- Agent position; both or neither. Used to map a client to the
+	-- nearest probe region (latency policy).
+	lat       REAL CHECK (lat IS NULL OR lat BETWEEN -90 AND 90),
+	lon       REAL CHECK (lon IS NULL OR lon BETWEEN -180 AND 180),
+	last_seen REAL
+);
+
+-- Each agent's latest view of each endpoint (written by dnsd).
+CREATE TABLE health (
+	endpoint_id INTEGER NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+	probe_id    INTEGER NOT NULL REFERENCES probes(id) ON DELETE CASCADE,
+	-- The agent's own rise/fall state.
+	state       TEXT NOT NULL CHECK (state IN ('up', 'down', 'unknown')),
+	-- Latest raw result: 1 = check passed.
+	ok          INTEGER NOT NULL CHECK (ok IN (0, 1)),
+	-- Latest round-trip time, ms; NULL = none.
+	rtt_ms      REAL,
+	-- Latest result detail ('connect refused', 'status 503', ...).
+	detail      TEXT NOT NULL DEFAULT '',
+	ts          REAL NOT NULL,     -- agent's time of the result
+	seen        REAL NOT NULL,     -- when dnsd received it
+	since       REAL NOT NULL,     -- when this agent's state last changed
+	PRIMARY KEY (endpoint_id, probe_id)
+);
+
+-- The quorum result per endpoint, persisted by dnsd and restored at start.
+CREATE TABLE endpoint_health (
+	endpoint_id INTEGER PRIMARY KEY REFERENCES endpoints(id) ON DELETE CASCADE,
+	state       TEXT NOT NULL CHECK (state IN ('up', 'down', 'unknown')),
+	-- 1 = no agent reported recently: this is the last known state.
+	stale       INTEGER NOT NULL DEFAULT 0 CHECK (stale IN (0, 1)),
+	since       REAL NOT NULL DEFAULT 0,   -- when state last changed
+	reason      TEXT NOT NULL DEFAULT ''   -- why (last transition)
+);
+
+-- Round-trip time EWMA per (probe region, endpoint) (written by dnsd).
+CREATE TABLE latency (
+	region      TEXT NOT NULL,
+	endpoint_id INTEGER NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+	rtt_ms      REAL NOT NULL CHECK (rtt_ms >= 0),
+	samples     INTEGER NOT NULL DEFAULT 0,
+	updated     REAL NOT NULL,
+	PRIMARY KEY (region, endpoint_id)
+);

@@ -1,0 +1,206 @@
+/* db/store.c - opening the SQLite store, schema creation and migrations.
+ * Load time only; see db/store.h. */
+#include "db/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Migration steps: migrations[v] takes a database at user_version v to
+ * v + 1. Version 0 is the empty database, so step 0 is the full current
+ * schema; a future version 2 appends an ALTER step here and updates
+ * db/schema.sql (the full schema) at the same time. */
+static const char *const migrations[STORE_SCHEMA_VERSION] = {
+	store_schema_sql,
+};
+
+static void seterr(char *err, size_t errlen, const char *path,
+                   const char *why)
+{
+	if (err && errlen)
+		snprintf(err, errlen, "db: %s: %s", path, why);
+}
+
+int store_exec(sqlite3 *h, const char *sql)
+{
+	return sqlite3_exec(h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+int store_begin(sqlite3 *h, bool write)
+{
+	return store_exec(h, write ? "BEGIN IMMEDIATE" : "BEGIN");
+}
+
+int store_commit(sqlite3 *h)
+{
+	return store_exec(h, "COMMIT");
+}
+
+void store_rollback(sqlite3 *h)
+{
+	if (!sqlite3_get_autocommit(h))
+		sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* One integer from a one-row query; -1 on error (SQLite code in *code). */
+static long long query_int(sqlite3 *h, const char *sql, int *code)
+{
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+	int rc = sqlite3_prepare_v2(h, sql, -1, &st, NULL);
+
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			v = sqlite3_column_int64(st, 0);
+			rc = SQLITE_OK;
+		}
+	}
+	sqlite3_finalize(st);
+	*code = rc;
+	return v;
+}
+
+long long store_data_version(sqlite3 *h)
+{
+	int code;
+	long long v = query_int(h, "PRAGMA data_version", &code);
+
+	return code == SQLITE_OK ? v : -EIO;
+}
+
+/* Maps a failing SQLite call to the documented errors. */
+static int fail(sqlite3 *h, int code, const char *path, char *err,
+                size_t errlen)
+{
+	int prim = code & 0xff;
+
+	if (prim == SQLITE_NOTADB || prim == SQLITE_CORRUPT) {
+		seterr(err, errlen, path, "file is not a database");
+		return -EINVAL;
+	}
+	seterr(err, errlen, path, h ? sqlite3_errmsg(h) : sqlite3_errstr(code));
+	return prim == SQLITE_CANTOPEN ? -ENOENT : -EIO;
+}
+
+static int migrate(sqlite3 *h, long long from, const char *path, char *err,
+                   size_t errlen)
+{
+	char sql[64], why[512];
+
+	if (store_begin(h, true) < 0)
+		return fail(h, sqlite3_errcode(h), path, err, errlen);
+	for (long long v = from; v < STORE_SCHEMA_VERSION; v++) {
+		if (store_exec(h, migrations[v]) < 0) {
+			snprintf(why, sizeof why, "migration to schema %lld: %s",
+			         v + 1, sqlite3_errmsg(h));
+			store_rollback(h);
+			seterr(err, errlen, path, why);
+			return -EIO;
+		}
+	}
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d",
+	         STORE_SCHEMA_VERSION);
+	if (store_exec(h, sql) < 0 || store_commit(h) < 0) {
+		int rc = fail(h, sqlite3_errcode(h), path, err, errlen);
+		store_rollback(h);
+		return rc;
+	}
+	return 0;
+}
+
+int store_open(const char *path, unsigned flags, sqlite3 **out, char *err,
+               size_t errlen)
+{
+	sqlite3 *h = NULL;
+	struct stat sb;
+	bool ro = flags & STORE_RDONLY;
+	bool create = (flags & STORE_CREATE) && !ro;
+	int oflags, code, rc;
+	long long ver, ntables;
+	char why[160];
+
+	*out = NULL;
+	if (stat(path, &sb) < 0) {
+		if (errno != ENOENT || !create) {
+			seterr(err, errlen, path, strerror(errno));
+			return errno == ENOENT ? -ENOENT : -EIO;
+		}
+	} else if (!S_ISREG(sb.st_mode)) {
+		seterr(err, errlen, path, "not a regular file");
+		return -EINVAL;
+	}
+	oflags = ro ? SQLITE_OPEN_READONLY
+	            : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+	code = sqlite3_open_v2(path, &h, oflags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (code != SQLITE_OK) {
+		rc = fail(h, code, path, err, errlen);
+		goto out;
+	}
+	sqlite3_extended_result_codes(h, 0);
+	sqlite3_busy_timeout(h, 5000);
+	/* The first read of the header: a non-database fails here. */
+	ver = query_int(h, "PRAGMA user_version", &code);
+	if (code != SQLITE_OK) {
+		rc = fail(h, code, path, err, errlen);
+		goto out;
+	}
+	if (store_exec(h, "PRAGMA foreign_keys = ON") < 0 ||
+	    (!ro && store_exec(h, "PRAGMA journal_mode = WAL") < 0) ||
+	    store_exec(h, "PRAGMA synchronous = FULL") < 0) {
+		rc = fail(h, sqlite3_errcode(h), path, err, errlen);
+		goto out;
+	}
+	if (ver > STORE_SCHEMA_VERSION) {
+		snprintf(why, sizeof why,
+		         "schema version %lld is newer than this program's (%d)",
+		         ver, STORE_SCHEMA_VERSION);
+		seterr(err, errlen, path, why);
+		rc = -EINVAL;
+		goto out;
+	}
+	if (ver == 0) {
+		ntables = query_int(h, "SELECT count(*) FROM sqlite_master",
+		                    &code);
+		if (code != SQLITE_OK) {
+			rc = fail(h, code, path, err, errlen);
+			goto out;
+		}
+		if (ntables > 0) {
+			seterr(err, errlen, path,
+			       "not a gslb store (tables but no schema version)");
+			rc = -EINVAL;
+			goto out;
+		}
+		if (!create) {
+			seterr(err, errlen, path,
+			       "empty database (run 'gslbctl init')");
+			rc = -EINVAL;
+			goto out;
+		}
+	}
+	if (ver < STORE_SCHEMA_VERSION) {
+		if (ro) {
+			snprintf(why, sizeof why, "schema version %lld needs "
+			         "migration to %d (open read-write once)", ver,
+			         STORE_SCHEMA_VERSION);
+			seterr(err, errlen, path, why);
+			rc = -EINVAL;
+			goto out;
+		}
+		if ((rc = migrate(h, ver, path, err, errlen)) < 0)
+			goto out;
+	}
+	*out = h;
+	h = NULL;
+	rc = 0;
+out:
+	sqlite3_close(h);
+	return rc;
+}
+
+void store_close(sqlite3 *h)
+{
+	sqlite3_close(h);
+}

@@ -1,0 +1,239 @@
+/* db/svc.h - the immutable service set (balanced names) and the policy
+ * engine that picks each answer.
+ *
+ * Load time (control thread of dnsd, gslbctl): svc_load() reads every
+ * service, endpoint and rule from SQLite in one read transaction into an
+ * arena-backed struct svc_set. Invalid rows are skipped and recorded as
+ * problem strings; the set is never written after it is published.
+ *
+ * Query time (any worker thread, concurrently): svc_find() and svc_select()
+ * read the set and a health view; they never allocate, lock or log.
+ * gslbctl explain calls the very same svc_select() with a struct svc_why,
+ * so explain cannot disagree with the server.
+ *
+ * Addresses and prefix lengths live in the 128-bit space: IPv4 is
+ * v4-mapped (::ffff:a.b.c.d) and an IPv4 /24 is 120.
+ *
+ * Health input is health/hstate.h's struct hstate_view (endpoint id ->
+ * HSTATE_UNKNOWN/UP/DOWN, probe regions, RTT per (region, id)). */
+#ifndef DB_SVC_H
+#define DB_SVC_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include <sqlite3.h>
+
+#include "common/arena.h"
+#include "health/hstate.h"
+
+#define SVC_MAX_ANSWERS   16    /* records in one answer */
+#define SVC_MAX_ENDPOINTS 256   /* per service; more are skipped at load */
+#define SVC_NAME_MAX      255   /* wire octets of a name */
+
+enum svc_policy {
+	SVC_FAILOVER, SVC_WEIGHTED, SVC_GEO, SVC_LATENCY, SVC_ALL, SVC_RR,
+	SVC_NPOLICIES
+};
+enum svc_admin { SVC_ADMIN_AUTO, SVC_ADMIN_UP, SVC_ADMIN_DOWN };
+enum svc_down { SVC_DOWN_OPEN, SVC_DOWN_CLOSED, SVC_DOWN_TARGET };
+enum svc_rule_kind { SVC_RULE_CIDR, SVC_RULE_COUNTRY, SVC_RULE_CONTINENT };
+
+/* RR types of targets. */
+#define SVC_T_A     1
+#define SVC_T_CNAME 5
+#define SVC_T_AAAA  28
+
+/* One answer target, pre-parsed. */
+struct svc_target {
+	uint16_t type;          /* SVC_T_A, SVC_T_AAAA or SVC_T_CNAME */
+	uint16_t len;           /* rdata length: 4, 16, or the wire name's */
+	const uint8_t *rdata;   /* address bytes, or the CNAME target as an
+	                           uncompressed lower-case wire name */
+	const char *text;       /* canonical text (as stored) */
+};
+
+struct svc_service;
+
+struct svc_endpoint {
+	uint32_t id;            /* endpoints.id (index into health views) */
+	struct svc_target t;
+	uint32_t weight;        /* 0..65535 */
+	uint32_t priority;      /* lower is preferred */
+	const char *region;     /* "" when none */
+	bool has_loc;
+	double lat, lon;        /* degrees, when has_loc */
+	double bias;            /* -99..99 */
+	uint8_t admin;          /* enum svc_admin */
+	bool drained;
+	bool has_check;         /* false: healthy unless forced down */
+	uint64_t key;           /* hash of the target text (sticky hashing) */
+	const struct svc_service *svc;
+};
+
+struct svc_rule {
+	uint32_t id;
+	uint8_t kind;           /* enum svc_rule_kind */
+	struct in6_addr net;    /* cidr */
+	unsigned plen;          /* cidr, 128-bit space */
+	char code[3];           /* country / continent, upper case */
+	const char *text;       /* as stored ("10.0.0.0/8", "DE", "EU") */
+	const uint16_t *eps;    /* indices into the service's endpoints */
+	size_t n_eps;
+};
+
+struct svc_service {
+	uint32_t id;
+	const char *name;       /* "www.example.com." */
+	const uint8_t *wire;    /* lower-case wire form of name */
+	size_t wire_len;
+	uint8_t policy;         /* enum svc_policy */
+	uint32_t ttl;
+	unsigned answers;       /* resolved (never 0); roundrobin default:
+	                           SVC_MAX_ANSWERS, i.e. every healthy one */
+	bool answers_set;       /* answers came from the row, not the default */
+	bool sticky;
+	uint8_t when_down;      /* enum svc_down */
+	struct svc_target fallback;   /* when_down == SVC_DOWN_TARGET */
+	struct svc_endpoint *eps;     /* ordered by endpoint id */
+	size_t n_eps;
+	struct svc_rule *rules; /* most specific first: CIDR by prefix length
+	                           (longest first), then country, continent */
+	size_t n_rules;
+	bool has_geo_rules;     /* any country/continent rule */
+	/* Free for the server: dnsd attaches the zone the name belongs to
+	 * before publishing the set. svc never reads it. */
+	void *zone;
+	uint32_t next;          /* hash chain (index + 1, 0 = end) */
+};
+
+struct svc_set {
+	struct arena arena;     /* owns everything below */
+	struct svc_service *svcs;
+	size_t n;
+	uint32_t *slot;         /* hash of wire name -> index + 1 */
+	uint32_t mask;
+	uint32_t max_endpoint_id;
+	const char **problems;  /* skipped rows and why, "db: ..." */
+	size_t n_problems, cap_problems;
+};
+
+/* Reads the whole configuration from h in one read transaction. Returns 0
+ * with *out set (caller owns it: svc_set_free), or a negative errno when
+ * the database cannot be read at all (-EIO; -ENOMEM); err (errlen bytes,
+ * may be 0) then says why. Invalid rows are skipped and listed in
+ * (*out)->problems, e.g. "db: endpoint id 7 (service www.x.): latitude
+ * 95.2 outside -90..90". */
+int svc_load(sqlite3 *h, struct svc_set **out, char *err, size_t errlen);
+/* Same, opening path read-only (db/store.h) for the duration. */
+int svc_load_path(const char *path, struct svc_set **out, char *err,
+                  size_t errlen);
+void svc_set_free(struct svc_set *s);                 /* NULL is fine */
+
+/* Records one more problem (printf format) in s; load time only (dnsd adds
+ * "service outside every zone"). Returns 0 or -ENOMEM. */
+int svc_problem_add(struct svc_set *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Query path: the service with the lower-case wire name (len octets), or
+ * NULL. Never allocates. */
+const struct svc_service *svc_find(const struct svc_set *s,
+                                   const uint8_t *wire_lower, size_t len);
+/* Load time: the service by text name (trailing dot optional, any case). */
+const struct svc_service *svc_find_text(const struct svc_set *s,
+                                        const char *name);
+
+/* The client as dnsd knows it. */
+struct svc_client {
+	struct in6_addr addr;   /* ECS address or source; IPv4 v4-mapped */
+	unsigned src_plen;      /* known bits (ECS source prefix), 128-space */
+	bool has_loc;           /* lat/lon valid (GeoIP or caller default) */
+	double lat, lon;
+	char country[3];        /* ISO 3166-1 alpha-2 upper case, "" unknown */
+	char continent[3];      /* AF AN AS EU NA OC SA, "" unknown */
+	unsigned geo_plen;      /* 128-space prefix of the GeoIP network the
+	                           location came from (the whole block gets
+	                           the same location) */
+};
+
+/* The result of one selection. */
+struct svc_answer {
+	const struct svc_target *t[SVC_MAX_ANSWERS];   /* borrowed from set */
+	const struct svc_endpoint *ep[SVC_MAX_ANSWERS]; /* NULL = fallback */
+	unsigned n;
+	bool servfail;          /* answer SERVFAIL (n == 0) */
+	unsigned scope;         /* 128-space prefix length for which this
+	                           exact answer holds; 0 = any client */
+	uint8_t mode;           /* enum svc_mode */
+};
+enum svc_mode {
+	SVC_MODE_NORMAL,        /* healthy endpoints in rotation */
+	SVC_MODE_OPEN,          /* nothing healthy: failed open */
+	SVC_MODE_CLOSED,        /* nothing healthy: SERVFAIL */
+	SVC_MODE_FALLBACK,      /* nothing healthy: the when-down target */
+	SVC_MODE_EMPTY,         /* no endpoint could be answered at all */
+};
+
+/* Explain output: one entry per endpoint of the service, same order. */
+struct svc_why_ep {
+	bool chosen;
+	bool healthy;           /* admin/health say it may answer */
+	uint8_t health;         /* enum hstate_state as seen (UNKNOWN if none) */
+	bool in_rotation;       /* not drained */
+	double dist_km;         /* < 0: not computed / no coordinates */
+	double rtt_ms;          /* < 0: none */
+	char reason[192];
+};
+struct svc_why {
+	struct svc_why_ep *ep;  /* caller-provided, >= s->n_eps entries */
+	size_t cap;
+	char note[256];         /* service-level: rule matched, when-down... */
+	int region;             /* latency: probe region used, -1 none */
+};
+
+/* Query path (why == NULL): chooses the answer for client c. hv may be
+ * NULL (no health data). rng: caller's per-thread xorshift state (weighted
+ * choice; any non-zero value). rr_step: rotation step for roundrobin
+ * (e.g. a per-thread query counter). Never allocates or locks.
+ *
+ * Health of an endpoint: admin 'down' never answers (not even failing
+ * open); admin 'up' is healthy; 'auto' without a check is healthy; 'auto'
+ * with a check follows hv: UP healthy, DOWN not; UNKNOWN (no report yet,
+ * or no view) counts as healthy. Drained endpoints are out of rotation.
+ *
+ * Candidates are healthy endpoints in rotation; the most specific matching
+ * rule with a candidate restricts them to its targets; then the policy
+ * chooses (see README). No candidate: when_down (open: every endpoint not
+ * forced down counts as a candidate; closed: servfail; target: the
+ * fallback). With why != NULL, fills it (load time: uses snprintf). */
+void svc_select(const struct svc_service *s, const struct svc_client *c,
+                const struct hstate_view *hv, uint64_t *rng,
+                uint32_t rr_step, struct svc_answer *out,
+                struct svc_why *why);
+
+/* Helpers shared with gslbctl (any thread, no allocation). */
+
+/* Parses a domain name (trailing dot optional, any case) into lower-case
+ * wire form (wire: SVC_NAME_MAX bytes) and canonical text (text: 256
+ * bytes: lower case, trailing dot). One or more labels of 1..63 letters,
+ * digits, '-' (not first or last) and '_'; at most 255 wire octets; the
+ * root alone is not accepted, nor an all-digit last label (so "1.2.3.4."
+ * is not a name). Returns the wire length, or -EINVAL with why (a static
+ * string) set. */
+int svc_name_parse(const char *in, uint8_t *wire, char *text,
+                   const char **why);
+/* Parses a TARGET: IPv4, IPv6, or a domain name that ends in '.'. Fills
+ * type, rdata (16 bytes room; names: SVC_NAME_MAX) and canonical text (256
+ * bytes). Returns the rdata length or -EINVAL with why set. */
+int svc_target_parse(const char *in, uint16_t *type, uint8_t *rdata,
+                     char *text, const char **why);
+/* Policy names "failover"... and back (-EINVAL). */
+const char *svc_policy_name(unsigned p);
+int svc_policy_parse(const char *s);
+const char *svc_admin_name(unsigned a);
+int svc_admin_parse(const char *s);
+/* Answers default of a policy (roundrobin: SVC_MAX_ANSWERS). */
+unsigned svc_default_answers(unsigned policy);
+
+#endif
