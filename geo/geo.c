@@ -585,16 +585,24 @@ static int walk(struct walker *w, const struct rec *r, struct u128 base,
 
 	if (w->special) {
 		switch (special_at(base, depth)) {
-		case SP_MAPPED:
-			/* IPv4 lives here in our table, aliased or not. */
+		case SP_MAPPED: {
+			/* IPv4 lives here in our table, aliased or not. A
+			 * tree with nothing at ::/96 but data here keeps its
+			 * IPv4 data here. */
+			const struct rec *v4 = &w->v4;
+
+			if (v4->type == MMDB_RECORD_TYPE_EMPTY &&
+			    r->type != MMDB_RECORD_TYPE_EMPTY)
+				v4 = r;
 			if ((rc = emit(w, base, LOC_ALIAS)) < 0)
 				return rc;
 			w->special = false;
 			w->in_v4 = true;
-			rc = walk(w, &w->v4, base, depth);
+			rc = walk(w, v4, base, depth);
 			w->in_v4 = false;
 			w->special = true;
 			return rc;
+		}
 		case SP_COMPAT:
 			w->db->aliases |= ALIAS_COMPAT;
 			return emit(w, base, LOC_ALIAS);
@@ -750,8 +758,10 @@ int geo_load(const char *path, struct geo_db **out, char *err, size_t errlen)
 	}
 	w.mmdb = &mmdb;
 	w.db = db;
-	/* Each node once, plus the splits of leaves over alias regions. */
-	w.max_visits = 2 * (size_t)mmdb.metadata.node_count + 4096;
+	/* Each node is visited once (aliases are not followed); the slack
+	 * allows some shared subtrees, which no writer we know produces, while
+	 * a looping or exponentially shared tree still ends with an error. */
+	w.max_visits = 4 * (size_t)mmdb.metadata.node_count + (1 << 20);
 	if (mmdb.metadata.ip_version == 6) {
 		struct rec root = { 0, MMDB_RECORD_TYPE_SEARCH_NODE,
 				    { &mmdb, 0 } };

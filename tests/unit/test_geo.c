@@ -507,12 +507,12 @@ struct ecase {
 static void test_errors(const char *good)
 {
 	static const char garbage[] = "this is not a MaxMind database\n";
-	char p[4][PATH_MAX];
+	char p[5][PATH_MAX];
 	uint8_t *img;
 	size_t n = read_file(good, &img);
 	MMDB_s m;
 	size_t tree = 0;
-	struct ecase cases[6];
+	struct ecase cases[8];
 	size_t nc = 0;
 
 	CHECK(n > 1000 && n < (1 << 16), "fixture db size %zu", n);
@@ -526,6 +526,7 @@ static void test_errors(const char *good)
 	write_file(p[1], garbage, sizeof(garbage) - 1);
 	snprintf(p[2], PATH_MAX, "%s/badtree.mmdb", tmpdir);
 	snprintf(p[3], PATH_MAX, "%s/truncated.mmdb", tmpdir);
+	snprintf(p[4], PATH_MAX, "%s/loop.mmdb", tmpdir);
 	if (img && tree > 64 && tree < n) {
 		/* Node records pointing past the data section. */
 		uint8_t *c = malloc(n);
@@ -535,6 +536,12 @@ static void test_errors(const char *good)
 		write_file(p[2], c, n);
 		free(c);
 		write_file(p[3], img, n / 2);
+		/* Root's right record (8000::/1) pointing back at the root. */
+		c = malloc(n);
+		memcpy(c, img, n);
+		memset(c + 3, 0, 3);
+		write_file(p[4], c, n);
+		free(c);
 	}
 	cases[nc++] = (struct ecase){ "missing", p[0], -ENOENT,
 					  "No such file" };
@@ -543,6 +550,8 @@ static void test_errors(const char *good)
 	cases[nc++] = (struct ecase){ "bad tree", p[2], -EINVAL,
 					  "corrupt search tree" };
 	cases[nc++] = (struct ecase){ "truncated", p[3], -EINVAL, "" };
+	cases[nc++] = (struct ecase){ "loop", p[4], -EINVAL,
+				      "corrupt search tree" };
 	cases[nc++] = (struct ecase){ "directory", tmpdir, -EINVAL,
 					  "not a regular file" };
 	for (size_t i = 0; i < nc; i++) {
@@ -804,6 +813,40 @@ static void load_and_check(const char *name, const char *flags,
 	geo_free(db);
 }
 
+/* A tree without aliases whose IPv4 data was written at ::ffff:0:0/96
+ * (nothing at ::/96) still answers IPv4 lookups. */
+static void test_mapped_only(void)
+{
+	char tsv[PATH_MAX];
+	FILE *f;
+	const char *path;
+	struct geo_db *db = NULL;
+	char err[512];
+	static const struct lcase cases[] = {
+		{ "127.0.1.1", &FRA, 120 },
+		{ "127.0.2.1", &IAD, 120 },
+		{ "127.0.3.1", NULL, 120 },
+		{ "2001:db8:1::1", &FRA, 48 },
+	};
+
+	snprintf(tsv, sizeof(tsv), "%s/mapped.tsv", tmpdir);
+	if ((f = fopen(tsv, "w")) == NULL) {
+		CHECK(0, "mapped: cannot write %s", tsv);
+		return;
+	}
+	fprintf(f, "::ffff:127.0.1.0/120\t50.1109\t8.6821\tDE\tEU\n"
+		   "::ffff:127.0.2.0/120\t39.0438\t-77.4874\tUS\tNA\n"
+		   "2001:db8:1::/48\t50.1109\t8.6821\tDE\tEU\n");
+	fclose(f);
+	path = make_db("mapped.mmdb", tsv, "--no-alias");
+	if (path == NULL)
+		return;
+	CHECK(geo_load(path, &db, err, sizeof(err)) == 0, "mapped: %s", err);
+	if (db)
+		check_cases("mapped", db, cases, N(cases));
+	geo_free(db);
+}
+
 static void test_city(void)
 {
 	const char *path = make_db("city.mmdb",
@@ -908,6 +951,7 @@ int main(void)
 	test_distance();
 	test_centroids();
 	test_city();
+	test_mapped_only();
 	load_and_check("noalias", "--no-alias", noalias_cases,
 		       N(noalias_cases), "GSLB-Test-City", 5000);
 	load_and_check("ipv4", "--ipv4", v4only_cases, N(v4only_cases),
