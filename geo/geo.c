@@ -62,6 +62,10 @@ struct geo_db {
 	size_t nlocs;
 	unsigned aliases;        /* ALIAS_* */
 	uint32_t idx6[NBUCKET + 1];  /* r6 index holding (t << 112) */
+	/* Finer index for 2000::/4, where nearly all IPv6 data is: bucket t
+	 * of 2^gbits holds 2000::/4 + (t << (124 - gbits)). */
+	uint32_t *gidx;              /* 2^gbits + 1 entries */
+	unsigned gbits;
 	uint32_t idx4[NBUCKET + 1];  /* r4 index holding (t << 16) */
 	struct geo_stats st;
 	uint64_t build_epoch;
@@ -217,8 +221,18 @@ const struct geo_loc *geo_lookup(const struct geo_db *db,
 		id = lookup4(db, (uint32_t)k.hi, &p);
 		*plen = 32 + (p - 96);
 	} else {
-		unsigned t = (unsigned)(k.hi >> 48);
-		size_t i = find6(db, k, db->idx6[t], db->idx6[t + 1]);
+		size_t i;
+
+		if ((k.hi >> 60) == 2) {
+			size_t t = (size_t)(k.hi >> (60 - db->gbits)) &
+				   (((size_t)1 << db->gbits) - 1);
+
+			i = find6(db, k, db->gidx[t], db->gidx[t + 1]);
+		} else {
+			unsigned t = (unsigned)(k.hi >> 48);
+
+			i = find6(db, k, db->idx6[t], db->idx6[t + 1]);
+		}
 
 		*plen = plen6(db, i, k);
 		id = db->r6[i].loc;
@@ -672,9 +686,33 @@ static int find_v4(struct walker *w, struct rec *out)
 	return 0;
 }
 
-static void build_index(struct geo_db *db)
+static int build_index(struct geo_db *db)
 {
-	size_t i = 0;
+	size_t i = 0, nb, n2 = 0;
+
+	/* About one range per bucket of 2000::/4, 2^12..2^20 buckets (16 KiB
+	 * to 4 MiB). */
+	for (size_t j = 0; j < db->n6; j++)
+		n2 += (db->r6[j].hi >> 60) == 2;
+	db->gbits = 12;
+	while (db->gbits < 20 && ((size_t)1 << db->gbits) < n2)
+		db->gbits++;
+	nb = (size_t)1 << db->gbits;
+	if ((db->gidx = malloc((nb + 1) * sizeof(*db->gidx))) == NULL)
+		return -ENOMEM;
+	for (size_t t = 0; t <= nb; t++) {
+		struct u128 k = { 0x2ULL << 60 | (uint64_t)t << (60 - db->gbits),
+				  0 };
+
+		if (t == nb)
+			k = (struct u128){ 0x2fffffffffffffffULL, UINT64_MAX };
+		while (i + 1 < db->n6 &&
+		       u128_le((struct u128){ db->r6[i + 1].hi,
+					      db->r6[i + 1].lo }, k))
+			i++;
+		db->gidx[t] = (uint32_t)i;
+	}
+	i = 0;
 
 	for (uint32_t t = 0; t < NBUCKET; t++) {
 		struct u128 k = { (uint64_t)t << 48, 0 };
@@ -693,6 +731,7 @@ static void build_index(struct geo_db *db)
 		db->idx4[t] = (uint32_t)i;
 	}
 	db->idx4[NBUCKET] = (uint32_t)(db->n4 - 1);
+	return 0;
 }
 
 static int open_err(const char *path, int st, char *err, size_t errlen)
@@ -813,7 +852,8 @@ int geo_load(const char *path, struct geo_db **out, char *err, size_t errlen)
 			w.cap4 = db->n4;
 		}
 	}
-	build_index(db);
+	if ((rc = build_index(db)) < 0)
+		goto out;
 	snprintf(db->type, sizeof(db->type), "%s",
 		 mmdb.metadata.database_type ? mmdb.metadata.database_type : "");
 	db->build_epoch = mmdb.metadata.build_epoch;
@@ -825,7 +865,8 @@ int geo_load(const char *path, struct geo_db **out, char *err, size_t errlen)
 	db->st.locations = db->nlocs;
 	db->st.bytes = sizeof(*db) + w.cap6 * sizeof(struct range6) +
 		       w.cap4 * sizeof(struct range4) +
-		       w.loccap * sizeof(struct geo_loc);
+		       w.loccap * sizeof(struct geo_loc) +
+		       (((size_t)1 << db->gbits) + 1) * sizeof(*db->gidx);
 	*out = db;
 	db = NULL;
 	rc = 0;
@@ -846,6 +887,7 @@ void geo_free(struct geo_db *db)
 		return;
 	free(db->r6);
 	free(db->r4);
+	free(db->gidx);
 	free(db->locs);
 	free(db);
 }
