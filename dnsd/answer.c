@@ -22,6 +22,8 @@ struct resp {
 struct ctx {
 	const struct snap *s;
 	const struct wire_query *q;
+	const struct answer_client *c;
+	struct answer_worker *w;
 	struct resp r;
 	uint8_t rcode;
 	bool aa;
@@ -124,72 +126,221 @@ static const struct rrset *any_rrset(const struct node *n)
 	return NULL;
 }
 
+static void chase(struct ctx *x, const uint8_t *t, unsigned depth);
+static bool service(struct ctx *x, const struct svc_service *svc,
+		    const uint8_t *owner, size_t olen, unsigned depth);
+
 /* Answers from node n (an exact match or a wildcard source) for the owner
  * name: the query name when owner is NULL. Follows CNAMEs inside our
  * zones. */
-static void from_node(struct ctx *x, const struct node *n)
+static void from_node(struct ctx *x, const struct node *n,
+		      const uint8_t *owner, size_t olen, unsigned depth)
 {
-	const uint8_t *owner = NULL;
-	size_t olen = 0;
-	uint8_t target[WIRE_NAME_MAX];
 	uint16_t qtype = x->q->qtype;
+	const struct rrset *set, *cname;
 
-	for (unsigned depth = 0;; depth++) {
-		const struct rrset *set, *cname;
-		const uint8_t *t;
-		size_t tlen;
-
-		set = qtype == TYPE_ANY ? any_rrset(n) : zone_rrset(n, qtype);
-		if (set) {
-			if (!(owner ? put_set_owned(&x->r, set, owner, olen, &x->r.an)
-				    : put_set(&x->r, set, &x->r.an))) {
-				truncate_all(x);
-				return;
-			}
-			additional(x, set);
-			return;
-		}
-		cname = zone_rrset(n, TYPE_CNAME);
-		if (!cname) {
-			negative(x, n->zone, RCODE_NOERROR);   /* NODATA */
-			return;
-		}
-		if (!(owner ? put_set_owned(&x->r, cname, owner, olen, &x->r.an)
-			    : put_set(&x->r, cname, &x->r.an))) {
+	set = qtype == TYPE_ANY ? any_rrset(n) : zone_rrset(n, qtype);
+	if (set) {
+		if (!(owner ? put_set_owned(&x->r, set, owner, olen, &x->r.an)
+			    : put_set(&x->r, set, &x->r.an))) {
 			truncate_all(x);
 			return;
 		}
-		if (depth + 1 >= CNAME_CHAIN_MAX)
-			return;
-		/* Chase the target when it is ours (RFC 1034 4.3.2 3a). */
-		t = cname->data + 12;
-		tlen = wire_name_len(t);
-		wire_name_lower(t, tlen, target);
-		owner = target;
-		olen = tlen;
-		n = zonetab_find(x->s->zt, target, tlen);
-		if (n) {
-			if (n->flags & (NODE_CUT | NODE_OCCLUDED))
-				return;
-			continue;
-		}
-		n = zonetab_encloser(x->s->zt, target, tlen);
-		if (!n || (n->flags & (NODE_CUT | NODE_OCCLUDED)))
-			return;             /* not ours, or delegated */
-		if (n->wild) {
-			n = n->wild;
-			continue;
-		}
-		negative(x, n->zone, RCODE_NXDOMAIN);   /* RFC 6604 */
+		additional(x, set);
 		return;
 	}
+	cname = zone_rrset(n, TYPE_CNAME);
+	if (!cname) {
+		negative(x, n->zone, RCODE_NOERROR);   /* NODATA */
+		return;
+	}
+	if (!(owner ? put_set_owned(&x->r, cname, owner, olen, &x->r.an)
+		    : put_set(&x->r, cname, &x->r.an))) {
+		truncate_all(x);
+		return;
+	}
+	chase(x, cname->data + 12, depth + 1);
+}
+
+/* Follows a CNAME to target t (wire, any case) when it is ours (RFC 1034
+ * 4.3.2 3a): a balanced name, a zone name, or a wildcard; a target that
+ * does not exist in our zone ends NXDOMAIN (RFC 6604). */
+static void chase(struct ctx *x, const uint8_t *t, unsigned depth)
+{
+	uint8_t target[WIRE_NAME_MAX];
+	size_t tlen = wire_name_len(t);
+	const struct node *n;
+	const struct svc_service *svc;
+
+	if (depth >= CNAME_CHAIN_MAX)
+		return;
+	wire_name_lower(t, tlen, target);
+	if (x->s->svc && (svc = svc_find(x->s->svc, target, tlen)) &&
+	    service(x, svc, target, tlen, depth))
+		return;
+	n = zonetab_find(x->s->zt, target, tlen);
+	if (n) {
+		if (!(n->flags & (NODE_CUT | NODE_OCCLUDED)))
+			from_node(x, n, target, tlen, depth);
+		return;
+	}
+	n = zonetab_encloser(x->s->zt, target, tlen);
+	if (!n || (n->flags & (NODE_CUT | NODE_OCCLUDED)))
+		return;             /* not ours, or delegated */
+	if (n->wild)
+		from_node(x, n->wild, target, tlen, depth);
+	else
+		negative(x, n->zone, RCODE_NXDOMAIN);
+}
+
+/* Who the answer is for, as the policy engine sees it: the ECS subnet
+ * (RFC 7871, source prefix capped) or else the source address's subnet,
+ * and its GeoIP location. Query path: geo_lookup() only. */
+static void client_of(struct ctx *x, struct svc_client *cl)
+{
+	const struct wire_query *q = x->q;
+	const struct answer_conf *conf = &x->s->conf;
+	const struct geo_loc *loc = NULL;
+	unsigned bits, geo_plen = 0;
+
+	memset(cl, 0, sizeof(*cl));
+	if (q->ecs) {
+		if (q->ecs_family == 1) {
+			bits = q->ecs_source < conf->ecs_max_v4 ? q->ecs_source
+								 : conf->ecs_max_v4;
+			cl->addr.s6_addr[10] = cl->addr.s6_addr[11] = 0xff;
+			memcpy(cl->addr.s6_addr + 12, q->ecs_addr, 4);
+			cl->src_plen = 96 + bits;
+		} else {
+			bits = q->ecs_source < conf->ecs_max_v6 ? q->ecs_source
+								 : conf->ecs_max_v6;
+			memcpy(cl->addr.s6_addr, q->ecs_addr, 16);
+			cl->src_plen = bits;
+		}
+	} else {
+		bool v4 = IN6_IS_ADDR_V4MAPPED(&x->c->addr);
+
+		cl->addr = x->c->addr;
+		cl->src_plen = v4 ? 96u + conf->ecs_max_v4 : conf->ecs_max_v6;
+	}
+	/* Zero the bits we do not trust or know. */
+	for (unsigned i = cl->src_plen; i < 128; i++)
+		cl->addr.s6_addr[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
+	/* Source prefix 0: the client asked not to be located (RFC 7871
+	 * 7.1.2); it gets the default location, scope 0. */
+	if (x->s->geo && !(q->ecs && q->ecs_source == 0))
+		loc = geo_lookup(x->s->geo, &cl->addr, &geo_plen);
+	if (!loc && conf->has_default_loc)
+		loc = &conf->default_loc;
+	if (loc) {
+		cl->has_loc = true;
+		cl->lat = loc->lat;
+		cl->lon = loc->lon;
+		memcpy(cl->country, loc->country, 3);
+		memcpy(cl->continent, loc->continent, 3);
+	}
+	cl->geo_plen = geo_plen;
+}
+
+/* One record of a balanced name: owner, TYPE, IN, TTL, RDATA. */
+static bool put_target(struct resp *r, const struct svc_target *t,
+		       uint32_t ttl, const uint8_t *owner, size_t olen)
+{
+	uint8_t h[12];
+	size_t mark = r->len;
+
+	if (owner) {
+		if (!put(r, owner, olen))
+			return false;
+	} else {
+		h[0] = 0xc0;
+		h[1] = 0x0c;
+		if (!put(r, h, 2))
+			return false;
+	}
+	wire_put16(h, t->type);
+	wire_put16(h + 2, CLASS_IN);
+	wire_put32(h + 4, ttl);
+	wire_put16(h + 8, t->len);
+	if (!put(r, h, 10) || !put(r, t->rdata, t->len)) {
+		r->len = mark;
+		return false;
+	}
+	return true;
+}
+
+/* Answers a balanced name. Returns false when svc is not served by this
+ * snapshot (outside every zone), so the caller looks in the zones. */
+static bool service(struct ctx *x, const struct svc_service *svc,
+		    const uint8_t *owner, size_t olen, unsigned depth)
+{
+	const struct zone *z = snap_svc_zone(x->s, svc);
+	uint16_t qtype = x->q->qtype;
+	struct svc_client cl;
+	struct svc_answer ans;
+	const struct svc_target *cname = NULL;
+	unsigned scope;
+
+	if (!z)
+		return false;
+	x->w->st->service_answers++;
+	if (qtype != TYPE_A && qtype != TYPE_AAAA && qtype != TYPE_CNAME &&
+	    qtype != TYPE_ANY) {
+		negative(x, z, RCODE_NOERROR);          /* NODATA */
+		return true;
+	}
+	client_of(x, &cl);
+	svc_select(svc, &cl, x->s->hv, &x->w->rng, x->w->rr++, &ans, NULL);
+	/* The honest ECS scope, in the query's family (RFC 7871 7.2.1). */
+	scope = ans.scope;
+	if (x->q->ecs_family == 1)
+		scope = scope > 96 ? scope - 96 : 0;
+	if (!(x->q->ecs && x->q->ecs_source == 0) && scope > x->ecs_scope)
+		x->ecs_scope = (uint8_t)(scope > 128 ? 128 : scope);
+	if (ans.servfail) {
+		x->rcode = RCODE_SERVFAIL;
+		x->aa = false;
+		return true;
+	}
+	/* A name owns one CNAME at most: if the first choice is a CNAME the
+	 * answer is that CNAME (and what it leads to). */
+	if (ans.n && ans.t[0]->type == SVC_T_CNAME)
+		cname = ans.t[0];
+	if (cname) {
+		if (!put_target(&x->r, cname, svc->ttl, owner, olen)) {
+			truncate_all(x);
+			return true;
+		}
+		x->r.an++;
+		if (qtype != TYPE_CNAME)
+			chase(x, cname->rdata, depth + 1);
+		return true;
+	}
+	for (unsigned i = 0; i < ans.n; i++) {
+		if (ans.t[i]->type != qtype &&
+		    !(qtype == TYPE_ANY && ans.t[i]->type != SVC_T_CNAME))
+			continue;
+		if (!put_target(&x->r, ans.t[i], svc->ttl, owner, olen)) {
+			truncate_all(x);
+			return true;
+		}
+		x->r.an++;
+	}
+	if (!x->r.an)
+		negative(x, z, RCODE_NOERROR);          /* e.g. AAAA at IPv4 only */
+	return true;
 }
 
 static void lookup(struct ctx *x)
 {
 	const struct wire_query *q = x->q;
-	const struct node *n = zonetab_find(x->s->zt, q->lname, q->qname_len);
+	const struct node *n;
+	const struct svc_service *svc;
 
+	if (x->s->svc && (svc = svc_find(x->s->svc, q->lname, q->qname_len)) &&
+	    service(x, svc, NULL, 0, 0))
+		return;
+	n = zonetab_find(x->s->zt, q->lname, q->qname_len);
 	if (n) {
 		if (n->flags & NODE_OCCLUDED) {
 			referral(x, n->cut);
@@ -200,7 +351,7 @@ static void lookup(struct ctx *x)
 			referral(x, n);
 			return;
 		}
-		from_node(x, n);
+		from_node(x, n, NULL, 0, 0);
 		return;
 	}
 	n = zonetab_encloser(x->s->zt, q->lname, q->qname_len);
@@ -218,7 +369,7 @@ static void lookup(struct ctx *x)
 		return;
 	}
 	if (n->wild) {                 /* RFC 4592 3.3.1: closest encloser */
-		from_node(x, n->wild);
+		from_node(x, n->wild, NULL, 0, 0);
 		return;
 	}
 	negative(x, n->zone, RCODE_NXDOMAIN);
@@ -276,7 +427,8 @@ size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,
 		    struct answer_worker *w)
 {
 	struct wire_query q;
-	struct ctx x = { .s = s, .q = &q, .r = { .p = out }, .aa = true };
+	struct ctx x = { .s = s, .q = &q, .c = c, .w = w, .r = { .p = out },
+			 .aa = true };
 	bool hasq, opt = false;
 	enum wire_status st = wire_parse_query(pkt, len, &q, &hasq);
 	unsigned tr = c->tcp ? STATS_TCP : STATS_UDP;

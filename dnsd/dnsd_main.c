@@ -17,6 +17,8 @@
 #include "dnsd/config.h"
 #include "dnsd/net.h"
 #include "dnsd/snap.h"
+#include "db/store.h"
+#include "db/svc.h"
 #include "dnsd/zone.h"
 #include "geo/geo.h"
 
@@ -35,6 +37,12 @@ struct server {
 	uint64_t gen;
 	struct event *poll_ev;
 	struct file_id geo_id;       /* to notice a replaced GeoIP file */
+	sqlite3 *db;                 /* read handle, to poll data_version */
+	long long db_version;
+	struct file_id db_id;        /* the file that handle has open */
+	struct file_id db_bad_id;    /* a replacement that failed to open */
+	size_t svc_skipped;          /* services not served (outside zones) */
+	char db_err[512];            /* the store problem last logged */
 };
 
 static void answer_conf_init(const struct config *c, struct answer_conf *a)
@@ -174,6 +182,9 @@ static struct snap *snap_clone(struct server *sv, const struct snap *base)
 		s->n_zones = base->n_zones;
 		s->zt = base->zt;
 		s->geo = base->geo;
+		s->svc = base->svc;
+		s->svc_zone = base->svc_zone;
+		s->hv = base->hv;
 	}
 	answer_conf_init(&sv->conf, &s->conf);
 	if (sv->conf.default_location)
@@ -220,6 +231,12 @@ static void snap_retire(struct snap *old, const struct snap *cur)
 		zonetab_free((struct zonetab *)old->zt);
 	if (!cur || old->geo != cur->geo)
 		geo_free(old->geo);
+	if (!cur || old->svc != cur->svc)
+		svc_set_free(old->svc);
+	if (!cur || old->svc_zone != cur->svc_zone)
+		free(old->svc_zone);
+	if (!cur || old->hv != cur->hv)
+		hstate_view_free(old->hv);
 	free(old->zones);
 	free(old);
 }
@@ -231,12 +248,86 @@ static void snap_discard(struct snap *s, const struct snap *base)
 	snap_retire(s, base);
 }
 
-static void install(struct server *sv, struct snap *s)
+static void db_problem(struct server *sv, const char *msg);
+
+/* Per service of set, the zone of zt that serves it. A service outside
+ * every zone, or at or below a delegation, gets NULL and is reported.
+ * Returns the array (caller frees) or NULL when out of memory. */
+static const struct zone **svc_zones(const struct svc_set *set,
+				     const struct zonetab *zt, size_t *skipped)
 {
-	struct snap *old = snap_publish(s);
+	const struct zone **out = calloc(set->n + 1, sizeof(*out));
+
+	*skipped = 0;
+	for (size_t i = 0; out && i < set->n; i++) {
+		const struct svc_service *v = &set->svcs[i];
+		const struct node *n = zonetab_find(zt, v->wire, v->wire_len);
+
+		if (!n)
+			n = zonetab_encloser(zt, v->wire, v->wire_len);
+		if (!n) {
+			log_warn("db: service %s: outside every zone served; skipped",
+				 v->name);
+			(*skipped)++;
+		} else if (n->flags & (NODE_CUT | NODE_OCCLUDED)) {
+			log_warn("db: service %s: at or below a delegation in zone %s; skipped",
+				 v->name, n->zone->origin);
+			(*skipped)++;
+		} else {
+			out[i] = n->zone;
+		}
+	}
+	return out;
+}
+
+/* Publishes s. Its per-service zones are rebuilt when its services or its
+ * zones differ from the snapshot in force. Returns -ENOMEM (s discarded,
+ * the old snapshot stays) or 0. */
+static int install(struct server *sv, struct snap *s)
+{
+	struct snap *old;
+
+	if (s->svc && (!sv->snap || s->svc != sv->snap->svc || s->zt != sv->snap->zt)) {
+		size_t skipped;
+
+		s->svc_zone = svc_zones(s->svc, s->zt, &skipped);
+		if (!s->svc_zone) {
+			log_err("snapshot: out of memory, keeping the one in force");
+			snap_discard(s, sv->snap);
+			return -ENOMEM;
+		}
+		sv->svc_skipped = skipped;
+	} else if (!s->svc) {
+		s->svc_zone = NULL;
+	}
+	old = snap_publish(s);
 
 	snap_retire(old, s);
 	sv->snap = s;
+	return 0;
+}
+
+/* Reads the services from the store into a new set. Returns 0,
+ * or a negative errno (logged) when the store cannot be read. */
+static int load_services(struct server *sv, struct svc_set **out)
+{
+	char err[512];
+	long long v = store_data_version(sv->db);
+	int rc = svc_load(sv->db, out, err, sizeof(err));
+	size_t eps = 0;
+
+	if (rc < 0) {
+		db_problem(sv, err);
+		return rc;
+	}
+	sv->db_version = v;
+	for (size_t i = 0; i < (*out)->n; i++)
+		eps += (*out)->svcs[i].n_eps;
+	for (size_t i = 0; i < (*out)->n_problems; i++)
+		log_warn("%s", (*out)->problems[i]);
+	log_info("db %s: %zu services, %zu endpoints, %zu problems", sv->conf.db,
+		 (*out)->n, eps, (*out)->n_problems);
+	return 0;
 }
 
 /* SIGHUP: reparse every zone file and the GeoIP database off the query
@@ -269,6 +360,16 @@ static void reload(struct server *sv)
 		log_err("reload: zones failed, keeping everything loaded before");
 		goto out;
 	}
+	if (sv->db) {
+		struct svc_set *set;
+
+		/* A store that cannot be read keeps the services loaded before;
+		 * install() ties them to the new zones either way. */
+		if (load_services(sv, &set) == 0)
+			s->svc = set;
+		else
+			failed++;
+	}
 	if (sv->conf.geoip) {
 		struct geo_db *g;
 
@@ -287,7 +388,65 @@ out:
 	free(nz);
 }
 
-/* Every db-poll-ms: a replaced GeoIP file is reloaded on its own. */
+/* Logs a store problem once, not at every poll while it lasts. */
+static void db_problem(struct server *sv, const char *msg)
+{
+	if (strcmp(msg, sv->db_err) != 0) {
+		log_err("%s (keeping the services loaded before)", msg);
+		snprintf(sv->db_err, sizeof(sv->db_err), "%s", msg);
+	}
+}
+
+/* Picks up changes to the store: a file replaced under its name (mv) is
+ * reopened; a new PRAGMA data_version (a commit by gslbctl, the API or the
+ * sqlite3 shell) loads the services again. Whatever fails keeps the
+ * services in force. */
+static void poll_db(struct server *sv)
+{
+	struct file_id id;
+	struct svc_set *set;
+	struct snap *s;
+	long long v;
+	char err[512];
+
+	file_id_of(sv->conf.db, &id);
+	if (id.ino && (id.ino != sv->db_id.ino || id.dev != sv->db_id.dev) &&
+	    (id.ino != sv->db_bad_id.ino || id.dev != sv->db_bad_id.dev)) {
+		sqlite3 *h;
+
+		if (store_open(sv->conf.db, 0, &h, err, sizeof(err)) < 0) {
+			db_problem(sv, err);
+			sv->db_bad_id = id;
+		} else {
+			log_info("db %s: file replaced, reopened", sv->conf.db);
+			store_close(sv->db);
+			sv->db = h;
+			sv->db_id = id;
+			sv->db_version = -1;
+		}
+	}
+	v = store_data_version(sv->db);
+	if (v < 0) {
+		snprintf(err, sizeof(err), "db %s: cannot read: %s", sv->conf.db,
+			 sqlite3_errmsg(sv->db));
+		db_problem(sv, err);
+		return;
+	}
+	if (v == sv->db_version)
+		return;
+	sv->db_version = v;     /* a failed load is retried at the next change */
+	if (load_services(sv, &set) < 0)
+		return;
+	sv->db_err[0] = 0;
+	if (!(s = snap_clone(sv, sv->snap))) {
+		svc_set_free(set);
+		return;
+	}
+	s->svc = set;
+	install(sv, s);
+}
+
+/* Every db-poll-ms: store changes, and a replaced GeoIP file. */
 static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *sv = arg;
@@ -295,6 +454,8 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (sv->db)
+		poll_db(sv);
 	if (sv->conf.geoip) {
 		file_id_of(sv->conf.geoip, &id);
 		if (id.ino && !file_id_eq(&id, &sv->geo_id)) {
@@ -370,6 +531,16 @@ int main(int argc, char **argv)
 		failed++;
 	if (sv.conf.geoip && load_geo(&sv, &geo) < 0)
 		failed++;
+	if (sv.conf.db) {
+		char err[512];
+
+		/* Created with the current schema if missing (CONTRACT). */
+		if (store_open(sv.conf.db, sv.conf.check ? STORE_RDONLY : STORE_CREATE,
+			       &sv.db, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			failed++;
+		}
+	}
 	if (sv.conf.default_location) {
 		struct geo_loc loc;
 
@@ -380,6 +551,21 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < sv.conf.n_zone; i++)
 			zone_free(zones[i]);
 		geo_free(geo);
+		if (sv.db) {
+			struct zonetab *zt = zonetab_build(zones, sv.conf.n_zone);
+			struct svc_set *set = NULL;
+
+			/* Skipped rows are reported, not fatal, as when serving. */
+			size_t skipped = 0;
+
+			if (!zt || load_services(&sv, &set) < 0)
+				failed++;
+			else
+				free(svc_zones(set, zt, &skipped));
+			svc_set_free(set);
+			zonetab_free(zt);
+			store_close(sv.db);
+		}
 		free(zones);
 		if (failed)
 			fprintf(stderr, "dnsd: check: %u problem(s)\n", failed);
@@ -401,7 +587,12 @@ int main(int argc, char **argv)
 		if (!s || snap_set_zones(s, zones, sv.conf.n_zone) < 0)
 			fatal("out of memory building the first snapshot");
 		s->geo = geo;
-		install(&sv, s);
+		if (sv.db && load_services(&sv, &s->svc) < 0)
+			fatal("db %s: cannot load the services; not starting", sv.conf.db);
+		if (sv.db)
+			file_id_of(sv.conf.db, &sv.db_id);
+		if (install(&sv, s) < 0)
+			fatal("out of memory building the first snapshot");
 	}
 	free(zones);
 
@@ -448,6 +639,7 @@ int main(int argc, char **argv)
 	event_free(sv.poll_ev);
 	event_base_free(sv.base);
 	snap_retire(snap_publish(NULL), NULL);
+	store_close(sv.db);
 	rcu_unregister_thread();
 	config_fini(&sv.conf);
 	log_info("stopped");

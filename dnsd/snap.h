@@ -17,7 +17,9 @@
 #include <stdint.h>
 
 #include "dnsd/zone.h"
+#include "db/svc.h"
 #include "geo/geo.h"
+#include "health/hstate.h"
 
 /* One hash table of every name of every zone. Where zones nest, the deeper
  * zone's node wins, and the parent's glue below that cut is left out. */
@@ -49,7 +51,21 @@ struct snap {
 	struct zone **zones;
 	size_t n_zones;
 	struct geo_db *geo;          /* NULL without --geoip */
+	/* Balanced names (NULL without --db), shared between snapshots, and
+	 * per service (same index) the zone of this snapshot that holds it;
+	 * NULL: outside every zone or below a delegation, so not served. */
+	struct svc_set *svc;
+	const struct zone **svc_zone;
+	/* Health and RTTs; changes most often, at most about once a second. */
+	struct hstate_view *hv;
 };
+
+/* The zone serving a service in this snapshot, or NULL. Query path. */
+static inline const struct zone *snap_svc_zone(const struct snap *s,
+					       const struct svc_service *v)
+{
+	return s->svc_zone[v - s->svc->svcs];
+}
 
 /* Builds the name table over zones (borrowed). Load time. NULL on ENOMEM;
  * *conflict gets a description of skipped duplicate apexes, if any. */

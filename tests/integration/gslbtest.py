@@ -188,3 +188,46 @@ def run():
         shutil.rmtree(d, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
+
+
+def gslbctl(db, *args, check=True):
+    """Runs bin/gslbctl --db DB ARGS; raises with its stderr when check and
+    it fails. Returns the CompletedProcess."""
+    argv = [os.path.join(BIN, "gslbctl"), "--db", db] + [str(a) for a in args]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if check and p.returncode != 0:
+        raise AssertionError("gslbctl %s failed (%d): %s" % (" ".join(map(str, args)),
+                                                            p.returncode, p.stderr))
+    return p
+
+
+def make_mmdb(tsv=None, out=None):
+    """A test GeoIP database generated now from a TSV table (never a
+    third-party database)."""
+    tsv = tsv or os.path.join(FIXTURES, "geo", "networks.tsv")
+    out = out or os.path.join(tmpdir(), "test.mmdb")
+    subprocess.run(["perl", os.path.join(ROOT, "tests", "tools", "mkmmdb.pl"), tsv, out],
+                   check=True, capture_output=True, timeout=60)
+    return out
+
+
+def wait_for(fn, timeout=5.0, interval=0.05):
+    """Polls fn() until it returns a true value or timeout seconds pass;
+    returns the last value."""
+    deadline = time.monotonic() + timeout
+    v = fn()
+    while not v and time.monotonic() < deadline:
+        time.sleep(interval)
+        v = fn()
+    return v
+
+
+def answer_texts(r):
+    """Rdata texts of the answer section, in order (owner and TTL left out)."""
+    return [rd.to_text() for rs in r.answer for rd in rs]
+
+
+def ecs_query(qname, qtype, subnet, prefix, **kw):
+    import dns.edns
+    return dns.message.make_query(qname, qtype, use_edns=0,
+                                  options=[dns.edns.ECSOption(subnet, prefix)], **kw)
