@@ -5,7 +5,8 @@
  *
  * Test databases are generated into a temporary directory by running
  * tests/tools/mkmmdb.pl (run from the repository root, or set
- * GSLB_SRCDIR). */
+ * GSLB_SRCDIR). GEO_XCHECK_DB=FILE also cross-checks and benchmarks that
+ * database (say a real GeoLite2-City) against libmaxminddb. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -973,6 +974,21 @@ int main(void)
 		} else {
 			CHECK(0, "big: cannot build or load: %s",
 			      path ? err : "mkmmdb failed");
+		}
+	}
+	if (getenv("GEO_XCHECK_DB")) {
+		const char *path = getenv("GEO_XCHECK_DB");
+		struct geo_db *db = NULL;
+		char err[512];
+		double t0 = now();
+
+		if (geo_load(path, &db, err, sizeof(err)) == 0) {
+			printf("%s: loaded in %.3f s\n", path, now() - t0);
+			cross_check(path, path, db, 100000, 0);
+			bench(path, db);
+			geo_free(db);
+		} else {
+			CHECK(0, "GEO_XCHECK_DB: %s", err);
 		}
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
