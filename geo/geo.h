@@ -44,9 +44,11 @@ struct geo_stats {
 
 /* Loads the MMDB file at path (load time only; may take a second or two on
  * a full city database). On success *out is a new table the caller owns
- * (geo_free) and 0 is returned. On failure returns -ENOENT (missing or
- * unreadable), -EINVAL (not an MMDB, unsupported, or corrupt) or -ENOMEM,
- * and writes "PATH: why" into err (errlen bytes, may be 0). Never exits.
+ * (geo_free) and 0 is returned. On failure *out is NULL and the result is
+ * -ENOENT, -EACCES or another -errno when the file cannot be opened,
+ * -EINVAL when it is not a regular file, not an MMDB, or corrupt, or
+ * -ENOMEM; "PATH: why" goes into err (errlen bytes, may be 0). Never exits;
+ * nothing is kept open or mapped after it returns.
  *
  * Records: location.latitude/longitude, country.iso_code (falling back to
  * registered_country.iso_code), continent.code. A record without coordinates
