@@ -1,0 +1,40 @@
+/* db/health_store.h - SQLite persistence of the health state: converts the
+ * tables probes, health, endpoint_health and latency (db/schema.sql) to and
+ * from health/hstate.h's plain rows, and builds the probe check list from
+ * the endpoints table. Load time only: dnsd's control thread (and gslbctl),
+ * on a handle from store_open() that belongs to the calling thread. */
+#ifndef DB_HEALTH_STORE_H
+#define DB_HEALTH_STORE_H
+#include <stddef.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "health/hstate.h"
+
+/* Reads every health row into out (strings and arrays in out->arena;
+ * release with hstate_rows_fini). Rows the schema should have refused
+ * (bad state text) are skipped. Returns 0, -ENOMEM, or -EIO with err
+ * ("db: health: why"). Runs in one read transaction unless the caller is
+ * already inside one. */
+int hstore_load(sqlite3 *h, struct hstate_rows *out, char *err,
+                size_t errlen);
+
+/* Replaces the contents of health, endpoint_health and latency with rows,
+ * and upserts the agents in probes (region, coordinates, last_seen), in
+ * one write transaction. Rows whose endpoint no longer exists are skipped
+ * and counted in *skipped (may be NULL). Returns 0, or -EIO with err (the
+ * transaction is rolled back: the tables are unchanged). */
+int hstore_save(sqlite3 *h, const struct hstate_rows *rows, size_t *skipped,
+                char *err, size_t errlen);
+
+/* The GET /v1/checks document (health/PROTOCOL.md) for every endpoint with
+ * a check_url, and the matching hstate endpoint list (interval NULL in the
+ * store -> default_interval, which should equal the agents' --interval).
+ * *doc: new reference, caller decrefs; *eps: malloc'ed, caller frees.
+ * Returns 0, -ENOMEM, or -EIO with err. */
+int hstore_checks(sqlite3 *h, double default_interval, long long generation,
+                  json_t **doc, struct hstate_ep **eps, size_t *n,
+                  char *err, size_t errlen);
+
+#endif
