@@ -8,13 +8,17 @@ PKGS   := ldns libmaxminddb libevent libevent_openssl libevent_pthreads \
 WARN   := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
           -Wmissing-prototypes -Wpointer-arith -Wvla
 CC     ?= cc
-CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -I. \
-          $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# OPT and SANITIZE are what the asan/tsan targets change; CFLAGS from the
+# environment or command line is added last.
+OPT      ?= -O2 -g
+SANITIZE ?=
+override CFLAGS := $(OPT) $(SANITIZE) -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -I. \
+          $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+override LDFLAGS := $(SANITIZE) $(LDFLAGS)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 WERROR ?= 1
 ifeq ($(WERROR),1)
-CFLAGS += -Werror
+override CFLAGS += -Werror
 endif
 
 BUILD  ?= build
@@ -90,10 +94,10 @@ check: all
 
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 asan: deps
-	$(MAKE) BUILD=build-asan BIN=build-asan/bin CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" test
+	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -g" SANITIZE="$(SAN)" test
 
 tsan: deps
-	$(MAKE) BUILD=build-tsan BIN=build-tsan/bin CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" test
+	$(MAKE) BUILD=build-tsan BIN=build-tsan/bin OPT="-O1 -g" SANITIZE="-fsanitize=thread" test
 
 run: all
 	@$(PYTHON) tests/demo.py
