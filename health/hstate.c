@@ -441,6 +441,8 @@ size_t hstate_take_events(struct hstate *h, struct hstate_event *out,
 {
 	size_t k = h->n_ev < max ? h->n_ev : max;
 
+	if (k == 0)
+		return 0;
 	memcpy(out, h->ev, k * sizeof(*out));
 	memmove(h->ev, h->ev + k, (h->n_ev - k) * sizeof(*h->ev));
 	h->n_ev -= k;

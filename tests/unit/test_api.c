@@ -259,7 +259,7 @@ struct driver {
 	struct ctx *c;
 	unsigned port;
 	size_t next;
-	struct evhttp_connection *conn;
+	struct evhttp_connection *conns[32];   /* one per request */
 };
 
 static void send_next(struct driver *d);
@@ -297,18 +297,15 @@ static void send_next(struct driver *d)
 	const struct req_case *rc;
 	struct evhttp_request *req;
 
-	if (d->conn) {
-		evhttp_connection_free_on_completion(d->conn);
-		d->conn = NULL;
-	}
 	if (d->next >= sizeof(req_cases) / sizeof(req_cases[0])) {
 		event_base_loopexit(d->base, NULL);
 		return;
 	}
 	rc = &req_cases[d->next];
 	/* A connection per request: after a 413 the server closes it. */
-	d->conn = evhttp_connection_base_new(d->base, NULL, "127.0.0.1",
-	                                     (ev_uint16_t)d->port);
+	d->conns[d->next] = evhttp_connection_base_new(d->base, NULL,
+	                                               "127.0.0.1",
+	                                               (ev_uint16_t)d->port);
 	req = evhttp_request_new(on_reply, d);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host",
 	                  "127.0.0.1");
@@ -328,7 +325,7 @@ static void send_next(struct driver *d)
 		                  "Content-Length", cl);
 		evbuffer_add(evhttp_request_get_output_buffer(req), "{}", 2);
 	}
-	evhttp_make_request(d->conn, req, rc->method, rc->path);
+	evhttp_make_request(d->conns[d->next], req, rc->method, rc->path);
 }
 
 static void test_http(void)
@@ -338,7 +335,7 @@ static void test_http(void)
 	struct hstate_ep ep = { 7, 1.0 };
 	struct ctx c = { hstate_new(NULL), 0 };
 	struct event_base *base = event_base_new();
-	struct driver d = { base, &c, 0, 0, NULL };
+	struct driver d = { base, &c, 0, 0, { NULL } };
 	struct timeval limit = { 20, 0 };
 	char err[256] = "";
 	struct api *a;
@@ -360,8 +357,9 @@ static void test_http(void)
 	CHECK(d.next == sizeof(req_cases) / sizeof(req_cases[0]),
 	      "http: only %zu requests completed", d.next);
 	CHECK(c.reports == 2, "ops->report called %d times, want 2", c.reports);
-	if (d.conn)
-		evhttp_connection_free(d.conn);
+	for (size_t i = 0; i < sizeof(d.conns) / sizeof(d.conns[0]); i++)
+		if (d.conns[i])
+			evhttp_connection_free(d.conns[i]);
 	api_free(a);
 out:
 	hstate_free(c.h);
