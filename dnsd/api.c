@@ -459,3 +459,68 @@ void api_free(struct api *a)
 		evhttp_free(a->http);
 	free(a);
 }
+
+json_t *api_health_json(const struct hstate_rows *rows)
+{
+	json_t *doc = json_object(), *eps = json_array(), *lat = json_array();
+	size_t j = 0;
+
+	if (!doc || !eps || !lat) {
+		json_decref(doc);
+		json_decref(eps);
+		json_decref(lat);
+		return NULL;
+	}
+	json_object_set_new(doc, "endpoints", eps);
+	json_object_set_new(doc, "latency", lat);
+	/* Rows come sorted by endpoint id (hstate_export, hstore_load). */
+	for (size_t i = 0; i < rows->n_eps; i++) {
+		const struct hstate_ep_row *e = &rows->eps[i];
+		json_t *agents = json_array();
+		json_t *o = json_pack("{s:I,s:s,s:b,s:f,s:s}",
+		                      "id", (json_int_t)e->endpoint_id,
+		                      "state", hstate_state_name(e->state),
+		                      "stale", e->stale, "since", e->since,
+		                      "reason", e->reason ? e->reason : "");
+
+		if (!o || !agents || json_array_append_new(eps, o) < 0) {
+			json_decref(o);
+			json_decref(agents);
+			goto fail;
+		}
+		json_object_set_new(o, "agents", agents);
+		while (j < rows->n_obs && rows->obs[j].endpoint_id < e->endpoint_id)
+			j++;
+		for (; j < rows->n_obs &&
+		       rows->obs[j].endpoint_id == e->endpoint_id; j++) {
+			const struct hstate_obs_row *r = &rows->obs[j];
+			json_t *a = json_pack(
+				"{s:s,s:s,s:s,s:b,s:o,s:f,s:f,s:f,s:b,s:s}",
+				"agent", r->agent, "region", r->region,
+				"state", hstate_state_name(r->state), "ok", r->ok,
+				"rtt_ms", r->rtt_ms >= 0 ? json_real(r->rtt_ms)
+				                         : json_null(),
+				"ts", r->ts, "seen", r->seen, "since", r->since,
+				"fresh", r->fresh, "detail",
+				r->detail ? r->detail : "");
+
+			if (!a || json_array_append_new(agents, a) < 0)
+				goto fail;
+		}
+	}
+	for (size_t i = 0; i < rows->n_lat; i++) {
+		const struct hstate_lat_row *l = &rows->lat[i];
+		json_t *o = json_pack("{s:s,s:I,s:f,s:I,s:f}", "region", l->region,
+		                      "id", (json_int_t)l->endpoint_id,
+		                      "rtt_ms", l->rtt_ms,
+		                      "samples", (json_int_t)l->samples,
+		                      "updated", l->updated);
+
+		if (!o || json_array_append_new(lat, o) < 0)
+			goto fail;
+	}
+	return doc;
+fail:
+	json_decref(doc);
+	return NULL;
+}

@@ -73,4 +73,12 @@ unsigned api_port(const struct api *a);
 int api_report_parse(const char *body, size_t len, struct arena *arena,
                      struct api_report *out, char *err, size_t errlen);
 
+/* The health part of a status document, for ops->status and tools:
+ * {"endpoints": [{"id", "state", "stale", "since", "reason",
+ *   "agents": [{"agent", "region", "state", "ok", "rtt_ms"|null, "ts",
+ *               "seen", "since", "fresh", "detail"}]}],
+ *  "latency": [{"region", "id", "rtt_ms", "samples", "updated"}]}
+ * from hstate_export() rows. New reference or NULL (out of memory). */
+json_t *api_health_json(const struct hstate_rows *rows);
+
 #endif
