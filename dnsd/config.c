@@ -51,6 +51,10 @@ static const struct opt opts[] = {
 	  "longest trusted ECS source prefix for IPv6 (default 56)" },
 	{ "db-poll-ms", OPT_UINT, OFF(db_poll_ms), 0, 50, 60000,
 	  "how often to look for database changes (default 250)" },
+	{ "check-interval", OPT_UINT, OFF(check_interval), 0, 1, 3600,
+	  "seconds between checks that set no interval; match the agents' --interval (default 10)" },
+	{ "quorum-percent", OPT_UINT, OFF(quorum_percent), 0, 1, 99,
+	  "an endpoint is up when more than this % of agents with fresh reports say so (default 50)" },
 	{ "log-level", OPT_STR, OFF(log_level), 0, 0, 0,
 	  "err, warn, info (default) or debug" },
 	{ "user", OPT_STR, OFF(user), 0, 0, 0,
@@ -67,6 +71,8 @@ void config_init(struct config *c)
 	c->ecs_max_v4 = 24;
 	c->ecs_max_v6 = 56;
 	c->db_poll_ms = 250;
+	c->check_interval = 10;
+	c->quorum_percent = 50;
 	c->log_level = "info";
 }
 

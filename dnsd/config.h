@@ -30,6 +30,8 @@ struct config {
 	unsigned tcp_max_clients;      /* per worker */
 	unsigned ecs_max_v4, ecs_max_v6;
 	unsigned db_poll_ms;
+	unsigned check_interval;       /* seconds, checks that set none */
+	unsigned quorum_percent;       /* up when more than this % of fresh agents say up */
 	bool check;                    /* --check: validate and exit */
 	char *strings;                 /* owns the text of file values */
 };

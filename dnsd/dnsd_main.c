@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -14,13 +15,17 @@
 
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "dnsd/api.h"
 #include "dnsd/config.h"
+#include "dnsd/health.h"
+#include "dnsd/status.h"
 #include "dnsd/net.h"
 #include "dnsd/snap.h"
 #include "db/store.h"
 #include "db/svc.h"
 #include "dnsd/zone.h"
 #include "geo/geo.h"
+#include "health/token.h"
 
 struct file_id {
 	dev_t dev;
@@ -43,7 +48,18 @@ struct server {
 	struct file_id db_bad_id;    /* a replacement that failed to open */
 	size_t svc_skipped;          /* services not served (outside zones) */
 	char db_err[512];            /* the store problem last logged */
+	struct hsrv *hs;             /* health (with --db) */
+	struct api *api;             /* HTTP API (with --api) */
+	struct status_src st;        /* times and results for status/metrics */
 };
+
+static double now_unix(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static void answer_conf_init(const struct config *c, struct answer_conf *a)
 {
@@ -318,9 +334,13 @@ static int load_services(struct server *sv, struct svc_set **out)
 
 	if (rc < 0) {
 		db_problem(sv, err);
+		sv->st.db_ok = false;
 		return rc;
 	}
 	sv->db_version = v;
+	sv->st.db_ok = true;
+	sv->st.last_db_load = now_unix();
+	sv->st.db_problems = (*out)->n_problems;
 	for (size_t i = 0; i < (*out)->n; i++)
 		eps += (*out)->svcs[i].n_eps;
 	for (size_t i = 0; i < (*out)->n_problems; i++)
@@ -381,6 +401,10 @@ static void reload(struct server *sv)
 		}
 	}
 	install(sv, s);
+	if (sv->hs)
+		hsrv_reload(sv->hs);
+	sv->st.last_reload = now_unix();
+	sv->st.last_reload_ok = failed == 0;
 	log_info("reload: generation %llu, %zu zones, %u failed",
 		 (unsigned long long)s->gen, s->n_zones, failed);
 out:
@@ -444,6 +468,8 @@ static void poll_db(struct server *sv)
 	}
 	s->svc = set;
 	install(sv, s);
+	if (sv->hs)
+		hsrv_reload(sv->hs);
 }
 
 /* Every db-poll-ms: store changes, and a replaced GeoIP file. */
@@ -474,6 +500,78 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 }
+
+/* A new health view from the health service: swap it in. */
+static void on_health(void *ctx, struct hstate_view *v)
+{
+	struct server *sv = ctx;
+	struct snap *s = snap_clone(sv, sv->snap);
+
+	if (!s) {
+		hstate_view_free(v);
+		return;
+	}
+	s->hv = v;
+	install(sv, s);
+}
+
+static void status_fill(struct server *sv, struct stats *sum)
+{
+	net_stats(sv->net, sum);
+	sv->st.snap = sv->snap;
+	sv->st.stats = sum;
+	sv->st.hs = sv->hs ? hsrv_state(sv->hs) : NULL;
+	sv->st.threads = sv->conf.threads;
+	sv->st.svc_skipped = sv->svc_skipped;
+}
+
+static json_t *api_checks(void *ctx)
+{
+	struct server *sv = ctx;
+
+	return sv->hs ? hsrv_checks(sv->hs)
+		      : json_pack("{s:i, s:[]}", "generation", 0, "checks");
+}
+
+static int api_report(void *ctx, const struct api_report *r, char *err,
+		      size_t errlen)
+{
+	struct server *sv = ctx;
+	struct hstate_agent a = { .name = r->agent, .region = r->region,
+				  .has_coords = r->has_coords,
+				  .lat = r->lat, .lon = r->lon };
+
+	if (!sv->hs) {
+		snprintf(err, errlen, "this server has no store (--db): no endpoint is checked");
+		return -ENOENT;
+	}
+	return hsrv_report(sv->hs, &a, r->results, r->n, err, errlen);
+}
+
+static json_t *api_status(void *ctx)
+{
+	struct server *sv = ctx;
+	struct stats sum;
+
+	status_fill(sv, &sum);
+	return status_json(&sv->st);
+}
+
+static int api_metrics(void *ctx, struct evbuffer *out)
+{
+	struct server *sv = ctx;
+	struct stats sum;
+
+	status_fill(sv, &sum);
+	return status_metrics(&sv->st, out);
+}
+
+static const struct api_ops api_ops = {
+	.checks = api_checks,
+	.report = api_report,
+	.status = api_status,
+	.metrics = api_metrics,
+};
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -581,6 +679,11 @@ int main(int argc, char **argv)
 		fatal("no listen address (use --listen ADDR:PORT)");
 
 	rcu_register_thread();
+	sv.base = event_base_new();
+	if (!sv.base)
+		fatal("event_base_new failed");
+	sv.st.started = now_unix();
+	sv.st.last_reload_ok = true;
 	{
 		struct snap *s = snap_clone(&sv, NULL);
 
@@ -589,8 +692,20 @@ int main(int argc, char **argv)
 		s->geo = geo;
 		if (sv.db && load_services(&sv, &s->svc) < 0)
 			fatal("db %s: cannot load the services; not starting", sv.conf.db);
-		if (sv.db)
+		if (sv.db) {
+			struct hsrv_conf hc = {
+				.db = sv.conf.db,
+				.default_interval = sv.conf.check_interval,
+				.quorum = sv.conf.quorum_percent / 100.0,
+				.publish = on_health,
+				.ctx = &sv,
+			};
+
 			file_id_of(sv.conf.db, &sv.db_id);
+			sv.hs = hsrv_new(sv.base, &hc, &s->hv);
+			if (!sv.hs)
+				fatal("health: cannot start; not starting");
+		}
 		if (install(&sv, s) < 0)
 			fatal("out of memory building the first snapshot");
 	}
@@ -603,9 +718,6 @@ int main(int argc, char **argv)
 	}, sv.conf.listen, sv.conf.n_listen);
 	if (!sv.net)
 		fatal("cannot listen; not starting");
-	sv.base = event_base_new();
-	if (!sv.base)
-		fatal("event_base_new failed");
 	for (int i = 0; i < 3; i++) {
 		sig[i] = evsignal_new(sv.base, sigs[i], on_signal, &sv);
 		if (!sig[i] || event_add(sig[i], NULL) < 0)
@@ -622,6 +734,20 @@ int main(int argc, char **argv)
 		if (!sv.poll_ev || event_add(sv.poll_ev, &tv) < 0)
 			fatal("cannot start the poll timer");
 	}
+	if (sv.conf.api) {
+		char token[TOKEN_MAX], err[512];
+
+		if (!sv.conf.api_token_file)
+			fatal("api: --api needs --api-token-file (writes need the token)");
+		if (token_load(sv.conf.api_token_file, token, sizeof(token), err,
+			       sizeof(err)) < 0)
+			fatal("api: %s", err);
+		sv.api = api_new(sv.base, sv.conf.api, token, &api_ops, &sv, err,
+				 sizeof(err));
+		if (!sv.api)
+			fatal("api %s: %s", sv.conf.api, err);
+		log_info("api: listening on %s (port %u)", sv.conf.api, api_port(sv.api));
+	}
 	if (net_start(sv.net) < 0)
 		fatal("cannot start workers");
 	for (size_t i = 0; i < sv.conf.n_listen; i++)
@@ -633,6 +759,8 @@ int main(int argc, char **argv)
 	event_base_dispatch(sv.base);
 	rcu_thread_online();
 
+	api_free(sv.api);
+	hsrv_free(sv.hs);
 	net_free(sv.net);
 	for (int i = 0; i < 3; i++)
 		event_free(sig[i]);

@@ -1,0 +1,56 @@
+/* dnsd/health.h - dnsd's health service: probe-agent reports in, health
+ * views out. Runs on the control thread only (load time): it owns the
+ * struct hstate (health/hstate.h), the SQLite write handle for the health
+ * tables (db/health_store.h) and the check list served to agents.
+ *
+ * Reports reach it through hsrv_report() (from the HTTP API today; a second
+ * source such as a shared store can call the same function). Once a second
+ * it ages reports (staleness), logs each transition once, persists what
+ * changed, and hands a new immutable view to the publish callback when the
+ * health that answers depend on changed - never more often. */
+#ifndef DNSD_HEALTH_H
+#define DNSD_HEALTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "health/hstate.h"
+
+struct hsrv;
+
+struct hsrv_conf {
+	const char *db;              /* the store (its health tables) */
+	double default_interval;     /* agents' --interval for checks without one */
+	double quorum;               /* fraction of fresh agents that must say up */
+	/* Takes ownership of view (hstate_view_free when retired). */
+	void (*publish)(void *ctx, struct hstate_view *view);
+	void *ctx;
+};
+
+/* Opens the store for health writes, reads the check list and the
+ * persisted state (so a restart never starts from "all up"). Startup: NULL
+ * with the reason logged. *view gets the first view (caller owns it). */
+struct hsrv *hsrv_new(struct event_base *base, const struct hsrv_conf *c,
+		      struct hstate_view **view);
+void hsrv_free(struct hsrv *h);          /* NULL is fine; persists first */
+
+/* The configuration in the store changed: rebuild the check list and the
+ * set of checked endpoints (known ones keep their state). */
+void hsrv_reload(struct hsrv *h);
+
+/* The GET /v1/checks document (new reference), or NULL. */
+json_t *hsrv_checks(struct hsrv *h);
+
+/* Folds one agent batch received now. 0, -ENOENT (unknown endpoint id) or
+ * -EINVAL, with err set; on error nothing changed. */
+int hsrv_report(struct hsrv *h, const struct hstate_agent *a,
+		const struct hstate_result *res, size_t n, char *err,
+		size_t errlen);
+
+/* The state (for status and metrics); borrowed, control thread only. */
+const struct hstate *hsrv_state(const struct hsrv *h);
+
+#endif

@@ -1,0 +1,225 @@
+/* dnsd/status.c - status document and metrics; see status.h. */
+#include "dnsd/status.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "db/svc.h"
+
+static double now_unix(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static const char *health_of(const struct status_src *s,
+			     const struct svc_endpoint *e, bool *stale)
+{
+	uint8_t st = HSTATE_UNKNOWN;
+
+	*stale = false;
+	if (!e->has_check)
+		return "up";          /* CONTRACT: no check means healthy */
+	if (s->hs && hstate_get(s->hs, e->id, &st, stale) < 0)
+		st = HSTATE_UNKNOWN;
+	return hstate_state_name(st);
+}
+
+static json_t *endpoint_json(const struct status_src *s,
+			     const struct svc_endpoint *e,
+			     const struct hstate_rows *rows)
+{
+	bool stale;
+	const char *h = health_of(s, e, &stale);
+	json_t *agents = json_array();
+	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:b, s:b, s:I, s:I, s:s, s:b}",
+			      "id", (json_int_t)e->id, "target", e->t.text,
+			      "health", h, "admin", svc_admin_name(e->admin),
+			      "drained", e->drained, "stale", stale,
+			      "weight", (json_int_t)e->weight,
+			      "priority", (json_int_t)e->priority,
+			      "region", e->region, "check", e->has_check);
+
+	for (size_t i = 0; rows && i < rows->n_obs; i++) {
+		const struct hstate_obs_row *r = &rows->obs[i];
+
+		if (r->endpoint_id != e->id)
+			continue;
+		json_array_append_new(agents, json_pack(
+			"{s:s, s:s, s:s, s:b, s:o, s:f, s:b, s:s}",
+			"agent", r->agent, "region", r->region,
+			"state", hstate_state_name(r->state), "ok", r->ok,
+			"rtt_ms", r->rtt_ms >= 0 ? json_real(r->rtt_ms) : json_null(),
+			"seen", r->seen, "fresh", r->fresh, "detail", r->detail));
+	}
+	json_object_set_new(o, "agents", agents);
+	return o;
+}
+
+json_t *status_json(const struct status_src *s)
+{
+	const struct snap *sn = s->snap;
+	json_t *doc, *zones = json_array(), *svcs = json_array();
+	struct hstate_rows rows;
+	bool have_rows = s->hs && hstate_export(s->hs, now_unix(), &rows) == 0;
+
+	for (size_t i = 0; i < sn->n_zones; i++) {
+		const struct zone *z = sn->zones[i];
+
+		json_array_append_new(zones, json_pack("{s:s, s:s, s:I, s:I}",
+			"name", z->origin, "file", z->file,
+			"serial", (json_int_t)z->serial,
+			"records", (json_int_t)z->n_records));
+	}
+	for (size_t i = 0; sn->svc && i < sn->svc->n; i++) {
+		const struct svc_service *v = &sn->svc->svcs[i];
+		json_t *eps = json_array();
+
+		for (size_t k = 0; k < v->n_eps; k++)
+			json_array_append_new(eps, endpoint_json(s, &v->eps[k],
+							have_rows ? &rows : NULL));
+		json_array_append_new(svcs, json_pack(
+			"{s:s, s:s, s:I, s:b, s:o}", "name", v->name,
+			"policy", svc_policy_name(v->policy), "ttl", (json_int_t)v->ttl,
+			"served", sn->svc_zone[i] != NULL, "endpoints", eps));
+	}
+	doc = json_pack("{s:I, s:f, s:I, s:o, s:o, s:I, s:I, s:b, s:b}",
+			"generation", (json_int_t)sn->gen, "started", s->started,
+			"threads", (json_int_t)s->threads, "zones", zones,
+			"services", svcs, "services_skipped", (json_int_t)s->svc_skipped,
+			"db_problems", (json_int_t)s->db_problems,
+			"db_ok", s->db_ok, "last_reload_ok", s->last_reload_ok);
+	if (have_rows)
+		hstate_rows_fini(&rows);
+	return doc;
+}
+
+/* Prometheus label values: backslash, quote and newline escaped. */
+static void label(struct evbuffer *out, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			evbuffer_add_printf(out, "\\%c", *v);
+		else if (*v == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, v, 1);
+	}
+}
+
+static void head(struct evbuffer *out, const char *name, const char *type,
+		 const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+			    type);
+}
+
+static const char *const qtype_names[] = {
+#define X(name, num) #name,
+	STATS_QTYPES(X)
+#undef X
+	"other",
+};
+
+static const char *rcode_name(unsigned r)
+{
+	static const char *const n[] = { "NOERROR", "FORMERR", "SERVFAIL",
+		"NXDOMAIN", "NOTIMP", "REFUSED" };
+
+	return r < 6 ? n[r] : r == 16 ? "BADVERS" : NULL;
+}
+
+int status_metrics(const struct status_src *s, struct evbuffer *out)
+{
+	static const char *const tr[] = { "udp", "tcp" };
+	const struct stats *st = s->stats;
+	const struct snap *sn = s->snap;
+
+	head(out, "dnsd_queries_total", "counter",
+	     "DNS queries received, by transport and query type.");
+	for (unsigned t = 0; t < STATS_NTRANSPORT; t++)
+		for (unsigned q = 0; q < STATS_NQTYPES; q++)
+			evbuffer_add_printf(out,
+				"dnsd_queries_total{transport=\"%s\",qtype=\"%s\"} %llu\n",
+				tr[t], qtype_names[q], (unsigned long long)st->queries[t][q]);
+	head(out, "dnsd_responses_total", "counter",
+	     "DNS responses sent, by transport and rcode.");
+	for (unsigned t = 0; t < STATS_NTRANSPORT; t++)
+		for (unsigned r = 0; r < STATS_NRCODES; r++)
+			if (rcode_name(r))
+				evbuffer_add_printf(out,
+					"dnsd_responses_total{transport=\"%s\",rcode=\"%s\"} %llu\n",
+					tr[t], rcode_name(r),
+					(unsigned long long)st->responses[t][r]);
+#define COUNTER(name, help, v) do { \
+		head(out, name, "counter", help); \
+		evbuffer_add_printf(out, name " %llu\n", (unsigned long long)(v)); \
+	} while (0)
+	COUNTER("dnsd_truncated_total", "UDP responses sent with TC=1.", st->truncated);
+	COUNTER("dnsd_dropped_total", "Packets not answered (responses, runts).", st->dropped);
+	COUNTER("dnsd_malformed_total", "Queries answered FORMERR.", st->malformed);
+	COUNTER("dnsd_ecs_queries_total", "Queries with a valid EDNS Client Subnet.", st->ecs);
+	COUNTER("dnsd_service_answers_total", "Answers for balanced names.", st->service_answers);
+	COUNTER("dnsd_tcp_connections_total", "TCP connections accepted.", st->tcp_accepted);
+#undef COUNTER
+	head(out, "dnsd_tcp_closed_total", "counter",
+	     "TCP connections closed by the server, by reason.");
+	evbuffer_add_printf(out, "dnsd_tcp_closed_total{reason=\"idle\"} %llu\n"
+			    "dnsd_tcp_closed_total{reason=\"cap\"} %llu\n"
+			    "dnsd_tcp_closed_total{reason=\"bad\"} %llu\n",
+			    (unsigned long long)st->tcp_closed_idle,
+			    (unsigned long long)st->tcp_closed_cap,
+			    (unsigned long long)st->tcp_closed_bad);
+	head(out, "dnsd_snapshot_generation", "gauge",
+	     "Generation of the snapshot in force (bumps on every swap).");
+	evbuffer_add_printf(out, "dnsd_snapshot_generation %llu\n",
+			    (unsigned long long)sn->gen);
+	head(out, "dnsd_zone_serial", "gauge", "SOA serial of each zone served.");
+	for (size_t i = 0; i < sn->n_zones; i++) {
+		evbuffer_add_printf(out, "dnsd_zone_serial{zone=\"");
+		label(out, sn->zones[i]->origin);
+		evbuffer_add_printf(out, "\"} %u\n", sn->zones[i]->serial);
+	}
+	head(out, "dnsd_last_reload_success", "gauge",
+	     "1 if the last SIGHUP reload loaded everything, else 0.");
+	evbuffer_add_printf(out, "dnsd_last_reload_success %d\n", s->last_reload_ok);
+	head(out, "dnsd_last_reload_timestamp_seconds", "gauge",
+	     "Unix time of the last SIGHUP reload (0: none).");
+	evbuffer_add_printf(out, "dnsd_last_reload_timestamp_seconds %.3f\n", s->last_reload);
+	head(out, "dnsd_db_load_success", "gauge",
+	     "1 if the last read of the store worked, else 0.");
+	evbuffer_add_printf(out, "dnsd_db_load_success %d\n", s->db_ok);
+	head(out, "dnsd_db_last_load_timestamp_seconds", "gauge",
+	     "Unix time the services were last loaded from the store.");
+	evbuffer_add_printf(out, "dnsd_db_last_load_timestamp_seconds %.3f\n", s->last_db_load);
+	head(out, "dnsd_services", "gauge", "Balanced names loaded from the store.");
+	evbuffer_add_printf(out, "dnsd_services %zu\n", sn->svc ? sn->svc->n : 0);
+	head(out, "dnsd_services_skipped", "gauge",
+	     "Balanced names not served (outside every zone, below a delegation).");
+	evbuffer_add_printf(out, "dnsd_services_skipped %zu\n", s->svc_skipped);
+	head(out, "dnsd_db_rows_skipped", "gauge", "Invalid rows skipped by the loader.");
+	evbuffer_add_printf(out, "dnsd_db_rows_skipped %zu\n", s->db_problems);
+	head(out, "dnsd_endpoint_healthy", "gauge",
+	     "1 if the endpoint may answer (health and admin state), else 0.");
+	for (size_t i = 0; sn->svc && i < sn->svc->n; i++) {
+		const struct svc_service *v = &sn->svc->svcs[i];
+
+		for (size_t k = 0; k < v->n_eps; k++) {
+			const struct svc_endpoint *e = &v->eps[k];
+			bool stale;
+			const char *h = health_of(s, e, &stale);
+			int up = e->admin == SVC_ADMIN_UP ||
+				 (e->admin == SVC_ADMIN_AUTO && strcmp(h, "down") != 0);
+
+			evbuffer_add_printf(out, "dnsd_endpoint_healthy{service=\"");
+			label(out, v->name);
+			evbuffer_add_printf(out, "\",target=\"");
+			label(out, e->t.text);
+			evbuffer_add_printf(out, "\"} %d\n", up);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,37 @@
+/* dnsd/status.h - what dnsd tells operators: the JSON status document
+ * (GET /v1/status) and Prometheus metrics (GET /metrics). Control thread
+ * only (load time): reads the snapshot in force, the summed per-thread
+ * counters and the health state; never touches the query path. */
+#ifndef DNSD_STATUS_H
+#define DNSD_STATUS_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <jansson.h>
+
+#include "dnsd/snap.h"
+#include "dnsd/stats.h"
+#include "health/hstate.h"
+
+struct status_src {
+	const struct snap *snap;      /* in force */
+	const struct stats *stats;    /* summed over the workers */
+	const struct hstate *hs;      /* NULL without health */
+	unsigned threads;
+	size_t svc_skipped;           /* services outside every zone */
+	size_t db_problems;           /* rows skipped by the loader */
+	double started;               /* unix seconds */
+	double last_reload;           /* unix seconds, 0 = never */
+	bool last_reload_ok;
+	double last_db_load;          /* unix seconds of the last store load */
+	bool db_ok;                   /* the last store read worked */
+};
+
+/* The status document (new reference) or NULL when out of memory. */
+json_t *status_json(const struct status_src *s);
+/* Appends the Prometheus text exposition to out. 0 or -ENOMEM. */
+int status_metrics(const struct status_src *s, struct evbuffer *out);
+
+#endif
