@@ -1263,7 +1263,7 @@ void svc_select(const struct svc_service *s, const struct svc_client *c,
 
 			w->chosen = false;
 			w->healthy = healthy;
-			w->health = h;
+			w->health = e->has_check ? h : HSTATE_UP;
 			w->in_rotation = !e->drained;
 			w->dist_km = -1;
 			w->rtt_ms = -1;

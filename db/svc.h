@@ -179,7 +179,8 @@ enum svc_mode {
 struct svc_why_ep {
 	bool chosen;
 	bool healthy;           /* admin/health say it may answer */
-	uint8_t health;         /* enum hstate_state as seen (UNKNOWN if none) */
+	uint8_t health;         /* enum hstate_state as seen; UP without a
+	                           check, UNKNOWN with a check but no data */
 	bool in_rotation;       /* not drained */
 	double dist_km;         /* < 0: not computed / no coordinates */
 	double rtt_ms;          /* < 0: none */

@@ -1,0 +1,1347 @@
+/* db/cfg.c - validated configuration writes and JSON export/import.
+ * Load time only; see db/cfg.h.
+ *
+ * Every write reads the full current row (or the defaults), overlays what
+ * the caller gave, validates the whole row with the same rules svc_load()
+ * applies when reading, and writes it back, inside one transaction. */
+#include "db/cfg.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/store.h"
+#include "db/svc.h"
+#include "geo/geo.h"
+#include "health/pcheck.h"
+
+static int errf(char *err, size_t errlen, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int errf(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+static int sqlerr(sqlite3 *h, char *err, size_t errlen, const char *what)
+{
+	int code = sqlite3_errcode(h);
+
+	if (code == SQLITE_CONSTRAINT)
+		return errf(err, errlen, -EINVAL, "%s: rejected by the schema: "
+		            "%s", what, sqlite3_errmsg(h));
+	return errf(err, errlen, -EIO, "%s: %s", what, sqlite3_errmsg(h));
+}
+
+/* Runs a statement with text/int/real/null parameters given as a format:
+ * 't' text (NULL -> NULL), 'i' long long, 'd' double, 'D' double or NULL
+ * when NAN, 'n' NULL. Returns SQLITE_DONE/ROW code; *id = last insert id.
+ * If row != NULL and a row came, the statement is kept in *row for the
+ * caller to read and finalize. */
+static int run(sqlite3 *h, sqlite3_stmt **row, const char *sql,
+               const char *fmt, ...)
+{
+	sqlite3_stmt *st = NULL;
+	va_list ap;
+	int rc, i = 1;
+
+	if (row)
+		*row = NULL;
+	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
+		return sqlite3_errcode(h);
+	va_start(ap, fmt);
+	for (const char *f = fmt; *f; f++, i++) {
+		switch (*f) {
+		case 't': {
+			const char *s = va_arg(ap, const char *);
+
+			if (s)
+				sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+			else
+				sqlite3_bind_null(st, i);
+			break;
+		}
+		case 'i':
+			sqlite3_bind_int64(st, i, va_arg(ap, long long));
+			break;
+		case 'd':
+			sqlite3_bind_double(st, i, va_arg(ap, double));
+			break;
+		case 'D': {
+			double d = va_arg(ap, double);
+
+			if (isnan(d))
+				sqlite3_bind_null(st, i);
+			else
+				sqlite3_bind_double(st, i, d);
+			break;
+		}
+		default:
+			sqlite3_bind_null(st, i);
+		}
+	}
+	va_end(ap);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && row) {
+		*row = st;
+		return rc;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* ---------------------------------------------------------- canonical */
+
+int cfg_canon_name(const char *in, char *out, char *err, size_t errlen)
+{
+	uint8_t wire[SVC_NAME_MAX];
+	const char *why;
+
+	if (svc_name_parse(in, wire, out, &why) < 0)
+		return errf(err, errlen, -EINVAL, "bad name '%s': %s", in, why);
+	return 0;
+}
+
+static int canon_target(const char *in, char *out, char *err, size_t errlen)
+{
+	uint8_t rd[SVC_NAME_MAX];
+	uint16_t type;
+	const char *why;
+
+	if (svc_target_parse(in, &type, rd, out, &why) < 0)
+		return errf(err, errlen, -EINVAL, "bad target '%s': %s", in,
+		            why);
+	return 0;
+}
+
+static const char *const continents[] = {
+	"AF", "AN", "AS", "EU", "NA", "OC", "SA"
+};
+
+/* kind + pattern as stored, from "CIDR" / "country:CC" / "continent:CC". */
+static int parse_match(const char *in, char kind[16], char pat[64],
+                       char *err, size_t errlen)
+{
+	struct in6_addr net;
+	unsigned plen;
+	char cc[3];
+	double la, lo;
+
+	if (strncmp(in, "country:", 8) == 0 ||
+	    strncmp(in, "continent:", 10) == 0) {
+		bool country = in[1] == 'o' && in[2] == 'u';
+		const char *c = in + (country ? 8 : 10);
+		bool ok = false;
+
+		if (strlen(c) != 2 || !isalpha((unsigned char)c[0]) ||
+		    !isalpha((unsigned char)c[1]))
+			return errf(err, errlen, -EINVAL, "bad rule '%s': "
+			            "code must be two letters", in);
+		cc[0] = (char)toupper((unsigned char)c[0]);
+		cc[1] = (char)toupper((unsigned char)c[1]);
+		cc[2] = '\0';
+		if (country) {
+			ok = geo_country_centroid(cc, &la, &lo, NULL) == 0;
+		} else {
+			for (size_t i = 0; i < 7; i++)
+				ok |= strcmp(cc, continents[i]) == 0;
+		}
+		if (!ok)
+			return errf(err, errlen, -EINVAL, "bad rule '%s': "
+			            "unknown %s code %s", in,
+			            country ? "country" : "continent", cc);
+		strcpy(kind, country ? "country" : "continent");
+		strcpy(pat, cc);
+		return 0;
+	}
+	if (geo_parse_cidr(in, &net, &plen) < 0)
+		return errf(err, errlen, -EINVAL, "bad rule '%s': not a CIDR "
+		            "(ADDR/LEN, no host bits), country:CC or "
+		            "continent:CC", in);
+	strcpy(kind, "cidr");
+	if (IN6_IS_ADDR_V4MAPPED(&net) && plen >= 96) {
+		char a[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &net.s6_addr[12], a, sizeof a);
+		snprintf(pat, 64, "%s/%u", a, plen - 96);
+	} else {
+		char a[INET6_ADDRSTRLEN];
+
+		inet_ntop(AF_INET6, &net, a, sizeof a);
+		snprintf(pat, 64, "%s/%u", a, plen);
+	}
+	return 0;
+}
+
+int cfg_canon_match(const char *in, char *out, char *err, size_t errlen)
+{
+	char kind[16], pat[64];
+	int rc = parse_match(in, kind, pat, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	if (strcmp(kind, "cidr") == 0)
+		snprintf(out, 96, "%s", pat);
+	else
+		snprintf(out, 96, "%s:%s", kind, pat);
+	return 0;
+}
+
+/* ------------------------------------------------------------ lookups */
+
+static int find_service(sqlite3 *h, const char *name, char canon[256],
+                        long long *id, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = cfg_canon_name(name, canon, err, errlen)) < 0)
+		return rc;
+	rc = run(h, &st, "SELECT id FROM services WHERE name = ?", "t", canon);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		return 0;
+	}
+	if (rc != SQLITE_DONE)
+		return sqlerr(h, err, errlen, canon);
+	return errf(err, errlen, -ENOENT, "service %s not found", canon);
+}
+
+static int find_endpoint(sqlite3 *h, long long sid, const char *sname,
+                         const char *target, char canon[256], long long *id,
+                         char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = canon_target(target, canon, err, errlen)) < 0)
+		return rc;
+	rc = run(h, &st, "SELECT id FROM endpoints WHERE service_id = ? AND "
+	         "target = ?", "it", sid, canon);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		return 0;
+	}
+	if (rc != SQLITE_DONE)
+		return sqlerr(h, err, errlen, canon);
+	return errf(err, errlen, -ENOENT, "%s is not an endpoint of %s",
+	            canon, sname);
+}
+
+/* ----------------------------------------------------------- services */
+
+struct svc_row {
+	char name[256];
+	int policy;
+	long long ttl;
+	long long answers;      /* 0 = NULL */
+	int sticky;
+	char when_down[256];
+};
+
+static int svc_overlay(struct svc_row *r, const struct cfg_service *s,
+                       char *err, size_t errlen)
+{
+	if (s->policy) {
+		int p = svc_policy_parse(s->policy);
+
+		if (p < 0)
+			return errf(err, errlen, -EINVAL, "unknown policy '%s' "
+			            "(failover, weighted, geo, latency, all, "
+			            "roundrobin)", s->policy);
+		r->policy = p;
+	}
+	if (s->has_ttl) {
+		if (s->ttl < 0 || s->ttl > INT32_MAX)
+			return errf(err, errlen, -EINVAL, "ttl %lld outside "
+			            "0..2147483647", s->ttl);
+		r->ttl = s->ttl;
+	}
+	if (s->has_answers) {
+		if (s->answers != -1 &&
+		    (s->answers < 1 || s->answers > SVC_MAX_ANSWERS))
+			return errf(err, errlen, -EINVAL, "answers %lld outside "
+			            "1..%d", s->answers, SVC_MAX_ANSWERS);
+		r->answers = s->answers == -1 ? 0 : s->answers;
+	}
+	if (s->sticky >= 0)
+		r->sticky = s->sticky != 0;
+	if (s->when_down) {
+		if (strcmp(s->when_down, "open") == 0 ||
+		    strcmp(s->when_down, "closed") == 0) {
+			strcpy(r->when_down, s->when_down);
+		} else {
+			char t[256];
+			int rc = canon_target(s->when_down, t, err, errlen);
+
+			if (rc < 0)
+				return errf(err, errlen, -EINVAL, "when-down "
+				            "'%s': not open, closed or a TARGET "
+				            "(IPv4, IPv6, or a name ending in "
+				            "'.')", s->when_down);
+			strcpy(r->when_down, t);
+		}
+	}
+	return 0;
+}
+
+static int service_insert(sqlite3 *h, const struct cfg_service *s,
+                          long long *id, char *err, size_t errlen)
+{
+	struct svc_row r = { .policy = -1, .ttl = 30, .when_down = "open" };
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = cfg_canon_name(s->name, r.name, err, errlen)) < 0)
+		return rc;
+	if (!s->policy)
+		return errf(err, errlen, -EINVAL, "service %s: --policy is "
+		            "required", r.name);
+	if ((rc = svc_overlay(&r, s, err, errlen)) < 0)
+		return rc;
+	rc = run(h, &st, "SELECT 1 FROM services WHERE name = ?", "t", r.name);
+	if (rc == SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return errf(err, errlen, -EEXIST, "service %s already exists",
+		            r.name);
+	}
+	rc = run(h, NULL, "INSERT INTO services (name, policy, ttl, answers, "
+	         "sticky, when_down) VALUES (?, ?, ?, nullif(?, 0), ?, ?)",
+	         "ttiiit",
+	         r.name, svc_policy_name((unsigned)r.policy), r.ttl,
+	         r.answers, (long long)r.sticky, r.when_down);
+	if (rc != SQLITE_DONE)
+		return sqlerr(h, err, errlen, r.name);
+	if (id)
+		*id = sqlite3_last_insert_rowid(h);
+	return 0;
+}
+
+/* Wraps a body in one write transaction. */
+#define TXN(h, err, errlen, body)                                        \
+	do {                                                             \
+		int rc_;                                                 \
+		if (store_begin(h, true) < 0)                            \
+			return sqlerr(h, err, errlen, "begin");          \
+		rc_ = (body);                                            \
+		if (rc_ == 0 && store_commit(h) < 0)                     \
+			rc_ = sqlerr(h, err, errlen, "commit");          \
+		if (rc_ < 0)                                             \
+			store_rollback(h);                               \
+		return rc_;                                              \
+	} while (0)
+
+int cfg_service_add(sqlite3 *h, const struct cfg_service *s, char *err,
+                    size_t errlen)
+{
+	TXN(h, err, errlen, service_insert(h, s, NULL, err, errlen));
+}
+
+static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
+                          size_t errlen)
+{
+	struct svc_row r;
+	sqlite3_stmt *st;
+	long long id;
+	int rc;
+
+	if ((rc = find_service(h, s->name, r.name, &id, err, errlen)) < 0)
+		return rc;
+	rc = run(h, &st, "SELECT policy, ttl, ifnull(answers, 0), sticky, "
+	         "when_down FROM services WHERE id = ?", "i", id);
+	if (rc != SQLITE_ROW)
+		return sqlerr(h, err, errlen, r.name);
+	r.policy = svc_policy_parse((const char *)sqlite3_column_text(st, 0));
+	r.ttl = sqlite3_column_int64(st, 1);
+	r.answers = sqlite3_column_int64(st, 2);
+	r.sticky = sqlite3_column_int(st, 3);
+	snprintf(r.when_down, sizeof r.when_down, "%s",
+	         (const char *)sqlite3_column_text(st, 4));
+	sqlite3_finalize(st);
+	if ((rc = svc_overlay(&r, s, err, errlen)) < 0)
+		return rc;
+	if (r.policy < 0)
+		return errf(err, errlen, -EINVAL, "service %s: stored policy "
+		            "is invalid; give --policy", r.name);
+	rc = run(h, NULL, "UPDATE services SET policy = ?, ttl = ?, answers = "
+	         "nullif(?, 0), sticky = ?, when_down = ? WHERE id = ?",
+	         "tiiiti", svc_policy_name((unsigned)r.policy), r.ttl,
+	         r.answers, (long long)r.sticky, r.when_down, id);
+	return rc == SQLITE_DONE ? 0 : sqlerr(h, err, errlen, r.name);
+}
+
+int cfg_service_set(sqlite3 *h, const struct cfg_service *s, char *err,
+                    size_t errlen)
+{
+	TXN(h, err, errlen, service_update(h, s, err, errlen));
+}
+
+static int service_delete(sqlite3 *h, const char *name, char *err,
+                          size_t errlen)
+{
+	char canon[256];
+	long long id;
+	int rc;
+
+	if ((rc = find_service(h, name, canon, &id, err, errlen)) < 0)
+		return rc;
+	rc = run(h, NULL, "DELETE FROM services WHERE id = ?", "i", id);
+	return rc == SQLITE_DONE ? 0 : sqlerr(h, err, errlen, canon);
+}
+
+int cfg_service_rm(sqlite3 *h, const char *name, char *err, size_t errlen)
+{
+	TXN(h, err, errlen, service_delete(h, name, err, errlen));
+}
+
+/* ---------------------------------------------------------- endpoints */
+
+struct ep_row {
+	char target[256];
+	long long weight, priority;
+	char *region;
+	bool has_loc;
+	double lat, lon, bias;
+	int admin, drained;
+	char *check_url;
+	double interval, timeout;      /* NAN = NULL */
+	long long rise, fall;
+	int tls_verify;
+	char *expect, *body, *host;
+};
+
+static void ep_row_init(struct ep_row *r)
+{
+	memset(r, 0, sizeof *r);
+	r->weight = 1;
+	r->interval = r->timeout = NAN;
+	r->rise = 3;
+	r->fall = 2;
+	r->tls_verify = 1;
+}
+
+static void ep_row_fini(struct ep_row *r)
+{
+	free(r->region);
+	free(r->check_url);
+	free(r->expect);
+	free(r->body);
+	free(r->host);
+}
+
+/* Replaces *slot with a copy of s (NULL or "" -> NULL). */
+static int setstr(char **slot, const char *s)
+{
+	char *c = NULL;
+
+	if (s && *s && !(c = strdup(s)))
+		return -ENOMEM;
+	free(*slot);
+	*slot = c;
+	return 0;
+}
+
+static char *dupcol(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	return s ? strdup(s) : NULL;
+}
+
+static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
+                      char *err, size_t errlen)
+{
+	if (e->has_weight) {
+		if (e->weight < 0 || e->weight > 65535)
+			return errf(err, errlen, -EINVAL, "weight %lld outside "
+			            "0..65535", e->weight);
+		r->weight = e->weight;
+	}
+	if (e->has_priority) {
+		if (e->priority < 0 || e->priority > 65535)
+			return errf(err, errlen, -EINVAL, "priority %lld "
+			            "outside 0..65535", e->priority);
+		r->priority = e->priority;
+	}
+	if (e->has_region) {
+		if (e->region && strlen(e->region) > 63)
+			return errf(err, errlen, -EINVAL, "region name longer "
+			            "than 63 bytes");
+		if (setstr(&r->region, e->region) < 0)
+			return -ENOMEM;
+	}
+	if (e->clear_loc)
+		r->has_loc = false;
+	if (e->has_loc) {
+		if (!(e->lat >= -90 && e->lat <= 90))
+			return errf(err, errlen, -EINVAL, "latitude %g outside "
+			            "-90..90", e->lat);
+		if (!(e->lon >= -180 && e->lon <= 180))
+			return errf(err, errlen, -EINVAL, "longitude %g outside "
+			            "-180..180", e->lon);
+		r->has_loc = true;
+		r->lat = e->lat;
+		r->lon = e->lon;
+	}
+	if (e->has_bias) {
+		if (!(e->bias >= -99 && e->bias <= 99))
+			return errf(err, errlen, -EINVAL, "bias %g outside "
+			            "-99..99", e->bias);
+		r->bias = e->bias;
+	}
+	if (e->admin) {
+		int a = svc_admin_parse(e->admin);
+
+		if (a < 0)
+			return errf(err, errlen, -EINVAL, "admin '%s' is not "
+			            "up, down or auto", e->admin);
+		r->admin = a;
+	}
+	if (e->drained >= 0)
+		r->drained = e->drained != 0;
+	if (e->has_check) {
+		if (e->check_url && *e->check_url) {
+			struct pcheck_url u;
+			char why[256];
+
+			if (pcheck_url_parse(e->check_url, &u, why,
+			                     sizeof why) < 0)
+				return errf(err, errlen, -EINVAL, "check '%s': "
+				            "%s", e->check_url, why);
+		}
+		if (setstr(&r->check_url, e->check_url) < 0)
+			return -ENOMEM;
+	}
+	if (e->has_interval) {
+		if (isnan(e->interval) || e->interval > 86400)
+			return errf(err, errlen, -EINVAL, "check interval %g "
+			            "outside 0..86400 s", e->interval);
+		r->interval = e->interval > 0 ? e->interval : NAN;
+	}
+	if (e->has_timeout) {
+		if (isnan(e->timeout) || e->timeout > 3600)
+			return errf(err, errlen, -EINVAL, "check timeout %g "
+			            "outside 0..3600 s", e->timeout);
+		r->timeout = e->timeout > 0 ? e->timeout : NAN;
+	}
+	if (e->has_rise) {
+		if (e->rise < 1 || e->rise > 100)
+			return errf(err, errlen, -EINVAL, "check rise %lld "
+			            "outside 1..100", e->rise);
+		r->rise = e->rise;
+	}
+	if (e->has_fall) {
+		if (e->fall < 1 || e->fall > 100)
+			return errf(err, errlen, -EINVAL, "check fall %lld "
+			            "outside 1..100", e->fall);
+		r->fall = e->fall;
+	}
+	if (e->has_tls_verify)
+		r->tls_verify = e->tls_verify;
+	if (e->has_expect) {
+		unsigned lo, hi;
+		int rcode;
+
+		if (e->expect && *e->expect &&
+		    pcheck_expect_parse(e->expect, &lo, &hi) < 0 &&
+		    pcheck_rcode_parse(e->expect, &rcode) < 0)
+			return errf(err, errlen, -EINVAL, "check expect '%s': "
+			            "not a status range (200-399) or an rcode",
+			            e->expect);
+		if (setstr(&r->expect, e->expect) < 0)
+			return -ENOMEM;
+	}
+	if (e->has_body && setstr(&r->body, e->body) < 0)
+		return -ENOMEM;
+	if (e->has_host) {
+		char t[256];
+
+		if (e->host && *e->host &&
+		    cfg_canon_name(e->host, t, err, errlen) < 0)
+			return errf(err, errlen, -EINVAL, "check host '%s' is "
+			            "not a domain name", e->host);
+		if (setstr(&r->host, e->host) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+#define EP_COLS "target, weight, priority, region, lat, lon, bias, admin, " \
+	"drained, check_url, check_interval, check_timeout, check_rise, "  \
+	"check_fall, check_tls_verify, check_expect, check_body, check_host"
+
+static int ep_read(sqlite3 *h, long long id, struct ep_row *r)
+{
+	sqlite3_stmt *st;
+	int rc = run(h, &st, "SELECT " EP_COLS " FROM endpoints WHERE id = ?",
+	             "i", id);
+
+	if (rc != SQLITE_ROW)
+		return -EIO;
+	snprintf(r->target, sizeof r->target, "%s",
+	         (const char *)sqlite3_column_text(st, 0));
+	r->weight = sqlite3_column_int64(st, 1);
+	r->priority = sqlite3_column_int64(st, 2);
+	r->region = dupcol(st, 3);
+	r->has_loc = sqlite3_column_type(st, 4) != SQLITE_NULL;
+	r->lat = sqlite3_column_double(st, 4);
+	r->lon = sqlite3_column_double(st, 5);
+	r->bias = sqlite3_column_double(st, 6);
+	r->admin = svc_admin_parse((const char *)sqlite3_column_text(st, 7));
+	if (r->admin < 0)
+		r->admin = SVC_ADMIN_AUTO;
+	r->drained = sqlite3_column_int(st, 8);
+	r->check_url = dupcol(st, 9);
+	r->interval = sqlite3_column_type(st, 10) == SQLITE_NULL ? NAN :
+	              sqlite3_column_double(st, 10);
+	r->timeout = sqlite3_column_type(st, 11) == SQLITE_NULL ? NAN :
+	             sqlite3_column_double(st, 11);
+	r->rise = sqlite3_column_int64(st, 12);
+	r->fall = sqlite3_column_int64(st, 13);
+	r->tls_verify = sqlite3_column_int(st, 14);
+	r->expect = dupcol(st, 15);
+	r->body = dupcol(st, 16);
+	r->host = dupcol(st, 17);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int ep_write(sqlite3 *h, long long sid, long long id,
+                    const struct ep_row *r)
+{
+	static const char ins[] = "INSERT INTO endpoints (service_id, "
+		EP_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+		"?, ?, ?, ?, ?)";
+	static const char upd[] = "UPDATE endpoints SET service_id = ?, "
+		"target = ?, weight = ?, priority = ?, region = ?, lat = ?, "
+		"lon = ?, bias = ?, admin = ?, drained = ?, check_url = ?, "
+		"check_interval = ?, check_timeout = ?, check_rise = ?, "
+		"check_fall = ?, check_tls_verify = ?, check_expect = ?, "
+		"check_body = ?, check_host = ? WHERE id = ?";
+	int rc = run(h, NULL, id ? upd : ins, id ? "itiitDDdtitDDiiittti"
+	             : "itiitDDdtitDDiiittt", sid, r->target, r->weight,
+	             r->priority, r->region, r->has_loc ? r->lat : NAN,
+	             r->has_loc ? r->lon : NAN, r->bias,
+	             svc_admin_name((unsigned)r->admin), (long long)r->drained,
+	             r->check_url, r->interval, r->timeout, r->rise, r->fall,
+	             (long long)r->tls_verify, r->expect, r->body, r->host, id);
+
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static int endpoint_insert(sqlite3 *h, const char *service,
+                           const struct cfg_endpoint *e, char *err,
+                           size_t errlen)
+{
+	struct ep_row r;
+	char sname[256];
+	sqlite3_stmt *st;
+	long long sid;
+	int rc;
+
+	ep_row_init(&r);
+	if ((rc = find_service(h, service, sname, &sid, err, errlen)) < 0)
+		goto out;
+	if ((rc = canon_target(e->target, r.target, err, errlen)) < 0)
+		goto out;
+	if ((rc = ep_overlay(&r, e, err, errlen)) < 0) {
+		if (rc == -ENOMEM)
+			errf(err, errlen, rc, "out of memory");
+		goto out;
+	}
+	rc = run(h, &st, "SELECT 1 FROM endpoints WHERE service_id = ? AND "
+	         "target = ?", "it", sid, r.target);
+	if (rc == SQLITE_ROW) {
+		sqlite3_finalize(st);
+		rc = errf(err, errlen, -EEXIST, "%s is already an endpoint of "
+		          "%s", r.target, sname);
+		goto out;
+	}
+	rc = ep_write(h, sid, 0, &r) < 0 ? sqlerr(h, err, errlen, r.target)
+	                                 : 0;
+out:
+	ep_row_fini(&r);
+	return rc;
+}
+
+int cfg_endpoint_add(sqlite3 *h, const char *service,
+                     const struct cfg_endpoint *e, char *err, size_t errlen)
+{
+	TXN(h, err, errlen, endpoint_insert(h, service, e, err, errlen));
+}
+
+static int endpoint_update(sqlite3 *h, const char *service,
+                           const struct cfg_endpoint *e, char *err,
+                           size_t errlen)
+{
+	struct ep_row r;
+	char sname[256], t[256];
+	long long sid, id;
+	int rc;
+
+	ep_row_init(&r);
+	if ((rc = find_service(h, service, sname, &sid, err, errlen)) < 0 ||
+	    (rc = find_endpoint(h, sid, sname, e->target, t, &id, err,
+	                        errlen)) < 0)
+		goto out;
+	if (ep_read(h, id, &r) < 0) {
+		rc = sqlerr(h, err, errlen, t);
+		goto out;
+	}
+	if ((rc = ep_overlay(&r, e, err, errlen)) < 0) {
+		if (rc == -ENOMEM)
+			errf(err, errlen, rc, "out of memory");
+		goto out;
+	}
+	rc = ep_write(h, sid, id, &r) < 0 ? sqlerr(h, err, errlen, t) : 0;
+out:
+	ep_row_fini(&r);
+	return rc;
+}
+
+int cfg_endpoint_set(sqlite3 *h, const char *service,
+                     const struct cfg_endpoint *e, char *err, size_t errlen)
+{
+	TXN(h, err, errlen, endpoint_update(h, service, e, err, errlen));
+}
+
+static int endpoint_delete(sqlite3 *h, const char *service,
+                           const char *target, char *err, size_t errlen)
+{
+	char sname[256], t[256];
+	long long sid, id;
+	int rc;
+
+	if ((rc = find_service(h, service, sname, &sid, err, errlen)) < 0 ||
+	    (rc = find_endpoint(h, sid, sname, target, t, &id, err,
+	                        errlen)) < 0)
+		return rc;
+	rc = run(h, NULL, "DELETE FROM endpoints WHERE id = ?", "i", id);
+	if (rc != SQLITE_DONE)
+		return sqlerr(h, err, errlen, t);
+	/* A rule left without targets would match clients and answer
+	 * nothing of its own; remove it with its last target. */
+	rc = run(h, NULL, "DELETE FROM rules WHERE service_id = ? AND id NOT "
+	         "IN (SELECT rule_id FROM rule_targets)", "i", sid);
+	return rc == SQLITE_DONE ? 0 : sqlerr(h, err, errlen, t);
+}
+
+int cfg_endpoint_rm(sqlite3 *h, const char *service, const char *target,
+                    char *err, size_t errlen)
+{
+	TXN(h, err, errlen, endpoint_delete(h, service, target, err, errlen));
+}
+
+/* -------------------------------------------------------------- rules */
+
+static int rule_insert(sqlite3 *h, const char *service, const char *match,
+                       const char *const *targets, size_t n, char *err,
+                       size_t errlen)
+{
+	char sname[256], kind[16], pat[64], t[256];
+	sqlite3_stmt *st;
+	long long sid, rid, eid;
+	int rc;
+
+	if ((rc = find_service(h, service, sname, &sid, err, errlen)) < 0 ||
+	    (rc = parse_match(match, kind, pat, err, errlen)) < 0)
+		return rc;
+	if (n == 0)
+		return errf(err, errlen, -EINVAL, "rule %s: at least one "
+		            "TARGET is required", match);
+	rc = run(h, &st, "SELECT 1 FROM rules WHERE service_id = ? AND kind = "
+	         "? AND pattern = ?", "itt", sid, kind, pat);
+	if (rc == SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return errf(err, errlen, -EEXIST, "rule %s%s%s of %s already "
+		            "exists", strcmp(kind, "cidr") ? kind : "",
+		            strcmp(kind, "cidr") ? ":" : "", pat, sname);
+	}
+	rc = run(h, NULL, "INSERT INTO rules (service_id, kind, pattern) "
+	         "VALUES (?, ?, ?)", "itt", sid, kind, pat);
+	if (rc != SQLITE_DONE)
+		return sqlerr(h, err, errlen, match);
+	rid = sqlite3_last_insert_rowid(h);
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = find_endpoint(h, sid, sname, targets[i], t, &eid,
+		                        err, errlen)) < 0)
+			return rc;
+		rc = run(h, NULL, "INSERT INTO rule_targets (rule_id, "
+		         "endpoint_id) VALUES (?, ?)", "ii", rid, eid);
+		if (rc != SQLITE_DONE) {
+			if (sqlite3_errcode(h) == SQLITE_CONSTRAINT)
+				return errf(err, errlen, -EEXIST, "rule %s: "
+				            "target %s given twice", match, t);
+			return sqlerr(h, err, errlen, match);
+		}
+	}
+	return 0;
+}
+
+int cfg_rule_add(sqlite3 *h, const char *service, const char *match,
+                 const char *const *targets, size_t n, char *err,
+                 size_t errlen)
+{
+	TXN(h, err, errlen, rule_insert(h, service, match, targets, n, err,
+	                                errlen));
+}
+
+static int rule_delete(sqlite3 *h, const char *service, const char *match,
+                       char *err, size_t errlen)
+{
+	char sname[256], kind[16], pat[64];
+	long long sid;
+	int rc;
+
+	if ((rc = find_service(h, service, sname, &sid, err, errlen)) < 0 ||
+	    (rc = parse_match(match, kind, pat, err, errlen)) < 0)
+		return rc;
+	rc = run(h, NULL, "DELETE FROM rules WHERE service_id = ? AND kind = ? "
+	         "AND pattern = ?", "itt", sid, kind, pat);
+	if (rc != SQLITE_DONE)
+		return sqlerr(h, err, errlen, match);
+	if (sqlite3_changes(h) == 0)
+		return errf(err, errlen, -ENOENT, "no rule %s in %s", match,
+		            sname);
+	return 0;
+}
+
+int cfg_rule_rm(sqlite3 *h, const char *service, const char *match,
+                char *err, size_t errlen)
+{
+	TXN(h, err, errlen, rule_delete(h, service, match, err, errlen));
+}
+
+/* --------------------------------------------------------------- flip */
+
+static int flip(sqlite3 *h, const char *service, const char *target,
+                char *err, size_t errlen)
+{
+	char sname[256], t[256];
+	sqlite3_stmt *st;
+	long long sid, id, mine, lowest = -1, highest = -1;
+	int rc;
+
+	if ((rc = find_service(h, service, sname, &sid, err, errlen)) < 0 ||
+	    (rc = find_endpoint(h, sid, sname, target, t, &id, err,
+	                        errlen)) < 0)
+		return rc;
+	rc = run(h, &st, "SELECT priority, drained, admin FROM endpoints "
+	         "WHERE id = ?", "i", id);
+	if (rc != SQLITE_ROW)
+		return sqlerr(h, err, errlen, t);
+	mine = sqlite3_column_int64(st, 0);
+	if (sqlite3_column_int(st, 1)) {
+		sqlite3_finalize(st);
+		return errf(err, errlen, -EINVAL, "cannot flip %s to %s: it is "
+		            "drained (undrain it first)", sname, t);
+	}
+	if (strcmp((const char *)sqlite3_column_text(st, 2), "down") == 0) {
+		sqlite3_finalize(st);
+		return errf(err, errlen, -EINVAL, "cannot flip %s to %s: it is "
+		            "forced down (endpoint set --admin auto|up first)",
+		            sname, t);
+	}
+	sqlite3_finalize(st);
+	rc = run(h, &st, "SELECT min(priority), max(priority) FROM endpoints "
+	         "WHERE service_id = ? AND id != ?", "ii", sid, id);
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+			lowest = sqlite3_column_int64(st, 0);
+			highest = sqlite3_column_int64(st, 1);
+		}
+		sqlite3_finalize(st);
+	} else {
+		return sqlerr(h, err, errlen, t);
+	}
+	if (lowest < 0 || mine < lowest)
+		return 0;               /* already strictly first */
+	if (lowest >= 1) {
+		rc = run(h, NULL, "UPDATE endpoints SET priority = ? WHERE id "
+		         "= ?", "ii", lowest - 1, id);
+	} else {
+		if (highest >= 65535)
+			return errf(err, errlen, -ERANGE, "cannot flip %s: "
+			            "priorities would exceed 65535 (renumber "
+			            "with endpoint set --priority)", sname);
+		rc = run(h, NULL, "UPDATE endpoints SET priority = priority + 1 "
+		         "WHERE service_id = ? AND id != ?", "ii", sid, id);
+		if (rc == SQLITE_DONE)
+			rc = run(h, NULL, "UPDATE endpoints SET priority = 0 "
+			         "WHERE id = ?", "i", id);
+	}
+	return rc == SQLITE_DONE ? 0 : sqlerr(h, err, errlen, t);
+}
+
+int cfg_flip(sqlite3 *h, const char *service, const char *target, char *err,
+             size_t errlen)
+{
+	TXN(h, err, errlen, flip(h, service, target, err, errlen));
+}
+
+/* ------------------------------------------------------------- export */
+
+static json_t *jstr_or_null(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *jreal_or_null(sqlite3_stmt *st, int i)
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return json_null();
+	return json_real(sqlite3_column_double(st, i));
+}
+
+static json_t *export_endpoints(sqlite3 *h, long long sid)
+{
+	json_t *arr = json_array();
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(h, "SELECT " EP_COLS " FROM endpoints WHERE "
+	                       "service_id = ? ORDER BY target", -1, &st,
+	                       NULL) != SQLITE_OK) {
+		json_decref(arr);
+		return NULL;
+	}
+	sqlite3_bind_int64(st, 1, sid);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *check = json_null();
+
+		if (sqlite3_column_type(st, 9) != SQLITE_NULL)
+			check = json_pack("{s:s, s:o, s:o, s:I, s:I, s:b, s:o, "
+			                  "s:o, s:o}",
+			        "url", sqlite3_column_text(st, 9),
+			        "interval", jreal_or_null(st, 10),
+			        "timeout", jreal_or_null(st, 11),
+			        "rise", (json_int_t)sqlite3_column_int64(st, 12),
+			        "fall", (json_int_t)sqlite3_column_int64(st, 13),
+			        "tls_verify", sqlite3_column_int(st, 14),
+			        "expect", jstr_or_null(st, 15),
+			        "body", jstr_or_null(st, 16),
+			        "host", jstr_or_null(st, 17));
+		json_array_append_new(arr, json_pack(
+			"{s:s, s:I, s:I, s:o, s:o, s:o, s:f, s:s, s:b, s:o}",
+			"target", sqlite3_column_text(st, 0),
+			"weight", (json_int_t)sqlite3_column_int64(st, 1),
+			"priority", (json_int_t)sqlite3_column_int64(st, 2),
+			"region", jstr_or_null(st, 3),
+			"lat", jreal_or_null(st, 4),
+			"lon", jreal_or_null(st, 5),
+			"bias", sqlite3_column_double(st, 6),
+			"admin", sqlite3_column_text(st, 7),
+			"drained", sqlite3_column_int(st, 8),
+			"check", check));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+static json_t *export_rules(sqlite3 *h, long long sid)
+{
+	json_t *arr = json_array();
+	sqlite3_stmt *st = NULL, *tt = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(h, "SELECT id, kind, pattern FROM rules WHERE "
+	                       "service_id = ? ORDER BY kind, pattern", -1,
+	                       &st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(h, "SELECT e.target FROM rule_targets r JOIN "
+	                       "endpoints e ON e.id = r.endpoint_id WHERE "
+	                       "r.rule_id = ? ORDER BY e.target", -1, &tt,
+	                       NULL) != SQLITE_OK) {
+		rc = SQLITE_ERROR;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, sid);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(st, 1);
+		const char *pat = (const char *)sqlite3_column_text(st, 2);
+		char match[96];
+		json_t *targets = json_array();
+
+		if (strcmp(kind, "cidr") == 0)
+			snprintf(match, sizeof match, "%s", pat);
+		else
+			snprintf(match, sizeof match, "%s:%s", kind, pat);
+		sqlite3_reset(tt);
+		sqlite3_bind_int64(tt, 1, sqlite3_column_int64(st, 0));
+		while (sqlite3_step(tt) == SQLITE_ROW)
+			json_array_append_new(targets, json_string(
+				(const char *)sqlite3_column_text(tt, 0)));
+		json_array_append_new(arr, json_pack("{s:s, s:o}", "match",
+		                                     match, "targets",
+		                                     targets));
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(tt);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+json_t *cfg_export(sqlite3 *h, const char *name, char *err, size_t errlen)
+{
+	json_t *svcs = json_array(), *doc = NULL;
+	sqlite3_stmt *st = NULL;
+	char canon[256];
+	int rc;
+
+	if (name && cfg_canon_name(name, canon, err, errlen) < 0)
+		goto fail;
+	if (store_begin(h, false) < 0 ||
+	    sqlite3_prepare_v2(h, "SELECT id, name, policy, ttl, answers, "
+	                       "sticky, when_down FROM services WHERE ?1 IS "
+	                       "NULL OR name = ?1 ORDER BY name", -1, &st,
+	                       NULL) != SQLITE_OK) {
+		sqlerr(h, err, errlen, "export");
+		goto fail;
+	}
+	if (name)
+		sqlite3_bind_text(st, 1, canon, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		long long id = sqlite3_column_int64(st, 0);
+		json_t *eps = export_endpoints(h, id);
+		json_t *rules = export_rules(h, id);
+		json_t *answers = sqlite3_column_type(st, 4) == SQLITE_NULL ?
+			json_null() :
+			json_integer(sqlite3_column_int64(st, 4));
+
+		if (!eps || !rules) {
+			json_decref(eps);
+			json_decref(rules);
+			json_decref(answers);
+			sqlerr(h, err, errlen, "export");
+			goto fail;
+		}
+		json_array_append_new(svcs, json_pack(
+			"{s:s, s:s, s:I, s:o, s:b, s:s, s:o, s:o}",
+			"name", sqlite3_column_text(st, 1),
+			"policy", sqlite3_column_text(st, 2),
+			"ttl", (json_int_t)sqlite3_column_int64(st, 3),
+			"answers", answers,
+			"sticky", sqlite3_column_int(st, 5),
+			"when_down", sqlite3_column_text(st, 6),
+			"endpoints", eps, "rules", rules));
+	}
+	if (rc != SQLITE_DONE) {
+		sqlerr(h, err, errlen, "export");
+		goto fail;
+	}
+	if (name && json_array_size(svcs) == 0) {
+		errf(err, errlen, -ENOENT, "service %s not found", canon);
+		goto fail;
+	}
+	doc = json_pack("{s:i, s:O}", "version", 1, "services", svcs);
+fail:
+	sqlite3_finalize(st);
+	store_rollback(h);
+	json_decref(svcs);
+	return doc;
+}
+
+/* ------------------------------------------------------------- import */
+
+/* Checks that o is an object with only the given keys. */
+static int only_keys(const json_t *o, const char *const *keys,
+                     const char *where, char *err, size_t errlen)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(o))
+		return errf(err, errlen, -EINVAL, "%s: not a JSON object",
+		            where);
+	json_object_foreach((json_t *)o, k, v) {
+		bool ok = false;
+
+		(void)v;
+		for (size_t i = 0; keys[i]; i++)
+			ok |= strcmp(k, keys[i]) == 0;
+		if (!ok)
+			return errf(err, errlen, -EINVAL, "%s: unknown key "
+			            "'%s'", where, k);
+	}
+	return 0;
+}
+
+/* Optional typed members: 0 absent/null, 1 present, < 0 wrong type. */
+static int jstr(const json_t *o, const char *k, const char **out,
+                const char *where, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v))
+		return errf(err, errlen, -EINVAL, "%s: '%s' must be a string",
+		            where, k);
+	*out = json_string_value(v);
+	return 1;
+}
+
+static int jint(const json_t *o, const char *k, long long *out,
+                const char *where, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v))
+		return errf(err, errlen, -EINVAL, "%s: '%s' must be an integer",
+		            where, k);
+	*out = json_integer_value(v);
+	return 1;
+}
+
+static int jnum(const json_t *o, const char *k, double *out,
+                const char *where, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_number(v))
+		return errf(err, errlen, -EINVAL, "%s: '%s' must be a number",
+		            where, k);
+	*out = json_number_value(v);
+	return 1;
+}
+
+static int jbool(const json_t *o, const char *k, bool *out,
+                 const char *where, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return errf(err, errlen, -EINVAL, "%s: '%s' must be true or "
+		            "false", where, k);
+	*out = json_is_true(v);
+	return 1;
+}
+
+static int import_endpoint(sqlite3 *h, const char *sname, const json_t *o,
+                           const char *where, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "target", "weight", "priority",
+		"region", "lat", "lon", "bias", "admin", "drained", "check",
+		NULL };
+	static const char *const ckeys[] = { "url", "interval", "timeout",
+		"rise", "fall", "tls_verify", "expect", "body", "host", NULL };
+	struct cfg_endpoint e = { .drained = -1 };
+	const json_t *c;
+	bool drained = false;
+	int rc, a = 0, b = 0;
+	char msg[512];
+
+	if ((rc = only_keys(o, keys, where, err, errlen)) < 0)
+		return rc;
+	if ((rc = jstr(o, "target", &e.target, where, err, errlen)) <= 0)
+		return rc < 0 ? rc : errf(err, errlen, -EINVAL, "%s: 'target' "
+		                          "is required", where);
+	if ((rc = jint(o, "weight", &e.weight, where, err, errlen)) < 0)
+		return rc;
+	e.has_weight = rc;
+	if ((rc = jint(o, "priority", &e.priority, where, err, errlen)) < 0)
+		return rc;
+	e.has_priority = rc;
+	if ((rc = jstr(o, "region", &e.region, where, err, errlen)) < 0)
+		return rc;
+	e.has_region = rc;
+	if ((a = jnum(o, "lat", &e.lat, where, err, errlen)) < 0 ||
+	    (b = jnum(o, "lon", &e.lon, where, err, errlen)) < 0)
+		return -EINVAL;
+	if (a != b)
+		return errf(err, errlen, -EINVAL, "%s: give both 'lat' and "
+		            "'lon' or neither", where);
+	e.has_loc = a;
+	if ((rc = jnum(o, "bias", &e.bias, where, err, errlen)) < 0)
+		return rc;
+	e.has_bias = rc;
+	if ((rc = jstr(o, "admin", &e.admin, where, err, errlen)) < 0 ||
+	    (rc = jbool(o, "drained", &drained, where, err, errlen)) < 0)
+		return rc;
+	e.drained = drained;
+	c = json_object_get(o, "check");
+	if (c && !json_is_null(c)) {
+		char cw[400];
+
+		snprintf(cw, sizeof cw, "%s: check", where);
+		if ((rc = only_keys(c, ckeys, cw, err, errlen)) < 0)
+			return rc;
+		if ((rc = jstr(c, "url", &e.check_url, cw, err, errlen)) <= 0)
+			return rc < 0 ? rc : errf(err, errlen, -EINVAL, "%s: "
+			                          "'url' is required", cw);
+		e.has_check = true;
+		if ((rc = jnum(c, "interval", &e.interval, cw, err,
+		               errlen)) < 0)
+			return rc;
+		e.has_interval = rc;
+		if ((rc = jnum(c, "timeout", &e.timeout, cw, err, errlen)) < 0)
+			return rc;
+		e.has_timeout = rc;
+		if ((rc = jint(c, "rise", &e.rise, cw, err, errlen)) < 0)
+			return rc;
+		e.has_rise = rc;
+		if ((rc = jint(c, "fall", &e.fall, cw, err, errlen)) < 0)
+			return rc;
+		e.has_fall = rc;
+		if ((rc = jbool(c, "tls_verify", &e.tls_verify, cw, err,
+		                errlen)) < 0)
+			return rc;
+		e.has_tls_verify = rc;
+		if ((rc = jstr(c, "expect", &e.expect, cw, err, errlen)) < 0 ||
+		    (rc = jstr(c, "body", &e.body, cw, err, errlen)) < 0 ||
+		    (rc = jstr(c, "host", &e.host, cw, err, errlen)) < 0)
+			return rc;
+		e.has_expect = e.has_body = e.has_host = true;
+	}
+	if ((rc = endpoint_insert(h, sname, &e, err, errlen)) < 0) {
+		snprintf(msg, sizeof msg, "%s", err);
+		return errf(err, errlen, rc, "%s: %s", where, msg);
+	}
+	return 0;
+}
+
+static int import_service(sqlite3 *h, const json_t *o, size_t i, char *err,
+                          size_t errlen)
+{
+	static const char *const keys[] = { "name", "policy", "ttl", "answers",
+		"sticky", "when_down", "endpoints", "rules", NULL };
+	struct cfg_service s = { .sticky = -1 };
+	const json_t *eps, *rules, *v;
+	char where[300], msg[512];
+	bool sticky = false;
+	size_t j;
+	int rc;
+
+	snprintf(where, sizeof where, "services[%zu]", i);
+	if ((rc = only_keys(o, keys, where, err, errlen)) < 0)
+		return rc;
+	if ((rc = jstr(o, "name", &s.name, where, err, errlen)) <= 0)
+		return rc < 0 ? rc : errf(err, errlen, -EINVAL, "%s: 'name' is "
+		                          "required", where);
+	snprintf(where, sizeof where, "services[%zu] (%s)", i, s.name);
+	if ((rc = jstr(o, "policy", &s.policy, where, err, errlen)) < 0)
+		return rc;
+	if ((rc = jint(o, "ttl", &s.ttl, where, err, errlen)) < 0)
+		return rc;
+	s.has_ttl = rc;
+	if ((rc = jint(o, "answers", &s.answers, where, err, errlen)) < 0)
+		return rc;
+	s.has_answers = rc;
+	if ((rc = jbool(o, "sticky", &sticky, where, err, errlen)) < 0 ||
+	    (rc = jstr(o, "when_down", &s.when_down, where, err, errlen)) < 0)
+		return rc;
+	s.sticky = sticky;
+	if ((rc = service_insert(h, &s, NULL, err, errlen)) < 0) {
+		snprintf(msg, sizeof msg, "%s", err);
+		return errf(err, errlen, rc, "%s: %s", where, msg);
+	}
+	eps = json_object_get(o, "endpoints");
+	if (eps && !json_is_null(eps) && !json_is_array(eps))
+		return errf(err, errlen, -EINVAL, "%s: 'endpoints' must be a "
+		            "list", where);
+	json_array_foreach(eps, j, v) {
+		char ew[340];
+
+		snprintf(ew, sizeof ew, "%s endpoints[%zu]", where, j);
+		if ((rc = import_endpoint(h, s.name, v, ew, err, errlen)) < 0)
+			return rc;
+	}
+	rules = json_object_get(o, "rules");
+	if (rules && !json_is_null(rules) && !json_is_array(rules))
+		return errf(err, errlen, -EINVAL, "%s: 'rules' must be a list",
+		            where);
+	json_array_foreach(rules, j, v) {
+		static const char *const rkeys[] = { "match", "targets", NULL };
+		const char *match = NULL, *tg[SVC_MAX_ENDPOINTS];
+		const json_t *targets, *t;
+		char rw[340];
+		size_t k;
+
+		snprintf(rw, sizeof rw, "%s rules[%zu]", where, j);
+		if ((rc = only_keys(v, rkeys, rw, err, errlen)) < 0)
+			return rc;
+		if ((rc = jstr(v, "match", &match, rw, err, errlen)) <= 0)
+			return rc < 0 ? rc : errf(err, errlen, -EINVAL, "%s: "
+			                          "'match' is required", rw);
+		targets = json_object_get(v, "targets");
+		if (!json_is_array(targets) || json_array_size(targets) == 0 ||
+		    json_array_size(targets) > SVC_MAX_ENDPOINTS)
+			return errf(err, errlen, -EINVAL, "%s: 'targets' must "
+			            "be a list of 1..%d strings", rw,
+			            SVC_MAX_ENDPOINTS);
+		json_array_foreach(targets, k, t) {
+			if (!json_is_string(t))
+				return errf(err, errlen, -EINVAL, "%s: targets "
+				            "must be strings", rw);
+			tg[k] = json_string_value(t);
+		}
+		rc = rule_insert(h, s.name, match, tg,
+		                 json_array_size(targets), err, errlen);
+		if (rc < 0) {
+			snprintf(msg, sizeof msg, "%s", err);
+			return errf(err, errlen, rc, "%s: %s", rw, msg);
+		}
+	}
+	return 0;
+}
+
+static int import_all(sqlite3 *h, const json_t *doc, char *err,
+                      size_t errlen)
+{
+	static const char *const keys[] = { "version", "services", NULL };
+	const json_t *svcs, *v;
+	long long ver = 1;
+	size_t i;
+	int rc;
+
+	if ((rc = only_keys(doc, keys, "import", err, errlen)) < 0 ||
+	    (rc = jint(doc, "version", &ver, "import", err, errlen)) < 0)
+		return rc;
+	if (ver != 1)
+		return errf(err, errlen, -EINVAL, "import: version %lld is not "
+		            "supported (1)", ver);
+	svcs = json_object_get(doc, "services");
+	if (!json_is_array(svcs))
+		return errf(err, errlen, -EINVAL, "import: 'services' must be a "
+		            "list");
+	if (store_exec(h, "DELETE FROM rules; DELETE FROM endpoints; "
+	               "DELETE FROM services") < 0)
+		return sqlerr(h, err, errlen, "import");
+	json_array_foreach(svcs, i, v)
+		if ((rc = import_service(h, v, i, err, errlen)) < 0)
+			return rc;
+	return 0;
+}
+
+int cfg_import(sqlite3 *h, const json_t *doc, char *err, size_t errlen)
+{
+	TXN(h, err, errlen, import_all(h, doc, err, errlen));
+}
