@@ -402,7 +402,7 @@ static void reload(struct server *sv)
 	}
 	install(sv, s);
 	if (sv->hs)
-		hsrv_reload(sv->hs);
+		hsrv_reload(sv->hs, sv->db);
 	sv->st.last_reload = now_unix();
 	sv->st.last_reload_ok = failed == 0;
 	log_info("reload: generation %llu, %zu zones, %u failed",
@@ -447,6 +447,8 @@ static void poll_db(struct server *sv)
 			sv->db = h;
 			sv->db_id = id;
 			sv->db_version = -1;
+			if (sv->hs)     /* never leave it the closed handle */
+				hsrv_reload(sv->hs, sv->db);
 		}
 	}
 	v = store_data_version(sv->db);
@@ -469,7 +471,7 @@ static void poll_db(struct server *sv)
 	s->svc = set;
 	install(sv, s);
 	if (sv->hs)
-		hsrv_reload(sv->hs);
+		hsrv_reload(sv->hs, sv->db);
 }
 
 /* Every db-poll-ms: store changes, and a replaced GeoIP file. */
@@ -694,7 +696,8 @@ int main(int argc, char **argv)
 			fatal("db %s: cannot load the services; not starting", sv.conf.db);
 		if (sv.db) {
 			struct hsrv_conf hc = {
-				.db = sv.conf.db,
+				.db = sv.db,
+				.db_path = sv.conf.db,
 				.default_interval = sv.conf.check_interval,
 				.quorum = sv.conf.quorum_percent / 100.0,
 				.publish = on_health,

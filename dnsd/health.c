@@ -18,7 +18,7 @@
 struct hsrv {
 	struct hsrv_conf conf;
 	struct hstate *st;
-	sqlite3 *db;                 /* write handle for the health tables */
+	sqlite3 *db;                 /* borrowed: see hsrv_conf */
 	json_t *checks;              /* the document served to agents */
 	json_t *labels;              /* id (text) -> "service target", for logs */
 	long long generation;
@@ -174,12 +174,9 @@ struct hsrv *hsrv_new(struct event_base *base, const struct hsrv_conf *c,
 		log_err("health: bad parameters (quorum %.2f)", c->quorum);
 		goto fail;
 	}
-	if (store_open(c->db, 0, &h->db, err, sizeof(err)) < 0) {
-		log_err("health: %s", err);
-		goto fail;
-	}
+	h->db = c->db;
 	/* Health is rebuilt from agents within seconds: it need not pay for
-	 * a full fsync per batch (config writes elsewhere stay FULL). */
+	 * a full fsync per batch (config writes by gslbctl stay FULL). */
 	store_exec(h->db, "PRAGMA synchronous = NORMAL");
 	if (load_checks(h) < 0)
 		goto fail;
@@ -190,7 +187,7 @@ struct hsrv *hsrv_new(struct event_base *base, const struct hsrv_conf *c,
 	hstate_restore(h->st, &rows, &skipped);
 	hstate_rows_fini(&rows);
 	log_info("health: %zu checked endpoints, state restored from %s",
-		 json_array_size(json_object_get(h->checks, "checks")), c->db);
+		 json_array_size(json_object_get(h->checks, "checks")), c->db_path);
 	h->tick = event_new(base, -1, EV_PERSIST, on_tick, h);
 	if (!h->tick || event_add(h->tick, &tv) < 0)
 		goto fail;
@@ -215,12 +212,12 @@ void hsrv_free(struct hsrv *h)
 	json_decref(h->checks);
 	json_decref(h->labels);
 	hstate_free(h->st);
-	store_close(h->db);
 	free(h);
 }
 
-void hsrv_reload(struct hsrv *h)
+void hsrv_reload(struct hsrv *h, sqlite3 *db)
 {
+	h->db = db;
 	load_checks(h);
 }
 

@@ -16,13 +16,18 @@
 
 #include <event2/event.h>
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "health/hstate.h"
 
 struct hsrv;
 
 struct hsrv_conf {
-	const char *db;              /* the store (its health tables) */
+	/* The store's handle, shared with the config poller: commits on one
+	 * connection do not change that connection's PRAGMA data_version, so
+	 * health writes never look like configuration changes. Borrowed. */
+	sqlite3 *db;
+	const char *db_path;         /* for logs */
 	double default_interval;     /* agents' --interval for checks without one */
 	double quorum;               /* fraction of fresh agents that must say up */
 	/* Takes ownership of view (hstate_view_free when retired). */
@@ -30,7 +35,7 @@ struct hsrv_conf {
 	void *ctx;
 };
 
-/* Opens the store for health writes, reads the check list and the
+/* Reads the check list and the
  * persisted state (so a restart never starts from "all up"). Startup: NULL
  * with the reason logged. *view gets the first view (caller owns it). */
 struct hsrv *hsrv_new(struct event_base *base, const struct hsrv_conf *c,
@@ -38,8 +43,9 @@ struct hsrv *hsrv_new(struct event_base *base, const struct hsrv_conf *c,
 void hsrv_free(struct hsrv *h);          /* NULL is fine; persists first */
 
 /* The configuration in the store changed: rebuild the check list and the
- * set of checked endpoints (known ones keep their state). */
-void hsrv_reload(struct hsrv *h);
+ * set of checked endpoints (known ones keep their state). db: the handle
+ * to use from now on (the store file may have been replaced). */
+void hsrv_reload(struct hsrv *h, sqlite3 *db);
 
 /* The GET /v1/checks document (new reference), or NULL. */
 json_t *hsrv_checks(struct hsrv *h);
