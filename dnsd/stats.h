@@ -32,6 +32,8 @@ struct stats {
 	uint64_t ecs;                /* queries with a valid ECS option */
 	uint64_t service_answers;    /* answers chosen by a balanced name */
 	uint64_t tcp_accepted, tcp_closed_idle, tcp_closed_cap, tcp_closed_bad;
+	/* Response rate limiting (rrl.h): limited = dropped + slipped. */
+	uint64_t rrl_limited, rrl_dropped, rrl_slipped;
 	/* Pad to a cache line so two workers' counters never share one. */
 	uint8_t pad[64];
 };
