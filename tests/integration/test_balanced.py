@@ -225,13 +225,27 @@ def corrupt_database_keeps_the_old_snapshot():
     gslbctl(db, "endpoint", "add", WWW, "192.0.2.1")
     d = start(db)
     expect(answers_of(d) == ["192.0.2.1"], answers_of(d))
-    with open(db, "r+b") as f:             # scribble over the b-tree pages
-        f.seek(4096)
-        f.write(b"\xde\xad\xbe\xef" * 2048)
-    for _ in range(10):
+    # a garbage file moved over the store: reopening it fails, loudly
+    with open(db + ".new", "wb") as f:
+        f.write(b"this is not an SQLite database" * 200)
+    os.rename(db + ".new", db)
+    expect(wait_for(lambda: "file is not a database" in d.output(), timeout=3), d.output())
+    expect(answers_of(d) == ["192.0.2.1"], "old snapshot not kept")
+    # SIGHUP reloads zones and services: the store cannot be read, the
+    # services loaded before keep being served, with the new zones
+    d.signal(1)
+    expect(wait_for(lambda: "reload: generation" in d.output(), timeout=3), d.output())
+    for _ in range(5):
+        expect(answers_of(d) == ["192.0.2.1"], "old snapshot not kept after SIGHUP")
         time.sleep(0.1)
-        expect(answers_of(d) == ["192.0.2.1"], "old snapshot not kept")
     expect(d.alive(), "died on a corrupt database")
+    # a good store moved into place is picked up again
+    good = os.path.join(tmpdir(), "good.db")
+    gslbctl(good, "init")
+    gslbctl(good, "service", "add", WWW, "--policy", "failover")
+    gslbctl(good, "endpoint", "add", WWW, "192.0.2.99")
+    os.rename(good, db)
+    expect(wait_for(lambda: answers_of(d) == ["192.0.2.99"], timeout=3), answers_of(d))
 
 
 if __name__ == "__main__":

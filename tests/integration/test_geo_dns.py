@@ -39,7 +39,10 @@ def setup():
     gslbctl(db, "endpoint", "add", GEO, US, "--region", "us", "--lat", "39.04", "--lon", "-77.49")
     gslbctl(db, "endpoint", "add", GEO, AP, "--region", "ap", "--lat", "35.69", "--lon", "139.69")
     mmdb = make_mmdb()
-    d = Dnsd(ZONE_ARGS + ["--db", db, "--geoip", mmdb, "--db-poll-ms", "100"])
+    # trust ECS prefixes up to the full address here, to see narrow
+    # networks and rules; the default caps are tested on their own
+    d = Dnsd(ZONE_ARGS + ["--db", db, "--geoip", mmdb, "--db-poll-ms", "100",
+                          "--ecs-max-v4", "32", "--ecs-max-v6", "128"])
     _env.update(db=db, d=d, mmdb=mmdb)
     return db, d
 
@@ -80,9 +83,16 @@ def nearest_endpoint_by_ecs_with_honest_scope():
 
 @test
 def source_prefix_is_capped_and_zero_means_no_ecs():
-    _, d = setup()
-    got, opt = ecs(d, "127.0.3.77", 32)          # capped to /24: still Tokyo
-    expect(got == [AP] and opt.srclen == 32 and opt.scopelen == 24, (got, opt.scopelen))
+    db, d = setup()
+    capped = Dnsd(ZONE_ARGS + ["--db", db, "--geoip", _env["mmdb"]])   # default /24, /56
+    # the Paris /27 is not trusted: the /24 it is in says Ashburn, for /26
+    got, opt = ecs(capped, "198.51.100.64", 27)
+    expect(got == [US] and opt.srclen == 27 and opt.scopelen == 26, (got, opt.scopelen))
+    got, opt = ecs(d, "198.51.100.64", 27)          # trusted up to /32
+    expect(got == [EU] and opt.scopelen == 27, (got, opt.scopelen))
+    got, opt = ecs(capped, "2001:db8:28::", 64)     # the /56 cap still sees New York
+    expect(got == [US] and opt.scopelen == 48, (got, opt.scopelen))
+    capped.stop()
     got, opt = ecs(d, "0.0.0.0", 0)
     expect(opt.scopelen == 0, "source 0 must give scope 0, got %d" % opt.scopelen)
     # a static name answers ECS with scope 0
@@ -137,7 +147,7 @@ def rules_win_over_distance_with_honest_scopes():
     expect(wait_for(lambda: ecs(d, "127.0.3.0", 24)[0] == [US], timeout=3), "country rule")
     cases = [
         ("127.0.1.128", 25, AP, 25),     # CIDR rule
-        ("127.0.1.200", 32, AP, 25),     # inside it, source capped to /24? no: scope 25
+        ("127.0.1.200", 32, AP, 25),     # a host inside it
         ("127.0.1.0", 25, EU, 25),       # outside the rule, in the same /24
         ("127.0.1.0", 24, EU, 25),       # the /24 holds the rule: narrowed
         ("127.0.3.0", 24, US, 24),       # country JP -> US endpoint
@@ -148,9 +158,6 @@ def rules_win_over_distance_with_honest_scopes():
     for subnet, prefix, want, scope in cases:
         got, opt = ecs(d, subnet, prefix)
         expect(got == [want], "%s/%d: %s, want %s" % (subnet, prefix, got, want))
-        if subnet == "127.0.1.200":
-            # capped to the trusted /24: 127.0.1.0, outside the /25 rule
-            continue
         expect(opt.scopelen == scope, "%s/%d: scope %d, want %d" % (subnet, prefix, opt.scopelen, scope))
 
 
