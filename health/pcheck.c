@@ -80,7 +80,8 @@ int pcheck_url_parse(const char *url, struct pcheck_url *out, char *err,
 
 		errno = 0;
 		port = strtoul(rest + 1, &end, 10);
-		if (errno || end == rest + 1 || port == 0 || port > 65535) {
+		if (errno || end == rest + 1 || port == 0 || port > 65535 ||
+		    (*end && *end != '/' && *end != '?')) {
 			snprintf(err, errlen, "url '%s': bad port", url);
 			return -EINVAL;
 		}

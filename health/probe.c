@@ -249,7 +249,11 @@ int probe_server_parse(const char *url, char *host, size_t hostlen,
 	    strlen(h) >= hostlen || p == 0 || p > 65535 ||
 	    evhttp_uri_get_query(u) || evhttp_uri_get_fragment(u))
 		goto out;
-	snprintf(host, hostlen, "%s", h);
+	/* evhttp keeps the brackets of an IPv6 literal; connect wants none. */
+	if (h[0] == '[' && h[strlen(h) - 1] == ']')
+		snprintf(host, hostlen, "%.*s", (int)strlen(h) - 2, h + 1);
+	else
+		snprintf(host, hostlen, "%s", h);
 	*port = (uint16_t)(p < 0 ? 80 : p);
 	if (!path)
 		path = "";
@@ -474,14 +478,16 @@ static struct evhttp_request *request_new(struct server *sv,
 {
 	struct evhttp_request *req = evhttp_request_new(cb, sv);
 	struct evkeyvalq *h;
-	char auth[600];
+	char auth[600], hosthdr[PCHECK_HOST_MAX + 16];
 
 	if (!req)
 		return NULL;
 	evhttp_request_set_error_cb(req, on_req_error);
 	h = evhttp_request_get_output_headers(req);
 	snprintf(auth, sizeof(auth), "Bearer %s", sv->ag->c->token);
-	evhttp_add_header(h, "Host", sv->host);
+	snprintf(hosthdr, sizeof(hosthdr), strchr(sv->host, ':') ? "[%s]:%u"
+	         : "%s:%u", sv->host, sv->port);
+	evhttp_add_header(h, "Host", hosthdr);
 	evhttp_add_header(h, "Authorization", auth);
 	evhttp_add_header(h, "User-Agent", "gslb-probe");
 	return req;

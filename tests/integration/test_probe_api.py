@@ -6,6 +6,7 @@ partitioned agent, failover timing, kill -9 of agents, staleness, 401."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
 
 from gslbtest import BIN, Proc, free_port, run, test, tmpdir  # noqa: E402
-from probe_fakes import HttpBackend  # noqa: E402
+from probe_fakes import DnsResponder, HttpBackend, TcpListener  # noqa: E402
 
 BUILD = os.environ.get("BUILD", os.path.join(ROOT, "build"))
 TOKEN = "e2e-token"
@@ -47,13 +48,15 @@ def write(path, text):
 
 
 class Api:
-    def __init__(self, checks, quorum=None):
+    def __init__(self, checks, quorum=None, host="127.0.0.1"):
         d = tmpdir()
-        self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
+        v6 = ":" in host
+        self.port = free_port(socket.AF_INET6, host) if v6 else free_port()
+        listen = ("[%s]:%d" if v6 else "%s:%d") % (host, self.port)
+        self.url = "http://" + listen
         self.token_file = write(os.path.join(d, "token"), TOKEN + "\n")
         cf = write(os.path.join(d, "checks.json"), json.dumps({"generation": 1, "checks": checks}))
-        argv = [testd_binary(), "--listen", "127.0.0.1:%d" % self.port,
+        argv = [testd_binary(), "--listen", listen,
                 "--token-file", self.token_file, "--checks", cf]
         if quorum is not None:
             argv += ["--quorum", str(quorum)]
@@ -234,6 +237,27 @@ def test_real_api_rejects_bad_reports():
     p.signal(signal.SIGTERM)
     p.p.wait(5)
     assert p.p.returncode == 0
+
+
+@test
+@wrap
+def test_ipv6_everywhere():
+    """API on [::1], agent reporting to it, HTTP/TCP/DNS checks of ::1."""
+    p6 = lambda: free_port(socket.AF_INET6, "::1")  # noqa: E731
+    web = HttpBackend(p6(), host="::1")
+    tcp = TcpListener(p6(), host="::1")
+    dns = DnsResponder(p6(), host="::1")
+    for x in (web, tcp, dns):
+        _stoppers.append(x)
+        x.start()
+    api = Api([check(1, "http://[::1]:%d/" % web.port),
+               check(2, "tcp://[::1]:%d" % tcp.port),
+               check(3, "dns://[::1]:%d/example.com" % dns.port)], host="::1")
+    a = agent(api, "v6", "eu", 50.1, 8.7)
+    api.wait(lambda d: all(e["state"] == "up" for e in d["endpoints"]), 8, "v6 checks up")
+    web.stop()
+    api.wait(lambda d: ep_of(d, 1)["state"] == "down", 6, "v6 http down")
+    assert a.stop() == 0
 
 
 if __name__ == "__main__":

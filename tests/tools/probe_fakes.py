@@ -29,11 +29,20 @@ class _Quiet(BaseHTTPRequestHandler):
         pass
 
 
+class _Http6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def _family(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 class _Server:
     """An HTTP(S) server in a thread; stop() closes the port (connections
     are then refused), start() opens it again on the same port."""
 
-    def __init__(self, port, handler, ssl_ctx=None):
+    def __init__(self, port, handler, ssl_ctx=None, host="127.0.0.1"):
+        self.host = host
         self.port = port
         self.handler = handler
         self.ssl_ctx = ssl_ctx
@@ -42,8 +51,9 @@ class _Server:
         self.conns = set()
 
     def start(self):
-        ThreadingHTTPServer.allow_reuse_address = True
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
+        cls = _Http6 if ":" in self.host else ThreadingHTTPServer
+        cls.allow_reuse_address = True
+        self.httpd = cls((self.host, self.port), self.handler)
         self.httpd.daemon_threads = True
         self.httpd.owner = self
         if self.ssl_ctx:
@@ -199,11 +209,11 @@ class _BackendHandler(_Quiet):
 class HttpBackend(_Server):
     """Answers every GET with code and body."""
 
-    def __init__(self, port, code=200, body="ok\n", ssl_ctx=None):
+    def __init__(self, port, code=200, body="ok\n", ssl_ctx=None, host="127.0.0.1"):
         self.code = code
         self.body = body
         self.hits = 0
-        super().__init__(port, _BackendHandler, ssl_ctx)
+        super().__init__(port, _BackendHandler, ssl_ctx, host)
 
 
 def self_signed(dirpath, cn="localhost"):
@@ -224,16 +234,17 @@ class TcpListener:
     """Accepts connections; closes them at once, or (hold=True) keeps them
     open without a byte: a server that hangs."""
 
-    def __init__(self, port, hold=False):
+    def __init__(self, port, hold=False, host="127.0.0.1"):
+        self.host = host
         self.port = port
         self.hold = hold
         self.held = []
         self.sock = None
 
     def start(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(_family(self.host), socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", self.port))
+        s.bind((self.host, self.port))
         s.listen(64)
         s.settimeout(0.1)
         self.sock = s
@@ -267,15 +278,16 @@ class DnsResponder:
     """UDP DNS server: answers every query with the same header rcode (no
     records), echoing id and question (RFC 1035 4.1.1)."""
 
-    def __init__(self, port, rcode=0):
+    def __init__(self, port, rcode=0, host="127.0.0.1"):
+        self.host = host
         self.port = port
         self.rcode = rcode
         self.queries = 0
         self.sock = None
 
     def start(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", self.port))
+        s = socket.socket(_family(self.host), socket.SOCK_DGRAM)
+        s.bind((self.host, self.port))
         s.settimeout(0.1)
         self.sock = s
         self.thread = threading.Thread(target=self._loop, daemon=True)
