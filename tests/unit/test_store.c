@@ -1,0 +1,170 @@
+/* tests/unit/test_store.c - db/store.h: the embedded schema equals
+ * db/schema.sql byte for byte; opening, creating, refusing non-databases,
+ * newer schemas and foreign stores; connection settings. Runs from the
+ * repository root (make test does). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db/store.h"
+#include "tests/unit/harness.h"
+
+static char dir[] = "/tmp/test_store.XXXXXX";
+
+static void path_in(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", dir, name);
+}
+
+static void write_file(const char *path, const char *data, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+
+	if (f) {
+		fwrite(data, 1, n, f);
+		fclose(f);
+	}
+}
+
+static void test_schema_copy(void)
+{
+	FILE *f = fopen("db/schema.sql", "rb");
+	static char buf[1 << 16];
+	size_t n = 0;
+
+	CHECK(f != NULL, "db/schema.sql: cannot open (run from the repo "
+	      "root)");
+	if (!f)
+		return;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	CHECK(n == strlen(store_schema_sql) &&
+	      memcmp(buf, store_schema_sql, n) == 0,
+	      "db/schema_sql.c differs from db/schema.sql: run "
+	      "db/schema2c.py");
+}
+
+static long long one_int(sqlite3 *h, const char *sql)
+{
+	sqlite3_stmt *st;
+	long long v = -1;
+
+	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void test_open_errors(void)
+{
+	char p[512], err[512];
+	sqlite3 *h = NULL;
+	int rc;
+	static const char junk[] = "this is not a database, just text that is "
+		"long enough to fill a header.............................."
+		"..........................................................";
+	static const struct {
+		const char *name, *file_sql;    /* NULL file_sql: junk file */
+		unsigned flags;
+		int rc;
+		const char *msg;
+	} cases[] = {
+		{ "missing", "", 0, -ENOENT, "No such file" },
+		{ "junk.db", NULL, STORE_CREATE, -EINVAL,
+		  "file is not a database" },
+		{ "newer.db", "PRAGMA user_version = 99", STORE_CREATE, -EINVAL,
+		  "schema version 99 is newer" },
+		{ "foreign.db", "CREATE TABLE t (x)", STORE_CREATE, -EINVAL,
+		  "not a gslb store" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		path_in(p, sizeof p, cases[i].name);
+		if (!cases[i].file_sql) {
+			write_file(p, junk, sizeof junk);
+		} else if (cases[i].file_sql[0]) {
+			sqlite3 *raw;
+
+			sqlite3_open(p, &raw);
+			sqlite3_exec(raw, cases[i].file_sql, NULL, NULL, NULL);
+			sqlite3_close(raw);
+		}
+		err[0] = '\0';
+		rc = store_open(p, cases[i].flags, &h, err, sizeof err);
+		CHECK(rc == cases[i].rc && h == NULL, "%s: rc %d", cases[i].name,
+		      rc);
+		CHECK(strncmp(err, "db: ", 4) == 0 && strstr(err, p) &&
+		      strstr(err, cases[i].msg), "%s: message '%s'",
+		      cases[i].name, err);
+		store_close(h);
+		h = NULL;
+	}
+}
+
+static void test_create(void)
+{
+	char p[512], err[512];
+	sqlite3 *h = NULL;
+	int rc;
+
+	path_in(p, sizeof p, "new.db");
+	rc = store_open(p, STORE_CREATE, &h, err, sizeof err);
+	CHECK(rc == 0 && h, "create: %d %s", rc, err);
+	if (!h)
+		return;
+	CHECK(one_int(h, "PRAGMA user_version") == STORE_SCHEMA_VERSION,
+	      "user_version after create");
+	CHECK(one_int(h, "PRAGMA foreign_keys") == 1, "foreign_keys off");
+	CHECK(one_int(h, "PRAGMA synchronous") == 2, "synchronous not FULL");
+	CHECK(store_exec(h, "INSERT INTO services (id, name, policy) VALUES "
+	                 "(1, 'a.x.', 'failover')") == 0, "insert service");
+	CHECK(store_exec(h, "INSERT INTO services (name, policy) VALUES "
+	                 "('B.x.', 'failover')") < 0, "upper-case name "
+	      "accepted by CHECK");
+	CHECK(store_exec(h, "INSERT INTO endpoints (service_id, target, "
+	                 "weight) VALUES (1, '192.0.2.1', 70000)") < 0,
+	      "weight 70000 accepted by CHECK");
+	CHECK(store_exec(h, "INSERT INTO endpoints (service_id, target) "
+	                 "VALUES (2, '192.0.2.1')") < 0,
+	      "endpoint of a missing service accepted (foreign keys)");
+	CHECK(store_exec(h, "INSERT INTO endpoints (service_id, target) "
+	                 "VALUES (1, '192.0.2.1')") == 0, "insert endpoint");
+	CHECK(store_exec(h, "DELETE FROM services WHERE id = 1") == 0 &&
+	      one_int(h, "SELECT count(*) FROM endpoints") == 0,
+	      "delete does not cascade");
+	store_close(h);
+	/* Reopen without create: same schema, nothing re-run. */
+	h = NULL;
+	rc = store_open(p, 0, &h, err, sizeof err);
+	CHECK(rc == 0 && one_int(h, "SELECT count(*) FROM sqlite_master "
+	                         "WHERE type = 'table'") == 8,
+	      "reopen: %d %s", rc, err);
+	CHECK(store_data_version(h) > 0, "data_version");
+	store_close(h);
+	h = NULL;
+	rc = store_open(p, STORE_RDONLY, &h, err, sizeof err);
+	CHECK(rc == 0 && store_exec(h, "INSERT INTO probes (name, region) "
+	                            "VALUES ('a', 'b')") < 0,
+	      "read-only handle wrote");
+	store_close(h);
+}
+
+int main(void)
+{
+	char cmd[600];
+
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_schema_copy();
+	test_open_errors();
+	test_create();
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	return TEST_DONE();
+}
