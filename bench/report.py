@@ -31,11 +31,11 @@ def rows(path, width):
 
 def saturation(path):
     per = {}
-    for r in rows(path, 8):
-        _, srv, qps, lost, ans, scpu, lcpu, wall = r
+    for r in rows(path, 9):
+        _, srv, qps, lost, ans, scpu, lcpu, wall, other = r
         ans = int(ans)
         d = per.setdefault(srv, {"qps": [], "lost": 0, "sus": [], "lus": [],
-                                 "busy": [], "lbusy": []})
+                                 "busy": [], "lbusy": [], "other": []})
         d["qps"].append(float(qps))
         d["lost"] += int(lost)
         if ans:
@@ -43,20 +43,27 @@ def saturation(path):
             d["lus"].append(float(lcpu) * 1e6 / ans)
         d["busy"].append(100 * float(scpu) / float(wall))
         d["lbusy"].append(100 * float(lcpu) / float(wall))
+        d["other"].append(float(other))
     if not per:
         return {}
     med = statistics.median
     print("== Summary: saturation (median over %d rounds)"
           % max(len(d["qps"]) for d in per.values()))
-    print("  %-6s %10s %8s %12s %12s %9s %9s %s"
-          % ("server", "q/s", "lost", "srv us/q", "loadgen us/q",
-             "srv CPU", "lg CPU", "loadgen cheaper"))
+    print("  %-6s %10s %8s %9s %9s %8s %8s %7s %s"
+          % ("server", "q/s", "lost", "srv us/q", "lg us/q",
+             "srv CPU", "lg CPU", "others", "loadgen cheaper"))
     for srv, d in per.items():
         sus = med(d["sus"]) if d["sus"] else float("nan")
         lus = med(d["lus"]) if d["lus"] else float("nan")
-        print("  %-6s %10.0f %8d %12.2f %12.2f %8.0f%% %8.0f%% %s"
+        print("  %-6s %10.0f %8d %9.2f %9.2f %7.0f%% %7.0f%% %6.0f%% %s"
               % (srv, med(d["qps"]), d["lost"], sus, lus, med(d["busy"]),
-                 med(d["lbusy"]), "yes" if lus < sus else "NO"))
+                 med(d["lbusy"]), med(d["other"]),
+                 "yes" if lus < sus else "NO"))
+    noisy = [s for s, d in per.items() if med(d["other"]) > 10]
+    if noisy:
+        print("  NOTE: other processes used more than 10%% of a CPU during "
+              "the runs of %s; q/s is unreliable there (us/q much less so)"
+              % ", ".join(noisy))
     return {s: {"qps": med(d["qps"]), "lost": d["lost"],
                 "us": med(d["sus"]) if d["sus"] else None}
             for s, d in per.items()}

@@ -249,6 +249,8 @@ halt() {
 }
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# Busy ticks (everything but idle and iowait) of CPUs 0 and 1 together.
+busy_ticks() { awk '/^cpu[01] / { b += $2 + $3 + $4 + $7 + $8 + $9 } END { print b }' /proc/stat; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # kv KEY LINE: value of KEY=... in a loadgen RESULT line.
@@ -280,7 +282,7 @@ check_same_answers() {
 # Saturation: ROUNDS rounds, each server SAT_SECONDS in turn (the order rotates
 # every round).  One line per (round, server) into $T/sat.tsv.
 saturation() {
-	local r s order i res t0 t1 srv_s lg_cpu
+	local r s order i res t0 t1 b0 b1 srv_s other
 	local -a list=($ACTIVE)
 	say ""
 	say "== Saturation: closed loop, $WINDOW queries in flight over $SOCKETS sockets (batch $BATCH, UDP GSO), $ROUNDS x ${SAT_SECONDS} s per server"
@@ -291,18 +293,28 @@ saturation() {
 		done
 		for s in $order; do
 			t0=$(cpu_ticks "${PID[$s]}")
+			b0=$(busy_ticks)
 			res=$(taskset -c $CLIENT_CPU "$LOADGEN" -p "${PORT[$s]}" -d "$QUERIES" \
 				-l "$SAT_SECONDS" -w "$WINDOW" -c "$SOCKETS" -b "$BATCH" | grep '^RESULT')
 			t1=$(cpu_ticks "${PID[$s]}")
+			b1=$(busy_ticks)
 			[ -n "$res" ] || { say "bench: loadgen failed against $s"; FAILED=1; continue; }
 			srv_s=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { print (b - a) / hz }')
-			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$(kv qps "$res")" \
+			# Other processes on our two CPUs during the run, in % of
+			# one CPU: a shared machine makes such rounds unreliable.
+			other=$(awk -v b="$((b1 - b0))" -v s="$srv_s" -v l="$(kv cpu_s "$res")" \
+				-v w="$(kv wall_s "$res")" -v hz="$CLK_TCK" \
+				'BEGIN { o = (b / hz - s - l) / w * 100; printf "%.0f", o < 0 ? 0 : o }')
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$(kv qps "$res")" \
 				"$(kv lost "$res")" "$(kv answered "$res")" "$srv_s" \
-				"$(kv cpu_s "$res")" "$(kv wall_s "$res")" >> "$T/sat.tsv"
-			say "$(printf '  round %d %-6s %8s q/s  lost %-6s server CPU %5.1f us/q  loadgen CPU %5.1f us/q' \
+				"$(kv cpu_s "$res")" "$(kv wall_s "$res")" "$other" >> "$T/sat.tsv"
+			say "$(printf '  round %d %-6s %8s q/s  lost %-5s server %5.2f us/q %3.0f%% CPU  loadgen %5.2f us/q %3.0f%% CPU  others %3s%%' \
 				"$r" "$s" "$(kv qps "$res")" "$(kv lost "$res")" \
 				"$(awk -v c="$srv_s" -v n="$(kv answered "$res")" 'BEGIN { print n ? c * 1e6 / n : 0 }')" \
-				"$(kv cpu_us_per_q "$res")")"
+				"$(awk -v c="$srv_s" -v w="$(kv wall_s "$res")" 'BEGIN { print 100 * c / w }')" \
+				"$(kv cpu_us_per_q "$res")" \
+				"$(awk -v c="$(kv cpu_s "$res")" -v w="$(kv wall_s "$res")" 'BEGIN { print 100 * c / w }')" \
+				"$other")"
 		done
 	done
 }
