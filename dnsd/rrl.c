@@ -2,8 +2,9 @@
  *
  * The table is open addressing over a power-of-two array: a key probes
  * RRL_PROBE consecutive slots; a miss takes a free slot among them or else
- * evicts the one used least recently (LRU-ish: a source that stopped
- * sending loses its bucket first). Tokens are counted in thousandths of a
+ * evicts the one used least recently (exact LRU within the probe window,
+ * by an access sequence number: a source that stopped sending loses its
+ * bucket first, a flooding one keeps its bucket). Tokens are counted in thousandths of a
  * response so that refilling needs only integer arithmetic on the cached
  * millisecond clock: `rate` thousandths per millisecond is `rate` per
  * second. */
@@ -33,7 +34,8 @@ struct rrl_entry {
 	bool used;
 	uint32_t limited;            /* limited responses so far (slip cadence) */
 	int64_t tokens;              /* thousandths of a response */
-	uint64_t last_ms;            /* last refill, and the LRU age */
+	uint64_t last_ms;            /* last refill */
+	uint64_t seen;               /* access sequence number: LRU age */
 };
 
 struct rrl {
@@ -42,6 +44,7 @@ struct rrl {
 	struct rrl_entry *tab;
 	size_t mask;
 	uint64_t now_ms;
+	uint64_t seq;                /* accesses so far */
 	uint64_t seed;
 	int64_t burst;               /* bucket capacity, token units */
 };
@@ -324,9 +327,11 @@ static struct rrl_entry *find(struct rrl *r, const uint8_t net[16],
 				victim = e;
 			continue;
 		}
-		if (e->cls == cls && e->name == name && memcmp(e->net, net, 16) == 0)
+		if (e->cls == cls && e->name == name && memcmp(e->net, net, 16) == 0) {
+			e->seen = ++r->seq;
 			return e;
-		if (!victim || (victim->used && e->last_ms < victim->last_ms))
+		}
+		if (!victim || (victim->used && e->seen < victim->seen))
 			victim = e;
 	}
 	memcpy(victim->net, net, 16);
@@ -336,6 +341,7 @@ static struct rrl_entry *find(struct rrl *r, const uint8_t net[16],
 	victim->limited = 0;
 	victim->tokens = r->burst;
 	victim->last_ms = r->now_ms;
+	victim->seen = ++r->seq;
 	return victim;
 }
 
