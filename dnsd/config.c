@@ -59,6 +59,18 @@ static const struct opt opts[] = {
 	  "err, warn, info (default) or debug" },
 	{ "user", OPT_STR, OFF(user), 0, 0, 0,
 	  "user to switch to after binding, when started as root" },
+	{ "rrl-rate", OPT_UINT, OFF(rrl_rate), 0, 0, 1000000,
+	  "UDP responses per second per source prefix and response class; 0 (default) turns rate limiting off" },
+	{ "rrl-slip", OPT_UINT, OFF(rrl_slip), 0, 0, 100,
+	  "every Nth rate-limited response is sent truncated (TC) instead of dropped; 0 never (default 2)" },
+	{ "rrl-ipv4-prefix", OPT_UINT, OFF(rrl_ipv4_prefix), 0, 0, 32,
+	  "IPv4 source prefix length that shares a rate limit (default 24)" },
+	{ "rrl-ipv6-prefix", OPT_UINT, OFF(rrl_ipv6_prefix), 0, 0, 128,
+	  "IPv6 source prefix length that shares a rate limit (default 56)" },
+	{ "rrl-whitelist", OPT_LIST, OFF(rrl_whitelist), OFF(n_rrl_whitelist), 0, 0,
+	  "ADDR/LEN never rate limited (repeatable)" },
+	{ "rrl-table-size", OPT_UINT, OFF(rrl_table_size), 0, 16, 16777216,
+	  "rate-limit buckets per worker thread (default 16384)" },
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -71,6 +83,10 @@ void config_init(struct config *c)
 	c->ecs_max_v4 = 24;
 	c->ecs_max_v6 = 56;
 	c->db_poll_ms = 250;
+	c->rrl_slip = 2;
+	c->rrl_ipv4_prefix = 24;
+	c->rrl_ipv6_prefix = 56;
+	c->rrl_table_size = 16384;
 	c->check_interval = 10;
 	c->quorum_percent = 50;
 	c->log_level = "info";

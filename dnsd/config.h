@@ -30,6 +30,11 @@ struct config {
 	unsigned tcp_max_clients;      /* per worker */
 	unsigned ecs_max_v4, ecs_max_v6;
 	unsigned db_poll_ms;
+	/* Response rate limiting (rrl.h). */
+	unsigned rrl_rate, rrl_slip, rrl_ipv4_prefix, rrl_ipv6_prefix;
+	unsigned rrl_table_size;
+	const char *rrl_whitelist[CONFIG_LIST_MAX];
+	size_t n_rrl_whitelist;
 	unsigned check_interval;       /* seconds, checks that set none */
 	unsigned quorum_percent;       /* up when more than this % of fresh agents say up */
 	bool check;                    /* --check: validate and exit */
