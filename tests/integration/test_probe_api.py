@@ -34,9 +34,18 @@ def testd_binary():
     out = os.path.join(tmpdir(), "api_testd")
     libs = subprocess.run(["pkg-config", "--libs", "libevent", "jansson", "openssl"],
                           check=True, capture_output=True, text=True).stdout.split()
+    lib = os.path.join(BUILD, "libgslb.a")
+    # make asan / make tsan build the library instrumented: link alike.
+    with open(lib, "rb") as f:
+        data = f.read()
+    san = []
+    if b"__asan_" in data:
+        san = ["-fsanitize=address,undefined"]
+    elif b"__tsan_" in data:
+        san = ["-fsanitize=thread"]
     subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O1", "-g", "-I", ROOT, "-o", out,
-                    os.path.join(ROOT, "tests", "tools", "api_testd.c"),
-                    os.path.join(BUILD, "libgslb.a")] + libs + ["-lm"], check=True)
+                    os.path.join(ROOT, "tests", "tools", "api_testd.c"), lib]
+                   + san + libs + ["-lm"], check=True)
     _testd = out
     return out
 
