@@ -66,6 +66,7 @@ struct worker {
 	unsigned n_conns;
 	struct answer_worker aw;
 	struct stats stats;
+	struct rrl *rrl;               /* NULL: no rate limiting */
 	/* Batch buffers. */
 	struct mmsghdr rmsg[BATCH], smsg[BATCH];
 	struct iovec riov[BATCH], siov[BATCH];
@@ -212,6 +213,8 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 		n = recvmmsg(fd, w->rmsg, BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break;
+		if (w->rrl)
+			rrl_tick(w->rrl);
 		for (int i = 0; i < n; i++) {
 			struct answer_client c = { .tcp = false };
 			size_t len;
@@ -223,6 +226,8 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 			to_client((struct sockaddr *)&w->peer[i], &c.addr);
 			len = answer_query(s, w->rx[i], w->rmsg[i].msg_len, w->tx[k],
 					   &c, &w->aw);
+			if (len && w->rrl)      /* RRL: send, truncate or drop */
+				len = rrl_filter(w->rrl, &c.addr, w->tx[k], len);
 			if (!len)
 				continue;
 			w->siov[k].iov_base = w->tx[k];
@@ -445,6 +450,7 @@ static void worker_free(struct worker *w, size_t n_listen)
 		return;
 	while (w->lru_head)
 		tcp_close(w->lru_head);
+	rrl_free(w->rrl);
 	for (size_t i = 0; i < n_listen; i++) {
 		if (w->udp_ev && w->udp_ev[i])
 			event_free(w->udp_ev[i]);
@@ -478,6 +484,9 @@ static struct worker *worker_new(struct net *n, unsigned idx,
 	w->wake_fd = -1;
 	w->aw.st = &w->stats;
 	w->aw.rng = 0x9e3779b97f4a7c15ull * (idx + 1) ^ (uint64_t)time(NULL);
+	if (n->conf.rrl && n->conf.rrl->rate &&
+	    !(w->rrl = rrl_new(n->conf.rrl, &w->stats)))
+		goto fail;
 	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
 	w->base = event_base_new_with_config(ec);
 	w->udp_fd = malloc(n->n_listen * sizeof(int));
@@ -498,6 +507,13 @@ static struct worker *worker_new(struct net *n, unsigned idx,
 		}
 		if ((w->udp_fd[i] = bind_socket(listen[i], SOCK_DGRAM, &ss, sl)) < 0)
 			goto fail;
+		/* Per-worker RRL buckets are exact only if a prefix always
+		 * reaches the same worker: steer the reuseport group. */
+		if (w->rrl && idx == 0 && n->conf.threads > 1 &&
+		    rrl_steer_attach(w->udp_fd[i], ss.ss_family, n->conf.threads,
+				     n->conf.rrl) < 0)
+			log_warn_errno("listen %s: cannot steer sources to workers; "
+				       "rate limits apply per worker thread", listen[i]);
 		w->udp_ev[i] = event_new(w->base, w->udp_fd[i], EV_READ | EV_PERSIST,
 					 udp_read, w);
 		if (!w->udp_ev[i] || event_add(w->udp_ev[i], NULL) < 0)

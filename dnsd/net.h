@@ -9,12 +9,17 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "dnsd/rrl.h"
 #include "dnsd/stats.h"
 
 struct net_conf {
 	unsigned threads;
 	unsigned tcp_idle_timeout;   /* seconds */
 	unsigned tcp_max_clients;    /* per worker */
+	/* UDP response rate limiting; NULL or rate 0: off. Read only by
+	 * net_new (each worker copies it into its own table); with it on, a
+	 * reuseport BPF program steers each source prefix to one worker. */
+	const struct rrl_conf *rrl;
 };
 
 struct net;
