@@ -366,6 +366,29 @@ def explain_json_keys_and_policies():
 
 
 @test
+def explain_with_geoip():
+    """--geoip: the client's location comes from the MMDB, as in dnsd."""
+    d = tmpdir()
+    mmdb = os.path.join(d, "test.mmdb")
+    root = os.path.dirname(FIXTURES)
+    subprocess.run(["perl", os.path.join(root, "tools", "mkmmdb.pl"),
+                    os.path.join(FIXTURES, "geo", "networks.tsv"), mmdb],
+                   check=True, capture_output=True, timeout=60)
+    db = new_db()
+    g = "geo.gslb.example.com"
+    ex = ctl_json(db, "explain", g, "--client", "127.0.1.5", "--geoip", mmdb)
+    assert_eq((ex["answer"], ex["location"]["country"], ex["scope"]),
+              (["192.0.2.20"], "DE", 24), "frankfurt")
+    ex = ctl_json(db, "explain", g, "--client", "127.0.2.0/24", "--geoip", mmdb)
+    assert_eq((ex["answer"], ex["location"]["country"]), (["192.0.2.21"], "US"), "ashburn")
+    why = {e["target"]: e for e in ex["endpoints"]}
+    assert why["192.0.2.21"]["distance_km"] < why["192.0.2.20"]["distance_km"], why
+    rc, _, err = ctl(db, "explain", g, "--client", "127.0.1.5", "--geoip",
+                     os.path.join(d, "nope.mmdb"), ok=False)
+    assert rc != 0 and "nope.mmdb" in err and err.count("\n") == 1, err
+
+
+@test
 def export_import_roundtrip():
     db = new_db()
     ctl(db, "endpoint", "set", SVC, "lb-eu.example.net.", "--check-interval", "5",
