@@ -589,6 +589,20 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(sv->base);
 }
 
+/* The rate limiting settings from the configuration. Returns 0 or
+ * -EINVAL (bad whitelist entries, each logged). */
+static int rrl_conf_of(const struct config *c, struct rrl_conf *r)
+{
+	rrl_conf_init(r);
+	r->rate = c->rrl_rate;
+	r->slip = c->rrl_slip;
+	r->v4_prefix = c->rrl_ipv4_prefix;
+	r->v6_prefix = c->rrl_ipv6_prefix;
+	r->table_size = c->rrl_table_size;
+	return rrl_whitelist_parse(r, c->rrl_whitelist, c->n_rrl_whitelist) < 0
+	       ? -EINVAL : 0;
+}
+
 static unsigned default_threads(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -604,6 +618,7 @@ int main(int argc, char **argv)
 	struct geo_db *geo = NULL;
 	static const int sigs[3] = { SIGHUP, SIGTERM, SIGINT };
 	enum log_level lvl;
+	struct rrl_conf rrl;
 	unsigned failed;
 	int rc;
 
@@ -647,6 +662,8 @@ int main(int argc, char **argv)
 		if (parse_default_location(sv.conf.default_location, &loc) < 0)
 			failed++;
 	}
+	if (rrl_conf_of(&sv.conf, &rrl) < 0)
+		failed++;
 	if (sv.conf.check) {
 		for (size_t i = 0; i < sv.conf.n_zone; i++)
 			zone_free(zones[i]);
@@ -718,6 +735,7 @@ int main(int argc, char **argv)
 		.threads = sv.conf.threads,
 		.tcp_idle_timeout = sv.conf.tcp_idle_timeout,
 		.tcp_max_clients = sv.conf.tcp_max_clients,
+		.rrl = &rrl,
 	}, sv.conf.listen, sv.conf.n_listen);
 	if (!sv.net)
 		fatal("cannot listen; not starting");
