@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -589,6 +590,19 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(sv->base);
 }
 
+/* Every TCP client is a descriptor: raise the soft limit to the hard one,
+ * so tcp-max-clients per worker is not cut short by a default of 1024. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn_errno("cannot raise the open file limit");
+}
+
 /* The rate limiting settings from the configuration. Returns 0 or
  * -EINVAL (bad whitelist entries, each logged). */
 static int rrl_conf_of(const struct config *c, struct rrl_conf *r)
@@ -731,6 +745,7 @@ int main(int argc, char **argv)
 	}
 	free(zones);
 
+	raise_nofile();
 	sv.net = net_new(&(struct net_conf) {
 		.threads = sv.conf.threads,
 		.tcp_idle_timeout = sv.conf.tcp_idle_timeout,
