@@ -173,6 +173,14 @@ int status_metrics(const struct status_src *s, struct evbuffer *out)
 			    (unsigned long long)st->tcp_closed_idle,
 			    (unsigned long long)st->tcp_closed_cap,
 			    (unsigned long long)st->tcp_closed_bad);
+	head(out, "dnsd_rrl_responses_total", "counter",
+	     "UDP responses over the rate limit: limited = dropped + slipped (sent with TC=1).");
+	evbuffer_add_printf(out, "dnsd_rrl_responses_total{action=\"limited\"} %llu\n"
+			    "dnsd_rrl_responses_total{action=\"dropped\"} %llu\n"
+			    "dnsd_rrl_responses_total{action=\"slipped\"} %llu\n",
+			    (unsigned long long)st->rrl_limited,
+			    (unsigned long long)st->rrl_dropped,
+			    (unsigned long long)st->rrl_slipped);
 	head(out, "dnsd_snapshot_generation", "gauge",
 	     "Generation of the snapshot in force (bumps on every swap).");
 	evbuffer_add_printf(out, "dnsd_snapshot_generation %llu\n",
