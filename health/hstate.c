@@ -407,9 +407,12 @@ int hstate_report(struct hstate *h, const struct hstate_agent *a,
 			memset(o, 0, sizeof(*o));
 			o->agent = (uint32_t)ai;
 			o->state = 0xff;        /* forces "since" below */
-			o->ts = -INFINITY;
+			o->ts = -1;
 		}
-		newer = r->ts > o->ts;
+		/* A resend repeats the exact ts of a result already folded;
+		 * inequality rather than ">" keeps an agent whose clock
+		 * stepped back from freezing its RTT and detail. */
+		newer = r->ts != o->ts;
 		if (o->state != r->state)
 			o->since = now;
 		o->state = r->state;

@@ -15,8 +15,8 @@
  *   state stands and the endpoint is marked stale. Agents that report
  *   "unknown" are fresh but do not vote.
  * - RTT: EWMA per (agent region, endpoint) over successful results with an
- *   RTT; a result whose timestamp is not newer than the last one folded for
- *   that agent is a resend and is not folded again.
+ *   RTT; a result with the same timestamp as the last one folded for that
+ *   agent is a resend and is not folded again.
  * All times are unix seconds (CLOCK_REALTIME) so persisted rows stay
  * meaningful across restarts. */
 #ifndef HEALTH_HSTATE_H

@@ -40,7 +40,7 @@ struct server {
 	char prefix[256];
 	struct evhttp_connection *conn;
 	struct event *batch_timer, *fetch_timer;
-	bool fetching, reporting, full_in_flight;
+	bool fetching, reporting;
 	bool have_list, need_full;
 	json_int_t generation;
 	struct probe_check_def *list;   /* as last fetched */
@@ -63,6 +63,8 @@ struct check {
 	char detail[160];
 	uint64_t seq;
 	uint64_t acked[PROBE_MAX_SERVERS], sent[PROBE_MAX_SERVERS];
+	bool resend[PROBE_MAX_SERVERS];    /* part of a pending full report */
+	bool inflight[PROBE_MAX_SERVERS];  /* in the request under way */
 	bool keep;                  /* reconcile mark */
 };
 
@@ -115,6 +117,10 @@ static struct timeval tv_of(double s)
 }
 
 /* ---- check list parsing ----------------------------------------------- */
+
+/* Results per request: keeps a report far below the API's 1 MiB limit
+ * (about 200 bytes each); the rest follows on the next batch tick. */
+#define PROBE_BATCH_MAX 2000
 
 #define BAD(...) do { snprintf(err, errlen, __VA_ARGS__); return -EINVAL; } while (0)
 
@@ -642,17 +648,16 @@ static void on_report_reply(struct evhttp_request *req, void *arg)
 	char why[300] = "";
 
 	sv->reporting = false;
-	if (code == 200) {
-		for (size_t i = 0; i < ag->n_checks; i++) {
-			struct check *k = ag->checks[i];
+	for (size_t i = 0; i < ag->n_checks; i++) {
+		struct check *k = ag->checks[i];
 
-			if (k->sent[sv->idx] > k->acked[sv->idx])
-				k->acked[sv->idx] = k->sent[sv->idx];
+		if (code == 200 && k->inflight[sv->idx]) {
+			k->acked[sv->idx] = k->sent[sv->idx];
+			k->resend[sv->idx] = false;
 		}
-		if (sv->full_in_flight) {
-			sv->need_full = false;
-			sv->last_full = mono_now();
-		}
+		k->inflight[sv->idx] = false;
+	}
+	if (code == 200) {
 		note_outcome(sv, "POST /v1/reports", &sv->report_status, 200, "");
 		return;
 	}
@@ -711,7 +716,15 @@ static void on_batch_timer(evutil_socket_t fd, short what, void *arg)
 		if (server_lists(sv, ag->checks[i]->def.id) &&
 		    ag->checks[i]->def.interval < min_iv)
 			min_iv = ag->checks[i]->def.interval;
+	/* A full report marks every listed check for resending; the marks
+	 * clear as requests carrying them succeed, however many it takes. */
 	full = sv->need_full || now - sv->last_full >= min_iv;
+	if (full) {
+		for (size_t i = 0; i < ag->n_checks; i++)
+			ag->checks[i]->resend[sv->idx] = true;
+		sv->need_full = false;
+		sv->last_full = now;
+	}
 	if (!(doc = json_object()) || !(res = json_array())) {
 		json_decref(doc);
 		return;
@@ -725,12 +738,15 @@ static void on_batch_timer(evutil_socket_t fd, short what, void *arg)
 	for (size_t i = 0; i < ag->n_checks; i++) {
 		struct check *k = ag->checks[i];
 
+		if (n == PROBE_BATCH_MAX)
+			break;
 		if (!k->have_result || !server_lists(sv, k->def.id))
 			continue;
-		if (!full && k->seq <= k->acked[sv->idx])
+		if (!k->resend[sv->idx] && k->seq <= k->acked[sv->idx])
 			continue;
 		json_array_append_new(res, result_json(k));
 		k->sent[sv->idx] = k->seq;
+		k->inflight[sv->idx] = true;
 		n++;
 	}
 	json_object_set_new(doc, "results", res);
@@ -742,6 +758,9 @@ static void on_batch_timer(evutil_socket_t fd, short what, void *arg)
 	json_decref(doc);
 	if (!body || !(req = request_new(sv, on_report_reply))) {
 		free(body);
+		for (size_t i = 0; i < ag->n_checks; i++)
+			ag->checks[i]->inflight[sv->idx] = false;
+		sv->need_full = true;
 		return;
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -752,7 +771,10 @@ static void on_batch_timer(evutil_socket_t fd, short what, void *arg)
 	sv->got_err = false;
 	if (evhttp_make_request(sv->conn, req, EVHTTP_REQ_POST, path) == 0) {
 		sv->reporting = true;
-		sv->full_in_flight = full;
+	} else {
+		for (size_t i = 0; i < ag->n_checks; i++)
+			ag->checks[i]->inflight[sv->idx] = false;
+		sv->need_full = true;
 	}
 }
 

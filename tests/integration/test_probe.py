@@ -293,6 +293,25 @@ def test_check_list_changes():
 
 @test
 @wrap
+def test_large_check_list_is_split():
+    """2100 checks: every result arrives, no request carries over 2000."""
+    closed = free_port()
+    checks = [check(i, "tcp://127.0.0.1:%d" % closed, rise=1, fall=1) for i in range(1, 2101)]
+    api = started(FakeApi(free_port(), TOKEN, checks))
+    a = agent([url_of(api)])
+    api.wait(lambda: len([1 for t, r in api.latest().values() if r["state"] == "down"]) == 2100,
+             10, "2100 checks down")
+    # The periodic full report (all 2100) must have been split 2000 + rest.
+    api.wait(lambda: 2000 in [len(b["results"]) for _, b in api.all_reports()], 5,
+             "a full report split at 2000")
+    sizes = [len(b["results"]) for _, b in api.all_reports()]
+    assert max(sizes) <= 2000, max(sizes)
+    assert set(api.codes("/v1/reports")) == {200}, set(api.codes("/v1/reports"))
+    assert a.stop() == 0
+
+
+@test
+@wrap
 def test_signals_and_usage():
     api = started(FakeApi(free_port(), TOKEN, []))
     for sig in (signal.SIGTERM, signal.SIGINT):
