@@ -80,6 +80,7 @@ def test_kinds_states_and_rtt():
     tcp = started(TcpListener(free_port()))
     dns_ok = started(DnsResponder(free_port(), rcode=0))
     dns_nx = started(DnsResponder(free_port(), rcode=3))
+    hang = started(TcpListener(free_port(), hold=True))   # accepts, never answers
     closed = free_port()
     checks = [
         check(1, "http://127.0.0.1:%d/health" % web.port),
@@ -93,9 +94,11 @@ def test_kinds_states_and_rtt():
         check(9, "dns://127.0.0.1:%d/www.example.com" % dns_nx.port),
         check(10, "dns://127.0.0.1:%d/nx.example.com" % dns_nx.port, rcode="NXDOMAIN"),
         check(11, "http://localhost:%d/health" % web.port, host="www.example.com"),
+        check(12, "http://127.0.0.1:%d/" % hang.port),
+        check(13, "tcp://127.0.0.1:%d" % hang.port),
     ]
     want = {1: "up", 2: "up", 3: "down", 4: "down", 5: "up", 6: "up", 7: "down",
-            8: "up", 9: "down", 10: "up", 11: "up"}
+            8: "up", 9: "down", 10: "up", 11: "up", 12: "down", 13: "up"}
     api = started(FakeApi(free_port(), TOKEN, checks))
     a = agent([url_of(api)])
 
@@ -115,6 +118,7 @@ def test_kinds_states_and_rtt():
     assert "status 503" in lat[4][1]["detail"], lat[4][1]
     assert "refused" in lat[7][1]["detail"].lower(), lat[7][1]
     assert "NXDOMAIN" in lat[9][1]["detail"], lat[9][1]
+    assert "timeout after 0.8 s (waiting for response)" in lat[12][1]["detail"], lat[12][1]
     assert abs(lat[1][1]["ts"] - time.time()) < 5, lat[1][1]
     body = api.all_reports()[-1][1]
     assert body["agent"] == "eu-1" and body["region"] == "eu", body
