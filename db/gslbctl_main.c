@@ -1125,6 +1125,7 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--version") == 0) {
 			printf("gslbctl %s (schema %d)\n", GSLBCTL_VERSION,
 			       STORE_SCHEMA_VERSION);
+			free(words);
 			return 0;
 		} else {
 			words[nw++] = argv[i];
@@ -1132,6 +1133,7 @@ int main(int argc, char **argv)
 	}
 	if (nw == 0) {
 		usage(help ? stdout : stderr);
+		free(words);
 		return help ? 0 : 1;
 	}
 	for (size_t i = 0; i < NCMDS && !c; i++) {
@@ -1150,6 +1152,7 @@ int main(int argc, char **argv)
 				if (strcmp(cmds[i].w1, words[0]) == 0)
 					printf("usage: gslbctl --db FILE %s\n",
 					       cmds[i].usage);
+			free(words);
 			return 0;
 		}
 		if (known)
@@ -1160,6 +1163,7 @@ int main(int argc, char **argv)
 	}
 	if (help) {
 		cmd_usage(c);
+		free(words);
 		return 0;
 	}
 	/* Options and positional arguments after the subcommand words. */
