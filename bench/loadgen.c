@@ -280,7 +280,8 @@ static void lg_usage(void)
 "  -l  seconds of sending (default 10); then replies are drained\n"
 "  -c  UDP sockets / source ports (default 16)\n"
 "  -w  closed loop: queries in flight over all sockets (default 512)\n"
-"  -Q  open loop: queries per second instead of a window\n"
+"  -Q  open loop: queries per second instead of a window; a backlog over\n"
+"      WINDOW (after the generator was descheduled) is skipped, not burst\n"
 "  -b  sendmmsg/recvmmsg batch (default 32)\n"
 "  -t  a query unanswered after this many ms is lost (default 1000)\n"
 "  -n  stop after sending COUNT queries (default: run for -l seconds)\n"
@@ -673,6 +674,7 @@ int main(int argc, char **argv)
 	size_t qnext = 0;
 	int rr = 0;		/* open loop: next socket to send on */
 	bool sending = true;
+	uint64_t skipped = 0;	/* open loop: queries not sent, see below */
 
 	for (;;) {
 		bool progress = false;
@@ -697,7 +699,16 @@ int main(int argc, char **argv)
 		if (sending && rate > 0) {
 			uint64_t target = (uint64_t)((double)(now - start) /
 						     1e9 * rate);
-			due = target > st.sent ? target - st.sent : 0;
+			uint64_t done = st.sent + skipped;
+
+			due = target > done ? target - done : 0;
+			/* After we were descheduled, do not fire the whole
+			 * backlog at once (it would overflow the server's
+			 * socket buffer): at most WINDOW, skip the rest. */
+			if (due > window) {
+				skipped += due - window;
+				due = window;
+			}
 		}
 		for (int k = 0; k < nsock; k++) {
 			int i = rate > 0 ? (rr + k) % nsock : k;
@@ -805,7 +816,9 @@ int main(int argc, char **argv)
 	       rate > 0 ? "open loop" : "closed loop", nsock, batch,
 	       tx.gso ? "on" : "off", nq, run_s);
 	if (rate > 0)
-		printf("  target rate %.0f q/s\n", rate);
+		printf("  target rate %.0f q/s; %llu queries skipped (generator "
+		       "descheduled, backlog over %u)\n", rate,
+		       (unsigned long long)skipped, window);
 	else
 		printf("  window %u queries in flight\n", window);
 	printf("  sent %llu, answered %llu, lost %llu (timed out %llu, "
