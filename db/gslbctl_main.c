@@ -138,8 +138,11 @@ static sqlite3 *open_db(unsigned flags)
 
 static void print_json(json_t *j)
 {
+	/* 15 significant digits: 40.7 prints as 40.7, not 40.700000000000003,
+	 * and export -> import -> export stays byte-equal (a 15-digit decimal
+	 * survives the trip through a double). */
 	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
-	                        JSON_ENCODE_ANY);
+	                        JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
 
 	if (!s)
 		die("out of memory");

@@ -395,11 +395,14 @@ def export_import_roundtrip():
         "--check-expect", "200-299", "--check-body", "ok", "--check-host", "www.example.com",
         "--check-insecure", "--bias", "12.5")
     ctl(db, "endpoint", "drain", SVC, "lb-us.example.net.")
+    ctl(db, "endpoint", "set", SVC, "lb-us.example.net.", "--lat", "12.345678901234567",
+        "--lon", "-0.1")
     ctl(db, "service", "set", "api.gslb.example.com", "--sticky", "--answers", "2")
     ctl(db, "rule", "add", "geo.gslb.example.com", "country:FR", "192.0.2.20")
     _, e1, _ = ctl(db, "export")
     doc = json.loads(e1)
     assert_eq(doc["version"], 1, "version")
+    assert '"lon": -0.1,' in e1 and '"lat": 50.1,' in e1, e1
     d = tmpdir()
     path = os.path.join(d, "copy.db")      # does not exist yet
     with open(os.path.join(d, "config.json"), "w") as f:
