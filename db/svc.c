@@ -1011,7 +1011,20 @@ static void pick_weighted(struct sel *S, uint64_t *rng)
 	for (size_t i = 0; i < m; i++)
 		any_pos |= S->s->eps[S->idx[i]].weight > 0;
 	/* Weight 0 is used only when no positive weight is available; then
-	 * they share equally. */
+	 * they share equally. Drop them first so that neither a rounding
+	 * remainder nor a second answer can pick one. */
+	if (any_pos) {
+		size_t k0 = 0;
+
+		for (size_t i = 0; i < m; i++) {
+			if (S->s->eps[S->idx[i]].weight > 0)
+				S->idx[k0++] = S->idx[i];
+			else
+				why_reason(S, S->idx[i], "weight 0 (only when "
+				           "no positive weight is up)");
+		}
+		m = S->n = k0;
+	}
 	for (size_t i = 0; i < m; i++) {
 		const struct svc_endpoint *e = &S->s->eps[S->idx[i]];
 

@@ -376,6 +376,18 @@ static void test_weighted_split(void)
 	svc_select(v, &c, &w.v, &rng, 0, &a, NULL);
 	CHECK(a.n == 1 && a.ep[0]->id == 4 && a.mode == SVC_MODE_NORMAL,
 	      "weight 0 not used when the rest is down");
+	/* Two answers with one positive weight up: never the weight-0 one. */
+	w.state[1] = HSTATE_UP;
+	svc_set_free(s);
+	s = load_sql("INSERT INTO services (id, name, policy, answers) VALUES "
+	             " (1, 'w.x.', 'weighted', 2);"
+	             "INSERT INTO endpoints (id, service_id, target, weight) "
+	             "VALUES (1, 1, '192.0.2.1', 70), (2, 1, '192.0.2.2', 0)");
+	v = svc_find_text(s, "w.x.");
+	for (int i = 0; i < 100; i++) {
+		svc_select(v, &c, NULL, &rng, 0, &a, NULL);
+		CHECK(a.n == 1 && a.ep[0]->id == 1, "weight 0 as 2nd answer");
+	}
 	svc_set_free(s);
 	/* Two answers: without replacement. */
 	s = load_sql("INSERT INTO services (id, name, policy, answers) VALUES "
