@@ -203,6 +203,14 @@ def flip_semantics():
     eps = endpoints(db2, "f.example.com")
     assert_eq({t: e["priority"] for t, e in eps.items()},
               {"192.0.2.1": 1, "192.0.2.2": 2, "192.0.2.3": 0}, "shifted")
+    # No room to shift: refused, nothing changed.
+    ctl(db2, "endpoint", "set", "f.example.com", "192.0.2.2", "--priority", "65535")
+    ctl(db2, "endpoint", "set", "f.example.com", "192.0.2.3", "--priority", "0")
+    ctl(db2, "endpoint", "set", "f.example.com", "192.0.2.1", "--priority", "7")
+    d0 = dump(db2)
+    rc, _, err = ctl(db2, "flip", "f.example.com", "192.0.2.1", ok=False)
+    assert rc != 0 and "65535" in err and err.count("\n") == 1, err
+    assert_eq(dump(db2), d0, "flip without room")
 
 
 BAD = [
