@@ -679,16 +679,17 @@ int main(int argc, char **argv)
 	if (rrl_conf_of(&sv.conf, &rrl) < 0)
 		failed++;
 	if (sv.conf.check) {
-		for (size_t i = 0; i < sv.conf.n_zone; i++)
-			zone_free(zones[i]);
-		geo_free(geo);
 		if (sv.db) {
-			struct zonetab *zt = zonetab_build(zones, sv.conf.n_zone);
+			struct zone **ok = xcalloc(sv.conf.n_zone + 1, sizeof(*ok));
+			struct zonetab *zt;
 			struct svc_set *set = NULL;
+			size_t n = 0, skipped = 0;
 
+			for (size_t i = 0; i < sv.conf.n_zone; i++)
+				if (zones[i])
+					ok[n++] = zones[i];
+			zt = zonetab_build(ok, n);
 			/* Skipped rows are reported, not fatal, as when serving. */
-			size_t skipped = 0;
-
 			if (!zt || load_services(&sv, &set) < 0)
 				failed++;
 			else
@@ -696,7 +697,11 @@ int main(int argc, char **argv)
 			svc_set_free(set);
 			zonetab_free(zt);
 			store_close(sv.db);
+			free(ok);
 		}
+		for (size_t i = 0; i < sv.conf.n_zone; i++)
+			zone_free(zones[i]);
+		geo_free(geo);
 		free(zones);
 		if (failed)
 			fprintf(stderr, "dnsd: check: %u problem(s)\n", failed);

@@ -248,5 +248,27 @@ def corrupt_database_keeps_the_old_snapshot():
     expect(wait_for(lambda: answers_of(d) == ["192.0.2.99"], timeout=3), answers_of(d))
 
 
+@test
+def check_mode_validates_the_store():
+    from gslbtest import BIN
+    db = new_db()
+    gslbctl(db, "service", "add", WWW, "--policy", "failover")
+    gslbctl(db, "endpoint", "add", WWW, "192.0.2.1")
+    gslbctl(db, "service", "add", "www.not-our-zone.org.", "--policy", "failover")
+    argv = [os.path.join(BIN, "dnsd"), "--check"] + ZONE_ARGS + ["--db", db]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    expect(p.returncode == 0, p.stderr)
+    expect("www.not-our-zone.org.: outside every zone" in p.stderr, p.stderr)
+    # a broken zone file and a store that is not a database: both named
+    bad = os.path.join(tmpdir(), "bad.db")
+    with open(bad, "wb") as f:
+        f.write(b"garbage" * 1000)
+    p = subprocess.run([os.path.join(BIN, "dnsd"), "--check", "--zone",
+                        os.path.join(ZONES, "..", "tests", "fixtures", "zones", "broken.zone"),
+                        "--zone", os.path.join(ZONES, "example.com.zone"), "--db", bad],
+                       capture_output=True, text=True, timeout=30)
+    expect(p.returncode != 0 and "broken.zone:6:" in p.stderr and "bad.db" in p.stderr, p.stderr)
+
+
 if __name__ == "__main__":
     run()
