@@ -830,38 +830,81 @@ static int cmd_status(const struct cmd *c)
 	return 0;
 }
 
-/* "ADDR" or "ADDR/LEN" (host bits allowed: an ECS subnet is masked). */
-static void parse_client(const char *s, struct svc_client *c, bool *v4)
+/* The client as dnsd's answer.c sees it: "ADDR" is a query from source
+ * ADDR without ECS (known bits: the ECS caps, --ecs-max-v4/-v6, default 24
+ * and 56); "ADDR/LEN" is an ECS option with source prefix LEN (capped the
+ * same way; /0 means "do not locate me"). Host bits are masked. Sets *ecs0
+ * for an ECS source prefix of 0. */
+static void parse_client(const struct cmd *c, const char *s,
+                         struct svc_client *cl, bool *v4, bool *ecs0)
 {
 	char buf[INET6_ADDRSTRLEN + 8], *slash;
+	const char *m4 = opt(c, "ecs-max-v4"), *m6 = opt(c, "ecs-max-v6");
+	long long max4 = m4 ? parse_ll("ecs-max-v4", m4) : 24;
+	long long max6 = m6 ? parse_ll("ecs-max-v6", m6) : 56;
 	struct in_addr a4;
 	long long len = -1;
 
+	if (max4 < 0 || max4 > 32 || max6 < 0 || max6 > 128)
+		die("explain: --ecs-max-v4 0..32, --ecs-max-v6 0..128");
 	if (strlen(s) >= sizeof buf)
-		die("explain: --client '%s' is not an address", s);
+		die("explain: --client '%s' is not an IPv4 or IPv6 address", s);
 	strcpy(buf, s);
 	if ((slash = strchr(buf, '/'))) {
 		*slash = '\0';
 		len = parse_ll("client prefix", slash + 1);
+		if (len < 0)
+			die("explain: --client %s: negative prefix", s);
 	}
-	memset(&c->addr, 0, sizeof c->addr);
+	memset(&cl->addr, 0, sizeof cl->addr);
 	if (inet_pton(AF_INET, buf, &a4) == 1) {
 		*v4 = true;
-		c->addr.s6_addr[10] = c->addr.s6_addr[11] = 0xff;
-		memcpy(&c->addr.s6_addr[12], &a4, 4);
+		cl->addr.s6_addr[10] = cl->addr.s6_addr[11] = 0xff;
+		memcpy(&cl->addr.s6_addr[12], &a4, 4);
 		if (len > 32)
 			die("explain: --client %s: prefix longer than 32", s);
-		c->src_plen = len < 0 ? 128 : 96 + (unsigned)len;
-	} else if (inet_pton(AF_INET6, buf, &c->addr) == 1) {
+		cl->src_plen = 96 + (unsigned)(len < 0 || len > max4 ? max4
+		                                                     : len);
+	} else if (inet_pton(AF_INET6, buf, &cl->addr) == 1) {
 		*v4 = false;
 		if (len > 128)
 			die("explain: --client %s: prefix longer than 128", s);
-		c->src_plen = len < 0 ? 128 : (unsigned)len;
+		cl->src_plen = (unsigned)(len < 0 || len > max6 ? max6 : len);
 	} else {
 		die("explain: --client '%s' is not an IPv4 or IPv6 address", s);
 	}
-	for (unsigned b = c->src_plen; b < 128; b++)
-		c->addr.s6_addr[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
+	*ecs0 = len == 0;
+	for (unsigned b = cl->src_plen; b < 128; b++)
+		cl->addr.s6_addr[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
+}
+
+/* dnsd's --default-location: "LAT,LON" or a country code. */
+static void parse_default_location(const char *s, struct svc_client *cl)
+{
+	char *end;
+	const char *p;
+
+	cl->country[0] = cl->continent[0] = '\0';
+	if (strlen(s) == 2 &&
+	    geo_country_centroid(s, &cl->lat, &cl->lon, cl->continent) == 0) {
+		cl->country[0] = (char)(s[0] & ~0x20);
+		cl->country[1] = (char)(s[1] & ~0x20);
+		cl->country[2] = '\0';
+		cl->has_loc = true;
+		return;
+	}
+	cl->lat = strtod(s, &end);
+	if (end != s && *end == ',') {
+		p = end + 1;
+		cl->lon = strtod(p, &end);
+		if (end != p && !*end && cl->lat >= -90 && cl->lat <= 90 &&
+		    cl->lon >= -180 && cl->lon <= 180) {
+			cl->has_loc = true;
+			return;
+		}
+	}
+	die("explain: --default-location '%s' is neither LAT,LON nor a known "
+	    "country code", s);
 }
 
 static const char *mode_name(unsigned m)
@@ -886,19 +929,22 @@ static int cmd_explain(const struct cmd *c)
 	json_t *answer = json_array(), *eps = json_array(), *loc, *doc;
 	uint64_t rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	unsigned scope;
-	bool v4;
+	bool v4, ecs0;
 
 	if (!client)
 		die("explain: --client ADDR is required");
 	memset(&cl, 0, sizeof cl);
-	parse_client(client, &cl, &v4);
+	parse_client(c, client, &cl, &v4, &ecs0);
+	/* As dnsd: GeoIP on the masked address (not for ECS /0), else the
+	 * default location; the GeoIP prefix length is the geo scope. */
 	if ((v = opt(c, "geoip"))) {
-		const struct geo_loc *g;
+		const struct geo_loc *g = NULL;
 		char gerr[512];
 
 		if (geo_load(v, &gdb, gerr, sizeof gerr) < 0)
 			die("explain: geoip: %s", gerr);
-		g = geo_lookup(gdb, &cl.addr, &cl.geo_plen);
+		if (!ecs0)
+			g = geo_lookup(gdb, &cl.addr, &cl.geo_plen);
 		if (g) {
 			cl.has_loc = true;
 			cl.lat = g->lat;
@@ -907,6 +953,8 @@ static int cmd_explain(const struct cmd *c)
 			memcpy(cl.continent, g->continent, 3);
 		}
 	}
+	if (!cl.has_loc && (v = opt(c, "default-location")))
+		parse_default_location(v, &cl);
 	if (!opt(c, "lat") != !opt(c, "lon"))
 		die("explain: --lat and --lon go together");
 	if (opt(c, "lat")) {
@@ -1021,6 +1069,8 @@ static const struct optspec ep_opts[] = { EP_OPTS, { NULL, false } };
 static const struct optspec explain_opts[] = {
 	{ "client", true }, { "geoip", true }, { "lat", true },
 	{ "lon", true }, { "country", true }, { "continent", true },
+	{ "default-location", true }, { "ecs-max-v4", true },
+	{ "ecs-max-v6", true },
 	{ NULL, false }
 };
 
@@ -1077,9 +1127,14 @@ static struct cmd cmds[] = {
 	  "the rows dnsd skips as invalid (problems).\n", NULL, 0, NULL },
 	{ "explain", NULL, 1, 1, explain_opts, cmd_explain,
 	  "explain SERVICE --client ADDR[/LEN] [--geoip FILE] "
+	  "[--default-location LAT,LON|CC] [--ecs-max-v4 N] [--ecs-max-v6 N] "
 	  "[--lat DEG --lon DEG] [--country CC] [--continent CC] [--json]",
 	  "Why each endpoint is or is not chosen for that client, computed\n"
-	  "by the code dnsd answers with, from the health dnsd stored.\n", NULL, 0, NULL },
+	  "by the code dnsd answers with, from the health dnsd stored.\n"
+	  "ADDR: a query from that source without ECS; ADDR/LEN: with ECS\n"
+	  "source prefix LEN. Give the --geoip, --default-location and\n"
+	  "--ecs-max-* dnsd runs with to get its exact answer; --lat/--lon,\n"
+	  "--country, --continent override the client's location.\n", NULL, 0, NULL },
 	{ "export", NULL, 0, 0, no_opts, cmd_export, "export",
 	  "Prints the whole configuration as JSON.\n", NULL, 0, NULL },
 	{ "import", NULL, 1, 1, no_opts, cmd_import, "import FILE|-",

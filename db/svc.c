@@ -922,11 +922,20 @@ static unsigned common_prefix(const struct in6_addr *a,
 	return n;
 }
 
+/* A client that disclosed no address bits (ECS source prefix 0, RFC 7871
+ * 7.1.2): CIDR rules do not apply and the answer's scope is 0. */
+static bool anonymous(const struct svc_client *c)
+{
+	return c->src_plen == 0 ||
+	       (c->src_plen <= 96 && IN6_IS_ADDR_V4MAPPED(&c->addr));
+}
+
 static bool rule_matches(const struct svc_rule *r, const struct svc_client *c)
 {
 	switch (r->kind) {
 	case SVC_RULE_CIDR:
-		return common_prefix(&r->net, &c->addr) >= r->plen;
+		return !anonymous(c) &&
+		       common_prefix(&r->net, &c->addr) >= r->plen;
 	case SVC_RULE_COUNTRY:
 		return c->country[0] && strcmp(c->country, r->code) == 0;
 	default:
@@ -1215,6 +1224,8 @@ static unsigned answer_scope(const struct svc_service *s,
 {
 	unsigned sc = 0;
 
+	if (anonymous(c))
+		return 0;
 	if (s->policy == SVC_GEO || s->policy == SVC_LATENCY ||
 	    s->has_geo_rules)
 		sc = c->geo_plen;

@@ -147,7 +147,9 @@ const struct svc_service *svc_find_text(const struct svc_set *s,
 /* The client as dnsd knows it. */
 struct svc_client {
 	struct in6_addr addr;   /* ECS address or source; IPv4 v4-mapped */
-	unsigned src_plen;      /* known bits (ECS source prefix), 128-space */
+	unsigned src_plen;      /* known bits (ECS source prefix), 128-space;
+	                           0 (or 96 for v4-mapped) = ECS source /0:
+	                           CIDR rules do not apply, scope 0 */
 	bool has_loc;           /* lat/lon valid (GeoIP or caller default) */
 	double lat, lon;
 	char country[3];        /* ISO 3166-1 alpha-2 upper case, "" unknown */

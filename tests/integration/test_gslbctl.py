@@ -391,9 +391,34 @@ def explain_with_geoip():
     assert_eq((ex["answer"], ex["location"]["country"]), (["192.0.2.21"], "US"), "ashburn")
     why = {e["target"]: e for e in ex["endpoints"]}
     assert why["192.0.2.21"]["distance_km"] < why["192.0.2.20"]["distance_km"], why
+    # ECS source /0: not located; the default location decides, scope 0.
+    ex = ctl_json(db, "explain", g, "--client", "127.0.1.0/0", "--geoip", mmdb,
+                  "--default-location", "US")
+    assert_eq((ex["answer"], ex["location"]["country"], ex["scope"]),
+              (["192.0.2.21"], "US", 0), "ecs /0")
+    # Unknown to the GeoIP data: the default location.
+    ex = ctl_json(db, "explain", g, "--client", "203.0.113.9", "--geoip", mmdb,
+                  "--default-location", "50.1,8.7")
+    assert_eq(ex["answer"], ["192.0.2.20"], "default location")
     rc, _, err = ctl(db, "explain", g, "--client", "127.0.1.5", "--geoip",
                      os.path.join(d, "nope.mmdb"), ok=False)
     assert rc != 0 and "nope.mmdb" in err and err.count("\n") == 1, err
+
+
+@test
+def explain_sticky_follows_the_subnet():
+    """Sticky weighted: every address of a /24 (dnsd's default IPv4 cap)
+    gets the same answer; the scope is that /24."""
+    db = new_db()
+    ctl(db, "service", "set", "api.gslb.example.com", "--sticky")
+    for net in range(20):
+        answers = set()
+        for host in (1, 77, 254):
+            ex = ctl_json(db, "explain", "api.gslb.example.com",
+                          "--client", "198.51.%d.%d" % (net, host))
+            answers.add(tuple(ex["answer"]))
+            assert_eq(ex["scope"], 24, "sticky scope")
+        assert_eq(len(answers), 1, "198.51.%d.0/24" % net)
 
 
 @test

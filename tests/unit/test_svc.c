@@ -510,6 +510,10 @@ static void test_geo(void)
 		  "INSERT INTO rules VALUES (1, 1, 'cidr', '10.1.0.0/16');"
 		  "INSERT INTO rule_targets VALUES (1, 2)", "10.2.3.4", 48.9,
 		  2.35, true, "FR", "EU", 104, "fra.example.net.", 111 },
+		{ "ecs /0: no cidr rule, scope 0",
+		  "INSERT INTO rules VALUES (1, 1, 'cidr', '0.0.0.0/8');"
+		  "INSERT INTO rule_targets VALUES (1, 2)", "0.0.0.0", 48.9,
+		  2.35, true, "FR", "EU", 0, "fra.example.net.", 0 },
 		{ "country rule", "INSERT INTO rules VALUES (1, 1, 'country', "
 		  "'FR'); INSERT INTO rule_targets VALUES (1, 3)", "192.0.2.1",
 		  48.9, 2.35, true, "FR", "EU", 112, "tyo.example.net.", 112 },
@@ -547,7 +551,8 @@ static void test_geo(void)
 			svc_set_free(s);
 			continue;
 		}
-		client_v4(&c, cases[i].client, 32);
+		client_v4(&c, cases[i].client,
+		          strcmp(cases[i].client, "0.0.0.0") ? 32 : 0);
 		c.has_loc = cases[i].has_loc;
 		c.lat = cases[i].lat;
 		c.lon = cases[i].lon;
