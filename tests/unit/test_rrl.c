@@ -345,7 +345,8 @@ static size_t msg(uint8_t *out, uint8_t flags2, uint8_t flags3, uint16_t qtype,
 	out[n++] = (uint8_t)qtype;
 	out[n++] = 0;
 	out[n++] = 1;
-	memcpy(out + n, rest, rest_len);
+	if (rest_len)
+		memcpy(out + n, rest, rest_len);
 	return n + rest_len;
 }
 
