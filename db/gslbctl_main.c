@@ -245,11 +245,11 @@ static void print_answers(const json_t *a)
 static int cmd_service_list(const struct cmd *c)
 {
 	sqlite3 *h = open_db(0);
-	json_t *doc = export_or_die(h, NULL, "service list");
+	json_t *doc = export_or_die(h, c->npos ? c->pos[0] : NULL,
+	                            "service list");
 	json_t *svcs = json_object_get(doc, "services"), *v, *out;
 	size_t i;
 
-	(void)c;
 	out = json_array();
 	json_array_foreach(svcs, i, v) {
 		json_t *eps = json_object_get(v, "endpoints");
@@ -1089,8 +1089,8 @@ static struct cmd cmds[] = {
 	  "service set NAME [--policy P] [--ttl S] [--answers N|default] "
 	  "[--sticky|--no-sticky] [--when-down open|closed|TARGET]",
 	  "Changes the given settings of a service.\n", NULL, 0, NULL },
-	{ "service", "list", 0, 0, no_opts, cmd_service_list,
-	  "service list [--json]", "Lists services.\n", NULL, 0, NULL },
+	{ "service", "list", 0, 1, no_opts, cmd_service_list,
+	  "service list [NAME] [--json]", "Lists services (or just NAME).\n", NULL, 0, NULL },
 	{ "service", "show", 1, 1, no_opts, cmd_service_show,
 	  "service show NAME [--json]",
 	  "Shows a service with its endpoints and rules.\n", NULL, 0, NULL },

@@ -111,6 +111,8 @@ def service_add_list_show_rm():
     assert_eq(show["endpoints"], [], "no endpoints")
     rc, out, _ = ctl(db, "service", "list")
     assert "www.example.com. failover ttl 30" in out, out
+    assert_eq([s["name"] for s in ctl_json(db, "service", "list", "WWW.example.com")],
+              ["www.example.com."], "list NAME")
     ctl(db, "service", "set", "all.example.com", "--answers", "default", "--ttl", "5")
     show = ctl_json(db, "service", "show", "all.example.com")
     assert_eq((show["answers"], show["ttl"]), (None, 5), "service set")
