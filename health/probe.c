@@ -854,8 +854,13 @@ int probe_run(const struct probe_conf *c)
 	}
 	/* evdns reads /etc/resolv.conf and /etc/hosts once, never blocks. */
 	ag.dns = evdns_base_new(ag.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	if (!ag.dns)
-		ag.dns = evdns_base_new(ag.base, 0);
+	if (!ag.dns && (ag.dns = evdns_base_new(ag.base, 0)) != NULL) {
+		/* No usable resolv.conf: host names from /etc/hosts still
+		 * work ("localhost"); others fail per check, with a reason. */
+		log_warn("probe %s: no name servers configured; only /etc/hosts "
+		         "names resolve", c->name);
+		evdns_base_load_hosts(ag.dns, NULL);
+	}
 	if (!ag.dns) {
 		log_err("probe %s: cannot set up the resolver", c->name);
 		goto out;
