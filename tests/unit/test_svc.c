@@ -686,6 +686,86 @@ static void test_why(void)
 	svc_set_free(s);
 }
 
+/* Scope honesty, randomized: every address inside the block the scope
+ * claims gets the same answer. Failover with nested CIDR rules. */
+static void test_scope_honest(void)
+{
+	char sql[8192];
+	size_t o;
+	uint64_t r = 42;
+	unsigned bad = 0, checked = 0;
+
+	for (int round = 0; round < 20; round++) {
+		struct svc_set *s;
+		const struct svc_service *v;
+
+		o = (size_t)snprintf(sql, sizeof sql,
+		        "INSERT INTO services (id, name, policy) VALUES "
+		        "(1, 's.x.', 'failover');"
+		        "INSERT INTO endpoints (id, service_id, target, priority)"
+		        " VALUES (1, 1, '192.0.2.1', 0), (2, 1, '192.0.2.2', 1),"
+		        " (3, 1, '192.0.2.3', 2), (4, 1, '192.0.2.4', 3);");
+		for (int k = 1; k <= 12; k++) {
+			unsigned len = 8 + (unsigned)((r = r * 6364136223846793005ull
+			                               + 1442695040888963407ull) >> 59);
+			uint32_t net = (10u << 24) | (uint32_t)(r >> 20 & 0xffffff);
+
+			if (len > 30)
+				len = 30;
+			net &= len ? ~0u << (32 - len) : 0;
+			o += (size_t)snprintf(sql + o, sizeof sql - o,
+			        "INSERT OR IGNORE INTO rules VALUES (%d, 1, 'cidr', "
+			        "'%u.%u.%u.%u/%u'); INSERT OR IGNORE INTO "
+			        "rule_targets SELECT %d, %d WHERE EXISTS (SELECT 1 "
+			        "FROM rules WHERE id = %d);", k, net >> 24,
+			        net >> 16 & 255, net >> 8 & 255, net & 255, len, k,
+			        2 + k % 3, k);
+		}
+		s = load_sql(sql);
+		v = s ? svc_find_text(s, "s.x.") : NULL;
+		CHECK(v != NULL, "scope round %d: load", round);
+		for (int q = 0; v && q < 50; q++) {
+			struct svc_client c, d;
+			struct svc_answer a, b;
+			uint64_t rng = 1;
+			uint32_t ip;
+
+			r = r * 6364136223846793005ull + 1442695040888963407ull;
+			ip = (10u << 24) | (uint32_t)(r >> 40 & 0xffffff);
+			memset(&c, 0, sizeof c);
+			c.addr.s6_addr[10] = c.addr.s6_addr[11] = 0xff;
+			c.addr.s6_addr[12] = (uint8_t)(ip >> 24);
+			c.addr.s6_addr[13] = (uint8_t)(ip >> 16);
+			c.addr.s6_addr[14] = (uint8_t)(ip >> 8);
+			c.addr.s6_addr[15] = (uint8_t)ip;
+			c.src_plen = 128;
+			svc_select(v, &c, NULL, &rng, 0, &a, NULL);
+			CHECK(a.scope >= 96, "scope %u below 96", a.scope);
+			for (int t = 0; t < 40; t++) {
+				unsigned hostbits = 128 - a.scope;
+				uint32_t mask = hostbits >= 32 ? ~0u :
+				                (1u << hostbits) - 1;
+				uint32_t other;
+
+				r = r * 6364136223846793005ull +
+				    1442695040888963407ull;
+				other = (ip & ~mask) | ((uint32_t)(r >> 32) & mask);
+				d = c;
+				d.addr.s6_addr[12] = (uint8_t)(other >> 24);
+				d.addr.s6_addr[13] = (uint8_t)(other >> 16);
+				d.addr.s6_addr[14] = (uint8_t)(other >> 8);
+				d.addr.s6_addr[15] = (uint8_t)other;
+				svc_select(v, &d, NULL, &rng, 0, &b, NULL);
+				checked++;
+				bad += b.n != a.n || (a.n && b.ep[0] != a.ep[0]);
+			}
+		}
+		svc_set_free(s);
+	}
+	CHECK(bad == 0 && checked > 0, "scope claimed too much: %u of %u "
+	      "addresses inside the scope got another answer", bad, checked);
+}
+
 int main(void)
 {
 	test_names();
@@ -698,5 +778,6 @@ int main(void)
 	test_latency();
 	test_all_rr();
 	test_why();
+	test_scope_honest();
 	return TEST_DONE();
 }
