@@ -30,7 +30,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             libldns-dev libmaxminddb-dev libevent-dev libsqlite3-dev \
             libjansson-dev liburcu-dev libssl-dev libsystemd-dev sqlite3 \
             python3 python3-dnspython dnsutils libmaxmind-db-writer-perl \
-            mmdb-bin iproute2 openssl curl
+            mmdb-bin iproute2 openssl curl prometheus
 
 SRCDIRS  := common geo health db dnsd
 ALL_SRCS := $(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c))
@@ -55,7 +55,10 @@ deps:
 	rm -f .deps.ok; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: installing" $$missing; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  rcd=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; rcd=1; fi; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  st=$$?; [ -n "$$rcd" ] && rm -f /usr/sbin/policy-rc.d; exit $$st; \
 	fi
 
 $(BUILD)/%.o: %.c

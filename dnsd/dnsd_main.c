@@ -7,11 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <systemd/sd-daemon.h>
 #include <urcu-qsbr.h>
 
 #include "common/log.h"
@@ -52,6 +55,8 @@ struct server {
 	struct hsrv *hs;             /* health (with --db) */
 	struct api *api;             /* HTTP API (with --api) */
 	struct status_src st;        /* times and results for status/metrics */
+	struct event *summary_ev;
+	struct stats last;           /* counters at the last summary */
 };
 
 static double now_unix(void)
@@ -583,11 +588,63 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (sig == SIGHUP) {
 		log_info("SIGHUP: reloading");
+		sd_notify(0, "RELOADING=1\nSTATUS=reloading");
 		reload(sv);
+		sd_notifyf(0, "READY=1\nSTATUS=serving, generation %llu",
+			   (unsigned long long)sv->snap->gen);
 		return;
 	}
 	log_info("signal %d: stopping", (int)sig);
+	sd_notify(0, "STOPPING=1");
 	event_base_loopbreak(sv->base);
+}
+
+/* Started as root with a `user`: keep the bound sockets, give up root for
+ * good (groups, gid, uid), and check it cannot be regained. */
+static void drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (!user || geteuid() != 0)
+		return;
+	pw = getpwnam(user);
+	if (!pw)
+		fatal("user %s: no such user", user);
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		fatal("user %s: cannot switch to it: %s", user, strerror(errno));
+	if (pw->pw_uid != 0 && setuid(0) == 0)
+		fatal("user %s: could regain root after dropping it", user);
+	log_info("running as user %s (uid %u)", user, (unsigned)pw->pw_uid);
+}
+
+/* Per-packet problems are counters, never a log line per packet; this
+ * says once a minute what changed (STYLE 6). */
+static void on_summary(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *sv = arg;
+	struct stats st;
+	uint64_t q = 0;
+
+	(void)fd;
+	(void)what;
+	net_stats(sv->net, &st);
+	for (unsigned t = 0; t < STATS_NTRANSPORT; t++)
+		for (unsigned k = 0; k < STATS_NQTYPES; k++)
+			q += st.queries[t][k];
+	if (st.malformed != sv->last.malformed || st.dropped != sv->last.dropped ||
+	    st.truncated != sv->last.truncated ||
+	    st.tcp_closed_idle != sv->last.tcp_closed_idle ||
+	    st.tcp_closed_cap != sv->last.tcp_closed_cap)
+		log_info("summary: %llu queries; last minute: %llu malformed, %llu dropped, "
+			 "%llu truncated, tcp closed %llu idle %llu at cap",
+			 (unsigned long long)q,
+			 (unsigned long long)(st.malformed - sv->last.malformed),
+			 (unsigned long long)(st.dropped - sv->last.dropped),
+			 (unsigned long long)(st.truncated - sv->last.truncated),
+			 (unsigned long long)(st.tcp_closed_idle - sv->last.tcp_closed_idle),
+			 (unsigned long long)(st.tcp_closed_cap - sv->last.tcp_closed_cap));
+	sv->last = st;
 }
 
 /* Every TCP client is a descriptor: raise the soft limit to the hard one,
@@ -789,11 +846,21 @@ int main(int argc, char **argv)
 			fatal("api %s: %s", sv.conf.api, err);
 		log_info("api: listening on %s (port %u)", sv.conf.api, api_port(sv.api));
 	}
+	drop_privileges(sv.conf.user);
 	if (net_start(sv.net) < 0)
 		fatal("cannot start workers");
 	for (size_t i = 0; i < sv.conf.n_listen; i++)
 		log_info("listening on %s (udp, tcp), %u threads", sv.conf.listen[i],
 			 sv.conf.threads);
+	{
+		struct timeval minute = { .tv_sec = 60 };
+
+		sv.summary_ev = event_new(sv.base, -1, EV_PERSIST, on_summary, &sv);
+		if (!sv.summary_ev || event_add(sv.summary_ev, &minute) < 0)
+			fatal("cannot start the summary timer");
+	}
+	sd_notifyf(0, "READY=1\nSTATUS=serving, generation %llu\nMAINPID=%lu",
+		   (unsigned long long)sv.snap->gen, (unsigned long)getpid());
 
 	/* The control thread is an RCU reader only when it publishes. */
 	rcu_thread_offline();
@@ -806,6 +873,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 3; i++)
 		event_free(sig[i]);
 	event_free(sv.poll_ev);
+	event_free(sv.summary_ev);
 	event_base_free(sv.base);
 	snap_retire(snap_publish(NULL), NULL);
 	store_close(sv.db);
