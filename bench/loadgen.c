@@ -39,7 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LG_MAXQ 300		/* largest encoded query we build */
+#define LG_MAXQ 320		/* largest encoded query we build (name 255 + ECS) */
 #define LG_MAXR 4096		/* receive buffer per message */
 #define LG_MAXBATCH 256
 #define LG_MAXSOCK 64
@@ -152,18 +152,65 @@ static int lg_name_encode(const char *name, uint8_t *out, size_t cap)
 	return (int)o;
 }
 
+/* Text "ADDR/LEN" -> EDNS Client Subnet option data (RFC 7871 section 6):
+ * family, source prefix LEN, scope 0, then the address cut to ceil(LEN/8)
+ * octets with the bits after LEN cleared.  Returns the option data length
+ * (4 + address octets), or -EINVAL (bad address, LEN over 32/128, no LEN). */
+static int lg_ecs_parse(const char *s, uint8_t out[20])
+{
+	char addr[64];
+	const char *slash = strchr(s, '/');
+	uint8_t a[16];
+	unsigned family, max, bytes;
+	char *end;
+	unsigned long len;
+
+	if (slash == NULL || (size_t)(slash - s) >= sizeof(addr) ||
+	    slash[1] < '0' || slash[1] > '9')
+		return -EINVAL;
+	memcpy(addr, s, (size_t)(slash - s));
+	addr[slash - s] = '\0';
+	len = strtoul(slash + 1, &end, 10);
+	if (*end != '\0')
+		return -EINVAL;
+	if (inet_pton(AF_INET, addr, a) == 1) {
+		family = 1;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, a) == 1) {
+		family = 2;
+		max = 128;
+	} else {
+		return -EINVAL;
+	}
+	if (len > max)
+		return -EINVAL;
+	bytes = (unsigned)(len + 7) / 8;
+	out[0] = 0;
+	out[1] = (uint8_t)family;
+	out[2] = (uint8_t)len;
+	out[3] = 0;			/* scope: 0 in queries */
+	memcpy(out + 4, a, bytes);
+	if (len % 8)
+		out[4 + bytes - 1] &= (uint8_t)(0xff << (8 - len % 8));
+	return 4 + (int)bytes;
+}
+
 /* Builds a query (ID 0, RD clear, class IN) for name/type into q; with edns
- * an OPT RR advertising a 1232-octet UDP size is appended (RFC 6891).
- * Returns 0 or -EINVAL. */
-static int lg_query_build(struct lg_query *q, const char *name, uint16_t type,
-			  bool edns)
+ * an OPT RR advertising a 1232-octet UDP size is appended (RFC 6891); with
+ * ecs (option data from lg_ecs_parse, ecs_len octets) the OPT RR is always
+ * there and carries one EDNS Client Subnet option.  Returns 0 or -EINVAL. */
+static int lg_query_build_ecs(struct lg_query *q, const char *name,
+			      uint16_t type, bool edns, const uint8_t *ecs,
+			      int ecs_len)
 {
 	uint8_t *w = q->wire;
 	int n;
 
+	if (ecs_len < 0 || ecs_len > 20)
+		return -EINVAL;
 	memset(w, 0, 12);
 	w[5] = 1;				/* QDCOUNT */
-	n = lg_name_encode(name, w + 12, LG_MAXQ - 12 - 4 - 11);
+	n = lg_name_encode(name, w + 12, LG_MAXQ - 12 - 4 - 11 - 24);
 	if (n < 0)
 		return n;
 	size_t o = 12 + (size_t)n;
@@ -172,22 +219,44 @@ static int lg_query_build(struct lg_query *q, const char *name, uint16_t type,
 	w[o++] = 0;
 	w[o++] = 1;				/* class IN */
 	q->qend = (uint16_t)o;
-	if (edns) {
-		static const uint8_t opt[11] = { 0, 0, 41, 0x04, 0xd0,
-						 0, 0, 0, 0, 0, 0 };
+	if (edns || ecs_len > 0) {
+		static const uint8_t opt[9] = { 0, 0, 41, 0x04, 0xd0,
+						0, 0, 0, 0 };
+		unsigned rdlen = ecs_len > 0 ? 4u + (unsigned)ecs_len : 0;
+
 		memcpy(w + o, opt, sizeof(opt));
 		o += sizeof(opt);
+		w[o++] = (uint8_t)(rdlen >> 8);
+		w[o++] = (uint8_t)rdlen;
+		if (ecs_len > 0) {
+			w[o++] = 0;
+			w[o++] = 8;		/* OPTION-CODE: ECS */
+			w[o++] = 0;
+			w[o++] = (uint8_t)ecs_len;
+			memcpy(w + o, ecs, (size_t)ecs_len);
+			o += (size_t)ecs_len;
+		}
 		w[11] = 1;			/* ARCOUNT */
 	}
 	q->len = (uint16_t)o;
 	return 0;
 }
 
-/* One line of a query file.  Returns 1 and fills q for "name TYPE", 0 for a
- * blank or comment line, -EINVAL for anything else. */
+static int lg_query_build(struct lg_query *q, const char *name, uint16_t type,
+			  bool edns)
+{
+	return lg_query_build_ecs(q, name, type, edns, NULL, 0);
+}
+
+/* One line of a query file.  Returns 1 and fills q for "name TYPE" or
+ * "name TYPE ADDR/LEN" (the third field adds an EDNS Client Subnet option,
+ * and so an OPT RR, to that query), 0 for a blank or comment line, -EINVAL
+ * for anything else. */
 static int lg_line_parse(const char *line, struct lg_query *q, bool edns)
 {
-	char name[512], type[64], extra[8];
+	char name[512], type[64], subnet[64], extra[8];
+	uint8_t ecs[20];
+	int ecs_len = 0;
 	uint16_t t;
 	int n;
 
@@ -195,12 +264,15 @@ static int lg_line_parse(const char *line, struct lg_query *q, bool edns)
 		line++;
 	if (*line == '\0' || *line == '\n' || *line == '#' || *line == ';')
 		return 0;
-	n = sscanf(line, "%511s %63s %7s", name, type, extra);
-	if (n != 2)
+	n = sscanf(line, "%511s %63s %63s %7s", name, type, subnet, extra);
+	if (n != 2 && n != 3)
 		return -EINVAL;
 	if (lg_type_parse(type, &t) < 0)
 		return -EINVAL;
-	return lg_query_build(q, name, t, edns) < 0 ? -EINVAL : 1;
+	if (n == 3 && (ecs_len = lg_ecs_parse(subnet, ecs)) < 0)
+		return -EINVAL;
+	return lg_query_build_ecs(q, name, t, edns, ecs, ecs_len) < 0 ?
+	       -EINVAL : 1;
 }
 
 /* Reads a whole query file; exits with "file:line: reason" on bad input. */
@@ -227,8 +299,9 @@ static struct lg_query *lg_file_load(const char *path, bool edns, size_t *nq)
 		}
 		int rc = lg_line_parse(line, &qs[n], edns);
 		if (rc < 0) {
-			fprintf(stderr, "loadgen: %s:%zu: expected 'name TYPE' "
-				"with a valid name and type\n", path, lineno);
+			fprintf(stderr, "loadgen: %s:%zu: expected 'name TYPE "
+				"[ADDR/LEN]' with a valid name, type and "
+				"client subnet\n", path, lineno);
 			exit(2);
 		}
 		n += (size_t)rc;
@@ -275,7 +348,8 @@ static void lg_usage(void)
 "               [-w WINDOW] [-Q RATE] [-b BATCH] [-t TIMEOUT_MS] [-n COUNT]\n"
 "               [-e] [-G]\n"
 "       loadgen -P NAME/TYPE [-s ADDR] [-p PORT] [-t TIMEOUT_MS]\n"
-"  -d  query file, one 'name TYPE' per line ('-' for stdin)\n"
+"  -d  query file, one 'name TYPE' per line ('-' for stdin); a third field\n"
+"      ADDR/LEN adds an EDNS Client Subnet option to that query\n"
 "  -s  server IPv4/IPv6 address (default 127.0.0.1), -p port (default 53)\n"
 "  -l  seconds of sending (default 10); then replies are drained\n"
 "  -c  UDP sockets / source ports (default 16)\n"

@@ -100,6 +100,77 @@ static void test_lines(void)
 	      "edns: OPT with UDP size 1232 after the question");
 }
 
+/* "name TYPE ADDR/LEN": an OPT RR with one ECS option (RFC 7871): family,
+ * source prefix, scope 0, the address cut to the prefix's octets. */
+static void test_ecs(void)
+{
+	static const struct {
+		const char *name, *line;
+		int rc;
+		uint8_t data[20];	/* ECS option data */
+		int dlen;
+	} cases[] = {
+		{ "v4 /24", "g.t. A 198.51.100.0/24\n", 1,
+		  { 0, 1, 24, 0, 198, 51, 100 }, 7 },
+		{ "v4 /20 host bits cleared", "g.t. A 10.1.31.77/20", 1,
+		  { 0, 1, 20, 0, 10, 1, 16 }, 7 },
+		{ "v4 /32", "g.t. AAAA 192.0.2.9/32", 1,
+		  { 0, 1, 32, 0, 192, 0, 2, 9 }, 8 },
+		{ "v4 /0", "g.t. A 0.0.0.0/0", 1, { 0, 1, 0, 0 }, 4 },
+		{ "v6 /56", "g.t. A 2001:db8:aa:bbcc::/56", 1,
+		  { 0, 2, 56, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0xaa, 0xbb }, 11 },
+		{ "v6 /33 odd bits", "g.t. A 2001:db8:ffff::/33", 1,
+		  { 0, 2, 33, 0, 0x20, 0x01, 0x0d, 0xb8, 0x80 }, 9 },
+		{ "v4 /33", "g.t. A 192.0.2.0/33", -EINVAL, { 0 }, 0 },
+		{ "v6 /129", "g.t. A ::/129", -EINVAL, { 0 }, 0 },
+		{ "no length", "g.t. A 192.0.2.0", -EINVAL, { 0 }, 0 },
+		{ "empty length", "g.t. A 192.0.2.0/", -EINVAL, { 0 }, 0 },
+		{ "negative length", "g.t. A 192.0.2.0/-1", -EINVAL, { 0 }, 0 },
+		{ "junk after length", "g.t. A 192.0.2.0/24x", -EINVAL, { 0 }, 0 },
+		{ "bad address", "g.t. A 192.0.2/24", -EINVAL, { 0 }, 0 },
+		{ "fourth field", "g.t. A 192.0.2.0/24 x", -EINVAL, { 0 }, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct lg_query q;
+		int rc = lg_line_parse(cases[i].line, &q, false);
+
+		CHECK(rc == cases[i].rc, "ecs %s: rc %d", cases[i].name, rc);
+		if (rc != 1)
+			continue;
+		const uint8_t *o = q.wire + q.qend;
+		int dlen = cases[i].dlen;
+
+		CHECK(q.wire[11] == 1, "ecs %s: ARCOUNT", cases[i].name);
+		CHECK(q.len == q.qend + 11 + 4 + dlen,
+		      "ecs %s: length %u, want %d", cases[i].name, q.len,
+		      q.qend + 11 + 4 + dlen);
+		CHECK(o[0] == 0 && (o[1] << 8 | o[2]) == 41 &&
+		      (o[3] << 8 | o[4]) == 1232,
+		      "ecs %s: OPT owner/type/size", cases[i].name);
+		CHECK((o[9] << 8 | o[10]) == 4 + dlen,
+		      "ecs %s: RDLENGTH %d", cases[i].name, o[9] << 8 | o[10]);
+		CHECK((o[11] << 8 | o[12]) == 8 && (o[13] << 8 | o[14]) == dlen,
+		      "ecs %s: option code/length", cases[i].name);
+		CHECK(memcmp(o + 15, cases[i].data, (size_t)dlen) == 0,
+		      "ecs %s: option data", cases[i].name);
+	}
+	/* -e and a subnet: still one OPT RR. */
+	struct lg_query q;
+	CHECK(lg_line_parse("g.t. A 192.0.2.0/24", &q, true) == 1 &&
+	      q.wire[11] == 1 && q.len == q.qend + 11 + 4 + 7,
+	      "ecs with -e: one OPT");
+	/* The longest name still fits with an IPv6 /128 option. */
+	char l63[64], name[300];
+	memset(l63, 'a', 63);
+	l63[63] = '\0';
+	snprintf(name, sizeof(name), "%s.%s.%s.%.61s. A ffff::1/128", l63, l63,
+		 l63, l63);
+	CHECK(lg_line_parse(name, &q, false) == 1 && q.qend == 12 + 255 + 4 &&
+	      q.len == q.qend + 11 + 4 + 20 && q.len <= LG_MAXQ,
+	      "ecs: 255-octet name with a /128 fits (len %u)", q.len);
+}
+
 /* A reply is the query with QR set and records appended. */
 static size_t make_reply(const struct lg_query *q, uint16_t id, uint8_t *p)
 {
@@ -266,6 +337,7 @@ int main(void)
 	test_types();
 	test_names();
 	test_lines();
+	test_ecs();
 	test_match();
 	test_sweep();
 	test_block_sort();
