@@ -1247,14 +1247,30 @@ static unsigned answer_scope(const struct svc_service *s,
 	return sc > 128 ? 128 : sc;
 }
 
+/* Whether endpoint e can answer a query of type qtype (0: any): an A
+ * query takes A and CNAME endpoints, AAAA takes AAAA and CNAME. */
+static bool type_fits(const struct svc_endpoint *e, uint16_t qtype)
+{
+	return qtype == 0 || e->t.type == SVC_T_CNAME || e->t.type == qtype;
+}
+
 void svc_select(const struct svc_service *s, const struct svc_client *c,
                 const struct hstate_view *hv, uint64_t *rng,
                 uint32_t rr_step, struct svc_answer *out,
                 struct svc_why *why)
 {
+	svc_select_type(s, 0, c, hv, rng, rr_step, out, why);
+}
+
+void svc_select_type(const struct svc_service *s, uint16_t qtype,
+                     const struct svc_client *c,
+                     const struct hstate_view *hv, uint64_t *rng,
+                     uint32_t rr_step, struct svc_answer *out,
+                     struct svc_why *why)
+{
 	uint8_t ok[SVC_MAX_ENDPOINTS];
 	struct sel S;
-	size_t n = s->n_eps, cands = 0;
+	size_t n = s->n_eps, cands = 0, fits = 0, usable = 0;
 	const struct svc_rule *rule = NULL;
 
 	S.s = s;
@@ -1280,8 +1296,12 @@ void svc_select(const struct svc_service *s, const struct svc_client *c,
 		healthy = e->admin == SVC_ADMIN_UP ||
 		          (e->admin == SVC_ADMIN_AUTO &&
 		           (!e->has_check || h != HSTATE_DOWN));
-		ok[i] = healthy && !e->drained;
+		ok[i] = healthy && !e->drained && type_fits(e, qtype);
 		cands += ok[i];
+		if (e->admin != SVC_ADMIN_DOWN) {
+			fits += type_fits(e, qtype);
+			usable++;
+		}
 		if (why && i < why->cap) {
 			struct svc_why_ep *w = &why->ep[i];
 
@@ -1292,10 +1312,21 @@ void svc_select(const struct svc_service *s, const struct svc_client *c,
 			w->dist_km = -1;
 			w->rtt_ms = -1;
 			snprintf(w->reason, sizeof w->reason, "%s",
+			         !type_fits(e, qtype) ? "other address family" :
 			         e->admin == SVC_ADMIN_DOWN ? "forced down" :
 			         !healthy ? "unhealthy" :
 			         e->drained ? "drained" : "");
 		}
+	}
+	if (qtype && fits == 0 && usable > 0) {
+		/* e.g. AAAA at a service of IPv4 endpoints, or whose IPv6 ones
+		 * are all forced down: no record of that type exists, which is
+		 * NODATA (clients use the other family), not a failure. */
+		out->mode = SVC_MODE_EMPTY;
+		if (why)
+			snprintf(why->note, sizeof why->note, "no endpoint of "
+			         "the queried type: no records (NODATA)");
+		return;
 	}
 	if (cands == 0) {
 		if (s->when_down == SVC_DOWN_CLOSED || n == 0) {
@@ -1322,7 +1353,8 @@ void svc_select(const struct svc_service *s, const struct svc_client *c,
 			return;
 		}
 		for (size_t i = 0; i < n; i++) {
-			ok[i] = s->eps[i].admin != SVC_ADMIN_DOWN;
+			ok[i] = s->eps[i].admin != SVC_ADMIN_DOWN &&
+			        type_fits(&s->eps[i], qtype);
 			cands += ok[i];
 		}
 		if (cands == 0) {

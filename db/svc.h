@@ -214,6 +214,17 @@ void svc_select(const struct svc_service *s, const struct svc_client *c,
                 const struct hstate_view *hv, uint64_t *rng,
                 uint32_t rr_step, struct svc_answer *out,
                 struct svc_why *why);
+/* The same for a query of type qtype (1 A, 28 AAAA; 0 any type): only
+ * endpoints that can answer it take part (A: A and CNAME endpoints; AAAA:
+ * AAAA and CNAME), so a dual-stack service answers each family from its
+ * own healthy endpoints, and when-down applies per family. A service with
+ * no endpoint of that type that is not forced down, but with others,
+ * returns n == 0 without servfail (NODATA). */
+void svc_select_type(const struct svc_service *s, uint16_t qtype,
+                     const struct svc_client *c,
+                     const struct hstate_view *hv, uint64_t *rng,
+                     uint32_t rr_step, struct svc_answer *out,
+                     struct svc_why *why);
 
 /* Helpers shared with gslbctl (any thread, no allocation). */
 

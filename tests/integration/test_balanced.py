@@ -249,6 +249,29 @@ def corrupt_database_keeps_the_old_snapshot():
 
 
 @test
+def dual_stack_service_answers_each_family_from_its_own_endpoints():
+    db = new_db()
+    gslbctl(db, "service", "add", WWW, "--policy", "failover")
+    gslbctl(db, "endpoint", "add", WWW, "192.0.2.1", "--priority", "1")
+    gslbctl(db, "endpoint", "add", WWW, "2001:db8::1", "--priority", "2")
+    gslbctl(db, "endpoint", "add", WWW, "192.0.2.2", "--priority", "3")
+    d = start(db)
+    # the best priority overall is IPv4, yet AAAA still gets the IPv6 one
+    expect(answers_of(d, qtype="A") == ["192.0.2.1"], answers_of(d, qtype="A"))
+    expect(answers_of(d, qtype="AAAA") == ["2001:db8::1"], answers_of(d, qtype="AAAA"))
+    # the only IPv6 endpoint forced down: AAAA has nothing -> NODATA, A unaffected
+    gslbctl(db, "endpoint", "set", WWW, "2001:db8::1", "--admin", "down")
+    expect(wait_for(lambda: not answers_of(d, qtype="AAAA")), answers_of(d, qtype="AAAA"))
+    r = d.udp(WWW, "AAAA")
+    expect(r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority,
+           "AAAA with every IPv6 endpoint forced down is NODATA: %s" % r)
+    expect(answers_of(d, qtype="A") == ["192.0.2.1"], answers_of(d, qtype="A"))
+    # IPv4 drained: the A family fails over inside itself
+    gslbctl(db, "endpoint", "drain", WWW, "192.0.2.1")
+    expect(wait_for(lambda: answers_of(d, qtype="A") == ["192.0.2.2"]), answers_of(d, qtype="A"))
+
+
+@test
 def check_mode_validates_the_store():
     from gslbtest import BIN
     db = new_db()
