@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "common/log.h"
 #include "health/probe.h"
@@ -78,7 +81,7 @@ int main(int argc, char **argv)
 	char err[300];
 	bool has_lat = false, has_lon = false;
 	enum log_level lvl;
-	int o;
+	int o, rc;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
@@ -144,5 +147,11 @@ int main(int argc, char **argv)
 	if (token_load(token_file, token, sizeof(token), err, sizeof(err)) < 0)
 		fatal("gslb-probe: token file %s", err);
 	c.token = token;
-	return probe_run(&c);
+	/* Type=notify units: the options and token are good and the agent
+	 * starts now; sd_notify() is a no-op without NOTIFY_SOCKET. */
+	sd_notifyf(0, "READY=1\nSTATUS=probing as %s (region %s)\nMAINPID=%lu",
+		   c.name, c.region, (unsigned long)getpid());
+	rc = probe_run(&c);
+	sd_notify(0, "STOPPING=1");
+	return rc;
 }
