@@ -1,12 +1,18 @@
 #!/usr/bin/python3
 """bench/report.py - summary table and ratio lines for bench/run.sh.
 
-  report.py SAT_TSV MEM_TSV
+  report.py SAT_TSV MEM_TSV [GEO_TSV COMPARE SVC_TSV SVCMEM FAILOVER_TSV]
 
 SAT_TSV: one line per (round, server): round, server, answered q/s, lost,
 answered, server CPU seconds (utime+stime from /proc/PID/stat), loadgen CPU
-seconds, loadgen wall seconds.  MEM_TSV: server, load seconds, VmRSS kB.
-Either file may be missing (that part was skipped or failed).
+seconds, loadgen wall seconds, other processes' CPU %.  MEM_TSV: server,
+load seconds, VmRSS kB.  GEO_TSV and SVC_TSV: lines like SAT_TSV whose
+server column is a run label (dnsd-static, dnsd-geo, gdnsd-geo, ...;
+dnsd-static, dnsd-services).  COMPARE: "key<TAB>value" lines (total, same,
+differ, failed) from geocompare.py.  SVCMEM: "key<TAB>value" lines
+(services, endpoints, load_s, rss_kb).  FAILOVER_TSV: run, seconds until
+the first answer without the killed endpoint, seconds until it was back.
+Any file may be missing (that part was skipped or failed).
 Medians over rounds; ratios are ours (dnsd) over each peer.
 """
 import os
@@ -29,7 +35,7 @@ def rows(path, width):
     return out
 
 
-def saturation(path):
+def saturation(path, title="saturation"):
     per = {}
     for r in rows(path, 9):
         _, srv, qps, lost, ans, scpu, lcpu, wall, other = r
@@ -47,15 +53,15 @@ def saturation(path):
     if not per:
         return {}
     med = statistics.median
-    print("== Summary: saturation (median over %d rounds)"
-          % max(len(d["qps"]) for d in per.values()))
-    print("  %-6s %10s %8s %9s %9s %8s %8s %7s %s"
+    print("== Summary: %s (median over %d rounds)"
+          % (title, max(len(d["qps"]) for d in per.values())))
+    print("  %-13s %10s %8s %9s %9s %8s %8s %7s %s"
           % ("server", "q/s", "lost", "srv us/q", "lg us/q",
              "srv CPU", "lg CPU", "others", "loadgen cheaper"))
     for srv, d in per.items():
         sus = med(d["sus"]) if d["sus"] else float("nan")
         lus = med(d["lus"]) if d["lus"] else float("nan")
-        print("  %-6s %10.0f %8d %9.2f %9.2f %7.0f%% %7.0f%% %6.0f%% %s"
+        print("  %-13s %10.0f %8d %9.2f %9.2f %7.0f%% %7.0f%% %6.0f%% %s"
               % (srv, med(d["qps"]), d["lost"], sus, lus, med(d["busy"]),
                  med(d["lbusy"]), med(d["other"]),
                  "yes" if lus < sus else "NO"))
@@ -86,12 +92,64 @@ def verdict(ok):
     return "met" if ok else "MISSED"
 
 
+def keyvals(path):
+    out = {}
+    for k, v in rows(path, 2):
+        out[k] = v
+    return out
+
+
+def ratio_line(name, num, den, target, op):
+    """'ratio NAME: R (target OP T, met|MISSED)' on q/s medians."""
+    if num is None or den is None or not den["qps"]:
+        print("ratio %s: n/a (not measured)" % name)
+        return
+    r = num["qps"] / den["qps"]
+    ok = r >= target if op == ">=" else r <= target
+    extra = ""
+    if num["us"] and den["us"]:
+        extra = "; CPU us/query %.2f vs %.2f" % (num["us"], den["us"])
+    print("ratio %s: %.2f (target %s %.1f, %s%s)"
+          % (name, r, op, target, verdict(ok), extra))
+
+
+def geo_summary(path, cmp_path):
+    geo = saturation(path, "geo + ECS") if path else {}
+    cmp = keyvals(cmp_path) if cmp_path else {}
+    return geo, cmp
+
+
+def failover_summary(path):
+    r = rows(path, 3) if path else []
+    if not r:
+        return None
+    fo = [float(x[1]) for x in r if x[1] != "timeout"]
+    fb = [float(x[2]) for x in r if x[2] != "timeout"]
+    timeouts = sum(1 for x in r if x[1] == "timeout")
+    print("== Summary: failover (%d runs)" % len(r))
+    print("  failover s: %s" % " ".join(x[1] for x in r))
+    print("  failback s: %s" % " ".join(x[2] for x in r))
+    return (statistics.median(fo) if fo and not timeouts else None,
+            statistics.median(fb) if fb else None, timeouts)
+
+
 def main(argv):
-    if len(argv) != 3:
+    if len(argv) not in (3, 8):
         sys.stderr.write(__doc__)
         return 2
     sat = saturation(argv[1])
     mem = memory(argv[2])
+    more = argv[3:] if len(argv) == 8 else [None] * 5
+    geo, cmp = geo_summary(more[0], more[1])
+    svc = saturation(more[2], "100k balanced names") if more[2] else {}
+    svcmem = keyvals(more[3]) if more[3] else {}
+    if svcmem:
+        print("  store: %s services, %s endpoints; dnsd load %.2f s "
+              "(start to the last service answering), RSS %.1f MiB"
+              % (svcmem.get("services", "?"), svcmem.get("endpoints", "?"),
+                 float(svcmem.get("load_s", 0)),
+                 int(svcmem.get("rss_kb", 0)) / 1024))
+    fo = failover_summary(more[4]) if more[4] else None
     print("== Ratios (ours / peer, same run)")
     ours = sat.get("dnsd")
     for peer in PEERS:
@@ -120,6 +178,32 @@ def main(argv):
                      if mem["knot"][0] else 0))
         else:
             print("ratio RSS dnsd/knot: n/a (dnsd not measured)")
+    if geo:
+        ratio_line("geo/static dnsd", geo.get("dnsd-geo"),
+                   geo.get("dnsd-static"), 0.9, ">=")
+        ratio_line("geo dnsd/gdnsd", geo.get("dnsd-geo"),
+                   geo.get("gdnsd-geo"), 1.2, ">=")
+        if "dnsd-geo" in geo:
+            print("lost queries dnsd geo: %d (target 0, %s)"
+                  % (geo["dnsd-geo"]["lost"],
+                     verdict(geo["dnsd-geo"]["lost"] == 0)))
+    if cmp:
+        print("same geo answers dnsd/gdnsd: %s of %s (%s differ, %s "
+              "unanswered)" % (cmp.get("same"), cmp.get("total"),
+                               cmp.get("differ"), cmp.get("failed")))
+    if svc:
+        ratio_line("100k names/static dnsd", svc.get("dnsd-services"),
+                   svc.get("dnsd-static"), 0.95, ">=")
+    if fo is not None:
+        med, back, timeouts = fo
+        if med is None:
+            print("failover median: n/a (%d runs timed out) (target <= 3.0 "
+                  "s, MISSED)" % timeouts)
+        else:
+            print("failover median: %.2f s (target <= 3.0 s, %s)"
+                  % (med, verdict(med <= 3.0)))
+        if back is not None:
+            print("failback median: %.2f s (check_rise 2)" % back)
     return 0
 
 

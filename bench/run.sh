@@ -30,10 +30,15 @@ LOADGEN=$ROOT/build/bench/loadgen
 
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-	DEF_SECONDS=4 DEF_ROUNDS=1 DEF_LAT=3 DEF_MEM=200000
+	DEF_SECONDS=4 DEF_ROUNDS=1 DEF_LAT=3 DEF_MEM=200000 DEF_GEO=20000
+	DEF_FO=3
 else
-	DEF_SECONDS=10 DEF_ROUNDS=3 DEF_LAT=10 DEF_MEM=1000000
+	DEF_SECONDS=10 DEF_ROUNDS=3 DEF_LAT=10 DEF_MEM=1000000 DEF_GEO=30000
+	DEF_FO=7
 fi
+GEO_NETWORKS=${BENCH_GEO_NETWORKS:-$DEF_GEO}
+SVC_COUNT=${BENCH_SERVICES:-100000}
+FO_RUNS=${BENCH_FAILOVER_RUNS:-$DEF_FO}
 SAT_SECONDS=${BENCH_SECONDS:-$DEF_SECONDS}
 ROUNDS=${BENCH_ROUNDS:-$DEF_ROUNDS}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-$DEF_LAT}
@@ -145,10 +150,17 @@ EOF
 # start_SERVER ZONEFILE ORIGIN PORT DIR: exec the server in the foreground,
 # pinned to SERVER_CPU, one query thread; stdout/stderr to DIR/log.
 
+# DNSD_ARGS: more dnsd options (--db, --geoip) for the next start.
+# GDNSD_PLUGINS: a plugins => { ... } stanza for the next gdnsd config, and
+# GDNSD_GEOIP an MMDB linked into its geoip directory.
+DNSD_ARGS=()
+GDNSD_PLUGINS=""
+GDNSD_GEOIP=""
+
 start_dnsd() {
 	local zone=$1 port=$3 dir=$4
 	taskset -c $SERVER_CPU "$ROOT/bin/dnsd" --listen 127.0.0.1:"$port" \
-		--zone "$zone" --threads 1 >"$dir/log" 2>&1 &
+		--zone "$zone" --threads 1 "${DNSD_ARGS[@]}" >"$dir/log" 2>&1 &
 	LAST_PID=$!
 }
 
@@ -187,8 +199,9 @@ EOF
 
 start_gdnsd() {
 	local zone=$1 origin=$2 port=$3 dir=$4
-	mkdir -p "$dir/zones" "$dir/run" "$dir/state"
+	mkdir -p "$dir/zones" "$dir/run" "$dir/state" "$dir/geoip"
 	ln -sf "$zone" "$dir/zones/${origin%.}"
+	[ -n "$GDNSD_GEOIP" ] && ln -sf "$GDNSD_GEOIP" "$dir/geoip/"
 	# experimental_no_chain => false: follow CNAMEs inside the zone like
 	# dnsd and Knot do, so all three answer the same records.
 	cat > "$dir/config" <<EOF
@@ -200,6 +213,7 @@ options => {
   state_dir => $dir/state
   experimental_no_chain => false
 }
+$GDNSD_PLUGINS
 EOF
 	taskset -c $SERVER_CPU gdnsd -c "$dir" start >"$dir/log" 2>&1 &
 	LAST_PID=$!
@@ -279,10 +293,41 @@ check_same_answers() {
 	done
 }
 
+# sat_one ROUND KEY LABEL QFILE TSV: one closed-loop run of SAT_SECONDS
+# against server KEY with QFILE; appends a line (round, LABEL, q/s, lost,
+# answered, server CPU s, loadgen CPU s, wall s, others %) to TSV and prints
+# it.  The server CPU is utime+stime of KEY's process over the run.
+sat_one() {
+	local r=$1 key=$2 label=$3 qfile=$4 tsv=$5 res t0 t1 b0 b1 srv_s other
+	t0=$(cpu_ticks "${PID[$key]}")
+	b0=$(busy_ticks)
+	res=$(taskset -c $CLIENT_CPU "$LOADGEN" -p "${PORT[$key]}" -d "$qfile" \
+		-l "$SAT_SECONDS" -w "$WINDOW" -c "$SOCKETS" -b "$BATCH" | grep '^RESULT')
+	t1=$(cpu_ticks "${PID[$key]}")
+	b1=$(busy_ticks)
+	[ -n "$res" ] || { say "bench: loadgen failed against $label"; FAILED=1; return 1; }
+	srv_s=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { print (b - a) / hz }')
+	# Other processes on our two CPUs during the run, in % of one CPU: a
+	# shared machine makes such rounds unreliable.
+	other=$(awk -v b="$((b1 - b0))" -v s="$srv_s" -v l="$(kv cpu_s "$res")" \
+		-v w="$(kv wall_s "$res")" -v hz="$CLK_TCK" \
+		'BEGIN { o = (b / hz - s - l) / w * 100; printf "%.0f", o < 0 ? 0 : o }')
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$label" "$(kv qps "$res")" \
+		"$(kv lost "$res")" "$(kv answered "$res")" "$srv_s" \
+		"$(kv cpu_s "$res")" "$(kv wall_s "$res")" "$other" >> "$tsv"
+	say "$(printf '  round %d %-12s %8s q/s  lost %-5s server %5.2f us/q %3.0f%% CPU  loadgen %5.2f us/q %3.0f%% CPU  others %3s%%' \
+		"$r" "$label" "$(kv qps "$res")" "$(kv lost "$res")" \
+		"$(awk -v c="$srv_s" -v n="$(kv answered "$res")" 'BEGIN { print n ? c * 1e6 / n : 0 }')" \
+		"$(awk -v c="$srv_s" -v w="$(kv wall_s "$res")" 'BEGIN { print 100 * c / w }')" \
+		"$(kv cpu_us_per_q "$res")" \
+		"$(awk -v c="$(kv cpu_s "$res")" -v w="$(kv wall_s "$res")" 'BEGIN { print 100 * c / w }')" \
+		"$other")"
+}
+
 # Saturation: ROUNDS rounds, each server SAT_SECONDS in turn (the order rotates
 # every round).  One line per (round, server) into $T/sat.tsv.
 saturation() {
-	local r s order i res t0 t1 b0 b1 srv_s other
+	local r s order i
 	local -a list=($ACTIVE)
 	say ""
 	say "== Saturation: closed loop, $WINDOW queries in flight over $SOCKETS sockets (batch $BATCH, UDP GSO), $ROUNDS x ${SAT_SECONDS} s per server"
@@ -292,29 +337,7 @@ saturation() {
 			order+="${list[$(((i + r - 1) % ${#list[@]}))]} "
 		done
 		for s in $order; do
-			t0=$(cpu_ticks "${PID[$s]}")
-			b0=$(busy_ticks)
-			res=$(taskset -c $CLIENT_CPU "$LOADGEN" -p "${PORT[$s]}" -d "$QUERIES" \
-				-l "$SAT_SECONDS" -w "$WINDOW" -c "$SOCKETS" -b "$BATCH" | grep '^RESULT')
-			t1=$(cpu_ticks "${PID[$s]}")
-			b1=$(busy_ticks)
-			[ -n "$res" ] || { say "bench: loadgen failed against $s"; FAILED=1; continue; }
-			srv_s=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { print (b - a) / hz }')
-			# Other processes on our two CPUs during the run, in % of
-			# one CPU: a shared machine makes such rounds unreliable.
-			other=$(awk -v b="$((b1 - b0))" -v s="$srv_s" -v l="$(kv cpu_s "$res")" \
-				-v w="$(kv wall_s "$res")" -v hz="$CLK_TCK" \
-				'BEGIN { o = (b / hz - s - l) / w * 100; printf "%.0f", o < 0 ? 0 : o }')
-			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$(kv qps "$res")" \
-				"$(kv lost "$res")" "$(kv answered "$res")" "$srv_s" \
-				"$(kv cpu_s "$res")" "$(kv wall_s "$res")" "$other" >> "$T/sat.tsv"
-			say "$(printf '  round %d %-6s %8s q/s  lost %-5s server %5.2f us/q %3.0f%% CPU  loadgen %5.2f us/q %3.0f%% CPU  others %3s%%' \
-				"$r" "$s" "$(kv qps "$res")" "$(kv lost "$res")" \
-				"$(awk -v c="$srv_s" -v n="$(kv answered "$res")" 'BEGIN { print n ? c * 1e6 / n : 0 }')" \
-				"$(awk -v c="$srv_s" -v w="$(kv wall_s "$res")" 'BEGIN { print 100 * c / w }')" \
-				"$(kv cpu_us_per_q "$res")" \
-				"$(awk -v c="$(kv cpu_s "$res")" -v w="$(kv wall_s "$res")" 'BEGIN { print 100 * c / w }')" \
-				"$other")"
+			sat_one "$r" "$s" "$s" "$QUERIES" "$T/sat.tsv"
 		done
 	done
 }
@@ -381,11 +404,94 @@ memory() {
 	done
 }
 
-# Hooks for the later parts of issue 2 (balanced names): geo+ECS answers
-# against gdnsd's geoip plugin on the same MMDB, and 100k services x 4
-# endpoints.  They need dnsd to serve balanced names first.
-bench_geo() { :; }
+# rotate_runs ROUND RUN...: each RUN is KEY:LABEL:QFILE; runs them with
+# sat_one into $RUN_TSV, the order rotated by the round number.
+rotate_runs() {
+	local r=$1 i n run key label qfile
+	shift
+	n=$#
+	local -a runs=("$@")
+	for ((i = 0; i < n; i++)); do
+		run=${runs[$(((i + r - 1) % n))]}
+		key=${run%%:*} run=${run#*:}
+		label=${run%%:*} qfile=${run#*:}
+		sat_one "$r" "$key" "$label" "$qfile" "$RUN_TSV"
+	done
+}
+
+# Geo answers with ECS (issue 4): dnsd's geo service against gdnsd's geoip
+# plugin (city auto mode) on the same generated MMDB and the same queries,
+# and dnsd's static name with the same ECS options.  Results in $T/geo.tsv.
+bench_geo() {
+	local g=$T/geo dc addr lat lon plugins="" coords="" dcmap="" names="" r
+	say ""
+	say "== Geo + ECS: dnsd geo service vs gdnsd plugin_geoip, same MMDB ($GEO_NETWORKS networks) and queries"
+	/usr/bin/python3 "$ROOT/bench/gengeo.py" "$g" "$GEO_NETWORKS" 100000 ||
+		{ say "bench: gengeo failed"; FAILED=1; return; }
+	perl "$ROOT/tests/tools/mkmmdb.pl" "$g/geo.tsv" "$g/geo.mmdb" ||
+		{ say "bench: mkmmdb failed"; FAILED=1; return; }
+	"$ROOT/bin/gslbctl" --db "$g/geo.db" init >/dev/null &&
+	"$ROOT/bin/gslbctl" --db "$g/geo.db" service add geo.geo.test --policy geo --ttl 30 ||
+		{ FAILED=1; return; }
+	while IFS=$'\t' read -r dc addr lat lon; do
+		"$ROOT/bin/gslbctl" --db "$g/geo.db" endpoint add geo.geo.test "$addr" \
+			--region "$dc" --lat "$lat" --lon "$lon" || { FAILED=1; return; }
+		names+="$dc, " coords+="$dc => [ $lat, $lon ], " dcmap+="$dc => $addr, "
+	done < "$g/dcs.tsv"
+	say "  MMDB: $(grep -c '^[0-9]' "$g/geo.tsv") IPv4 + $(grep -c '^[0-9a-f]*:' "$g/geo.tsv") IPv6 networks around 48 cities, $(du -k "$g/geo.mmdb" | cut -f1) KiB; 100,000 queries with ECS (IPv4 /24, IPv6 /56; $(grep -c ':' "$g/q-geo.txt") IPv6), $(sort -u "$g/q-geo.txt" | wc -l) distinct"
+	say "  data centres (dnsd endpoints = gdnsd datacenters): ${coords%, }"
+	local ok=""
+	DNSD_ARGS=(--db "$g/geo.db" --geoip "$g/geo.mmdb")
+	if launch dnsd geo-dnsd "$g/dnsd.zone" geo.test. geo.geo.test.; then
+		ok+="dnsd "
+	else
+		say "bench: dnsd with --geoip failed to start"; FAILED=1
+	fi
+	DNSD_ARGS=()
+	if case " $SERVERS " in *" gdnsd "*) true ;; *) false ;; esac; then
+		GDNSD_GEOIP=$g/geo.mmdb
+		GDNSD_PLUGINS="plugins => { geoip => {
+  maps => { m => {
+    geoip2_db => geo.mmdb
+    datacenters => [ ${names%, } ]
+    auto_dc_coords => { ${coords%, } }
+  } }
+  resources => { geores => { map => m, dcmap => { ${dcmap%, } } } }
+} }"
+		if launch gdnsd geo-gdnsd "$g/gdnsd.zone" geo.test. geo.geo.test.; then
+			ok+="gdnsd "
+		else
+			say "bench: gdnsd with plugin_geoip failed to start"; FAILED=1
+		fi
+		GDNSD_PLUGINS="" GDNSD_GEOIP=""
+	fi
+	if [ "$ok" = "dnsd gdnsd " ]; then
+		local cmp
+		cmp=$(/usr/bin/python3 "$ROOT/bench/geocompare.py" "$g/q-sample.txt" \
+			"${PORT[geo-dnsd]}" "${PORT[geo-gdnsd]}" dnsd gdnsd)
+		say "  same answers (first 2,000 queries, A records compared):"
+		say "$(printf '%s\n' "$cmp" | sed 's/^COMPARE/  COMPARE/')"
+		printf '%s\n' "$cmp" | grep '^COMPARE' | tr ' ' '\n' | sed -n 's/=/\t/p' > "$g/compare"
+		grep -q 'differ=0 failed=0' <<<"$cmp" ||
+			say "  WARNING: dnsd and gdnsd answer some subnets differently (listed above)"
+	fi
+	local -a runs=()
+	case $ok in *dnsd*) runs+=("geo-dnsd:dnsd-static:$g/q-static.txt" "geo-dnsd:dnsd-geo:$g/q-geo.txt") ;; esac
+	case $ok in *gdnsd*) runs+=("geo-gdnsd:gdnsd-geo:$g/q-geo.txt" "geo-gdnsd:gdnsd-static:$g/q-static.txt") ;; esac
+	if [ ${#runs[@]} -gt 0 ]; then
+		say "  saturation, $ROUNDS x ${SAT_SECONDS} s each: static = sta.geo.test (zone A record), geo = geo.geo.test, same ECS options"
+		RUN_TSV=$T/geo.tsv
+		for ((r = 1; r <= ROUNDS; r++)); do
+			rotate_runs "$r" "${runs[@]}"
+		done
+	fi
+	for s in geo-dnsd geo-gdnsd; do
+		[ -n "${PID[$s]:-}" ] && halt "$s"
+	done
+}
+
 bench_services() { :; }
+bench_failover() { :; }
 
 # --- main ----------------------------------------------------------------------
 
@@ -427,11 +533,15 @@ case " $SKIP " in *" sat "*) ;; *) saturation ;; esac
 case " $SKIP " in *" lat "*) ;; *) latency ;; esac
 for s in $ACTIVE; do halt "$s"; done
 case " $SKIP " in *" mem "*) ;; *) memory ;; esac
-bench_geo
-bench_services
+if [ -x "$ROOT/bin/dnsd" ]; then
+	case " $SKIP " in *" geo "*) ;; *) bench_geo ;; esac
+	case " $SKIP " in *" svc "*) ;; *) bench_services ;; esac
+	case " $SKIP " in *" failover "*) ;; *) bench_failover ;; esac
+fi
 
 say ""
-/usr/bin/python3 "$ROOT/bench/report.py" "$T/sat.tsv" "$T/mem.tsv" | tee -a "$RESULTS"
+/usr/bin/python3 "$ROOT/bench/report.py" "$T/sat.tsv" "$T/mem.tsv" "$T/geo.tsv" \
+	"$T/geo/compare" "$T/svc.tsv" "$T/svcmem.tsv" "$T/failover.tsv" | tee -a "$RESULTS"
 say ""
 say "bench: results in bench/out/results.txt"
 exit $FAILED
