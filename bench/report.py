@@ -10,7 +10,7 @@ load seconds, VmRSS kB.  GEO_TSV and SVC_TSV: lines like SAT_TSV whose
 server column is a run label (dnsd-static, dnsd-geo, gdnsd-geo, ...;
 dnsd-static, dnsd-services).  COMPARE: "key<TAB>value" lines (total, same,
 differ, failed) from geocompare.py.  SVCMEM: "key<TAB>value" lines
-(services, endpoints, load_s, rss_kb).  FAILOVER_TSV: run, seconds until
+(services, endpoints, load_s, rss_kb, zone_rss_kb).  FAILOVER_TSV: run, seconds until
 the first answer without the killed endpoint, seconds until it was back.
 Any file may be missing (that part was skipped or failed).
 Medians over rounds; ratios are ours (dnsd) over each peer.
@@ -109,7 +109,7 @@ def ratio_line(name, num, den, target, op):
     extra = ""
     if num["us"] and den["us"]:
         extra = "; CPU us/query %.2f vs %.2f" % (num["us"], den["us"])
-    print("ratio %s: %.2f (target %s %.1f, %s%s)"
+    print("ratio %s: %.2f (target %s %g, %s%s)"
           % (name, r, op, target, verdict(ok), extra))
 
 
@@ -145,10 +145,12 @@ def main(argv):
     svcmem = keyvals(more[3]) if more[3] else {}
     if svcmem:
         print("  store: %s services, %s endpoints; dnsd load %.2f s "
-              "(start to the last service answering), RSS %.1f MiB"
+              "(start to the last service answering), RSS %.1f MiB "
+              "(static zone alone %.1f MiB)"
               % (svcmem.get("services", "?"), svcmem.get("endpoints", "?"),
                  float(svcmem.get("load_s", 0)),
-                 int(svcmem.get("rss_kb", 0)) / 1024))
+                 int(svcmem.get("rss_kb", 0)) / 1024,
+                 int(svcmem.get("zone_rss_kb", 0)) / 1024))
     fo = failover_summary(more[4]) if more[4] else None
     print("== Ratios (ours / peer, same run)")
     ours = sat.get("dnsd")

@@ -258,7 +258,7 @@ halt() {
 	rc=$?
 	# The contract says dnsd exits 0 on SIGTERM; gdnsd re-raises the
 	# signal (status 143), which is its normal way out.
-	case $key in dnsd|mem-dnsd) [ $rc = 0 ] || say "bench: note: $key exited with status $rc after SIGTERM" ;; esac
+	case $key in dnsd|*-dnsd) [ $rc = 0 ] || say "bench: note: $key exited with status $rc after SIGTERM" ;; esac
 	unset "PID[$key]"
 }
 
@@ -490,7 +490,66 @@ bench_geo() {
 	done
 }
 
-bench_services() { :; }
+# 100,000 balanced names x 4 endpoints (issue 3): the store is written
+# straight into the schema by gensvc.py, checked with dnsd --check, then
+# dnsd's load time and RSS, and q/s over all services against the same
+# number of static names (same answers) in the same server.
+bench_services() {
+	local d=$T/svc r rss rss0 chk last
+	say ""
+	say "== Balanced names: $SVC_COUNT services x 4 endpoints (failover, weighted, all) vs as many static names"
+	mkdir -p "$d"
+	"$ROOT/bin/gslbctl" --db "$d/svc.db" init >/dev/null ||
+		{ say "bench: gslbctl init failed"; FAILED=1; return; }
+	/usr/bin/python3 "$ROOT/bench/gensvc.py" "$d/svc.db" "$d" "$SVC_COUNT" ||
+		{ say "bench: gensvc failed"; FAILED=1; return; }
+	last=$(cat "$d/last")
+	if ! chk=$("$ROOT/bin/dnsd" --check --db "$d/svc.db" --zone "$d/svc.zone" 2>&1); then
+		say "bench: dnsd --check failed on the generated store:"
+		say "$(printf '%s\n' "$chk" | tail -5)"
+		FAILED=1
+		return
+	fi
+	say "  dnsd --check: $(printf '%s\n' "$chk" | grep -m1 'services' | sed 's/^dnsd: //')"
+	# The static zone alone first, for the RSS the store adds.
+	if launch dnsd svc-zone "$d/svc.zone" svc.test. s0.svc.test.; then
+		sleep 1
+		rss0=$(rss_kb "${PID[svc-zone]}")
+		halt svc-zone
+	fi
+	DNSD_ARGS=(--db "$d/svc.db")
+	if ! launch dnsd svc-dnsd "$d/svc.zone" svc.test. "$last"; then
+		DNSD_ARGS=()
+		say "bench: dnsd with $SVC_COUNT services failed to start"
+		FAILED=1
+		[ -n "${PID[svc-dnsd]:-}" ] && halt svc-dnsd
+		return
+	fi
+	DNSD_ARGS=()
+	sleep 1
+	rss=$(rss_kb "${PID[svc-dnsd]}")
+	{
+		printf 'services\t%s\nendpoints\t%s\n' "$SVC_COUNT" "$((4 * SVC_COUNT))"
+		printf 'load_s\t%s\nrss_kb\t%s\nzone_rss_kb\t%s\n' "$LOAD_S" "$rss" "${rss0:-0}"
+	} > "$T/svcmem.tsv"
+	say "$(printf '  load %s s (start to an answer for %s), RSS %.1f MiB (the static zone alone: %.1f MiB)' \
+		"$LOAD_S" "$last" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" \
+		"$(awk -v k="${rss0:-0}" 'BEGIN { print k / 1024 }')")"
+	local q res
+	for q in static svc; do
+		res=$(taskset -c $CLIENT_CPU "$LOADGEN" -p "${PORT[svc-dnsd]}" -d "$d/q-$q.txt" \
+			-n "$SVC_COUNT" -l 60 -w 16 -c 2 | grep '^RESULT')
+		say "$(printf '  one pass, %-6s noerror=%s nxdomain=%s servfail=%s answer_rrs=%s lost=%s' "$q" \
+			"$(kv noerror "$res")" "$(kv nxdomain "$res")" "$(kv servfail "$res")" \
+			"$(kv ancount "$res")" "$(kv lost "$res")")"
+	done
+	say "  saturation, $ROUNDS x ${SAT_SECONDS} s each: $SVC_COUNT queries, each name once per pass, same order"
+	RUN_TSV=$T/svc.tsv
+	for ((r = 1; r <= ROUNDS; r++)); do
+		rotate_runs "$r" "svc-dnsd:dnsd-static:$d/q-static.txt" "svc-dnsd:dnsd-services:$d/q-svc.txt"
+	done
+	halt svc-dnsd
+}
 bench_failover() { :; }
 
 # --- main ----------------------------------------------------------------------
