@@ -43,7 +43,7 @@ PROGS    := $(BIN)/dnsd $(BIN)/gslbctl $(BIN)/gslb-probe
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit integration run bench asan tsan fuzz clean check
+.PHONY: all deps test unit integration run bench asan tsan fuzz clean check install uninstall
 .DEFAULT_GOAL := all
 
 all: deps $(PROGS) $(UNIT_BINS)
@@ -113,5 +113,40 @@ fuzz: deps
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz bin
+
+# make install [DESTDIR=DIR] [PREFIX=/usr/local]: programs, man pages, the
+# systemd units (their @SBINDIR@/@SYSCONFDIR@ filled in here, so ExecStart
+# names the installed binary) and the example configuration. The units go to
+# $(PREFIX)/lib/systemd/system (/usr/local/lib/systemd/system and
+# /usr/lib/systemd/system are both on systemd's search path).
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+INST_MAN5  := dnsd.conf.5
+INST_MAN8  := dnsd.8 gslb-probe.8 gslbctl.8
+INST_UNITS := dnsd.service gslb-probe@.service
+INST_ETC   := dnsd.conf.example probe.env.example
+INST_SUBST := sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+
+install: $(PROGS)
+	install -D -m 0755 $(BIN)/dnsd $(DESTDIR)$(SBINDIR)/dnsd
+	install -D -m 0755 $(BIN)/gslb-probe $(DESTDIR)$(SBINDIR)/gslb-probe
+	install -D -m 0755 $(BIN)/gslbctl $(DESTDIR)$(BINDIR)/gslbctl
+	for f in $(INST_MAN5); do install -D -m 0644 man/$$f $(DESTDIR)$(MANDIR)/man5/$$f || exit 1; done
+	for f in $(INST_MAN8); do install -D -m 0644 man/$$f $(DESTDIR)$(MANDIR)/man8/$$f || exit 1; done
+	@mkdir -p $(BUILD)/dist
+	for f in $(INST_UNITS) $(INST_ETC); do $(INST_SUBST) dist/$$f > $(BUILD)/dist/$$f || exit 1; done
+	for f in $(INST_UNITS); do install -D -m 0644 $(BUILD)/dist/$$f $(DESTDIR)$(UNITDIR)/$$f || exit 1; done
+	for f in $(INST_ETC); do install -D -m 0644 $(BUILD)/dist/$$f $(DESTDIR)$(SYSCONFDIR)/gslb/$$f || exit 1; done
+
+# Removes what install put there; never a dnsd.conf, token or store.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/dnsd $(DESTDIR)$(SBINDIR)/gslb-probe $(DESTDIR)$(BINDIR)/gslbctl \
+	      $(INST_MAN5:%=$(DESTDIR)$(MANDIR)/man5/%) $(INST_MAN8:%=$(DESTDIR)$(MANDIR)/man8/%) \
+	      $(INST_UNITS:%=$(DESTDIR)$(UNITDIR)/%) $(INST_ETC:%=$(DESTDIR)$(SYSCONFDIR)/gslb/%)
+	rmdir $(DESTDIR)$(SYSCONFDIR)/gslb 2>/dev/null || true
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
