@@ -293,11 +293,13 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 	svc_select_type(svc, qtype == TYPE_A || qtype == TYPE_AAAA ? qtype : 0,
 			&cl, x->s->hv, &x->w->rng, x->w->rr++, &ans, NULL);
 	/* The honest ECS scope, in the query's family (RFC 7871 7.2.1). */
-	scope = ans.scope;
-	if (x->q->ecs_family == 1)
-		scope = scope > 96 ? scope - 96 : 0;
-	if (!(x->q->ecs && x->q->ecs_source == 0) && scope > x->ecs_scope)
-		x->ecs_scope = (uint8_t)(scope > 128 ? 128 : scope);
+	if (x->q->ecs && x->q->ecs_source > 0) {
+		scope = ans.scope;
+		if (x->q->ecs_family == 1)
+			scope = scope > 96 ? scope - 96 : 0;
+		if (scope > x->ecs_scope)
+			x->ecs_scope = (uint8_t)(scope > 128 ? 128 : scope);
+	}
 	if (ans.servfail) {
 		x->rcode = RCODE_SERVFAIL;
 		x->aa = false;
@@ -347,10 +349,17 @@ static void lookup(struct ctx *x)
 			referral(x, n->cut);
 			return;
 		}
-		/* DS lives in the parent, at the cut itself (RFC 4035 3.1.4.1). */
+		/* DS lives in the parent, at the cut itself (RFC 4035 3.1.4.1);
+		 * when we serve the child too, the parent's cut is behind it. */
 		if ((n->flags & NODE_CUT) && q->qtype != TYPE_DS) {
 			referral(x, n);
 			return;
+		}
+		if ((n->flags & NODE_APEX) && q->qtype == TYPE_DS) {
+			const struct node *cut = zonetab_parent_cut(x->s->zt, n);
+
+			if (cut)
+				n = cut;
 		}
 		from_node(x, n, NULL, 0, 0);
 		return;

@@ -48,8 +48,9 @@ struct zonetab *zonetab_build(struct zone *const *zones, size_t n)
 	while (size < total * 2)
 		size *= 2;
 	t->slot = calloc(size, sizeof(*t->slot));
+	t->shadowed = calloc(n ? n : 1, sizeof(*t->shadowed));
 	sorted = malloc((n ? n : 1) * sizeof(*sorted));
-	if (!t->slot || !sorted) {
+	if (!t->slot || !t->shadowed || !sorted) {
 		free(sorted);
 		zonetab_free(t);
 		return NULL;
@@ -71,8 +72,14 @@ struct zonetab *zonetab_build(struct zone *const *zones, size_t n)
 			    (s = slot_of(t, nd->cut)) && *s && (*s)->zone != z)
 				continue;
 			s = slot_of(t, nd);
-			if (!*s)
+			if (!*s) {
 				t->n_names++;
+			} else if ((nd->flags & NODE_APEX) && ((*s)->flags & NODE_CUT) &&
+				   t->n_shadowed < n) {
+				t->shadowed[t->n_shadowed][0] = nd;
+				t->shadowed[t->n_shadowed][1] = *s;
+				t->n_shadowed++;
+			}
 			*s = nd;
 		}
 	}
@@ -87,6 +94,7 @@ void zonetab_free(struct zonetab *t)
 		return;
 	free(t->slot);
 	free(t->zones);
+	free(t->shadowed);
 	free(t);
 }
 
@@ -104,6 +112,15 @@ const struct node *zonetab_find(const struct zonetab *t, const uint8_t *name,
 		    memcmp(n->name, name, len) == 0)
 			return n;
 	}
+}
+
+const struct node *zonetab_parent_cut(const struct zonetab *t,
+				      const struct node *apex)
+{
+	for (size_t i = 0; i < t->n_shadowed; i++)
+		if (t->shadowed[i][0] == apex)
+			return t->shadowed[i][1];
+	return NULL;
 }
 
 const struct node *zonetab_encloser(const struct zonetab *t,

@@ -29,6 +29,10 @@ struct zonetab {
 	struct zone **zones;     /* borrowed: the snapshot owns the zones */
 	size_t n_zones;
 	size_t n_names;
+	/* Where a served child zone's apex hides the parent's delegation
+	 * node of the same name: pairs (child apex, parent cut), for DS. */
+	const struct node *(*shadowed)[2];
+	size_t n_shadowed;
 };
 
 /* Settings the query path needs; copied into every snapshot. */
@@ -75,6 +79,10 @@ void zonetab_free(struct zonetab *t);
 /* Query path: exact lookup of a lower-cased wire name. */
 const struct node *zonetab_find(const struct zonetab *t, const uint8_t *name,
 				size_t len);
+/* Query path: the parent zone's delegation node hidden by the served
+ * child apex, or NULL (not nested, or the parent is not served). */
+const struct node *zonetab_parent_cut(const struct zonetab *t,
+				      const struct node *apex);
 /* Query path: the closest existing ancestor of name (name itself excluded)
  * or NULL when name is outside every zone. */
 const struct node *zonetab_encloser(const struct zonetab *t,

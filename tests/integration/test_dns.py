@@ -188,6 +188,13 @@ def nested_zone_served_too():
     r = both("nope.gslb.example.com.", "A")
     expect(r.rcode() == dns.rcode.NXDOMAIN and
            r.authority[0].name.to_text() == "gslb.example.com.", r)
+    # DS belongs to the parent side of the cut, even though we serve both
+    r = both("gslb.example.com.", "DS")
+    expect(r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA and not r.answer and
+           r.authority[0].name.to_text() == "example.com.", r)
+    r = both("gslb.example.com.", "NS")
+    expect(r.flags & dns.flags.AA and len(r.answer) == 1 and
+           r.answer[0].rdtype == dns.rdatatype.NS, r)
 
 
 @test
