@@ -16,7 +16,11 @@
 #   BENCH_LAT_SECONDS  length of each latency run (default 10)
 #   BENCH_MEM_RECORDS  records in the memory zone (default 1000000)
 #   BENCH_SERVERS   servers to measure (default "dnsd knot gdnsd")
-#   BENCH_SKIP      parts to skip, any of "sat lat mem"
+#   BENCH_SKIP      parts to skip, any of "sat lat mem geo svc failover"
+#   BENCH_GEO_NETWORKS  networks in the generated MMDB (default 30000;
+#                   quick 20000)
+#   BENCH_SERVICES  balanced names in the store (default 100000)
+#   BENCH_FAILOVER_RUNS  failover runs (default 7; quick 3)
 #
 # Every server runs pinned to CPU 0 with one query thread; the load generator
 # and dnsperf run pinned to CPU 1.  Traffic goes to 127.0.0.1 only.  Every
@@ -550,7 +554,15 @@ bench_services() {
 	done
 	halt svc-dnsd
 }
-bench_failover() { :; }
+# Failover time (issue 5): bench/failover.py starts its own dnsd, agents and
+# backends and stops them by PID; one line per run into $T/failover.tsv.
+bench_failover() {
+	say ""
+	say "== Failover: $FO_RUNS runs, active backend killed, first answer without it"
+	/usr/bin/python3 "$ROOT/bench/failover.py" --runs "$FO_RUNS" \
+		--tsv "$T/failover.tsv" 2>&1 | grep -v '^FAILOVER ' | sed 's/^/  /' | tee -a "$RESULTS"
+	[ "${PIPESTATUS[0]}" = 0 ] || { say "bench: failover part failed"; FAILED=1; }
+}
 
 # --- main ----------------------------------------------------------------------
 
