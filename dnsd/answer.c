@@ -184,6 +184,10 @@ static void chase(struct ctx *x, const uint8_t *t, unsigned depth)
 			from_node(x, n, target, tlen, depth);
 		return;
 	}
+	if ((n = snap_svc_ent(x->s, target, tlen)) != NULL) {
+		from_node(x, n, target, tlen, depth);  /* NODATA */
+		return;
+	}
 	n = zonetab_encloser(x->s->zt, target, tlen);
 	if (!n || (n->flags & (NODE_CUT | NODE_OCCLUDED)))
 		return;             /* not ours, or delegated */
@@ -362,6 +366,10 @@ static void lookup(struct ctx *x)
 				n = cut;
 		}
 		from_node(x, n, NULL, 0, 0);
+		return;
+	}
+	if ((n = snap_svc_ent(x->s, q->lname, q->qname_len)) != NULL) {
+		from_node(x, n, NULL, 0, 0);          /* NODATA */
 		return;
 	}
 	n = zonetab_encloser(x->s->zt, q->lname, q->qname_len);

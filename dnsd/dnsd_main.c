@@ -205,7 +205,7 @@ static struct snap *snap_clone(struct server *sv, const struct snap *base)
 		s->zt = base->zt;
 		s->geo = base->geo;
 		s->svc = base->svc;
-		s->svc_zone = base->svc_zone;
+		s->svcx = base->svcx;
 		s->hv = base->hv;
 	}
 	answer_conf_init(&sv->conf, &s->conf);
@@ -255,8 +255,8 @@ static void snap_retire(struct snap *old, const struct snap *cur)
 		geo_free(old->geo);
 	if (!cur || old->svc != cur->svc)
 		svc_set_free(old->svc);
-	if (!cur || old->svc_zone != cur->svc_zone)
-		free(old->svc_zone);
+	if (!cur || old->svcx != cur->svcx)
+		svc_index_free(old->svcx);
 	if (!cur || old->hv != cur->hv)
 		hstate_view_free(old->hv);
 	free(old->zones);
@@ -272,36 +272,6 @@ static void snap_discard(struct snap *s, const struct snap *base)
 
 static void db_problem(struct server *sv, const char *msg);
 
-/* Per service of set, the zone of zt that serves it. A service outside
- * every zone, or at or below a delegation, gets NULL and is reported.
- * Returns the array (caller frees) or NULL when out of memory. */
-static const struct zone **svc_zones(const struct svc_set *set,
-				     const struct zonetab *zt, size_t *skipped)
-{
-	const struct zone **out = calloc(set->n + 1, sizeof(*out));
-
-	*skipped = 0;
-	for (size_t i = 0; out && i < set->n; i++) {
-		const struct svc_service *v = &set->svcs[i];
-		const struct node *n = zonetab_find(zt, v->wire, v->wire_len);
-
-		if (!n)
-			n = zonetab_encloser(zt, v->wire, v->wire_len);
-		if (!n) {
-			log_warn("db: service %s: outside every zone served; skipped",
-				 v->name);
-			(*skipped)++;
-		} else if (n->flags & (NODE_CUT | NODE_OCCLUDED)) {
-			log_warn("db: service %s: at or below a delegation in zone %s; skipped",
-				 v->name, n->zone->origin);
-			(*skipped)++;
-		} else {
-			out[i] = n->zone;
-		}
-	}
-	return out;
-}
-
 /* Publishes s. Its per-service zones are rebuilt when its services or its
  * zones differ from the snapshot in force. Returns -ENOMEM (s discarded,
  * the old snapshot stays) or 0. */
@@ -310,17 +280,15 @@ static int install(struct server *sv, struct snap *s)
 	struct snap *old;
 
 	if (s->svc && (!sv->snap || s->svc != sv->snap->svc || s->zt != sv->snap->zt)) {
-		size_t skipped;
-
-		s->svc_zone = svc_zones(s->svc, s->zt, &skipped);
-		if (!s->svc_zone) {
+		s->svcx = svc_index_build(s->svc, s->zt);
+		if (!s->svcx) {
 			log_err("snapshot: out of memory, keeping the one in force");
 			snap_discard(s, sv->snap);
 			return -ENOMEM;
 		}
-		sv->svc_skipped = skipped;
+		sv->svc_skipped = s->svcx->skipped;
 	} else if (!s->svc) {
-		s->svc_zone = NULL;
+		s->svcx = NULL;
 	}
 	old = snap_publish(s);
 
@@ -740,7 +708,7 @@ int main(int argc, char **argv)
 			struct zone **ok = xcalloc(sv.conf.n_zone + 1, sizeof(*ok));
 			struct zonetab *zt;
 			struct svc_set *set = NULL;
-			size_t n = 0, skipped = 0;
+			size_t n = 0;
 
 			for (size_t i = 0; i < sv.conf.n_zone; i++)
 				if (zones[i])
@@ -750,7 +718,7 @@ int main(int argc, char **argv)
 			if (!zt || load_services(&sv, &set) < 0)
 				failed++;
 			else
-				free(svc_zones(set, zt, &skipped));
+				svc_index_free(svc_index_build(set, zt));
 			svc_set_free(set);
 			zonetab_free(zt);
 			store_close(sv.db);

@@ -1,10 +1,15 @@
 /* dnsd/snap.c - name table and snapshot swap; see snap.h. */
 #include "dnsd/snap.h"
 
+#include <errno.h>
+
 #include <stdlib.h>
 #include <string.h>
 
 #include <urcu-qsbr.h>
+
+#include "common/log.h"
+#include "dnsd/wire.h"
 
 static struct snap *current;
 
@@ -98,13 +103,14 @@ void zonetab_free(struct zonetab *t)
 	free(t);
 }
 
-const struct node *zonetab_find(const struct zonetab *t, const uint8_t *name,
-				size_t len)
+/* Open addressing with linear probing; the table always has free slots. */
+static const struct node *slots_find(struct node *const *slot, uint32_t mask,
+				     const uint8_t *name, size_t len)
 {
 	uint32_t h = zone_name_hash(name, len);
 
-	for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
-		const struct node *n = t->slot[i];
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		const struct node *n = slot[i];
 
 		if (!n)
 			return NULL;
@@ -112,6 +118,112 @@ const struct node *zonetab_find(const struct zonetab *t, const uint8_t *name,
 		    memcmp(n->name, name, len) == 0)
 			return n;
 	}
+}
+
+const struct node *zonetab_find(const struct zonetab *t, const uint8_t *name,
+				size_t len)
+{
+	return slots_find(t->slot, t->mask, name, len);
+}
+
+const struct node *snap_svc_ent(const struct snap *s, const uint8_t *name,
+				size_t len)
+{
+	if (!s->svcx || !s->svcx->n_ents)
+		return NULL;
+	return slots_find(s->svcx->ent_slot, s->svcx->ent_mask, name, len);
+}
+
+void svc_index_free(struct svc_index *x)
+{
+	if (!x)
+		return;
+	free(x->zone);
+	free(x->ent_slot);
+	arena_fini(&x->arena);
+	free(x);
+}
+
+/* Adds an ENT node for name in zone z unless it is there already. */
+static int ent_add(struct svc_index *x, const uint8_t *name, size_t len,
+		   const struct zone *z)
+{
+	uint32_t h = zone_name_hash(name, len);
+	size_t i;
+	struct node *n;
+
+	for (i = h & x->ent_mask; x->ent_slot[i]; i = (i + 1) & x->ent_mask) {
+		const struct node *o = x->ent_slot[i];
+
+		if (o->hash == h && o->name_len == len && memcmp(o->name, name, len) == 0)
+			return 0;
+	}
+	n = arena_calloc(&x->arena, sizeof(*n));
+	if (!n || !(n->name = arena_memdup(&x->arena, name, len)))
+		return -ENOMEM;
+	n->hash = h;
+	n->name_len = (uint8_t)len;
+	n->labels = (uint8_t)wire_name_labels(name);
+	n->zone = z;
+	x->ent_slot[i] = n;
+	x->n_ents++;
+	return 0;
+}
+
+struct svc_index *svc_index_build(const struct svc_set *set,
+				  const struct zonetab *zt)
+{
+	struct svc_index *x = calloc(1, sizeof(*x));
+	size_t size = 64;
+
+	if (!x)
+		return NULL;
+	arena_init(&x->arena);
+	/* Each service adds at most a few ENTs; 2 x 4 per service is ample
+	 * and keeps the load factor under one half. */
+	while (size < set->n * 8)
+		size *= 2;
+	x->zone = calloc(set->n + 1, sizeof(*x->zone));
+	x->ent_slot = calloc(size, sizeof(*x->ent_slot));
+	if (!x->zone || !x->ent_slot)
+		goto fail;
+	x->ent_mask = (uint32_t)(size - 1);
+	for (size_t i = 0; i < set->n; i++) {
+		const struct svc_service *v = &set->svcs[i];
+		const struct node *n = zonetab_find(zt, v->wire, v->wire_len);
+		const uint8_t *p = v->wire;
+		size_t len = v->wire_len;
+
+		if (!n)
+			n = zonetab_encloser(zt, v->wire, v->wire_len);
+		if (!n) {
+			log_warn("db: service %s: outside every zone served; skipped",
+				 v->name);
+			x->skipped++;
+			continue;
+		}
+		if (n->flags & (NODE_CUT | NODE_OCCLUDED)) {
+			log_warn("db: service %s: at or below a delegation in zone %s; skipped",
+				 v->name, n->zone->origin);
+			x->skipped++;
+			continue;
+		}
+		x->zone[i] = n->zone;
+		/* Names between the service and the zone that the zone does
+		 * not have become empty non-terminals. */
+		while (len > n->zone->apex->name_len) {
+			len -= (size_t)*p + 1;
+			p += *p + 1;
+			if (zonetab_find(zt, p, len))
+				break;
+			if (x->n_ents * 2 >= size || ent_add(x, p, len, n->zone) < 0)
+				goto fail;
+		}
+	}
+	return x;
+fail:
+	svc_index_free(x);
+	return NULL;
 }
 
 const struct node *zonetab_parent_cut(const struct zonetab *t,

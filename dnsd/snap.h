@@ -59,17 +59,41 @@ struct snap {
 	 * per service (same index) the zone of this snapshot that holds it;
 	 * NULL: outside every zone or below a delegation, so not served. */
 	struct svc_set *svc;
-	const struct zone **svc_zone;
+	struct svc_index *svcx;
 	/* Health and RTTs; changes most often, at most about once a second. */
 	struct hstate_view *hv;
 };
+
+/* What ties a service set to a name table: per service the zone that
+ * serves it (NULL: outside every zone or below a delegation, so skipped),
+ * and the empty non-terminals that service names create between
+ * themselves and their zone apex (a.b.gslb.example.com makes
+ * b.gslb.example.com exist, RFC 8020: it must not be NXDOMAIN). */
+struct svc_index {
+	const struct zone **zone;
+	struct node **ent_slot;
+	uint32_t ent_mask;
+	size_t n_ents;
+	size_t skipped;          /* services with no zone */
+	struct arena arena;      /* the ENT nodes and names */
+};
+
+/* Load time: builds the index, logging each skipped service. NULL when
+ * out of memory. */
+struct svc_index *svc_index_build(const struct svc_set *set,
+				  const struct zonetab *zt);
+void svc_index_free(struct svc_index *x);      /* NULL is fine */
 
 /* The zone serving a service in this snapshot, or NULL. Query path. */
 static inline const struct zone *snap_svc_zone(const struct snap *s,
 					       const struct svc_service *v)
 {
-	return s->svc_zone[v - s->svc->svcs];
+	return s->svcx->zone[v - s->svc->svcs];
 }
+
+/* Query path: the empty non-terminal made by service names, or NULL. */
+const struct node *snap_svc_ent(const struct snap *s, const uint8_t *name,
+				size_t len);
 
 /* Builds the name table over zones (borrowed). Load time. NULL on ENOMEM;
  * *conflict gets a description of skipped duplicate apexes, if any. */

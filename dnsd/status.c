@@ -84,7 +84,7 @@ json_t *status_json(const struct status_src *s)
 		json_array_append_new(svcs, json_pack(
 			"{s:s, s:s, s:I, s:b, s:o}", "name", v->name,
 			"policy", svc_policy_name(v->policy), "ttl", (json_int_t)v->ttl,
-			"served", sn->svc_zone[i] != NULL, "endpoints", eps));
+			"served", sn->svcx->zone[i] != NULL, "endpoints", eps));
 	}
 	doc = json_pack("{s:I, s:f, s:I, s:o, s:o, s:I, s:I, s:b, s:b}",
 			"generation", (json_int_t)sn->gen, "started", s->started,

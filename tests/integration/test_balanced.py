@@ -272,6 +272,27 @@ def dual_stack_service_answers_each_family_from_its_own_endpoints():
 
 
 @test
+def names_above_a_service_exist():
+    # www.eu.gslb.example.com makes eu.gslb.example.com an empty
+    # non-terminal: NODATA, never NXDOMAIN (RFC 8020 resolvers would cut
+    # off everything below it)
+    db = new_db()
+    gslbctl(db, "service", "add", "www.eu.gslb.example.com.", "--policy", "failover")
+    gslbctl(db, "endpoint", "add", "www.eu.gslb.example.com.", "192.0.2.1")
+    d = start(db)
+    expect(answers_of(d, "www.eu.gslb.example.com.") == ["192.0.2.1"], "service")
+    for qtype in ["A", "TXT"]:
+        r = d.udp("eu.gslb.example.com.", qtype)
+        expect(r.rcode() == dns.rcode.NOERROR and not r.answer and
+               r.authority[0].name.to_text() == "gslb.example.com.", r)
+    r = d.udp("other.eu.gslb.example.com.", "A")
+    expect(r.rcode() == dns.rcode.NXDOMAIN, r)
+    gslbctl(db, "service", "rm", "www.eu.gslb.example.com.")
+    expect(wait_for(lambda: d.udp("eu.gslb.example.com.", "A").rcode() == dns.rcode.NXDOMAIN),
+           "ENT gone with its service")
+
+
+@test
 def check_mode_validates_the_store():
     from gslbtest import BIN
     db = new_db()
