@@ -442,7 +442,7 @@ bench_geo() {
 			--region "$dc" --lat "$lat" --lon "$lon" || { FAILED=1; return; }
 		names+="$dc, " coords+="$dc => [ $lat, $lon ], " dcmap+="$dc => $addr, "
 	done < "$g/dcs.tsv"
-	say "  MMDB: $(grep -c '^[0-9]' "$g/geo.tsv") IPv4 + $(grep -c '^[0-9a-f]*:' "$g/geo.tsv") IPv6 networks around 48 cities, $(du -k "$g/geo.mmdb" | cut -f1) KiB; 100,000 queries with ECS (IPv4 /24, IPv6 /56; $(grep -c ':' "$g/q-geo.txt") IPv6), $(sort -u "$g/q-geo.txt" | wc -l) distinct"
+	say "  MMDB: $(grep -c '^[0-9.]*/' "$g/geo.tsv") IPv4 + $(grep -c '^[0-9a-f]*:' "$g/geo.tsv") IPv6 networks around 48 cities, $(du -k "$g/geo.mmdb" | cut -f1) KiB; 100,000 queries with ECS (IPv4 /24, IPv6 /56; $(grep -c ':' "$g/q-geo.txt") IPv6), $(sort -u "$g/q-geo.txt" | wc -l) distinct"
 	say "  data centres (dnsd endpoints = gdnsd datacenters): ${coords%, }"
 	local ok=""
 	DNSD_ARGS=(--db "$g/geo.db" --geoip "$g/geo.mmdb")
