@@ -217,7 +217,7 @@ SSL_CTX *pcheck_ssl_ctx_new(char *err, size_t errlen)
 
 /* ---- running ---------------------------------------------------------- */
 
-enum phase { PH_CONNECT, PH_STATUS, PH_HEADERS, PH_BODY };
+enum phase { PH_CONNECT, PH_HTTP };
 
 struct pcheck_run {
 	struct pcheck_spec spec;
@@ -233,10 +233,7 @@ struct pcheck_run {
 	struct timespec t0;
 	double rtt_ms;
 	enum phase phase;
-	long content_length;      /* -1 unknown */
-	size_t body_len;
-	char body[PCHECK_BODY_WINDOW + 1];
-	unsigned status;
+	struct pcheck_http http;
 	bool finished;
 	char detail[160];
 };
@@ -312,7 +309,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	finish(r, false, "timeout after %.1f s%s", r->spec.timeout,
 	       r->phase == PH_CONNECT ? " (connecting)" :
-	       r->phase == PH_STATUS ? " (waiting for response)" : "");
+	       r->phase == PH_HTTP && r->http.phase == PCHECK_HTTP_STATUS
+	       ? " (waiting for response)" : "");
 }
 
 static void tls_error_text(struct pcheck_run *r, char *buf, size_t len)
@@ -352,79 +350,120 @@ static void http_send(struct pcheck_run *r)
 	                    "Accept: */*\r\nConnection: close\r\n\r\n");
 }
 
-/* Returns true when the run finished (and is freed). */
-static bool http_parse(struct pcheck_run *r, struct evbuffer *in)
+void pcheck_http_init(struct pcheck_http *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->phase = PCHECK_HTTP_STATUS;
+	h->content_length = -1;
+}
+
+int pcheck_http_parse(struct pcheck_http *h, const struct pcheck_spec *spec,
+                      struct evbuffer *in, bool eof, char *detail,
+                      size_t detail_len)
 {
 	char *line;
 	size_t n;
 
-	while (r->phase == PH_STATUS || r->phase == PH_HEADERS) {
+	while (h->phase == PCHECK_HTTP_STATUS ||
+	       h->phase == PCHECK_HTTP_HEADERS) {
 		line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
 		if (!line) {
 			if (evbuffer_get_length(in) > 16384) {
-				finish(r, false, "response header line too long");
-				return true;
+				snprintf(detail, detail_len,
+				         "response header line too long");
+				return -1;
 			}
-			return false;
+			if (eof) {
+				snprintf(detail, detail_len,
+				         "connection closed before response");
+				return -1;
+			}
+			return 0;
 		}
-		if (r->phase == PH_STATUS) {
+		if (h->phase == PCHECK_HTTP_STATUS) {
 			unsigned code;
 
-			r->rtt_ms = ms_since(&r->t0);
+			h->status_seen = true;
 			if (sscanf(line, "HTTP/%*u.%*u %3u", &code) != 1) {
 				free(line);
-				finish(r, false, "malformed status line");
-				return true;
+				snprintf(detail, detail_len,
+				         "malformed status line");
+				return -1;
 			}
 			free(line);
-			r->status = code;
-			if (code < r->spec.expect_lo || code > r->spec.expect_hi) {
-				finish(r, false, "status %u, want %u-%u", code,
-				       r->spec.expect_lo, r->spec.expect_hi);
-				return true;
+			h->status = code;
+			if (code < spec->expect_lo || code > spec->expect_hi) {
+				snprintf(detail, detail_len,
+				         "status %u, want %u-%u", code,
+				         spec->expect_lo, spec->expect_hi);
+				return -1;
 			}
-			if (!r->spec.body[0]) {
-				finish(r, true, "status %u", code);
-				return true;
+			if (!spec->body[0]) {
+				snprintf(detail, detail_len, "status %u", code);
+				return 1;
 			}
-			r->phase = PH_HEADERS;
+			h->phase = PCHECK_HTTP_HEADERS;
 			continue;
 		}
 		if (n == 0) {
-			r->phase = PH_BODY;
+			h->phase = PCHECK_HTTP_BODY;
 		} else if (strncasecmp(line, "Content-Length:", 15) == 0) {
-			r->content_length = strtol(line + 15, NULL, 10);
+			h->content_length = strtol(line + 15, NULL, 10);
 		}
 		free(line);
 	}
-	if (r->phase == PH_BODY) {
-		size_t room = PCHECK_BODY_WINDOW - r->body_len;
-		size_t got = evbuffer_remove(in, r->body + r->body_len, room);
+	{
+		/* Octets past Content-Length are not the body: searching them
+		 * would make the verdict depend on how the reads fell. */
+		size_t room = PCHECK_BODY_WINDOW - h->body_len;
+		int got;
 
+		if (h->content_length >= 0 &&
+		    (size_t)h->content_length - h->body_len < room)
+			room = (size_t)h->content_length - h->body_len;
+		got = evbuffer_remove(in, h->body + h->body_len, room);
 		evbuffer_drain(in, evbuffer_get_length(in));
-		r->body_len += got;
-		r->body[r->body_len] = 0;
-		if (memmem(r->body, r->body_len, r->spec.body,
-		           strlen(r->spec.body))) {
-			finish(r, true, "status %u, body matches", r->status);
-			return true;
+		h->body_len += got > 0 ? (size_t)got : 0;
+		h->body[h->body_len] = 0;
+		if (memmem(h->body, h->body_len, spec->body,
+		           strlen(spec->body))) {
+			snprintf(detail, detail_len, "status %u, body matches",
+			         h->status);
+			return 1;
 		}
-		if (r->body_len >= PCHECK_BODY_WINDOW ||
-		    (r->content_length >= 0 &&
-		     r->body_len >= (size_t)r->content_length)) {
-			finish(r, false, "status %u, body lacks '%s'", r->status,
-			       r->spec.body);
-			return true;
+		if (eof || h->body_len >= PCHECK_BODY_WINDOW ||
+		    (h->content_length >= 0 &&
+		     h->body_len >= (size_t)h->content_length)) {
+			snprintf(detail, detail_len, "status %u, body lacks '%s'",
+			         h->status, spec->body);
+			return -1;
 		}
 	}
-	return false;
+	return 0;
+}
+
+/* Feeds the response reader; returns true when the run finished (and is
+ * freed). The RTT ends when the status line arrived. */
+static bool http_parse(struct pcheck_run *r, struct evbuffer *in, bool eof)
+{
+	bool had = r->http.status_seen;
+	char detail[sizeof(r->detail)];
+	int rc = pcheck_http_parse(&r->http, &r->spec, in, eof, detail,
+	                           sizeof(detail));
+
+	if (!had && r->http.status_seen)
+		r->rtt_ms = ms_since(&r->t0);
+	if (rc == 0)
+		return false;
+	finish(r, rc > 0, "%s", detail);
+	return true;
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct pcheck_run *r = arg;
 
-	http_parse(r, bufferevent_get_input(bev));
+	http_parse(r, bufferevent_get_input(bev), false);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -439,19 +478,17 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 			finish(r, true, "connected");
 			return;
 		}
-		r->phase = PH_STATUS;
+		r->phase = PH_HTTP;
 		http_send(r);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
-		/* Parse what is left (a body without Content-Length). */
-		if (http_parse(r, bufferevent_get_input(bev)))
+		/* Parse what is left (a body without Content-Length); at
+		 * the end of the stream the reader always decides. */
+		if (r->phase == PH_HTTP &&
+		    http_parse(r, bufferevent_get_input(bev), true))
 			return;
-		if (r->phase == PH_BODY)
-			finish(r, false, "status %u, body lacks '%s'", r->status,
-			       r->spec.body);
-		else
-			finish(r, false, "connection closed before response");
+		finish(r, false, "connection closed before response");
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
@@ -665,7 +702,7 @@ struct pcheck_run *pcheck_start(const struct pcheck_env *env,
 	r->fn = fn;
 	r->arg = arg;
 	r->udp_fd = -1;
-	r->content_length = -1;
+	pcheck_http_init(&r->http);
 	r->phase = PH_CONNECT;
 	if (!(r->timer = evtimer_new(env->base, on_timer, r))) {
 		free(r);

@@ -48,6 +48,32 @@ struct pcheck_spec {
 	int rcode;                     /* dns: expected rcode (0 NOERROR) */
 };
 
+/* Incremental reader of the HTTP/1.x response of an http(s) check: fed
+ * whatever the connection delivered so far, no socket involved (the check
+ * runs it on its bufferevent's input; tests and the fuzzer on their own
+ * evbuffer). Zero it with pcheck_http_init(). */
+enum pcheck_http_phase {
+	PCHECK_HTTP_STATUS, PCHECK_HTTP_HEADERS, PCHECK_HTTP_BODY
+};
+struct pcheck_http {
+	enum pcheck_http_phase phase;
+	bool status_seen;              /* the status line has arrived */
+	unsigned status;
+	long content_length;           /* -1 unknown */
+	size_t body_len;
+	char body[PCHECK_BODY_WINDOW + 1];
+};
+void pcheck_http_init(struct pcheck_http *h);
+/* Consumes what it can of in (the bytes received and not yet consumed)
+ * against spec's expect range and body substring. eof: the peer closed,
+ * nothing more will come. Returns 0 while undecided, 1 when the check
+ * passed, -1 when it failed; in both cases detail says why ("status 200",
+ * "malformed status line", ...). Never reads past in's data. */
+struct evbuffer;
+int pcheck_http_parse(struct pcheck_http *h, const struct pcheck_spec *spec,
+                      struct evbuffer *in, bool eof, char *detail,
+                      size_t detail_len);
+
 /* What every check needs from the agent; all borrowed. */
 struct pcheck_env {
 	struct event_base *base;
