@@ -107,7 +107,8 @@ static int buf_add(struct buf *b, const void *p, size_t n, uint32_t *off)
 		b->p = np;
 		b->cap = cap;
 	}
-	memcpy(b->p + b->len, p, n);
+	if (n)          /* empty RDATA: b->p may still be NULL */
+		memcpy(b->p + b->len, p, n);
 	*off = (uint32_t)b->len;
 	b->len += n;
 	return 0;
