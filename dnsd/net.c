@@ -71,6 +71,7 @@ struct worker {
 	struct mmsghdr rmsg[BATCH], smsg[BATCH];
 	struct iovec riov[BATCH], siov[BATCH];
 	struct sockaddr_storage peer[BATCH];
+	uint32_t qhash[BATCH];
 	uint8_t rx[BATCH][RX_SIZE];
 	uint8_t tx[BATCH][TX_SIZE];
 	uint8_t tcp_rx[65536];
@@ -213,6 +214,12 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 		n = recvmmsg(fd, w->rmsg, BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break;
+		/* Overlap the name-table cache misses of the whole batch. */
+		for (int i = 0; i < n; i++)
+			w->qhash[i] = answer_qhash(w->rx[i], w->rmsg[i].msg_len);
+		for (int stage = 0; stage < 2; stage++)
+			for (int i = 0; i < n; i++)
+				answer_prefetch(s, w->qhash[i], stage);
 		if (w->rrl)
 			rrl_tick(w->rrl);
 		for (int i = 0; i < n; i++) {

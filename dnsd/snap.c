@@ -26,18 +26,22 @@ static int by_depth(const void *a, const void *b)
 	return (int)depth_of(x) - (int)depth_of(y);
 }
 
-static struct node **slot_of(struct zonetab *t, const struct node *n)
+/* The slot holding n's name, or the empty slot where it would go. */
+static struct zslot *slot_of(struct zslot *slot, uint32_t mask,
+			     const uint8_t *name, size_t len, uint32_t h)
 {
 	size_t i;
 
-	for (i = n->hash & t->mask; t->slot[i]; i = (i + 1) & t->mask) {
-		const struct node *o = t->slot[i];
-
-		if (o->hash == n->hash && o->name_len == n->name_len &&
-		    memcmp(o->name, n->name, n->name_len) == 0)
+	for (i = h & mask; slot[i].n; i = (i + 1) & mask)
+		if (slot[i].hash == h && slot[i].len == len &&
+		    memcmp(slot[i].n->name, name, len) == 0)
 			break;
-	}
-	return &t->slot[i];
+	return &slot[i];
+}
+
+static struct zslot *node_slot(struct zonetab *t, const struct node *n)
+{
+	return slot_of(t->slot, t->mask, n->name, n->name_len, n->hash);
 }
 
 struct zonetab *zonetab_build(struct zone *const *zones, size_t n)
@@ -70,22 +74,24 @@ struct zonetab *zonetab_build(struct zone *const *zones, size_t n)
 
 		for (size_t k = 0; k < z->n_nodes; k++) {
 			struct node *nd = z->nodes[k];
-			struct node **s;
+			struct zslot *s;
 
 			/* Parent glue under a cut that we serve ourselves. */
 			if ((nd->flags & NODE_OCCLUDED) &&
-			    (s = slot_of(t, nd->cut)) && *s && (*s)->zone != z)
+			    (s = node_slot(t, nd->cut))->n && s->n->zone != z)
 				continue;
-			s = slot_of(t, nd);
-			if (!*s) {
+			s = node_slot(t, nd);
+			if (!s->n) {
 				t->n_names++;
-			} else if ((nd->flags & NODE_APEX) && ((*s)->flags & NODE_CUT) &&
+			} else if ((nd->flags & NODE_APEX) && (s->n->flags & NODE_CUT) &&
 				   t->n_shadowed < n) {
 				t->shadowed[t->n_shadowed][0] = nd;
-				t->shadowed[t->n_shadowed][1] = *s;
+				t->shadowed[t->n_shadowed][1] = s->n;
 				t->n_shadowed++;
 			}
-			*s = nd;
+			s->hash = nd->hash;
+			s->len = nd->name_len;
+			s->n = nd;
 		}
 	}
 	t->zones = sorted;
@@ -104,19 +110,19 @@ void zonetab_free(struct zonetab *t)
 }
 
 /* Open addressing with linear probing; the table always has free slots. */
-static const struct node *slots_find(struct node *const *slot, uint32_t mask,
+static const struct node *slots_find(const struct zslot *slot, uint32_t mask,
 				     const uint8_t *name, size_t len)
 {
 	uint32_t h = zone_name_hash(name, len);
 
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
-		const struct node *n = slot[i];
+		const struct zslot *z = &slot[i];
 
-		if (!n)
+		if (!z->n)
 			return NULL;
-		if (n->hash == h && n->name_len == len &&
-		    memcmp(n->name, name, len) == 0)
-			return n;
+		if (z->hash == h && z->len == len &&
+		    memcmp(z->n->name, name, len) == 0)
+			return z->n;
 	}
 }
 
@@ -149,15 +155,11 @@ static int ent_add(struct svc_index *x, const uint8_t *name, size_t len,
 		   const struct zone *z)
 {
 	uint32_t h = zone_name_hash(name, len);
-	size_t i;
+	struct zslot *s = slot_of(x->ent_slot, x->ent_mask, name, len, h);
 	struct node *n;
 
-	for (i = h & x->ent_mask; x->ent_slot[i]; i = (i + 1) & x->ent_mask) {
-		const struct node *o = x->ent_slot[i];
-
-		if (o->hash == h && o->name_len == len && memcmp(o->name, name, len) == 0)
-			return 0;
-	}
+	if (s->n)
+		return 0;
 	n = arena_calloc(&x->arena, sizeof(*n));
 	if (!n || !(n->name = arena_memdup(&x->arena, name, len)))
 		return -ENOMEM;
@@ -165,7 +167,9 @@ static int ent_add(struct svc_index *x, const uint8_t *name, size_t len,
 	n->name_len = (uint8_t)len;
 	n->labels = (uint8_t)wire_name_labels(name);
 	n->zone = z;
-	x->ent_slot[i] = n;
+	s->hash = h;
+	s->len = (uint32_t)len;
+	s->n = n;
 	x->n_ents++;
 	return 0;
 }
