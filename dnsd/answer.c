@@ -273,6 +273,13 @@ static bool put_target(struct resp *r, const struct svc_target *t,
 	return true;
 }
 
+static inline void count_endpoint(struct answer_worker *w,
+				  const struct svc_endpoint *e)
+{
+	if (e && e->id < w->ep_cap)
+		w->ep_answers[e->id]++;
+}
+
 /* Answers a balanced name. Returns false when svc is not served by this
  * snapshot (outside every zone), so the caller looks in the zones. */
 static bool service(struct ctx *x, const struct svc_service *svc,
@@ -319,6 +326,7 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 			return true;
 		}
 		x->r.an++;
+		count_endpoint(x->w, ans.ep[0]);
 		if (qtype != TYPE_CNAME)
 			chase(x, cname->rdata, depth + 1);
 		return true;
@@ -332,6 +340,7 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 			return true;
 		}
 		x->r.an++;
+		count_endpoint(x->w, ans.ep[i]);
 	}
 	if (!x->r.an)
 		negative(x, z, RCODE_NOERROR);          /* e.g. AAAA at IPv4 only */

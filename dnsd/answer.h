@@ -23,6 +23,10 @@ struct answer_worker {
 	struct stats *st;
 	uint64_t rng;            /* weighted random choice */
 	uint32_t rr;             /* round-robin step */
+	/* Answers per endpoint id (ids below ep_cap; larger ones are not
+	 * counted), written by this worker only. */
+	uint64_t *ep_answers;
+	uint32_t ep_cap;
 };
 
 /* Who asked and how. */

@@ -57,6 +57,8 @@ struct server {
 	struct status_src st;        /* times and results for status/metrics */
 	struct event *summary_ev;
 	struct stats last;           /* counters at the last summary */
+	bool zone_ok[CONFIG_LIST_MAX];       /* per zone file: last load */
+	double zone_loaded[CONFIG_LIST_MAX];
 };
 
 static double now_unix(void)
@@ -146,15 +148,18 @@ static int load_geo(struct server *sv, struct geo_db **out)
 
 /* Loads every zone file. On a file that fails, keeps old[i] when there is
  * one (reload) and counts the failure. Returns the number of failures. */
-static unsigned load_zones(const struct config *c, struct zone **old,
+static unsigned load_zones(struct server *sv, struct zone **old,
 			   struct zone **out)
 {
+	const struct config *c = &sv->conf;
 	unsigned failed = 0;
 
 	for (size_t i = 0; i < c->n_zone; i++) {
 		char err[512];
 		int rc = zone_load(c->zone[i], NULL, &out[i], err, sizeof(err));
 
+		sv->zone_ok[i] = rc == 0;
+		sv->zone_loaded[i] = now_unix();
 		if (rc < 0) {
 			failed++;
 			if (old && old[i]) {
@@ -342,7 +347,7 @@ static void reload(struct server *sv)
 		for (size_t k = 0; k < sv->snap->n_zones; k++)
 			if (strcmp(sv->snap->zones[k]->file, sv->conf.zone[i]) == 0)
 				old[i] = sv->snap->zones[k];
-	failed = load_zones(&sv->conf, old, nz);
+	failed = load_zones(sv, old, nz);
 	if (check_duplicate_apex(&sv->conf, nz) < 0 ||
 	    snap_set_zones(s, nz, sv->conf.n_zone) < 0) {
 		for (size_t i = 0; i < sv->conf.n_zone; i++)
@@ -491,7 +496,9 @@ static void on_health(void *ctx, struct hstate_view *v)
 	install(sv, s);
 }
 
-static void status_fill(struct server *sv, struct stats *sum)
+/* Fills sv->st for a status or metrics request; ep (NULL or
+ * NET_EP_COUNTERS entries) receives the per-endpoint answer counts. */
+static void status_fill(struct server *sv, struct stats *sum, uint64_t *ep)
 {
 	net_stats(sv->net, sum);
 	sv->st.snap = sv->snap;
@@ -499,6 +506,14 @@ static void status_fill(struct server *sv, struct stats *sum)
 	sv->st.hs = sv->hs ? hsrv_state(sv->hs) : NULL;
 	sv->st.threads = sv->conf.threads;
 	sv->st.svc_skipped = sv->svc_skipped;
+	sv->st.zone_files = sv->conf.zone;
+	sv->st.zone_ok = sv->zone_ok;
+	sv->st.zone_loaded = sv->zone_loaded;
+	sv->st.n_zone_files = sv->conf.n_zone;
+	sv->st.ep_answers = ep;
+	sv->st.ep_cap = ep ? NET_EP_COUNTERS : 0;
+	if (ep)
+		net_ep_answers(sv->net, ep, NET_EP_COUNTERS);
 }
 
 static json_t *api_checks(void *ctx)
@@ -529,7 +544,7 @@ static json_t *api_status(void *ctx)
 	struct server *sv = ctx;
 	struct stats sum;
 
-	status_fill(sv, &sum);
+	status_fill(sv, &sum, NULL);
 	return status_json(&sv->st);
 }
 
@@ -537,9 +552,13 @@ static int api_metrics(void *ctx, struct evbuffer *out)
 {
 	struct server *sv = ctx;
 	struct stats sum;
+	uint64_t *ep = calloc(NET_EP_COUNTERS, sizeof(*ep));
+	int rc;
 
-	status_fill(sv, &sum);
-	return status_metrics(&sv->st, out);
+	status_fill(sv, &sum, ep);
+	rc = status_metrics(&sv->st, out);
+	free(ep);
+	return rc;
 }
 
 static const struct api_ops api_ops = {
@@ -680,7 +699,7 @@ int main(int argc, char **argv)
 		sv.conf.threads = default_threads();
 
 	zones = xcalloc(sv.conf.n_zone + 1, sizeof(*zones));
-	failed = load_zones(&sv.conf, NULL, zones);
+	failed = load_zones(&sv, NULL, zones);
 	if (check_duplicate_apex(&sv.conf, zones) < 0)
 		failed++;
 	if (sv.conf.geoip && load_geo(&sv, &geo) < 0)

@@ -475,6 +475,7 @@ static void worker_free(struct worker *w, size_t n_listen)
 	free(w->udp_fd);
 	free(w->udp_ev);
 	free(w->tcp);
+	free(w->aw.ep_answers);
 	free(w);
 }
 
@@ -490,6 +491,8 @@ static struct worker *worker_new(struct net *n, unsigned idx,
 	w->idx = idx;
 	w->wake_fd = -1;
 	w->aw.st = &w->stats;
+	w->aw.ep_cap = NET_EP_COUNTERS;
+	w->aw.ep_answers = calloc(NET_EP_COUNTERS, sizeof(*w->aw.ep_answers));
 	w->aw.rng = 0x9e3779b97f4a7c15ull * (idx + 1) ^ (uint64_t)time(NULL);
 	if (n->conf.rrl && n->conf.rrl->rate &&
 	    !(w->rrl = rrl_new(n->conf.rrl, &w->stats)))
@@ -499,7 +502,7 @@ static struct worker *worker_new(struct net *n, unsigned idx,
 	w->udp_fd = malloc(n->n_listen * sizeof(int));
 	w->udp_ev = calloc(n->n_listen, sizeof(*w->udp_ev));
 	w->tcp = calloc(n->n_listen, sizeof(*w->tcp));
-	if (!w->base || !w->udp_fd || !w->udp_ev || !w->tcp)
+	if (!w->base || !w->udp_fd || !w->udp_ev || !w->tcp || !w->aw.ep_answers)
 		goto fail;
 	for (size_t i = 0; i < n->n_listen; i++)
 		w->udp_fd[i] = -1;
@@ -618,5 +621,16 @@ void net_stats(const struct net *n, struct stats *out)
 		/* struct stats is all uint64_t counters before its padding. */
 		for (size_t k = 0; k < offsetof(struct stats, pad) / sizeof(uint64_t); k++)
 			dst[k] += src[k];
+	}
+}
+
+void net_ep_answers(const struct net *n, uint64_t *out, size_t cap)
+{
+	memset(out, 0, cap * sizeof(*out));
+	for (unsigned i = 0; i < n->n_workers; i++) {
+		const struct answer_worker *aw = &n->w[i]->aw;
+
+		for (size_t k = 0; k < cap && k < aw->ep_cap; k++)
+			out[k] += aw->ep_answers[k];
 	}
 }

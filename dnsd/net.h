@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "dnsd/rrl.h"
@@ -35,6 +36,13 @@ struct net *net_new(const struct net_conf *conf, const char *const *listen,
 int net_start(struct net *n);
 /* Stops and joins the workers, closes the sockets, frees n. NULL is fine. */
 void net_free(struct net *n);
+/* Answers are counted per endpoint id below this (8 bytes per id per
+ * worker); endpoints with larger ids are served but not counted. */
+#define NET_EP_COUNTERS 65536
+
+/* Sums every worker's answers per endpoint id into out[cap]. */
+void net_ep_answers(const struct net *n, uint64_t *out, size_t cap);
+
 /* Sums every worker's counters into out (slightly stale is fine). */
 void net_stats(const struct net *n, struct stats *out);
 

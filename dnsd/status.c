@@ -43,6 +43,28 @@ static json_t *endpoint_json(const struct status_src *s,
 			      "priority", (json_int_t)e->priority,
 			      "region", e->region, "check", e->has_check);
 
+	json_t *lat = json_array();
+
+	for (size_t i = 0; rows && i < rows->n_eps; i++) {
+		const struct hstate_ep_row *r = &rows->eps[i];
+
+		if (r->endpoint_id != e->id)
+			continue;
+		json_object_set_new(o, "since", r->since > 0 ?
+				    json_real(r->since) : json_null());
+		json_object_set_new(o, "reason", r->reason && *r->reason ?
+				    json_string(r->reason) : json_null());
+	}
+	for (size_t i = 0; rows && i < rows->n_lat; i++) {
+		const struct hstate_lat_row *r = &rows->lat[i];
+
+		if (r->endpoint_id != e->id)
+			continue;
+		json_array_append_new(lat, json_pack("{s:s, s:f, s:I, s:f}",
+			"region", r->region, "rtt_ms", r->rtt_ms,
+			"samples", (json_int_t)r->samples, "updated", r->updated));
+	}
+	json_object_set_new(o, "latency", lat);
 	for (size_t i = 0; rows && i < rows->n_obs; i++) {
 		const struct hstate_obs_row *r = &rows->obs[i];
 
@@ -115,6 +137,94 @@ static void head(struct evbuffer *out, const char *name, const char *type,
 {
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
 			    type);
+}
+
+/* The service and target of an endpoint id, for labels; NULL if gone. */
+static const struct svc_endpoint *endpoint_by_id(const struct snap *sn,
+						 uint32_t id,
+						 const char **service)
+{
+	for (size_t i = 0; sn->svc && i < sn->svc->n; i++)
+		for (size_t k = 0; k < sn->svc->svcs[i].n_eps; k++)
+			if (sn->svc->svcs[i].eps[k].id == id) {
+				*service = sn->svc->svcs[i].name;
+				return &sn->svc->svcs[i].eps[k];
+			}
+	return NULL;
+}
+
+static void ep_labels(struct evbuffer *out, const char *service,
+		      const struct svc_endpoint *e)
+{
+	evbuffer_add_printf(out, "service=\"");
+	label(out, service);
+	evbuffer_add_printf(out, "\",target=\"");
+	label(out, e->t.text);
+	evbuffer_add_printf(out, "\"");
+}
+
+/* Agent freshness and RTTs, from the health state's rows. */
+static void health_metrics(const struct status_src *s, struct evbuffer *out)
+{
+	struct hstate_rows rows;
+	double now = now_unix();
+
+	if (!s->hs || hstate_export(s->hs, now, &rows) < 0)
+		return;
+	head(out, "dnsd_agent_last_report_age_seconds", "gauge",
+	     "Seconds since each probe agent's latest report was received.");
+	for (size_t i = 0; i < rows.n_obs; i++) {
+		double last = rows.obs[i].seen;
+		bool first = true;
+
+		/* once per agent: its newest report over all endpoints */
+		for (size_t k = 0; k < rows.n_obs; k++) {
+			if (strcmp(rows.obs[k].agent, rows.obs[i].agent) != 0)
+				continue;
+			if (k < i)
+				first = false;
+			if (rows.obs[k].seen > last)
+				last = rows.obs[k].seen;
+		}
+		if (!first)
+			continue;
+		evbuffer_add_printf(out, "dnsd_agent_last_report_age_seconds{agent=\"");
+		label(out, rows.obs[i].agent);
+		evbuffer_add_printf(out, "\",region=\"");
+		label(out, rows.obs[i].region);
+		evbuffer_add_printf(out, "\"} %.3f\n", now - last);
+	}
+	head(out, "dnsd_endpoint_rtt_seconds", "gauge",
+	     "Latest check round-trip time per agent and endpoint.");
+	for (size_t i = 0; i < rows.n_obs; i++) {
+		const struct hstate_obs_row *r = &rows.obs[i];
+		const char *svc;
+		const struct svc_endpoint *e = endpoint_by_id(s->snap, r->endpoint_id, &svc);
+
+		if (!e || r->rtt_ms < 0)
+			continue;
+		evbuffer_add_printf(out, "dnsd_endpoint_rtt_seconds{agent=\"");
+		label(out, r->agent);
+		evbuffer_add_printf(out, "\",");
+		ep_labels(out, svc, e);
+		evbuffer_add_printf(out, "} %.6f\n", r->rtt_ms / 1000.0);
+	}
+	head(out, "dnsd_endpoint_rtt_ewma_seconds", "gauge",
+	     "Smoothed round-trip time per probe region and endpoint (latency policy input).");
+	for (size_t i = 0; i < rows.n_lat; i++) {
+		const struct hstate_lat_row *r = &rows.lat[i];
+		const char *svc;
+		const struct svc_endpoint *e = endpoint_by_id(s->snap, r->endpoint_id, &svc);
+
+		if (!e)
+			continue;
+		evbuffer_add_printf(out, "dnsd_endpoint_rtt_ewma_seconds{region=\"");
+		label(out, r->region);
+		evbuffer_add_printf(out, "\",");
+		ep_labels(out, svc, e);
+		evbuffer_add_printf(out, "} %.6f\n", r->rtt_ms / 1000.0);
+	}
+	hstate_rows_fini(&rows);
 }
 
 static const char *const qtype_names[] = {
@@ -210,6 +320,21 @@ int status_metrics(const struct status_src *s, struct evbuffer *out)
 	evbuffer_add_printf(out, "dnsd_services_skipped %zu\n", s->svc_skipped);
 	head(out, "dnsd_db_rows_skipped", "gauge", "Invalid rows skipped by the loader.");
 	evbuffer_add_printf(out, "dnsd_db_rows_skipped %zu\n", s->db_problems);
+	head(out, "dnsd_zone_last_load_success", "gauge",
+	     "1 if the zone file's last load (start or SIGHUP) worked, else 0 (the old zone serves).");
+	for (size_t i = 0; i < s->n_zone_files; i++) {
+		evbuffer_add_printf(out, "dnsd_zone_last_load_success{file=\"");
+		label(out, s->zone_files[i]);
+		evbuffer_add_printf(out, "\"} %d\n", s->zone_ok[i]);
+	}
+	head(out, "dnsd_zone_last_load_timestamp_seconds", "gauge",
+	     "Unix time of the zone file's last load attempt.");
+	for (size_t i = 0; i < s->n_zone_files; i++) {
+		evbuffer_add_printf(out, "dnsd_zone_last_load_timestamp_seconds{file=\"");
+		label(out, s->zone_files[i]);
+		evbuffer_add_printf(out, "\"} %.3f\n", s->zone_loaded[i]);
+	}
+	health_metrics(s, out);
 	head(out, "dnsd_endpoint_healthy", "gauge",
 	     "1 if the endpoint may answer (health and admin state), else 0.");
 	for (size_t i = 0; sn->svc && i < sn->svc->n; i++) {
@@ -227,6 +352,26 @@ int status_metrics(const struct status_src *s, struct evbuffer *out)
 			evbuffer_add_printf(out, "\",target=\"");
 			label(out, e->t.text);
 			evbuffer_add_printf(out, "\"} %d\n", up);
+		}
+	}
+	if (!s->ep_answers)
+		return 0;
+	head(out, "dnsd_endpoint_answers_total", "counter",
+	     "Answers that carried the endpoint, since dnsd started.");
+	for (size_t i = 0; sn->svc && i < sn->svc->n; i++) {
+		const struct svc_service *v = &sn->svc->svcs[i];
+
+		for (size_t k = 0; k < v->n_eps; k++) {
+			const struct svc_endpoint *e = &v->eps[k];
+
+			if (e->id >= s->ep_cap)
+				continue;
+			evbuffer_add_printf(out, "dnsd_endpoint_answers_total{service=\"");
+			label(out, v->name);
+			evbuffer_add_printf(out, "\",target=\"");
+			label(out, e->t.text);
+			evbuffer_add_printf(out, "\"} %llu\n",
+					    (unsigned long long)s->ep_answers[e->id]);
 		}
 	}
 	return 0;

@@ -27,6 +27,13 @@ struct status_src {
 	bool last_reload_ok;
 	double last_db_load;          /* unix seconds of the last store load */
 	bool db_ok;                   /* the last store read worked */
+	const uint64_t *ep_answers;   /* answers per endpoint id, or NULL */
+	size_t ep_cap;
+	/* Per configured zone file: its last load attempt. */
+	const char *const *zone_files;
+	const double *zone_loaded;    /* unix seconds */
+	const bool *zone_ok;
+	size_t n_zone_files;
 };
 
 /* The status document (new reference) or NULL when out of memory. */

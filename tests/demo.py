@@ -217,6 +217,16 @@ def selftest(env):
         if not ok:
             bad += 1
             print(p.stdout + p.stderr)
+    # the metrics with agents, RTTs and per-endpoint answers pass promtool
+    text = subprocess.run(["curl", "-s", env["api"] + "/metrics"], capture_output=True,
+                          timeout=10).stdout
+    p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30)
+    ok = p.returncode == 0 and b"dnsd_endpoint_rtt_seconds{agent=" in text and \
+        b"dnsd_agent_last_report_age_seconds{agent=" in text
+    print("%s promtool check metrics (with agents and RTTs)" % ("ok  " if ok else "FAIL"))
+    if not ok:
+        bad += 1
+        print(p.stdout.decode() + p.stderr.decode())
     # failover: the eu backend fails its health check
     subprocess.run([os.path.join(BIN, "gslbctl"), "--db", env["db"], "endpoint", "undrain",
                     "www.gslb.example.com.", "lb-us.example.net."], check=True)
@@ -234,7 +244,7 @@ def selftest(env):
     ok = "lb-us.example.net." in got
     print("%s failover after the eu backend failed: %.1f s" % ("ok  " if ok else "FAIL", time.monotonic() - t0))
     bad += not ok
-    print("%d passed, %d failed" % (len(commands(env)) + 1 - bad, bad))
+    print("%d passed, %d failed" % (len(commands(env)) + 2 - bad, bad))
     return 1 if bad else 0
 
 

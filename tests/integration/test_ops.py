@@ -108,6 +108,9 @@ def metrics_and_status_over_the_api():
     expect(delta('dnsd_queries_total{transport="tcp",qtype="AAAA"}') == 1, text)
     expect(delta('dnsd_responses_total{transport="udp",rcode="NXDOMAIN"}') == 1, text)
     expect(delta("dnsd_service_answers_total") == 1, text)
+    expect(delta('dnsd_endpoint_answers_total{service="www.gslb.example.com.",target="192.0.2.1"}') == 1,
+           text)
+    expect(metric('dnsd_zone_last_load_success{file="%s"} 1' % ZONE_ARGS[1]), text)
     expect(metric('dnsd_endpoint_healthy{service="www.gslb.example.com.",target="192.0.2.1"} 1'), text)
     expect(metric("dnsd_services_skipped 1"), text)     # www.elsewhere.org.
     expect(metric("dnsd_db_rows_skipped 1"), text)      # the bad target
