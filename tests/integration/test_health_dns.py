@@ -41,17 +41,18 @@ class Cluster:
     """Three backends; FO, WT, FB and CL over them (endpoint i of each
     service is checked against backend i); dnsd; optionally the agents."""
 
-    def __init__(self, agents=True, db=None, backends=None):
+    def __init__(self, agents=True, backends=None, dnsd_args=()):
         d = tmpdir()
-        self.db = db or os.path.join(d, "gslb.db")
+        self.db = os.path.join(d, "gslb.db")
         self.token_file = os.path.join(d, "token")
         with open(self.token_file, "w") as f:
             f.write(TOKEN + "\n")
         if backends is None:
             backends = [AgentBackend(free_port()).start() for _ in range(3)]
             _backends.extend(backends)
-            self.configure(backends)
+        self.configure(backends)
         self.backends = backends
+        self.dnsd_args = list(dnsd_args)
         self.agents = {}
         self.start_dnsd()
         if agents:
@@ -79,12 +80,18 @@ class Cluster:
         self.dnsd = Dnsd(["--zone", os.path.join(ZONES, "gslb.example.com.zone"),
                           "--db", self.db, "--api", "127.0.0.1:%d" % self.api_port,
                           "--api-token-file", self.token_file,
-                          "--check-interval", str(INTERVAL), "--threads", "2"])
+                          "--check-interval", str(INTERVAL), "--threads", "2"]
+                         + self.dnsd_args)
 
-    def start_agent(self, name, region, lat, lon):
+    def start_agent(self, name, region, lat, lon, also=()):
+        """An agent reporting to this dnsd and to those of the clusters in
+        also (same token)."""
+        servers = []
+        for u in [self.api] + [o.api for o in also]:
+            servers += ["--server", u]
         p = Proc([os.path.join(BIN, "gslb-probe"), "--name", name, "--region", region,
-                  "--lat", str(lat), "--lon", str(lon), "--server", self.api,
-                  "--token-file", self.token_file, "--interval", str(INTERVAL)])
+                  "--lat", str(lat), "--lon", str(lon)] + servers +
+                 ["--token-file", self.token_file, "--interval", str(INTERVAL)])
         self.agents[name] = p
         for b in self.backends:
             b.register(name, p.pid)
@@ -225,6 +232,9 @@ def test_failover_recovery_status_metrics():
     assert c.metric(FO, "192.0.2.1") == 0 and c.metric(FO, "192.0.2.2") == 1
     ae = c.api_endpoint(FO, "192.0.2.1")
     assert ae["health"] == "down", ae
+    assert re.match(r"[01] of 3 fresh agents report up \(quorum > 50%\)", ae["reason"]), ae
+    assert abs(ae["since"] - time.time()) < 5, ae
+    assert sorted(x["region"] for x in ae["latency"]) == ["ap", "eu", "us"], ae
 
     def all_agents_down():
         ae = c.api_endpoint(FO, "192.0.2.1")
@@ -331,6 +341,36 @@ def test_partitioned_agent_then_kill9():
     assert view == {"probe-eu": ("up", True), "probe-us": ("up", False),
                     "probe-ap": ("up", True)}, e
     assert e["health"] == "up" and not e["stale"], e
+
+
+@test
+@cleanup
+def test_quorum_percent():
+    """Two of three agents cannot reach backend 0. The same agents report
+    to two dnsd (same configuration, separate stores): with the default
+    --quorum-percent 50 the endpoint is down (1 of 3 say up), with 18 (Route
+    53 style) it is up."""
+    c = Cluster(agents=False)
+    c18 = Cluster(agents=False, backends=c.backends, dnsd_args=["--quorum-percent", "18"])
+    c.backends[0].set("probe-us", RESET)
+    c.backends[0].set("probe-ap", RESET)
+    for a in AGENTS:
+        c.start_agent(*a, also=[c18])
+
+    def settled():
+        e, e18 = c.api_endpoint(FO, "192.0.2.1"), c18.api_endpoint(FO, "192.0.2.1")
+        views = [{a["agent"]: a["state"] for a in x["agents"]} for x in (e, e18)]
+        want = {"probe-eu": "up", "probe-us": "down", "probe-ap": "down"}
+        return views == [want, want] and e["health"] == "down" and e18["health"] == "up"
+    timed(settled, RISE * INTERVAL + 4, "both servers see 1 of 3 agents up", c)
+    assert "quorum > 18%" in c18.api_endpoint(FO, "192.0.2.1")["reason"]
+    assert "quorum > 50%" in c.api_endpoint(FO, "192.0.2.1")["reason"]
+    for _ in range(10):
+        assert c.answer(FO) == ["192.0.2.2"], c.answer(FO)
+        assert c18.answer(FO) == ["192.0.2.1"], c18.answer(FO)
+        assert c.answer(WT) == ["192.0.2.12", "192.0.2.13"], c.answer(WT)
+        assert c18.answer(WT) == ["192.0.2.11", "192.0.2.12", "192.0.2.13"], c18.answer(WT)
+        time.sleep(0.1)
 
 
 @test
