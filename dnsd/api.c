@@ -310,6 +310,75 @@ static void on_metrics(struct api *a, struct evhttp_request *req)
 	evbuffer_free(b);
 }
 
+static void on_config_get(struct api *a, struct evhttp_request *req)
+{
+	char err[256] = "configuration unavailable";
+	json_t *d = a->ops->config_get ? a->ops->config_get(a->ctx, err, sizeof(err))
+	                               : NULL;
+
+	if (!d) {
+		reply_error(req, 500, "Internal Server Error", err);
+		return;
+	}
+	reply_json(req, 200, "OK", d);
+}
+
+/* A JSON body write: parse, hand to ops->config_write, map the result. */
+static void config_write(struct api *a, struct evhttp_request *req,
+                         const char *what)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+	json_error_t jerr;
+	json_t *doc;
+	char err[512] = "";
+	int rc;
+
+	if (len > API_BODY_MAX) {
+		reply_error(req, 413, "Payload Too Large", "body: too large");
+		return;
+	}
+	doc = json_loadb(body, len, 0, &jerr);
+	if (!doc || !json_is_object(doc)) {
+		snprintf(err, sizeof(err), "body: not a JSON object (%s)",
+		         doc ? "wrong type" : jerr.text);
+		json_decref(doc);
+		reply_error(req, 400, "Bad Request", err);
+		return;
+	}
+	rc = a->ops->config_write ? a->ops->config_write(a->ctx, what, doc, err,
+	                                                 sizeof(err))
+	                          : -ENOSYS;
+	json_decref(doc);
+	if (rc == 0)
+		reply_json(req, 200, "OK", json_pack("{s:b}", "ok", 1));
+	else if (rc == -EINVAL)
+		reply_error(req, 400, "Bad Request", err);
+	else if (rc == -ENOENT)
+		reply_error(req, 422, "Unprocessable Entity", err);
+	else if (rc == -EEXIST)
+		reply_error(req, 409, "Conflict", err);
+	else
+		reply_error(req, 500, "Internal Server Error",
+		            err[0] ? err : strerror(-rc));
+}
+
+static void on_config_put(struct api *a, struct evhttp_request *req)
+{
+	config_write(a, req, "config");
+}
+
+static void on_flip(struct api *a, struct evhttp_request *req)
+{
+	config_write(a, req, "flip");
+}
+
+static void on_endpoint(struct api *a, struct evhttp_request *req)
+{
+	config_write(a, req, "endpoint");
+}
+
 static const struct route {
 	const char *path;
 	enum evhttp_cmd_type method;
@@ -320,13 +389,24 @@ static const struct route {
 	{ "/v1/reports", EVHTTP_REQ_POST, true, on_reports },
 	{ "/v1/status", EVHTTP_REQ_GET, false, on_status },
 	{ "/metrics", EVHTTP_REQ_GET, false, on_metrics },
+	{ "/v1/config", EVHTTP_REQ_GET, false, on_config_get },
+	{ "/v1/config", EVHTTP_REQ_PUT, true, on_config_put },
+	{ "/v1/flip", EVHTTP_REQ_POST, true, on_flip },
+	{ "/v1/endpoint", EVHTTP_REQ_POST, true, on_endpoint },
 };
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+	return m == EVHTTP_REQ_GET ? "GET" : m == EVHTTP_REQ_PUT ? "PUT" : "POST";
+}
 
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct api *a = arg;
 	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
 	const char *path = u ? evhttp_uri_get_path(u) : NULL;
+
+	char allow[32] = "";
 
 	if (!path)
 		path = "";
@@ -336,12 +416,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 		if (strcmp(path, r->path) != 0)
 			continue;
 		if (evhttp_request_get_command(req) != r->method) {
-			evhttp_add_header(evhttp_request_get_output_headers(req),
-			                  "Allow", r->method == EVHTTP_REQ_GET
-			                           ? "GET" : "POST");
-			reply_error(req, 405, "Method Not Allowed",
-			            "method not allowed");
-			return;
+			snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow),
+			         "%s%s", allow[0] ? ", " : "", method_name(r->method));
+			continue;
 		}
 		/* The token is checked before the body is even looked at. */
 		if (r->auth && !authorized(a, req)) {
@@ -352,6 +429,12 @@ static void on_request(struct evhttp_request *req, void *arg)
 			return;
 		}
 		r->fn(a, req);
+		return;
+	}
+	if (allow[0]) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+		                  allow);
+		reply_error(req, 405, "Method Not Allowed", "method not allowed");
 		return;
 	}
 	reply_error(req, 404, "Not Found", "no such resource");

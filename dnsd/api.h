@@ -8,6 +8,10 @@
  *                             full, then ops->report: 200, 400, 422
  *   GET  /v1/status   -       200 JSON from ops->status
  *   GET  /metrics     -       200 text from ops->metrics
+ *   GET  /v1/config   -       200 JSON from ops->config_get
+ *   PUT  /v1/config   token   ops->config_write("config")
+ *   POST /v1/flip     token   ops->config_write("flip")
+ *   POST /v1/endpoint token   ops->config_write("endpoint")
  * Missing or wrong token: 401 and nothing else happens. Unknown path 404,
  * known path with another method 405, body too large 413. Error bodies are
  * JSON: {"error": "text", "field": "results[2].rtt_ms"} (field optional). */
@@ -53,6 +57,17 @@ struct api_ops {
 	json_t *(*status)(void *ctx);
 	/* Appends Prometheus text to out. Returns 0 or -errno (500). */
 	int (*metrics)(void *ctx, struct evbuffer *out);
+	/* GET /v1/config: the whole configuration (db/cfg.h export format;
+	 * new reference), or NULL with err (500, or 404 without a store). */
+	json_t *(*config_get)(void *ctx, char *err, size_t errlen);
+	/* A configuration write, token checked and body parsed: what is
+	 * "config" (PUT /v1/config, replace everything), "flip" (POST
+	 * /v1/flip {"service", "target"}) or "endpoint" (POST /v1/endpoint
+	 * {"service", "target", and any of "drained", "admin", "weight",
+	 * "priority"}). Returns 0 (200), -EINVAL (400), -ENOENT (422),
+	 * -EEXIST (409), other (500); err says why. */
+	int (*config_write)(void *ctx, const char *what, const json_t *body,
+	                    char *err, size_t errlen);
 };
 
 /* Binds evhttp on listen ("127.0.0.1:8053", "[::1]:8053"; port 0 picks a

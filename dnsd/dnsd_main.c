@@ -25,6 +25,7 @@
 #include "dnsd/status.h"
 #include "dnsd/net.h"
 #include "dnsd/snap.h"
+#include "db/cfg.h"
 #include "db/store.h"
 #include "db/svc.h"
 #include "dnsd/zone.h"
@@ -561,11 +562,95 @@ static int api_metrics(void *ctx, struct evbuffer *out)
 	return rc;
 }
 
+static json_t *api_config_get(void *ctx, char *err, size_t errlen)
+{
+	struct server *sv = ctx;
+
+	if (!sv->db) {
+		snprintf(err, errlen, "this server has no store (--db)");
+		return NULL;
+	}
+	return cfg_export(sv->db, NULL, err, errlen);
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* POST /v1/endpoint: the fields an operator changes at 3 a.m. */
+static int endpoint_write(struct server *sv, const json_t *b, char *err,
+			  size_t errlen)
+{
+	struct cfg_endpoint e = { .target = jstr(b, "target"), .drained = -1 };
+	const json_t *v;
+
+	if ((v = json_object_get(b, "drained"))) {
+		if (!json_is_boolean(v))
+			goto bad_type;
+		e.drained = json_is_true(v);
+	}
+	if ((v = json_object_get(b, "admin"))) {
+		if (!(e.admin = json_string_value(v)))
+			goto bad_type;
+	}
+	if ((v = json_object_get(b, "weight"))) {
+		if (!json_is_integer(v))
+			goto bad_type;
+		e.has_weight = true;
+		e.weight = json_integer_value(v);
+	}
+	if ((v = json_object_get(b, "priority"))) {
+		if (!json_is_integer(v))
+			goto bad_type;
+		e.has_priority = true;
+		e.priority = json_integer_value(v);
+	}
+	return cfg_endpoint_set(sv->db, jstr(b, "service"), &e, err, errlen);
+bad_type:
+	snprintf(err, errlen, "endpoint: drained must be a boolean, admin a string, "
+		 "weight and priority integers");
+	return -EINVAL;
+}
+
+static int api_config_write(void *ctx, const char *what, const json_t *b,
+			    char *err, size_t errlen)
+{
+	struct server *sv = ctx;
+	int rc;
+
+	if (!sv->db) {
+		snprintf(err, errlen, "this server has no store (--db)");
+		return -ENOENT;
+	}
+	if (strcmp(what, "config") == 0) {
+		rc = cfg_import(sv->db, b, err, errlen);
+	} else if (!jstr(b, "service") || !jstr(b, "target")) {
+		snprintf(err, errlen, "%s: \"service\" and \"target\" strings are required",
+			 what);
+		return -EINVAL;
+	} else if (strcmp(what, "flip") == 0) {
+		rc = cfg_flip(sv->db, jstr(b, "service"), jstr(b, "target"), err, errlen);
+	} else {
+		rc = endpoint_write(sv, b, err, errlen);
+	}
+	if (rc == 0) {
+		/* Our own commit does not move our connection's data_version:
+		 * load it now, so the next query already sees it. */
+		log_info("api: %s written", what);
+		sv->db_version = -1;
+		poll_db(sv);
+	}
+	return rc;
+}
+
 static const struct api_ops api_ops = {
 	.checks = api_checks,
 	.report = api_report,
 	.status = api_status,
 	.metrics = api_metrics,
+	.config_get = api_config_get,
+	.config_write = api_config_write,
 };
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)

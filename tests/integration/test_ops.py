@@ -133,6 +133,81 @@ def metrics_and_status_over_the_api():
 
 
 @test
+def configuration_through_the_api():
+    d = tmpdir()
+    db = os.path.join(d, "g.db")
+    tok = os.path.join(d, "token")
+    with open(tok, "w") as f:
+        f.write("writer-token\n")
+    www = "www.gslb.example.com."
+    gslbctl(db, "init")
+    gslbctl(db, "service", "add", www, "--policy", "failover")
+    gslbctl(db, "endpoint", "add", www, "lb-eu.example.net.", "--priority", "10")
+    gslbctl(db, "endpoint", "add", www, "lb-us.example.net.", "--priority", "20")
+    port = free_port()
+    srv = Dnsd(ZONE_ARGS + ["--db", db, "--api", "127.0.0.1:%d" % port, "--api-token-file", tok,
+                            "--db-poll-ms", "5000"])     # slow poll: the API must not need it
+    base = "http://127.0.0.1:%d" % port
+    def call(method, path, body=None, token="writer-token"):
+        req = urllib.request.Request(base + path, method=method,
+                                     data=None if body is None else
+                                     (body if isinstance(body, bytes) else json.dumps(body).encode()))
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+    def answer():
+        return [rd.to_text() for rs in srv.udp(www, "A").answer for rd in rs]
+    # read without a token; the export format of gslbctl
+    code, doc = call("GET", "/v1/config", token=None)
+    expect(code == 200 and doc["services"][0]["name"] == www, (code, doc))
+    exported = gslbctl(db, "export").stdout
+    expect(json.loads(exported) == doc, "API config differs from gslbctl export")
+    # writes need the token and change nothing without it
+    code, _ = call("POST", "/v1/flip", {"service": www, "target": "lb-us.example.net."}, token=None)
+    expect(code == 401 and answer() == ["lb-eu.example.net."], code)
+    code, _ = call("POST", "/v1/flip", {"service": www, "target": "lb-us.example.net."}, token="wrong")
+    expect(code == 401, code)
+    # flip: the very next query answers it (no poll needed)
+    code, body = call("POST", "/v1/flip", {"service": www, "target": "lb-us.example.net."})
+    expect(code == 200 and body == {"ok": True}, (code, body))
+    expect(answer() == ["lb-us.example.net."], answer())
+    # drain through the API
+    code, _ = call("POST", "/v1/endpoint", {"service": www, "target": "lb-us.example.net.",
+                                            "drained": True})
+    expect(code == 200 and answer() == ["lb-eu.example.net."], (code, answer()))
+    # bad requests change nothing
+    for body, want in [(b"{not json", 400), ({"service": www}, 400),
+                       ({"service": "nope.gslb.example.com.", "target": "1.2.3.4"}, 422),
+                       ({"service": www, "target": "lb-eu.example.net.", "weight": 70000}, 400),
+                       ({"service": www, "target": "lb-eu.example.net.", "drained": "yes"}, 400)]:
+        code, err = call("POST", "/v1/endpoint", body)
+        expect(code == want and "error" in err, (body, code, err))
+    code, err = call("POST", "/v1/flip", {"service": www, "target": "not-a-member.example.net."})
+    expect(code in (400, 422) and answer() == ["lb-eu.example.net."], (code, err))
+    # replace the whole configuration
+    doc = json.loads(exported)
+    doc["services"][0]["endpoints"] = [e for e in doc["services"][0]["endpoints"]
+                                       if e["target"] == "lb-us.example.net."]
+    code, _ = call("PUT", "/v1/config", doc)
+    expect(code == 200 and answer() == ["lb-us.example.net."], (code, answer()))
+    code, err = call("PUT", "/v1/config", {"version": 1, "services": [{"name": "x"}]})
+    expect(code == 400 and answer() == ["lb-us.example.net."], (code, err))
+    # a known path with the wrong method
+    req = urllib.request.Request(base + "/v1/config", method="DELETE")
+    try:
+        urllib.request.urlopen(req, timeout=5)
+        expect(False, "DELETE accepted")
+    except urllib.error.HTTPError as e:
+        expect(e.code == 405 and "GET" in e.headers["Allow"] and "PUT" in e.headers["Allow"],
+               (e.code, e.headers["Allow"]))
+    srv.stop()
+
+
+@test
 def promtool_accepts_the_metrics():
     promtool = "/usr/bin/promtool"
     # make deps installs Debian's prometheus package for promtool

@@ -124,8 +124,10 @@ int main(int argc, char **argv)
 		{ "default-interval", required_argument, NULL, 'i' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const struct api_ops ops = { op_checks, op_report, op_status,
-	                                     op_metrics };
+	static const struct api_ops ops = {
+		.checks = op_checks, .report = op_report,
+		.status = op_status, .metrics = op_metrics,
+	};
 	const char *listen = NULL, *token_file = NULL, *checks = NULL;
 	struct hstate_params p;
 	double dflt = 10;

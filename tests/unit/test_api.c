@@ -330,8 +330,10 @@ static void send_next(struct driver *d)
 
 static void test_http(void)
 {
-	static const struct api_ops ops = { ops_checks, ops_report, ops_status,
-	                                    ops_metrics };
+	static const struct api_ops ops = {
+		.checks = ops_checks, .report = ops_report,
+		.status = ops_status, .metrics = ops_metrics,
+	};
 	struct hstate_ep ep = { 7, 1.0 };
 	struct ctx c = { hstate_new(NULL), 0 };
 	struct event_base *base = event_base_new();
