@@ -104,6 +104,8 @@ def roff_text(path):
 
 def render_warnings(path):
     """Warnings of man(1) and groff for one page ('' when clean)."""
+    expect(shutil.which("man") and shutil.which("groff"),
+           "man or groff missing: Debian man-db and groff-base (make deps)")
     env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8")
     p = subprocess.run(["man", "--warnings", "-l", path], capture_output=True, text=True,
                        timeout=60, env=env)
@@ -494,11 +496,23 @@ def readme_operations_lists_every_metric():
     db = os.path.join(d, "g.db")
     gslbctl(db, "init")
     gslbctl(db, "service", "add", "www.gslb.example.com", "--policy", "failover")
-    gslbctl(db, "endpoint", "add", "www.gslb.example.com", "192.0.2.1")
+    be = socket.socket()                     # checked by an agent: RTT and agent metrics
+    be.bind(("127.0.0.1", 0))
+    be.listen(16)
+    gslbctl(db, "endpoint", "add", "www.gslb.example.com", "192.0.2.1", "--check",
+            "tcp://127.0.0.1:%d" % be.getsockname()[1], "--check-interval", "1")
     api = free_port()
     srv = Dnsd(["--zone", os.path.join(ZONES, "gslb.example.com.zone"), "--db", db,
                 "--api", "127.0.0.1:%d" % api, "--api-token-file", tok])
-    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % api, timeout=5).read().decode()
+    probe = Proc([os.path.join(BIN, "gslb-probe"), "--name", "a1", "--region", "eu",
+                  "--server", "http://127.0.0.1:%d" % api, "--token-file", tok])
+    srv.udp("www.gslb.example.com.", "A")
+
+    def scrape():
+        t = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % api, timeout=5).read().decode()
+        return t if re.search(r"^dnsd_\w*rtt\w*\{", t, re.M) else None
+    text = wait_for(scrape, timeout=10)
+    expect(text, "no RTT metrics after 10 s: %s" % probe.output())
     names = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
     expect(len(names) >= 15, text)
     missing = sorted(n for n in names if "`%s" % n not in ops)
@@ -511,7 +525,9 @@ def readme_operations_lists_every_metric():
     for name, lab in labels.items():
         expect(documented.get(name) == lab, "README Operations: %s{%s}, documented %s"
                % (name, ",".join(sorted(lab)), documented.get(name)))
+    probe.stop()
     srv.stop()
+    be.close()
 
 
 @test
