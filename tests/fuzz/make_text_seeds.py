@@ -3,7 +3,8 @@
 files of zones/ and tests/fixtures/zones/ and small variants), config (dnsd
 option files, some with command-line flags after a NUL), report (POST
 /v1/reports bodies), http (HTTP responses, prefixed by the target's two
-control octets) and checks (GET /v1/checks documents and URL lines).
+control octets), checks (GET /v1/checks documents and URL lines) and store
+(rows for fuzz_store, one "T|values" line each).
 Deterministic; rerun after changing the cases:
     tests/fuzz/make_text_seeds.py [tests/fuzz/corpus]
 Existing seed-* files of these corpora are replaced; crash-* files stay."""
@@ -140,6 +141,33 @@ def checks_seeds():
     yield b"http://" + b"h" * 300 + b"/\nhttp://h/" + b"p" * 1100 + b"\n"
 
 
+def store_seeds():
+    good = ("s|1|www.gslb.example.com.|failover|30||0|open\n"
+            "e|1|1|192.0.2.1|1|0|eu|50.1|8.7|0|auto|0\n"
+            "e|2|1|2001:db8::1|1|1|us|40.7|-74|10|auto|0\n"
+            "e|3|1|lb.example.net.|1|2||||0|down|0\n"
+            "s|2|geo.gslb.example.com.|geo|60|2|0|closed\n"
+            "e|4|2|192.0.2.4|1|0|eu|48.8|2.3|-20|auto|0|tcp://192.0.2.4:80|5|2|3|2|1|200-399|OK|h\n"
+            "e|5|2|192.0.2.5|2|0|ap|1.3|103.8|99|up|1\n"
+            "r|1|2|cidr|192.0.2.0/24\nt|1|4\nr|2|2|country|DE\nt|2|5\nr|3|2|continent|EU\nt|3|4\n")
+    yield good.encode()
+    for pol in ("weighted", "latency", "all", "roundrobin", "bogus", ""):
+        yield good.replace("|failover|", "|%s|" % pol).encode()
+    yield (good + "s|3|w.gslb.example.com.|weighted|30|16|1|fallback.example.net.\n"
+           "e|6|3|192.0.2.6|0\ne|7|3|192.0.2.7|65535\ne|8|3|192.0.2.8|70000\n").encode()
+    bad = ["s|9|not a name|failover", "s|9|x.|failover|-1|0|2|", "s|9|y.|all|30|99|0|maybe",
+           "e|9|1|300.1.2.3", "e|9|1|host-without-dot", "e|9|99|192.0.2.9", "e|9|1|192.0.2.9|-5|-1",
+           "e|9|1|192.0.2.9|1|0||95.2|200|150|sideways|7", "e|9|1|192.0.2.9|1|0||1.5",
+           "e|9|1|192.0.2.9|1|0||||0|auto|0|ftp://x/|0|-1|0|101|5|999-1|b|h h",
+           "r|9|1|cidr|10.0.0.0/33", "r|9|1|cidr|not-cidr", "r|9|1|country|XYZ", "r|9|1|planet|earth",
+           "t|1|99", "t|99|1", "e|9|1|1.2.3.4.", "s|9|" + "a" * 70 + ".x.|failover"]
+    for b in bad:
+        yield (good + b + "\n").encode()
+    yield b""
+    yield "\n".join("e|%d|1|10.0.%d.%d|%d|%d" % (i + 10, i // 256, i % 256, i % 7, i % 3)
+                     for i in range(200)).encode() + b"\n" + good.encode()
+
+
 def write(outdir, name, seeds):
     d = os.path.join(outdir, name)
     os.makedirs(d, exist_ok=True)
@@ -160,6 +188,7 @@ def main():
     write(out, "report", report_seeds())
     write(out, "http", http_seeds())
     write(out, "checks", checks_seeds())
+    write(out, "store", store_seeds())
 
 
 if __name__ == "__main__":

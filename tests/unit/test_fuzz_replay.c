@@ -28,6 +28,9 @@
 #define LLVMFuzzerTestOneInput fuzz_checks_input
 #include "tests/fuzz/fuzz_checks.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_store_input
+#include "tests/fuzz/fuzz_store.c"
+#undef LLVMFuzzerTestOneInput
 
 #include "tests/unit/harness.h"
 
@@ -77,6 +80,7 @@ int main(void)
 		{ "report", fuzz_report_input, 1 << 20, 10 },
 		{ "http", fuzz_http_input, 64 * 1024, 10 },
 		{ "checks", fuzz_checks_input, 256 * 1024, 10 },
+		{ "store", fuzz_store_input, 16383, 10 },
 	};
 
 	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
