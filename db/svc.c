@@ -547,6 +547,7 @@ static int load_endpoint(struct loader *L, sqlite3_stmt *st,
 			return 0;
 		}
 		e->has_loc = true;
+		geo_unit_vector(e->lat, e->lon, e->v);
 	}
 	if (!col_real(st, 8, &e->bias) || e->bias < -99 || e->bias > 99) {
 		PROBLEM(L, "db: endpoint id %lld (service %s): bias %s outside "
@@ -636,6 +637,8 @@ static int load_endpoints(struct loader *L)
 		if (rc == 1) {
 			if (tmp[ntmp].id > s->max_endpoint_id)
 				s->max_endpoint_id = tmp[ntmp].id;
+			if (tmp[ntmp].bias != 0)
+				v->any_bias = true;
 			ntmp++;
 		}
 		rc = 0;
@@ -958,6 +961,7 @@ struct sel {
 	uint16_t idx[SVC_MAX_ENDPOINTS];   /* chosen set, then the answer */
 	size_t n;
 	double key[SVC_MAX_ENDPOINTS];     /* sort key per endpoint index */
+	double cv[3];                      /* client vector if made here */
 };
 
 static void why_reason(struct sel *S, size_t i, const char *fmt, ...)
@@ -1095,18 +1099,42 @@ static void pick_weighted(struct sel *S, uint64_t *rng)
 	S->n = k;
 }
 
+static double dot3(const double a[3], const double b[3])
+{
+	return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+}
+
+/* The client's unit vector: precomputed by the caller, or made here. */
+static const double *client_vec(struct sel *S)
+{
+	const struct svc_client *c = S->c;
+
+	if (c->v[0] == 0 && c->v[1] == 0 && c->v[2] == 0) {
+		geo_unit_vector(c->lat, c->lon, S->cv);
+		return S->cv;
+	}
+	return c->v;
+}
+
 /* Geo order: biased distance; without client location or endpoint
- * coordinates an endpoint ranks after every located one, by priority. */
+ * coordinates an endpoint ranks after every located one, by priority.
+ * Without any bias the order of the dot products is the order of the
+ * distances, so the query path does no trigonometry at all. */
 static void rank_geo(struct sel *S, uint16_t *idx, size_t n)
 {
+	const double *cv = S->c->has_loc ? client_vec(S) : NULL;
+
 	for (size_t i = 0; i < n; i++) {
 		const struct svc_endpoint *e = &S->s->eps[idx[i]];
 		double d = -1;
 
-		if (S->c->has_loc && e->has_loc) {
-			d = geo_distance_km(S->c->lat, S->c->lon, e->lat,
-			                    e->lon);
-			S->key[idx[i]] = biased(d, e->bias);
+		if (cv && e->has_loc) {
+			double dot = dot3(cv, e->v);
+
+			if (S->s->any_bias || S->why)
+				d = geo_dot_km(dot);
+			/* 1 - dot lies in 0..2, below the 1e9 of "unlocated" */
+			S->key[idx[i]] = S->s->any_bias ? biased(d, e->bias) : 1 - dot;
 		} else {
 			S->key[idx[i]] = 1e9 + e->priority;
 		}
@@ -1114,7 +1142,7 @@ static void rank_geo(struct sel *S, uint16_t *idx, size_t n)
 			S->why->ep[idx[i]].dist_km = d;
 		if (d >= 0)
 			why_reason(S, idx[i], "distance %.0f km (biased %.0f "
-			           "km, bias %g)", d, S->key[idx[i]], e->bias);
+			           "km, bias %g)", d, biased(d, e->bias), e->bias);
 		else
 			why_reason(S, idx[i], "%s", !S->c->has_loc ?
 			           "no client location" :
@@ -1130,7 +1158,7 @@ static void pick_geo(struct sel *S)
 		S->n = S->s->answers;
 }
 
-static int nearest_region(const struct sel *S)
+static int nearest_region(struct sel *S)
 {
 	const struct hstate_view *hv = S->hv;
 	double bd = INFINITY;
@@ -1138,13 +1166,19 @@ static int nearest_region(const struct sel *S)
 
 	if (!hv || !S->c->has_loc || !hv->rtt_ms)
 		return -1;
+	const double *cv = client_vec(S);
+
 	for (size_t r = 0; r < hv->n_regions; r++) {
-		double d;
+		const double *rv = hv->regions[r].v;
+		double rvb[3], d;
 
 		if (!hv->regions[r].has_coords)
 			continue;
-		d = geo_distance_km(S->c->lat, S->c->lon, hv->regions[r].lat,
-		                    hv->regions[r].lon);
+		if (rv[0] == 0 && rv[1] == 0 && rv[2] == 0) {
+			geo_unit_vector(hv->regions[r].lat, hv->regions[r].lon, rvb);
+			rv = rvb;
+		}
+		d = 1 - dot3(cv, rv);     /* ranks as the distance does */
 		if (d < bd) {
 			bd = d;
 			best = (int)r;

@@ -64,6 +64,7 @@ struct svc_endpoint {
 	const char *region;     /* "" when none */
 	bool has_loc;
 	double lat, lon;        /* degrees, when has_loc */
+	double v[3];            /* lat/lon as a unit vector (geo_unit_vector) */
 	double bias;            /* -99..99 */
 	uint8_t admin;          /* enum svc_admin */
 	bool drained;
@@ -102,6 +103,7 @@ struct svc_service {
 	                           (longest first), then country, continent */
 	size_t n_rules;
 	bool has_geo_rules;     /* any country/continent rule */
+	bool any_bias;          /* an endpoint has a geo bias: rank by km */
 	/* Free for the server: dnsd attaches the zone the name belongs to
 	 * before publishing the set. svc never reads it. */
 	void *zone;
@@ -152,6 +154,10 @@ struct svc_client {
 	                           CIDR rules do not apply, scope 0 */
 	bool has_loc;           /* lat/lon valid (GeoIP or caller default) */
 	double lat, lon;
+	/* lat/lon as a unit vector (geo_loc.v, precomputed at load time so
+	 * the query path needs no trigonometry); all zero: svc_select
+	 * computes it from lat/lon. */
+	double v[3];
 	char country[3];        /* ISO 3166-1 alpha-2 upper case, "" unknown */
 	char continent[3];      /* AF AN AS EU NA OC SA, "" unknown */
 	unsigned geo_plen;      /* 128-space prefix of the GeoIP network the

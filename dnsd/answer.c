@@ -240,6 +240,7 @@ static void client_of(struct ctx *x, struct svc_client *cl)
 		cl->has_loc = true;
 		cl->lat = loc->lat;
 		cl->lon = loc->lon;
+		memcpy(cl->v, loc->v, sizeof(cl->v));
 		memcpy(cl->country, loc->country, 3);
 		memcpy(cl->continent, loc->continent, 3);
 	}

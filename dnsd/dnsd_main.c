@@ -94,6 +94,7 @@ static int parse_default_location(const char *s, struct geo_loc *loc)
 	    geo_country_centroid(s, &loc->lat, &loc->lon, loc->continent) == 0) {
 		loc->country[0] = (char)(s[0] & ~0x20);
 		loc->country[1] = (char)(s[1] & ~0x20);
+		geo_unit_vector(loc->lat, loc->lon, loc->v);
 		return 0;
 	}
 	loc->lat = strtod(s, &end);
@@ -102,8 +103,10 @@ static int parse_default_location(const char *s, struct geo_loc *loc)
 
 		loc->lon = strtod(p, &end);
 		if (end != p && !*end && loc->lat >= -90 && loc->lat <= 90 &&
-		    loc->lon >= -180 && loc->lon <= 180)
+		    loc->lon >= -180 && loc->lon <= 180) {
+			geo_unit_vector(loc->lat, loc->lon, loc->v);
 			return 0;
+		}
 	}
 	log_err("default-location: '%s' is neither LAT,LON nor a known country code", s);
 	return -EINVAL;

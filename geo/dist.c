@@ -18,3 +18,25 @@ double geo_distance_km(double lat1, double lon1, double lat2, double lon2)
 		h = 1.0;
 	return 2.0 * EARTH_RADIUS_KM * asin(sqrt(h));
 }
+
+void geo_unit_vector(double lat, double lon, double v[3])
+{
+	const double rad = M_PI / 180.0;
+	double cl = cos(lat * rad);
+
+	v[0] = cl * cos(lon * rad);
+	v[1] = cl * sin(lon * rad);
+	v[2] = sin(lat * rad);
+}
+
+double geo_dot_km(double dot)
+{
+	/* Rounding can push the dot product a hair outside [-1, 1]. For
+	 * nearby points acos() loses precision (1e-8 rad ~ 0.06 km), which is
+	 * far below what GeoIP locations are worth. */
+	if (dot > 1.0)
+		dot = 1.0;
+	else if (dot < -1.0)
+		dot = -1.0;
+	return EARTH_RADIUS_KM * acos(dot);
+}

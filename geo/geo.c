@@ -355,6 +355,7 @@ static int loc_intern(struct walker *w, const struct geo_loc *l, uint32_t *id)
 		w->loccap = ncap;
 	}
 	db->locs[db->nlocs] = *l;
+	geo_unit_vector(l->lat, l->lon, db->locs[db->nlocs].v);
 	*id = (uint32_t)db->nlocs++;
 	w->lochash[s] = *id + 1;
 	return 0;

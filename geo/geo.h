@@ -27,6 +27,9 @@ struct geo_loc {
 	double lat, lon;
 	char country[3];
 	char continent[3];
+	/* The point as a unit vector (geo_unit_vector), computed at load
+	 * time so the query path ranks by dot product, without trigonometry. */
+	double v[3];
 };
 
 struct geo_db;                                   /* opaque, immutable */
@@ -92,6 +95,14 @@ uint32_t geo_loc_id(const struct geo_db *db, const struct geo_loc *loc);
  * epoch (seconds since 1970) of the loaded file. */
 const char *geo_db_type(const struct geo_db *db);
 uint64_t geo_build_epoch(const struct geo_db *db);
+
+/* The point at lat/lon (degrees) as a unit vector on the sphere. The dot
+ * product of two such vectors is the cosine of the angle between them:
+ * larger is nearer, and geo_dot_km() turns it into kilometres. Any
+ * thread. */
+void geo_unit_vector(double lat, double lon, double v[3]);
+/* Great-circle distance in km for a dot product of two unit vectors. */
+double geo_dot_km(double dot);
 
 /* Great-circle distance in km between two points given in degrees
  * (haversine, mean Earth radius 6371.0088 km). Any thread. */

@@ -6,6 +6,7 @@
  * observation refers to its agent by index. Sizes are small (tens of agents,
  * thousands of endpoints), so linear scans over agents are fine. */
 #include "health/hstate.h"
+#include "geo/geo.h"
 
 #include <errno.h>
 #include <math.h>
@@ -507,6 +508,8 @@ struct hstate_view *hstate_view_build(const struct hstate *h)
 		regs[r].has_coords = h->regions[r].has_coords;
 		regs[r].lat = h->regions[r].lat;
 		regs[r].lon = h->regions[r].lon;
+		if (regs[r].has_coords)
+			geo_unit_vector(regs[r].lat, regs[r].lon, regs[r].v);
 	}
 	for (size_t i = 0; i < h->n_eps; i++) {
 		const struct ep *e = &h->eps[i];

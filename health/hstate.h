@@ -117,6 +117,7 @@ struct hstate_region {
 	const char *name;
 	bool has_coords;
 	double lat, lon;
+	double v[3];            /* unit vector of lat/lon (geo_unit_vector) */
 };
 struct hstate_view {
 	const uint8_t *state;   /* [n] by endpoint id: enum hstate_state */

@@ -935,6 +935,36 @@ static int find_srcdir(void)
 	return access("tests/tools/mkmmdb.pl", R_OK);
 }
 
+/* Unit vectors and dot products (what the geo policy ranks by) agree
+ * with haversine distances: same km, same order, for random pairs. */
+static void test_unit_vectors(void)
+{
+	unsigned seed = 12345;
+	int bad_km = 0, bad_order = 0;
+
+	for (int i = 0; i < 20000; i++) {
+		double p[3][2], v[3][3], d[3], dot[3];
+
+		for (int k = 0; k < 3; k++) {
+			p[k][0] = (rand_r(&seed) / (double)RAND_MAX) * 180 - 90;
+			p[k][1] = (rand_r(&seed) / (double)RAND_MAX) * 360 - 180;
+			geo_unit_vector(p[k][0], p[k][1], v[k]);
+		}
+		for (int k = 1; k < 3; k++) {
+			d[k] = geo_distance_km(p[0][0], p[0][1], p[k][0], p[k][1]);
+			dot[k] = v[0][0] * v[k][0] + v[0][1] * v[k][1] + v[0][2] * v[k][2];
+			bad_km += fabs(geo_dot_km(dot[k]) - d[k]) > 0.1;
+		}
+		/* nearer by distance is nearer by dot, beyond rounding */
+		if (fabs(d[1] - d[2]) > 0.01)
+			bad_order += (d[1] < d[2]) != (dot[1] > dot[2]);
+	}
+	CHECK(bad_km == 0, "unit vectors: %d of 40000 distances off by > 0.1 km", bad_km);
+	CHECK(bad_order == 0, "unit vectors: %d of 20000 orders differ", bad_order);
+	CHECK(fabs(geo_dot_km(1.0000000001)) < 1e-9 && fabs(geo_dot_km(-1.0000001) - 20015.1) < 1,
+	      "dot outside [-1, 1] is clamped");
+}
+
 int main(void)
 {
 	char cmd[PATH_MAX + 16];
@@ -950,6 +980,7 @@ int main(void)
 	}
 	test_parse();
 	test_distance();
+	test_unit_vectors();
 	test_centroids();
 	test_city();
 	test_mapped_only();

@@ -585,8 +585,10 @@ static void test_latency(void)
 		return;
 	view_init(&w);
 	w.v.n_regions = 2;
-	w.regions[0] = (struct hstate_region){ "eu", true, 50, 8 };
-	w.regions[1] = (struct hstate_region){ "us", true, 40, -74 };
+	w.regions[0] = (struct hstate_region){ .name = "eu", .has_coords = true,
+					       .lat = 50, .lon = 8 };
+	w.regions[1] = (struct hstate_region){ .name = "us", .has_coords = true,
+					       .lat = 40, .lon = -74 };
 	client_v4(&c, "192.0.2.1", 24);
 	c.has_loc = true;
 	c.lat = 48.9;                   /* Paris: nearest region eu */
