@@ -30,7 +30,8 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             libldns-dev libmaxminddb-dev libevent-dev libsqlite3-dev \
             libjansson-dev liburcu-dev libssl-dev libsystemd-dev sqlite3 \
             python3 python3-dnspython dnsutils libmaxmind-db-writer-perl \
-            mmdb-bin iproute2 openssl curl prometheus
+            mmdb-bin iproute2 openssl curl prometheus man-db groff-base \
+            systemd
 
 SRCDIRS  := common geo health db dnsd
 ALL_SRCS := $(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c))
