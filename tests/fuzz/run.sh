@@ -11,10 +11,15 @@ flags="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=
 mkdir -p build-fuzz/obj
 objs=()
 shopt -s nullglob
+# An object is stale when its source or any header is newer (a struct that
+# changed under an old object makes the targets read garbage).
+newest_h=$(ls -t common/*.h geo/*.h health/*.h db/*.h dnsd/*.h | head -1)
 for src in common/*.c geo/*.c health/*.c db/*.c dnsd/*.c; do
   case "$src" in *_main.c) continue ;; esac
   o=build-fuzz/obj/$(echo "$src" | tr / _).o
-  if [ ! -e "$o" ] || [ "$src" -nt "$o" ]; then clang $flags -c "$src" -o "$o"; fi
+  if [ ! -e "$o" ] || [ "$src" -nt "$o" ] || [ "$newest_h" -nt "$o" ]; then
+    clang $flags -c "$src" -o "$o"
+  fi
   objs+=("$o")
 done
 status=0
