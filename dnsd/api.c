@@ -15,6 +15,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
+#include "common/hostport.h"
 #include "common/log.h"
 #include "health/token.h"
 
@@ -440,40 +441,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 	reply_error(req, 404, "Not Found", "no such resource");
 }
 
-/* "127.0.0.1:8053" or "[::1]:8053" -> host and port. */
-static int split_hostport(const char *s, char *host, size_t hostlen,
-                          unsigned *port)
-{
-	const char *colon, *h = s;
-	size_t hl;
-	char *end;
-	unsigned long p;
-
-	if (*s == '[') {
-		const char *rb = strchr(s, ']');
-
-		if (!rb || rb[1] != ':')
-			return -EINVAL;
-		h = s + 1;
-		hl = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		if (!(colon = strrchr(s, ':')) || strchr(s, ':') != colon)
-			return -EINVAL;
-		hl = (size_t)(colon - s);
-	}
-	if (hl == 0 || hl >= hostlen)
-		return -EINVAL;
-	errno = 0;
-	p = strtoul(colon + 1, &end, 10);
-	if (errno || end == colon + 1 || *end || p > 65535)
-		return -EINVAL;
-	memcpy(host, h, hl);
-	host[hl] = 0;
-	*port = (unsigned)p;
-	return 0;
-}
-
 struct api *api_new(struct event_base *base, const char *listen,
                     const char *token, const struct api_ops *ops, void *ctx,
                     char *err, size_t errlen)
@@ -481,8 +448,9 @@ struct api *api_new(struct event_base *base, const char *listen,
 	struct api *a;
 	char host[128];
 	unsigned port;
+	bool v6;
 
-	if (split_hostport(listen, host, sizeof(host), &port) < 0) {
+	if (hostport_split(listen, host, sizeof(host), &port, &v6) < 0) {
 		snprintf(err, errlen, "api: listen address '%s': expected "
 		         "ADDR:PORT or [ADDR]:PORT", listen);
 		return NULL;

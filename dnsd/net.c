@@ -27,6 +27,7 @@
 #include <event2/listener.h>
 #include <urcu-qsbr.h>
 
+#include "common/hostport.h"
 #include "common/log.h"
 #include "dnsd/answer.h"
 #include "dnsd/snap.h"
@@ -88,35 +89,13 @@ struct net {
 int net_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
 	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon, *h = s;
-	size_t hl;
-	char *end;
-	unsigned long port;
+	unsigned port;
+	bool v6;
 
 	memset(ss, 0, sizeof(*ss));
-	if (*s == '[') {
-		const char *rb = strchr(s, ']');
-
-		if (!rb || rb[1] != ':')
-			return -EINVAL;
-		h = s + 1;
-		hl = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return -EINVAL;
-		hl = (size_t)(colon - s);
-	}
-	if (hl == 0 || hl >= sizeof(host))
+	if (hostport_split(s, host, sizeof(host), &port, &v6) < 0)
 		return -EINVAL;
-	memcpy(host, h, hl);
-	host[hl] = 0;
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || port > 65535)
-		return -EINVAL;
-	if (*s == '[') {
+	if (v6) {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
 
 		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)

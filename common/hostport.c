@@ -1,0 +1,41 @@
+/* common/hostport.c - see hostport.h. */
+#include "common/hostport.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int hostport_split(const char *s, char *host, size_t hostlen, unsigned *port,
+		   bool *bracketed)
+{
+	const char *colon, *h = s;
+	size_t hl;
+	char *end;
+	unsigned long p;
+
+	*bracketed = *s == '[';
+	if (*bracketed) {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return -EINVAL;
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		/* One colon only: an IPv6 address must be bracketed. */
+		if (!(colon = strrchr(s, ':')) || strchr(s, ':') != colon)
+			return -EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -EINVAL;
+	errno = 0;
+	p = strtoul(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end || colon[1] == '-' || p > 65535)
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	*port = (unsigned)p;
+	return 0;
+}
