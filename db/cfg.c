@@ -318,6 +318,7 @@ static int service_insert(sqlite3 *h, const struct cfg_service *s,
 		return errf(err, errlen, -EEXIST, "service %s already exists",
 		            r.name);
 	}
+
 	rc = run(h, NULL, "INSERT INTO services (name, policy, ttl, answers, "
 	         "sticky, when_down) VALUES (?, ?, ?, nullif(?, 0), ?, ?)",
 	         "ttiiit",
@@ -669,6 +670,19 @@ static int endpoint_insert(sqlite3 *h, const char *service,
 		rc = errf(err, errlen, -EEXIST, "%s is already an endpoint of "
 		          "%s", r.target, sname);
 		goto out;
+	}
+	rc = run(h, &st, "SELECT count(*) FROM endpoints WHERE service_id = ?",
+	         "i", sid);
+	if (rc == SQLITE_ROW) {
+		long long n = sqlite3_column_int64(st, 0);
+
+		sqlite3_finalize(st);
+		if (n >= SVC_MAX_ENDPOINTS) {
+			rc = errf(err, errlen, -EINVAL, "%s already has %lld "
+			          "endpoints, the most one service may have",
+			          sname, n);
+			goto out;
+		}
 	}
 	rc = ep_write(h, sid, 0, &r) < 0 ? sqlerr(h, err, errlen, r.target)
 	                                 : 0;

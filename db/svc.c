@@ -459,6 +459,14 @@ static int load_services(struct loader *L)
 
 	if (total < 0)
 		return ld_fail(L, "services");
+	if (total > SVC_MAX_SERVICES) {
+		rc = svc_problem_add(s, "db: %lld services, more than the %d one "
+		                     "store may hold: those after id order %d skipped",
+		                     total, SVC_MAX_SERVICES, SVC_MAX_SERVICES);
+		if (rc < 0)
+			return rc;
+		total = SVC_MAX_SERVICES;
+	}
 	while (slots < 2 * (uint64_t)total)
 		slots <<= 1;
 	s->svcs = arena_calloc(&s->arena,
@@ -473,7 +481,7 @@ static int load_services(struct loader *L)
 		return ld_fail(L, "services");
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((long long)s->n >= total)
-			break;  /* cannot happen inside one transaction */
+			break;  /* the cap above (rows cannot appear mid-read) */
 		rc = load_service(L, st, &s->svcs[s->n]);
 		if (rc < 0)
 			goto out;

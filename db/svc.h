@@ -30,6 +30,7 @@
 
 #define SVC_MAX_ANSWERS   16    /* records in one answer */
 #define SVC_MAX_ENDPOINTS 256   /* per service; more are skipped at load */
+#define SVC_MAX_SERVICES  2000000 /* per store; more are skipped at load */
 #define SVC_NAME_MAX      255   /* wire octets of a name */
 
 enum svc_policy {

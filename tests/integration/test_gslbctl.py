@@ -499,5 +499,18 @@ def corrupt_and_missing_store():
     assert not os.path.exists(missing)
 
 
+@test
+def endpoint_limit_per_service():
+    db = new_db(fixture=False)
+    ctl(db, "service", "add", "many.gslb.example.com", "--policy", "all")
+    sql(db, "INSERT INTO endpoints (service_id, target) SELECT s.id, '10.1.' || (n / 250) || "
+            "'.' || (n % 250) FROM services s, (WITH RECURSIVE c(n) AS (SELECT 0 UNION ALL "
+            "SELECT n + 1 FROM c WHERE n < 255) SELECT n FROM c)")
+    before = dump(db)
+    rc, _, err = ctl(db, "endpoint", "add", "many.gslb.example.com", "192.0.2.1", ok=False)
+    assert rc != 0 and len(err.strip().splitlines()) == 1 and "256 endpoints" in err, err
+    assert_eq(dump(db), before, "store changed")
+
+
 if __name__ == "__main__":
     run()
