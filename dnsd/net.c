@@ -1,11 +1,12 @@
-/* dnsd/net.c - worker threads; see net.h.
+/* dnsd/net.c - the threads that answer; see net.h.
  *
- * Each worker owns an event base (no locks), one UDP and one TCP listening
- * socket per listen address (SO_REUSEPORT spreads clients over workers), its
- * receive/send buffers and its counters. A UDP wake-up drains the socket in
- * recvmmsg batches and answers each batch with one sendmmsg. The worker is
- * an RCU reader only while it answers (rcu_thread_online/offline around a
- * batch), so it never delays a snapshot swap while it waits for packets. */
+ * UDP: per listen address a reuseport group of `threads` sockets, each read
+ * by its own thread with blocking recvmmsg and answered with one sendmmsg
+ * per batch. TCP: `threads` workers, each with its own event base (no
+ * locks), its listening sockets and connections. Every thread owns its
+ * buffers and counters, and is an RCU reader only while it answers
+ * (rcu_thread_online/offline around a batch or a read), so it never
+ * delays a snapshot swap while it waits. */
 #include "dnsd/net.h"
 
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +38,6 @@
 #define BATCH      64
 #define RX_SIZE    4096          /* larger UDP queries are dropped */
 #define TX_SIZE    (4096 + 512)  /* max-udp-size <= 4096, plus OPT */
-#define UDP_ROUNDS 16            /* batches per wake-up, then yield to TCP */
 #define TCP_OUT_MAX (256 * 1024) /* stop reading a client that doesn't read */
 #define UDP_BUF_SIZE (8 * 1024 * 1024)
 
@@ -52,6 +53,7 @@ struct tcp_conn {
 	struct in6_addr peer;
 };
 
+/* A TCP worker: one event base, the TCP listeners and connections. */
 struct worker {
 	struct net *net;
 	unsigned idx;
@@ -60,11 +62,27 @@ struct worker {
 	struct event_base *base;
 	int wake_fd;
 	struct event *wake_ev;
-	int *udp_fd;
-	struct event **udp_ev;
 	struct evconnlistener **tcp;
 	struct tcp_conn *lru_head, *lru_tail;
 	unsigned n_conns;
+	struct answer_worker aw;
+	struct stats stats;
+	uint8_t tcp_rx[65536];
+	uint8_t tcp_tx[2 + ANSWER_MAX];
+};
+
+/* A UDP thread: one SO_REUSEPORT socket of one listen address, read with
+ * blocking recvmmsg (MSG_WAITFORONE) - no epoll. An epoll registration
+ * would sit on the socket's wait queue, and the kernel then walks it for
+ * every datagram we send (sock_wfree -> write space -> wake-up, a lock
+ * with interrupts off): measurably more CPU per answer. */
+struct udp_thr {
+	struct net *net;
+	unsigned idx;                  /* index in its reuseport group */
+	const char *listen;
+	int fd;
+	pthread_t tid;
+	bool started;
 	struct answer_worker aw;
 	struct stats stats;
 	struct rrl *rrl;               /* NULL: no rate limiting */
@@ -75,15 +93,16 @@ struct worker {
 	uint32_t qhash[BATCH];
 	uint8_t rx[BATCH][RX_SIZE];
 	uint8_t tx[BATCH][TX_SIZE];
-	uint8_t tcp_rx[65536];
-	uint8_t tcp_tx[2 + ANSWER_MAX];
 };
 
 struct net {
 	struct net_conf conf;
 	struct worker **w;
 	unsigned n_workers;
+	struct udp_thr **u;
+	size_t n_udp;
 	size_t n_listen;
+	atomic_bool stop;
 };
 
 int net_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
@@ -169,78 +188,90 @@ static int bind_socket(const char *what, int type,
 
 /* ---- UDP ---- */
 
-static void udp_read(evutil_socket_t fd, short what, void *arg)
+/* Answers the n datagrams received (RCU reader: online). */
+static void udp_batch(struct udp_thr *u, int n)
 {
-	struct worker *w = arg;
-	const struct snap *s;
+	const struct snap *s = snap_current();
+	int k = 0;
 
-	(void)what;
-	rcu_thread_online();
-	s = snap_current();
-	for (unsigned round = 0; round < UDP_ROUNDS; round++) {
-		int n, k = 0;
+	/* Overlap the name-table cache misses of the whole batch. */
+	for (int i = 0; i < n; i++)
+		u->qhash[i] = answer_qhash(u->rx[i], u->rmsg[i].msg_len);
+	for (int stage = 0; stage < 2; stage++)
+		for (int i = 0; i < n; i++)
+			answer_prefetch(s, u->qhash[i], stage);
+	if (u->rrl)
+		rrl_tick(u->rrl);
+	for (int i = 0; i < n; i++) {
+		struct answer_client c = { .tcp = false };
+		size_t len;
+
+		if (u->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) {
+			u->stats.dropped++;
+			continue;
+		}
+		to_client((struct sockaddr *)&u->peer[i], &c.addr);
+		len = answer_query(s, u->rx[i], u->rmsg[i].msg_len, u->tx[k],
+				   &c, &u->aw);
+		if (len && u->rrl)      /* RRL: send, truncate or drop */
+			len = rrl_filter(u->rrl, &c.addr, u->tx[k], len);
+		if (!len)
+			continue;
+		u->siov[k].iov_base = u->tx[k];
+		u->siov[k].iov_len = len;
+		u->smsg[k].msg_hdr = (struct msghdr) {
+			.msg_name = &u->peer[i],
+			.msg_namelen = u->rmsg[i].msg_hdr.msg_namelen,
+			.msg_iov = &u->siov[k],
+			.msg_iovlen = 1,
+		};
+		k++;
+	}
+	for (int sent = 0; sent < k;) {
+		int r = sendmmsg(u->fd, u->smsg + sent, (unsigned)(k - sent), 0);
+
+		if (r <= 0) {
+			/* A full socket buffer or an unreachable peer: skip
+			 * that one answer; UDP may lose it. */
+			sent++;
+			continue;
+		}
+		sent += r;
+	}
+}
+
+static void *udp_main(void *arg)
+{
+	struct udp_thr *u = arg;
+
+	rcu_register_thread();
+	/* Offline while blocked in recvmmsg: a snapshot swap never waits
+	 * for an idle thread, only for a batch being answered. */
+	rcu_thread_offline();
+	while (!atomic_load_explicit(&u->net->stop, memory_order_relaxed)) {
+		int n;
 
 		for (int i = 0; i < BATCH; i++) {
-			w->riov[i].iov_base = w->rx[i];
-			w->riov[i].iov_len = RX_SIZE;
-			w->rmsg[i].msg_hdr = (struct msghdr) {
-				.msg_name = &w->peer[i],
-				.msg_namelen = sizeof(w->peer[i]),
-				.msg_iov = &w->riov[i],
+			u->riov[i].iov_base = u->rx[i];
+			u->riov[i].iov_len = RX_SIZE;
+			u->rmsg[i].msg_hdr = (struct msghdr) {
+				.msg_name = &u->peer[i],
+				.msg_namelen = sizeof(u->peer[i]),
+				.msg_iov = &u->riov[i],
 				.msg_iovlen = 1,
 			};
 		}
-		n = recvmmsg(fd, w->rmsg, BATCH, MSG_DONTWAIT, NULL);
+		/* Blocks for the first datagram, then takes what is queued. */
+		n = recvmmsg(u->fd, u->rmsg, BATCH, MSG_WAITFORONE, NULL);
 		if (n <= 0)
-			break;
-		/* Overlap the name-table cache misses of the whole batch. */
-		for (int i = 0; i < n; i++)
-			w->qhash[i] = answer_qhash(w->rx[i], w->rmsg[i].msg_len);
-		for (int stage = 0; stage < 2; stage++)
-			for (int i = 0; i < n; i++)
-				answer_prefetch(s, w->qhash[i], stage);
-		if (w->rrl)
-			rrl_tick(w->rrl);
-		for (int i = 0; i < n; i++) {
-			struct answer_client c = { .tcp = false };
-			size_t len;
-
-			if (w->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) {
-				w->stats.dropped++;
-				continue;
-			}
-			to_client((struct sockaddr *)&w->peer[i], &c.addr);
-			len = answer_query(s, w->rx[i], w->rmsg[i].msg_len, w->tx[k],
-					   &c, &w->aw);
-			if (len && w->rrl)      /* RRL: send, truncate or drop */
-				len = rrl_filter(w->rrl, &c.addr, w->tx[k], len);
-			if (!len)
-				continue;
-			w->siov[k].iov_base = w->tx[k];
-			w->siov[k].iov_len = len;
-			w->smsg[k].msg_hdr = (struct msghdr) {
-				.msg_name = &w->peer[i],
-				.msg_namelen = w->rmsg[i].msg_hdr.msg_namelen,
-				.msg_iov = &w->siov[k],
-				.msg_iovlen = 1,
-			};
-			k++;
-		}
-		for (int sent = 0; sent < k;) {
-			int r = sendmmsg(fd, w->smsg + sent, (unsigned)(k - sent), 0);
-
-			if (r <= 0) {
-				/* A full socket buffer or an unreachable peer:
-				 * skip that one answer; UDP may lose it. */
-				sent++;
-				continue;
-			}
-			sent += r;
-		}
-		if (n < BATCH)
-			break;
+			continue;       /* timeout, signal, or shutdown to stop */
+		rcu_thread_online();
+		udp_batch(u, n);
+		rcu_thread_offline();
 	}
-	rcu_thread_offline();
+	rcu_thread_online();
+	rcu_unregister_thread();
+	return NULL;
 }
 
 /* ---- TCP (RFC 7766) ---- */
@@ -436,26 +467,79 @@ static void worker_free(struct worker *w, size_t n_listen)
 		return;
 	while (w->lru_head)
 		tcp_close(w->lru_head);
-	rrl_free(w->rrl);
-	for (size_t i = 0; i < n_listen; i++) {
-		if (w->udp_ev && w->udp_ev[i])
-			event_free(w->udp_ev[i]);
-		if (w->udp_fd && w->udp_fd[i] >= 0)
-			close(w->udp_fd[i]);
+	for (size_t i = 0; i < n_listen; i++)
 		if (w->tcp && w->tcp[i])
 			evconnlistener_free(w->tcp[i]);
-	}
 	if (w->wake_ev)
 		event_free(w->wake_ev);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 	if (w->base)
 		event_base_free(w->base);
-	free(w->udp_fd);
-	free(w->udp_ev);
 	free(w->tcp);
 	free(w->aw.ep_answers);
 	free(w);
+}
+
+static void udp_free(struct udp_thr *u)
+{
+	if (!u)
+		return;
+	rrl_free(u->rrl);
+	if (u->fd >= 0)
+		close(u->fd);
+	free(u->aw.ep_answers);
+	free(u);
+}
+
+/* The idx-th socket of listen address `listen`'s reuseport group. */
+static struct udp_thr *udp_new(struct net *n, unsigned idx, const char *listen)
+{
+	struct udp_thr *u = calloc(1, sizeof(*u));
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct timeval tv = { .tv_usec = 250 * 1000 };
+
+	if (!u)
+		return NULL;
+	u->net = n;
+	u->idx = idx;
+	u->listen = listen;
+	u->fd = -1;
+	u->aw.st = &u->stats;
+	u->aw.ep_cap = NET_EP_COUNTERS;
+	u->aw.ep_answers = calloc(NET_EP_COUNTERS, sizeof(*u->aw.ep_answers));
+	u->aw.rng = 0x9e3779b97f4a7c15ull * (idx + 1) ^ (uint64_t)time(NULL) ^
+		    (uintptr_t)u;
+	if (!u->aw.ep_answers)
+		goto fail;
+	if (n->conf.rrl && n->conf.rrl->rate &&
+	    !(u->rrl = rrl_new(n->conf.rrl, &u->stats)))
+		goto fail;
+	if (net_parse_addr(listen, &ss, &sl) < 0) {
+		log_err("listen %s: expected ADDR:PORT or [V6ADDR]:PORT", listen);
+		goto fail;
+	}
+	if ((u->fd = bind_socket(listen, SOCK_DGRAM, &ss, sl)) < 0)
+		goto fail;
+	/* Blocking reads (see struct udp_thr), woken at least this often to
+	 * notice a stop even if the shutdown() wake-up were missed. */
+	if (fcntl(u->fd, F_SETFL, fcntl(u->fd, F_GETFL) & ~O_NONBLOCK) < 0 ||
+	    setsockopt(u->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		log_err_errno("listen %s: socket options", listen);
+		goto fail;
+	}
+	/* Per-thread RRL buckets are exact only if a prefix always reaches
+	 * the same thread: steer the reuseport group. */
+	if (u->rrl && idx == 0 && n->conf.threads > 1 &&
+	    rrl_steer_attach(u->fd, ss.ss_family, n->conf.threads,
+			     n->conf.rrl) < 0)
+		log_warn_errno("listen %s: cannot steer sources to threads; "
+			       "rate limits apply per thread", listen);
+	return u;
+fail:
+	udp_free(u);
+	return NULL;
 }
 
 static struct worker *worker_new(struct net *n, unsigned idx,
@@ -473,18 +557,11 @@ static struct worker *worker_new(struct net *n, unsigned idx,
 	w->aw.ep_cap = NET_EP_COUNTERS;
 	w->aw.ep_answers = calloc(NET_EP_COUNTERS, sizeof(*w->aw.ep_answers));
 	w->aw.rng = 0x9e3779b97f4a7c15ull * (idx + 1) ^ (uint64_t)time(NULL);
-	if (n->conf.rrl && n->conf.rrl->rate &&
-	    !(w->rrl = rrl_new(n->conf.rrl, &w->stats)))
-		goto fail;
 	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
 	w->base = event_base_new_with_config(ec);
-	w->udp_fd = malloc(n->n_listen * sizeof(int));
-	w->udp_ev = calloc(n->n_listen, sizeof(*w->udp_ev));
 	w->tcp = calloc(n->n_listen, sizeof(*w->tcp));
-	if (!w->base || !w->udp_fd || !w->udp_ev || !w->tcp || !w->aw.ep_answers)
+	if (!w->base || !w->tcp || !w->aw.ep_answers)
 		goto fail;
-	for (size_t i = 0; i < n->n_listen; i++)
-		w->udp_fd[i] = -1;
 	for (size_t i = 0; i < n->n_listen; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl;
@@ -494,19 +571,6 @@ static struct worker *worker_new(struct net *n, unsigned idx,
 			log_err("listen %s: expected ADDR:PORT or [V6ADDR]:PORT", listen[i]);
 			goto fail;
 		}
-		if ((w->udp_fd[i] = bind_socket(listen[i], SOCK_DGRAM, &ss, sl)) < 0)
-			goto fail;
-		/* Per-worker RRL buckets are exact only if a prefix always
-		 * reaches the same worker: steer the reuseport group. */
-		if (w->rrl && idx == 0 && n->conf.threads > 1 &&
-		    rrl_steer_attach(w->udp_fd[i], ss.ss_family, n->conf.threads,
-				     n->conf.rrl) < 0)
-			log_warn_errno("listen %s: cannot steer sources to workers; "
-				       "rate limits apply per worker thread", listen[i]);
-		w->udp_ev[i] = event_new(w->base, w->udp_fd[i], EV_READ | EV_PERSIST,
-					 udp_read, w);
-		if (!w->udp_ev[i] || event_add(w->udp_ev[i], NULL) < 0)
-			goto fail;
 		if ((fd = bind_socket(listen[i], SOCK_STREAM, &ss, sl)) < 0)
 			goto fail;
 		w->tcp[i] = evconnlistener_new(w->base, tcp_accept, w,
@@ -553,6 +617,21 @@ struct net *net_new(const struct net_conf *conf, const char *const *listen,
 		}
 		n->n_workers++;
 	}
+	n->u = calloc(n_listen * conf->threads + 1, sizeof(*n->u));
+	if (!n->u) {
+		net_free(n);
+		return NULL;
+	}
+	/* Group by listen address, in bind order: socket k of a reuseport
+	 * group is the one the RRL steering program's index k selects. */
+	for (size_t l = 0; l < n_listen; l++)
+		for (unsigned i = 0; i < conf->threads; i++) {
+			if (!(n->u[n->n_udp] = udp_new(n, i, listen[l]))) {
+				net_free(n);
+				return NULL;
+			}
+			n->n_udp++;
+		}
 	return n;
 }
 
@@ -567,6 +646,16 @@ int net_start(struct net *n)
 		}
 		n->w[i]->started = true;
 	}
+	for (size_t i = 0; i < n->n_udp; i++) {
+		int rc = pthread_create(&n->u[i]->tid, NULL, udp_main, n->u[i]);
+
+		if (rc) {
+			log_err("udp %s #%u: pthread_create: %s", n->u[i]->listen,
+				n->u[i]->idx, strerror(rc));
+			return -rc;
+		}
+		n->u[i]->started = true;
+	}
 	return 0;
 }
 
@@ -574,6 +663,12 @@ void net_free(struct net *n)
 {
 	if (!n)
 		return;
+	atomic_store(&n->stop, true);
+	for (size_t i = 0; i < n->n_udp; i++)
+		/* Wakes a recvmmsg blocked on this socket at once (Linux does
+		 * so even for unconnected UDP, while returning ENOTCONN). */
+		if (n->u[i]->started)
+			shutdown(n->u[i]->fd, SHUT_RDWR);
 	for (unsigned i = 0; i < n->n_workers; i++) {
 		uint64_t one = 1;
 
@@ -581,35 +676,51 @@ void net_free(struct net *n)
 		    write(n->w[i]->wake_fd, &one, sizeof(one)) < 0)
 			log_warn_errno("worker %u: wake", i);
 	}
+	for (size_t i = 0; i < n->n_udp; i++) {
+		if (n->u[i]->started)
+			pthread_join(n->u[i]->tid, NULL);
+		udp_free(n->u[i]);
+	}
 	for (unsigned i = 0; i < n->n_workers; i++) {
 		if (n->w[i]->started)
 			pthread_join(n->w[i]->tid, NULL);
 		worker_free(n->w[i], n->n_listen);
 	}
+	free(n->u);
 	free(n->w);
 	free(n);
+}
+
+/* struct stats is all uint64_t counters before its padding. */
+static void stats_add(struct stats *out, const struct stats *in)
+{
+	const uint64_t *src = (const uint64_t *)in;
+	uint64_t *dst = (uint64_t *)out;
+
+	for (size_t k = 0; k < offsetof(struct stats, pad) / sizeof(uint64_t); k++)
+		dst[k] += src[k];
 }
 
 void net_stats(const struct net *n, struct stats *out)
 {
 	memset(out, 0, sizeof(*out));
-	for (unsigned i = 0; i < n->n_workers; i++) {
-		const uint64_t *src = (const uint64_t *)&n->w[i]->stats;
-		uint64_t *dst = (uint64_t *)out;
+	for (unsigned i = 0; i < n->n_workers; i++)
+		stats_add(out, &n->w[i]->stats);
+	for (size_t i = 0; i < n->n_udp; i++)
+		stats_add(out, &n->u[i]->stats);
+}
 
-		/* struct stats is all uint64_t counters before its padding. */
-		for (size_t k = 0; k < offsetof(struct stats, pad) / sizeof(uint64_t); k++)
-			dst[k] += src[k];
-	}
+static void ep_add(uint64_t *out, size_t cap, const struct answer_worker *aw)
+{
+	for (size_t k = 0; k < cap && k < aw->ep_cap; k++)
+		out[k] += aw->ep_answers[k];
 }
 
 void net_ep_answers(const struct net *n, uint64_t *out, size_t cap)
 {
 	memset(out, 0, cap * sizeof(*out));
-	for (unsigned i = 0; i < n->n_workers; i++) {
-		const struct answer_worker *aw = &n->w[i]->aw;
-
-		for (size_t k = 0; k < cap && k < aw->ep_cap; k++)
-			out[k] += aw->ep_answers[k];
-	}
+	for (unsigned i = 0; i < n->n_workers; i++)
+		ep_add(out, cap, &n->w[i]->aw);
+	for (size_t i = 0; i < n->n_udp; i++)
+		ep_add(out, cap, &n->u[i]->aw);
 }

@@ -1,7 +1,8 @@
-/* dnsd/net.h - worker threads: UDP with recvmmsg/sendmmsg on per-thread
- * SO_REUSEPORT sockets, and TCP (RFC 7766) with libevent, one event base per
- * worker. Query path: workers only read the current snapshot (snap.h) and
- * write their own buffers and counters. */
+/* dnsd/net.h - the answering threads: per listen address `threads` UDP
+ * threads (blocking recvmmsg/sendmmsg on SO_REUSEPORT sockets) and
+ * `threads` TCP workers (RFC 7766, libevent, one event base each). Query
+ * path: they only read the current snapshot (snap.h) and write their own
+ * buffers and counters. */
 #ifndef DNSD_NET_H
 #define DNSD_NET_H
 
@@ -18,8 +19,8 @@ struct net_conf {
 	unsigned tcp_idle_timeout;   /* seconds */
 	unsigned tcp_max_clients;    /* per worker */
 	/* UDP response rate limiting; NULL or rate 0: off. Read only by
-	 * net_new (each worker copies it into its own table); with it on, a
-	 * reuseport BPF program steers each source prefix to one worker. */
+	 * net_new (each UDP thread copies it into its own table); with it on,
+	 * a reuseport BPF program steers each source prefix to one thread. */
 	const struct rrl_conf *rrl;
 };
 
