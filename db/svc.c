@@ -192,6 +192,28 @@ static uint64_t mix64(uint64_t x)
 	return x;
 }
 
+uint32_t svc_hash(const uint8_t *wire_lower, size_t len)
+{
+	return hash_wire(wire_lower, len);
+}
+
+void svc_prefetch(const struct svc_set *s, uint32_t h, int stage)
+{
+	const uint32_t *slot;
+
+	if (!s || s->n == 0)
+		return;
+	slot = &s->slot[h & s->mask];
+	if (stage == 0) {
+		__builtin_prefetch(slot);
+	} else if (*slot) {
+		const struct svc_service *v = &s->svcs[*slot - 1];
+
+		__builtin_prefetch(v);
+		__builtin_prefetch(v->wire);
+	}
+}
+
 const struct svc_service *svc_find(const struct svc_set *s,
                                    const uint8_t *wire_lower, size_t len)
 {

@@ -450,32 +450,40 @@ static void put_opt(struct ctx *x)
 	x->r.ar++;
 }
 
-uint32_t answer_qhash(const uint8_t *pkt, size_t len)
+void answer_qhash(const struct snap *s, const uint8_t *pkt, size_t len,
+		  struct answer_qhash *h)
 {
 	uint8_t name[WIRE_NAME_MAX];
 	size_t pos = WIRE_HDR, total = 0;
 
+	h->zone = h->svc = 0;
 	/* A cut-down parse_qname(): anything odd just gets no prefetch. */
 	while (pos < len) {
 		uint8_t c = pkt[pos];
 
 		if (c > WIRE_LABEL_MAX || total + c + 1 > WIRE_NAME_MAX ||
 		    pos + 1 + c > len)
-			return 0;
+			return;
 		name[total] = c;
 		wire_name_lower(pkt + pos + 1, c, name + total + 1);
 		total += (size_t)c + 1;
 		pos += (size_t)c + 1;
-		if (c == 0)
-			return zone_name_hash(name, total);
+		if (c == 0) {
+			h->zone = zone_name_hash(name, total);
+			if (s->svc && s->svc->n)
+				h->svc = svc_hash(name, total);
+			return;
+		}
 	}
-	return 0;
 }
 
-void answer_prefetch(const struct snap *s, uint32_t h, int stage)
+void answer_prefetch(const struct snap *s, const struct answer_qhash *h,
+		     int stage)
 {
-	if (h)
-		zonetab_prefetch(s->zt, h, stage);
+	if (h->zone)
+		zonetab_prefetch(s->zt, h->zone, stage);
+	if (h->svc)
+		svc_prefetch(s->svc, h->svc, stage);
 }
 
 size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,

@@ -35,12 +35,17 @@ struct answer_client {
 	bool tcp;
 };
 
-/* Query path: the name-table hash of the query name in pkt, for
- * answer_prefetch(); 0 when there is no usable question. */
-uint32_t answer_qhash(const uint8_t *pkt, size_t len);
-/* Query path: warms the cache for answering a query with name hash h
- * (stage 0 then 1 over a whole batch, before answering it). */
-void answer_prefetch(const struct snap *s, uint32_t h, int stage);
+/* Query path: the hashes of the query name in pkt (name table, balanced
+ * names), for answer_prefetch(); zero when there is no usable question. */
+struct answer_qhash {
+	uint32_t zone, svc;
+};
+void answer_qhash(const struct snap *s, const uint8_t *pkt, size_t len,
+		  struct answer_qhash *h);
+/* Query path: warms the cache for answering a query with hashes h (stage
+ * 0 then 1 over a whole batch, before answering it). */
+void answer_prefetch(const struct snap *s, const struct answer_qhash *h,
+		     int stage);
 
 /* Answers the query in pkt[0..len) into out (ANSWER_MAX octets). Returns
  * the response length, or 0 when the packet must be dropped. */

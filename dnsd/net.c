@@ -90,7 +90,7 @@ struct udp_thr {
 	struct mmsghdr rmsg[BATCH], smsg[BATCH];
 	struct iovec riov[BATCH], siov[BATCH];
 	struct sockaddr_storage peer[BATCH];
-	uint32_t qhash[BATCH];
+	struct answer_qhash qhash[BATCH];
 	uint8_t rx[BATCH][RX_SIZE];
 	uint8_t tx[BATCH][TX_SIZE];
 };
@@ -196,10 +196,10 @@ static void udp_batch(struct udp_thr *u, int n)
 
 	/* Overlap the name-table cache misses of the whole batch. */
 	for (int i = 0; i < n; i++)
-		u->qhash[i] = answer_qhash(u->rx[i], u->rmsg[i].msg_len);
+		answer_qhash(s, u->rx[i], u->rmsg[i].msg_len, &u->qhash[i]);
 	for (int stage = 0; stage < 2; stage++)
 		for (int i = 0; i < n; i++)
-			answer_prefetch(s, u->qhash[i], stage);
+			answer_prefetch(s, &u->qhash[i], stage);
 	if (u->rrl)
 		rrl_tick(u->rrl);
 	for (int i = 0; i < n; i++) {
