@@ -1,5 +1,6 @@
 /* dnsd/dnsd_main.c - the dnsd program: configuration, the control thread
- * (signals, reloads, snapshot builds) and the worker threads (net.c).
+ * (signals, reloads, snapshot builds, health, the API) and the answering
+ * threads (net.c).
  * Everything here is load time; the query path lives in net.c/answer.c. */
 #include <errno.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <systemd/sd-daemon.h>
 #include <urcu-qsbr.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "dnsd/api.h"
@@ -47,7 +49,8 @@ struct server {
 	uint64_t gen;
 	struct event *poll_ev;
 	struct file_id geo_id;       /* to notice a replaced GeoIP file */
-	sqlite3 *db;                 /* read handle, to poll data_version */
+	sqlite3 *db;                 /* the store: polled (data_version),
+					and written by health and the API */
 	long long db_version;
 	struct file_id db_id;        /* the file that handle has open */
 	struct file_id db_bad_id;    /* a replacement that failed to open */
@@ -61,14 +64,6 @@ struct server {
 	bool zone_ok[CONFIG_LIST_MAX];       /* per zone file: last load */
 	double zone_loaded[CONFIG_LIST_MAX];
 };
-
-static double now_unix(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void answer_conf_init(const struct config *c, struct answer_conf *a)
 {
@@ -163,7 +158,7 @@ static unsigned load_zones(struct server *sv, struct zone **old,
 		int rc = zone_load(c->zone[i], NULL, &out[i], err, sizeof(err));
 
 		sv->zone_ok[i] = rc == 0;
-		sv->zone_loaded[i] = now_unix();
+		sv->zone_loaded[i] = clock_unix();
 		if (rc < 0) {
 			failed++;
 			if (old && old[i]) {
@@ -322,7 +317,7 @@ static int load_services(struct server *sv, struct svc_set **out)
 	}
 	sv->db_version = v;
 	sv->st.db_ok = true;
-	sv->st.last_db_load = now_unix();
+	sv->st.last_db_load = clock_unix();
 	sv->st.db_problems = (*out)->n_problems;
 	for (size_t i = 0; i < (*out)->n; i++)
 		eps += (*out)->svcs[i].n_eps;
@@ -386,7 +381,7 @@ static void reload(struct server *sv)
 	install(sv, s);
 	if (sv->hs)
 		hsrv_reload(sv->hs, sv->db);
-	sv->st.last_reload = now_unix();
+	sv->st.last_reload = clock_unix();
 	sv->st.last_reload_ok = failed == 0;
 	log_info("reload: generation %llu, %zu zones, %u failed",
 		 (unsigned long long)s->gen, s->n_zones, failed);
@@ -852,7 +847,7 @@ int main(int argc, char **argv)
 	sv.base = event_base_new();
 	if (!sv.base)
 		fatal("event_base_new failed");
-	sv.st.started = now_unix();
+	sv.st.started = clock_unix();
 	sv.st.last_reload_ok = true;
 	{
 		struct snap *s = snap_clone(&sv, NULL);

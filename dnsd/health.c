@@ -8,6 +8,7 @@
 
 #include <sqlite3.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "db/health_store.h"
 #include "db/store.h"
@@ -26,14 +27,6 @@ struct hsrv {
 	bool dirty;                  /* unsaved, unpublished changes */
 	char err[512];               /* the save problem last logged */
 };
-
-static double now_unix(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static const char *label_of(struct hsrv *h, uint32_t id)
 {
@@ -101,7 +94,7 @@ static void save(struct hsrv *h)
 	char err[512];
 	size_t skipped = 0;
 
-	if (hstate_export(h->st, now_unix(), &rows) < 0) {
+	if (hstate_export(h->st, clock_unix(), &rows) < 0) {
 		log_err("health: out of memory exporting the state");
 		return;
 	}
@@ -147,7 +140,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	hstate_tick(h->st, now_unix());
+	hstate_tick(h->st, clock_unix());
 	flush(h);
 }
 
@@ -230,7 +223,7 @@ int hsrv_report(struct hsrv *h, const struct hstate_agent *a,
 		const struct hstate_result *res, size_t n, char *err,
 		size_t errlen)
 {
-	int rc = hstate_report(h->st, a, res, n, now_unix(), err, errlen);
+	int rc = hstate_report(h->st, a, res, n, clock_unix(), err, errlen);
 	struct hstate_event ev;
 	size_t k;
 

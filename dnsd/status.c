@@ -5,15 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "db/svc.h"
-
-static double now_unix(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static const char *health_of(const struct status_src *s,
 			     const struct svc_endpoint *e, bool *stale)
@@ -86,7 +79,7 @@ json_t *status_json(const struct status_src *s)
 	const struct snap *sn = s->snap;
 	json_t *doc, *zones = json_array(), *svcs = json_array();
 	struct hstate_rows rows;
-	bool have_rows = s->hs && hstate_export(s->hs, now_unix(), &rows) == 0;
+	bool have_rows = s->hs && hstate_export(s->hs, clock_unix(), &rows) == 0;
 
 	for (size_t i = 0; i < sn->n_zones; i++) {
 		const struct zone *z = sn->zones[i];
@@ -167,7 +160,7 @@ static void ep_labels(struct evbuffer *out, const char *service,
 static void health_metrics(const struct status_src *s, struct evbuffer *out)
 {
 	struct hstate_rows rows;
-	double now = now_unix();
+	double now = clock_unix();
 
 	if (!s->hs || hstate_export(s->hs, now, &rows) < 0)
 		return;
