@@ -291,6 +291,7 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 	struct svc_client cl;
 	struct svc_answer ans;
 	const struct svc_target *cname = NULL;
+	uint16_t before = x->r.an;   /* a CNAME chain may lead here */
 	unsigned scope;
 
 	if (!z)
@@ -343,7 +344,7 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 		x->r.an++;
 		count_endpoint(x->w, ans.ep[i]);
 	}
-	if (!x->r.an)
+	if (x->r.an == before)
 		negative(x, z, RCODE_NOERROR);          /* e.g. AAAA at IPv4 only */
 	return true;
 }

@@ -293,6 +293,28 @@ def names_above_a_service_exist():
 
 
 @test
+def cname_chain_into_a_service():
+    # a static CNAME in the zone points at a balanced name: the chain is
+    # followed into the service; a type the service has none of is NODATA
+    # with the SOA, after the CNAME
+    d_dir = tmpdir()
+    zf = os.path.join(d_dir, "gslb.example.com.zone")
+    with open(os.path.join(ZONES, "gslb.example.com.zone")) as f:
+        text = f.read()
+    with open(zf, "w") as f:
+        f.write(text + "alias IN CNAME v4.gslb.example.com.\n")
+    db = new_db()
+    gslbctl(db, "service", "add", "v4.gslb.example.com.", "--policy", "all")
+    gslbctl(db, "endpoint", "add", "v4.gslb.example.com.", "192.0.2.1")
+    d = Dnsd(["--zone", os.path.join(ZONES, "example.com.zone"), "--zone", zf, "--db", db])
+    r = d.udp("alias.gslb.example.com.", "A")
+    expect(answer_texts(r) == ["v4.gslb.example.com.", "192.0.2.1"], r)
+    r = d.udp("alias.gslb.example.com.", "AAAA")
+    expect(r.rcode() == dns.rcode.NOERROR and answer_texts(r) == ["v4.gslb.example.com."] and
+           r.authority and r.authority[0].rdtype == dns.rdatatype.SOA, r)
+
+
+@test
 def check_mode_validates_the_store():
     from gslbtest import BIN
     db = new_db()

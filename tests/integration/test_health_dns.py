@@ -222,9 +222,12 @@ def test_failover_recovery_status_metrics():
     # Stop backend 0: FO and WT drop it within fall x interval + 1 s.
     bound = FALL * INTERVAL + 1.0
     c.backends[0].stop()
+    # Each endpoint has its own check schedule (jittered), so the three
+    # services that use backend 0 drop it at slightly different moments.
     t_down = timed(lambda: c.answer(FO) == ["192.0.2.2"]
-                   and c.answer(WT) == ["192.0.2.12", "192.0.2.13"], bound + 2,
-                   "backend 0 out of FO and WT answers", c)
+                   and c.answer(WT) == ["192.0.2.12", "192.0.2.13"]
+                   and c.answer(FB) == ["192.0.2.22"], bound + 2,
+                   "backend 0 out of FO, WT and FB answers", c)
     print("    failover: backend stopped -> out of DNS answers in %.2f s (bound %.1f s)"
           % (t_down, bound))
     assert t_down <= bound, "failover took %.2fs, over %.1fs" % (t_down, bound)
@@ -365,6 +368,13 @@ def test_quorum_percent():
     timed(settled, RISE * INTERVAL + 4, "both servers see 1 of 3 agents up", c)
     assert "quorum > 18%" in c18.api_endpoint(FO, "192.0.2.1")["reason"]
     assert "quorum > 50%" in c.api_endpoint(FO, "192.0.2.1")["reason"]
+    # FO's endpoint settled; WT's endpoint on the same backend has its own
+    # (jittered) check schedule: wait for it too, then hold steady.
+    def answers_settled():
+        return (c.answer(FO) == ["192.0.2.2"] and c18.answer(FO) == ["192.0.2.1"] and
+                c.answer(WT) == ["192.0.2.12", "192.0.2.13"] and
+                c18.answer(WT) == ["192.0.2.11", "192.0.2.12", "192.0.2.13"])
+    timed(answers_settled, RISE * INTERVAL + 4, "answers follow each quorum", c)
     for _ in range(10):
         assert c.answer(FO) == ["192.0.2.2"], c.answer(FO)
         assert c18.answer(FO) == ["192.0.2.1"], c18.answer(FO)
