@@ -28,6 +28,17 @@ ZONES = os.path.join(ROOT, "zones")
 
 _tests = []
 _procs = []
+_cleanups = []
+
+
+class Skip(Exception):
+    """Raised by a test that cannot run here (a missing kernel feature, not
+    root): it is reported and counted as skipped, never as passed."""
+
+
+def on_cleanup(fn):
+    """Runs fn after the current test, also on failure (last in, first out)."""
+    _cleanups.append(fn)
 
 
 def test(fn):
@@ -168,7 +179,7 @@ _tmpdirs = []
 
 
 def run():
-    passed = failed = 0
+    passed = failed = skipped = 0
     only = os.environ.get("TEST")
     for fn in _tests:
         if only and only != fn.__name__:
@@ -178,15 +189,23 @@ def run():
             fn()
             passed += 1
             print("ok   %s (%.2fs)" % (fn.__name__, time.monotonic() - t0), flush=True)
+        except Skip as e:
+            skipped += 1
+            print("SKIP %s: %s" % (fn.__name__, e), flush=True)
         except Exception:
             failed += 1
             print("FAIL %s" % fn.__name__, flush=True)
             traceback.print_exc(file=sys.stdout)
         finally:
+            while _cleanups:
+                try:
+                    _cleanups.pop()()
+                except Exception:
+                    pass
             stop_all()
     for d in _tmpdirs:
         shutil.rmtree(d, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     sys.exit(1 if failed else 0)
 
 

@@ -40,8 +40,8 @@ import dns.message  # noqa: E402
 import dns.rcode  # noqa: E402
 
 import gslbtest  # noqa: E402
-from gslbtest import (BIN, ZONES, Dnsd, Proc, answer_texts, ecs_query,  # noqa: E402
-                      free_port, gslbctl, make_mmdb, tmpdir)
+from gslbtest import (BIN, ZONES, Dnsd, Proc, Skip, answer_texts, ecs_query,  # noqa: E402
+                      free_port, gslbctl, make_mmdb, on_cleanup, run, test, tmpdir)
 from agent_backend import AgentBackend  # noqa: E402
 
 TOKEN = "latency-token"
@@ -51,19 +51,6 @@ US_CLIENT = "127.0.2.0"     # Ashburn
 AP_CLIENT = "127.0.3.0"     # Tokyo: nearer to Frankfurt than to Ashburn
 X, Y = "192.0.2.10", "198.51.100.10"
 SLOW = 0.08                 # seconds before the status line
-
-
-class Skip(Exception):
-    pass
-
-
-_tests = []
-_cleanups = []
-
-
-def test(fn):
-    _tests.append(fn)
-    return fn
 
 
 def token_file():
@@ -89,7 +76,8 @@ def test_latency_per_region_loopback():
     db = os.path.join(tmpdir(), "gslb.db")
     tok = token_file()
     bx, by = AgentBackend(free_port()).start(), AgentBackend(free_port()).start()
-    _cleanups.extend([bx.stop, by.stop])
+    on_cleanup(bx.stop)
+    on_cleanup(by.stop)
     gslbctl(db, "init")
     gslbctl(db, "service", "add", SVC, "--policy", "latency", "--ttl", "5")
     # X is placed in the US and Y in Europe: geo would answer Y to Europe.
@@ -365,7 +353,7 @@ def test_latency_netns_netem():
         procs.append(agent)
         import socket
         sock = socket_in_netns(hub, socket.AF_INET, socket.SOCK_DGRAM)
-        _cleanups.append(sock.close)
+        on_cleanup(sock.close)
 
         sock.settimeout(1)
 
@@ -413,41 +401,8 @@ def test_latency_netns_netem():
         n.destroy()
 
 
-def main():
-    passed = failed = skipped = 0
-    only = os.environ.get("TEST")
-    for fn in _tests:
-        if only and only != fn.__name__:
-            continue
-        t0 = time.monotonic()
-        try:
-            fn()
-            passed += 1
-            print("ok   %s (%.2fs)" % (fn.__name__, time.monotonic() - t0), flush=True)
-        except Skip as e:
-            skipped += 1
-            print("SKIP %s: %s" % (fn.__name__, e), flush=True)
-        except Exception:
-            failed += 1
-            print("FAIL %s" % fn.__name__, flush=True)
-            traceback.print_exc(file=sys.stdout)
-        finally:
-            while _cleanups:
-                try:
-                    _cleanups.pop()()
-                except Exception:
-                    pass
-            gslbtest.stop_all()
-    for d in gslbtest._tmpdirs:
-        shutil.rmtree(d, ignore_errors=True)
-    if skipped:
-        print("SKIP: %d skipped (not counted as passed)" % skipped)
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
-
-
 if __name__ == "__main__":
     # SIGTERM (a runner's timeout) unwinds through the finally blocks, so
     # namespaces and processes are still removed.
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
-    main()
+    run()

@@ -9,7 +9,7 @@ import subprocess
 import time
 import urllib.request
 
-from gslbtest import BIN, Dnsd, ZONES, free_port, gslbctl, run, test, tmpdir, wait_for
+from gslbtest import BIN, Skip, Dnsd, ZONES, free_port, gslbctl, run, test, tmpdir, wait_for
 
 ZONE_ARGS = ["--zone", os.path.join(ZONES, "example.com.zone"),
              "--zone", os.path.join(ZONES, "gslb.example.com.zone")]
@@ -48,8 +48,7 @@ def systemd_notify_sequence():
 @test
 def drops_root_for_the_configured_user():
     if os.geteuid() != 0:
-        print("SKIP drops_root_for_the_configured_user: not root")
-        return
+        raise Skip("not root")
     srv = Dnsd(ZONE_ARGS + ["--user", "nobody"])
     with open("/proc/%d/status" % srv.pid) as f:
         uids = [ln.split()[1:] for ln in f if ln.startswith("Uid:")][0]
