@@ -4,7 +4,7 @@
 # which are the programs. tests/unit/test_*.c are one binary per module.
 
 PKGS   := ldns libmaxminddb libevent libevent_openssl libevent_pthreads \
-          sqlite3 jansson liburcu-qsbr openssl libsystemd
+          sqlite3 jansson liburcu-qsbr openssl libsystemd libxdp libbpf
 WARN   := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
           -Wmissing-prototypes -Wpointer-arith -Wvla
 CC     ?= cc
@@ -31,13 +31,17 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             libjansson-dev liburcu-dev libssl-dev libsystemd-dev sqlite3 \
             python3 python3-dnspython dnsutils libmaxmind-db-writer-perl \
             mmdb-bin iproute2 openssl curl prometheus man-db groff-base \
-            systemd
+            systemd libxdp-dev libbpf-dev
 
 SRCDIRS  := common geo health db dnsd
-ALL_SRCS := $(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c))
+ALL_SRCS := $(filter-out %.bpf.c,$(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c)))
 MAIN_SRCS:= $(filter %_main.c,$(ALL_SRCS))
 LIB_SRCS := $(filter-out %_main.c,$(ALL_SRCS))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+# The XDP program (dnsd/xdp_filter.bpf.c, for the kernel) is compiled by
+# clang for the BPF target and embedded in the library as a byte array.
+BPF_OBJ  := $(BUILD)/dnsd/xdp_filter.bpf.o
+BPF_EMB  := $(BUILD)/dnsd/xdp_filter_obj.c
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BPF_EMB:%.c=%.o)
 LIB      := $(BUILD)/libgslb.a
 
 PROGS    := $(BIN)/dnsd $(BIN)/gslbctl $(BIN)/gslb-probe
@@ -64,6 +68,17 @@ deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BPF_OBJ): dnsd/xdp_filter.bpf.c dnsd/xdp_key.h
+	@mkdir -p $(dir $@)
+	clang -O2 -g -target bpf -Wall -Wextra -Werror -I. \
+	  -I/usr/include/$(shell $(CC) -dumpmachine) -c -o $@ $<
+
+$(BPF_EMB): $(BPF_OBJ) tests/tools/bin2c.py
+	$(PYTHON) tests/tools/bin2c.py xdp_filter_obj $< $@
+
+$(BPF_EMB:%.c=%.o): $(BPF_EMB)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJS)

@@ -37,6 +37,8 @@ static const struct opt opts[] = {
 	  "file whose first line is the API bearer token" },
 	{ "threads", OPT_UINT, OFF(threads), 0, 1, 256,
 	  "worker threads (default: one per CPU)" },
+	{ "xdp", OPT_STR, OFF(xdp), 0, 0, 0,
+	  "IFACE: also answer UDP queries arriving on IFACE through AF_XDP, bypassing the kernel's UDP stack (root; see dnsd(8))" },
 	{ "nsid", OPT_STR, OFF(nsid), 0, 0, 0,
 	  "NSID (RFC 5001) to return when asked" },
 	{ "max-udp-size", OPT_UINT, OFF(max_udp_size), 0, 512, 4096,

@@ -24,6 +24,7 @@ struct config {
 	const char *log_level;
 	const char *user;
 	const char *default_location;
+	const char *xdp;               /* interface for AF_XDP mode, or NULL */
 	unsigned threads;
 	unsigned max_udp_size;
 	unsigned tcp_idle_timeout;     /* seconds */

@@ -26,6 +26,7 @@
 #include "dnsd/health.h"
 #include "dnsd/status.h"
 #include "dnsd/net.h"
+#include "dnsd/xdp.h"
 #include "dnsd/snap.h"
 #include "db/cfg.h"
 #include "db/store.h"
@@ -805,6 +806,15 @@ int main(int argc, char **argv)
 	}
 	if (rrl_conf_of(&sv.conf, &rrl) < 0)
 		failed++;
+	if (sv.conf.xdp) {
+		if (sv.conf.max_udp_size > XDP_ANSWER_MAX) {
+			log_err("max-udp-size: %u is more than an XDP frame carries "
+				"(at most %u with xdp)", sv.conf.max_udp_size,
+				XDP_ANSWER_MAX);
+			failed++;
+		}
+		failed += xdp_check(sv.conf.xdp, sv.conf.listen, sv.conf.n_listen);
+	}
 	if (sv.conf.check) {
 		if (sv.db) {
 			struct zone **ok = xcalloc(sv.conf.n_zone + 1, sizeof(*ok));
@@ -883,6 +893,7 @@ int main(int argc, char **argv)
 		.tcp_idle_timeout = sv.conf.tcp_idle_timeout,
 		.tcp_max_clients = sv.conf.tcp_max_clients,
 		.rrl = &rrl,
+		.xdp = sv.conf.xdp,
 	}, sv.conf.listen, sv.conf.n_listen);
 	if (!sv.net)
 		fatal("cannot listen; not starting");

@@ -34,6 +34,7 @@
 #include "dnsd/answer.h"
 #include "dnsd/snap.h"
 #include "dnsd/wire.h"
+#include "dnsd/xdp.h"
 
 #define BATCH      64
 #define RX_SIZE    4096          /* larger UDP queries are dropped */
@@ -102,6 +103,7 @@ struct net {
 	struct udp_thr **u;
 	size_t n_udp;
 	size_t n_listen;
+	struct xdp *xdp;               /* NULL: no AF_XDP mode */
 	atomic_bool stop;
 };
 
@@ -632,6 +634,13 @@ struct net *net_new(const struct net_conf *conf, const char *const *listen,
 			}
 			n->n_udp++;
 		}
+	if (conf->xdp &&
+	    !(n->xdp = xdp_new(&(struct xdp_conf) { .ifname = conf->xdp,
+						    .rrl = conf->rrl },
+			       listen, n_listen))) {
+		net_free(n);
+		return NULL;
+	}
 	return n;
 }
 
@@ -656,7 +665,7 @@ int net_start(struct net *n)
 		}
 		n->u[i]->started = true;
 	}
-	return 0;
+	return n->xdp ? xdp_start(n->xdp) : 0;
 }
 
 void net_free(struct net *n)
@@ -664,6 +673,7 @@ void net_free(struct net *n)
 	if (!n)
 		return;
 	atomic_store(&n->stop, true);
+	xdp_free(n->xdp);
 	for (size_t i = 0; i < n->n_udp; i++)
 		/* Wakes a recvmmsg blocked on this socket at once (Linux does
 		 * so even for unconnected UDP, while returning ENOTCONN). */
@@ -691,16 +701,6 @@ void net_free(struct net *n)
 	free(n);
 }
 
-/* struct stats is all uint64_t counters before its padding. */
-static void stats_add(struct stats *out, const struct stats *in)
-{
-	const uint64_t *src = (const uint64_t *)in;
-	uint64_t *dst = (uint64_t *)out;
-
-	for (size_t k = 0; k < offsetof(struct stats, pad) / sizeof(uint64_t); k++)
-		dst[k] += src[k];
-}
-
 void net_stats(const struct net *n, struct stats *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -708,6 +708,7 @@ void net_stats(const struct net *n, struct stats *out)
 		stats_add(out, &n->w[i]->stats);
 	for (size_t i = 0; i < n->n_udp; i++)
 		stats_add(out, &n->u[i]->stats);
+	xdp_stats_add(n->xdp, out);
 }
 
 static void ep_add(uint64_t *out, size_t cap, const struct answer_worker *aw)
@@ -723,4 +724,5 @@ void net_ep_answers(const struct net *n, uint64_t *out, size_t cap)
 		ep_add(out, cap, &n->w[i]->aw);
 	for (size_t i = 0; i < n->n_udp; i++)
 		ep_add(out, cap, &n->u[i]->aw);
+	xdp_ep_answers_add(n->xdp, out, cap);
 }

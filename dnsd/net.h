@@ -22,6 +22,9 @@ struct net_conf {
 	 * net_new (each UDP thread copies it into its own table); with it on,
 	 * a reuseport BPF program steers each source prefix to one thread. */
 	const struct rrl_conf *rrl;
+	/* AF_XDP mode on this interface (xdp.h) besides the sockets; NULL:
+	 * sockets only. */
+	const char *xdp;
 };
 
 struct net;

@@ -5,6 +5,7 @@
 #ifndef DNSD_STATS_H
 #define DNSD_STATS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum { STATS_UDP, STATS_TCP, STATS_NTRANSPORT };
@@ -34,9 +35,22 @@ struct stats {
 	uint64_t tcp_accepted, tcp_closed_idle, tcp_closed_cap, tcp_closed_bad;
 	/* Response rate limiting (rrl.h): limited = dropped + slipped. */
 	uint64_t rrl_limited, rrl_dropped, rrl_slipped;
+	/* AF_XDP mode (xdp.h): answers sent as frames; frames not answered
+	 * (not a well-formed UDP datagram, or no free frame to answer in). */
+	uint64_t xdp_answers, xdp_dropped;
 	/* Pad to a cache line so two workers' counters never share one. */
 	uint8_t pad[64];
 };
+
+/* Adds every counter of in to out (readers summing threads' copies). */
+static inline void stats_add(struct stats *out, const struct stats *in)
+{
+	const uint64_t *src = (const uint64_t *)in;
+	uint64_t *dst = (uint64_t *)out;
+
+	for (size_t k = 0; k < offsetof(struct stats, pad) / sizeof(uint64_t); k++)
+		dst[k] += src[k];
+}
 
 /* Index into queries[][] for a query type. Query path. */
 static inline unsigned stats_qtype(uint16_t t)

@@ -266,6 +266,8 @@ int status_metrics(const struct status_src *s, struct evbuffer *out)
 	COUNTER("dnsd_malformed_total", "Queries answered FORMERR.", st->malformed);
 	COUNTER("dnsd_ecs_queries_total", "Queries with a valid EDNS Client Subnet.", st->ecs);
 	COUNTER("dnsd_service_answers_total", "Answers for balanced names.", st->service_answers);
+	COUNTER("dnsd_xdp_answers_total", "UDP answers sent through AF_XDP (xdp mode).", st->xdp_answers);
+	COUNTER("dnsd_xdp_dropped_total", "AF_XDP frames not answered: not a well-formed UDP datagram, or no free frame.", st->xdp_dropped);
 	COUNTER("dnsd_tcp_connections_total", "TCP connections accepted.", st->tcp_accepted);
 #undef COUNTER
 	head(out, "dnsd_tcp_closed_total", "counter",
