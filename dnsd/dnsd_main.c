@@ -813,7 +813,10 @@ int main(int argc, char **argv)
 				XDP_ANSWER_MAX);
 			failed++;
 		}
-		failed += xdp_check(sv.conf.xdp, sv.conf.listen, sv.conf.n_listen);
+		/* When serving, xdp_new() checks this itself. */
+		if (sv.conf.check)
+			failed += xdp_check(sv.conf.xdp, sv.conf.listen,
+					    sv.conf.n_listen);
 	}
 	if (sv.conf.check) {
 		if (sv.db) {

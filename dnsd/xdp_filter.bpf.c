@@ -6,11 +6,11 @@
  * socket of the receiving queue only what dnsd can answer from user space
  * without the kernel's UDP stack - a plain UDP datagram (IPv4 without
  * options or fragments, IPv6 without extension headers) to one of dnsd's
- * listen addresses and ports, not larger than `listen`'s value. Everything
- * else, ARP and neighbour discovery, TCP, fragments, other ports, takes
- * the normal path (XDP_PASS), and so does a datagram when no socket is
- * bound to its queue: the UDP sockets dnsd keeps on the same addresses
- * answer those. */
+ * unicast listen addresses and ports, not larger than `listen`'s value.
+ * Everything else, ARP and neighbour discovery, TCP, fragments, other
+ * ports, broadcast and multicast, takes the normal path (XDP_PASS), and so
+ * does a datagram when no socket is bound to its queue: the UDP sockets
+ * dnsd keeps on the same addresses answer those. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -60,14 +60,17 @@ int dnsd_xdp(struct xdp_md *ctx)
 	struct udphdr *udp;
 	__u32 ulen;
 
-	if ((void *)(eth + 1) > end)
+	/* Broadcast and multicast stay with the sockets: an answer must come
+	 * from a unicast address, which the kernel picks there. */
+	if ((void *)(eth + 1) > end || (eth->h_dest[0] & 1))
 		return XDP_PASS;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 
 		if ((void *)(ip + 1) > end || ip->version != 4 || ip->ihl != 5 ||
 		    ip->protocol != IPPROTO_UDP ||
-		    (ip->frag_off & bpf_htons(0x3fff)))   /* MF or an offset */
+		    (ip->frag_off & bpf_htons(0x3fff)) ||  /* MF or an offset */
+		    (bpf_ntohl(ip->daddr) >> 28) >= 14)   /* 224/4, 240/4 */
 			return XDP_PASS;
 		udp = (void *)(ip + 1);
 		k.family = XDP_KEY_V4;
@@ -76,7 +79,8 @@ int dnsd_xdp(struct xdp_md *ctx)
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 
 		if ((void *)(ip6 + 1) > end || ip6->version != 6 ||
-		    ip6->nexthdr != IPPROTO_UDP)
+		    ip6->nexthdr != IPPROTO_UDP ||
+		    ip6->daddr.in6_u.u6_addr8[0] == 0xff)  /* multicast */
 			return XDP_PASS;
 		udp = (void *)(ip6 + 1);
 		k.family = XDP_KEY_V6;
