@@ -170,9 +170,11 @@ int xdp_frame_parse(const uint8_t *f, size_t len, struct xdp_pkt *p)
 	default:
 		return -EINVAL;
 	}
-	/* A reply to port 0 cannot be delivered (the socket path never sees
-	 * such a datagram either: the kernel's UDP drops it). */
-	if (get16(udp) == 0 || get16(udp + 4) < 8 || get16(udp + 4) > room)
+	/* Port 0 at either end: a reply to it cannot be delivered, and one
+	 * to a datagram for port 0 would come from port 0 (the socket path
+	 * never sees either: no socket is bound to port 0). */
+	if (get16(udp) == 0 || get16(udp + 2) == 0 || get16(udp + 4) < 8 ||
+	    get16(udp + 4) > room)
 		return -EINVAL;
 	p->hlen = (uint16_t)(udp + 8 - f);
 	p->plen = (uint16_t)(get16(udp + 4) - 8);
