@@ -31,6 +31,9 @@
 #define LLVMFuzzerTestOneInput fuzz_store_input
 #include "tests/fuzz/fuzz_store.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_xdp_input
+#include "tests/fuzz/fuzz_xdp.c"
+#undef LLVMFuzzerTestOneInput
 
 #include "tests/unit/harness.h"
 
@@ -81,6 +84,7 @@ int main(void)
 		{ "http", fuzz_http_input, 64 * 1024, 10 },
 		{ "checks", fuzz_checks_input, 256 * 1024, 10 },
 		{ "store", fuzz_store_input, 16383, 10 },
+		{ "xdp", fuzz_xdp_input, XDP_FRAME_SIZE, 50 },
 	};
 
 	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
