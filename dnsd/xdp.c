@@ -144,6 +144,11 @@ int xdp_frame_parse(const uint8_t *f, size_t len, struct xdp_pkt *p)
 		/* Short frames are padded: trust the IP length, not len. */
 		if (tot < 20 + 8 || tot > len - 14)
 			return -EINVAL;
+		/* A source the kernel's input routing would call martian (0/8,
+		 * multicast, broadcast): answering it would reflect to a group
+		 * or nowhere. The socket path never sees these. */
+		if (ip[12] == 0 || ip[12] >= 224)
+			return -EINVAL;
 		p->v6 = false;
 		memset(&p->client, 0, 10);
 		p->client.s6_addr[10] = p->client.s6_addr[11] = 0xff;
@@ -160,6 +165,9 @@ int xdp_frame_parse(const uint8_t *f, size_t len, struct xdp_pkt *p)
 			return -EINVAL;
 		pl = get16(ip + 4);
 		if (pl < 8 || pl > len - 14 - 40)
+			return -EINVAL;
+		/* Multicast or unspecified source: nothing to answer. */
+		if (ip[8] == 0xff || !memcmp(ip + 8, &in6addr_any, 16))
 			return -EINVAL;
 		p->v6 = true;
 		memcpy(&p->client, ip + 8, 16);
@@ -684,6 +692,23 @@ struct xdp *xdp_new(const struct xdp_conf *conf, const char *const *listen,
 		goto fail;
 	snprintf(x->ifname, sizeof(x->ifname), "%s", conf->ifname);
 	x->ifindex = if_nametoindex(x->ifname);
+	/* Before any AF_XDP socket: the owner of an attached program (another
+	 * dnsd) also holds the queues, and binding one would fail with a bare
+	 * EBUSY that does not say why. */
+	{
+		LIBBPF_OPTS(bpf_xdp_query_opts, qo);
+
+		if (bpf_xdp_query((int)x->ifindex, 0, &qo) == 0 &&
+		    (qo.prog_id || qo.drv_prog_id || qo.skb_prog_id ||
+		     qo.hw_prog_id)) {
+			log_err("xdp %s: another XDP program is attached (id %u: "
+				"ip link show %s); not replacing it", x->ifname,
+				qo.prog_id ? qo.prog_id : qo.drv_prog_id ?
+				qo.drv_prog_id : qo.skb_prog_id ? qo.skb_prog_id :
+				qo.hw_prog_id, x->ifname);
+			goto fail;
+		}
+	}
 	nq = rx_queues(x->ifname);
 	if (nq > XDP_QUEUES)
 		nq = XDP_QUEUES;

@@ -75,8 +75,9 @@ struct xdp_pkt {
 
 /* Query path: checks frame f[0..len) - Ethernet, then IPv4 without options
  * or fragments (header checksum verified) or IPv6 without extension
- * headers, then UDP with lengths that agree and a source port - and fills
- * p. Returns 0, or -EINVAL for a frame to drop. */
+ * headers, from a unicast source, then UDP with lengths that agree and
+ * non-zero ports - and fills p. Returns 0, or -EINVAL for a frame to
+ * drop. */
 int xdp_frame_parse(const uint8_t *f, size_t len, struct xdp_pkt *p);
 /* Query path: writes in front of the answer at out + q->hlen (alen
  * octets, already there) the headers of the reply to query frame qf:

@@ -100,6 +100,7 @@ struct fspec {
 	bool sport0;             /* UDP source port 0 */
 	bool dport0;             /* UDP destination port 0 */
 	bool bad_csum;           /* IPv4 header checksum off by one */
+	const uint8_t *src;      /* client address (4 or 16 octets); NULL: usual */
 	size_t payload;          /* UDP payload octets */
 	size_t pad;              /* zeros appended up to this frame length */
 	size_t cut;              /* frame cut to this length (0: not cut) */
@@ -128,7 +129,7 @@ static size_t build_frame(const struct fspec *s, uint8_t *f)
 		wr16(ip + 6, s->frag);
 		ip[8] = 57;
 		ip[9] = s->proto ? s->proto : 17;
-		memcpy(ip + 12, client4, 4);
+		memcpy(ip + 12, s->src ? s->src : client4, 4);
 		memcpy(ip + 16, server4, 4);
 		for (size_t i = 20; i < iphl; i++)
 			ip[i] = 1;              /* NOP options (RFC 791) */
@@ -145,7 +146,7 @@ static size_t build_frame(const struct fspec *s, uint8_t *f)
 		wr16(ip + 4, (uint32_t)((int)(ext + ulen) + s->ip_len_delta));
 		ip[6] = s->ext6 ? 0 : s->proto ? s->proto : 17;
 		ip[7] = 57;
-		memcpy(ip + 8, client6, 16);
+		memcpy(ip + 8, s->src ? s->src : client6, 16);
 		memcpy(ip + 24, server6, 16);
 		if (s->ext6) {                  /* hop-by-hop: PadN only */
 			ip[40] = 17;
@@ -161,7 +162,8 @@ static size_t build_frame(const struct fspec *s, uint8_t *f)
 	for (size_t i = 0; i < s->payload; i++)
 		udp[8 + i] = (uint8_t)(i * 7 + 3);
 	{
-		uint16_t c = (uint16_t)~ref_udp_sum(s->v6, s->v6 ? client6 : client4,
+		uint16_t c = (uint16_t)~ref_udp_sum(s->v6, s->src ? s->src :
+						    s->v6 ? client6 : client4,
 						    s->v6 ? server6 : server4,
 						    udp, ulen);
 
@@ -177,6 +179,15 @@ static size_t build_frame(const struct fspec *s, uint8_t *f)
 
 /* ---- xdp_frame_parse() ---- */
 
+/* Sources that are not a unicast host: nothing to answer. */
+static const uint8_t src_zero4[4] = { 0, 1, 2, 3 };
+static const uint8_t src_mcast4[4] = { 224, 0, 0, 251 };
+static const uint8_t src_class_e4[4] = { 240, 0, 0, 1 };
+static const uint8_t src_bcast4[4] = { 255, 255, 255, 255 };
+static const uint8_t src_last_unicast4[4] = { 223, 255, 255, 254 };
+static const uint8_t src_mcast6[16] = { 0xff, 0x02, [15] = 1 };
+static const uint8_t src_any6[16] = { 0 };
+
 static void test_parse(void)
 {
 	static const struct {
@@ -190,6 +201,8 @@ static void test_parse(void)
 		{ "IPv4 padded to 60", { .payload = 10, .pad = 60 }, 0 },
 		{ "IPv4 1500-octet payload", { .payload = 1500 }, 0 },
 		{ "IPv4 UDP shorter than IP", { .payload = 29, .udp_len_delta = -4 }, 0 },
+		{ "IPv4 from 223.255.255.254", { .src = src_last_unicast4, .payload = 29 },
+		  0 },
 		{ "IPv6 query", { .v6 = true, .payload = 29 }, 0 },
 		{ "IPv6 empty payload", { .v6 = true, .payload = 0 }, 0 },
 		{ "IPv6 trailing octets", { .v6 = true, .payload = 12, .pad = 90 }, 0 },
@@ -241,6 +254,14 @@ static void test_parse(void)
 		/* The reply would come from port 0 (found by fuzz_xdp). */
 		{ "IPv4 destination port 0", { .dport0 = true, .payload = 29 },
 		  -EINVAL },
+		{ "IPv4 source in 0/8", { .src = src_zero4, .payload = 29 }, -EINVAL },
+		{ "IPv4 multicast source", { .src = src_mcast4, .payload = 29 }, -EINVAL },
+		{ "IPv4 class E source", { .src = src_class_e4, .payload = 29 }, -EINVAL },
+		{ "IPv4 broadcast source", { .src = src_bcast4, .payload = 29 }, -EINVAL },
+		{ "IPv6 multicast source", { .v6 = true, .src = src_mcast6, .payload = 29 },
+		  -EINVAL },
+		{ "IPv6 unspecified source", { .v6 = true, .src = src_any6, .payload = 29 },
+		  -EINVAL },
 		{ "IPv6 version 4", { .v6 = true, .version6 = 4, .payload = 29 }, -EINVAL },
 		{ "IPv6 TCP", { .v6 = true, .proto = 6, .payload = 29 }, -EINVAL },
 		{ "IPv6 hop-by-hop header", { .v6 = true, .ext6 = true, .payload = 29 },
@@ -277,10 +298,10 @@ static void test_parse(void)
 		if (rc != 0 || cases[i].rc != 0)
 			continue;
 		if (s->v6) {
-			memcpy(&want, client6, 16);
+			memcpy(&want, s->src ? s->src : client6, 16);
 		} else {
 			want.s6_addr[10] = want.s6_addr[11] = 0xff;
-			memcpy(want.s6_addr + 12, client4, 4);
+			memcpy(want.s6_addr + 12, s->src ? s->src : client4, 4);
 		}
 		CHECK(p.v6 == s->v6, "%s: v6 %d", name, p.v6);
 		CHECK(p.hlen == (s->v6 ? 14 + 40 + 8 : 14 + 20 + 8), "%s: hlen %u",
