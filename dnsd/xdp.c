@@ -587,6 +587,24 @@ static void thr_free(struct xdp_thr *t)
 	free(t);
 }
 
+/* xsk_socket__create(), retried for up to 2 s while the queue is busy:
+ * the kernel releases a closed AF_XDP socket's hold on its queue later,
+ * from a work item, so a dnsd restarted at once (after kill -9 too) can
+ * find the queue still taken for a moment. An owner that stays (another
+ * dnsd) was ruled out before, by its attached program (xdp_new). */
+static int xsk_create(struct xdp_thr *t, unsigned queue,
+		      const struct xsk_socket_config *sc)
+{
+	for (int i = 0;; i++) {
+		int rc = xsk_socket__create(&t->xsk, t->x->ifname, queue, t->umem,
+					    &t->rx, &t->tx, sc);
+
+		if (rc != -EBUSY || i == 40)
+			return rc;
+		nanosleep(&(struct timespec) { .tv_nsec = 50 * 1000 * 1000 }, NULL);
+	}
+}
+
 static struct xdp_thr *thr_new(struct xdp *x, const struct xdp_conf *conf,
 			       unsigned queue, int xsks_fd, bool *zerocopy)
 {
@@ -636,13 +654,11 @@ static struct xdp_thr *thr_new(struct xdp *x, const struct xdp_conf *conf,
 			rc == -ENOMEM ? " (needs root: CAP_NET_RAW, CAP_IPC_LOCK)" : "");
 		goto fail;
 	}
-	rc = xsk_socket__create(&t->xsk, x->ifname, queue, t->umem, &t->rx,
-				&t->tx, &sc);
+	rc = xsk_create(t, queue, &sc);
 	if (rc < 0) {
 		/* No zero-copy support in the driver (or generic mode). */
 		sc.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY;
-		rc = xsk_socket__create(&t->xsk, x->ifname, queue, t->umem,
-					&t->rx, &t->tx, &sc);
+		rc = xsk_create(t, queue, &sc);
 		*zerocopy = false;
 	}
 	if (rc < 0) {
