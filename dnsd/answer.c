@@ -520,6 +520,8 @@ size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,
 		      q.edns_udp > s->conf.max_udp ? s->conf.max_udp : q.edns_udp;
 	else
 		max = 512;
+	if (!c->tcp && c->udp_max && max > c->udp_max)
+		max = c->udp_max < 512 ? 512 : c->udp_max;
 
 	switch (st) {
 	case WIRE_FORMERR:

@@ -33,6 +33,10 @@ struct answer_worker {
 struct answer_client {
 	struct in6_addr addr;    /* IPv4 as v4-mapped ::ffff:a.b.c.d */
 	bool tcp;
+	/* UDP: the largest answer the path carries unfragmented (AF_XDP
+	 * sends one frame per answer; an answer over it gets TC=1 as if the
+	 * client had asked for less); 0: max-udp-size alone decides. */
+	uint16_t udp_max;
 };
 
 /* Query path: the hashes of the query name in pkt (name table, balanced

@@ -41,7 +41,6 @@
 #include "dnsd/answer.h"
 #include "dnsd/net.h"
 #include "dnsd/snap.h"
-#include "dnsd/wire.h"
 #include "dnsd/xdp_key.h"
 
 /* The compiled xdp_filter.bpf.c (build/dnsd/xdp_filter_obj.c). */
@@ -77,7 +76,9 @@ struct xdp_thr {
 struct xdp {
 	char ifname[IF_NAMESIZE];
 	unsigned ifindex;
-	unsigned mtu;                  /* the largest IP packet IFACE sends */
+	/* The largest UDP payload in one IPv4 / IPv6 packet on IFACE (its
+	 * MTU when dnsd started, less the headers). */
+	uint16_t udp_max4, udp_max6;
 	struct bpf_object *obj;
 	int link_fd;
 	int stop_fd;                   /* eventfd: readable once stopping */
@@ -247,48 +248,6 @@ size_t xdp_frame_reply(const struct xdp_pkt *q, const uint8_t *qf,
 
 /* ---- the queue threads ---- */
 
-/* Answer a[0..len) as TC=1 with only its header, question and OPT record.
- * For an answer larger than the interface's MTU allows (max-udp-size above
- * it): the socket path would send it in IP fragments, a frame built here
- * would be dropped by the driver. The client retries over TCP. Returns
- * the new length, or 0 (drop) for an answer that does not parse. */
-static size_t truncate_to_mtu(uint8_t *a, size_t len, struct stats *st)
-{
-	size_t off = WIRE_HDR, qend, opt = 0, optlen = 0;
-	unsigned n;
-
-	if (len < WIRE_HDR)
-		return 0;
-	n = (unsigned)get16(a + 6) + get16(a + 8) + get16(a + 10);
-	if (get16(a + 4)) {
-		if (wire_read_name(a, len, &off, NULL) < 0 || off + 4 > len)
-			return 0;
-		off += 4;
-	}
-	qend = off;
-	for (unsigned i = 0; i < n; i++) {
-		size_t start = off;
-
-		if (wire_read_name(a, len, &off, NULL) < 0 || off + 10 > len)
-			return 0;
-		if (get16(a + off) == TYPE_OPT) {
-			opt = start;
-			optlen = off + 10 + get16(a + off + 8) - start;
-		}
-		off += 10 + (size_t)get16(a + off + 8);
-		if (off > len)
-			return 0;
-	}
-	memmove(a + qend, a + opt, optlen);
-	if (!(a[2] & 0x02))
-		st->truncated++;
-	a[2] |= 0x02;
-	put16(a + 6, 0);
-	put16(a + 8, 0);
-	put16(a + 10, optlen ? 1 : 0);
-	return qend + optlen;
-}
-
 static void reclaim(struct xdp_thr *t)
 {
 	uint32_t idx, n = xsk_ring_cons__peek(&t->comp, XDP_RING, &idx);
@@ -360,7 +319,12 @@ static void batch(struct xdp_thr *t, uint32_t idx, uint32_t n)
 	if (xsk_ring_prod__reserve(&t->tx, m, &tidx) != m)
 		m = 0;
 	for (uint32_t i = 0; i < n; i++) {
-		struct answer_client c = { .addr = t->pkt[i].client };
+		/* The socket path would fragment an answer over the MTU; a
+		 * frame cannot be, so such an answer is truncated (TC=1). */
+		struct answer_client c = {
+			.addr = t->pkt[i].client,
+			.udp_max = t->pkt[i].v6 ? t->x->udp_max6 : t->x->udp_max4,
+		};
 		const struct xdp_pkt *p = &t->pkt[i];
 		struct xdp_desc *d;
 		uint8_t *out;
@@ -377,8 +341,6 @@ static void batch(struct xdp_thr *t, uint32_t idx, uint32_t n)
 				   &t->aw);
 		if (len && t->rrl)
 			len = rrl_filter(t->rrl, &c.addr, out + p->hlen, len);
-		if (len && p->hlen - 14 + len > t->x->mtu)
-			len = truncate_to_mtu(out + p->hlen, len, &t->stats);
 		if (!len)
 			continue;
 		d = xsk_ring_prod__tx_desc(&t->tx, tidx + k++);
@@ -474,6 +436,21 @@ static unsigned rx_queues(const char *ifname)
 			n++;
 	closedir(d);
 	return n ? n : 1;
+}
+
+/* The interface's MTU; 576, the least any IPv4 link has, if unknown. */
+static unsigned iface_mtu(const char *ifname)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	unsigned mtu = 576;
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (fd >= 0 && ioctl(fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 576)
+		mtu = (unsigned)ifr.ifr_mtu;
+	if (fd >= 0)
+		close(fd);
+	return mtu;
 }
 
 static int sysctl_is(const char *path, int want)
@@ -772,14 +749,10 @@ struct xdp *xdp_new(const struct xdp_conf *conf, const char *const *listen,
 		}
 	}
 	{
-		struct ifreq ifr = { 0 };
-		int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		unsigned mtu = iface_mtu(x->ifname);
 
-		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", x->ifname);
-		x->mtu = fd >= 0 && ioctl(fd, SIOCGIFMTU, &ifr) == 0 &&
-			 ifr.ifr_mtu > 0 ? (unsigned)ifr.ifr_mtu : 1500;
-		if (fd >= 0)
-			close(fd);
+		x->udp_max4 = (uint16_t)(mtu - 28 > 65535 ? 65535 : mtu - 28);
+		x->udp_max6 = (uint16_t)(mtu - 48 > 65535 ? 65535 : mtu - 48);
 	}
 	nq = rx_queues(x->ifname);
 	if (nq > XDP_QUEUES)
