@@ -681,10 +681,12 @@ netns_new() {
 			net.ipv4.conf.lo.route_localnet=1 &&
 		ip netns exec "$ns" ethtool -K lo tx-udp-segmentation off; } 2>&1); then
 		XDP_WHY="namespace $ns: lo settings failed: $err"
+		netns_delete "$ns"
 		return 1
 	fi
 	if ! ip netns exec "$ns" ethtool -k lo 2>/dev/null | grep -q '^tx-udp-segmentation: off'; then
 		XDP_WHY="namespace $ns: tx-udp-segmentation is still on for lo"
+		netns_delete "$ns"
 		return 1
 	fi
 	NS_NEW=$ns
@@ -693,9 +695,11 @@ netns_new() {
 # xdp_launch NAME KEY MODE ZONE ORIGIN PROBE: server NAME as KEY in a new
 # namespace, MODE xdp (dnsd --xdp lo; Knot's xdp: section) or sock.  For
 # xdp, checks in the server's log that the program is attached.  Returns 1
-# with the reason in XDP_WHY (the server, if started, is stopped).
+# with the reason in XDP_WHY (the server, if started, is stopped);
+# XDP_NOATTACH=1 when the server answered but XDP was not attached.
 xdp_launch() {
 	local name=$1 key=$2 mode=$3 zone=$4 origin=$5 probe=$6 log ok=1
+	XDP_NOATTACH=0
 	netns_new "$key" || return 1
 	NS[$key]=$NS_NEW
 	[ "$mode" = xdp ] && case $name in
@@ -710,6 +714,7 @@ xdp_launch() {
 		dnsd) grep -q '^dnsd: xdp lo: .* mode' "$log" || ok=0 ;;
 		knot) grep -q 'initialized XDP interface lo' "$log" || ok=0 ;;
 		esac
+		[ $ok = 0 ] && XDP_NOATTACH=1
 	fi
 	if [ $ok = 0 ]; then
 		XDP_WHY="$key did not start or XDP did not attach: $(grep -i -m3 'xdp' "$log" 2>/dev/null |
@@ -776,7 +781,9 @@ bench_xdp() {
 			keys+="$s "
 		else
 			say "bench: $s left out: $XDP_WHY"
-			FAILED=1
+			# A server that did not start fails the run; Knot
+			# without XDP on this kernel does not.
+			[ "$XDP_NOATTACH" = 1 ] || FAILED=1
 		fi
 	done
 	check_same_answers $keys
