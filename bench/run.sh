@@ -706,21 +706,29 @@ xdp_launch() {
 		dnsd) DNSD_ARGS+=(--xdp lo) ;;
 		knot) KNOT_XDP=1 ;;
 	esac
+	local lines
 	launch "$name" "$key" "$zone" "$origin" "$probe" || ok=0
 	KNOT_XDP=0
 	log=$T/$key/log
-	if [ $ok = 1 ] && [ "$mode" = xdp ]; then
+	lines=$(grep -i -m3 'xdp' "$log" 2>/dev/null | tr '\n' ' ' | sed 's/ *$//')
+	[ -n "$lines" ] || lines=$(tail -3 "$log" 2>/dev/null | tr '\n' ' ' | sed 's/ *$//')
+	if [ $ok = 0 ]; then
+		if [ -n "${PID[$key]:-}" ] && kill -0 "${PID[$key]}" 2>/dev/null; then
+			XDP_WHY="$key did not answer $probe/A within 120 s (log: $lines)"
+		else
+			XDP_WHY="$key exited before answering: $lines"
+		fi
+	elif [ "$mode" = xdp ]; then
 		case $name in
 		dnsd) grep -q '^dnsd: xdp lo: .* mode' "$log" || ok=0 ;;
 		knot) grep -q 'initialized XDP interface lo' "$log" || ok=0 ;;
 		esac
-		[ $ok = 0 ] && XDP_NOATTACH=1
+		if [ $ok = 0 ]; then
+			XDP_NOATTACH=1
+			XDP_WHY="$key answered, but its log does not say XDP is attached to lo: $lines"
+		fi
 	fi
 	if [ $ok = 0 ]; then
-		XDP_WHY="$key did not start or XDP did not attach: $(grep -i -m3 'xdp' "$log" 2>/dev/null |
-			tr '\n' ' ' | sed 's/ *$//')"
-		[ "$XDP_WHY" = "$key did not start or XDP did not attach: " ] &&
-			XDP_WHY+="$(tail -3 "$log" 2>/dev/null | tr '\n' ' ')"
 		xdp_halt "$key"
 		return 1
 	fi
