@@ -197,12 +197,12 @@ uint32_t svc_hash(const uint8_t *wire_lower, size_t len)
 	return hash_wire(wire_lower, len);
 }
 
-void svc_prefetch(const struct svc_set *s, uint32_t h, int stage)
+bool svc_prefetch(const struct svc_set *s, uint32_t h, int stage)
 {
 	const uint32_t *slot;
 
 	if (!s || s->n == 0)
-		return;
+		return false;
 	slot = &s->slot[h & s->mask];
 	if (stage == 0) {
 		__builtin_prefetch(slot);
@@ -211,7 +211,10 @@ void svc_prefetch(const struct svc_set *s, uint32_t h, int stage)
 
 		__builtin_prefetch(v);
 		__builtin_prefetch(v->wire);
+	} else {
+		return false;
 	}
+	return true;
 }
 
 const struct svc_service *svc_find(const struct svc_set *s,

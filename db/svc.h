@@ -146,9 +146,10 @@ const struct svc_service *svc_find(const struct svc_set *s,
 /* Query path, for batches: the hash svc_find() uses for a lower-case wire
  * name, and a cache warm-up for a later svc_find() of it (stage 0: its
  * hash slot; stage 1, after stage 0 ran for the whole batch: the service
- * the slot points to). Never allocates. */
+ * the slot points to). Never allocates. False when stage 1 found the slot
+ * empty: the name is no service. */
 uint32_t svc_hash(const uint8_t *wire_lower, size_t len);
-void svc_prefetch(const struct svc_set *s, uint32_t h, int stage);
+bool svc_prefetch(const struct svc_set *s, uint32_t h, int stage);
 
 /* Load time: the service by text name (trailing dot optional, any case). */
 const struct svc_service *svc_find_text(const struct svc_set *s,

@@ -197,6 +197,13 @@ static void chase(struct ctx *x, const uint8_t *t, unsigned depth)
 		negative(x, n->zone, RCODE_NXDOMAIN);
 }
 
+/* Clears the bits of a after the first plen. */
+static void mask_addr(struct in6_addr *a, unsigned plen)
+{
+	for (unsigned i = plen; i < 128; i++)
+		a->s6_addr[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
+}
+
 /* Who the answer is for, as the policy engine sees it: the ECS subnet
  * (RFC 7871, source prefix capped) or else the source address's subnet,
  * and its GeoIP location. Query path: geo_lookup() only. */
@@ -228,12 +235,20 @@ static void client_of(struct ctx *x, struct svc_client *cl)
 		cl->src_plen = v4 ? 96u + conf->ecs_max_v4 : conf->ecs_max_v6;
 	}
 	/* Zero the bits we do not trust or know. */
-	for (unsigned i = cl->src_plen; i < 128; i++)
-		cl->addr.s6_addr[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
+	mask_addr(&cl->addr, cl->src_plen);
 	/* Source prefix 0: the client asked not to be located (RFC 7871
 	 * 7.1.2); it gets the default location, scope 0. */
-	if (x->s->geo && !(q->ecs && q->ecs_source == 0))
-		loc = geo_lookup(x->s->geo, &cl->addr, &geo_plen);
+	if (x->s->geo && !(q->ecs && q->ecs_source == 0)) {
+		const struct answer_qhash *pre = x->c->pre;
+
+		/* The batch's last prefetch stage looked it up already. */
+		if (pre && pre->located && !memcmp(&pre->client, &cl->addr, 16)) {
+			loc = pre->loc;
+			geo_plen = pre->geo_plen;
+		} else {
+			loc = geo_lookup(x->s->geo, &cl->addr, &geo_plen);
+		}
+	}
 	if (!loc && conf->has_default_loc)
 		loc = &conf->default_loc;
 	if (loc) {
@@ -451,13 +466,69 @@ static void put_opt(struct ctx *x)
 	x->r.ar++;
 }
 
+/* For answer_qhash(): the address client_of() will locate, from the ECS
+ * option of a plain query (QD 1, AN 0, NS 0, the OPT record first in the
+ * additional section at pos, the end of the question) or else src. False
+ * when it will not be located (ECS source prefix 0) or the option is not
+ * where a resolver puts it; then there is only no prefetch. */
+static bool qhash_client(const struct snap *s, const uint8_t *pkt, size_t len,
+			 size_t pos, const struct in6_addr *src,
+			 struct in6_addr *out)
+{
+	const struct answer_conf *conf = &s->conf;
+	size_t end;
+
+	*out = *src;
+	if (wire_get16(pkt + 6) || wire_get16(pkt + 8) || !wire_get16(pkt + 10) ||
+	    pos + 4 + 11 > len || pkt[pos + 4] != 0 ||
+	    wire_get16(pkt + pos + 5) != TYPE_OPT)
+		goto source;
+	end = pos + 4 + 11 + wire_get16(pkt + pos + 4 + 9);
+	if (end > len)
+		goto source;
+	for (pos += 4 + 11; pos + 4 <= end;) {
+		uint16_t code = wire_get16(pkt + pos), olen = wire_get16(pkt + pos + 2);
+		const uint8_t *o = pkt + pos + 4;
+
+		if (pos + 4 + olen > end)
+			break;
+		if (code == 8 && olen >= 4) {       /* RFC 7871 6 */
+			unsigned fam = wire_get16(o), bits = o[2];
+
+			if (bits == 0)
+				return false;
+			memset(out, 0, sizeof(*out));
+			if (fam == 1 && olen - 4 <= 4) {
+				out->s6_addr[10] = out->s6_addr[11] = 0xff;
+				memcpy(out->s6_addr + 12, o + 4, olen - 4u);
+				mask_addr(out, 96 + (bits < conf->ecs_max_v4 ?
+						     bits : conf->ecs_max_v4));
+				return true;
+			}
+			if (fam == 2 && olen - 4 <= 16) {
+				memcpy(out->s6_addr, o + 4, olen - 4u);
+				mask_addr(out, bits < conf->ecs_max_v6 ? bits
+								       : conf->ecs_max_v6);
+				return true;
+			}
+			return false;
+		}
+		pos += 4 + (size_t)olen;
+	}
+source:
+	mask_addr(out, IN6_IS_ADDR_V4MAPPED(out) ? 96u + conf->ecs_max_v4
+						  : conf->ecs_max_v6);
+	return true;
+}
+
 void answer_qhash(const struct snap *s, const uint8_t *pkt, size_t len,
-		  struct answer_qhash *h)
+		  const struct in6_addr *src, struct answer_qhash *h)
 {
 	uint8_t name[WIRE_NAME_MAX];
 	size_t pos = WIRE_HDR, total = 0;
 
 	h->zone = h->svc = 0;
+	h->geo = h->located = false;
 	/* A cut-down parse_qname(): anything odd just gets no prefetch. */
 	while (pos < len) {
 		uint8_t c = pkt[pos];
@@ -471,20 +542,38 @@ void answer_qhash(const struct snap *s, const uint8_t *pkt, size_t len,
 		pos += (size_t)c + 1;
 		if (c == 0) {
 			h->zone = zone_name_hash(name, total);
-			if (s->svc && s->svc->n)
+			if (s->svc && s->svc->n) {
 				h->svc = svc_hash(name, total);
+				/* Locating the client is the other cache miss
+				 * of a geo or latency answer. */
+				if (s->geo)
+					h->geo = qhash_client(s, pkt, len, pos, src,
+							      &h->client);
+			}
 			return;
 		}
 	}
 }
 
-void answer_prefetch(const struct snap *s, const struct answer_qhash *h,
-		     int stage)
+void answer_prefetch(const struct snap *s, struct answer_qhash *h, int stage)
 {
-	if (h->zone)
+	if (h->zone && stage < 2)
 		zonetab_prefetch(s->zt, h->zone, stage);
-	if (h->svc)
-		svc_prefetch(s->svc, h->svc, stage);
+	/* Locate only for a name that may be a service: stage 1 knows. */
+	if (h->svc && stage < 2 && !svc_prefetch(s->svc, h->svc, stage))
+		h->geo = false;
+	if (!h->geo)
+		return;
+	if (stage < 2) {
+		geo_prefetch(s->geo, &h->client, stage);
+	} else {
+		/* What stages 0 and 1 fetched is in cache: look it up now, and
+		 * fetch the location for the answer to read. */
+		h->loc = geo_lookup(s->geo, &h->client, &h->geo_plen);
+		h->located = true;
+		if (h->loc)
+			geo_prefetch_loc(h->loc);
+	}
 }
 
 size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,

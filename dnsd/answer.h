@@ -29,6 +29,8 @@ struct answer_worker {
 	uint32_t ep_cap;
 };
 
+struct answer_qhash;
+
 /* Who asked and how. */
 struct answer_client {
 	struct in6_addr addr;    /* IPv4 as v4-mapped ::ffff:a.b.c.d */
@@ -37,19 +39,30 @@ struct answer_client {
 	 * sends one frame per answer; an answer over it gets TC=1 as if the
 	 * client had asked for less); 0: max-udp-size alone decides. */
 	uint16_t udp_max;
+	/* The batch's prefetch result for this query (answer_qhash()), or
+	 * NULL: a client location already looked up is not looked up again. */
+	const struct answer_qhash *pre;
 };
 
 /* Query path: the hashes of the query name in pkt (name table, balanced
- * names), for answer_prefetch(); zero when there is no usable question. */
+ * names) and, with a GeoIP database, the client address as it will be
+ * located (the ECS subnet, else the source src), for answer_prefetch();
+ * zero when there is no usable question. */
 struct answer_qhash {
 	uint32_t zone, svc;
+	bool geo;                     /* client is set: locate it */
+	bool located;                 /* the last stage looked it up: */
+	unsigned geo_plen;            /*   geo_lookup()'s prefix and */
+	const struct geo_loc *loc;    /*   result (NULL: not found) */
+	struct in6_addr client;
 };
 void answer_qhash(const struct snap *s, const uint8_t *pkt, size_t len,
-		  struct answer_qhash *h);
-/* Query path: warms the cache for answering a query with hashes h (stage
- * 0 then 1 over a whole batch, before answering it). */
-void answer_prefetch(const struct snap *s, const struct answer_qhash *h,
-		     int stage);
+		  const struct in6_addr *src, struct answer_qhash *h);
+/* Query path: warms the cache for answering a query with hashes h (stages
+ * 0 to ANSWER_PREFETCH_STAGES - 1 in turn, each over a whole batch, before
+ * answering it). It may clear h->geo. */
+#define ANSWER_PREFETCH_STAGES 3
+void answer_prefetch(const struct snap *s, struct answer_qhash *h, int stage);
 
 /* Answers the query in pkt[0..len) into out (ANSWER_MAX octets). Returns
  * the response length, or 0 when the packet must be dropped. */

@@ -197,15 +197,19 @@ static void udp_batch(struct udp_thr *u, int n)
 	int k = 0;
 
 	/* Overlap the name-table cache misses of the whole batch. */
-	for (int i = 0; i < n; i++)
-		answer_qhash(s, u->rx[i], u->rmsg[i].msg_len, &u->qhash[i]);
-	for (int stage = 0; stage < 2; stage++)
+	for (int i = 0; i < n; i++) {
+		struct in6_addr src;
+
+		to_client((struct sockaddr *)&u->peer[i], &src);
+		answer_qhash(s, u->rx[i], u->rmsg[i].msg_len, &src, &u->qhash[i]);
+	}
+	for (int stage = 0; stage < ANSWER_PREFETCH_STAGES; stage++)
 		for (int i = 0; i < n; i++)
 			answer_prefetch(s, &u->qhash[i], stage);
 	if (u->rrl)
 		rrl_tick(u->rrl);
 	for (int i = 0; i < n; i++) {
-		struct answer_client c = { .tcp = false };
+		struct answer_client c = { .tcp = false, .pre = &u->qhash[i] };
 		size_t len;
 
 		if (u->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) {

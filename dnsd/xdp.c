@@ -300,11 +300,11 @@ static void batch(struct xdp_thr *t, uint32_t idx, uint32_t n)
 		ok[i] = xdp_frame_parse(f[i], d->len, &t->pkt[i]) == 0;
 		if (ok[i])
 			answer_qhash(s, f[i] + t->pkt[i].hlen, t->pkt[i].plen,
-				     &t->qhash[i]);
+				     &t->pkt[i].client, &t->qhash[i]);
 		else
 			t->stats.xdp_dropped++;
 	}
-	for (int stage = 0; stage < 2; stage++)
+	for (int stage = 0; stage < ANSWER_PREFETCH_STAGES; stage++)
 		for (uint32_t i = 0; i < n; i++)
 			if (ok[i])
 				answer_prefetch(s, &t->qhash[i], stage);
@@ -324,6 +324,7 @@ static void batch(struct xdp_thr *t, uint32_t idx, uint32_t n)
 		struct answer_client c = {
 			.addr = t->pkt[i].client,
 			.udp_max = t->pkt[i].v6 ? t->x->udp_max6 : t->x->udp_max4,
+			.pre = &t->qhash[i],
 		};
 		const struct xdp_pkt *p = &t->pkt[i];
 		struct xdp_desc *d;

@@ -240,6 +240,45 @@ const struct geo_loc *geo_lookup(const struct geo_db *db,
 	return id < db->nlocs ? &db->locs[id] : NULL;
 }
 
+void geo_prefetch_loc(const struct geo_loc *loc)
+{
+	__builtin_prefetch(loc);
+	__builtin_prefetch((const char *)(loc + 1) - 1);
+}
+
+void geo_prefetch(const struct geo_db *db, const struct in6_addr *a, int stage)
+{
+	struct u128 k = u128_from(a);
+	const uint32_t *ix;
+	size_t t;
+
+	if (k.hi == 0 && (k.lo >> 32) == 0xffff) {
+		t = (size_t)((uint32_t)k.lo >> 16);
+		if (stage == 0) {
+			__builtin_prefetch(&db->idx4[t]);
+		} else {
+			__builtin_prefetch(&db->r4[db->idx4[t]]);
+			__builtin_prefetch(&db->r4[db->idx4[t + 1]]);
+		}
+		return;
+	}
+	if ((k.hi >> 60) == 2) {
+		ix = db->gidx;
+		t = (size_t)(k.hi >> (60 - db->gbits)) & (((size_t)1 << db->gbits) - 1);
+	} else if (k.hi >> 48) {
+		ix = db->idx6;
+		t = (size_t)(k.hi >> 48);
+	} else {
+		return;      /* ::/16: the aliases; not worth it */
+	}
+	if (stage == 0) {
+		__builtin_prefetch(&ix[t]);
+	} else {
+		__builtin_prefetch(&db->r6[ix[t]]);
+		__builtin_prefetch(&db->r6[ix[t + 1]]);
+	}
+}
+
 /* ---- load time: building ------------------------------------------------ */
 
 struct rec {

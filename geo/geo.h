@@ -74,6 +74,14 @@ int geo_load(const char *path, struct geo_db **out, char *err, size_t errlen);
 const struct geo_loc *geo_lookup(const struct geo_db *db,
 				 const struct in6_addr *a, unsigned *plen);
 
+/* Query path: warms the cache for geo_lookup(db, a): stage 0 then 1, each
+ * over a whole batch of addresses, so that the misses of a batch overlap
+ * instead of following one another. */
+void geo_prefetch(const struct geo_db *db, const struct in6_addr *a,
+		  int stage);
+/* Query path: warms the cache for reading *loc. */
+void geo_prefetch_loc(const struct geo_loc *loc);
+
 /* Frees the table; NULL is fine. Pointers from geo_lookup() die with it. */
 void geo_free(struct geo_db *db);
 

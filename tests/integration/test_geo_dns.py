@@ -82,6 +82,55 @@ def nearest_endpoint_by_ecs_with_honest_scope():
 
 
 @test
+def a_burst_is_answered_as_one_query_at_a_time():
+    """dnsd locates the clients of a whole UDP batch before answering it
+    (answer_qhash/answer_prefetch): queries that arrive together, for
+    different subnets, static names and no ECS among them, must each get
+    what they get alone."""
+    _, d = setup()
+    subnets = [("127.0.1.0", 24), ("127.0.2.0", 24), ("127.0.3.0", 24),
+               ("198.51.100.64", 27), ("198.51.100.0", 24), ("203.0.113.128", 25),
+               ("2001:db8:3::", 48), ("2001:db8:1::", 48), ("2001:db8:2::", 56),
+               ("0.0.0.0", 0), ("10.1.2.0", 24)]
+    queries = []
+    for i in range(240):
+        subnet, prefix = subnets[i % len(subnets)]
+        if i % 7 == 3:
+            q = ecs_query("www.example.com.", "A", subnet, prefix)
+        elif i % 11 == 5:
+            q = make_query(GEO, "A")             # no ECS: the source address
+        else:
+            q = ecs_query(GEO, "A", subnet, prefix)
+        q.id = i
+        queries.append(q)
+
+    def key(r):
+        return (r.rcode(), answer_texts(r),
+                [(o.address, o.srclen, o.scopelen) for o in r.options if o.otype == 8])
+
+    alone = [key(dns.query.udp(q, d.host, port=d.port, timeout=2)) for q in queries]
+    for attempt in range(3):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        s.connect((d.host, d.port))
+        for q in queries:                         # all sent before any is read
+            s.send(q.to_wire())
+        got = {}
+        try:
+            while len(got) < len(queries):
+                r = dns.message.from_wire(s.recv(4096))
+                got[r.id] = key(r)
+        except socket.timeout:
+            pass
+        s.close()
+        if len(got) == len(queries):
+            break
+    expect(len(got) == len(queries), "burst: %d of %d answered" % (len(got), len(queries)))
+    for i, q in enumerate(queries):
+        expect(got[i] == alone[i], "query %d in a burst: %s, alone: %s" % (i, got[i], alone[i]))
+
+
+@test
 def source_prefix_is_capped_and_zero_means_no_ecs():
     db, d = setup()
     capped = Dnsd(ZONE_ARGS + ["--db", db, "--geoip", _env["mmdb"]])   # default /24, /56
