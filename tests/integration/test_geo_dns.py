@@ -193,7 +193,8 @@ def rules_win_over_distance_with_honest_scopes():
     gslbctl(db, "rule", "add", GEO, "127.0.1.128/25", AP)
     gslbctl(db, "rule", "add", GEO, "country:JP", US)
     gslbctl(db, "rule", "add", GEO, "continent:SA", EU)
-    expect(wait_for(lambda: ecs(d, "127.0.3.0", 24)[0] == [US], timeout=3), "country rule")
+    # Three commits, each picked up on its own: wait for the last one.
+    expect(wait_for(lambda: ecs(d, "127.0.5.0", 24)[0] == [EU], timeout=3), "continent rule")
     cases = [
         ("127.0.1.128", 25, AP, 25),     # CIDR rule
         ("127.0.1.200", 32, AP, 25),     # a host inside it
