@@ -5,7 +5,11 @@
  * of an RRset whose owner is already a pointer to the question name. */
 #include "dnsd/answer.h"
 
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dnsd/wire.h"
 
@@ -204,6 +208,35 @@ static void mask_addr(struct in6_addr *a, unsigned plen)
 		a->s6_addr[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
 }
 
+/* The address a client is located by: the ECS subnet with its source
+ * prefix capped (RFC 7871), else the source address's subnet of the same
+ * caps, the bits after the prefix zeroed. Returns the prefix length, in
+ * the 128-bit space. */
+static unsigned client_addr(const struct answer_conf *conf,
+			    const struct wire_query *q,
+			    const struct in6_addr *src, struct in6_addr *out)
+{
+	unsigned plen;
+
+	if (q->ecs && q->ecs_family == 1) {
+		memset(out, 0, sizeof(*out));
+		out->s6_addr[10] = out->s6_addr[11] = 0xff;
+		memcpy(out->s6_addr + 12, q->ecs_addr, 4);
+		plen = 96u + (q->ecs_source < conf->ecs_max_v4 ? q->ecs_source
+							       : conf->ecs_max_v4);
+	} else if (q->ecs) {
+		memcpy(out->s6_addr, q->ecs_addr, 16);
+		plen = q->ecs_source < conf->ecs_max_v6 ? q->ecs_source
+							: conf->ecs_max_v6;
+	} else {
+		*out = *src;
+		plen = IN6_IS_ADDR_V4MAPPED(src) ? 96u + conf->ecs_max_v4
+						  : conf->ecs_max_v6;
+	}
+	mask_addr(out, plen);     /* zero the bits we do not trust or know */
+	return plen;
+}
+
 /* Who the answer is for, as the policy engine sees it: the ECS subnet
  * (RFC 7871, source prefix capped) or else the source address's subnet,
  * and its GeoIP location. Query path: geo_lookup() only. */
@@ -212,34 +245,14 @@ static void client_of(struct ctx *x, struct svc_client *cl)
 	const struct wire_query *q = x->q;
 	const struct answer_conf *conf = &x->s->conf;
 	const struct geo_loc *loc = NULL;
-	unsigned bits, geo_plen = 0;
+	unsigned geo_plen = 0;
 
 	memset(cl, 0, sizeof(*cl));
-	if (q->ecs) {
-		if (q->ecs_family == 1) {
-			bits = q->ecs_source < conf->ecs_max_v4 ? q->ecs_source
-								 : conf->ecs_max_v4;
-			cl->addr.s6_addr[10] = cl->addr.s6_addr[11] = 0xff;
-			memcpy(cl->addr.s6_addr + 12, q->ecs_addr, 4);
-			cl->src_plen = 96 + bits;
-		} else {
-			bits = q->ecs_source < conf->ecs_max_v6 ? q->ecs_source
-								 : conf->ecs_max_v6;
-			memcpy(cl->addr.s6_addr, q->ecs_addr, 16);
-			cl->src_plen = bits;
-		}
-	} else {
-		bool v4 = IN6_IS_ADDR_V4MAPPED(&x->c->addr);
-
-		cl->addr = x->c->addr;
-		cl->src_plen = v4 ? 96u + conf->ecs_max_v4 : conf->ecs_max_v6;
-	}
-	/* Zero the bits we do not trust or know. */
-	mask_addr(&cl->addr, cl->src_plen);
+	cl->src_plen = client_addr(conf, q, &x->c->addr, &cl->addr);
 	/* Source prefix 0: the client asked not to be located (RFC 7871
 	 * 7.1.2); it gets the default location, scope 0. */
 	if (x->s->geo && !(q->ecs && q->ecs_source == 0)) {
-		const struct answer_qhash *pre = x->c->pre;
+		const struct answer_pre *pre = x->c->pre;
 
 		/* The batch's last prefetch stage looked it up already. */
 		if (pre && pre->located && !memcmp(&pre->client, &cl->addr, 16)) {
@@ -466,113 +479,73 @@ static void put_opt(struct ctx *x)
 	x->r.ar++;
 }
 
-/* For answer_qhash(): the address client_of() will locate, from the ECS
- * option of a plain query (QD 1, AN 0, NS 0, the OPT record first in the
- * additional section at pos, the end of the question) or else src. False
- * when it will not be located (ECS source prefix 0) or the option is not
- * where a resolver puts it; then there is only no prefetch. */
-static bool qhash_client(const struct snap *s, const uint8_t *pkt, size_t len,
-			 size_t pos, const struct in6_addr *src,
-			 struct in6_addr *out)
+int answer_worker_init(struct answer_worker *w, struct stats *st,
+		       uint32_t ep_cap, uint64_t seed)
 {
-	const struct answer_conf *conf = &s->conf;
-	size_t end;
-
-	*out = *src;
-	if (wire_get16(pkt + 6) || wire_get16(pkt + 8) || !wire_get16(pkt + 10) ||
-	    pos + 4 + 11 > len || pkt[pos + 4] != 0 ||
-	    wire_get16(pkt + pos + 5) != TYPE_OPT)
-		goto source;
-	end = pos + 4 + 11 + wire_get16(pkt + pos + 4 + 9);
-	if (end > len)
-		goto source;
-	for (pos += 4 + 11; pos + 4 <= end;) {
-		uint16_t code = wire_get16(pkt + pos), olen = wire_get16(pkt + pos + 2);
-		const uint8_t *o = pkt + pos + 4;
-
-		if (pos + 4 + olen > end)
-			break;
-		if (code == 8 && olen >= 4) {       /* RFC 7871 6 */
-			unsigned fam = wire_get16(o), bits = o[2];
-
-			if (bits == 0)
-				return false;
-			memset(out, 0, sizeof(*out));
-			if (fam == 1 && olen - 4 <= 4) {
-				out->s6_addr[10] = out->s6_addr[11] = 0xff;
-				memcpy(out->s6_addr + 12, o + 4, olen - 4u);
-				mask_addr(out, 96 + (bits < conf->ecs_max_v4 ?
-						     bits : conf->ecs_max_v4));
-				return true;
-			}
-			if (fam == 2 && olen - 4 <= 16) {
-				memcpy(out->s6_addr, o + 4, olen - 4u);
-				mask_addr(out, bits < conf->ecs_max_v6 ? bits
-								       : conf->ecs_max_v6);
-				return true;
-			}
-			return false;
-		}
-		pos += 4 + (size_t)olen;
-	}
-source:
-	mask_addr(out, IN6_IS_ADDR_V4MAPPED(out) ? 96u + conf->ecs_max_v4
-						  : conf->ecs_max_v6);
-	return true;
+	memset(w, 0, sizeof(*w));
+	w->st = st;
+	w->ep_cap = ep_cap;
+	w->ep_answers = calloc(ep_cap, sizeof(*w->ep_answers));
+	w->rng = 0x9e3779b97f4a7c15ull * (seed + 1) ^ (uint64_t)time(NULL) ^
+		 (uintptr_t)w;
+	return w->ep_answers ? 0 : -ENOMEM;
 }
 
-void answer_qhash(const struct snap *s, const uint8_t *pkt, size_t len,
-		  const struct in6_addr *src, struct answer_qhash *h)
+void answer_worker_fini(struct answer_worker *w)
 {
-	uint8_t name[WIRE_NAME_MAX];
-	size_t pos = WIRE_HDR, total = 0;
+	free(w->ep_answers);
+	w->ep_answers = NULL;
+}
 
-	h->zone = h->svc = 0;
-	h->geo = h->located = false;
-	/* A cut-down parse_qname(): anything odd just gets no prefetch. */
-	while (pos < len) {
-		uint8_t c = pkt[pos];
+void answer_worker_ep_add(const struct answer_worker *w, uint64_t *out,
+			  size_t cap)
+{
+	for (size_t k = 0; k < cap && k < w->ep_cap; k++)
+		out[k] += w->ep_answers[k];
+}
 
-		if (c > WIRE_LABEL_MAX || total + c + 1 > WIRE_NAME_MAX ||
-		    pos + 1 + c > len)
-			return;
-		name[total] = c;
-		wire_name_lower(pkt + pos + 1, c, name + total + 1);
-		total += (size_t)c + 1;
-		pos += (size_t)c + 1;
-		if (c == 0) {
-			h->zone = zone_name_hash(name, total);
-			if (s->svc && s->svc->n) {
-				h->svc = svc_hash(name, total);
-				/* Locating the client is the other cache miss
-				 * of a geo or latency answer. */
-				if (s->geo)
-					h->geo = qhash_client(s, pkt, len, pos, src,
-							      &h->client);
-			}
-			return;
-		}
+void answer_prepare(const struct snap *s, const uint8_t *pkt, size_t len,
+		    const struct in6_addr *src, struct answer_pre *p)
+{
+	const struct wire_query *q = &p->q;
+
+	p->pkt = pkt;
+	p->len = len;
+	p->st = wire_parse_query(pkt, len, &p->q, &p->hasq);
+	p->zone = p->svc = 0;
+	p->geo = p->located = false;
+	if (p->st != WIRE_OK)
+		return;
+	p->zone = zone_name_hash(q->lname, q->qname_len);
+	if (!s->svc || !s->svc->n)
+		return;
+	p->svc = svc_hash(q->lname, q->qname_len);
+	/* Locating the client is the other cache miss of a geo or latency
+	 * answer; source prefix 0 asks not to be located (client_of()). */
+	if (s->geo && !(q->ecs && q->ecs_source == 0)) {
+		client_addr(&s->conf, q, src, &p->client);
+		p->geo = true;
 	}
 }
 
-void answer_prefetch(const struct snap *s, struct answer_qhash *h, int stage)
+void answer_prefetch(const struct snap *s, struct answer_pre *p, int stage)
 {
-	if (h->zone && stage < 2)
-		zonetab_prefetch(s->zt, h->zone, stage);
+	if (p->zone && stage < 2)
+		zonetab_prefetch(s->zt, p->zone, stage);
 	/* Locate only for a name that may be a service: stage 1 knows. */
-	if (h->svc && stage < 2 && !svc_prefetch(s->svc, h->svc, stage))
-		h->geo = false;
-	if (!h->geo)
+	if (p->svc && stage < 2 && !svc_prefetch(s->svc, p->svc, stage))
+		p->geo = false;
+	if (!p->geo)
 		return;
 	if (stage < 2) {
-		geo_prefetch(s->geo, &h->client, stage);
+		geo_prefetch(s->geo, &p->client, stage);
 	} else {
 		/* What stages 0 and 1 fetched is in cache: look it up now, and
 		 * fetch the location for the answer to read. */
-		h->loc = geo_lookup(s->geo, &h->client, &h->geo_plen);
-		h->located = true;
-		if (h->loc)
-			geo_prefetch_loc(h->loc);
+		p->loc = geo_lookup(s->geo, &p->client, &p->geo_plen);
+		p->located = true;
+		if (p->loc)
+			geo_prefetch_loc(p->loc);
 	}
 }
 
@@ -580,33 +553,40 @@ size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,
 		    uint8_t *out, const struct answer_client *c,
 		    struct answer_worker *w)
 {
-	struct wire_query q;
-	struct ctx x = { .s = s, .q = &q, .c = c, .w = w, .r = { .p = out },
-			 .aa = true };
+	struct wire_query qbuf;
+	const struct wire_query *q = &qbuf;
+	struct ctx x = { .s = s, .c = c, .w = w, .r = { .p = out }, .aa = true };
 	bool hasq, opt = false;
-	enum wire_status st = wire_parse_query(pkt, len, &q, &hasq);
+	enum wire_status st;
 	unsigned tr = c->tcp ? STATS_TCP : STATS_UDP;
 	size_t max;
 
+	/* A batch parsed it already (answer_prepare()). */
+	if (c->pre && c->pre->pkt == pkt && c->pre->len == len) {
+		q = &c->pre->q;
+		st = c->pre->st;
+		hasq = c->pre->hasq;
+	} else {
+		st = wire_parse_query(pkt, len, &qbuf, &hasq);
+	}
+	x.q = q;
 	if (st == WIRE_DROP) {
 		w->st->dropped++;
 		return 0;
 	}
-	w->st->queries[tr][hasq ? stats_qtype(q.qtype) : STATS_QT_OTHER]++;
-	if (!hasq)
-		q.question_end = WIRE_HDR;
+	w->st->queries[tr][hasq ? stats_qtype(q->qtype) : STATS_QT_OTHER]++;
 	memcpy(out, pkt, 2);
-	out[2] = (uint8_t)(0x80 | (q.opcode << 3) | (q.flags1 & 0x01)); /* QR, RD */
-	out[3] = q.flags2 & 0x10;                                      /* CD */
+	out[2] = (uint8_t)(0x80 | (q->opcode << 3) | (q->flags1 & 0x01)); /* QR, RD */
+	out[3] = q->flags2 & 0x10;                                      /* CD */
 	wire_put16(out + 4, hasq ? 1 : 0);
-	memcpy(out + WIRE_HDR, pkt + WIRE_HDR, q.question_end - WIRE_HDR);
-	x.r.len = q.question_end;
+	memcpy(out + WIRE_HDR, pkt + WIRE_HDR, q->question_end - WIRE_HDR);
+	x.r.len = q->question_end;
 
 	if (c->tcp)
 		max = ANSWER_MAX;
-	else if (q.edns)
-		max = q.edns_udp < 512 ? 512 :
-		      q.edns_udp > s->conf.max_udp ? s->conf.max_udp : q.edns_udp;
+	else if (q->edns)
+		max = q->edns_udp < 512 ? 512 :
+		      q->edns_udp > s->conf.max_udp ? s->conf.max_udp : q->edns_udp;
 	else
 		max = 512;
 	if (!c->tcp && c->udp_max && max > c->udp_max)
@@ -625,25 +605,24 @@ size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,
 	case WIRE_BADVERS:             /* RFC 6891 6.1.3 */
 		x.rcode = RCODE_BADVERS;
 		x.aa = false;
-		q.ecs = q.nsid = false;
 		opt = true;
 		break;
 	default:
-		opt = q.edns;
-		if (q.ecs)
+		opt = q->edns;
+		if (q->ecs)
 			w->st->ecs++;
 		x.r.limit = max - (opt ? opt_size(&x) : 0);
-		if (q.qclass != CLASS_IN) {
+		if (q->qclass != CLASS_IN) {
 			x.rcode = RCODE_REFUSED;
 			x.aa = false;
-		} else if (q.qtype == TYPE_OPT || q.qtype == TYPE_TSIG ||
-			   q.qtype == TYPE_TKEY) {
+		} else if (q->qtype == TYPE_OPT || q->qtype == TYPE_TSIG ||
+			   q->qtype == TYPE_TKEY) {
 			x.rcode = RCODE_FORMERR;
 			x.aa = false;
-		} else if (q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR) {
+		} else if (q->qtype == TYPE_AXFR || q->qtype == TYPE_IXFR) {
 			x.rcode = RCODE_REFUSED;   /* no zone transfers */
 			x.aa = false;
-		} else if (q.qtype == TYPE_MAILA || q.qtype == TYPE_MAILB) {
+		} else if (q->qtype == TYPE_MAILA || q->qtype == TYPE_MAILB) {
 			x.rcode = RCODE_NOTIMP;
 			x.aa = false;
 		} else {

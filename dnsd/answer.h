@@ -15,6 +15,7 @@
 
 #include "dnsd/snap.h"
 #include "dnsd/stats.h"
+#include "dnsd/wire.h"
 
 #define ANSWER_MAX 65535
 
@@ -29,7 +30,18 @@ struct answer_worker {
 	uint32_t ep_cap;
 };
 
-struct answer_qhash;
+/* Load time: sets up w for a thread that counts into st, with answers per
+ * endpoint id below ep_cap and a random-choice state from seed (mixed
+ * with the time and w's address). Returns 0 or -ENOMEM. */
+int answer_worker_init(struct answer_worker *w, struct stats *st,
+		       uint32_t ep_cap, uint64_t seed);
+void answer_worker_fini(struct answer_worker *w);
+/* Adds w's answers per endpoint id to out[0..cap) (readers summing the
+ * threads' counts; slightly stale is fine). */
+void answer_worker_ep_add(const struct answer_worker *w, uint64_t *out,
+			  size_t cap);
+
+struct answer_pre;
 
 /* Who asked and how. */
 struct answer_client {
@@ -39,30 +51,38 @@ struct answer_client {
 	 * sends one frame per answer; an answer over it gets TC=1 as if the
 	 * client had asked for less); 0: max-udp-size alone decides. */
 	uint16_t udp_max;
-	/* The batch's prefetch result for this query (answer_qhash()), or
-	 * NULL: a client location already looked up is not looked up again. */
-	const struct answer_qhash *pre;
+	/* The batch's answer_prepare() of this query, or NULL: what it
+	 * parsed and looked up is not done again. */
+	const struct answer_pre *pre;
 };
 
-/* Query path: the hashes of the query name in pkt (name table, balanced
- * names) and, with a GeoIP database, the client address as it will be
- * located (the ECS subnet, else the source src), for answer_prefetch();
- * zero when there is no usable question. */
-struct answer_qhash {
-	uint32_t zone, svc;
+/* Query path, for a UDP batch: everything about a query that can be known
+ * before answering it - the parse, the hashes of the name (name table,
+ * balanced names) and, with a GeoIP database and balanced names, the
+ * client address as it will be located (the ECS subnet, else the source)
+ * and, after the last prefetch stage, its location. */
+struct answer_pre {
+	const uint8_t *pkt;           /* the query this is about */
+	size_t len;
+	struct wire_query q;
+	enum wire_status st;
+	bool hasq;
+	uint32_t zone, svc;           /* 0: no prefetch */
 	bool geo;                     /* client is set: locate it */
 	bool located;                 /* the last stage looked it up: */
 	unsigned geo_plen;            /*   geo_lookup()'s prefix and */
 	const struct geo_loc *loc;    /*   result (NULL: not found) */
 	struct in6_addr client;
 };
-void answer_qhash(const struct snap *s, const uint8_t *pkt, size_t len,
-		  const struct in6_addr *src, struct answer_qhash *h);
-/* Query path: warms the cache for answering a query with hashes h (stages
- * 0 to ANSWER_PREFETCH_STAGES - 1 in turn, each over a whole batch, before
- * answering it). It may clear h->geo. */
+/* Fills p for the query pkt[0..len) from source address src (IPv4 as
+ * v4-mapped). pkt must stay as it is until it is answered. */
+void answer_prepare(const struct snap *s, const uint8_t *pkt, size_t len,
+		    const struct in6_addr *src, struct answer_pre *p);
+/* Query path: warms the cache for answering a prepared query (stages 0 to
+ * ANSWER_PREFETCH_STAGES - 1 in turn, each over a whole batch, before
+ * answering it; the last one locates the client). */
 #define ANSWER_PREFETCH_STAGES 3
-void answer_prefetch(const struct snap *s, struct answer_qhash *h, int stage);
+void answer_prefetch(const struct snap *s, struct answer_pre *p, int stage);
 
 /* Answers the query in pkt[0..len) into out (ANSWER_MAX octets). Returns
  * the response length, or 0 when the packet must be dropped. */

@@ -91,7 +91,7 @@ struct udp_thr {
 	struct mmsghdr rmsg[BATCH], smsg[BATCH];
 	struct iovec riov[BATCH], siov[BATCH];
 	struct sockaddr_storage peer[BATCH];
-	struct answer_qhash qhash[BATCH];
+	struct answer_pre pre[BATCH];
 	uint8_t rx[BATCH][RX_SIZE];
 	uint8_t tx[BATCH][TX_SIZE];
 };
@@ -196,20 +196,21 @@ static void udp_batch(struct udp_thr *u, int n)
 	const struct snap *s = snap_current();
 	int k = 0;
 
-	/* Overlap the name-table cache misses of the whole batch. */
+	/* Parse the whole batch first, so that the cache misses of its name
+	 * and GeoIP lookups overlap (answer_prepare/answer_prefetch). */
 	for (int i = 0; i < n; i++) {
 		struct in6_addr src;
 
 		to_client((struct sockaddr *)&u->peer[i], &src);
-		answer_qhash(s, u->rx[i], u->rmsg[i].msg_len, &src, &u->qhash[i]);
+		answer_prepare(s, u->rx[i], u->rmsg[i].msg_len, &src, &u->pre[i]);
 	}
 	for (int stage = 0; stage < ANSWER_PREFETCH_STAGES; stage++)
 		for (int i = 0; i < n; i++)
-			answer_prefetch(s, &u->qhash[i], stage);
+			answer_prefetch(s, &u->pre[i], stage);
 	if (u->rrl)
 		rrl_tick(u->rrl);
 	for (int i = 0; i < n; i++) {
-		struct answer_client c = { .tcp = false, .pre = &u->qhash[i] };
+		struct answer_client c = { .tcp = false, .pre = &u->pre[i] };
 		size_t len;
 
 		if (u->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -483,7 +484,7 @@ static void worker_free(struct worker *w, size_t n_listen)
 	if (w->base)
 		event_base_free(w->base);
 	free(w->tcp);
-	free(w->aw.ep_answers);
+	answer_worker_fini(&w->aw);
 	free(w);
 }
 
@@ -494,7 +495,7 @@ static void udp_free(struct udp_thr *u)
 	rrl_free(u->rrl);
 	if (u->fd >= 0)
 		close(u->fd);
-	free(u->aw.ep_answers);
+	answer_worker_fini(&u->aw);
 	free(u);
 }
 
@@ -512,12 +513,7 @@ static struct udp_thr *udp_new(struct net *n, unsigned idx, const char *listen)
 	u->idx = idx;
 	u->listen = listen;
 	u->fd = -1;
-	u->aw.st = &u->stats;
-	u->aw.ep_cap = NET_EP_COUNTERS;
-	u->aw.ep_answers = calloc(NET_EP_COUNTERS, sizeof(*u->aw.ep_answers));
-	u->aw.rng = 0x9e3779b97f4a7c15ull * (idx + 1) ^ (uint64_t)time(NULL) ^
-		    (uintptr_t)u;
-	if (!u->aw.ep_answers)
+	if (answer_worker_init(&u->aw, &u->stats, NET_EP_COUNTERS, idx) < 0)
 		goto fail;
 	if (n->conf.rrl && n->conf.rrl->rate &&
 	    !(u->rrl = rrl_new(n->conf.rrl, &u->stats)))
@@ -559,14 +555,12 @@ static struct worker *worker_new(struct net *n, unsigned idx,
 	w->net = n;
 	w->idx = idx;
 	w->wake_fd = -1;
-	w->aw.st = &w->stats;
-	w->aw.ep_cap = NET_EP_COUNTERS;
-	w->aw.ep_answers = calloc(NET_EP_COUNTERS, sizeof(*w->aw.ep_answers));
-	w->aw.rng = 0x9e3779b97f4a7c15ull * (idx + 1) ^ (uint64_t)time(NULL);
+	if (answer_worker_init(&w->aw, &w->stats, NET_EP_COUNTERS, idx) < 0)
+		goto fail;
 	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
 	w->base = event_base_new_with_config(ec);
 	w->tcp = calloc(n->n_listen, sizeof(*w->tcp));
-	if (!w->base || !w->tcp || !w->aw.ep_answers)
+	if (!w->base || !w->tcp)
 		goto fail;
 	for (size_t i = 0; i < n->n_listen; i++) {
 		struct sockaddr_storage ss;
@@ -715,18 +709,12 @@ void net_stats(const struct net *n, struct stats *out)
 	xdp_stats_add(n->xdp, out);
 }
 
-static void ep_add(uint64_t *out, size_t cap, const struct answer_worker *aw)
-{
-	for (size_t k = 0; k < cap && k < aw->ep_cap; k++)
-		out[k] += aw->ep_answers[k];
-}
-
 void net_ep_answers(const struct net *n, uint64_t *out, size_t cap)
 {
 	memset(out, 0, cap * sizeof(*out));
 	for (unsigned i = 0; i < n->n_workers; i++)
-		ep_add(out, cap, &n->w[i]->aw);
+		answer_worker_ep_add(&n->w[i]->aw, out, cap);
 	for (size_t i = 0; i < n->n_udp; i++)
-		ep_add(out, cap, &n->u[i]->aw);
+		answer_worker_ep_add(&n->u[i]->aw, out, cap);
 	xdp_ep_answers_add(n->xdp, out, cap);
 }

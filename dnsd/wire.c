@@ -207,6 +207,7 @@ enum wire_status wire_parse_query(const uint8_t *pkt, size_t len,
 	bool seen_opt = false;
 
 	*has_question = false;
+	q->question_end = WIRE_HDR;     /* no question: the header alone */
 	if (len < WIRE_HDR)
 		return WIRE_DROP;
 	q->id = wire_get16(pkt);
@@ -254,7 +255,11 @@ enum wire_status wire_parse_query(const uint8_t *pkt, size_t len,
 		if (!parse_opt(rr, rdlen, q))
 			return WIRE_FORMERR;
 	}
-	if (q->edns && q->edns_version > 0)
+	/* RFC 6891 6.1.3: the options of an unknown version are not ours to
+	 * act on. */
+	if (q->edns && q->edns_version > 0) {
+		q->ecs = q->nsid = false;
 		return WIRE_BADVERS;
+	}
 	return WIRE_OK;
 }

@@ -70,7 +70,7 @@ struct xdp_thr {
 	struct stats stats;
 	struct rrl *rrl;
 	struct xdp_pkt pkt[XDP_BATCH];
-	struct answer_qhash qhash[XDP_BATCH];
+	struct answer_pre pre[XDP_BATCH];
 };
 
 struct xdp {
@@ -299,15 +299,15 @@ static void batch(struct xdp_thr *t, uint32_t idx, uint32_t n)
 		f[i] = xsk_umem__get_data(t->area, d->addr);
 		ok[i] = xdp_frame_parse(f[i], d->len, &t->pkt[i]) == 0;
 		if (ok[i])
-			answer_qhash(s, f[i] + t->pkt[i].hlen, t->pkt[i].plen,
-				     &t->pkt[i].client, &t->qhash[i]);
+			answer_prepare(s, f[i] + t->pkt[i].hlen, t->pkt[i].plen,
+				       &t->pkt[i].client, &t->pre[i]);
 		else
 			t->stats.xdp_dropped++;
 	}
 	for (int stage = 0; stage < ANSWER_PREFETCH_STAGES; stage++)
 		for (uint32_t i = 0; i < n; i++)
 			if (ok[i])
-				answer_prefetch(s, &t->qhash[i], stage);
+				answer_prefetch(s, &t->pre[i], stage);
 	if (t->rrl)
 		rrl_tick(t->rrl);
 	if (t->n_free < n)
@@ -324,7 +324,7 @@ static void batch(struct xdp_thr *t, uint32_t idx, uint32_t n)
 		struct answer_client c = {
 			.addr = t->pkt[i].client,
 			.udp_max = t->pkt[i].v6 ? t->x->udp_max6 : t->x->udp_max4,
-			.pre = &t->qhash[i],
+			.pre = &t->pre[i],
 		};
 		const struct xdp_pkt *p = &t->pkt[i];
 		struct xdp_desc *d;
@@ -607,7 +607,7 @@ static void thr_free(struct xdp_thr *t)
 	if (t->area)
 		munmap(t->area, (size_t)XDP_NFRAMES * XDP_FRAME_SIZE);
 	rrl_free(t->rrl);
-	free(t->aw.ep_answers);
+	answer_worker_fini(&t->aw);
 	free(t);
 }
 
@@ -653,12 +653,7 @@ static struct xdp_thr *thr_new(struct xdp *x, const struct xdp_conf *conf,
 		return NULL;
 	t->x = x;
 	t->queue = queue;
-	t->aw.st = &t->stats;
-	t->aw.ep_cap = NET_EP_COUNTERS;
-	t->aw.ep_answers = calloc(NET_EP_COUNTERS, sizeof(*t->aw.ep_answers));
-	t->aw.rng = 0x9e3779b97f4a7c15ull * (queue + 101) ^ (uint64_t)time(NULL) ^
-		    (uintptr_t)t;
-	if (!t->aw.ep_answers)
+	if (answer_worker_init(&t->aw, &t->stats, NET_EP_COUNTERS, 100 + queue) < 0)
 		goto fail;
 	if (conf->rrl && conf->rrl->rate && !(t->rrl = rrl_new(conf->rrl, &t->stats)))
 		goto fail;
@@ -877,10 +872,6 @@ void xdp_stats_add(const struct xdp *x, struct stats *out)
 
 void xdp_ep_answers_add(const struct xdp *x, uint64_t *out, size_t cap)
 {
-	for (unsigned i = 0; x && i < x->n; i++) {
-		const struct answer_worker *aw = &x->t[i]->aw;
-
-		for (size_t k = 0; k < cap && k < aw->ep_cap; k++)
-			out[k] += aw->ep_answers[k];
-	}
+	for (unsigned i = 0; x && i < x->n; i++)
+		answer_worker_ep_add(&x->t[i]->aw, out, cap);
 }

@@ -84,7 +84,7 @@ def nearest_endpoint_by_ecs_with_honest_scope():
 @test
 def a_burst_is_answered_as_one_query_at_a_time():
     """dnsd locates the clients of a whole UDP batch before answering it
-    (answer_qhash/answer_prefetch): queries that arrive together, for
+    (answer_prepare/answer_prefetch): queries that arrive together, for
     different subnets, static names and no ECS among them, must each get
     what they get alone."""
     _, d = setup()
