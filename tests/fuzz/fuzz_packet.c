@@ -16,6 +16,7 @@
 
 #include "dnsd/answer.h"
 #include "dnsd/snap.h"
+#include "tests/fuzz/fuzz_util.h"
 #include "dnsd/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -26,30 +27,7 @@ static uint8_t fz_out[ANSWER_MAX];
 
 static void fz_init(void)
 {
-	static const char *const files[] = {
-		"zones/example.com.zone", "zones/gslb.example.com.zone",
-		"tests/fixtures/zones/example.org.zone",
-	};
-	static struct zone *zones[3];
-	const char *root = getenv("GSLB_ROOT");
-	char path[4096], err[512];
-
-	for (size_t i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "%s%s%s", root ? root : "",
-			 root ? "/" : "", files[i]);
-		if (zone_load(path, NULL, &zones[i], err, sizeof(err)) < 0) {
-			fprintf(stderr, "fuzz: %s\n", err);
-			abort();
-		}
-	}
-	fz_snap.zt = zonetab_build(zones, 3);
-	if (!fz_snap.zt)
-		abort();
-	fz_snap.conf.max_udp = 1232;
-	fz_snap.conf.ecs_max_v4 = 24;
-	fz_snap.conf.ecs_max_v6 = 56;
-	memcpy(fz_snap.conf.nsid, "fuzz", 4);
-	fz_snap.conf.nsid_len = 4;
+	fu_example_snap(&fz_snap, 1232);
 }
 
 static void fz_check(const uint8_t *q, size_t qlen, size_t len, size_t max)

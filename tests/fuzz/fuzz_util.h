@@ -2,8 +2,9 @@
  * feed a file-reading function: the input becomes a memory file (memfd)
  * named /proc/self/fd/N, and a loader's error lines on stderr can be
  * muted without losing sanitizer reports (they go to a saved copy of
- * stderr, as libFuzzer's -close_fd_mask=2 does). Included by each target
- * and, through them, by tests/unit/test_fuzz_replay.c. */
+ * stderr, as libFuzzer's -close_fd_mask=2 does); and the snapshot of the
+ * example zones that the query-path targets answer from. Included by each
+ * target and, through them, by tests/unit/test_fuzz_replay.c. */
 #ifndef TESTS_FUZZ_UTIL_H
 #define TESTS_FUZZ_UTIL_H
 
@@ -12,7 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <string.h>
 #include <unistd.h>
+
+#include "dnsd/snap.h"
+#include "dnsd/zone.h"
 
 /* Present in sanitizer builds (ASan/UBSan runtime), NULL otherwise. */
 void __sanitizer_set_report_fd(void *fd) __attribute__((weak));
@@ -68,6 +73,39 @@ static inline void fu_quiet_end(void)
 {
 	if (fu_saved_stderr >= 0)
 		dup2(fu_saved_stderr, 2);
+}
+
+/* s answers from zones/example.com.zone, zones/gslb.example.com.zone and
+ * tests/fixtures/zones/example.org.zone (relative to the repository root,
+ * or to $GSLB_ROOT), with max-udp-size max_udp, the default ECS caps and
+ * NSID "fuzz". Aborts if a zone does not load. */
+static inline void fu_example_snap(struct snap *s, uint16_t max_udp)
+{
+	static const char *const files[] = {
+		"zones/example.com.zone", "zones/gslb.example.com.zone",
+		"tests/fixtures/zones/example.org.zone",
+	};
+	static struct zone *zones[3];
+	const char *root = getenv("GSLB_ROOT");
+	char path[4096], err[512];
+
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s%s%s", root ? root : "",
+			 root ? "/" : "", files[i]);
+		if (!zones[i] &&
+		    zone_load(path, NULL, &zones[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "fuzz: %s\n", err);
+			abort();
+		}
+	}
+	s->zt = zonetab_build(zones, 3);
+	if (!s->zt)
+		abort();
+	s->conf.max_udp = max_udp;
+	s->conf.ecs_max_v4 = 24;
+	s->conf.ecs_max_v6 = 56;
+	memcpy(s->conf.nsid, "fuzz", 4);
+	s->conf.nsid_len = 4;
 }
 
 #endif

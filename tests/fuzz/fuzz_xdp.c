@@ -20,6 +20,7 @@
 
 #include "dnsd/answer.h"
 #include "dnsd/snap.h"
+#include "tests/fuzz/fuzz_util.h"
 #include "dnsd/xdp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -32,31 +33,8 @@ static uint8_t xf_answer[XDP_FRAME_SIZE];
 
 static void xf_init(void)
 {
-	static const char *const files[] = {
-		"zones/example.com.zone", "zones/gslb.example.com.zone",
-		"tests/fixtures/zones/example.org.zone",
-	};
-	static struct zone *zones[3];
-	const char *root = getenv("GSLB_ROOT");
-	char path[4096], err[512];
-
-	for (size_t i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "%s%s%s", root ? root : "",
-			 root ? "/" : "", files[i]);
-		if (zone_load(path, NULL, &zones[i], err, sizeof(err)) < 0) {
-			fprintf(stderr, "fuzz: %s\n", err);
-			abort();
-		}
-	}
-	xf_snap.zt = zonetab_build(zones, 3);
-	if (!xf_snap.zt)
-		abort();
 	/* The largest max-udp-size dnsd allows with xdp (dnsd_main.c). */
-	xf_snap.conf.max_udp = XDP_ANSWER_MAX;
-	xf_snap.conf.ecs_max_v4 = 24;
-	xf_snap.conf.ecs_max_v6 = 56;
-	memcpy(xf_snap.conf.nsid, "fuzz", 4);
-	xf_snap.conf.nsid_len = 4;
+	fu_example_snap(&xf_snap, XDP_ANSWER_MAX);
 }
 
 /* Byte-wise RFC 1071 sum, folded; the UDP checksum is not the code under

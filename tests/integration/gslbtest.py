@@ -5,6 +5,7 @@ A test file defines functions decorated with @test and ends with
     if __name__ == "__main__": run()
 which runs them in order and prints 'N passed, N failed'.
 """
+import ctypes
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -250,3 +252,34 @@ def ecs_query(qname, qtype, subnet, prefix, **kw):
     import dns.edns
     return dns.message.make_query(qname, qtype, use_edns=0,
                                   options=[dns.edns.ECSOption(subnet, prefix)], **kw)
+
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def in_netns(ns, fn, timeout=15):
+    """fn() run by a short-lived thread that has joined namespace ns (its
+    sockets are created there); the test process itself never leaves its
+    own namespace. Returns fn's value or raises its exception."""
+    out = {}
+
+    def work():
+        try:
+            fd = os.open("/var/run/netns/" + ns, os.O_RDONLY)
+            try:
+                if _libc.setns(fd, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns " + ns)
+            finally:
+                os.close(fd)
+            out["v"] = fn()
+        except BaseException as e:     # noqa: B036 - handed to the caller
+            out["e"] = e
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise AssertionError("in namespace %s: no result within %ss" % (ns, timeout))
+    if "e" in out:
+        raise out["e"]
+    return out.get("v")

@@ -17,7 +17,6 @@ and answered by bin/dnsd to ECS clients (dnspython).
    kernel has no netem. Every namespace and qdisc is removed, also on
    failure.
 """
-import ctypes
 import json
 import os
 import re
@@ -25,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
 import urllib.request
@@ -165,8 +163,6 @@ def test_latency_per_region_loopback():
 
 # --- network namespaces -----------------------------------------------------
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def sh(*argv, check=True):
@@ -178,29 +174,9 @@ def sh(*argv, check=True):
 
 
 def socket_in_netns(ns, family, kind):
-    """A socket created inside network namespace ns (it stays there); made
-    by a short-lived thread that joins the namespace, so the test process
-    itself never leaves its own."""
+    """A socket created inside network namespace ns (it stays there)."""
     import socket
-    out = {}
-
-    def work():
-        try:
-            fd = os.open("/var/run/netns/" + ns, os.O_RDONLY)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns " + ns)
-            finally:
-                os.close(fd)
-            out["sock"] = socket.socket(family, kind)
-        except Exception as e:
-            out["err"] = e
-    t = threading.Thread(target=work)
-    t.start()
-    t.join(5)
-    if "err" in out:
-        raise out["err"]
-    return out["sock"]
+    return gslbtest.in_netns(ns, lambda: socket.socket(family, kind), timeout=5)
 
 
 class Netns:

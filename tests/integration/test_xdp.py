@@ -29,7 +29,6 @@ entirely inside network namespaces this test creates (never the host's lo).
 Skipped (never passed) when not root, without `ip netns`, or when the
 kernel has no AF_XDP. Every namespace is removed, also on failure; every
 process is stopped by PID; every wait is bounded."""
-import ctypes
 import json
 import os
 import re
@@ -38,7 +37,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -53,8 +51,8 @@ import dns.message  # noqa: E402
 import dns.query  # noqa: E402
 import dns.rcode  # noqa: E402
 
-from gslbtest import (BIN, FIXTURES, ZONES, Proc, Skip, gslbctl, on_cleanup,  # noqa: E402
-                      run, test, tmpdir)
+from gslbtest import (BIN, FIXTURES, ZONES, Proc, Skip, gslbctl, in_netns,  # noqa: E402
+                      on_cleanup, run, test, tmpdir)
 
 DNSD = os.path.join(BIN, "dnsd")
 EXAMPLE_COM = os.path.join(ZONES, "example.com.zone")
@@ -75,8 +73,6 @@ def expect(cond, what):
 
 # --- namespaces ---------------------------------------------------------------
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def sh(*argv, check=True, timeout=20):
@@ -86,33 +82,6 @@ def sh(*argv, check=True, timeout=20):
         raise RuntimeError("%s: exit %d: %s" % (" ".join(map(str, argv)), p.returncode,
                                                  (p.stderr or p.stdout).strip()))
     return p
-
-
-def in_netns(ns, fn, timeout=15):
-    """fn() run by a short-lived thread that has joined namespace ns (its
-    sockets are created there); the test process itself never leaves its
-    own namespace. Returns fn's value or raises its exception."""
-    out = {}
-
-    def work():
-        try:
-            fd = os.open("/var/run/netns/" + ns, os.O_RDONLY)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns " + ns)
-            finally:
-                os.close(fd)
-            out["v"] = fn()
-        except BaseException as e:     # noqa: B036 - handed to the caller
-            out["e"] = e
-    t = threading.Thread(target=work, daemon=True)
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        raise AssertionError("in namespace %s: no result within %ss" % (ns, timeout))
-    if "e" in out:
-        raise out["e"]
-    return out.get("v")
 
 
 def del_ns(ns):
@@ -309,21 +278,15 @@ def tcp_responses(m):
 def udp_all(ns, msgs, host, port, timeout=2):
     """Each message over UDP from namespace ns (a fresh socket each): the
     answers, parsed, each with .raw_wire, the octets as received."""
-    def go():
-        out = []
-        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-        for m in msgs:
-            with socket.socket(fam, socket.SOCK_DGRAM) as s:
-                s.settimeout(timeout)
-                s.connect((host, port))
-                s.send(m.to_wire())
-                raw = s.recv(65535)
-            r = dns.message.from_wire(raw)
-            expect(r.id == m.id, "not an answer to %s: %s" % (m, r))
-            r.raw_wire = raw
-            out.append(r)
-        return out
-    return in_netns(ns, go, timeout=10 + timeout * len(msgs))
+    out = []
+    for m, raw in zip(msgs, raw_all(ns, [m.to_wire() for m in msgs], host, port,
+                                    timeout)):
+        expect(raw is not None, "no answer to %s" % m)
+        r = dns.message.from_wire(raw)
+        expect(r.id == m.id, "not an answer to %s: %s" % (m, r))
+        r.raw_wire = raw
+        out.append(r)
+    return out
 
 
 def tcp_all(ns, msgs, host, port):
