@@ -1,4 +1,4 @@
-/* db/gslbctl_main.c - gslbctl: the operator's command-line tool for the
+/* ctl/gslbctl_main.c - gslbctl: the operator's command-line tool for the
  * SQLite store (CONTRACT.md section gslbctl). Every write goes through
  * db/cfg.h (validated, one transaction); explain runs db/svc.h's
  * svc_select(), the code dnsd answers with. Single-threaded tool: may
