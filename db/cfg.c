@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "db/store.h"
-#include "db/svc.h"
+#include "db/svc_load.h"
 #include "geo/geo.h"
 #include "health/pcheck.h"
 

@@ -30,7 +30,7 @@
 #include "dnsd/snap.h"
 #include "db/cfg.h"
 #include "db/store.h"
-#include "db/svc.h"
+#include "db/svc_load.h"
 #include "dnsd/zone.h"
 #include "geo/geo.h"
 #include "health/token.h"

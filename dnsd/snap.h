@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "dnsd/zone.h"
-#include "db/svc.h"
+#include "policy/svc.h"
 #include "geo/geo.h"
 #include "health/hstate.h"
 
