@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "common/xalloc.h"
+#include "db/diff.h"
 #include "db/edit.h"
 #include "db/export.h"
 #include "db/store.h"
@@ -76,6 +77,7 @@ struct cmd {
 
 static const char *db_path;
 static bool json_out;
+static bool quiet;              /* --quiet: writes print nothing */
 static char err[1024];
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2),
@@ -90,6 +92,28 @@ static void die(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	exit(1);
+}
+
+/* Exit status of a failure: 2 bad input or usage, 3 not found, 4 already
+ * exists, 1 anything else. rc is a negative errno of db/. */
+static int exit_code(int rc)
+{
+	return rc == -EINVAL || rc == -ERANGE ? 2 : rc == -ENOENT ? 3 :
+	       rc == -EEXIST ? 4 : 1;
+}
+
+static void die_rc(int rc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+static void die_rc(int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("gslbctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(exit_code(rc));
 }
 
 static const char *opt(const struct cmd *c, const char *name)
@@ -531,25 +555,80 @@ static int cmd_export(const struct cmd *c)
 	return 0;
 }
 
-static int cmd_import(const struct cmd *c)
+static json_t *load_doc(const char *path, const char *what)
 {
 	json_error_t je;
 	json_t *doc;
-	sqlite3 *h;
 
-	if (strcmp(c->pos[0], "-") == 0)
+	if (strcmp(path, "-") == 0)
 		doc = json_loadf(stdin, 0, &je);
 	else
-		doc = json_load_file(c->pos[0], 0, &je);
+		doc = json_load_file(path, 0, &je);
 	if (!doc)
-		die("import: %s:%d: %s", strcmp(c->pos[0], "-") ? c->pos[0] :
-		    "stdin", je.line, je.text);
-	h = open_db(STORE_CREATE);
-	if (cfg_import(h, doc, err, sizeof err) < 0)
-		die("import: %s", err);
+		die_rc(je.line < 0 ? -EIO : -EINVAL, "%s: %s:%d: %s", what,
+		       strcmp(path, "-") ? path : "stdin", je.line, je.text);
+	return doc;
+}
+
+/* Prints a plan: one line per change, or {"changes": [...]} with --json;
+ * nothing with --quiet. */
+static void print_plan(const struct cfg_plan *plan)
+{
+	char line[1024];
+
+	if (quiet)
+		return;
+	if (json_out) {
+		print_json(json_pack("{s:o}", "changes", cfg_plan_json(plan)));
+		return;
+	}
+	for (size_t i = 0; i < cfg_plan_size(plan); i++) {
+		cfg_plan_line(plan, i, line, sizeof line);
+		puts(line);
+	}
+}
+
+/* import / import --dry-run / diff. A plan only reads: a store that does
+ * not exist yet is compared as an empty one and is not created. */
+static int import_or_plan(const struct cmd *c, bool dry, const char *what)
+{
+	json_t *doc = load_doc(c->pos[0], what);
+	struct cfg_plan *plan = NULL;
+	sqlite3 *h;
+	int rc;
+
+	if (!db_path)
+		die_rc(-EINVAL, "--db FILE is required");
+	if (dry && access(db_path, F_OK) < 0 && errno == ENOENT)
+		rc = store_open(":memory:", STORE_CREATE, &h, err, sizeof err);
+	else
+		rc = store_open(db_path, dry ? 0 : STORE_CREATE, &h, err,
+		                sizeof err);
+	if (rc < 0)
+		die_rc(rc, "%s", err);
+	rc = cfg_import_plan(h, doc, dry ? CFG_IMPORT_DRY_RUN : 0, &plan, err,
+	                     sizeof err);
 	json_decref(doc);
+	if (rc < 0)
+		die_rc(rc, "%s: %s", what, err);
+	print_plan(plan);
+	if (!dry && !quiet && !json_out && cfg_plan_size(plan) == 0)
+		fprintf(stderr, "gslbctl: import: nothing changed\n");
+	cfg_plan_free(plan);
 	store_close(h);
 	return 0;
+}
+
+static int cmd_import(const struct cmd *c)
+{
+	bool dry = opt(c, "dry-run") != NULL;
+
+	return import_or_plan(c, dry, dry ? "import --dry-run" : "import");
+}
+
+static int cmd_diff(const struct cmd *c)
+{
+	return import_or_plan(c, true, "diff");
 }
 
 /* ------------------------------------------------------ status, explain */
@@ -1067,6 +1146,8 @@ static int cmd_explain(const struct cmd *c)
 static const struct optspec no_opts[] = { { NULL, false } };
 static const struct optspec svc_opts[] = { SVC_OPTS, { NULL, false } };
 static const struct optspec ep_opts[] = { EP_OPTS, { NULL, false } };
+static const struct optspec import_opts[] = { { "dry-run", false },
+	{ NULL, false } };
 static const struct optspec explain_opts[] = {
 	{ "client", true }, { "geoip", true }, { "lat", true },
 	{ "lon", true }, { "country", true }, { "continent", true },
@@ -1138,9 +1219,16 @@ static struct cmd cmds[] = {
 	  "--country, --continent override the client's location.\n", NULL, 0, NULL },
 	{ "export", NULL, 0, 0, no_opts, cmd_export, "export",
 	  "Prints the whole configuration as JSON.\n", NULL, 0, NULL },
-	{ "import", NULL, 1, 1, no_opts, cmd_import, "import FILE|-",
+	{ "import", NULL, 1, 1, import_opts, cmd_import,
+	  "import FILE|- [--dry-run] [--json] [--quiet]",
 	  "Replaces the whole configuration with FILE's (one transaction;\n"
-	  "creates the store if missing).\n", NULL, 0, NULL },
+	  "creates the store if missing). Only what differs is written: an\n"
+	  "endpoint is (service, target) and keeps its health. Prints each\n"
+	  "change applied: '+' added, '-' removed, '~' changed (FIELD: OLD\n"
+	  "-> NEW). --dry-run prints them and changes nothing.\n", NULL, 0, NULL },
+	{ "diff", NULL, 1, 1, no_opts, cmd_diff, "diff FILE|- [--json]",
+	  "What 'import FILE' would change, as import --dry-run.\n", NULL, 0,
+	  NULL },
 };
 #define NCMDS (sizeof cmds / sizeof cmds[0])
 
@@ -1178,6 +1266,9 @@ int main(int argc, char **argv)
 			db_path = argv[i] + 5;
 		} else if (strcmp(argv[i], "--json") == 0) {
 			json_out = true;
+		} else if (strcmp(argv[i], "--quiet") == 0 ||
+		           strcmp(argv[i], "-q") == 0) {
+			quiet = true;
 		} else if (strcmp(argv[i], "--help") == 0 ||
 		           strcmp(argv[i], "-h") == 0) {
 			help = true;

@@ -1,6 +1,7 @@
 /* db/export.c - the configuration as JSON (export) and back (import).
- * Load time only; see db/export.h. Import writes through db/edit.h's
- * validated inserts, inside one transaction. */
+ * Load time only; see db/export.h. Import validates the document through
+ * db/edit.h's inserts into a private in-memory store, then writes only the
+ * difference (db/diff.h) into the real one, inside one transaction. */
 #include "db/export.h"
 
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "db/diff.h"
 #include "db/edit.h"
 #include "db/store.h"
 #include "policy/svc.h"
@@ -461,7 +463,69 @@ static int import_all(sqlite3 *h, const json_t *doc, char *err,
 	return 0;
 }
 
-int cfg_import(sqlite3 *h, const json_t *doc, char *err, size_t errlen)
+int cfg_import_fill(sqlite3 *h, const json_t *doc, char *err, size_t errlen)
 {
 	STORE_TXN(h, err, errlen, import_all(h, doc, err, errlen));
+}
+
+/* The document validated into a private in-memory store. */
+static int scratch_of(const json_t *doc, sqlite3 **out, char *err,
+                      size_t errlen)
+{
+	int rc;
+
+	if ((rc = store_open(":memory:", STORE_CREATE, out, err, errlen)) < 0)
+		return rc;
+	if ((rc = cfg_import_fill(*out, doc, err, errlen)) < 0) {
+		store_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static int plan_and_apply(sqlite3 *h, sqlite3 *want, unsigned flags,
+                          struct cfg_plan **plan, char *err, size_t errlen)
+{
+	int rc;
+
+	if ((rc = cfg_plan_make(h, want, true, plan, err, errlen)) < 0)
+		return rc;
+	if (!(flags & CFG_IMPORT_DRY_RUN) && cfg_plan_size(*plan) > 0)
+		rc = cfg_plan_apply(*plan, h, err, errlen);
+	if (rc < 0) {
+		cfg_plan_free(*plan);
+		*plan = NULL;
+	}
+	return rc;
+}
+
+int cfg_import_plan(sqlite3 *h, const json_t *doc, unsigned flags,
+                    struct cfg_plan **plan, char *err, size_t errlen)
+{
+	sqlite3 *want = NULL;
+	int rc;
+
+	*plan = NULL;
+	if ((rc = scratch_of(doc, &want, err, errlen)) < 0)
+		return rc;
+	if (flags & CFG_IMPORT_DRY_RUN) {
+		if (store_begin(h, false) < 0) {
+			store_close(want);
+			return store_sqlerr(h, err, errlen, "begin");
+		}
+		rc = plan_and_apply(h, want, flags, plan, err, errlen);
+		store_rollback(h);
+		return rc;
+	}
+	STORE_TXN(h, err, errlen, plan_and_apply(h, want, flags, plan, err,
+	                                         errlen));
+}
+
+int cfg_import(sqlite3 *h, const json_t *doc, char *err, size_t errlen)
+{
+	struct cfg_plan *plan;
+	int rc = cfg_import_plan(h, doc, 0, &plan, err, errlen);
+
+	cfg_plan_free(plan);
+	return rc;
 }

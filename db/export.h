@@ -17,7 +17,10 @@
  *   "rules": [{"match": "CIDR"|"country:CC"|"continent:CC",
  *     "targets": [TARGET, ...]}]}]}
  * Health state (probes, health, endpoint_health, latency) is runtime
- * state, not configuration: export leaves it out, import clears it. */
+ * state, not configuration: export leaves it out. Import keeps it for
+ * every endpoint that stays: an endpoint is (service name, target), and
+ * import writes only what differs (db/diff.h), so rows that did not change
+ * are not touched and a changed endpoint keeps its row id. */
 #ifndef DB_EXPORT_H
 #define DB_EXPORT_H
 #include <stddef.h>
@@ -31,5 +34,18 @@ json_t *cfg_export(sqlite3 *h, const char *name, char *err, size_t errlen);
 /* Replaces the whole configuration with doc (format above), validating
  * every field as the add commands do. One transaction. */
 int cfg_import(sqlite3 *h, const json_t *doc, char *err, size_t errlen);
+
+struct cfg_plan;
+enum cfg_import_flags {
+	CFG_IMPORT_DRY_RUN = 1 << 0,    /* plan only: read, write nothing */
+};
+/* cfg_import that also hands back what it changed (or, with
+ * CFG_IMPORT_DRY_RUN, would change) as *plan (db/diff.h; NULL on error;
+ * caller frees it with cfg_plan_free). */
+int cfg_import_plan(sqlite3 *h, const json_t *doc, unsigned flags,
+                    struct cfg_plan **plan, char *err, size_t errlen);
+/* Validates doc into h, which should be empty (a scratch store): the
+ * old import, one transaction. */
+int cfg_import_fill(sqlite3 *h, const json_t *doc, char *err, size_t errlen);
 
 #endif

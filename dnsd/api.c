@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include <netinet/in.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <event2/http.h>
@@ -324,10 +325,28 @@ static void on_config_get(struct api *a, struct evhttp_request *req)
 	reply_json(req, 200, "OK", d);
 }
 
-/* A JSON body write: parse, hand to ops->config_write, map the result. */
+/* true when the request's query has NAME=1 or NAME=true. */
+static bool query_flag(struct evhttp_request *req, const char *name)
+{
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *q = u ? evhttp_uri_get_query(u) : NULL, *v;
+	struct evkeyvalq kv;
+	bool on = false;
+
+	TAILQ_INIT(&kv);
+	if (q && evhttp_parse_query_str(q, &kv) == 0 &&
+	    (v = evhttp_find_header(&kv, name)))
+		on = strcmp(v, "1") == 0 || strcmp(v, "true") == 0;
+	evhttp_clear_headers(&kv);
+	return on;
+}
+
+/* A JSON body write: parse, hand to ops->config_write (or, for PUT
+ * /v1/config, ops->config_import), map the result. */
 static void config_write(struct api *a, struct evhttp_request *req,
                          const char *what)
 {
+	json_t *changes = NULL;
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
@@ -348,12 +367,27 @@ static void config_write(struct api *a, struct evhttp_request *req,
 		reply_error(req, 400, "Bad Request", err);
 		return;
 	}
-	rc = a->ops->config_write ? a->ops->config_write(a->ctx, what, doc, err,
-	                                                 sizeof(err))
-	                          : -ENOSYS;
+	if (strcmp(what, "config") == 0 && a->ops->config_import) {
+		bool dry = query_flag(req, "dry_run");
+
+		rc = 0;
+		changes = a->ops->config_import(a->ctx, doc, dry, &rc, err,
+		                                sizeof(err));
+		if (changes) {
+			json_object_set_new(changes, "ok", json_true());
+			json_object_set_new(changes, "dry_run",
+			                    json_boolean(dry));
+		}
+	} else {
+		rc = a->ops->config_write ? a->ops->config_write(a->ctx, what,
+		                                                 doc, err,
+		                                                 sizeof(err))
+		                          : -ENOSYS;
+	}
 	json_decref(doc);
 	if (rc == 0)
-		reply_json(req, 200, "OK", json_pack("{s:b}", "ok", 1));
+		reply_json(req, 200, "OK", changes ? changes :
+		           json_pack("{s:b}", "ok", 1));
 	else if (rc == -EINVAL)
 		reply_error(req, 400, "Bad Request", err);
 	else if (rc == -ENOENT)

@@ -68,6 +68,12 @@ struct api_ops {
 	 * -EEXIST (409), other (500); err says why. */
 	int (*config_write)(void *ctx, const char *what, const json_t *body,
 	                    char *err, size_t errlen);
+	/* PUT /v1/config[?dry_run=1] when set (else config_write("config")):
+	 * imports body (or with dry_run only plans it) and returns the
+	 * changes ({"changes": [...]}, db/diff.h objects; new reference), or
+	 * NULL with *rc and err as config_write's. */
+	json_t *(*config_import)(void *ctx, const json_t *body, bool dry_run,
+	                         int *rc, char *err, size_t errlen);
 };
 
 /* Binds evhttp on listen ("127.0.0.1:8053", "[::1]:8053"; port 0 picks a

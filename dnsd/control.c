@@ -26,6 +26,7 @@
 #include "dnsd/net.h"
 #include "dnsd/xdp.h"
 #include "dnsd/snap.h"
+#include "db/diff.h"
 #include "db/edit.h"
 #include "db/export.h"
 #include "db/store.h"
@@ -558,7 +559,46 @@ static int api_config_write(void *ctx, const char *what, const json_t *b,
 	return rc;
 }
 
+/* PUT /v1/config: only what differs is written (db/diff.h); each change
+ * is logged. */
+static json_t *api_config_import(void *ctx, const json_t *b, bool dry_run,
+				 int *rc, char *err, size_t errlen)
+{
+	struct control *sv = ctx;
+	struct cfg_plan *plan = NULL;
+	char line[1024];
+	json_t *out;
+
+	if (!sv->db) {
+		snprintf(err, errlen, "this server has no store (--db)");
+		*rc = -ENOENT;
+		return NULL;
+	}
+	*rc = cfg_import_plan(sv->db, b, dry_run ? CFG_IMPORT_DRY_RUN : 0,
+			      &plan, err, errlen);
+	if (*rc < 0)
+		return NULL;
+	out = json_pack("{s:o}", "changes", cfg_plan_json(plan));
+	if (!dry_run) {
+		for (size_t i = 0; i < cfg_plan_size(plan); i++) {
+			cfg_plan_line(plan, i, line, sizeof(line));
+			log_info("api: import: %s", line);
+		}
+		log_info("api: import: %zu change%s", cfg_plan_size(plan),
+			 cfg_plan_size(plan) == 1 ? "" : "s");
+		if (cfg_plan_size(plan) > 0) {
+			sv->db_version = -1;
+			poll_db(sv);
+		}
+	}
+	cfg_plan_free(plan);
+	if (!out)
+		*rc = -ENOMEM;
+	return out;
+}
+
 static const struct api_ops api_ops = {
+	.config_import = api_config_import,
 	.checks = api_checks,
 	.report = api_report,
 	.status = api_status,
