@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "common/xalloc.h"
+#include "db/audit.h"
 #include "db/diff.h"
 #include "db/edit.h"
 #include "db/export.h"
@@ -116,6 +117,88 @@ static void die_rc(int rc, const char *fmt, ...)
 	exit(exit_code(rc));
 }
 
+/* The outcome of a db/ call: exits with its message and status on error. */
+static void check(int rc, const char *what)
+{
+	if (rc < 0)
+		die_rc(rc, "%s: %s", what, err);
+}
+
+/* Edit distance of a and b (short words: options, commands, codes). */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), d[64];
+
+	if (la >= 63 || lb >= 63)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		d[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t prev = d[0];
+
+		d[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t t = d[j], best = prev + (a[i - 1] != b[j - 1]);
+
+			if (d[j] + 1 < best)
+				best = d[j] + 1;
+			if (d[j - 1] + 1 < best)
+				best = d[j - 1] + 1;
+			d[j] = best;
+			prev = t;
+		}
+	}
+	return d[lb];
+}
+
+/* The candidate nearest to w (at most 2 edits, and fewer than half its
+ * length), or NULL. */
+static const char *nearest(const char *w, const char *const *cands, size_t n)
+{
+	const char *best = NULL;
+	size_t bd = 3;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t d = cands[i] ? edit_distance(w, cands[i]) : 99;
+
+		if (d < bd && d * 2 < strlen(cands[i]) + 1) {
+			bd = d;
+			best = cands[i];
+		}
+	}
+	return best;
+}
+
+static void print_json(json_t *j);
+
+/* The write context of this run: who writes, --force, --dry-run; after a
+ * write, what it changed. */
+static struct cfg_write wctx = { .source = "gslbctl" };
+
+/* Prints what the last write changed (or, with --dry-run, would change):
+ * one line per change, {"changes": [...]} with --json, "no change" when
+ * nothing did; nothing with --quiet. */
+static void report_write(void)
+{
+	char line[1024];
+
+	if (quiet)
+		return;
+	if (json_out) {
+		print_json(json_pack("{s:o, s:b, s:I}", "changes",
+		                     cfg_plan_json(wctx.done), "dry_run",
+		                     wctx.dry_run, "version",
+		                     (json_int_t)wctx.version));
+		return;
+	}
+	if (cfg_plan_size(wctx.done) == 0)
+		puts(wctx.dry_run ? "no change would be made" : "no change");
+	for (size_t i = 0; i < cfg_plan_size(wctx.done); i++) {
+		cfg_plan_line(wctx.done, i, line, sizeof line);
+		puts(line);
+	}
+}
+
 static const char *opt(const struct cmd *c, const char *name)
 {
 	for (int i = 0; c->opts && c->opts[i].name; i++)
@@ -132,9 +215,9 @@ static long long parse_ll(const char *name, const char *s)
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	if (end == s || *end)
-		die("--%s: '%s' is not an integer", name, s);
+		die_rc(-EINVAL, "--%s: '%s' is not an integer", name, s);
 	if (errno == ERANGE)
-		die("--%s: %s is out of range", name, s);
+		die_rc(-EINVAL, "--%s: %s is out of range", name, s);
 	return v;
 }
 
@@ -146,7 +229,7 @@ static double parse_d(const char *name, const char *s)
 	errno = 0;
 	v = strtod(s, &end);
 	if (end == s || *end || !isfinite(v))
-		die("--%s: '%s' is not a number", name, s);
+		die_rc(-EINVAL, "--%s: '%s' is not a number", name, s);
 	return v;
 }
 
@@ -155,9 +238,11 @@ static sqlite3 *open_db(unsigned flags)
 	sqlite3 *h;
 
 	if (!db_path)
-		die("--db FILE is required");
-	if (store_open(db_path, flags, &h, err, sizeof err) < 0)
-		die("%s", err);
+		die_rc(-EINVAL, "--db FILE is required");
+	int rc = store_open(db_path, flags, &h, err, sizeof err);
+
+	if (rc < 0)
+		die_rc(rc, "%s", err);
 	return h;
 }
 
@@ -199,7 +284,7 @@ static void fill_service(const struct cmd *c, struct cfg_service *s)
 	s->policy = opt(c, "policy");
 	s->sticky = opt(c, "sticky") ? 1 : opt(c, "no-sticky") ? 0 : -1;
 	if (opt(c, "sticky") && opt(c, "no-sticky"))
-		die("--sticky and --no-sticky together");
+		die_rc(-EINVAL, "--sticky and --no-sticky together");
 	if ((v = opt(c, "ttl"))) {
 		s->has_ttl = true;
 		s->ttl = parse_ll("ttl", v);
@@ -209,7 +294,7 @@ static void fill_service(const struct cmd *c, struct cfg_service *s)
 		s->answers = strcmp(v, "default") == 0 ? -1 :
 		             parse_ll("answers", v);
 		if (s->answers == -1 && strcmp(v, "default") != 0)
-			die("answers -1 outside 1..%d", SVC_MAX_ANSWERS);
+			die_rc(-EINVAL, "answers -1 outside 1..%d", SVC_MAX_ANSWERS);
 	}
 	s->when_down = opt(c, "when-down");
 }
@@ -218,11 +303,18 @@ static int cmd_service_add(const struct cmd *c)
 {
 	struct cfg_service s;
 	sqlite3 *h;
+	int rc;
 
 	fill_service(c, &s);
 	h = open_db(0);
-	if (cfg_service_add(h, &s, err, sizeof err) < 0)
-		die("service add: %s", err);
+	rc = cfg_service_add(h, &s, err, sizeof err);
+	if (rc == -EEXIST && opt(c, "if-missing")) {
+		if (!quiet)
+			printf("exists: %s\n", err);
+		store_close(h);
+		return 0;
+	}
+	check(rc, "service add");
 	store_close(h);
 	return 0;
 }
@@ -234,8 +326,7 @@ static int cmd_service_set(const struct cmd *c)
 
 	fill_service(c, &s);
 	h = open_db(0);
-	if (cfg_service_set(h, &s, err, sizeof err) < 0)
-		die("service set: %s", err);
+	check(cfg_service_set(h, &s, err, sizeof err), "service set");
 	store_close(h);
 	return 0;
 }
@@ -244,8 +335,7 @@ static int cmd_service_rm(const struct cmd *c)
 {
 	sqlite3 *h = open_db(0);
 
-	if (cfg_service_rm(h, c->pos[0], err, sizeof err) < 0)
-		die("service rm: %s", err);
+	check(cfg_service_rm(h, c->pos[0], err, sizeof err), "service rm");
 	store_close(h);
 	return 0;
 }
@@ -254,6 +344,8 @@ static json_t *export_or_die(sqlite3 *h, const char *name, const char *what)
 {
 	json_t *doc = cfg_export(h, name, err, sizeof err);
 
+	if (!doc && strstr(err, "not found"))
+		die_rc(-ENOENT, "%s: %s", what, err);
 	if (!doc)
 		die("%s: %s", what, err);
 	return doc;
@@ -390,7 +482,7 @@ static void fill_endpoint(const struct cmd *c, struct cfg_endpoint *e)
 		e->region = v;
 	}
 	if (!lat != !lon)
-		die("--lat and --lon go together");
+		die_rc(-EINVAL, "--lat and --lon go together");
 	if (lat && (!*lat && !*lon)) {
 		e->clear_loc = true;
 	} else if (lat) {
@@ -445,11 +537,18 @@ static int cmd_endpoint_add(const struct cmd *c)
 {
 	struct cfg_endpoint e;
 	sqlite3 *h;
+	int rc;
 
 	fill_endpoint(c, &e);
 	h = open_db(0);
-	if (cfg_endpoint_add(h, c->pos[0], &e, err, sizeof err) < 0)
-		die("endpoint add: %s", err);
+	rc = cfg_endpoint_add(h, c->pos[0], &e, err, sizeof err);
+	if (rc == -EEXIST && opt(c, "if-missing")) {
+		if (!quiet)
+			printf("exists: %s\n", err);
+		store_close(h);
+		return 0;
+	}
+	check(rc, "endpoint add");
 	store_close(h);
 	return 0;
 }
@@ -457,12 +556,18 @@ static int cmd_endpoint_add(const struct cmd *c)
 static int cmd_endpoint_set(const struct cmd *c)
 {
 	struct cfg_endpoint e;
+	bool given = false;
 	sqlite3 *h;
 
+	for (int i = 0; !given && c->opts[i].name; i++)
+		given = c->ov[i] != NULL;
+	if (!given)
+		die_rc(-EINVAL, "endpoint set: nothing to change: give at least "
+		       "one option (--weight, --priority, --admin, --check, ...; "
+		       "gslbctl endpoint set --help)");
 	fill_endpoint(c, &e);
 	h = open_db(0);
-	if (cfg_endpoint_set(h, c->pos[0], &e, err, sizeof err) < 0)
-		die("endpoint set: %s", err);
+	check(cfg_endpoint_set(h, c->pos[0], &e, err, sizeof err), "endpoint set");
 	store_close(h);
 	return 0;
 }
@@ -473,8 +578,7 @@ static int cmd_endpoint_drain(const struct cmd *c)
 	sqlite3 *h = open_db(0);
 
 	e.drained = strcmp(c->w2, "drain") == 0;
-	if (cfg_endpoint_set(h, c->pos[0], &e, err, sizeof err) < 0)
-		die("endpoint %s: %s", c->w2, err);
+	check(cfg_endpoint_set(h, c->pos[0], &e, err, sizeof err), c->w2[0] == 'd' ? "endpoint drain" : "endpoint undrain");
 	store_close(h);
 	return 0;
 }
@@ -483,8 +587,7 @@ static int cmd_endpoint_rm(const struct cmd *c)
 {
 	sqlite3 *h = open_db(0);
 
-	if (cfg_endpoint_rm(h, c->pos[0], c->pos[1], err, sizeof err) < 0)
-		die("endpoint rm: %s", err);
+	check(cfg_endpoint_rm(h, c->pos[0], c->pos[1], err, sizeof err), "endpoint rm");
 	store_close(h);
 	return 0;
 }
@@ -493,10 +596,9 @@ static int cmd_rule_add(const struct cmd *c)
 {
 	sqlite3 *h = open_db(0);
 
-	if (cfg_rule_add(h, c->pos[0], c->pos[1],
+	check(cfg_rule_add(h, c->pos[0], c->pos[1],
 	                 (const char *const *)c->pos + 2,
-	                 (size_t)c->npos - 2, err, sizeof err) < 0)
-		die("rule add: %s", err);
+	                 (size_t)c->npos - 2, err, sizeof err), "rule add");
 	store_close(h);
 	return 0;
 }
@@ -505,8 +607,7 @@ static int cmd_rule_rm(const struct cmd *c)
 {
 	sqlite3 *h = open_db(0);
 
-	if (cfg_rule_rm(h, c->pos[0], c->pos[1], err, sizeof err) < 0)
-		die("rule rm: %s", err);
+	check(cfg_rule_rm(h, c->pos[0], c->pos[1], err, sizeof err), "rule rm");
 	store_close(h);
 	return 0;
 }
@@ -539,8 +640,7 @@ static int cmd_flip(const struct cmd *c)
 {
 	sqlite3 *h = open_db(0);
 
-	if (cfg_flip(h, c->pos[0], c->pos[1], err, sizeof err) < 0)
-		die("flip: %s", err);
+	check(cfg_flip(h, c->pos[0], c->pos[1], err, sizeof err), "flip");
 	store_close(h);
 	return 0;
 }
@@ -621,9 +721,68 @@ static int import_or_plan(const struct cmd *c, bool dry, const char *what)
 
 static int cmd_import(const struct cmd *c)
 {
-	bool dry = opt(c, "dry-run") != NULL;
+	bool dry = opt(c, "dry-run") != NULL || wctx.dry_run;
 
 	return import_or_plan(c, dry, dry ? "import --dry-run" : "import");
+}
+
+static int cmd_history(const struct cmd *c)
+{
+	sqlite3 *h = open_db(0);
+	const char *lim = opt(c, "limit");
+	long long n = lim ? parse_ll("limit", lim) : 50;
+	json_t *rows, *r;
+	size_t i;
+
+	if (n < 1 || n > 1000000)
+		die_rc(-EINVAL, "history: --limit %lld outside 1..1000000", n);
+	rows = cfg_history(h, c->npos ? c->pos[0] : NULL, (int)n, err,
+	                   sizeof err);
+	if (!rows)
+		die_rc(-EINVAL, "history: %s", err);
+	if (json_out) {
+		print_json(json_pack("{s:I, s:o}", "version",
+		                     (json_int_t)cfg_store_version(h), "history",
+		                     rows));
+		store_close(h);
+		return 0;
+	}
+	json_array_foreach(rows, i, r) {
+		time_t t = (time_t)json_real_value(json_object_get(r, "time"));
+		const char *op = json_string_value(json_object_get(r, "op"));
+		const char *key = json_string_value(json_object_get(r, "target"));
+		json_t *o = json_object_get(r, "old"), *nv = json_object_get(r,
+		                                                             "new");
+		char ts[32], *os = NULL, *ns = NULL;
+		struct tm tm;
+
+		if (!key)
+			key = json_string_value(json_object_get(r, "match"));
+		gmtime_r(&t, &tm);
+		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		printf("v%lld %s %s (%s) %c %s %s%s%s",
+		       (long long)json_integer_value(json_object_get(r,
+		                                                     "version")),
+		       ts, json_string_value(json_object_get(r, "who")),
+		       json_string_value(json_object_get(r, "source")),
+		       strcmp(op, "add") == 0 ? '+' : strcmp(op, "remove") == 0 ?
+		       '-' : '~', json_string_value(json_object_get(r, "kind")),
+		       json_string_value(json_object_get(r, "service")),
+		       key ? " " : "", key ? key : "");
+		if (json_object_get(r, "field")) {
+			os = json_dumps(o, JSON_ENCODE_ANY);
+			ns = json_dumps(nv, JSON_ENCODE_ANY);
+			printf(" %s: %s -> %s", json_string_value(
+			       json_object_get(r, "field")), os ? os : "null",
+			       ns ? ns : "null");
+		}
+		putchar('\n');
+		free(os);
+		free(ns);
+	}
+	json_decref(rows);
+	store_close(h);
+	return 0;
 }
 
 static int cmd_diff(const struct cmd *c)
@@ -848,7 +1007,7 @@ static int cmd_status(const struct cmd *c)
 	sqlite3_finalize(es);
 	store_rollback(h);
 	if (only && json_array_size(svcs) == 0)
-		die("status: service %s not found", only);
+		die_rc(-ENOENT, "status: service %s not found", only);
 	doc = json_pack("{s:o, s:o}", "services", svcs, "problems", probs);
 	if (json_out) {
 		print_json(doc);
@@ -926,15 +1085,15 @@ static void parse_client(const struct cmd *c, const char *s,
 	long long len = -1;
 
 	if (max4 < 0 || max4 > 32 || max6 < 0 || max6 > 128)
-		die("explain: --ecs-max-v4 0..32, --ecs-max-v6 0..128");
+		die_rc(-EINVAL, "explain: --ecs-max-v4 0..32, --ecs-max-v6 0..128");
 	if (strlen(s) >= sizeof buf)
-		die("explain: --client '%s' is not an IPv4 or IPv6 address", s);
+		die_rc(-EINVAL, "explain: --client '%s' is not an IPv4 or IPv6 address", s);
 	strcpy(buf, s);
 	if ((slash = strchr(buf, '/'))) {
 		*slash = '\0';
 		len = parse_ll("client prefix", slash + 1);
 		if (len < 0)
-			die("explain: --client %s: negative prefix", s);
+			die_rc(-EINVAL, "explain: --client %s: negative prefix", s);
 	}
 	memset(&cl->addr, 0, sizeof cl->addr);
 	if (inet_pton(AF_INET, buf, &a4) == 1) {
@@ -942,16 +1101,16 @@ static void parse_client(const struct cmd *c, const char *s,
 		cl->addr.s6_addr[10] = cl->addr.s6_addr[11] = 0xff;
 		memcpy(&cl->addr.s6_addr[12], &a4, 4);
 		if (len > 32)
-			die("explain: --client %s: prefix longer than 32", s);
+			die_rc(-EINVAL, "explain: --client %s: prefix longer than 32", s);
 		cl->src_plen = 96 + (unsigned)(len < 0 || len > max4 ? max4
 		                                                     : len);
 	} else if (inet_pton(AF_INET6, buf, &cl->addr) == 1) {
 		*v4 = false;
 		if (len > 128)
-			die("explain: --client %s: prefix longer than 128", s);
+			die_rc(-EINVAL, "explain: --client %s: prefix longer than 128", s);
 		cl->src_plen = (unsigned)(len < 0 || len > max6 ? max6 : len);
 	} else {
-		die("explain: --client '%s' is not an IPv4 or IPv6 address", s);
+		die_rc(-EINVAL, "explain: --client '%s' is not an IPv4 or IPv6 address", s);
 	}
 	*ecs0 = len == 0;
 	for (unsigned b = cl->src_plen; b < 128; b++)
@@ -983,7 +1142,7 @@ static void parse_default_location(const char *s, struct svc_client *cl)
 			return;
 		}
 	}
-	die("explain: --default-location '%s' is neither LAT,LON nor a known "
+	die_rc(-EINVAL, "explain: --default-location '%s' is neither LAT,LON nor a known "
 	    "country code", s);
 }
 
@@ -1012,7 +1171,7 @@ static int cmd_explain(const struct cmd *c)
 	bool v4, ecs0;
 
 	if (!client)
-		die("explain: --client ADDR is required");
+		die_rc(-EINVAL, "explain: --client ADDR is required");
 	memset(&cl, 0, sizeof cl);
 	parse_client(c, client, &cl, &v4, &ecs0);
 	/* As dnsd: GeoIP on the masked address (not for ECS /0), else the
@@ -1036,13 +1195,13 @@ static int cmd_explain(const struct cmd *c)
 	if (!cl.has_loc && (v = opt(c, "default-location")))
 		parse_default_location(v, &cl);
 	if (!opt(c, "lat") != !opt(c, "lon"))
-		die("explain: --lat and --lon go together");
+		die_rc(-EINVAL, "explain: --lat and --lon go together");
 	if (opt(c, "lat")) {
 		cl.has_loc = true;
 		cl.lat = parse_d("lat", opt(c, "lat"));
 		cl.lon = parse_d("lon", opt(c, "lon"));
 		if (fabs(cl.lat) > 90 || fabs(cl.lon) > 180)
-			die("explain: --lat/--lon outside -90..90/-180..180");
+			die_rc(-EINVAL, "explain: --lat/--lon outside -90..90/-180..180");
 	}
 	if ((v = opt(c, "country")))
 		snprintf(cl.country, sizeof cl.country, "%.2s", v);
@@ -1059,7 +1218,7 @@ static int cmd_explain(const struct cmd *c)
 			if (strstr(set->problems[i], canon))
 				die("explain: %s is not served: %s", canon,
 				    set->problems[i]);
-		die("explain: service %s not found", canon);
+		die_rc(-ENOENT, "explain: service %s not found", canon);
 	}
 	dbview_load(h, (size_t)set->max_endpoint_id + 1, &dv);
 	why.ep = xcalloc(s->n_eps ? s->n_eps : 1, sizeof *why.ep);
@@ -1148,6 +1307,12 @@ static const struct optspec svc_opts[] = { SVC_OPTS, { NULL, false } };
 static const struct optspec ep_opts[] = { EP_OPTS, { NULL, false } };
 static const struct optspec import_opts[] = { { "dry-run", false },
 	{ NULL, false } };
+static const struct optspec history_opts[] = { { "limit", true },
+	{ NULL, false } };
+static const struct optspec svc_add_opts[] = { SVC_OPTS,
+	{ "if-missing", false }, { NULL, false } };
+static const struct optspec ep_add_opts[] = { EP_OPTS,
+	{ "if-missing", false }, { NULL, false } };
 static const struct optspec explain_opts[] = {
 	{ "client", true }, { "geoip", true }, { "lat", true },
 	{ "lon", true }, { "country", true }, { "continent", true },
@@ -1159,7 +1324,7 @@ static const struct optspec explain_opts[] = {
 static struct cmd cmds[] = {
 	{ "init", NULL, 0, 0, no_opts, cmd_init, "init",
 	  "Creates the store with the current schema (or migrates it).\n", NULL, 0, NULL },
-	{ "service", "add", 1, 1, svc_opts, cmd_service_add,
+	{ "service", "add", 1, 1, svc_add_opts, cmd_service_add,
 	  "service add NAME --policy failover|weighted|geo|latency|all|"
 	  "roundrobin [--ttl S] [--answers N] [--sticky] "
 	  "[--when-down open|closed|TARGET]",
@@ -1178,7 +1343,7 @@ static struct cmd cmds[] = {
 	  "Shows a service with its endpoints and rules.\n", NULL, 0, NULL },
 	{ "service", "rm", 1, 1, no_opts, cmd_service_rm, "service rm NAME",
 	  "Removes a service, its endpoints and rules.\n", NULL, 0, NULL },
-	{ "endpoint", "add", 2, 2, ep_opts, cmd_endpoint_add,
+	{ "endpoint", "add", 2, 2, ep_add_opts, cmd_endpoint_add,
 	  "endpoint add SERVICE TARGET [options]",
 	  "Adds an endpoint. TARGET: IPv4, IPv6, or a name ending in '.'\n"
 	  "(a CNAME answer).\n", NULL, 0, NULL },
@@ -1226,6 +1391,12 @@ static struct cmd cmds[] = {
 	  "endpoint is (service, target) and keeps its health. Prints each\n"
 	  "change applied: '+' added, '-' removed, '~' changed (FIELD: OLD\n"
 	  "-> NEW). --dry-run prints them and changes nothing.\n", NULL, 0, NULL },
+	{ "history", NULL, 0, 1, history_opts, cmd_history,
+	  "history [SERVICE] [--limit N] [--json]",
+	  "The latest configuration changes (default 50), oldest first: the\n"
+	  "store version each made, when, who (uid or API credential), from\n"
+	  "where (gslbctl, api, import) and what (FIELD: OLD -> NEW).\n", NULL,
+	  0, NULL },
 	{ "diff", NULL, 1, 1, no_opts, cmd_diff, "diff FILE|- [--json]",
 	  "What 'import FILE' would change, as import --dry-run.\n", NULL, 0,
 	  NULL },
@@ -1238,14 +1409,20 @@ static void usage(FILE *f)
 	        "Commands:\n");
 	for (size_t i = 0; i < NCMDS; i++)
 		fprintf(f, "  %s\n", cmds[i].usage);
-	fprintf(f, "gslbctl COMMAND --help for details. Exit status 0 on "
-	        "success, 1 with a one-line reason otherwise.\n");
+	fprintf(f, "Writes print what they changed ('+' added, '-' removed, "
+	        "'~' FIELD: OLD -> NEW).\n"
+	        "Global options: --json, --quiet (writes print nothing), "
+	        "--dry-run (plan a write,\nchange nothing), --force (allow "
+	        "a write that takes a service down).\n"
+	        "gslbctl COMMAND --help for details. Exit status 0 on "
+	        "success, 2 usage or bad value,\n3 not found, 4 already "
+	        "exists, 1 any other failure (one-line reason on stderr).\n");
 }
 
 static void cmd_usage(const struct cmd *c)
 {
 	printf("usage: gslbctl --db FILE %s\n%s", c->usage, c->help);
-	if (c->opts == ep_opts)
+	if (c->opts == ep_opts || c->opts == ep_add_opts)
 		fputs(ep_help, stdout);
 }
 
@@ -1260,7 +1437,7 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--db") == 0) {
 			if (i + 1 >= argc)
-				die("--db needs a FILE");
+				die_rc(-EINVAL, "--db needs a FILE");
 			db_path = argv[++i];
 		} else if (strncmp(argv[i], "--db=", 5) == 0) {
 			db_path = argv[i] + 5;
@@ -1269,6 +1446,10 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--quiet") == 0 ||
 		           strcmp(argv[i], "-q") == 0) {
 			quiet = true;
+		} else if (strcmp(argv[i], "--force") == 0) {
+			wctx.force = true;
+		} else if (strcmp(argv[i], "--dry-run") == 0) {
+			wctx.dry_run = true;
 		} else if (strcmp(argv[i], "--help") == 0 ||
 		           strcmp(argv[i], "-h") == 0) {
 			help = true;
@@ -1305,11 +1486,28 @@ int main(int argc, char **argv)
 			free(words);
 			return 0;
 		}
-		if (known)
-			die("%s: unknown or missing subcommand '%s' (gslbctl "
-			    "%s --help)", words[0], nw > 1 ? words[1] : "",
-			    words[0]);
-		die("unknown command '%s' (gslbctl --help)", words[0]);
+		if (known) {
+			const char *subs[NCMDS], *near;
+
+			for (size_t i = 0; i < NCMDS; i++)
+				subs[i] = strcmp(cmds[i].w1, words[0]) == 0 ?
+				          cmds[i].w2 : NULL;
+			near = nw > 1 ? nearest(words[1], subs, NCMDS) : NULL;
+			die_rc(-EINVAL, "%s: unknown or missing subcommand "
+			       "'%s'%s%s%s (gslbctl %s --help)", words[0],
+			       nw > 1 ? words[1] : "", near ? "; did you mean '" :
+			       "", near ? near : "", near ? "'?" : "", words[0]);
+		}
+		{
+			const char *w1s[NCMDS], *near;
+
+			for (size_t i = 0; i < NCMDS; i++)
+				w1s[i] = cmds[i].w1;
+			near = nearest(words[0], w1s, NCMDS);
+			die_rc(-EINVAL, "unknown command '%s'%s%s%s (gslbctl "
+			       "--help)", words[0], near ? "; did you mean '" : "",
+			       near ? near : "", near ? "'?" : "");
+		}
 	}
 	if (help) {
 		cmd_usage(c);
@@ -1337,26 +1535,44 @@ int main(int argc, char **argv)
 			if (strlen(c->opts[k].name) == len &&
 			    strncmp(c->opts[k].name, a, len) == 0)
 				break;
-		if (!c->opts[k].name)
-			die("%s%s%s: unknown option --%.*s", c->w1,
-			    c->w2 ? " " : "", c->w2 ? c->w2 : "", (int)len, a);
+		if (!c->opts[k].name) {
+			const char *names[64], *near;
+			char bad[64];
+
+			for (k = 0; c->opts[k].name && k < 60; k++)
+				names[k] = c->opts[k].name;
+			names[k++] = "json";
+			names[k++] = "force";
+			names[k++] = "dry-run";
+			names[k++] = "quiet";
+			snprintf(bad, sizeof bad, "%.*s", (int)len, a);
+			near = nearest(bad, names, (size_t)k);
+			die_rc(-EINVAL, "%s%s%s: unknown option --%s%s%s%s",
+			       c->w1, c->w2 ? " " : "", c->w2 ? c->w2 : "", bad,
+			       near ? "; did you mean --" : "", near ? near : "",
+			       near ? "?" : "");
+		}
 		if (c->ov[k])
-			die("--%s given twice", c->opts[k].name);
+			die_rc(-EINVAL, "--%s given twice", c->opts[k].name);
 		if (!c->opts[k].arg) {
 			if (eq)
-				die("--%s takes no value", c->opts[k].name);
+				die_rc(-EINVAL, "--%s takes no value", c->opts[k].name);
 			c->ov[k] = "";
 		} else if (eq) {
 			c->ov[k] = eq + 1;
 		} else if (i + 1 < nw) {
 			c->ov[k] = words[++i];
 		} else {
-			die("--%s needs a value", c->opts[k].name);
+			die_rc(-EINVAL, "--%s needs a value", c->opts[k].name);
 		}
 	}
 	if (c->npos < c->min_pos || c->npos > c->max_pos)
-		die("usage: gslbctl --db FILE %s", c->usage);
+		die_rc(-EINVAL, "usage: gslbctl --db FILE %s", c->usage);
+	cfg_write_use(&wctx);
 	j = c->fn(c);
+	if (wctx.done)
+		report_write();
+	cfg_write_done(&wctx);
 	free(c->pos);
 	free(c->ov);
 	free(words);

@@ -478,27 +478,44 @@ static json_t *val_json(sqlite3_value *v, const struct field *f)
 static const char *const op_names[] = { "add", "remove", "change" };
 static const char *const kind_names[] = { "service", "endpoint", "rule" };
 
+static void rule_targets_text(sqlite3 *want, long long id, char *out,
+                              size_t n);
+
+json_t *cfg_plan_change(const struct cfg_plan *p, size_t i)
+{
+	const struct change *c = &p->c[i];
+	json_t *o = json_pack("{s:s, s:s, s:s}", "op", op_names[c->op],
+	                      "kind", kind_names[c->kind], "service",
+	                      c->service);
+
+	if (!o)
+		return NULL;
+	if (c->key)
+		json_object_set_new(o, c->kind == K_RULE ? "match" : "target",
+		                    json_string(c->key));
+	if (c->op == OP_CHANGE) {
+		json_object_set_new(o, "field", json_string(c->field->name));
+		json_object_set_new(o, "old", val_json(c->old, c->field));
+		json_object_set_new(o, "new", val_json(c->new, c->field));
+	} else if (c->op == OP_ADD && c->kind == K_RULE) {
+		char t[4096];
+		json_t *arr = json_array();
+
+		rule_targets_text(p->want, c->want_id, t, sizeof t);
+		for (char *save = NULL, *w = strtok_r(t, " ", &save); w;
+		     w = strtok_r(NULL, " ", &save))
+			json_array_append_new(arr, json_string(w));
+		json_object_set_new(o, "targets", arr);
+	}
+	return o;
+}
+
 json_t *cfg_plan_json(const struct cfg_plan *p)
 {
 	json_t *arr = json_array();
 
-	for (size_t i = 0; p && i < p->n; i++) {
-		const struct change *c = &p->c[i];
-		json_t *o = json_pack("{s:s, s:s, s:s}", "op", op_names[c->op],
-		                      "kind", kind_names[c->kind], "service",
-		                      c->service);
-
-		if (c->key)
-			json_object_set_new(o, c->kind == K_RULE ? "match" :
-			                    "target", json_string(c->key));
-		if (c->op == OP_CHANGE) {
-			json_object_set_new(o, "field",
-			                    json_string(c->field->name));
-			json_object_set_new(o, "old", val_json(c->old, c->field));
-			json_object_set_new(o, "new", val_json(c->new, c->field));
-		}
-		json_array_append_new(arr, o);
-	}
+	for (size_t i = 0; p && i < p->n; i++)
+		json_array_append_new(arr, cfg_plan_change(p, i));
 	return arr;
 }
 
@@ -566,4 +583,187 @@ void cfg_plan_line(const struct cfg_plan *p, size_t i, char *out,
 		rule_targets_text(p->want, c->want_id, a, sizeof a);
 		snprintf(out + n, outlen - (size_t)n, " -> %s", a);
 	}
+}
+
+/* ------------------------------------------------------------- guard */
+
+/* Endpoints of service name in rotation (not drained, not forced down)
+ * in h; -1 when the service does not exist there. */
+static long long in_rotation(sqlite3 *h, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	long long n = -1;
+
+	if (sqlite3_prepare_v2(h, "SELECT (SELECT count(*) FROM endpoints e "
+	                       "WHERE e.service_id = s.id AND e.drained = 0 AND "
+	                       "e.admin != 'down') FROM services s WHERE s.name "
+	                       "= ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return n;
+}
+
+int cfg_plan_guard(const struct cfg_plan *p, sqlite3 *before, sqlite3 *after,
+                   char *err, size_t errlen)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		const struct change *c = &p->c[i];
+
+		if (c->kind == K_SERVICE && c->op == OP_REMOVE)
+			return store_errf(err, errlen, -EPERM, "would remove "
+			                  "service %s: its name stops answering "
+			                  "(%zu service%s removed in all); give "
+			                  "--force (API: \"force\": true)",
+			                  c->service, p->removed_services,
+			                  p->removed_services == 1 ? "" : "s");
+	}
+	for (size_t i = 0; i < p->n; i++) {
+		const struct change *c = &p->c[i];
+
+		if (c->kind != K_ENDPOINT || c->op != OP_REMOVE)
+			continue;
+		for (size_t j = 0; j < p->n; j++) {
+			const struct change *r = &p->c[j];
+
+			if (r->kind == K_RULE && r->op != OP_ADD &&
+			    strcmp(r->service, c->service) == 0)
+				return store_errf(err, errlen, -EPERM, "removing "
+				                  "endpoint %s of %s changes rule "
+				                  "%s, which names it; give --force "
+				                  "(API: \"force\": true) or "
+				                  "change the rule first", c->key,
+				                  c->service, r->key);
+		}
+	}
+	for (size_t i = 0; i < p->n; i++) {
+		const struct change *c = &p->c[i];
+		long long b, a;
+
+		if (c->kind != K_ENDPOINT ||
+		    (i > 0 && p->c[i - 1].kind == K_ENDPOINT &&
+		     strcmp(p->c[i - 1].service, c->service) == 0))
+			continue;       /* one check per service */
+		b = in_rotation(before, c->service);
+		a = in_rotation(after, c->service);
+		if (b > 0 && a == 0)
+			return store_errf(err, errlen, -EPERM, "%s would have no "
+			                  "endpoint in rotation left (%s %s was "
+			                  "the last): it would answer as its "
+			                  "when_down says; give --force (API: "
+			                  "\"force\": true)", c->service,
+			                  c->op == OP_REMOVE ? "removing" :
+			                  "changing", c->key);
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------------- copy */
+
+int cfg_copy_service(sqlite3 *from, const char *name, sqlite3 *to)
+{
+	sqlite3_stmt *sel = NULL, *ins = NULL, *rsel = NULL, *tsel = NULL,
+	             *tins = NULL;
+	long long sid;
+	int rc = -EIO;
+
+	/* The service row; none = nothing to copy. */
+	if (sqlite3_prepare_v2(from, "SELECT id, name, policy, ttl, answers, "
+	                       "sticky, when_down FROM services WHERE name = ?",
+	                       -1, &sel, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(to, "INSERT INTO services (name, policy, ttl, "
+	                       "answers, sticky, when_down) VALUES (?, ?, ?, ?, "
+	                       "?, ?)", -1, &ins, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(sel, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(sel);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? 0 : -EIO;
+		goto out;
+	}
+	rc = -EIO;
+	sid = sqlite3_column_int64(sel, 0);
+	for (int i = 1; i <= 6; i++)
+		sqlite3_bind_value(ins, i, sqlite3_column_value(sel, i));
+	if (step_done(ins) < 0)
+		goto out;
+	sqlite3_finalize(sel);
+	sqlite3_finalize(ins);
+	sel = ins = NULL;
+	/* Its endpoints. */
+	if (sqlite3_prepare_v2(from, "SELECT " CFG_EP_COLS " FROM endpoints "
+	                       "WHERE service_id = ?", -1, &sel, NULL) !=
+	            SQLITE_OK ||
+	    sqlite3_prepare_v2(to, "INSERT INTO endpoints (service_id, "
+	                       CFG_EP_COLS ") VALUES ((SELECT id FROM services "
+	                       "WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	                       "?, ?, ?, ?, ?, ?, ?, ?)", -1, &ins, NULL) !=
+	            SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(sel, 1, sid);
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		sqlite3_bind_text(ins, 1, name, -1, SQLITE_STATIC);
+		for (int i = 0; i <= (int)N_EP_FIELDS; i++)
+			sqlite3_bind_value(ins, 2 + i,
+			                   sqlite3_column_value(sel, i));
+		if (step_done(ins) < 0) {
+			rc = -EIO;
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		rc = -EIO;
+		goto out;
+	}
+	rc = -EIO;
+	/* Its rules and their targets (by target). */
+	sqlite3_finalize(sel);
+	sqlite3_finalize(ins);
+	sel = ins = NULL;
+	if (sqlite3_prepare_v2(from, "SELECT id, kind, pattern FROM rules WHERE "
+	                       "service_id = ?", -1, &rsel, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(to, "INSERT INTO rules (service_id, kind, "
+	                       "pattern) VALUES ((SELECT id FROM services WHERE "
+	                       "name = ?), ?, ?)", -1, &ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(from, "SELECT e.target FROM rule_targets rt JOIN "
+	                       "endpoints e ON e.id = rt.endpoint_id WHERE "
+	                       "rt.rule_id = ?", -1, &tsel, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(to, "INSERT INTO rule_targets (rule_id, "
+	                       "endpoint_id) SELECT ?1, e.id FROM endpoints e "
+	                       "JOIN services s ON s.id = e.service_id WHERE "
+	                       "s.name = ?2 AND e.target = ?3", -1, &tins,
+	                       NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(rsel, 1, sid);
+	while ((rc = sqlite3_step(rsel)) == SQLITE_ROW) {
+		long long rid;
+
+		sqlite3_bind_text(ins, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_value(ins, 2, sqlite3_column_value(rsel, 1));
+		sqlite3_bind_value(ins, 3, sqlite3_column_value(rsel, 2));
+		if (step_done(ins) < 0)
+			break;
+		rid = sqlite3_last_insert_rowid(to);
+		sqlite3_bind_int64(tsel, 1, sqlite3_column_int64(rsel, 0));
+		while ((rc = sqlite3_step(tsel)) == SQLITE_ROW) {
+			sqlite3_bind_int64(tins, 1, rid);
+			sqlite3_bind_text(tins, 2, name, -1, SQLITE_STATIC);
+			sqlite3_bind_value(tins, 3, sqlite3_column_value(tsel, 0));
+			if (step_done(tins) < 0)
+				break;
+		}
+		sqlite3_reset(tsel);
+		if (rc != SQLITE_DONE)
+			break;
+	}
+	rc = rc == SQLITE_DONE ? 0 : -EIO;
+out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(ins);
+	sqlite3_finalize(rsel);
+	sqlite3_finalize(tsel);
+	sqlite3_finalize(tins);
+	return rc;
 }

@@ -50,8 +50,25 @@ size_t cfg_plan_removed_services(const struct cfg_plan *p);
 int cfg_plan_apply(struct cfg_plan *p, sqlite3 *cur, char *err,
                    size_t errlen);
 
-/* The changes as JSON objects (format above): new reference. */
+/* The changes as JSON objects (format above): new reference. An added
+ * rule also has "targets": [T, ...]. */
 json_t *cfg_plan_json(const struct cfg_plan *p);
+/* Change i alone (new reference). */
+json_t *cfg_plan_change(const struct cfg_plan *p, size_t i);
+
+/* Copies service name (canonical) with its endpoints and rules from one
+ * store into another (a scratch store); nothing when it does not exist.
+ * 0 or -EIO. */
+int cfg_copy_service(sqlite3 *from, const char *name, sqlite3 *to);
+
+/* Checks a plan against what takes a service down: removing a service,
+ * removing an endpoint that a rule names, leaving a service that had an
+ * endpoint in rotation (not drained, not forced down) with none. before
+ * and after are stores holding the state before and after the plan (at
+ * least the services it names). 0, or -EPERM with err saying what would
+ * break (the caller's --force / "force": true allows it). */
+int cfg_plan_guard(const struct cfg_plan *p, sqlite3 *before, sqlite3 *after,
+                   char *err, size_t errlen);
 /* Change i as one text line (format above, no newline) into out. */
 void cfg_plan_line(const struct cfg_plan *p, size_t i, char *out,
                    size_t outlen);

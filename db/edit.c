@@ -3,7 +3,8 @@
  *
  * Every write reads the full current row (or the defaults), overlays what
  * the caller gave, validates the whole row with the same rules svc_load()
- * applies when reading, and writes it back, inside one transaction. */
+ * applies when reading, and writes it back, inside one transaction that
+ * db/audit.h observes (what changed, guard rails, version, audit trail). */
 #include "db/edit.h"
 
 #include <arpa/inet.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/audit.h"
 #include "db/store.h"
 #include "policy/svc.h"
 #include "geo/geo.h"
@@ -310,7 +312,7 @@ int cfg_service_insert(sqlite3 *h, const struct cfg_service *s,
 int cfg_service_add(sqlite3 *h, const struct cfg_service *s, char *err,
                     size_t errlen)
 {
-	STORE_TXN(h, err, errlen, cfg_service_insert(h, s, NULL, err, errlen));
+	CFG_TXN(h, s->name, err, errlen, cfg_service_insert(h, s, NULL, err, errlen));
 }
 
 static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
@@ -349,7 +351,7 @@ static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
 int cfg_service_set(sqlite3 *h, const struct cfg_service *s, char *err,
                     size_t errlen)
 {
-	STORE_TXN(h, err, errlen, service_update(h, s, err, errlen));
+	CFG_TXN(h, s->name, err, errlen, service_update(h, s, err, errlen));
 }
 
 static int service_delete(sqlite3 *h, const char *name, char *err,
@@ -367,7 +369,7 @@ static int service_delete(sqlite3 *h, const char *name, char *err,
 
 int cfg_service_rm(sqlite3 *h, const char *name, char *err, size_t errlen)
 {
-	STORE_TXN(h, err, errlen, service_delete(h, name, err, errlen));
+	CFG_TXN(h, name, err, errlen, service_delete(h, name, err, errlen));
 }
 
 /* ---------------------------------------------------------- endpoints */
@@ -652,7 +654,7 @@ out:
 int cfg_endpoint_add(sqlite3 *h, const char *service,
                      const struct cfg_endpoint *e, char *err, size_t errlen)
 {
-	STORE_TXN(h, err, errlen, cfg_endpoint_insert(h, service, e, err, errlen));
+	CFG_TXN(h, service, err, errlen, cfg_endpoint_insert(h, service, e, err, errlen));
 }
 
 static int endpoint_update(sqlite3 *h, const char *service,
@@ -687,7 +689,7 @@ out:
 int cfg_endpoint_set(sqlite3 *h, const char *service,
                      const struct cfg_endpoint *e, char *err, size_t errlen)
 {
-	STORE_TXN(h, err, errlen, endpoint_update(h, service, e, err, errlen));
+	CFG_TXN(h, service, err, errlen, endpoint_update(h, service, e, err, errlen));
 }
 
 static int endpoint_delete(sqlite3 *h, const char *service,
@@ -714,7 +716,7 @@ static int endpoint_delete(sqlite3 *h, const char *service,
 int cfg_endpoint_rm(sqlite3 *h, const char *service, const char *target,
                     char *err, size_t errlen)
 {
-	STORE_TXN(h, err, errlen, endpoint_delete(h, service, target, err, errlen));
+	CFG_TXN(h, service, err, errlen, endpoint_delete(h, service, target, err, errlen));
 }
 
 /* -------------------------------------------------------------- rules */
@@ -767,7 +769,7 @@ int cfg_rule_add(sqlite3 *h, const char *service, const char *match,
                  const char *const *targets, size_t n, char *err,
                  size_t errlen)
 {
-	STORE_TXN(h, err, errlen, cfg_rule_insert(h, service, match, targets, n, err,
+	CFG_TXN(h, service, err, errlen, cfg_rule_insert(h, service, match, targets, n, err,
 	                                errlen));
 }
 
@@ -794,7 +796,7 @@ static int rule_delete(sqlite3 *h, const char *service, const char *match,
 int cfg_rule_rm(sqlite3 *h, const char *service, const char *match,
                 char *err, size_t errlen)
 {
-	STORE_TXN(h, err, errlen, rule_delete(h, service, match, err, errlen));
+	CFG_TXN(h, service, err, errlen, rule_delete(h, service, match, err, errlen));
 }
 
 /* --------------------------------------------------------------- flip */
@@ -861,5 +863,5 @@ static int flip(sqlite3 *h, const char *service, const char *target,
 int cfg_flip(sqlite3 *h, const char *service, const char *target, char *err,
              size_t errlen)
 {
-	STORE_TXN(h, err, errlen, flip(h, service, target, err, errlen));
+	CFG_TXN(h, service, err, errlen, flip(h, service, target, err, errlen));
 }

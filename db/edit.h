@@ -8,7 +8,13 @@
  * writes one line into err (errlen bytes) naming what and why, e.g.
  * "endpoint add www.example.com.: weight 70000 outside 0..65535".
  * Errors: -EINVAL bad input, -ENOENT missing service/endpoint/rule,
- * -EEXIST duplicate, -EIO SQLite failure, -ENOMEM. */
+ * -EEXIST duplicate, -EPERM a guard rail (db/diff.h cfg_plan_guard: the
+ * write would take a service down; the write context's force allows it),
+ * -EIO SQLite failure, -ENOMEM.
+ *
+ * Every write is observed by db/audit.h: the thread's write context
+ * (cfg_write_use) says who writes, whether to force or only plan, and gets
+ * what changed (a db/diff.h plan; empty when nothing did). */
 #ifndef DB_EDIT_H
 #define DB_EDIT_H
 #include <stdbool.h>

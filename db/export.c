@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "db/audit.h"
 #include "db/diff.h"
 #include "db/edit.h"
 #include "db/store.h"
@@ -490,8 +491,14 @@ static int plan_and_apply(sqlite3 *h, sqlite3 *want, unsigned flags,
 
 	if ((rc = cfg_plan_make(h, want, true, plan, err, errlen)) < 0)
 		return rc;
-	if (!(flags & CFG_IMPORT_DRY_RUN) && cfg_plan_size(*plan) > 0)
+	if (!cfg_write_current()->force)
+		rc = cfg_plan_guard(*plan, h, want, err, errlen);
+	if (rc == 0 && !(flags & CFG_IMPORT_DRY_RUN) &&
+	    cfg_plan_size(*plan) > 0) {
 		rc = cfg_plan_apply(*plan, h, err, errlen);
+		if (rc == 0)
+			rc = cfg_record(h, *plan, "import", err, errlen);
+	}
 	if (rc < 0) {
 		cfg_plan_free(*plan);
 		*plan = NULL;
