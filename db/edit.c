@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db/store.h"
+#include "db/store_sql.h"
 #include "policy/svc.h"
 #include "geo/geo.h"
 #include "health/pcheck.h"
@@ -274,9 +274,10 @@ static int svc_overlay(struct svc_row *r, const struct cfg_service *s,
 	return 0;
 }
 
-int cfg_service_insert(sqlite3 *h, const struct cfg_service *s,
+int cfg_service_insert(struct store *db, const struct cfg_service *s,
                           long long *id, char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	struct svc_row r = { .policy = -1, .ttl = 30, .when_down = "open" };
 	sqlite3_stmt *st;
 	int rc;
@@ -307,10 +308,11 @@ int cfg_service_insert(sqlite3 *h, const struct cfg_service *s,
 	return 0;
 }
 
-int cfg_service_add(sqlite3 *h, const struct cfg_service *s, char *err,
+int cfg_service_add(struct store *db, const struct cfg_service *s, char *err,
                     size_t errlen)
 {
-	STORE_TXN(h, err, errlen, cfg_service_insert(h, s, NULL, err, errlen));
+	sqlite3 *h = db->h;
+	STORE_TXN(h, err, errlen, cfg_service_insert(db, s, NULL, err, errlen));
 }
 
 static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
@@ -346,9 +348,10 @@ static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
 	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, r.name);
 }
 
-int cfg_service_set(sqlite3 *h, const struct cfg_service *s, char *err,
+int cfg_service_set(struct store *db, const struct cfg_service *s, char *err,
                     size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, service_update(h, s, err, errlen));
 }
 
@@ -365,8 +368,9 @@ static int service_delete(sqlite3 *h, const char *name, char *err,
 	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, canon);
 }
 
-int cfg_service_rm(sqlite3 *h, const char *name, char *err, size_t errlen)
+int cfg_service_rm(struct store *db, const char *name, char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, service_delete(h, name, err, errlen));
 }
 
@@ -601,10 +605,11 @@ static int ep_write(sqlite3 *h, long long sid, long long id,
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-int cfg_endpoint_insert(sqlite3 *h, const char *service,
+int cfg_endpoint_insert(struct store *db, const char *service,
                            const struct cfg_endpoint *e, char *err,
                            size_t errlen)
 {
+	sqlite3 *h = db->h;
 	struct ep_row r;
 	char sname[256];
 	sqlite3_stmt *st;
@@ -649,10 +654,11 @@ out:
 	return rc;
 }
 
-int cfg_endpoint_add(sqlite3 *h, const char *service,
+int cfg_endpoint_add(struct store *db, const char *service,
                      const struct cfg_endpoint *e, char *err, size_t errlen)
 {
-	STORE_TXN(h, err, errlen, cfg_endpoint_insert(h, service, e, err, errlen));
+	sqlite3 *h = db->h;
+	STORE_TXN(h, err, errlen, cfg_endpoint_insert(db, service, e, err, errlen));
 }
 
 static int endpoint_update(sqlite3 *h, const char *service,
@@ -684,9 +690,10 @@ out:
 	return rc;
 }
 
-int cfg_endpoint_set(sqlite3 *h, const char *service,
+int cfg_endpoint_set(struct store *db, const char *service,
                      const struct cfg_endpoint *e, char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, endpoint_update(h, service, e, err, errlen));
 }
 
@@ -711,18 +718,20 @@ static int endpoint_delete(sqlite3 *h, const char *service,
 	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, t);
 }
 
-int cfg_endpoint_rm(sqlite3 *h, const char *service, const char *target,
+int cfg_endpoint_rm(struct store *db, const char *service, const char *target,
                     char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, endpoint_delete(h, service, target, err, errlen));
 }
 
 /* -------------------------------------------------------------- rules */
 
-int cfg_rule_insert(sqlite3 *h, const char *service, const char *match,
+int cfg_rule_insert(struct store *db, const char *service, const char *match,
                        const char *const *targets, size_t n, char *err,
                        size_t errlen)
 {
+	sqlite3 *h = db->h;
 	char sname[256], kind[16], pat[64], t[256];
 	sqlite3_stmt *st;
 	long long sid, rid, eid;
@@ -763,11 +772,12 @@ int cfg_rule_insert(sqlite3 *h, const char *service, const char *match,
 	return 0;
 }
 
-int cfg_rule_add(sqlite3 *h, const char *service, const char *match,
+int cfg_rule_add(struct store *db, const char *service, const char *match,
                  const char *const *targets, size_t n, char *err,
                  size_t errlen)
 {
-	STORE_TXN(h, err, errlen, cfg_rule_insert(h, service, match, targets, n, err,
+	sqlite3 *h = db->h;
+	STORE_TXN(h, err, errlen, cfg_rule_insert(db, service, match, targets, n, err,
 	                                errlen));
 }
 
@@ -791,9 +801,10 @@ static int rule_delete(sqlite3 *h, const char *service, const char *match,
 	return 0;
 }
 
-int cfg_rule_rm(sqlite3 *h, const char *service, const char *match,
+int cfg_rule_rm(struct store *db, const char *service, const char *match,
                 char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, rule_delete(h, service, match, err, errlen));
 }
 
@@ -858,8 +869,9 @@ static int flip(sqlite3 *h, const char *service, const char *target,
 	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, t);
 }
 
-int cfg_flip(sqlite3 *h, const char *service, const char *target, char *err,
+int cfg_flip(struct store *db, const char *service, const char *target, char *err,
              size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, flip(h, service, target, err, errlen));
 }

@@ -1,8 +1,13 @@
-/* db/store.h - opening the SQLite store: schema creation, migrations
- * (PRAGMA user_version), connection settings, transactions.
+/* db/store.h - the store: where the configuration comes from and where
+ * writes go. A struct store is an opaque handle; every reader and writer of
+ * the configuration and of the persisted health state (db/svc_load.h,
+ * db/edit.h, db/export.h, db/health_store.h) takes one, so no code outside
+ * db/ knows how it is stored. The implementation today is one SQLite file
+ * (db/schema.sql): schema creation, migrations (PRAGMA user_version),
+ * connection settings; db/store_sql.h is its db/-internal side.
  *
- * Load time only (control thread of dnsd, gslbctl): SQLite is never used on
- * the query path. A handle belongs to the thread that opened it.
+ * Load time only (control thread of dnsd, gslbctl): the store is never used
+ * on the query path. A handle belongs to the thread that opened it.
  *
  * Settings on every handle: foreign_keys=ON, journal_mode=WAL (read-write
  * handles), busy_timeout 5 s, synchronous=FULL (config writes are durable;
@@ -12,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <sqlite3.h>
+struct store;                   /* opaque */
 
 /* The schema version db/schema.sql creates. */
 #define STORE_SCHEMA_VERSION 1
@@ -35,49 +40,24 @@ enum store_flags {
  *   -EINVAL  not a database / corrupt ("db: F: file is not a database"),
  *            a newer schema than this program knows, or an empty
  *            database without STORE_CREATE;
- *   -EIO     any other SQLite failure (message from SQLite). */
-int store_open(const char *path, unsigned flags, sqlite3 **out, char *err,
-               size_t errlen);
-/* Closes h (finalizes nothing: callers finalize their statements). NULL
- * is fine. */
-void store_close(sqlite3 *h);
+ *   -EIO     any other SQLite failure (message from SQLite);
+ *   -ENOMEM. */
+int store_open(const char *path, unsigned flags, struct store **out,
+               char *err, size_t errlen);
+/* Closes s. NULL is fine. */
+void store_close(struct store *s);
 
-/* BEGIN IMMEDIATE (write) or BEGIN (read) / COMMIT / ROLLBACK. Return 0 or
- * -EIO (message in sqlite3_errmsg(h)). store_rollback never fails loudly. */
-int store_begin(sqlite3 *h, bool write);
-int store_commit(sqlite3 *h);
-void store_rollback(sqlite3 *h);
-
-/* Runs one or more SQL statements without results. 0 or -EIO. */
-int store_exec(sqlite3 *h, const char *sql);
-
-/* Error helpers of the store's writers (db/ only). store_errf writes the
- * message (printf format) into err (errlen bytes, may be 0) and returns rc.
- * store_sqlerr describes h's last SQLite error after "what: ": a
- * constraint failure is -EINVAL ("rejected by the schema"), anything else
+/* A number that changes when another connection committed (SQLite's
+ * PRAGMA data_version; a handle's own commits do not change it). Cheap;
+ * dnsd polls it to notice edits. Returns -EIO on failure, with the reason
+ * in store_errmsg(). */
+long long store_data_version(struct store *s);
+/* The last error on s, as text (never NULL). */
+const char *store_errmsg(struct store *s);
+/* Lowers the durability of s's own commits (no fsync per commit; a crash
+ * may lose the last ones, never corrupt). For dnsd's health writes, which
+ * agents rebuild within seconds; configuration writes stay durable. 0 or
  * -EIO. */
-int store_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-int store_sqlerr(sqlite3 *h, char *err, size_t errlen, const char *what);
-
-/* Returns from the calling function the result of body (an int
- * expression) run inside one write transaction on h: committed when body
- * returned 0, rolled back on any error, which is described in err. */
-#define STORE_TXN(h, err, errlen, body)                                  \
-	do {                                                             \
-		int rc_;                                                 \
-		if (store_begin(h, true) < 0)                            \
-			return store_sqlerr(h, err, errlen, "begin");    \
-		rc_ = (body);                                            \
-		if (rc_ == 0 && store_commit(h) < 0)                     \
-			rc_ = store_sqlerr(h, err, errlen, "commit");    \
-		if (rc_ < 0)                                             \
-			store_rollback(h);                               \
-		return rc_;                                              \
-	} while (0)
-
-/* PRAGMA data_version of h: changes when another connection committed.
- * Cheap; dnsd polls it to notice edits. Returns -EIO on failure. */
-long long store_data_version(sqlite3 *h);
+int store_relax_durability(struct store *s);
 
 #endif

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "common/hash.h"
-#include "db/store.h"
+#include "db/store_sql.h"
 #include "geo/geo.h"
 
 /* Column helpers: the type must be what the schema says. */
@@ -604,8 +604,9 @@ out:
 	return rc;
 }
 
-int svc_load(sqlite3 *h, struct svc_set **out, char *err, size_t errlen)
+int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	struct loader L = { .h = h, .err = err, .errlen = errlen };
 	struct svc_set *s;
 	int rc;
@@ -635,7 +636,7 @@ out:
 int svc_load_path(const char *path, struct svc_set **out, char *err,
                   size_t errlen)
 {
-	sqlite3 *h = NULL;
+	struct store *h = NULL;
 	int rc = store_open(path, STORE_RDONLY, &h, err, errlen);
 
 	if (rc < 0)

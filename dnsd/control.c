@@ -55,7 +55,7 @@ struct control {
 	uint64_t gen;
 	struct event *poll_ev;
 	struct file_id geo_id;       /* to notice a replaced GeoIP file */
-	sqlite3 *db;                 /* the store: polled (data_version),
+	struct store *db;            /* the store: polled (data_version),
 					and written by health and the API */
 	long long db_version;
 	struct file_id db_id;        /* the file that handle has open */
@@ -330,7 +330,7 @@ static void poll_db(struct control *sv)
 	file_id_of(sv->conf.db, &id);
 	if (id.ino && (id.ino != sv->db_id.ino || id.dev != sv->db_id.dev) &&
 	    (id.ino != sv->db_bad_id.ino || id.dev != sv->db_bad_id.dev)) {
-		sqlite3 *h;
+		struct store *h;
 
 		if (store_open(sv->conf.db, 0, &h, err, sizeof(err)) < 0) {
 			db_problem(sv, err);
@@ -348,7 +348,7 @@ static void poll_db(struct control *sv)
 	v = store_data_version(sv->db);
 	if (v < 0) {
 		snprintf(err, sizeof(err), "db %s: cannot read: %s", sv->conf.db,
-			 sqlite3_errmsg(sv->db));
+			 store_errmsg(sv->db));
 		db_problem(sv, err);
 		return;
 	}

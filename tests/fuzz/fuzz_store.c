@@ -21,7 +21,7 @@
 
 #include <sqlite3.h>
 
-#include "db/store.h"
+#include "db/store_sql.h"
 #include "db/svc_load.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -199,7 +199,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			*next++ = 0;
 		sf_row(h, line);
 	}
-	rc = svc_load(h, &s, err, sizeof(err));
+	static struct store store;
+
+	store.h = h;
+	rc = svc_load(&store, &s, err, sizeof(err));
 	if (rc < 0) {
 		if (s || !err[0]) {
 			fprintf(stderr, "fuzz_store: load error %d without a "
