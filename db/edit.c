@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/store.h"
 #include "db/store_sql.h"
 #include "policy/svc.h"
 #include "geo/geo.h"

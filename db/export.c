@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "db/edit.h"
+#include "db/store.h"
 #include "db/store_sql.h"
 #include "policy/svc.h"
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/store.h"
 #include "db/store_sql.h"
 
 static int sqlerr(sqlite3 *h, char *err, size_t errlen, const char *what)

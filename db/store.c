@@ -1,5 +1,6 @@
 /* db/store.c - opening the SQLite store, schema creation and migrations.
  * Load time only; see db/store.h. */
+#include "db/store.h"
 #include "db/store_sql.h"
 
 #include <errno.h>

@@ -8,7 +8,6 @@
 
 #include <sqlite3.h>
 
-#include "db/store.h"
 
 struct store {
 	sqlite3 *h;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/hash.h"
+#include "db/store.h"
 #include "db/store_sql.h"
 #include "geo/geo.h"
 

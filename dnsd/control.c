@@ -412,7 +412,7 @@ static void on_health(void *ctx, struct hstate_view *v)
 }
 
 /* Fills sv->st for a status or metrics request; ep (NULL or
- * NET_EP_COUNTERS entries) receives the per-endpoint answer counts. */
+ * STATS_EP_COUNTERS entries) receives the per-endpoint answer counts. */
 static void status_fill(struct control *sv, struct stats *sum, uint64_t *ep)
 {
 	net_stats(sv->net, sum);
@@ -426,9 +426,9 @@ static void status_fill(struct control *sv, struct stats *sum, uint64_t *ep)
 	sv->st.zone_loaded = sv->zone_loaded;
 	sv->st.n_zone_files = sv->conf.n_zone;
 	sv->st.ep_answers = ep;
-	sv->st.ep_cap = ep ? NET_EP_COUNTERS : 0;
+	sv->st.ep_cap = ep ? STATS_EP_COUNTERS : 0;
 	if (ep)
-		net_ep_answers(sv->net, ep, NET_EP_COUNTERS);
+		net_ep_answers(sv->net, ep, STATS_EP_COUNTERS);
 }
 
 static json_t *api_checks(void *ctx)
@@ -467,7 +467,7 @@ static int api_metrics(void *ctx, struct evbuffer *out)
 {
 	struct control *sv = ctx;
 	struct stats sum;
-	uint64_t *ep = calloc(NET_EP_COUNTERS, sizeof(*ep));
+	uint64_t *ep = calloc(STATS_EP_COUNTERS, sizeof(*ep));
 	int rc;
 
 	status_fill(sv, &sum, ep);

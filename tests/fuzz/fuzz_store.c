@@ -21,6 +21,7 @@
 
 #include <sqlite3.h>
 
+#include "db/store.h"
 #include "db/store_sql.h"
 #include "db/svc_load.h"
 

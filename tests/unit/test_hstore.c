@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "db/health_store.h"
+#include "db/store.h"
 #include "db/store_sql.h"
 #include "tests/unit/harness.h"
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "db/store.h"
 #include "db/store_sql.h"
 #include "tests/unit/harness.h"
 
@@ -43,8 +44,8 @@ static void test_schema_copy(void)
 	buf[n] = '\0';
 	CHECK(n == strlen(store_schema_sql) &&
 	      memcmp(buf, store_schema_sql, n) == 0,
-	      "db/schema_sql.c differs from db/schema.sql: run "
-	      "db/schema2c.py");
+	      "the embedded schema differs from db/schema.sql: "
+	      "rebuild (make)");
 }
 
 static long long one_int(sqlite3 *h, const char *sql)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/store.h"
 #include "db/store_sql.h"
 #include "db/svc_load.h"
 #include "tests/unit/harness.h"
