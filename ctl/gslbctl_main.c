@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "common/addr.h"
 #include "common/xalloc.h"
 #include "db/edit.h"
 #include "db/export.h"
@@ -630,37 +631,17 @@ static void parse_client(const struct cmd *c, const char *s,
 		die("explain: --client '%s' is not an IPv4 or IPv6 address", s);
 	}
 	*ecs0 = len == 0;
-	for (unsigned b = cl->src_plen; b < 128; b++)
-		cl->addr.s6_addr[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
+	addr_mask(&cl->addr, cl->src_plen);
 }
 
-/* dnsd's --default-location: "LAT,LON" or a country code. */
-static void parse_default_location(const char *s, struct svc_client *cl)
+/* The client at loc (GeoIP's or a configured one). */
+static void client_at(struct svc_client *cl, const struct geo_loc *loc)
 {
-	char *end;
-	const char *p;
-
-	cl->country[0] = cl->continent[0] = '\0';
-	if (strlen(s) == 2 &&
-	    geo_country_centroid(s, &cl->lat, &cl->lon, cl->continent) == 0) {
-		cl->country[0] = (char)(s[0] & ~0x20);
-		cl->country[1] = (char)(s[1] & ~0x20);
-		cl->country[2] = '\0';
-		cl->has_loc = true;
-		return;
-	}
-	cl->lat = strtod(s, &end);
-	if (end != s && *end == ',') {
-		p = end + 1;
-		cl->lon = strtod(p, &end);
-		if (end != p && !*end && cl->lat >= -90 && cl->lat <= 90 &&
-		    cl->lon >= -180 && cl->lon <= 180) {
-			cl->has_loc = true;
-			return;
-		}
-	}
-	die("explain: --default-location '%s' is neither LAT,LON nor a known "
-	    "country code", s);
+	cl->has_loc = true;
+	cl->lat = loc->lat;
+	cl->lon = loc->lon;
+	memcpy(cl->country, loc->country, 3);
+	memcpy(cl->continent, loc->continent, 3);
 }
 
 static const char *mode_name(unsigned m)
@@ -701,16 +682,17 @@ static int cmd_explain(struct cmd *c)
 			die("explain: geoip: %s", gerr);
 		if (!ecs0)
 			g = geo_lookup(gdb, &cl.addr, &cl.geo_plen);
-		if (g) {
-			cl.has_loc = true;
-			cl.lat = g->lat;
-			cl.lon = g->lon;
-			memcpy(cl.country, g->country, 3);
-			memcpy(cl.continent, g->continent, 3);
-		}
+		if (g)
+			client_at(&cl, g);
 	}
-	if (!cl.has_loc && (v = opt(c, "default-location")))
-		parse_default_location(v, &cl);
+	if (!cl.has_loc && (v = opt(c, "default-location"))) {
+		struct geo_loc dl;
+
+		if (geo_parse_location(v, &dl) < 0)
+			die("explain: --default-location '%s' is neither LAT,LON "
+			    "nor a known country code", v);
+		client_at(&cl, &dl);
+	}
 	if (!opt(c, "lat") != !opt(c, "lon"))
 		die("explain: --lat and --lon go together");
 	if (opt(c, "lat")) {

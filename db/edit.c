@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/addr.h"
 #include "db/store.h"
 #include "db/store_sql.h"
 #include "policy/svc.h"
@@ -142,7 +143,7 @@ static int parse_match(const char *in, char kind[16], char pat[64],
 		strcpy(pat, cc);
 		return 0;
 	}
-	if (geo_parse_cidr(in, &net, &plen) < 0)
+	if (addr_parse_cidr(in, ADDR_CIDR_STRICT, &net, &plen) < 0)
 		return store_errf(err, errlen, -EINVAL, "bad rule '%s': not a CIDR "
 		            "(ADDR/LEN, no host bits), country:CC or "
 		            "continent:CC", in);

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/addr.h"
 #include "common/hash.h"
+#include "common/search.h"
 #include "db/store.h"
 #include "db/store_sql.h"
 #include "geo/geo.h"
@@ -98,19 +100,9 @@ static long long count_rows(struct loader *L, const char *sql)
 
 static struct svc_service *svc_by_id(struct svc_set *s, long long id)
 {
-	size_t lo = 0, hi = s->n;
+	long i = SEARCH_ID(s->svcs, s->n, id, id);
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (s->svcs[mid].id == id)
-			return &s->svcs[mid];
-		if (s->svcs[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	return i < 0 ? NULL : &s->svcs[i];
 }
 
 /* One service row into *v. 1 = kept, 0 = skipped (problem recorded),
@@ -418,19 +410,7 @@ out:
 
 static int ep_index(const struct svc_service *v, long long id)
 {
-	size_t lo = 0, hi = v->n_eps;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (v->eps[mid].id == id)
-			return (int)mid;
-		if (v->eps[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
+	return (int)SEARCH_ID(v->eps, v->n_eps, id, id);
 }
 
 static int rule_cmp(const void *pa, const void *pb)
@@ -450,7 +430,7 @@ static int rule_parse(uint8_t kind, const char *pat, struct svc_rule *r,
 {
 	r->kind = kind;
 	if (kind == SVC_RULE_CIDR) {
-		if (geo_parse_cidr(pat, &r->net, &r->plen) < 0) {
+		if (addr_parse_cidr(pat, ADDR_CIDR_STRICT, &r->net, &r->plen) < 0) {
 			*why = "bad CIDR (ADDR/LEN without host bits)";
 			return -EINVAL;
 		}

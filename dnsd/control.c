@@ -88,27 +88,8 @@ static void answer_conf_init(const struct config *c, struct answer_conf *a)
 /* "LAT,LON" or a country code. Returns 0 or -EINVAL (logged). */
 static int parse_default_location(const char *s, struct geo_loc *loc)
 {
-	char *end;
-
-	memset(loc, 0, sizeof(*loc));
-	if (strlen(s) == 2 &&
-	    geo_country_centroid(s, &loc->lat, &loc->lon, loc->continent) == 0) {
-		loc->country[0] = (char)(s[0] & ~0x20);
-		loc->country[1] = (char)(s[1] & ~0x20);
-		geo_unit_vector(loc->lat, loc->lon, loc->v);
+	if (geo_parse_location(s, loc) == 0)
 		return 0;
-	}
-	loc->lat = strtod(s, &end);
-	if (end != s && *end == ',') {
-		const char *p = end + 1;
-
-		loc->lon = strtod(p, &end);
-		if (end != p && !*end && loc->lat >= -90 && loc->lat <= 90 &&
-		    loc->lon >= -180 && loc->lon <= 180) {
-			geo_unit_vector(loc->lat, loc->lon, loc->v);
-			return 0;
-		}
-	}
 	log_err("default-location: '%s' is neither LAT,LON nor a known country code", s);
 	return -EINVAL;
 }
