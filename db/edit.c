@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/addr.h"
+#include "db/bounds.h"
 #include "db/store.h"
 #include "db/store_sql.h"
 #include "policy/svc.h"
@@ -77,6 +78,21 @@ static int run(sqlite3 *h, sqlite3_stmt **row, const char *sql,
 	}
 	sqlite3_finalize(st);
 	return rc;
+}
+
+/* "WHAT V outside LO..HI" for an integer / a real value. -EINVAL. */
+static int out_of_bounds(enum bound_id b, long long v, char *err,
+                         size_t errlen)
+{
+	return store_errf(err, errlen, -EINVAL, "%s %lld outside %.0f..%.0f",
+	                  bounds[b].what, v, bounds[b].lo, bounds[b].hi);
+}
+
+static int real_out_of_bounds(enum bound_id b, double v, char *err,
+                              size_t errlen)
+{
+	return store_errf(err, errlen, -EINVAL, "%s %g outside %.0f..%.0f",
+	                  bounds[b].what, v, bounds[b].lo, bounds[b].hi);
 }
 
 /* ---------------------------------------------------------- canonical */
@@ -243,16 +259,15 @@ static int svc_overlay(struct svc_row *r, const struct cfg_service *s,
 		r->policy = p;
 	}
 	if (s->has_ttl) {
-		if (s->ttl < 0 || s->ttl > INT32_MAX)
-			return store_errf(err, errlen, -EINVAL, "ttl %lld outside "
-			            "0..2147483647", s->ttl);
+		if (!bound_ok(BOUND_TTL, (double)s->ttl))
+			return out_of_bounds(BOUND_TTL, s->ttl, err, errlen);
 		r->ttl = s->ttl;
 	}
 	if (s->has_answers) {
 		if (s->answers != -1 &&
-		    (s->answers < 1 || s->answers > SVC_MAX_ANSWERS))
-			return store_errf(err, errlen, -EINVAL, "answers %lld outside "
-			            "1..%d", s->answers, SVC_MAX_ANSWERS);
+		    !bound_ok(BOUND_ANSWERS, (double)s->answers))
+			return out_of_bounds(BOUND_ANSWERS, s->answers, err,
+			                     errlen);
 		r->answers = s->answers == -1 ? 0 : s->answers;
 	}
 	if (s->sticky >= 0)
@@ -434,15 +449,14 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
                       char *err, size_t errlen)
 {
 	if (e->has_weight) {
-		if (e->weight < 0 || e->weight > 65535)
-			return store_errf(err, errlen, -EINVAL, "weight %lld outside "
-			            "0..65535", e->weight);
+		if (!bound_ok(BOUND_WEIGHT, (double)e->weight))
+			return out_of_bounds(BOUND_WEIGHT, e->weight, err, errlen);
 		r->weight = e->weight;
 	}
 	if (e->has_priority) {
-		if (e->priority < 0 || e->priority > 65535)
-			return store_errf(err, errlen, -EINVAL, "priority %lld "
-			            "outside 0..65535", e->priority);
+		if (!bound_ok(BOUND_PRIORITY, (double)e->priority))
+			return out_of_bounds(BOUND_PRIORITY, e->priority, err,
+			                     errlen);
 		r->priority = e->priority;
 	}
 	if (e->has_region) {
@@ -455,20 +469,17 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 	if (e->clear_loc)
 		r->has_loc = false;
 	if (e->has_loc) {
-		if (!(e->lat >= -90 && e->lat <= 90))
-			return store_errf(err, errlen, -EINVAL, "latitude %g outside "
-			            "-90..90", e->lat);
-		if (!(e->lon >= -180 && e->lon <= 180))
-			return store_errf(err, errlen, -EINVAL, "longitude %g outside "
-			            "-180..180", e->lon);
+		if (!bound_ok(BOUND_LAT, e->lat))
+			return real_out_of_bounds(BOUND_LAT, e->lat, err, errlen);
+		if (!bound_ok(BOUND_LON, e->lon))
+			return real_out_of_bounds(BOUND_LON, e->lon, err, errlen);
 		r->has_loc = true;
 		r->lat = e->lat;
 		r->lon = e->lon;
 	}
 	if (e->has_bias) {
-		if (!(e->bias >= -99 && e->bias <= 99))
-			return store_errf(err, errlen, -EINVAL, "bias %g outside "
-			            "-99..99", e->bias);
+		if (!bound_ok(BOUND_BIAS, e->bias))
+			return real_out_of_bounds(BOUND_BIAS, e->bias, err, errlen);
 		r->bias = e->bias;
 	}
 	if (e->admin) {
@@ -507,15 +518,13 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 		r->timeout = e->timeout > 0 ? e->timeout : NAN;
 	}
 	if (e->has_rise) {
-		if (e->rise < 1 || e->rise > 100)
-			return store_errf(err, errlen, -EINVAL, "check rise %lld "
-			            "outside 1..100", e->rise);
+		if (!bound_ok(BOUND_RISE, (double)e->rise))
+			return out_of_bounds(BOUND_RISE, e->rise, err, errlen);
 		r->rise = e->rise;
 	}
 	if (e->has_fall) {
-		if (e->fall < 1 || e->fall > 100)
-			return store_errf(err, errlen, -EINVAL, "check fall %lld "
-			            "outside 1..100", e->fall);
+		if (!bound_ok(BOUND_FALL, (double)e->fall))
+			return out_of_bounds(BOUND_FALL, e->fall, err, errlen);
 		r->fall = e->fall;
 	}
 	if (e->has_tls_verify)
