@@ -1,5 +1,5 @@
 /* ctl/gslbctl_main.c - gslbctl: the operator's command-line tool for the
- * SQLite store (CONTRACT.md section gslbctl). Every write goes through
+ * SQLite store (gslbctl(8)). Every write goes through
  * db/edit.h (validated, one transaction); explain runs policy/svc.h's
  * svc_select(), the code dnsd answers with. Single-threaded tool: may
  * allocate with xmalloc and exit on failure. */

@@ -38,7 +38,7 @@ static const char *label_of(struct hsrv *h, uint32_t id)
 
 static void log_event(struct hsrv *h, const struct hstate_event *e)
 {
-	/* One line per transition, subject first (STYLE 6). */
+	/* One line per transition, subject first. */
 	log_info("health: endpoint %u (%s): %s%s -> %s%s: %s", e->id,
 		 label_of(h, e->id), hstate_state_name(e->old_state),
 		 e->old_stale ? " (stale)" : "", hstate_state_name(e->new_state),

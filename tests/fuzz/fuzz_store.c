@@ -5,8 +5,8 @@
  * table (s services, e endpoints, r rules, t rule_targets), the values fill
  * its columns in schema order ("" NULL, an integer, a real, else text). The
  * rows go into an empty in-memory database with db/schema.sql, with CHECK
- * constraints and foreign keys off (the loader must check again, as
- * STYLE.md says). A loaded set is then queried: every service found by its
+ * constraints and foreign keys off (the loader must check every row
+ * again: the CHECKs can be bypassed). A loaded set is then queried: every service found by its
  * name, and svc_select_type() for A, AAAA and any type, for an IPv4 client
  * with a location and an IPv6 one without, with and without explain
  * output; an answer holds at most SVC_MAX_ANSWERS non-NULL targets and a
