@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,25 +340,59 @@ static int cmd_service_show(struct cmd *c)
 	return 0;
 }
 
+/* The endpoint options that set one field of struct cfg_endpoint and its
+ * has_* flag, in the order they are checked. */
+#define EPF(o, k, h, v) \
+	{ o, k, offsetof(struct cfg_endpoint, h), offsetof(struct cfg_endpoint, v) }
+static const struct ep_field {
+	const char *opt;
+	char kind;              /* 'i' integer, 'd' number, 's' string */
+	size_t has, val;        /* offsets of the flag and the value */
+} ep_fields_first[] = {
+	EPF("weight", 'i', has_weight, weight),
+	EPF("priority", 'i', has_priority, priority),
+	EPF("region", 's', has_region, region),
+}, ep_fields_rest[] = {
+	EPF("bias", 'd', has_bias, bias),
+	EPF("check", 's', has_check, check_url),
+	EPF("check-interval", 'd', has_interval, interval),
+	EPF("check-timeout", 'd', has_timeout, timeout),
+	EPF("check-rise", 'i', has_rise, rise),
+	EPF("check-fall", 'i', has_fall, fall),
+	EPF("check-expect", 's', has_expect, expect),
+	EPF("check-body", 's', has_body, body),
+	EPF("check-host", 's', has_host, host),
+};
+#undef EPF
+
+static void set_ep_fields(const struct cmd *c, struct cfg_endpoint *e,
+                          const struct ep_field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *v = opt(c, f[i].opt);
+		char *base = (char *)e;
+
+		if (!v)
+			continue;
+		*(bool *)(base + f[i].has) = true;
+		if (f[i].kind == 'i')
+			*(long long *)(base + f[i].val) = parse_ll(f[i].opt, v);
+		else if (f[i].kind == 'd')
+			*(double *)(base + f[i].val) = parse_d(f[i].opt, v);
+		else
+			*(const char **)(base + f[i].val) = v;
+	}
+}
+
 static void fill_endpoint(const struct cmd *c, struct cfg_endpoint *e)
 {
-	const char *v, *lat = opt(c, "lat"), *lon = opt(c, "lon");
+	const char *lat = opt(c, "lat"), *lon = opt(c, "lon");
 
 	memset(e, 0, sizeof *e);
 	e->drained = -1;
 	e->target = c->pos[1];
-	if ((v = opt(c, "weight"))) {
-		e->has_weight = true;
-		e->weight = parse_ll("weight", v);
-	}
-	if ((v = opt(c, "priority"))) {
-		e->has_priority = true;
-		e->priority = parse_ll("priority", v);
-	}
-	if ((v = opt(c, "region"))) {
-		e->has_region = true;
-		e->region = v;
-	}
+	set_ep_fields(c, e, ep_fields_first,
+	              sizeof ep_fields_first / sizeof ep_fields_first[0]);
 	if (!lat != !lon)
 		die("--lat and --lon go together");
 	if (lat && (!*lat && !*lon)) {
@@ -367,46 +402,12 @@ static void fill_endpoint(const struct cmd *c, struct cfg_endpoint *e)
 		e->lat = parse_d("lat", lat);
 		e->lon = parse_d("lon", lon);
 	}
-	if ((v = opt(c, "bias"))) {
-		e->has_bias = true;
-		e->bias = parse_d("bias", v);
-	}
 	e->admin = opt(c, "admin");
-	if ((v = opt(c, "check"))) {
-		e->has_check = true;
-		e->check_url = v;
-	}
-	if ((v = opt(c, "check-interval"))) {
-		e->has_interval = true;
-		e->interval = parse_d("check-interval", v);
-	}
-	if ((v = opt(c, "check-timeout"))) {
-		e->has_timeout = true;
-		e->timeout = parse_d("check-timeout", v);
-	}
-	if ((v = opt(c, "check-rise"))) {
-		e->has_rise = true;
-		e->rise = parse_ll("check-rise", v);
-	}
-	if ((v = opt(c, "check-fall"))) {
-		e->has_fall = true;
-		e->fall = parse_ll("check-fall", v);
-	}
+	set_ep_fields(c, e, ep_fields_rest,
+	              sizeof ep_fields_rest / sizeof ep_fields_rest[0]);
 	if (opt(c, "check-insecure")) {
 		e->has_tls_verify = true;
 		e->tls_verify = false;
-	}
-	if ((v = opt(c, "check-expect"))) {
-		e->has_expect = true;
-		e->expect = v;
-	}
-	if ((v = opt(c, "check-body"))) {
-		e->has_body = true;
-		e->body = v;
-	}
-	if ((v = opt(c, "check-host"))) {
-		e->has_host = true;
-		e->host = v;
 	}
 }
 
