@@ -14,7 +14,10 @@
 
 #include "common/log.h"
 #include "db/diff.h"
+#include "db/diff_sql.h"
 #include "db/edit.h"
+#include "db/audit_sql.h"
+#include "db/store.h"
 
 /* At most this many changes of one write are logged one by one. */
 #define LOG_MAX_LINES 100
@@ -63,7 +66,12 @@ static void keep_plan(struct cfg_plan *p)
 	}
 }
 
-long long cfg_store_version(sqlite3 *h)
+long long cfg_store_version(struct store *db)
+{
+	return cfg_version_of(db->h);
+}
+
+long long cfg_version_of(sqlite3 *h)
 {
 	sqlite3_stmt *st = NULL;
 	long long v = -EIO;
@@ -93,7 +101,7 @@ int cfg_observe_begin(sqlite3 *h, const char *service, struct cfg_observe *o,
 	if ((rc = store_open(":memory:", STORE_CREATE, &o->before, err,
 	                     errlen)) < 0)
 		return rc;
-	if (cfg_copy_service(h, o->service, o->before) < 0) {
+	if (cfg_copy_service(h, o->service, o->before->h) < 0) {
 		cfg_observe_abort(o);
 		return store_sqlerr(h, err, errlen, "audit: copy");
 	}
@@ -111,20 +119,21 @@ int cfg_observe_end(sqlite3 *h, struct cfg_observe *o, char *err,
 {
 	const struct cfg_write *w = cfg_write_current();
 	struct cfg_plan *p = NULL;
-	sqlite3 *after = NULL;
+	struct store *after = NULL;
 	int rc;
 
 	if ((rc = store_open(":memory:", STORE_CREATE, &after, err,
 	                     errlen)) < 0)
 		goto out;
-	if (cfg_copy_service(h, o->service, after) < 0) {
+	if (cfg_copy_service(h, o->service, after->h) < 0) {
 		store_close(after);
 		rc = store_sqlerr(h, err, errlen, "audit: copy");
 		goto out;
 	}
-	if ((rc = cfg_plan_make(o->before, after, true, &p, err, errlen)) < 0)
+	if ((rc = cfg_plan_make(o->before->h, after->h, after, &p, err,
+	                        errlen)) < 0)
 		goto out;
-	if (!w->force && (rc = cfg_plan_guard(p, o->before, after,
+	if (!w->force && (rc = cfg_plan_guard(p, o->before->h, after->h,
 	                                      err, errlen)) < 0)
 		goto out;
 	if (w->dry_run) {
@@ -207,7 +216,7 @@ int cfg_record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 	if (store_exec(h, "INSERT OR IGNORE INTO store_version (id, version) "
 	               "VALUES (1, 0); UPDATE store_version SET version = "
 	               "version + 1 WHERE id = 1") < 0 ||
-	    (version = cfg_store_version(h)) < 0 ||
+	    (version = cfg_version_of(h)) < 0 ||
 	    sqlite3_prepare_v2(h, "INSERT OR IGNORE INTO changes (version, "
 	                       "service) VALUES (?, ?)", -1, &ch, NULL) !=
 	            SQLITE_OK ||
@@ -278,9 +287,10 @@ out:
 	return rc;
 }
 
-json_t *cfg_history(sqlite3 *h, const char *service, int limit, char *err,
-                    size_t errlen)
+json_t *cfg_history(struct store *db, const char *service, int limit,
+                    char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	static const char *const cols[] = { "version", "time", "who", "source",
 		"op", "kind", "service", NULL, "field", "old", "new" };
 	sqlite3_stmt *st = NULL;

@@ -10,7 +10,8 @@
  * service FROM changes WHERE version > N). Every writer goes through here:
  * gslbctl, the HTTP API, import, and any later replication applier.
  *
- * Load time only. The write context (who, force, dry run, and what the
+ * Observing a write is db/-internal (db/audit_sql.h). Load time only.
+ * The write context (who, force, dry run, and what the
  * last write did) belongs to the calling thread: set it with
  * cfg_write_use() before calling db/edit.h or db/export.h writes. */
 #ifndef DB_AUDIT_H
@@ -19,11 +20,9 @@
 #include <stddef.h>
 
 #include <jansson.h>
-#include <sqlite3.h>
-
-#include "db/store.h"
 
 struct cfg_plan;
+struct store;
 
 struct cfg_write {
 	const char *who;        /* NULL: "uid N (user)" of this process */
@@ -46,63 +45,17 @@ void cfg_write_use(struct cfg_write *w);
 /* Frees w->done. */
 void cfg_write_done(struct cfg_write *w);
 
-/* One observed write of one service on h (the caller holds the write
- * transaction): begin copies the service as it is into a scratch store. A
- * write of many services (import) makes its own plan and calls
- * cfg_plan_guard and cfg_record itself. */
-struct cfg_observe {
-	sqlite3 *before;
-	char service[256];
-};
-int cfg_observe_begin(sqlite3 *h, const char *service, struct cfg_observe *o,
-                      char *err, size_t errlen);
-/* After the write: plan = before vs now; guard (unless force); record.
- * Returns 0 (commit), 1 (dry run: roll back, nothing happened), < 0. */
-int cfg_observe_end(sqlite3 *h, struct cfg_observe *o, char *err,
-                    size_t errlen);
-void cfg_observe_abort(struct cfg_observe *o);
-
-/* Records plan p (already applied to h, inside h's transaction): bumps
- * the version, writes changes and audit rows, logs. source NULL: the
- * context's. Nothing when p is empty. */
-int cfg_record(sqlite3 *h, const struct cfg_plan *p, const char *source,
-               char *err, size_t errlen);
-
 /* The thread's context now (never NULL; defaults when none is set). */
 const struct cfg_write *cfg_write_current(void);
 
 /* The store's configuration version (0 for a new store), or -EIO. */
-long long cfg_store_version(sqlite3 *h);
+long long cfg_store_version(struct store *db);
 
 /* The latest audit rows (newest last), of one service or all (NULL), at
  * most limit: [{"version", "time", "who", "source", "op", "kind",
  * "service", "target"?, "match"?, "field"?, "old"?, "new"?}]. NULL with
  * err on failure. */
-json_t *cfg_history(sqlite3 *h, const char *service, int limit, char *err,
-                    size_t errlen);
-
-/* Runs body (an int expression: a db/edit.c write without transaction)
- * in one write transaction on h, observed for service (see above); the
- * calling function returns its result. */
-#define CFG_TXN(h, service, err, errlen, body)                             \
-	do {                                                               \
-		struct cfg_observe o_;                                     \
-		int rc_;                                                   \
-		if (store_begin(h, true) < 0)                              \
-			return store_sqlerr(h, err, errlen, "begin");      \
-		rc_ = cfg_observe_begin(h, service, &o_, err, errlen);     \
-		if (rc_ == 0) {                                            \
-			rc_ = (body);                                      \
-			if (rc_ == 0)                                      \
-				rc_ = cfg_observe_end(h, &o_, err, errlen); \
-			else                                               \
-				cfg_observe_abort(&o_);                    \
-		}                                                          \
-		if (rc_ == 0 && store_commit(h) < 0)                       \
-			rc_ = store_sqlerr(h, err, errlen, "commit");      \
-		if (rc_ != 0)                                              \
-			store_rollback(h);                                 \
-		return rc_ < 0 ? rc_ : 0;                                  \
-	} while (0)
+json_t *cfg_history(struct store *db, const char *service, int limit,
+                    char *err, size_t errlen);
 
 #endif

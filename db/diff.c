@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "db/edit.h"
+#include "db/diff_sql.h"
 #include "db/store.h"
+#include "db/store_sql.h"
 
 enum { K_SERVICE, K_ENDPOINT, K_RULE };
 enum { OP_ADD, OP_REMOVE, OP_CHANGE };
@@ -72,7 +74,7 @@ struct cfg_plan {
 	size_t n, cap;
 	size_t removed_services;
 	sqlite3 *want;
-	bool own_want;          /* closed by cfg_plan_free */
+	struct store *own_want; /* closed by cfg_plan_free (may be NULL) */
 };
 
 static int push(struct cfg_plan *p, int op, int kind, sqlite3_stmt *st,
@@ -214,7 +216,7 @@ out:
 /* A rule compares one column: its targets, space-separated. */
 static const struct field rule_fields[] = { { NULL, "targets", false } };
 
-int cfg_plan_make(sqlite3 *cur, sqlite3 *want, bool own_want,
+int cfg_plan_make(sqlite3 *cur, sqlite3 *want, struct store *own_want,
                   struct cfg_plan **out, char *err, size_t errlen)
 {
 	struct cfg_plan *p = calloc(1, sizeof *p);
@@ -222,8 +224,7 @@ int cfg_plan_make(sqlite3 *cur, sqlite3 *want, bool own_want,
 
 	*out = NULL;
 	if (!p) {
-		if (own_want)
-			store_close(want);
+		store_close(own_want);
 		return store_errf(err, errlen, -ENOMEM, "plan: out of memory");
 	}
 	p->want = want;
@@ -258,8 +259,7 @@ void cfg_plan_free(struct cfg_plan *p)
 		sqlite3_value_free(p->c[i].new);
 	}
 	free(p->c);
-	if (p->own_want)
-		store_close(p->want);
+	store_close(p->own_want);
 	free(p);
 }
 

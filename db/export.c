@@ -1,7 +1,8 @@
 /* db/export.c - the configuration as JSON (export) and back (import).
- * Load time only; see db/export.h. Import validates the document through
- * db/edit.h's inserts into a private in-memory store, then writes only the
- * difference (db/diff.h) into the real one, inside one transaction. */
+ * Import validates the document through db/edit.h's inserts into a
+ * private in-memory store, then writes only the difference (db/diff.h)
+ * into the real one, inside one transaction. Load time only; see
+ * db/export.h. */
 #include "db/export.h"
 
 #include <errno.h>
@@ -10,9 +11,12 @@
 #include <string.h>
 
 #include "db/audit.h"
+#include "db/audit_sql.h"
 #include "db/diff.h"
+#include "db/diff_sql.h"
 #include "db/edit.h"
 #include "db/store.h"
+#include "db/store_sql.h"
 #include "policy/svc.h"
 
 /* ------------------------------------------------------------- export */
@@ -126,8 +130,9 @@ out:
 	return arr;
 }
 
-json_t *cfg_export(sqlite3 *h, const char *name, char *err, size_t errlen)
+json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	json_t *svcs = json_array(), *doc = NULL;
 	sqlite3_stmt *st = NULL;
 	char canon[256];
@@ -268,7 +273,7 @@ static int jbool(const json_t *o, const char *k, bool *out,
 	return 1;
 }
 
-static int import_endpoint(sqlite3 *h, const char *sname, const json_t *o,
+static int import_endpoint(struct store *db, const char *sname, const json_t *o,
                            const char *where, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "target", "weight", "priority",
@@ -344,14 +349,14 @@ static int import_endpoint(sqlite3 *h, const char *sname, const json_t *o,
 			return rc;
 		e.has_expect = e.has_body = e.has_host = true;
 	}
-	if ((rc = cfg_endpoint_insert(h, sname, &e, err, errlen)) < 0) {
+	if ((rc = cfg_endpoint_insert(db, sname, &e, err, errlen)) < 0) {
 		snprintf(msg, sizeof msg, "%s", err);
 		return store_errf(err, errlen, rc, "%s: %s", where, msg);
 	}
 	return 0;
 }
 
-static int import_service(sqlite3 *h, const json_t *o, size_t i, char *err,
+static int import_service(struct store *db, const json_t *o, size_t i, char *err,
                           size_t errlen)
 {
 	static const char *const keys[] = { "name", "policy", "ttl", "answers",
@@ -382,7 +387,7 @@ static int import_service(sqlite3 *h, const json_t *o, size_t i, char *err,
 	    (rc = jstr(o, "when_down", &s.when_down, where, err, errlen)) < 0)
 		return rc;
 	s.sticky = sticky;
-	if ((rc = cfg_service_insert(h, &s, NULL, err, errlen)) < 0) {
+	if ((rc = cfg_service_insert(db, &s, NULL, err, errlen)) < 0) {
 		snprintf(msg, sizeof msg, "%s", err);
 		return store_errf(err, errlen, rc, "%s: %s", where, msg);
 	}
@@ -394,7 +399,7 @@ static int import_service(sqlite3 *h, const json_t *o, size_t i, char *err,
 		char ew[340];
 
 		snprintf(ew, sizeof ew, "%s endpoints[%zu]", where, j);
-		if ((rc = import_endpoint(h, s.name, v, ew, err, errlen)) < 0)
+		if ((rc = import_endpoint(db, s.name, v, ew, err, errlen)) < 0)
 			return rc;
 	}
 	rules = json_object_get(o, "rules");
@@ -426,7 +431,7 @@ static int import_service(sqlite3 *h, const json_t *o, size_t i, char *err,
 				            "must be strings", rw);
 			tg[k] = json_string_value(t);
 		}
-		rc = cfg_rule_insert(h, s.name, match, tg,
+		rc = cfg_rule_insert(db, s.name, match, tg,
 		                 json_array_size(targets), err, errlen);
 		if (rc < 0) {
 			snprintf(msg, sizeof msg, "%s", err);
@@ -436,9 +441,10 @@ static int import_service(sqlite3 *h, const json_t *o, size_t i, char *err,
 	return 0;
 }
 
-static int import_all(sqlite3 *h, const json_t *doc, char *err,
+static int import_all(struct store *db, const json_t *doc, char *err,
                       size_t errlen)
 {
+	sqlite3 *h = db->h;
 	static const char *const keys[] = { "version", "services", NULL };
 	const json_t *svcs, *v;
 	long long ver = 1;
@@ -459,18 +465,20 @@ static int import_all(sqlite3 *h, const json_t *doc, char *err,
 	               "DELETE FROM services") < 0)
 		return store_sqlerr(h, err, errlen, "import");
 	json_array_foreach(svcs, i, v)
-		if ((rc = import_service(h, v, i, err, errlen)) < 0)
+		if ((rc = import_service(db, v, i, err, errlen)) < 0)
 			return rc;
 	return 0;
 }
 
-int cfg_import_fill(sqlite3 *h, const json_t *doc, char *err, size_t errlen)
+int cfg_import_fill(struct store *db, const json_t *doc, char *err,
+                    size_t errlen)
 {
-	STORE_TXN(h, err, errlen, import_all(h, doc, err, errlen));
+	sqlite3 *h = db->h;
+	STORE_TXN(h, err, errlen, import_all(db, doc, err, errlen));
 }
 
 /* The document validated into a private in-memory store. */
-static int scratch_of(const json_t *doc, sqlite3 **out, char *err,
+static int scratch_of(const json_t *doc, struct store **out, char *err,
                       size_t errlen)
 {
 	int rc;
@@ -484,15 +492,16 @@ static int scratch_of(const json_t *doc, sqlite3 **out, char *err,
 	return rc;
 }
 
-static int plan_and_apply(sqlite3 *h, sqlite3 *want, unsigned flags,
+static int plan_and_apply(sqlite3 *h, struct store *want, unsigned flags,
                           struct cfg_plan **plan, char *err, size_t errlen)
 {
 	int rc;
 
-	if ((rc = cfg_plan_make(h, want, true, plan, err, errlen)) < 0)
+	if ((rc = cfg_plan_make(h, want->h, want, plan, err, errlen)) < 0)
 		return rc;
-	if (!cfg_write_current()->force)
-		rc = cfg_plan_guard(*plan, h, want, err, errlen);
+	/* A plan is shown whatever it would break; applying it is guarded. */
+	if (!(flags & CFG_IMPORT_DRY_RUN) && !cfg_write_current()->force)
+		rc = cfg_plan_guard(*plan, h, want->h, err, errlen);
 	if (rc == 0 && !(flags & CFG_IMPORT_DRY_RUN) &&
 	    cfg_plan_size(*plan) > 0) {
 		rc = cfg_plan_apply(*plan, h, err, errlen);
@@ -506,13 +515,16 @@ static int plan_and_apply(sqlite3 *h, sqlite3 *want, unsigned flags,
 	return rc;
 }
 
-int cfg_import_plan(sqlite3 *h, const json_t *doc, unsigned flags,
+int cfg_import_plan(struct store *db, const json_t *doc, unsigned flags,
                     struct cfg_plan **plan, char *err, size_t errlen)
 {
-	sqlite3 *want = NULL;
+	struct store *want = NULL;
+	sqlite3 *h = db->h;
 	int rc;
 
 	*plan = NULL;
+	if (cfg_write_current()->dry_run)
+		flags |= CFG_IMPORT_DRY_RUN;
 	if ((rc = scratch_of(doc, &want, err, errlen)) < 0)
 		return rc;
 	if (flags & CFG_IMPORT_DRY_RUN) {
@@ -528,10 +540,10 @@ int cfg_import_plan(sqlite3 *h, const json_t *doc, unsigned flags,
 	                                         errlen));
 }
 
-int cfg_import(sqlite3 *h, const json_t *doc, char *err, size_t errlen)
+int cfg_import(struct store *db, const json_t *doc, char *err, size_t errlen)
 {
 	struct cfg_plan *plan;
-	int rc = cfg_import_plan(h, doc, 0, &plan, err, errlen);
+	int rc = cfg_import_plan(db, doc, 0, &plan, err, errlen);
 
 	cfg_plan_free(plan);
 	return rc;

@@ -25,27 +25,30 @@
 #define DB_EXPORT_H
 #include <stddef.h>
 
+struct store;
+
 #include <jansson.h>
-#include <sqlite3.h>
 
 /* The whole configuration / one service (NULL name = all) as JSON in the
  * format above. New reference (caller json_decref) or NULL with err. */
-json_t *cfg_export(sqlite3 *h, const char *name, char *err, size_t errlen);
+json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen);
 /* Replaces the whole configuration with doc (format above), validating
  * every field as the add commands do. One transaction. */
-int cfg_import(sqlite3 *h, const json_t *doc, char *err, size_t errlen);
+int cfg_import(struct store *db, const json_t *doc, char *err, size_t errlen);
 
 struct cfg_plan;
 enum cfg_import_flags {
 	CFG_IMPORT_DRY_RUN = 1 << 0,    /* plan only: read, write nothing */
 };
 /* cfg_import that also hands back what it changed (or, with
- * CFG_IMPORT_DRY_RUN, would change) as *plan (db/diff.h; NULL on error;
+ * CFG_IMPORT_DRY_RUN or the write context's dry_run, would change; the
+ * guard rails of db/audit.h apply to a real import) as *plan (db/diff.h; NULL on error;
  * caller frees it with cfg_plan_free). */
-int cfg_import_plan(sqlite3 *h, const json_t *doc, unsigned flags,
+int cfg_import_plan(struct store *db, const json_t *doc, unsigned flags,
                     struct cfg_plan **plan, char *err, size_t errlen);
-/* Validates doc into h, which should be empty (a scratch store): the
- * old import, one transaction. */
-int cfg_import_fill(sqlite3 *h, const json_t *doc, char *err, size_t errlen);
+/* Validates doc into db, which should be empty (a scratch store), in one
+ * transaction. */
+int cfg_import_fill(struct store *db, const json_t *doc, char *err,
+                    size_t errlen);
 
 #endif
