@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "common/addr.h"
+#include "common/spell.h"
 #include "common/xalloc.h"
 #include "db/audit.h"
 #include "db/diff.h"
@@ -123,51 +124,6 @@ static void die_rc(int rc, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	exit(exit_code(rc));
-}
-
-/* Edit distance of a and b (short words: options, commands, codes). */
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), d[64];
-
-	if (la >= 63 || lb >= 63)
-		return 99;
-	for (size_t j = 0; j <= lb; j++)
-		d[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		size_t prev = d[0];
-
-		d[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t t = d[j], best = prev + (a[i - 1] != b[j - 1]);
-
-			if (d[j] + 1 < best)
-				best = d[j] + 1;
-			if (d[j - 1] + 1 < best)
-				best = d[j - 1] + 1;
-			d[j] = best;
-			prev = t;
-		}
-	}
-	return d[lb];
-}
-
-/* The candidate nearest to w (at most 2 edits, and fewer than half its
- * length), or NULL. */
-static const char *nearest(const char *w, const char *const *cands, size_t n)
-{
-	const char *best = NULL;
-	size_t bd = 3;
-
-	for (size_t i = 0; i < n; i++) {
-		size_t d = cands[i] ? edit_distance(w, cands[i]) : 99;
-
-		if (d < bd && d * 2 < strlen(cands[i]) + 1) {
-			bd = d;
-			best = cands[i];
-		}
-	}
-	return best;
 }
 
 static void print_json(json_t *j);
@@ -1235,7 +1191,7 @@ int main(int argc, char **argv)
 			for (size_t i = 0; i < NCMDS; i++)
 				subs[i] = strcmp(cmds[i].w1, words[0]) == 0 ?
 				          cmds[i].w2 : NULL;
-			near = nw > 1 ? nearest(words[1], subs, NCMDS) : NULL;
+			near = nw > 1 ? spell_nearest(words[1], subs, NCMDS) : NULL;
 			die_rc(-EINVAL, "%s: unknown or missing subcommand "
 			       "'%s'%s%s%s (gslbctl %s --help)", words[0],
 			       nw > 1 ? words[1] : "", near ? "; did you mean '" :
@@ -1246,7 +1202,7 @@ int main(int argc, char **argv)
 
 			for (size_t i = 0; i < NCMDS; i++)
 				w1s[i] = cmds[i].w1;
-			near = nearest(words[0], w1s, NCMDS);
+			near = spell_nearest(words[0], w1s, NCMDS);
 			die_rc(-EINVAL, "unknown command '%s'%s%s%s (gslbctl "
 			       "--help)", words[0], near ? "; did you mean '" : "",
 			       near ? near : "", near ? "'?" : "");
@@ -1289,7 +1245,7 @@ int main(int argc, char **argv)
 			names[k++] = "dry-run";
 			names[k++] = "quiet";
 			snprintf(bad, sizeof bad, "%.*s", (int)len, a);
-			near = nearest(bad, names, (size_t)k);
+			near = spell_nearest(bad, names, (size_t)k);
 			die_rc(-EINVAL, "%s%s%s: unknown option --%s%s%s%s",
 			       c->w1, c->w2 ? " " : "", c->w2 ? c->w2 : "", bad,
 			       near ? "; did you mean --" : "", near ? near : "",

@@ -821,6 +821,29 @@ int cfg_rule_rm(struct store *db, const char *service, const char *match,
 	CFG_TXN(h, service, err, errlen, rule_delete(h, service, match, err, errlen));
 }
 
+/* The rule with these targets: created, or its targets replaced. */
+static int rule_put(struct store *db, const char *service, const char *match,
+                    const char *const *targets, size_t n, char *err,
+                    size_t errlen)
+{
+	int rc = rule_delete(db->h, service, match, err, errlen);
+
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	if (rc == -ENOENT && strstr(err, "no rule") == NULL)
+		return rc;              /* the service is missing */
+	return cfg_rule_insert(db, service, match, targets, n, err, errlen);
+}
+
+int cfg_rule_put(struct store *db, const char *service, const char *match,
+                 const char *const *targets, size_t n, char *err,
+                 size_t errlen)
+{
+	sqlite3 *h = db->h;
+	CFG_TXN(h, service, err, errlen, rule_put(db, service, match, targets,
+	                                          n, err, errlen));
+}
+
 /* --------------------------------------------------------------- flip */
 
 static int flip(sqlite3 *h, const char *service, const char *target,

@@ -89,6 +89,10 @@ int cfg_endpoint_rm(struct store *db, const char *service, const char *target,
 int cfg_rule_add(struct store *db, const char *service, const char *match,
                  const char *const *targets, size_t n, char *err,
                  size_t errlen);
+/* Creates the rule or replaces its targets (one transaction). */
+int cfg_rule_put(struct store *db, const char *service, const char *match,
+                 const char *const *targets, size_t n, char *err,
+                 size_t errlen);
 int cfg_rule_rm(struct store *db, const char *service, const char *match,
                 char *err, size_t errlen);
 

@@ -23,6 +23,7 @@
  * are not touched and a changed endpoint keeps its row id. */
 #ifndef DB_EXPORT_H
 #define DB_EXPORT_H
+#include <stdbool.h>
 #include <stddef.h>
 
 struct store;
@@ -46,6 +47,21 @@ enum cfg_import_flags {
  * caller frees it with cfg_plan_free). */
 int cfg_import_plan(struct store *db, const json_t *doc, unsigned flags,
                     struct cfg_plan **plan, char *err, size_t errlen);
+/* One service / endpoint object of the format above, parsed (strings
+ * point into o): only the keys given are set (has_* / -1 unset), so the
+ * result serves an insert (defaults for the rest) and an update (the rest
+ * unchanged). out->name / out->target, when set, are used if o has none.
+ * with_children: "endpoints" and "rules" keys are allowed (and ignored).
+ * "answers": null means the policy's default; "check": null no check.
+ * An unknown key is an error naming the nearest valid one. */
+struct cfg_service;
+struct cfg_endpoint;
+int cfg_service_parse(const json_t *o, struct cfg_service *out,
+                      bool with_children, const char *where, char *err,
+                      size_t errlen);
+int cfg_endpoint_parse(const json_t *o, struct cfg_endpoint *out,
+                       const char *where, char *err, size_t errlen);
+
 /* Validates doc into db, which should be empty (a scratch store), in one
  * transaction. */
 int cfg_import_fill(struct store *db, const json_t *doc, char *err,

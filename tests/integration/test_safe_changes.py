@@ -21,7 +21,8 @@ sys.path.insert(0, HERE)
 
 import gslbtest  # noqa: E402
 import test_health_dns as th  # noqa: E402
-from gslbtest import gslbctl, run, test, tmpdir, wait_for  # noqa: E402
+from gslbtest import (ZONES, Dnsd, answer_texts, free_port, gslbctl, run,  # noqa: E402
+                      test, tmpdir, wait_for)
 
 # Importing test_health_dns registered its tests; this file runs only its own.
 del gslbtest._tests[:]
@@ -127,9 +128,11 @@ def test_import_of_export_changes_nothing():
     path = os.path.join(tmpdir(), "rev.json")
     with open(path, "w") as f:
         json.dump(rev, f)
-    for args in (["diff", path], ["import", "--dry-run", path], ["import", path]):
+    for args in (["diff", path], ["import", "--dry-run", path]):
         p = gslbctl(c.db, *args)
         assert p.stdout == "", (args, p.stdout)
+    p = gslbctl(c.db, "import", path)
+    assert p.stdout == "no change\n", p.stdout
     p = gslbctl(c.db, "--json", "diff", path)
     assert json.loads(p.stdout) == {"changes": []}, p.stdout
     unchanged_for(c, 2 * th.INTERVAL + 1, snap, health, ids)
@@ -183,7 +186,10 @@ def test_plan_then_apply_keeps_the_rest():
     # tables meanwhile, so compare the configuration, and the ids).
     assert db_ids(c) == ids, before
 
-    applied = gslbctl(c.db, "import", path).stdout.splitlines()
+    p = gslbctl(c.db, "import", path, check=False)
+    assert p.returncode == 1 and "would remove service %s" % CL in p.stderr, p
+    assert db_ids(c) == ids
+    applied = gslbctl(c.db, "--force", "import", path).stdout.splitlines()
     assert sorted(applied) == sorted(lines), (applied, lines)
     after = db_ids(c)
     for k, v in ids.items():
@@ -242,6 +248,165 @@ def test_rejected_import_leaves_store_as_it_was():
     assert p.stdout.splitlines() == ["+ service %s" % FO,
                                      "+ endpoint %s 192.0.2.1" % FO], p.stdout
     assert not os.path.exists(nodb)
+
+
+def rest(api, method, path, body=None, token=th.TOKEN, raw=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(api + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read().decode())
+    except urllib.error.HTTPError as e:
+        text = e.read().decode()
+        return e.code, json.loads(text)
+
+
+@test
+def test_rest_api_services_endpoints_rules():
+    d = tmpdir()
+    db = os.path.join(d, "g.db")
+    tok = os.path.join(d, "token")
+    with open(tok, "w") as f:
+        f.write(th.TOKEN + "\n")
+    gslbctl(db, "init")
+    port = free_port()
+    api = "http://127.0.0.1:%d" % port
+    dnsd = Dnsd(["--zone", os.path.join(ZONES, "gslb.example.com.zone"), "--db", db,
+                 "--api", "127.0.0.1:%d" % port, "--api-token-file", tok])
+    svc = "rest.gslb.example.com."
+
+    def answer():
+        r = dnsd.udp(svc)
+        return sorted(answer_texts(r))
+
+    # Create: the service (201), then it exists (409); writes need the token.
+    assert rest(api, "POST", "/v1/services", {"name": svc, "policy": "failover"},
+                token=None)[0] == 401
+    code, body = rest(api, "POST", "/v1/services", {"name": svc, "policy": "failover", "ttl": 20})
+    assert code == 201 and body["changes"] == [{"op": "add", "kind": "service", "service": svc}], body
+    v1 = body["version"]
+    code, body = rest(api, "POST", "/v1/services", {"name": svc, "policy": "failover"})
+    assert code == 409 and "already exists" in body["error"], body
+    # Endpoints by PUT (create, then idempotent), unknown keys named.
+    code, body = rest(api, "PUT", "/v1/services/%s/endpoints/192.0.2.1" % svc, {"priority": 10})
+    assert code == 200 and [c["op"] for c in body["changes"]] == ["add"], body
+    assert body["version"] == v1 + 1, body
+    code, body = rest(api, "PUT", "/v1/services/%s/endpoints/192.0.2.1" % svc, {"priority": 10})
+    assert code == 200 and body["changes"] == [], body
+    code, body = rest(api, "PUT", "/v1/services/%s/endpoints/192.0.2.2" % svc, {"wieght": 5})
+    assert code == 400 and "'wieght'" in body["error"] and "'weight'" in body["error"], body
+    code, body = rest(api, "PUT", "/v1/services/%s/endpoints/192.0.2.2" % svc,
+                      {"weight": 70000})
+    assert code == 400 and "weight" in body["error"], body
+    code, body = rest(api, "PUT", "/v1/services/%s/endpoints/192.0.2.2" % svc, {"priority": 20})
+    assert code == 200, body
+    assert wait_for(lambda: answer() == ["192.0.2.1"], 3), answer()
+    # Read back.
+    code, body = rest(api, "GET", "/v1/services/%s" % svc, token=None)
+    assert code == 200 and body["ttl"] == 20 and \
+        [e["target"] for e in body["endpoints"]] == ["192.0.2.1", "192.0.2.2"], body
+    code, body = rest(api, "GET", "/v1/services/%s/endpoints/192.0.2.2" % svc, token=None)
+    assert code == 200 and body["priority"] == 20, body
+    assert rest(api, "GET", "/v1/services/nope.gslb.example.com.", token=None)[0] == 404
+    assert rest(api, "GET", "/v1/services/%s/endpoints/192.0.2.9" % svc, token=None)[0] == 404
+    # A change: dry run first (nothing moves), then for real.
+    code, body = rest(api, "PUT", "/v1/services/%s/endpoints/192.0.2.1?dry_run=1" % svc,
+                      {"priority": 30})
+    assert code == 200 and body["dry_run"] is True and body["changes"] == [
+        {"op": "change", "kind": "endpoint", "service": svc, "target": "192.0.2.1",
+         "field": "priority", "old": 10, "new": 30}], body
+    time.sleep(1.2)
+    assert answer() == ["192.0.2.1"]
+    code, body = rest(api, "PUT", "/v1/services/%s/endpoints/192.0.2.1" % svc, {"priority": 30})
+    assert code == 200 and len(body["changes"]) == 1, body
+    assert wait_for(lambda: answer() == ["192.0.2.2"], 3), answer()
+    # Rules: PUT creates and replaces; a match with a slash is %2F.
+    code, body = rest(api, "PUT", "/v1/services/%s/rules/10.0.0.0%%2F8" % svc,
+                      {"targets": ["192.0.2.1"]})
+    assert code == 200 and body["changes"][0]["op"] == "add", body
+    code, body = rest(api, "PUT", "/v1/services/%s/rules/10.0.0.0%%2F8" % svc,
+                      {"targets": ["192.0.2.1", "192.0.2.2"]})
+    assert code == 200 and body["changes"][0]["field"] == "targets", body
+    code, body = rest(api, "GET", "/v1/services/%s/rules" % svc, token=None)
+    assert body == {"rules": [{"match": "10.0.0.0/8", "targets": ["192.0.2.1", "192.0.2.2"]}]}, body
+    # Guard rails: an endpoint a rule names, the last in rotation, the service.
+    code, body = rest(api, "DELETE", "/v1/services/%s/endpoints/192.0.2.2" % svc)
+    assert code == 409 and "force" in body["error"], body
+    code, body = rest(api, "POST", "/v1/endpoint", {"service": svc, "target": "192.0.2.2",
+                                                     "drained": True})
+    assert code == 200, body
+    code, body = rest(api, "POST", "/v1/endpoint", {"service": svc, "target": "192.0.2.1",
+                                                     "drained": True})
+    assert code == 409 and "rotation" in body["error"], body
+    code, body = rest(api, "POST", "/v1/endpoint", {"service": svc, "target": "192.0.2.1",
+                                                     "wieght": 1})
+    assert code == 400 and "'weight'" in body["error"], body
+    assert wait_for(lambda: answer() == ["192.0.2.1"], 3), answer()
+    code, body = rest(api, "DELETE", "/v1/services/%s" % svc)
+    assert code == 409 and "force" in body["error"], body
+    assert answer() == ["192.0.2.1"]
+    code, body = rest(api, "DELETE", "/v1/services/%s" % svc, {"force": True})
+    assert code == 200 and {"op": "remove", "kind": "service", "service": svc} in body["changes"], body
+    assert rest(api, "GET", "/v1/services/%s" % svc, token=None)[0] == 404
+    # Every write is in the audit trail, as the API's.
+    hist = json.loads(gslbctl(db, "--json", "history", svc).stdout)["history"]
+    assert hist and all(h["source"] == "api" and h["who"] == "token" for h in hist), hist
+    assert [h["version"] for h in hist] == sorted(h["version"] for h in hist), hist
+    assert "config v" in dnsd.output() and "by token (api)" in dnsd.output(), dnsd.output()
+    dnsd.stop()
+
+
+@test
+def test_gslbctl_writes_say_what_changed():
+    d = tmpdir()
+    db = os.path.join(d, "g.db")
+    gslbctl(db, "init")
+    svc = "w.gslb.example.com."
+    p = gslbctl(db, "service", "add", svc, "--policy", "failover")
+    assert p.stdout == "+ service %s\n" % svc, p.stdout
+    p = gslbctl(db, "service", "add", svc, "--policy", "failover", check=False)
+    assert p.returncode == 4 and "already exists" in p.stderr, p
+    p = gslbctl(db, "service", "add", svc, "--policy", "failover", "--if-missing")
+    assert p.returncode == 0 and p.stdout.startswith("exists:"), p
+    gslbctl(db, "endpoint", "add", svc, "192.0.2.1", "--priority", "10")
+    gslbctl(db, "endpoint", "add", svc, "192.0.2.2", "--priority", "20")
+    p = gslbctl(db, "endpoint", "set", svc, "192.0.2.2", "--weight", "5")
+    assert p.stdout == "~ endpoint %s 192.0.2.2 weight: 1 -> 5\n" % svc, p.stdout
+    p = gslbctl(db, "endpoint", "set", svc, "192.0.2.2", "--weight", "5")
+    assert p.stdout == "no change\n", p.stdout
+    p = gslbctl(db, "--quiet", "endpoint", "set", svc, "192.0.2.2", "--weight", "6")
+    assert p.stdout == "", p.stdout
+    p = gslbctl(db, "endpoint", "set", svc, "192.0.2.2", check=False)
+    assert p.returncode == 2 and "at least one option" in p.stderr, p
+    p = gslbctl(db, "endpoint", "set", svc, "192.0.2.2", "--wieght", "5", check=False)
+    assert p.returncode == 2 and "did you mean --weight" in p.stderr, p
+    p = gslbctl(db, "endpoint", "set", svc, "192.0.2.9", "--weight", "5", check=False)
+    assert p.returncode == 3, p
+    p = gslbctl(db, "servce", "list", check=False)
+    assert p.returncode == 2 and "did you mean 'service'" in p.stderr, p
+    # flip keeps the spacing: .2 takes 10 - 1, .1 stays at 10.
+    p = gslbctl(db, "--json", "flip", svc, "192.0.2.2")
+    doc = json.loads(p.stdout)
+    assert doc["changes"] == [{"op": "change", "kind": "endpoint", "service": svc,
+                               "target": "192.0.2.2", "field": "priority",
+                               "old": 20, "new": 9}], doc
+    # Guard rails: the last one in rotation, the service; --dry-run moves nothing.
+    gslbctl(db, "endpoint", "drain", svc, "192.0.2.1")
+    before = sha(db)
+    p = gslbctl(db, "endpoint", "drain", svc, "192.0.2.2", check=False)
+    assert p.returncode == 1 and "no endpoint in rotation" in p.stderr, p
+    p = gslbctl(db, "--dry-run", "--force", "endpoint", "drain", svc, "192.0.2.2")
+    assert p.stdout == "~ endpoint %s 192.0.2.2 drained: false -> true\n" % svc, p.stdout
+    p = gslbctl(db, "service", "rm", svc, check=False)
+    assert p.returncode == 1 and "would remove service" in p.stderr, p
+    assert sha(db) == before
+    # History: who, what, in order.
+    lines = gslbctl(db, "history", svc).stdout.splitlines()
+    assert len(lines) == 7 and "~ endpoint %s 192.0.2.2 weight: 1 -> 5" % svc in lines[3], lines
+    assert all("(gslbctl)" in x for x in lines), lines
 
 
 if __name__ == "__main__":
