@@ -107,7 +107,7 @@ def sha(path):
 @th.cleanup
 def test_import_of_export_changes_nothing():
     c = th.Cluster()
-    c.wait_all_up()
+    c.wait_all_up(timeout=25)
     c.backends[0].stop()
     settled(c)
     snap, health, ids = c.snapshot(), health_view(c), db_ids(c)
@@ -143,7 +143,7 @@ def test_import_of_export_changes_nothing():
 @th.cleanup
 def test_plan_then_apply_keeps_the_rest():
     c = th.Cluster()
-    c.wait_all_up()
+    c.wait_all_up(timeout=25)
     c.backends[0].stop()
     settled(c)
     health, ids = health_view(c), db_ids(c)
