@@ -153,10 +153,28 @@ static int parse_match(const char *in, char kind[16], char pat[64],
 			for (size_t i = 0; i < 7; i++)
 				ok |= strcmp(cc, continents[i]) == 0;
 		}
-		if (!ok)
+		if (!ok) {
+			/* Codes people write for ISO 3166 / continent ones. */
+			static const char *const alias[][2] = {
+				{ "UK", "GB" }, { "EL", "GR" }, { "EN", "GB" },
+				{ "US", "NA" }, { "EA", "EU" }, { "AM", "NA" },
+				{ "AU", "OC" }, { "ME", "AS" },
+			};
+			const char *near = NULL;
+
+			for (size_t i = 0; i < sizeof alias / sizeof alias[0];
+			     i++)
+				if (strcmp(cc, alias[i][0]) == 0 &&
+				    (country ? i < 3 : i >= 3))
+					near = alias[i][1];
 			return store_errf(err, errlen, -EINVAL, "bad rule '%s': "
-			            "unknown %s code %s", in,
-			            country ? "country" : "continent", cc);
+			            "unknown %s code %s%s%s%s", in,
+			            country ? "country" : "continent", cc,
+			            near ? " (did you mean " : "",
+			            near ? near : "", near ? "?)" : country ?
+			            " (ISO 3166-1 alpha-2)" :
+			            " (AF AN AS EU NA OC SA)");
+		}
 		strcpy(kind, country ? "country" : "continent");
 		strcpy(pat, cc);
 		return 0;
@@ -556,6 +574,13 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 		if (setstr(&r->host, e->host) < 0)
 			return -ENOMEM;
 	}
+	/* A check must end before the next one starts. */
+	if (!isnan(r->interval) && !isnan(r->timeout) &&
+	    r->timeout >= r->interval)
+		return store_errf(err, errlen, -EINVAL, "check timeout %g s must "
+		            "be below the check interval %g s (e.g. "
+		            "--check-timeout %g)", r->timeout, r->interval,
+		            r->interval / 2);
 	return 0;
 }
 

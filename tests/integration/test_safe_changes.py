@@ -403,6 +403,13 @@ def test_gslbctl_writes_say_what_changed():
     p = gslbctl(db, "service", "rm", svc, check=False)
     assert p.returncode == 1 and "would remove service" in p.stderr, p
     assert sha(db) == before
+    # Bad values say what would be valid.
+    p = gslbctl(db, "rule", "add", svc, "country:UK", "192.0.2.1", check=False)
+    assert p.returncode == 2 and "did you mean GB" in p.stderr, p
+    p = gslbctl(db, "endpoint", "set", svc, "192.0.2.1", "--check", "tcp://127.0.0.1:9",
+                "--check-interval", "2", "--check-timeout", "3", check=False)
+    assert p.returncode == 2 and "below the check interval" in p.stderr, p
+    assert sha(db) == before
     # History: who, what, in order.
     lines = gslbctl(db, "history", svc).stdout.splitlines()
     assert len(lines) == 7 and "~ endpoint %s 192.0.2.2 weight: 1 -> 5" % svc in lines[3], lines
