@@ -31,7 +31,8 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             libjansson-dev liburcu-dev libssl-dev libsystemd-dev sqlite3 \
             python3 python3-dnspython dnsutils libmaxmind-db-writer-perl \
             mmdb-bin iproute2 openssl curl prometheus man-db groff-base \
-            systemd libxdp-dev libbpf-dev ethtool procps
+            systemd libxdp-dev libbpf-dev ethtool procps \
+            chromium chromium-driver python3-selenium
 
 SRCDIRS  := common geo health db dnsd
 ALL_SRCS := $(filter-out %.bpf.c,$(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c)))
@@ -41,7 +42,12 @@ LIB_SRCS := $(filter-out %_main.c,$(ALL_SRCS))
 # clang for the BPF target and embedded in the library as a byte array.
 BPF_OBJ  := $(BUILD)/dnsd/xdp_filter.bpf.o
 BPF_EMB  := $(BUILD)/dnsd/xdp_filter_obj.c
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BPF_EMB:%.c=%.o)
+# The status page (web/: plain HTML, CSS, JavaScript and the map outline)
+# is embedded the same way, each file plain and gzip-compressed (webui.c).
+BIN2C    ?= $(firstword $(wildcard tools/bin2c.py) tests/tools/bin2c.py)
+WEB_FILES:= web/index.html web/app.js web/app.css web/world.svg
+WEB_EMB  := $(WEB_FILES:web/%=$(BUILD)/web/%.c) $(WEB_FILES:web/%=$(BUILD)/web/%.gz.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BPF_EMB:%.c=%.o) $(WEB_EMB:%.c=%.o)
 LIB      := $(BUILD)/libgslb.a
 
 PROGS    := $(BIN)/dnsd $(BIN)/gslbctl $(BIN)/gslb-probe
@@ -79,6 +85,18 @@ $(BPF_EMB): $(BPF_OBJ) tests/tools/bin2c.py
 	$(PYTHON) tests/tools/bin2c.py xdp_filter_obj $< $@
 
 $(BPF_EMB:%.c=%.o): $(BPF_EMB)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/web/%.gz.c: web/% $(BIN2C)
+	@mkdir -p $(dir $@)
+	gzip -9nc $< > $(@:.c=)
+	$(PYTHON) $(BIN2C) web_$(subst .,_,$*)_gz $(@:.c=) $@
+
+$(BUILD)/web/%.c: web/% $(BIN2C)
+	@mkdir -p $(dir $@)
+	$(PYTHON) $(BIN2C) web_$(subst .,_,$*) $< $@
+
+$(WEB_EMB:%.c=%.o): %.o: %.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJS)

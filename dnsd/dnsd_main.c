@@ -25,6 +25,7 @@
 #include "dnsd/config.h"
 #include "dnsd/health.h"
 #include "dnsd/status.h"
+#include "dnsd/webui.h"
 #include "dnsd/net.h"
 #include "dnsd/xdp.h"
 #include "dnsd/snap.h"
@@ -59,6 +60,7 @@ struct server {
 	char db_err[512];            /* the store problem last logged */
 	struct hsrv *hs;             /* health (with --db) */
 	struct api *api;             /* HTTP API (with --api) */
+	struct webui *web;           /* the status page (with --api) */
 	struct status_src st;        /* times and results for status/metrics */
 	struct event *summary_ev;
 	struct stats last;           /* counters at the last summary */
@@ -326,6 +328,9 @@ static int load_services(struct server *sv, struct svc_set **out)
 		log_warn("%s", (*out)->problems[i]);
 	log_info("db %s: %zu services, %zu endpoints, %zu problems", sv->conf.db,
 		 (*out)->n, eps, (*out)->n_problems);
+	webui_event(sv->web, "config", sv->conf.db,
+		    "loaded %zu services, %zu endpoints, %zu problems",
+		    (*out)->n, eps, (*out)->n_problems);
 	return 0;
 }
 
@@ -386,6 +391,9 @@ static void reload(struct server *sv)
 	sv->st.last_reload_ok = failed == 0;
 	log_info("reload: generation %llu, %zu zones, %u failed",
 		 (unsigned long long)s->gen, s->n_zones, failed);
+	webui_event(sv->web, "reload", failed ? "failed" : "ok",
+		    "generation %llu, %zu zones, %u failed",
+		    (unsigned long long)s->gen, s->n_zones, failed);
 out:
 	free(old);
 	free(nz);
@@ -396,6 +404,8 @@ static void db_problem(struct server *sv, const char *msg)
 {
 	if (strcmp(msg, sv->db_err) != 0) {
 		log_err("%s (keeping the services loaded before)", msg);
+		webui_event(sv->web, "config", sv->conf.db,
+			    "%s (keeping the services loaded before)", msg);
 		snprintf(sv->db_err, sizeof(sv->db_err), "%s", msg);
 	}
 }
@@ -637,10 +647,45 @@ static int api_config_write(void *ctx, const char *what, const json_t *b,
 		/* Our own commit does not move our connection's data_version:
 		 * load it now, so the next query already sees it. */
 		log_info("api: %s written", what);
+		webui_event(sv->web, "api", jstr(b, "service") ? jstr(b, "service")
+			    : "configuration", "%s written%s%s", what,
+			    jstr(b, "target") ? ": " : "",
+			    jstr(b, "target") ? jstr(b, "target") : "");
 		sv->db_version = -1;
 		poll_db(sv);
 	}
 	return rc;
+}
+
+/* A health transition: into the status page's events. */
+static void on_health_event(void *ctx, const char *subject, const char *text)
+{
+	struct server *sv = ctx;
+
+	webui_event(sv->web, "health", subject, "%s", text);
+}
+
+static void web_source(void *ctx, struct webui_src *out)
+{
+	struct server *sv = ctx;
+
+	out->snap = sv->snap;
+	out->hs = sv->hs ? hsrv_state(sv->hs) : NULL;
+	out->started = sv->st.started;
+}
+
+static void web_answers(void *ctx, uint64_t *ep, size_t cap)
+{
+	struct server *sv = ctx;
+
+	net_ep_answers(sv->net, ep, cap);
+}
+
+static bool api_page(void *ctx, struct evhttp_request *req, const char *path)
+{
+	struct server *sv = ctx;
+
+	return webui_handle(sv->web, req, path);
 }
 
 static const struct api_ops api_ops = {
@@ -650,6 +695,7 @@ static const struct api_ops api_ops = {
 	.metrics = api_metrics,
 	.config_get = api_config_get,
 	.config_write = api_config_write,
+	.page = api_page,
 };
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -877,6 +923,7 @@ int main(int argc, char **argv)
 				.default_interval = sv.conf.check_interval,
 				.quorum = sv.conf.quorum_percent / 100.0,
 				.publish = on_health,
+				.event = on_health_event,
 				.ctx = &sv,
 			};
 
@@ -924,6 +971,12 @@ int main(int argc, char **argv)
 		if (token_load(sv.conf.api_token_file, token, sizeof(token), err,
 			       sizeof(err)) < 0)
 			fatal("api: %s", err);
+		sv.web = webui_new(sv.base, &(struct webui_conf) {
+			.source = web_source, .answers = web_answers, .ctx = &sv });
+		if (!sv.web)
+			fatal("api: out of memory starting the status page");
+		webui_event(sv.web, "start", "dnsd", "serving generation %llu",
+			    (unsigned long long)sv.snap->gen);
 		sv.api = api_new(sv.base, sv.conf.api, token, &api_ops, &sv, err,
 				 sizeof(err));
 		if (!sv.api)
@@ -952,6 +1005,8 @@ int main(int argc, char **argv)
 	rcu_thread_online();
 
 	api_free(sv.api);
+	webui_free(sv.web);
+	sv.web = NULL;
 	hsrv_free(sv.hs);
 	net_free(sv.net);
 	for (int i = 0; i < 3; i++)
