@@ -9,7 +9,6 @@
 
 #include "common/log.h"
 
-#define DNSD_VERSION "0.1.0"
 
 enum opt_type { OPT_STR, OPT_LIST, OPT_UINT, OPT_FLAG };
 

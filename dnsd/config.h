@@ -4,6 +4,9 @@
 #ifndef DNSD_CONFIG_H
 #define DNSD_CONFIG_H
 
+/* dnsd --version and the dnsd_build_info metric. */
+#define DNSD_VERSION "0.1.0"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
