@@ -58,6 +58,8 @@ static const struct opt opts[] = {
 	  "an endpoint is up when more than this % of agents with fresh reports say so (default 50)" },
 	{ "log-level", OPT_STR, OFF(log_level), 0, 0, 0,
 	  "err, warn, info (default) or debug" },
+	{ "log-format", OPT_STR, OFF(log_format), 0, 0, 0,
+	  "text, json (one object a line), journal, or auto (default: journal under systemd, else text)" },
 	{ "user", OPT_STR, OFF(user), 0, 0, 0,
 	  "user to switch to after binding, when started as root" },
 	{ "rrl-rate", OPT_UINT, OFF(rrl_rate), 0, 0, 1000000,
@@ -91,6 +93,7 @@ void config_init(struct config *c)
 	c->check_interval = 10;
 	c->quorum_percent = 50;
 	c->log_level = "info";
+	c->log_format = "auto";
 }
 
 void config_fini(struct config *c)

@@ -25,6 +25,7 @@ struct config {
 	const char *api_token_file;
 	const char *nsid;
 	const char *log_level;
+	const char *log_format;      /* auto, text, json, journal */
 	const char *user;
 	const char *default_location;
 	const char *xdp;               /* interface for AF_XDP mode, or NULL */

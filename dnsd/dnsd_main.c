@@ -811,6 +811,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	log_set_prog("dnsd");
+	log_set_format(LOG_FMT_AUTO);
 	config_init(&sv.conf);
 	rc = config_parse(&sv.conf, argc - 1, argv + 1);
 	if (rc == 1)
@@ -825,6 +826,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(lvl);
+	{
+		enum log_format fmt;
+
+		if (log_format_parse(sv.conf.log_format, &fmt) < 0) {
+			log_err("log-format: '%s' is not one of text, json, journal, auto",
+				sv.conf.log_format);
+			return 1;
+		}
+		log_set_format(fmt);
+	}
 	if (!sv.conf.threads)
 		sv.conf.threads = default_threads();
 
