@@ -32,7 +32,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             python3 python3-dnspython dnsutils libmaxmind-db-writer-perl \
             mmdb-bin iproute2 openssl curl prometheus man-db groff-base \
             systemd libxdp-dev libbpf-dev ethtool procps \
-            chromium chromium-driver python3-selenium
+            chromium chromium-driver python3-selenium debhelper lintian
 
 SRCDIRS  := common geo health db dnsd
 ALL_SRCS := $(filter-out %.bpf.c,$(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c)))
@@ -54,7 +54,7 @@ PROGS    := $(BIN)/dnsd $(BIN)/gslbctl $(BIN)/gslb-probe
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit integration run bench asan tsan fuzz clean check install uninstall
+.PHONY: deb all deps test unit integration run bench asan tsan fuzz clean check install uninstall
 .DEFAULT_GOAL := all
 
 all: deps $(PROGS) $(UNIT_BINS)
@@ -175,6 +175,17 @@ install: $(PROGS)
 	for f in $(INST_UNITS) $(INST_ETC); do $(INST_SUBST) dist/$$f > $(BUILD)/dist/$$f || exit 1; done
 	for f in $(INST_UNITS); do install -D -m 0644 $(BUILD)/dist/$$f $(DESTDIR)$(UNITDIR)/$$f || exit 1; done
 	for f in $(INST_ETC); do install -D -m 0644 $(BUILD)/dist/$$f $(DESTDIR)$(SYSCONFDIR)/gslb/$$f || exit 1; done
+
+# make deb: the Debian packages (debian/), built with dpkg-buildpackage from a
+# copy of the source tree in $(BUILD)/deb/src, so the .debs land in
+# $(BUILD)/deb; then lintian, which must report no error.
+deb:
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
+	tar -c --exclude=./build --exclude='./build-*' --exclude=./bin --exclude=./.git \
+	  --exclude=./bench/out . | tar -x -C $(BUILD)/deb/src
+	cd $(BUILD)/deb/src && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BIN -u BUILD \
+	  dpkg-buildpackage -us -uc -b
+	lintian --fail-on error --no-tag-display-limit $(BUILD)/deb/*.changes
 
 # Removes what install put there; never a dnsd.conf, token or store.
 uninstall:
