@@ -34,7 +34,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             systemd libxdp-dev libbpf-dev ethtool procps \
             chromium chromium-driver python3-selenium debhelper lintian
 
-SRCDIRS  := common geo health db dnsd
+SRCDIRS  := common geo health policy db dnsd ctl
 ALL_SRCS := $(filter-out %.bpf.c,$(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c)))
 MAIN_SRCS:= $(filter %_main.c,$(ALL_SRCS))
 LIB_SRCS := $(filter-out %_main.c,$(ALL_SRCS))
@@ -107,7 +107,7 @@ $(BIN)/dnsd: $(BUILD)/dnsd/dnsd_main.o $(LIB)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/gslbctl: $(BUILD)/db/gslbctl_main.o $(LIB)
+$(BIN)/gslbctl: $(BUILD)/ctl/gslbctl_main.o $(LIB)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -185,7 +185,7 @@ deb:
 	  --exclude=./bench/out . | tar -x -C $(BUILD)/deb/src
 	cd $(BUILD)/deb/src && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BIN -u BUILD \
 	  dpkg-buildpackage -us -uc -b
-	lintian --fail-on error --no-tag-display-limit $(BUILD)/deb/*.changes
+	lintian --fail-on error --tag-display-limit 0 $(BUILD)/deb/*.changes
 
 # Removes what install put there; never a dnsd.conf, token or store.
 uninstall:

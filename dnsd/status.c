@@ -11,8 +11,8 @@
 #include <sqlite3.h>
 
 #include "common/clock.h"
-#include "db/svc.h"
 #include "dnsd/config.h"
+#include "policy/svc.h"
 
 static const char *health_of(const struct status_src *s,
 			     const struct svc_endpoint *e, bool *stale)

@@ -13,7 +13,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "common/clock.h"
-#include "db/svc.h"
+#include "policy/svc.h"
 
 /* The page's files, embedded at build time (Makefile: web/ through the
  * bin2c tool, each plain and gzip-compressed). */
