@@ -56,6 +56,8 @@ static const struct opt opts[] = {
 	  "seconds between checks that set no interval; match the agents' --interval (default 10)" },
 	{ "quorum-percent", OPT_UINT, OFF(quorum_percent), 0, 1, 99,
 	  "an endpoint is up when more than this % of agents with fresh reports say so (default 50)" },
+	{ "notify-url", OPT_STR, OFF(notify_url), 0, 0, 0,
+	  "http:// URL that gets each health transition as a JSON POST (retried with backoff)" },
 	{ "log-level", OPT_STR, OFF(log_level), 0, 0, 0,
 	  "err, warn, info (default) or debug" },
 	{ "log-format", OPT_STR, OFF(log_format), 0, 0, 0,

@@ -23,6 +23,7 @@ struct config {
 	const char *geoip;
 	const char *api;
 	const char *api_token_file;
+	const char *notify_url;      /* webhook for health transitions */
 	const char *nsid;
 	const char *log_level;
 	const char *log_format;      /* auto, text, json, journal */

@@ -23,6 +23,7 @@
 #include "dnsd/config.h"
 #include "dnsd/hsrv.h"
 #include "dnsd/status.h"
+#include "dnsd/notify.h"
 #include "dnsd/webui.h"
 #include "dnsd/net.h"
 #include "dnsd/xdp.h"
@@ -66,6 +67,7 @@ struct control {
 	struct hsrv *hs;             /* health (with --db) */
 	struct api *api;             /* HTTP API (with --api) */
 	struct webui *web;           /* the status page (with --api) */
+	struct notify *notify;       /* webhooks (with notify-url) */
 	struct status_src st;        /* times and results for status/metrics */
 	struct event *summary_ev;
 	struct stats last;           /* counters at the last summary */
@@ -482,6 +484,7 @@ static int api_metrics(void *ctx, struct evbuffer *out)
 
 	status_fill(sv, &sum, ep);
 	rc = status_metrics(&sv->st, out);
+	notify_metrics(sv->notify, out);
 	free(ep);
 	return rc;
 }
@@ -578,6 +581,7 @@ static void on_health_event(void *ctx, const char *subject, const char *text)
 	struct control *sv = ctx;
 
 	webui_event(sv->web, "health", subject, "%s", text);
+	notify_health(sv->notify, subject, text);
 }
 
 static void web_source(void *ctx, struct webui_src *out)
@@ -693,6 +697,14 @@ struct control *control_new(const struct config *conf, unsigned *problems)
 		else
 			sv->aconf.has_default_loc = true;
 	}
+	if (sv->conf.notify_url) {
+		char err[512];
+
+		if (notify_url_check(sv->conf.notify_url, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			failed++;
+		}
+	}
 	*problems = failed;
 	return sv;
 }
@@ -801,6 +813,14 @@ void control_start(struct control *sv, const struct rrl_conf *rrl)
 	sv->st.started = clock_unix();
 	sv->st.last_reload_ok = true;
 	first_snapshot(sv);
+	if (sv->conf.notify_url) {
+		char err[512];
+
+		if (!(sv->notify = notify_new(sv->base, sv->conf.notify_url, err,
+					      sizeof(err))))
+			fatal("%s", err);
+		log_info("notify: health transitions go to %s", sv->conf.notify_url);
+	}
 	sv->net = net_new(&(struct net_conf) {
 		.threads = sv->conf.threads,
 		.tcp_idle_timeout = sv->conf.tcp_idle_timeout,
@@ -846,6 +866,8 @@ void control_free(struct control *sv)
 	webui_free(sv->web);
 	sv->web = NULL;
 	hsrv_free(sv->hs);
+	notify_free(sv->notify);
+	sv->notify = NULL;
 	net_free(sv->net);
 	for (int i = 0; i < 3; i++)
 		if (sv->sig[i])
