@@ -493,7 +493,9 @@ def test_json_api_and_assets():
     def fo():
         s = c.json("/v1/ui/services?q=fo.")["services"][0]
         return {e["target"]: e for e in s["endpoints"]}
-    assert wait_for(lambda: fo()["192.0.2.2"]["drained"], 3)
+    # both commits picked up (dnsd loads each on its own)
+    assert wait_for(lambda: fo()["192.0.2.2"]["drained"] and
+                    fo()["192.0.2.3"]["admin"] == "down", 5), fo()
     eps = fo()
     assert eps["192.0.2.3"]["admin"] == "down" and not eps["192.0.2.3"]["serving"], eps
     assert not eps["192.0.2.2"]["serving"] and eps["192.0.2.1"]["serving"], eps
