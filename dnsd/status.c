@@ -8,9 +8,9 @@
 #include <event2/event.h>
 #include <ldns/util.h>
 #include <openssl/crypto.h>
-#include <sqlite3.h>
 
 #include "common/clock.h"
+#include "db/store.h"
 #include "dnsd/config.h"
 #include "policy/svc.h"
 
@@ -21,7 +21,7 @@ static const char *health_of(const struct status_src *s,
 
 	*stale = false;
 	if (!e->has_check)
-		return "up";          /* CONTRACT: no check means healthy */
+		return "up";          /* no check means healthy */
 	if (s->hs && hstate_get(s->hs, e->id, &st, stale) < 0)
 		st = HSTATE_UNKNOWN;
 	return hstate_state_name(st);
@@ -290,7 +290,7 @@ int status_metrics(const struct status_src *s, struct evbuffer *out)
 	evbuffer_add_printf(out, "\",openssl=\"");
 	label(out, OpenSSL_version(OPENSSL_VERSION));
 	evbuffer_add_printf(out, "\",sqlite=\"");
-	label(out, sqlite3_libversion());
+	label(out, store_lib_version());
 	evbuffer_add_printf(out, "\",ldns=\"");
 	label(out, ldns_version());
 	evbuffer_add_printf(out, "\"} 1\n");
