@@ -549,6 +549,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 		on_config_rest(a, req, path);
 		return;
 	}
+	if (!allow[0] && a->ops->page && a->ops->page(a->ctx, req, path))
+		return;
 	if (allow[0]) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
 		                  allow);

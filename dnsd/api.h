@@ -13,6 +13,7 @@
  *   POST /v1/flip     token   ops->config_write("flip")
  *   POST /v1/endpoint token   ops->config_write("endpoint")
  *   *    /v1/services[/...]      ops->config_rest (token for writes)
+ *   anything else     -       ops->page (the status page), else 404
  * Missing or wrong token: 401 and nothing else happens. Unknown path 404,
  * known path with another method 405, body too large 413. Error bodies are
  * JSON: {"error": "text", "field": "results[2].rtt_ms"} (field optional). */
@@ -33,6 +34,7 @@
 #define API_RESULTS_MAX 100000
 
 struct api;                                     /* opaque */
+struct evhttp_request;
 
 /* Who makes a configuration write, and how: recorded in the audit trail
  * (db/audit.h). */
@@ -91,6 +93,10 @@ struct api_ops {
 	int (*config_rest)(void *ctx, const char *method, const char *path,
 	                   const json_t *body, const struct api_caller *who,
 	                   json_t **reply);
+	/* Optional: any path not routed above (the status page, dnsd/webui.h,
+	 * readable without a token). Returns true when it answered req;
+	 * false leaves it to the 404. */
+	bool (*page)(void *ctx, struct evhttp_request *req, const char *path);
 };
 
 /* Binds evhttp on listen ("127.0.0.1:8053", "[::1]:8053"; port 0 picks a
