@@ -416,5 +416,29 @@ def test_gslbctl_writes_say_what_changed():
     assert all("(gslbctl)" in x for x in lines), lines
 
 
+@test
+def test_all_answers_spread_over_every_healthy_endpoint():
+    d = tmpdir()
+    db = os.path.join(d, "g.db")
+    gslbctl(db, "init")
+    svc = "mv.gslb.example.com."
+    gslbctl(db, "service", "add", svc, "--policy", "all", "--answers", "2")
+    for i in range(1, 5):
+        gslbctl(db, "endpoint", "add", svc, "192.0.2.%d" % i)
+    gslbctl(db, "endpoint", "set", svc, "192.0.2.4", "--admin", "down")
+    dnsd = Dnsd(["--zone", os.path.join(ZONES, "gslb.example.com.zone"), "--db", db,
+                 "--threads", "1"])
+    counts = {}
+    for _ in range(300):
+        got = sorted(answer_texts(dnsd.udp(svc)))
+        assert len(got) == 2 and "192.0.2.4" not in got, got
+        for a in got:
+            counts[a] = counts.get(a, 0) + 1
+    # Three healthy endpoints, two answers each: each in 2/3 of 300.
+    assert sorted(counts) == ["192.0.2.1", "192.0.2.2", "192.0.2.3"], counts
+    assert all(180 <= v <= 220 for v in counts.values()), counts
+    dnsd.stop()
+
+
 if __name__ == "__main__":
     run()
