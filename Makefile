@@ -54,7 +54,10 @@ BPF_EMB  := $(BUILD)/dnsd/xdp_filter_obj.c
 BIN2C    := tools/bin2c.py
 WEB_FILES:= web/index.html web/app.js web/app.css web/world.svg
 WEB_EMB  := $(WEB_FILES:web/%=$(BUILD)/web/%.c) $(WEB_FILES:web/%=$(BUILD)/web/%.gz.c)
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BPF_EMB:%.c=%.o) $(WEB_EMB:%.c=%.o)
+# docs/openapi.json, served at /v1/openapi.json, embedded as a C array.
+OPENAPI_EMB := $(BUILD)/docs/openapi_json.c
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BPF_EMB:%.c=%.o) $(WEB_EMB:%.c=%.o) \
+            $(OPENAPI_EMB:%.c=%.o)
 LIB      := $(BUILD)/libgslb.a
 
 # db/schema.sql embedded as a C string, generated into the build tree.
@@ -111,6 +114,13 @@ $(BUILD)/web/%.c: web/% $(BIN2C)
 	$(PYTHON) $(BIN2C) web_$(subst .,_,$*) $< $@
 
 $(WEB_EMB:%.c=%.o): %.o: %.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(OPENAPI_EMB): docs/openapi.json $(BIN2C)
+	@mkdir -p $(dir $@)
+	$(PYTHON) $(BIN2C) api_openapi_json $< $@
+
+$(OPENAPI_EMB:%.c=%.o): $(OPENAPI_EMB)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(SCHEMA_C): db/schema.sql tools/schema2c.py

@@ -492,6 +492,26 @@ static void on_config_rest(struct api *a, struct evhttp_request *req,
 	           json_pack("{s:s}", "error", "no reply"));
 }
 
+/* docs/openapi.json, embedded by the build. */
+extern const unsigned char api_openapi_json[];
+extern const size_t api_openapi_json_len;
+
+static void on_openapi(struct api *a, struct evhttp_request *req)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	(void)a;
+	if (!b) {
+		evhttp_send_error(req, 500, "Internal Server Error");
+		return;
+	}
+	evbuffer_add(b, api_openapi_json, api_openapi_json_len);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	                  "Content-Type", "application/json");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
 static const struct route {
 	const char *path;
 	enum evhttp_cmd_type method;
@@ -502,6 +522,7 @@ static const struct route {
 	{ "/v1/reports", EVHTTP_REQ_POST, true, on_reports },
 	{ "/v1/status", EVHTTP_REQ_GET, false, on_status },
 	{ "/metrics", EVHTTP_REQ_GET, false, on_metrics },
+	{ "/v1/openapi.json", EVHTTP_REQ_GET, false, on_openapi },
 	{ "/v1/config", EVHTTP_REQ_GET, false, on_config_get },
 	{ "/v1/config", EVHTTP_REQ_PUT, true, on_config_put },
 	{ "/v1/flip", EVHTTP_REQ_POST, true, on_flip },

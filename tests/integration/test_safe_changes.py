@@ -417,6 +417,67 @@ def test_gslbctl_writes_say_what_changed():
 
 
 @test
+def test_openapi_matches_the_routes():
+    """/v1/openapi.json is docs/openapi.json; every path and method in it is
+    served (GET answers, a write without the token gets 401, never 404 or
+    405), and a method it does not list gets 405."""
+    d = tmpdir()
+    db = os.path.join(d, "g.db")
+    tok = os.path.join(d, "token")
+    with open(tok, "w") as f:
+        f.write(th.TOKEN + "\n")
+    svc = "oa.gslb.example.com."
+    gslbctl(db, "init")
+    gslbctl(db, "service", "add", svc, "--policy", "failover")
+    gslbctl(db, "endpoint", "add", svc, "192.0.2.1")
+    gslbctl(db, "rule", "add", svc, "10.0.0.0/8", "192.0.2.1")
+    port = free_port()
+    api = "http://127.0.0.1:%d" % port
+    dnsd = Dnsd(["--zone", os.path.join(ZONES, "gslb.example.com.zone"), "--db", db,
+                 "--api", "127.0.0.1:%d" % port, "--api-token-file", tok])
+    with urllib.request.urlopen(api + "/v1/openapi.json", timeout=5) as r:
+        served = json.loads(r.read().decode())
+    with open(os.path.join(os.path.dirname(os.path.dirname(HERE)), "docs",
+                           "openapi.json")) as f:
+        assert served == json.load(f)
+    assert served["openapi"].startswith("3."), served["openapi"]
+    params = {"{name}": svc, "{target}": "192.0.2.1", "{match}": "10.0.0.0%2F8"}
+    methods = ("get", "put", "post", "delete")
+    checked = 0
+    for path, item in served["paths"].items():
+        url = path
+        for k, v in params.items():
+            url = url.replace(k, v)
+        for m in methods:
+            if m not in item:
+                if m == "get" or path in ("/v1/reports",):
+                    continue
+                code, _ = rest_any(api, m.upper(), url, th.TOKEN)
+                assert code == 405, (m, path, code)
+                continue
+            code, body = rest_any(api, m.upper(), url)
+            if m == "get" and "security" not in item[m]:
+                assert code == 200, (m, path, code, body)
+            else:
+                assert code == 401, (m, path, code, body)
+            checked += 1
+    assert checked >= 20, checked
+    dnsd.stop()
+
+
+def rest_any(api, method, path, token=None):
+    req = urllib.request.Request(api + path, method=method,
+                                 data=b"{}" if method in ("PUT", "POST") else None)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+@test
 def test_all_answers_spread_over_every_healthy_endpoint():
     d = tmpdir()
     db = os.path.join(d, "g.db")
