@@ -31,7 +31,8 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             libjansson-dev liburcu-dev libssl-dev libsystemd-dev sqlite3 \
             python3 python3-dnspython dnsutils libmaxmind-db-writer-perl \
             mmdb-bin iproute2 openssl curl prometheus man-db groff-base \
-            systemd libxdp-dev libbpf-dev ethtool procps
+            systemd libxdp-dev libbpf-dev ethtool procps \
+            bind9-dnsutils unbound ldnsutils
 
 SRCDIRS  := common geo health db dnsd
 ALL_SRCS := $(filter-out %.bpf.c,$(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c)))

@@ -23,6 +23,7 @@
 #include "common/xalloc.h"
 #include "dnsd/api.h"
 #include "dnsd/config.h"
+#include "dnsd/dnssec.h"
 #include "dnsd/health.h"
 #include "dnsd/status.h"
 #include "dnsd/net.h"
@@ -177,6 +178,24 @@ static unsigned load_zones(struct server *sv, struct zone **old,
 	return failed;
 }
 
+/* Reads the key pairs of the zones zones[0..n) (NULL entries skipped)
+ * when --dnssec-keys is set; *out stays NULL without it. */
+static int load_keys(struct server *sv, struct zone *const *zones, size_t n,
+		     struct dnssec_set **out)
+{
+	char err[512];
+	int rc;
+
+	*out = NULL;
+	if (!sv->conf.dnssec_keys)
+		return 0;
+	rc = dnssec_load(sv->conf.dnssec_keys, zones, n, time(NULL), out, err,
+			 sizeof(err));
+	if (rc < 0)
+		log_err("dnssec-keys: %s", err);
+	return rc;
+}
+
 /* Checks that no two zone files claim the same apex. */
 static int check_duplicate_apex(const struct config *c, struct zone **z)
 {
@@ -212,6 +231,7 @@ static struct snap *snap_clone(struct server *sv, const struct snap *base)
 		s->svc = base->svc;
 		s->svcx = base->svcx;
 		s->hv = base->hv;
+		s->sec = base->sec;
 	}
 	answer_conf_init(&sv->conf, &s->conf);
 	if (sv->conf.default_location)
@@ -264,6 +284,8 @@ static void snap_retire(struct snap *old, const struct snap *cur)
 		svc_index_free(old->svcx);
 	if (!cur || old->hv != cur->hv)
 		hstate_view_free(old->hv);
+	if (!cur || old->sec != cur->sec)
+		dnssec_set_free(old->sec);
 	free(old->zones);
 	free(old);
 }
@@ -349,12 +371,16 @@ static void reload(struct server *sv)
 				old[i] = sv->snap->zones[k];
 	failed = load_zones(sv, old, nz);
 	if (check_duplicate_apex(&sv->conf, nz) < 0 ||
-	    snap_set_zones(s, nz, sv->conf.n_zone) < 0) {
+	    snap_set_zones(s, nz, sv->conf.n_zone) < 0 ||
+	    load_keys(sv, s->zones, s->n_zones, &s->sec) < 0) {
 		for (size_t i = 0; i < sv->conf.n_zone; i++)
 			if (nz[i] != old[i])
 				zone_free(nz[i]);
+		if (s->zt != sv->snap->zt)
+			zonetab_free((struct zonetab *)s->zt);
 		s->n_zones = 0;
 		s->zt = sv->snap->zt;
+		s->sec = sv->snap->sec;
 		snap_discard(s, sv->snap);
 		log_err("reload: zones failed, keeping everything loaded before");
 		goto out;
@@ -758,6 +784,7 @@ int main(int argc, char **argv)
 	struct zone **zones;
 	struct event *sig[3] = { 0 };
 	struct geo_db *geo = NULL;
+	struct dnssec_set *sec = NULL;
 	static const int sigs[3] = { SIGHUP, SIGTERM, SIGINT };
 	enum log_level lvl;
 	struct rrl_conf rrl;
@@ -806,6 +833,8 @@ int main(int argc, char **argv)
 	}
 	if (rrl_conf_of(&sv.conf, &rrl) < 0)
 		failed++;
+	if (load_keys(&sv, zones, sv.conf.n_zone, &sec) < 0)
+		failed++;
 	if (sv.conf.xdp) {
 		if (sv.conf.max_udp_size > XDP_ANSWER_MAX) {
 			log_err("max-udp-size: %u is more than an XDP frame carries "
@@ -839,6 +868,10 @@ int main(int argc, char **argv)
 			store_close(sv.db);
 			free(ok);
 		}
+		/* The parent zone's DS records, when all is well. */
+		if (!failed && sec)
+			dnssec_print_ds(sec, stdout);
+		dnssec_set_free(sec);
 		for (size_t i = 0; i < sv.conf.n_zone; i++)
 			zone_free(zones[i]);
 		geo_free(geo);
@@ -868,6 +901,7 @@ int main(int argc, char **argv)
 		if (!s || snap_set_zones(s, zones, sv.conf.n_zone) < 0)
 			fatal("out of memory building the first snapshot");
 		s->geo = geo;
+		s->sec = sec;
 		if (sv.db && load_services(&sv, &s->svc) < 0)
 			fatal("db %s: cannot load the services; not starting", sv.conf.db);
 		if (sv.db) {
@@ -891,6 +925,9 @@ int main(int argc, char **argv)
 	free(zones);
 
 	raise_nofile();
+	if (sv.conf.dnssec_keys)
+		dnssec_configure((size_t)sv.conf.dnssec_cache_mb << 20,
+				 sv.conf.dnssec_sign_rate);
 	sv.net = net_new(&(struct net_conf) {
 		.threads = sv.conf.threads,
 		.tcp_idle_timeout = sv.conf.tcp_idle_timeout,
