@@ -1,0 +1,469 @@
+#!/usr/bin/python3
+"""Online DNSSEC end to end: bin/dnsd --dnssec-keys with key pairs made by
+ldns-keygen, answers checked by real validators - BIND's delv and a local
+unbound (both with example.com's KSK as the only trust anchor, so
+gslb.example.com validates through the DS record in its parent, served by
+the same dnsd) - and by dnspython's own validator for what those two cannot
+ask (ECS, the CO flag, referrals)."""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+import dns.dnssec
+import dns.edns
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from gslbtest import (BIN, Dnsd, Proc, Skip, ZONES, answer_texts, ecs_query,
+                      free_port, gslbctl, make_mmdb, run, test, tmpdir,
+                      wait_for)
+
+EX = dns.name.from_text("example.com.")
+GS = dns.name.from_text("gslb.example.com.")
+FO = "fo.gslb.example.com."      # failover
+WT = "wt.gslb.example.com."      # weighted, 2 answers of 4
+GEO = "geo.gslb.example.com."    # geo
+CN = "cn.gslb.example.com."      # failover to a CNAME into the zone
+EU, US, AP = "192.0.2.1", "192.0.2.2", "192.0.2.3"
+
+_env = {}
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def need(tool):
+    if not shutil.which(tool):
+        raise Skip("%s is not installed (make deps)" % tool)
+
+
+def keygen(d, zone, alg="ECDSAP256SHA256", ksk=False):
+    """A key pair made by ldns-keygen in d; returns the base name."""
+    argv = ["ldns-keygen", "-a", alg] + (["-k"] if ksk else []) + [zone]
+    p = subprocess.run(argv, cwd=d, capture_output=True, text=True, timeout=30,
+                       check=True)
+    base = p.stdout.strip()
+    for f in os.listdir(d):
+        if f.endswith(".ds"):
+            os.unlink(os.path.join(d, f))
+    return base
+
+
+def dnskey_line(d, base):
+    with open(os.path.join(d, base + ".key")) as f:
+        for line in f:
+            if "DNSKEY" in line and not line.startswith(";"):
+                return line.split(";")[0].strip()
+    raise AssertionError("no DNSKEY in %s" % base)
+
+
+def set_timing(d, base, **times):
+    """Rewrites the timing lines (Publish=..., Activate=...) of a .private."""
+    path = os.path.join(d, base + ".private")
+    with open(path) as f:
+        lines = [l for l in f if l.split(":")[0] not in times]
+    for k, v in times.items():
+        if v is not None:
+            lines.append("%s: %s\n" % (k, time.strftime("%Y%m%d%H%M%S", time.gmtime(v))))
+    with open(path, "w") as f:
+        f.writelines(lines)
+
+
+def check_ds(keydir, zones):
+    argv = [os.path.join(BIN, "dnsd"), "--check", "--dnssec-keys", keydir]
+    for z in zones:
+        argv += ["--zone", z]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+
+def setup():
+    """Keys, zones (example.com with gslb's DS), a store and one dnsd."""
+    if _env.get("d") and _env["d"].alive():
+        return _env
+    need("ldns-keygen")
+    t = tmpdir()
+    keys = os.path.join(t, "keys")
+    os.mkdir(keys)
+    ksk = keygen(keys, "example.com", ksk=True)
+    zsk = keygen(keys, "example.com")
+    # gslb.example.com: one Ed25519 key signing everything
+    gk = keygen(keys, "gslb.example.com", alg="ED25519", ksk=True)
+    gz = os.path.join(t, "gslb.example.com.zone")
+    shutil.copy(os.path.join(ZONES, "gslb.example.com.zone"), gz)
+    ez = os.path.join(t, "example.com.zone")
+    with open(os.path.join(ZONES, "example.com.zone")) as f:
+        text = f.read()
+    p = check_ds(keys, [gz])
+    expect(p.returncode == 0, p.stderr)
+    ds = [l for l in p.stdout.splitlines() if "\tDS\t" in l]
+    expect(len(ds) == 1 and ds[0].startswith("gslb.example.com."), p.stdout)
+    text += "\n" + ds[0].split(";")[0] + "\n"
+    text += "lb          IN CNAME fo.gslb.example.com.\n"
+    text += "insec       IN NS    ns.elsewhere.net.\n"
+    with open(ez, "w") as f:
+        f.write(text)
+    db = os.path.join(t, "gslb.db")
+    gslbctl(db, "init")
+    gslbctl(db, "service", "add", FO, "--policy", "failover", "--ttl", "30")
+    gslbctl(db, "endpoint", "add", FO, EU, "--priority", "10")
+    gslbctl(db, "endpoint", "add", FO, US, "--priority", "20")
+    gslbctl(db, "service", "add", WT, "--policy", "weighted", "--answers", "2")
+    for i in range(4):
+        gslbctl(db, "endpoint", "add", WT, "198.51.100.%d" % (10 + i))
+    gslbctl(db, "endpoint", "add", WT, "2001:db8::10")
+    gslbctl(db, "service", "add", GEO, "--policy", "geo")
+    gslbctl(db, "endpoint", "add", GEO, EU, "--region", "eu", "--lat", "50.11", "--lon", "8.68")
+    gslbctl(db, "endpoint", "add", GEO, US, "--region", "us", "--lat", "39.04", "--lon", "-77.49")
+    gslbctl(db, "endpoint", "add", GEO, AP, "--region", "ap", "--lat", "35.69", "--lon", "139.69")
+    gslbctl(db, "service", "add", CN, "--policy", "failover")
+    gslbctl(db, "endpoint", "add", CN, "static.gslb.example.com.")
+    gslbctl(db, "service", "add", "a.deep.gslb.example.com.", "--policy", "all")
+    gslbctl(db, "endpoint", "add", "a.deep.gslb.example.com.", "192.0.2.7")
+    mmdb = make_mmdb()
+    d = Dnsd(["--zone", ez, "--zone", gz, "--db", db, "--geoip", mmdb,
+              "--db-poll-ms", "100", "--ecs-max-v4", "32", "--dnssec-keys", keys,
+              "--threads", "2"])
+    anchor = dnskey_line(keys, ksk)
+    af = os.path.join(t, "anchor.conf")
+    f = anchor.split()
+    with open(af, "w") as out:
+        out.write('trust-anchors {\n  "%s" static-key %s %s %s "%s";\n};\n'
+                  % (f[0], f[-4], f[-3], f[-2], f[-1]))
+    _env.update(t=t, keys=keys, ksk=ksk, zsk=zsk, gk=gk, ez=ez, gz=gz, db=db,
+                d=d, anchor=anchor, anchor_file=af, mmdb=mmdb)
+    return _env
+
+
+def delv(name, qtype="A"):
+    """delv's verdict and output for name/qtype, asking dnsd directly."""
+    e = setup()
+    p = subprocess.run(["delv", "-a", e["anchor_file"], "+root=example.com",
+                        "@127.0.0.1", "-p", str(e["d"].port), name, qtype],
+                       capture_output=True, text=True, timeout=30)
+    out = p.stdout + p.stderr
+    if "; fully validated" in out:
+        return "secure", out
+    if "; negative response, fully validated" in out:
+        return "secure-negative", out
+    return "other", out
+
+
+def expect_delv(name, qtype, verdict="secure", contains=None):
+    v, out = delv(name, qtype)
+    expect(v == verdict, "delv %s %s: %s, wanted %s\n%s" % (name, qtype, v, verdict, out))
+    if contains:
+        expect(contains in out, "delv %s %s: no %r in\n%s" % (name, qtype, contains, out))
+    return out
+
+
+def do_query(qname, qtype, **kw):
+    return dns.message.make_query(qname, qtype, want_dnssec=True, **kw)
+
+
+_keys = {}
+
+
+def zone_keys(e, zone):
+    """The DNSKEY RRset of zone as dnsd serves it (validated below)."""
+    r = e["d"].tcp(None, query=do_query(zone, "DNSKEY"))
+    ks = r.find_rrset(r.answer, dns.name.from_text(zone), dns.rdataclass.IN,
+                      dns.rdatatype.DNSKEY)
+    sig = r.find_rrset(r.answer, dns.name.from_text(zone), dns.rdataclass.IN,
+                       dns.rdatatype.RRSIG, dns.rdatatype.DNSKEY)
+    dns.dnssec.validate(ks, sig, {dns.name.from_text(zone): ks})
+    return {dns.name.from_text(zone): ks}
+
+
+def validate_sections(e, r, sections=("answer", "authority")):
+    """dnspython's validator over every RRset of the sections; returns how
+    many RRsets it checked. Raises on any without a valid signature."""
+    n = 0
+    for sec in sections:
+        rrsets = getattr(r, sec)
+        for rs in rrsets:
+            if rs.rdtype == dns.rdatatype.RRSIG:
+                continue
+            if sec == "authority" and rs.rdtype == dns.rdatatype.NS:
+                continue      # a referral's NS is not signed by the parent
+            sigs = [s for s in rrsets if s.rdtype == dns.rdatatype.RRSIG and
+                    s.name == rs.name and s.covers == rs.rdtype]
+            expect(sigs, "no RRSIG over %s" % rs)
+            signer = sigs[0][0].signer
+            dns.dnssec.validate(rs, sigs[0], zone_keys(e, signer.to_text()))
+            n += 1
+    return n
+
+
+@test
+def check_prints_ds_matching_ldns():
+    e = setup()
+    p = check_ds(e["keys"], [e["ez"], e["gz"]])
+    expect(p.returncode == 0, p.stderr)
+    got = sorted(re.sub(r"\s+", " ", l.split(";")[0]).strip()
+                 for l in p.stdout.splitlines() if "\tDS\t" in l)
+    want = []
+    for base in (e["ksk"], e["gk"]):
+        q = subprocess.run(["ldns-key2ds", "-n", "-2", base + ".key"], cwd=e["keys"],
+                           capture_output=True, text=True, timeout=30, check=True)
+        want.append(re.sub(r"\s+", " ", q.stdout.split(";")[0]).strip())
+    want = sorted(w.replace("\tIN\t", " IN ") for w in want)
+    norm = lambda s: re.sub(r"\s+(\d+)\s+IN\s+DS", " IN DS", s).upper()
+    expect([norm(x) for x in got] == [norm(x) for x in want], "%s != %s" % (got, want))
+
+
+@test
+def delv_validates_static_answers_and_denials():
+    need("delv")
+    setup()
+    expect_delv("www.example.com", "A", contains="192.0.2.80")
+    expect_delv("example.com", "MX")
+    expect_delv("example.com", "DNSKEY")
+    expect_delv("example.com", "CDS")
+    expect_delv("alias.example.com", "A", contains="192.0.2.81")   # CNAME chain
+    expect_delv("_sip._udp.example.com", "SRV")
+    expect_delv("anything.wild.example.com", "A", contains="192.0.2.99")  # wildcard
+    expect_delv("x.wcname.example.com", "A", contains="192.0.2.80")       # wildcard CNAME
+    expect_delv("nope.example.com", "A", "secure-negative")       # NXDOMAIN
+    expect_delv("www.example.com", "TXT", "secure-negative")      # NODATA
+    expect_delv("b.c.example.com", "A", "secure-negative")        # empty non-terminal
+    expect_delv("x.wild.example.com", "MX", "secure-negative")    # wildcard NODATA
+    expect_delv("gslb.example.com", "DNSKEY")                     # through the DS
+    expect_delv("static.gslb.example.com", "A", contains="192.0.2.200")
+    expect_delv("nope.gslb.example.com", "AAAA", "secure-negative")
+
+
+@test
+def delv_validates_balanced_answers():
+    need("delv")
+    e = setup()
+    expect_delv(FO, "A", contains=EU)
+    expect_delv(FO, "AAAA", "secure-negative")         # NODATA at a service
+    expect_delv(FO, "TXT", "secure-negative")
+    expect_delv("deep.gslb.example.com", "A", "secure-negative")  # ENT of a service
+    seen = set()
+    for _ in range(6):
+        out = expect_delv(WT, "A")
+        seen.add(tuple(sorted(re.findall(r"198\.51\.100\.\d+", out))))
+    expect(len(seen) > 1, "weighted answers never varied: %s" % seen)
+    expect_delv(WT, "AAAA", contains="2001:db8::10")
+    expect_delv(GEO, "A")
+    expect_delv(CN, "A", contains="192.0.2.200")       # balanced CNAME into the zone
+    expect_delv("lb.example.com", "A", contains=EU)   # static CNAME to a balanced name
+    # failover flip: the new answer validates at once
+    gslbctl(e["db"], "flip", FO, US)
+    expect(wait_for(lambda: answer_texts(e["d"].udp(FO, "A")) == [US], timeout=5), "flip")
+    expect_delv(FO, "A", contains=US)
+    gslbctl(e["db"], "flip", FO, EU)
+    expect(wait_for(lambda: answer_texts(e["d"].udp(FO, "A")) == [EU], timeout=5), "flip back")
+    expect_delv(FO, "A", contains=EU)
+    # health: the primary forced down, then back to following health
+    gslbctl(e["db"], "endpoint", "set", FO, EU, "--admin", "down")
+    expect(wait_for(lambda: answer_texts(e["d"].udp(FO, "A")) == [US], timeout=5), "down")
+    expect_delv(FO, "A", contains=US)
+    gslbctl(e["db"], "endpoint", "set", FO, EU, "--admin", "auto")
+    expect(wait_for(lambda: answer_texts(e["d"].udp(FO, "A")) == [EU], timeout=5), "auto")
+
+
+@test
+def geo_answers_with_ecs_validate():
+    e = setup()
+    seen = {}
+    for subnet in ("127.0.1.0", "127.0.2.0", "127.0.3.0", "10.9.8.0"):
+        q = ecs_query(GEO, "A", subnet, 24, want_dnssec=True)
+        r = e["d"].udp(None, query=q)
+        expect(r.rcode() == dns.rcode.NOERROR and r.answer, r)
+        expect(validate_sections(e, r) == 1, r)
+        seen[subnet] = answer_texts(r)
+    expect(len(set(map(tuple, seen.values()))) > 1, "geo answers all alike: %s" % seen)
+
+
+@test
+def compact_denial_and_co_flag():
+    e = setup()
+    r = e["d"].udp(None, query=do_query("nope.example.com.", "A"))
+    expect(r.rcode() == dns.rcode.NOERROR and not r.answer, r)
+    nsec = [rs for rs in r.authority if rs.rdtype == dns.rdatatype.NSEC]
+    expect(len(nsec) == 1 and nsec[0].name == dns.name.from_text("nope.example.com."), r)
+    rd = nsec[0][0]
+    expect(rd.next == dns.name.from_text("\\000.nope.example.com."), rd)
+    types = [dns.rdatatype.to_text(t) for w in rd.windows for t in _bits(w)]
+    expect(types == ["RRSIG", "NSEC", "TYPE128"], types)
+    expect(validate_sections(e, r) == 2, r)
+    # CO (RFC 9824): NXDOMAIN restored
+    q = do_query("nope.example.com.", "A")
+    q.use_edns(0, dns.flags.DO | 0x4000, 1232)
+    r = e["d"].udp(None, query=q)
+    expect(r.rcode() == dns.rcode.NXDOMAIN, r)
+    # NODATA at a name with data: its real types, no more
+    r = e["d"].udp(None, query=do_query("www.example.com.", "MX"))
+    nsec = [rs for rs in r.authority if rs.rdtype == dns.rdatatype.NSEC][0]
+    types = [dns.rdatatype.to_text(t) for w in nsec[0].windows for t in _bits(w)]
+    expect(types == ["A", "AAAA", "RRSIG", "NSEC"], types)
+    # no zone walk: the NSEC of a name only ever covers that name
+    for name in ("a.example.com.", "zzzz.example.com.", "fo.gslb.example.com."):
+        r = e["d"].udp(None, query=do_query(name, "TXT"))
+        for rs in r.authority:
+            if rs.rdtype == dns.rdatatype.NSEC:
+                expect(rs[0].next.to_text() == "\\000." + name, rs)
+    # without DO: no DNSSEC records at all
+    r = e["d"].udp("nope.example.com.", "A")
+    expect(r.rcode() == dns.rcode.NXDOMAIN and len(r.authority) == 1, r)
+    r = e["d"].udp(FO, "A", use_edns=0)
+    expect(all(rs.rdtype != dns.rdatatype.RRSIG for rs in r.answer), r)
+
+
+def _bits(window):
+    w, bitmap = window
+    for i, b in enumerate(bitmap):
+        for k in range(8):
+            if b & (0x80 >> k):
+                yield w * 256 + i * 8 + k
+
+
+@test
+def referrals_carry_signed_ds_or_its_absence():
+    e = setup()
+    r = e["d"].udp(None, query=do_query("host.sub.example.com.", "A"))
+    expect(not (r.flags & dns.flags.AA), r)
+    ds = [rs for rs in r.authority if rs.rdtype == dns.rdatatype.DS]
+    expect(len(ds) == 1, r)
+    expect(validate_sections(e, r) == 1, r)   # the DS (NS is unsigned)
+    r = e["d"].udp(None, query=do_query("host.insec.example.com.", "A"))
+    nsec = [rs for rs in r.authority if rs.rdtype == dns.rdatatype.NSEC]
+    expect(len(nsec) == 1 and nsec[0].name == dns.name.from_text("insec.example.com."), r)
+    types = [dns.rdatatype.to_text(t) for w in nsec[0][0].windows for t in _bits(w)]
+    expect(types == ["NS", "RRSIG", "NSEC"], types)
+    expect(validate_sections(e, r) == 1, r)
+    # DS of the served child is answered by the parent, signed by it
+    r = e["d"].udp(None, query=do_query("gslb.example.com.", "DS"))
+    expect(r.answer and validate_sections(e, r) == 1, r)
+    sig = [rs for rs in r.answer if rs.rdtype == dns.rdatatype.RRSIG][0]
+    expect(sig[0].signer == EX, sig)
+
+
+@test
+def ttl_change_is_not_served_with_a_stale_signature():
+    """The cache is keyed by the RRset with its TTL: a signature made for
+    TTL 30 must not be reused after the TTL becomes 31 (it would be bogus)."""
+    need("delv")
+    e = setup()
+    for _ in range(3):                  # warm every worker's cache
+        expect_delv(FO, "A", contains=EU)
+    gslbctl(e["db"], "service", "set", FO, "--ttl", "31")
+    expect(wait_for(lambda: e["d"].udp(FO, "A").answer[0].ttl == 31, timeout=5), "ttl")
+    for _ in range(3):
+        expect_delv(FO, "A", contains=EU)
+        r = e["d"].udp(None, query=do_query(FO, "A"))
+        expect(validate_sections(e, r) == 1, r)
+    gslbctl(e["db"], "service", "set", FO, "--ttl", "30")
+
+
+@test
+def axfr_refused_and_truncation_with_signatures():
+    e = setup()
+    r = e["d"].tcp(None, query=do_query("example.com.", "AXFR"))
+    expect(r.rcode() == dns.rcode.REFUSED, r)
+    # 512 octets cannot hold MX + RRSIG + additional... the answer section
+    # must be whole or TC
+    q = dns.message.make_query("example.com.", "DNSKEY", use_edns=0, payload=512,
+                               want_dnssec=True)
+    r = e["d"].udp(None, query=q)
+    if r.flags & dns.flags.TC:
+        expect(not r.answer, r)
+    else:
+        expect(validate_sections(e, r) == 1, r)
+
+
+@test
+def unbound_validates_through_the_ds():
+    need("unbound")
+    e = setup()
+    u = Unbound(e)
+    for name, qtype, rcode, want in [
+            ("www.example.com.", "A", dns.rcode.NOERROR, "192.0.2.80"),
+            ("nope.example.com.", "A", dns.rcode.NOERROR, None),
+            ("www.example.com.", "TXT", dns.rcode.NOERROR, None),
+            ("x.wild.example.com.", "A", dns.rcode.NOERROR, "192.0.2.99"),
+            (FO, "A", dns.rcode.NOERROR, EU),
+            (FO, "AAAA", dns.rcode.NOERROR, None),
+            (WT, "A", dns.rcode.NOERROR, "198.51.100."),
+            (GEO, "A", dns.rcode.NOERROR, "192.0.2."),
+            (CN, "A", dns.rcode.NOERROR, "192.0.2.200"),
+            ("lb.example.com.", "A", dns.rcode.NOERROR, EU),
+            ("nope.gslb.example.com.", "A", dns.rcode.NOERROR, None)]:
+        r = u.ask(name, qtype)
+        expect(r.rcode() == rcode and r.flags & dns.flags.AD,
+               "unbound %s %s: not secure: %s\n%s" % (name, qtype, r, u.output()[-3000:]))
+        if want:
+            expect(any(want in t for t in answer_texts(r)), r)
+
+
+class Unbound(Proc):
+    """unbound on a free loopback port, stub to dnsd, example.com's KSK as
+    its trust anchor."""
+
+    def __init__(self, e, anchors=None):
+        self.port = free_port()
+        d = tmpdir()
+        conf = os.path.join(d, "unbound.conf")
+        ta = "".join('  trust-anchor: "%s"\n' % a for a in (anchors or [e["anchor"]]))
+        with open(conf, "w") as f:
+            f.write("""server:
+  interface: 127.0.0.1
+  port: %d
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "%s"
+  pidfile: ""
+  use-syslog: no
+  logfile: ""
+  verbosity: 1
+  val-log-level: 2
+  num-threads: 1
+  do-ip6: no
+  do-not-query-localhost: no
+  access-control: 127.0.0.0/8 allow
+  module-config: "validator iterator"
+  qname-minimisation: no
+  cache-max-ttl: 60
+  auto-trust-anchor-file: ""
+%s
+stub-zone:
+  name: "example.com."
+  stub-addr: 127.0.0.1@%d
+stub-zone:
+  name: "gslb.example.com."
+  stub-addr: 127.0.0.1@%d
+""" % (self.port, d, ta, e["d"].port, e["d"].port))
+        super().__init__(["unbound", "-d", "-c", conf])
+        q = dns.message.make_query("www.example.com.", "A")
+        ok = wait_for(lambda: self._try(q), timeout=10)
+        if not ok:
+            raise AssertionError("unbound did not start: %s" % self.output())
+
+    def _try(self, q):
+        try:
+            dns.query.udp(q, "127.0.0.1", port=self.port, timeout=0.5)
+            return True
+        except Exception:
+            return False
+
+    def ask(self, name, qtype):
+        q = dns.message.make_query(name, qtype, want_dnssec=True)
+        q.flags |= dns.flags.AD
+        return dns.query.udp(q, "127.0.0.1", port=self.port, timeout=5)
+
+
+if __name__ == "__main__":
+    run()
