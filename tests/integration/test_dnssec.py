@@ -408,6 +408,168 @@ def unbound_validates_through_the_ds():
             expect(any(want in t for t in answer_texts(r)), r)
 
 
+@test
+def validators_reject_a_wrong_anchor():
+    """Controls: with another key as trust anchor the same answers are not
+    secure (so the checks above do validate)."""
+    e = setup()
+    other = tmpdir()
+    base = keygen(other, "example.com", ksk=True)
+    line = dnskey_line(other, base)
+    if shutil.which("delv"):
+        f = line.split()
+        af = os.path.join(other, "anchor.conf")
+        with open(af, "w") as out:
+            out.write('trust-anchors {\n  "%s" static-key %s %s %s "%s";\n};\n'
+                      % (f[0], f[-4], f[-3], f[-2], f[-1]))
+        p = subprocess.run(["delv", "-a", af, "+root=example.com", "@127.0.0.1", "-p",
+                            str(e["d"].port), "www.example.com", "A"],
+                           capture_output=True, text=True, timeout=30)
+        expect("fully validated" not in p.stdout + p.stderr, p.stdout + p.stderr)
+    if shutil.which("unbound"):
+        u = Unbound(e, anchors=[line])
+        r = u.ask("www.example.com.", "A")
+        expect(r.rcode() == dns.rcode.SERVFAIL, r)
+
+
+def key_tag(base):
+    return int(base.rsplit("+", 1)[1])
+
+
+def sig_tags(d, name, qtype):
+    r = d.tcp(None, query=do_query(name, qtype))
+    return sorted(rd.key_tag for rs in r.answer if rs.rdtype == dns.rdatatype.RRSIG
+                  for rd in rs)
+
+
+def dnskey_tags(d, zone="example.com."):
+    r = d.tcp(None, query=do_query(zone, "DNSKEY"))
+    return sorted(dns.dnssec.key_id(rd) for rs in r.answer
+                  if rs.rdtype == dns.rdatatype.DNSKEY for rd in rs)
+
+
+@test
+def zsk_rollover_with_a_validating_resolver_running():
+    """Pre-publish, switch, remove (README "Key rollover"), each step picked
+    up on SIGHUP, while unbound keeps answering secure from its cache and
+    from new queries."""
+    need("unbound")
+    e = setup()
+    d, keys = e["d"], e["keys"]
+    u = Unbound(e)
+    names = [("www.example.com.", "A"), (FO, "A"), ("nope.example.com.", "A"),
+             ("lb.example.com.", "A"), ("mail.example.com.", "A")]
+
+    def all_secure(step):
+        for name, qtype in names:
+            r = u.ask(name, qtype)
+            expect(r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AD,
+                   "%s: %s %s not secure: %s\n%s" % (step, name, qtype, r,
+                                                      u.output()[-2000:]))
+
+    old, ksk = key_tag(e["zsk"]), key_tag(e["ksk"])
+    all_secure("before")
+    now = int(time.time())
+    new_base = keygen(keys, "example.com")
+    new = key_tag(new_base)
+    set_timing(keys, new_base, Publish=now - 60, Activate=now + 86400)
+    d.signal(1)
+    expect(wait_for(lambda: dnskey_tags(d) == sorted([old, new, ksk]), timeout=5),
+           "new ZSK not pre-published: %s" % dnskey_tags(d))
+    expect(sig_tags(d, "www.example.com.", "A") == [old], "signed by the new key too early")
+    all_secure("pre-published")
+    set_timing(keys, new_base, Publish=now - 60, Activate=now - 30)
+    set_timing(keys, e["zsk"], Inactive=now - 30)
+    d.signal(1)
+    expect(wait_for(lambda: sig_tags(d, "www.example.com.", "A") == [new], timeout=5),
+           "new ZSK not signing: %s" % sig_tags(d, "www.example.com.", "A"))
+    expect(dnskey_tags(d) == sorted([old, new, ksk]), "old ZSK removed too early")
+    expect(sig_tags(d, "example.com.", "DNSKEY") == [ksk], "DNSKEY not signed by the KSK")
+    all_secure("switched")
+    set_timing(keys, e["zsk"], Inactive=now - 30, Delete=now - 10)
+    d.signal(1)
+    expect(wait_for(lambda: dnskey_tags(d) == sorted([new, ksk]), timeout=5),
+           "old ZSK still published: %s" % dnskey_tags(d))
+    all_secure("removed")
+    out = expect_delv("www.example.com", "A") if shutil.which("delv") else ""
+    expect(not out or str(new) in out, out)
+    _env.clear()          # the key directory changed: fresh keys next time
+
+
+@test
+def bad_key_file_is_named_and_reload_keeps_the_old_keys():
+    e = setup()
+    d, keys = e["d"], e["keys"]
+    bad = "Kexample.com.+013+00007"
+    shutil.copy(os.path.join(keys, e["zsk"] + ".key"), os.path.join(keys, bad + ".key"))
+    with open(os.path.join(keys, bad + ".private"), "w") as f:
+        f.write("Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\n"
+                "PrivateKey: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n")
+    try:
+        p = check_ds(keys, [e["ez"], e["gz"]])
+        expect(p.returncode == 1 and bad + ".key" in p.stderr and "does not match" in p.stderr,
+               p.stderr)
+        before = dnskey_tags(d)
+        d.signal(1)
+        expect(wait_for(lambda: "keeping everything loaded before" in d.output(), timeout=5),
+               d.output())
+        expect(dnskey_tags(d) == before, "keys changed by a failed reload")
+        r = d.udp(None, query=do_query("www.example.com.", "A"))
+        expect(validate_sections(e, r) == 1, r)
+    finally:
+        for ext in (".key", ".private"):
+            os.unlink(os.path.join(keys, bad + ext))
+    # a timing line that is not a time
+    with open(os.path.join(keys, e["zsk"] + ".private"), "a") as f:
+        f.write("Activate: tomorrow\n")
+    p = check_ds(keys, [e["ez"], e["gz"]])
+    expect(p.returncode == 1 and "Activate" in p.stderr and e["zsk"] in p.stderr, p.stderr)
+    _env.clear()
+
+
+@test
+def signing_budget_caps_a_flood_of_new_names():
+    """--dnssec-sign-rate: a flood of random names over UDP beyond the cap
+    gets TC (no signature made); within it, signed answers that validate."""
+    e = setup()
+    d = Dnsd(["--zone", e["ez"], "--zone", e["gz"], "--dnssec-keys", e["keys"],
+              "--threads", "1", "--dnssec-sign-rate", "20"])
+    tc = ok = 0
+    for i in range(120):
+        r = d.udp(None, query=do_query("flood%d.example.com." % i, "A"))
+        if r.flags & dns.flags.TC:
+            expect(not r.answer and not r.authority, r)
+            tc += 1
+        else:
+            expect(validate_sections(e, r) == 2, r)
+            ok += 1
+    # 2 signatures per answer (SOA, NSEC), about 20 a second plus the burst
+    expect(tc >= 60 and ok >= 5, "tc %d ok %d" % (tc, ok))
+    time.sleep(1.2)
+    r = d.tcp(None, query=do_query("after.example.com.", "A"))
+    expect(not (r.flags & dns.flags.TC) and validate_sections(e, r) == 2, r)
+
+
+@test
+def rrl_slip_sends_tc_for_signed_answers_too():
+    e = setup()
+    d = Dnsd(["--zone", e["ez"], "--zone", e["gz"], "--dnssec-keys", e["keys"],
+              "--threads", "1", "--rrl-rate", "5", "--rrl-slip", "1"])
+    tc = full = 0
+    for _ in range(40):
+        try:
+            r = d.udp(None, query=do_query("www.example.com.", "A"))
+        except Exception:
+            continue
+        if r.flags & dns.flags.TC:
+            expect(not r.answer, r)
+            tc += 1
+        else:
+            expect(validate_sections(e, r) == 1, r)
+            full += 1
+    expect(tc > 10 and full >= 1, "tc %d full %d" % (tc, full))
+
+
 class Unbound(Proc):
     """unbound on a free loopback port, stub to dnsd, example.com's KSK as
     its trust anchor."""
