@@ -409,6 +409,47 @@ def unbound_validates_through_the_ds():
 
 
 @test
+def ldns_verify_zone_checks_the_apex():
+    """The apex RRsets as dnsd serves them, each with its RRSIGs, checked by
+    ldns-verify-zone -a with the KSK as trusted key. (Its NSEC chain check
+    does not apply to compact denial, whose NSEC at the apex covers only
+    the apex: that NSEC is validated by dnspython instead.)"""
+    need("ldns-verify-zone")
+    e = setup()
+    lines = []
+    for qtype in ("SOA", "NS", "MX", "TXT", "A", "AAAA", "DNSKEY", "CDS", "CDNSKEY"):
+        r = e["d"].tcp(None, query=do_query("example.com.", qtype))
+        expect(len(r.answer) == 2, r)
+        lines += [rs.to_text() for rs in r.answer]
+    path = os.path.join(tmpdir(), "apex.zone")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    ksk = os.path.join(e["keys"], e["ksk"] + ".key")
+    p = subprocess.run(["ldns-verify-zone", "-a", "-k", ksk, path], capture_output=True,
+                       text=True, timeout=60)
+    out = p.stdout + p.stderr
+    errors = [l for l in out.splitlines() if l.startswith("Error")]
+    expect(errors == ["Error: there is no NSEC(3) for example.com."],
+           "ldns-verify-zone: %s\n%s" % (out, "\n".join(lines)))
+    # a signature byte changed: ldns-verify-zone must notice
+    bad = [l for l in lines]
+    i = next(k for k, l in enumerate(bad) if " RRSIG MX " in l)
+    sig = bad[i].split()
+    sig[-1] = ("A" if sig[-1][0] != "A" else "B") + sig[-1][1:]
+    bad[i] = " ".join(sig)
+    with open(path, "w") as f:
+        f.write("\n".join(bad) + "\n")
+    p = subprocess.run(["ldns-verify-zone", "-a", "-k", ksk, path], capture_output=True,
+                       text=True, timeout=60)
+    out = p.stdout + p.stderr
+    errors = [l for l in out.splitlines() if l.startswith("Error")]
+    expect(len(errors) == 2 and any("Bogus DNSSEC signature" in l and "MX" in l for l in errors),
+           "a broken RRSIG passed: %s" % out)
+    r = e["d"].tcp(None, query=do_query("example.com.", "SRV"))
+    expect(validate_sections(e, r) == 2, r)        # SOA and the apex NSEC
+
+
+@test
 def validators_reject_a_wrong_anchor():
     """Controls: with another key as trust anchor the same answers are not
     secure (so the checks above do validate)."""
