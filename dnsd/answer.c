@@ -804,6 +804,14 @@ size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,
 			if (x.sign)
 				x.now = time(NULL);
 			lookup(&x);
+			if (x.sign) {
+				struct dnssec_counters dc;
+
+				dnssec_worker_counters(w->dw, &dc);
+				w->st->dnssec_signed = dc.signed_;
+				w->st->dnssec_cache_hits = dc.cache_hits;
+				w->st->dnssec_over_budget = dc.over_budget;
+			}
 		}
 		break;
 	}

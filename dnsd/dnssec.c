@@ -747,8 +747,17 @@ struct rec_ref {
 	const uint8_t *rdata;        /* as written */
 };
 
+#define TEMPLATES 8
+
 struct dnssec_worker {
 	EVP_MD_CTX *md;
+	/* Per key, a context on which EVP_DigestSignInit() ran once: each
+	 * signature starts from a copy of it. */
+	struct {
+		uint64_t id;
+		EVP_MD_CTX *ctx;
+	} tmpl[TEMPLATES];
+	unsigned tmpl_next;
 	uint64_t rng;
 	struct sig_entry *cache;     /* 2-way sets */
 	size_t sets;                 /* power of two, 0: no cache */
@@ -792,6 +801,8 @@ void dnssec_worker_free(struct dnssec_worker *w)
 	if (!w)
 		return;
 	EVP_MD_CTX_free(w->md);
+	for (unsigned i = 0; i < TEMPLATES; i++)
+		EVP_MD_CTX_free(w->tmpl[i].ctx);
 	free(w->cache);
 	free(w);
 }
@@ -910,18 +921,48 @@ static bool budget(struct dnssec_worker *w)
 	return true;
 }
 
-/* Signs tbs[0..n) with k: the RRSIG signature field in sig. OpenSSL
- * allocates inside EVP_DigestSign*() - only on a cache miss. */
+/* The initialised signing context of key k (made on first use; the key
+ * object is only read, so workers share it). NULL when out of memory. */
+static EVP_MD_CTX *template_of(struct dnssec_worker *w,
+			       const struct dnssec_key *k)
+{
+	unsigned i;
+
+	for (i = 0; i < TEMPLATES; i++)
+		if (w->tmpl[i].ctx && w->tmpl[i].id == k->id)
+			return w->tmpl[i].ctx;
+	i = w->tmpl_next++ % TEMPLATES;
+	EVP_MD_CTX_free(w->tmpl[i].ctx);
+	w->tmpl[i].id = k->id;
+	w->tmpl[i].ctx = EVP_MD_CTX_new();
+	if (w->tmpl[i].ctx &&
+	    EVP_DigestSignInit(w->tmpl[i].ctx, NULL,
+			       k->alg == DNSSEC_ALG_ECDSAP256 ? EVP_sha256() : NULL,
+			       NULL, (EVP_PKEY *)k->pkey) != 1) {
+		EVP_MD_CTX_free(w->tmpl[i].ctx);
+		w->tmpl[i].ctx = NULL;
+	}
+	return w->tmpl[i].ctx;
+}
+
+/* Signs tbs[0..n) with k: the RRSIG signature field in sig. A copy of the
+ * key's initialised context does the work; OpenSSL allocates inside
+ * EVP_MD_CTX_copy_ex() and EVP_DigestSign() - only on a cache miss. */
 static int do_sign(struct dnssec_worker *w, const struct dnssec_key *k,
 		   const uint8_t *tbs, size_t n, uint8_t *sig, uint8_t *siglen)
 {
+	EVP_MD_CTX *t = template_of(w, k);
 	size_t len = sizeof(w->der);
 
-	EVP_MD_CTX_reset(w->md);
-	if (EVP_DigestSignInit(w->md, NULL,
-			       k->alg == DNSSEC_ALG_ECDSAP256 ? EVP_sha256() : NULL,
-			       NULL, (EVP_PKEY *)k->pkey) != 1 ||
-	    EVP_DigestSign(w->md, w->der, &len, tbs, n) != 1)
+	if (!t || EVP_MD_CTX_copy_ex(w->md, t) != 1) {
+		/* No copy (an OpenSSL without it for this key type). */
+		EVP_MD_CTX_reset(w->md);
+		if (EVP_DigestSignInit(w->md, NULL,
+				       k->alg == DNSSEC_ALG_ECDSAP256 ? EVP_sha256() : NULL,
+				       NULL, (EVP_PKEY *)k->pkey) != 1)
+			return -EIO;
+	}
+	if (EVP_DigestSign(w->md, w->der, &len, tbs, n) != 1)
 		return -EIO;
 	if (k->alg == DNSSEC_ALG_ED25519) {
 		if (len != 64)
