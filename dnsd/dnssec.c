@@ -306,6 +306,13 @@ int dnssec_key_parse(const char *pub, size_t pub_len, const char *priv,
 			     alg, k->alg);
 	if (rawlen < 0)
 		return kfail(err, errlen, "no PrivateKey line");
+	/* A P-256 scalar may be written without its leading zero octets
+	 * (ldns-keygen does so: one key in 256 has 31 octets). */
+	if (k->alg == DNSSEC_ALG_ECDSAP256 && rawlen > 0 && rawlen < 32) {
+		memmove(raw + 32 - rawlen, raw, (size_t)rawlen);
+		memset(raw, 0, (size_t)(32 - rawlen));
+		rawlen = 32;
+	}
 	if (rawlen != 32)
 		return kfail(err, errlen, "PrivateKey of %d octets is not 32", rawlen);
 	rc = load ? load_pkey(k, raw, (size_t)rawlen, err, errlen) : 0;

@@ -611,11 +611,50 @@ def rrl_slip_sends_tc_for_signed_answers_too():
     expect(tc > 10 and full >= 1, "tc %d full %d" % (tc, full))
 
 
+@test
+def parent_and_child_on_two_servers():
+    """example.com on one dnsd, gslb.example.com on another (its DS in the
+    parent's zone file, from dnsd --check): unbound, anchored at example.com
+    only, validates the child's balanced and negative answers through the
+    delegation, and a DS that does not match makes them bogus."""
+    need("unbound")
+    e = setup()
+    parent = Dnsd(["--zone", e["ez"], "--dnssec-keys", e["keys"], "--threads", "1"])
+    child = Dnsd(["--zone", e["gz"], "--db", e["db"], "--dnssec-keys", e["keys"],
+                  "--threads", "1"])
+    r = parent.udp(None, query=do_query(FO, "A"))
+    expect(not (r.flags & dns.flags.AA) and any(rs.rdtype == dns.rdatatype.DS
+                                                for rs in r.authority), r)
+    u = Unbound({"anchor": e["anchor"], "d": parent}, child_port=child.port)
+    for name, qtype, want in [(FO, "A", EU), (WT, "A", "198.51.100."), (FO, "AAAA", None),
+                              ("nope.gslb.example.com.", "A", None),
+                              ("static.gslb.example.com.", "A", "192.0.2.200")]:
+        r = u.ask(name, qtype)
+        expect(r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AD,
+               "%s %s not secure: %s\n%s" % (name, qtype, r, u.output()[-2000:]))
+        if want:
+            expect(any(want in t for t in answer_texts(r)), r)
+    # the parent with a DS for another key: the child is bogus (SERVFAIL)
+    other = tmpdir()
+    keygen(other, "gslb.example.com", alg="ED25519", ksk=True)
+    p = check_ds(other, [e["gz"]])
+    ds = [l for l in p.stdout.splitlines() if "\tDS\t" in l][0].split(";")[0]
+    with open(e["ez"]) as f:
+        text = "".join(l for l in f if not (l.startswith("gslb.example.com.") and "\tDS\t" in l))
+    bad_ez = os.path.join(tmpdir(), "example.com.zone")
+    with open(bad_ez, "w") as f:
+        f.write(text + ds + "\n")
+    parent2 = Dnsd(["--zone", bad_ez, "--dnssec-keys", e["keys"], "--threads", "1"])
+    u2 = Unbound({"anchor": e["anchor"], "d": parent2}, child_port=child.port)
+    r = u2.ask(FO, "A")
+    expect(r.rcode() == dns.rcode.SERVFAIL, "a wrong DS still validated: %s" % r)
+
+
 class Unbound(Proc):
     """unbound on a free loopback port, stub to dnsd, example.com's KSK as
     its trust anchor."""
 
-    def __init__(self, e, anchors=None):
+    def __init__(self, e, anchors=None, child_port=None):
         self.port = free_port()
         d = tmpdir()
         conf = os.path.join(d, "unbound.conf")
@@ -648,7 +687,7 @@ stub-zone:
 stub-zone:
   name: "gslb.example.com."
   stub-addr: 127.0.0.1@%d
-""" % (self.port, d, ta, e["d"].port, e["d"].port))
+""" % (self.port, d, ta, e["d"].port, child_port or e["d"].port))
         super().__init__(["unbound", "-d", "-c", conf])
         q = dns.message.make_query("www.example.com.", "A")
         ok = wait_for(lambda: self._try(q), timeout=10)

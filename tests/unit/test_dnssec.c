@@ -31,6 +31,14 @@ static const char ED_PRIV[] =
 	"Created: 20260101000000\nPublish: 20260101000000\nActivate: 20260102000000\n"
 	"Inactive: 20270101000000\nDelete: 20270201120000\n";
 
+/* ldns-keygen writes a P-256 scalar with a leading zero octet as 31. */
+static const char SHORT_PUB[] =
+	"example.com.\tIN\tDNSKEY\t256 3 13 c9/vOPaggKQKUNcpgd+O4GLsXizM1a3CZnrsqjSibS+Y"
+	"eesTfRGe/SKLaZtI4whAwIo5k/j7qO0dCZYJHMN91Q== ;{id = 26598 (zsk), size = 256b}\n";
+static const char SHORT_PRIV[] =
+	"Private-key-format: v1.2\nAlgorithm: 13 (ECDSAP256SHA256)\n"
+	"PrivateKey: Ys4io76JHn6621tyZ2TKaEjtUflUXE66C3LO/lhGkg==\n";
+
 static void test_parse(void)
 {
 	static const struct {
@@ -40,6 +48,7 @@ static void test_parse(void)
 	} cases[] = {
 		{ ECDSA_PUB, ECDSA_PRIV, NULL, 13, 256, 59037 },
 		{ ED_PUB, ED_PRIV, NULL, 15, 257, 50215 },
+		{ SHORT_PUB, SHORT_PRIV, NULL, 13, 256, 26598 },
 		{ ECDSA_PUB, "Private-key-format: v1.2\nAlgorithm: 13\n"
 		  "PrivateKey: O964+ZBfvyEljH+Vbb1q+pmtQO4//lo04MJH9HMls5o=\n",
 		  "does not match", 0, 0, 0 },
@@ -49,8 +58,10 @@ static void test_parse(void)
 		  "no Private-key-format", 0, 0, 0 },
 		{ ECDSA_PUB, "Private-key-format: v1.2\nAlgorithm: 13\nPrivateKey: qGb0!!==\n",
 		  "not base64", 0, 0, 0 },
-		{ ECDSA_PUB, "Private-key-format: v1.2\nAlgorithm: 13\nPrivateKey: AAAA\n",
+		{ ED_PUB, "Private-key-format: v1.2\nAlgorithm: 15\nPrivateKey: AAAA\n",
 		  "not 32", 0, 0, 0 },
+		{ ECDSA_PUB, "Private-key-format: v1.2\nAlgorithm: 13\nPrivateKey: AAAA\n",
+		  "does not match", 0, 0, 0 },
 		{ ED_PUB, "Private-key-format: v1.3\nAlgorithm: 15\n"
 		  "PrivateKey: O964+ZBfvyEljH+Vbb1q+pmtQO4//lo04MJH9HMls5o=\nActivate: 2026-01-02\n",
 		  "Activate: '2026-01-02' is not YYYYMMDDHHMMSS", 0, 0, 0 },
