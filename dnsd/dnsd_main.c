@@ -382,7 +382,7 @@ static void reload(struct server *sv)
 		s->zt = sv->snap->zt;
 		s->sec = sv->snap->sec;
 		snap_discard(s, sv->snap);
-		log_err("reload: zones failed, keeping everything loaded before");
+		log_err("reload: zones or DNSSEC keys failed, keeping everything loaded before");
 		goto out;
 	}
 	if (sv->db) {

@@ -21,6 +21,8 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import json
+import urllib.request
 
 from gslbtest import (BIN, Dnsd, Proc, Skip, ZONES, answer_texts, ecs_query,
                       free_port, gslbctl, make_mmdb, run, test, tmpdir,
@@ -369,19 +371,11 @@ def ttl_change_is_not_served_with_a_stale_signature():
 
 
 @test
-def axfr_refused_and_truncation_with_signatures():
+def axfr_and_ixfr_stay_refused():
     e = setup()
-    r = e["d"].tcp(None, query=do_query("example.com.", "AXFR"))
-    expect(r.rcode() == dns.rcode.REFUSED, r)
-    # 512 octets cannot hold MX + RRSIG + additional... the answer section
-    # must be whole or TC
-    q = dns.message.make_query("example.com.", "DNSKEY", use_edns=0, payload=512,
-                               want_dnssec=True)
-    r = e["d"].udp(None, query=q)
-    if r.flags & dns.flags.TC:
-        expect(not r.answer, r)
-    else:
-        expect(validate_sections(e, r) == 1, r)
+    for qtype in ("AXFR", "IXFR"):
+        r = e["d"].tcp(None, query=do_query("example.com.", qtype))
+        expect(r.rcode() == dns.rcode.REFUSED and not r.answer, r)
 
 
 @test
@@ -648,6 +642,93 @@ def parent_and_child_on_two_servers():
     u2 = Unbound({"anchor": e["anchor"], "d": parent2}, child_port=child.port)
     r = u2.ask(FO, "A")
     expect(r.rcode() == dns.rcode.SERVFAIL, "a wrong DS still validated: %s" % r)
+
+
+@test
+def health_report_moves_the_answer_and_it_validates():
+    """An agent's report (POST /v1/reports) takes the primary down: the
+    failover answer changes and validates at once, and back."""
+    need("delv")
+    e = setup()
+    t = tmpdir()
+    db = os.path.join(t, "h.db")
+    gslbctl(db, "init")
+    gslbctl(db, "service", "add", FO, "--policy", "failover", "--ttl", "20")
+    gslbctl(db, "endpoint", "add", FO, EU, "--priority", "10", "--check", "tcp://127.0.0.1:9")
+    gslbctl(db, "endpoint", "add", FO, US, "--priority", "20", "--check", "tcp://127.0.0.1:9")
+    tok = os.path.join(t, "token")
+    with open(tok, "w") as f:
+        f.write("dnssec-test-token\n")
+    api_port = free_port()
+    d = Dnsd(["--zone", e["ez"], "--zone", e["gz"], "--db", db, "--dnssec-keys", e["keys"],
+              "--db-poll-ms", "100", "--api", "127.0.0.1:%d" % api_port,
+              "--api-token-file", tok, "--threads", "2"])
+    api = "http://127.0.0.1:%d" % api_port
+    req = urllib.request.Request(api + "/v1/checks",
+                                 headers={"Authorization": "Bearer dnssec-test-token"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        checks = json.loads(r.read())["checks"]
+    eid = [c["id"] for c in checks if c["target"] == EU][0]
+
+    def report(state):
+        body = {"agent": "a1", "region": "eu", "lat": 50.0, "lon": 8.0,
+                "results": [{"id": eid, "state": state, "ok": state == "up", "rtt_ms": None,
+                             "ts": time.time(), "detail": "test"}]}
+        rq = urllib.request.Request(api + "/v1/reports", data=json.dumps(body).encode(),
+                                    headers={"Content-Type": "application/json",
+                                             "Authorization": "Bearer dnssec-test-token"})
+        with urllib.request.urlopen(rq, timeout=5) as r:
+            expect(r.status == 200, r.read())
+
+    def delv_d(name):
+        p = subprocess.run(["delv", "-a", e["anchor_file"], "+root=example.com", "@127.0.0.1",
+                            "-p", str(d.port), name, "A"], capture_output=True, text=True,
+                           timeout=30)
+        return p.stdout + p.stderr
+
+    out = delv_d(FO)
+    expect("; fully validated" in out and EU in out, out)
+    report("down")
+    expect(wait_for(lambda: answer_texts(d.udp(FO, "A")) == [US], timeout=5), "not moved")
+    out = delv_d(FO)
+    expect("; fully validated" in out and US in out and EU not in out, out)
+    report("up")
+    expect(wait_for(lambda: answer_texts(d.udp(FO, "A")) == [EU], timeout=5), "not back")
+    out = delv_d(FO)
+    expect("; fully validated" in out and EU in out, out)
+
+
+@test
+def a_large_dnskey_set_truncates_over_udp_and_validates_over_tcp():
+    """Six more ZSKs pre-published (active in a day): the DNSKEY RRset and its
+    RRSIG no longer fit 512 octets (TC, empty sections), fit 1232, and the
+    new keys sign nothing yet."""
+    e = setup()
+    keys = os.path.join(tmpdir(), "keys")
+    shutil.copytree(e["keys"], keys)
+    now = int(time.time())
+    extra = []
+    for _ in range(6):
+        b = keygen(keys, "example.com")
+        set_timing(keys, b, Publish=now - 60, Activate=now + 86400)
+        extra.append(key_tag(b))
+    d = Dnsd(["--zone", e["ez"], "--zone", e["gz"], "--dnssec-keys", keys, "--threads", "1"])
+    q = dns.message.make_query("example.com.", "DNSKEY", use_edns=0, payload=512,
+                               want_dnssec=True)
+    r = d.udp(None, query=q)
+    expect(r.flags & dns.flags.TC and not r.answer and not r.authority, r)
+    q = dns.message.make_query("example.com.", "DNSKEY", use_edns=0, payload=1232,
+                               want_dnssec=True)
+    r = d.udp(None, query=q)
+    expect(not (r.flags & dns.flags.TC) and len(r.answer[0]) == 8, r)
+    r = d.tcp(None, query=q)
+    ks = [rs for rs in r.answer if rs.rdtype == dns.rdatatype.DNSKEY][0]
+    sig = [rs for rs in r.answer if rs.rdtype == dns.rdatatype.RRSIG][0]
+    dns.dnssec.validate(ks, sig, {EX: ks})
+    expect([rd.key_tag for rd in sig] == [key_tag(e["ksk"])], sig)
+    expect(sig_tags(d, "www.example.com.", "A") == [key_tag(e["zsk"])], "pre-published key signs")
+    expect(sorted(dnskey_tags(d)) == sorted(extra + [key_tag(e["zsk"]), key_tag(e["ksk"])]),
+           dnskey_tags(d))
 
 
 class Unbound(Proc):
