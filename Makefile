@@ -34,7 +34,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             systemd libxdp-dev libbpf-dev ethtool procps \
             bind9-dnsutils unbound ldnsutils
 
-SRCDIRS  := common geo health db dnsd
+SRCDIRS  := common geo health policy db dnsd ctl
 ALL_SRCS := $(filter-out %.bpf.c,$(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c)))
 MAIN_SRCS:= $(filter %_main.c,$(ALL_SRCS))
 LIB_SRCS := $(filter-out %_main.c,$(ALL_SRCS))
@@ -90,7 +90,7 @@ $(BIN)/dnsd: $(BUILD)/dnsd/dnsd_main.o $(LIB)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/gslbctl: $(BUILD)/db/gslbctl_main.o $(LIB)
+$(BIN)/gslbctl: $(BUILD)/ctl/gslbctl_main.o $(LIB)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
