@@ -714,7 +714,7 @@ void dnssec_print_ds(const struct dnssec_set *s, FILE *out)
 static size_t g_cache_bytes;
 static unsigned g_sign_rate;
 static bool g_configured;
-static uint64_t g_hash_key[4];
+static uint64_t g_hash_key[2];
 
 void dnssec_configure(size_t cache_bytes, unsigned sign_rate)
 {
@@ -727,8 +727,6 @@ void dnssec_configure(size_t cache_bytes, unsigned sign_rate)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		g_hash_key[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull;
 		g_hash_key[1] = (uint64_t)getpid() ^ (uint64_t)ts.tv_sec;
-		g_hash_key[2] = g_hash_key[0] * 31 + 7;
-		g_hash_key[3] = g_hash_key[1] * 131 + 3;
 	}
 }
 
@@ -737,8 +735,8 @@ bool dnssec_configured(void)
 	return g_configured;
 }
 
-/* One cached signature: SipHash-2-4 of what was signed, times left out,
- * under two keys (128 bits), and the signature. */
+/* One cached signature: the 128-bit SipHash-2-4 of what was signed, times
+ * left out, and the signature. */
 struct sig_entry {
 	uint64_t h1, h2;
 	uint32_t inception, expiration;
@@ -832,14 +830,16 @@ void dnssec_worker_counters(const struct dnssec_worker *w,
 		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
 	} while (0)
 
-static uint64_t siphash(const uint8_t *in, size_t len, uint64_t k0,
-			uint64_t k1)
+/* SipHash-2-4 with its 128-bit output (one pass over the data). */
+static void siphash128(const uint8_t *in, size_t len, uint64_t k0, uint64_t k1,
+		       uint64_t out[2])
 {
 	uint64_t v0 = 0x736f6d6570736575ull ^ k0, v1 = 0x646f72616e646f6dull ^ k1;
 	uint64_t v2 = 0x6c7967656e657261ull ^ k0, v3 = 0x7465646279746573ull ^ k1;
 	uint64_t b = (uint64_t)len << 56, m;
 	const uint8_t *end = in + (len & ~(size_t)7);
 
+	v1 ^= 0xee;
 	for (; in != end; in += 8) {
 		memcpy(&m, in, 8);
 		v3 ^= m;
@@ -853,12 +853,18 @@ static uint64_t siphash(const uint8_t *in, size_t len, uint64_t k0,
 	SIPROUND;
 	SIPROUND;
 	v0 ^= b;
-	v2 ^= 0xff;
+	v2 ^= 0xee;
 	SIPROUND;
 	SIPROUND;
 	SIPROUND;
 	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
+	out[0] = v0 ^ v1 ^ v2 ^ v3;
+	v1 ^= 0xdd;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	out[1] = v0 ^ v1 ^ v2 ^ v3;
 }
 
 /* Copies rdata to out, lower-casing the names RFC 4034 6.2 lists for the
@@ -1002,7 +1008,7 @@ static int signature(struct dnssec_worker *w, const struct dnssec_key *k,
 		     uint8_t *siglen)
 {
 	struct sig_entry *set = NULL, *e;
-	uint64_t h1, h2;
+	uint64_t h[2], h1, h2;
 	uint32_t t = (uint32_t)now, inc, exp;
 	int rc;
 
@@ -1010,8 +1016,9 @@ static int signature(struct dnssec_worker *w, const struct dnssec_key *k,
 	memset(tbs + 8, 0, 8);
 	wire_put32(tbs + 8, (uint32_t)(k->id >> 32));
 	wire_put32(tbs + 12, (uint32_t)k->id);
-	h1 = siphash(tbs, n, g_hash_key[0], g_hash_key[1]);
-	h2 = siphash(tbs, n, g_hash_key[2], g_hash_key[3]);
+	siphash128(tbs, n, g_hash_key[0], g_hash_key[1], h);
+	h1 = h[0];
+	h2 = h[1];
 	if (w->sets) {
 		set = &w->cache[(h1 & (w->sets - 1)) * 2];
 		for (int i = 0; i < 2; i++) {
