@@ -522,8 +522,8 @@ static int zone_setup(struct dnssec_zone *z, time_t now)
 	return rc;
 }
 
-static int add_key(struct dnssec_set *s, struct zone *const *zones, size_t n,
-		   const char *dir, const char *name, char *err, size_t errlen)
+static int add_key(struct dnssec_set *s, const char *dir, const char *name,
+		   char *err, size_t errlen)
 {
 	uint8_t wire[WIRE_NAME_MAX];
 	size_t wlen, pub_len = 0, priv_len = 0;
@@ -542,8 +542,6 @@ static int add_key(struct dnssec_set *s, struct zone *const *zones, size_t n,
 		log_debug("dnssec: %s/%s: no served zone of that name", dir, name);
 		return 0;
 	}
-	(void)zones;
-	(void)n;
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	rc = read_file(path, &pub, &pub_len);
 	if (rc < 0) {
@@ -639,7 +637,7 @@ int dnssec_load(const char *dir, struct zone *const *zones, size_t n,
 	}
 	qsort(names, n_names, sizeof(*names), name_cmp);
 	for (size_t i = 0; i < n_names && rc == 0; i++)
-		rc = add_key(s, zones, n, dir, names[i], err, errlen);
+		rc = add_key(s, dir, names[i], err, errlen);
 	for (size_t i = 0; i < s->n && rc == 0; i++) {
 		struct dnssec_zone *z = &s->zones[i];
 
