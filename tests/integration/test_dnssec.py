@@ -259,6 +259,7 @@ def delv_validates_balanced_answers():
     expect(len(seen) > 1, "weighted answers never varied: %s" % seen)
     expect_delv(WT, "AAAA", contains="2001:db8::10")
     expect_delv(GEO, "A")
+    expect_delv("a.deep.gslb.example.com", "A", contains="192.0.2.7")   # policy all
     expect_delv(CN, "A", contains="192.0.2.200")       # balanced CNAME into the zone
     expect_delv("lb.example.com", "A", contains=EU)   # static CNAME to a balanced name
     # failover flip: the new answer validates at once
