@@ -29,6 +29,10 @@
 #include "dnsd/net.h"
 #include "dnsd/xdp.h"
 #include "dnsd/snap.h"
+#include "common/spell.h"
+#include "db/audit.h"
+#include "db/diff.h"
+#include "dnsd/api_config.h"
 #include "db/edit.h"
 #include "db/export.h"
 #include "db/store.h"
@@ -545,31 +549,69 @@ bad_type:
 	return -EINVAL;
 }
 
+/* Only these keys in a body of what ("flip", "endpoint"): an unknown one
+ * is named with its nearest valid spelling. */
+static int known_keys(const json_t *b, const char *what, char *err,
+		      size_t errlen)
+{
+	static const char *const flip_keys[] = { "service", "target" };
+	static const char *const ep_keys[] = { "service", "target", "drained",
+		"admin", "weight", "priority" };
+	bool flip = strcmp(what, "flip") == 0;
+	const char *const *keys = flip ? flip_keys : ep_keys;
+	size_t n = flip ? 2 : 6;
+	const char *k, *near;
+	json_t *v;
+
+	json_object_foreach((json_t *)b, k, v) {
+		bool ok = false;
+
+		for (size_t i = 0; i < n; i++)
+			ok |= strcmp(k, keys[i]) == 0;
+		if (ok)
+			continue;
+		near = spell_nearest(k, keys, n);
+		snprintf(err, errlen, "%s: unknown key '%s'%s%s%s", what, k,
+			 near ? " (did you mean '" : "", near ? near : "",
+			 near ? "'?)" : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int api_config_write(void *ctx, const char *what, const json_t *b,
-			    char *err, size_t errlen)
+			    const struct api_caller *who, char *err,
+			    size_t errlen)
 {
 	struct control *sv = ctx;
+	struct cfg_write w = { .who = who->name, .source = "api",
+			       .force = who->force, .dry_run = who->dry_run,
+			       .log_stderr = true };
 	int rc;
 
 	if (!sv->db) {
 		snprintf(err, errlen, "this server has no store (--db)");
 		return -ENOENT;
 	}
+	if (strcmp(what, "config") != 0 &&
+	    (rc = known_keys(b, what, err, errlen)) < 0)
+		return rc;
+	cfg_write_use(&w);
 	if (strcmp(what, "config") == 0) {
 		rc = cfg_import(sv->db, b, err, errlen);
 	} else if (!jstr(b, "service") || !jstr(b, "target")) {
 		snprintf(err, errlen, "%s: \"service\" and \"target\" strings are required",
 			 what);
-		return -EINVAL;
+		rc = -EINVAL;
 	} else if (strcmp(what, "flip") == 0) {
 		rc = cfg_flip(sv->db, jstr(b, "service"), jstr(b, "target"), err, errlen);
 	} else {
 		rc = endpoint_write(sv, b, err, errlen);
 	}
-	if (rc == 0) {
+	cfg_write_use(NULL);
+	if (rc == 0 && cfg_plan_size(w.done) > 0 && !w.dry_run) {
 		/* Our own commit does not move our connection's data_version:
 		 * load it now, so the next query already sees it. */
-		log_info("api: %s written", what);
 		webui_event(sv->web, "api", jstr(b, "service") ? jstr(b, "service")
 			    : "configuration", "%s written%s%s", what,
 			    jstr(b, "target") ? ": " : "",
@@ -577,7 +619,71 @@ static int api_config_write(void *ctx, const char *what, const json_t *b,
 		sv->db_version = -1;
 		poll_db(sv);
 	}
+	cfg_write_done(&w);
 	return rc;
+}
+
+/* PUT /v1/config: only what differs is written (db/diff.h); each change
+ * is logged. */
+static json_t *api_config_import(void *ctx, const json_t *b,
+				 const struct api_caller *who, int *rc,
+				 char *err, size_t errlen)
+{
+	struct control *sv = ctx;
+	struct cfg_plan *plan = NULL;
+	struct cfg_write w = { .who = who->name, .source = "api",
+			       .force = who->force, .dry_run = who->dry_run,
+			       .log_stderr = true };
+	bool dry_run = who->dry_run;
+	json_t *out;
+
+	if (!sv->db) {
+		snprintf(err, errlen, "this server has no store (--db)");
+		*rc = -ENOENT;
+		return NULL;
+	}
+	cfg_write_use(&w);
+	*rc = cfg_import_plan(sv->db, b, dry_run ? CFG_IMPORT_DRY_RUN : 0,
+			      &plan, err, errlen);
+	cfg_write_use(NULL);
+	if (*rc < 0)
+		return NULL;
+	out = json_pack("{s:o, s:I}", "changes", cfg_plan_json(plan), "version",
+			(json_int_t)w.version);
+	if (!dry_run) {
+		log_info("api: import by %s: %zu change%s", who->name,
+			 cfg_plan_size(plan), cfg_plan_size(plan) == 1 ? "" : "s");
+		if (cfg_plan_size(plan) > 0) {
+			sv->db_version = -1;
+			poll_db(sv);
+		}
+	}
+	cfg_plan_free(plan);
+	if (!out)
+		*rc = -ENOMEM;
+	return out;
+}
+
+/* /v1/services...: dnsd/api_config.c; a write that changed something is
+ * loaded at once, as the other writes. */
+static int api_config_rest(void *ctx, const char *method, const char *path,
+			   const json_t *body, const struct api_caller *who,
+			   json_t **reply)
+{
+	struct control *sv = ctx;
+	int status;
+
+	if (!sv->db) {
+		*reply = json_pack("{s:s}", "error",
+				   "this server has no store (--db)");
+		return 404;
+	}
+	status = apicfg_handle(sv->db, method, path, body, who, reply);
+	if (strcmp(method, "GET") != 0 && status < 300 && !who->dry_run) {
+		sv->db_version = -1;
+		poll_db(sv);
+	}
+	return status;
 }
 
 /* A health transition: into the status page's events. */
@@ -613,6 +719,8 @@ static bool api_page(void *ctx, struct evhttp_request *req, const char *path)
 }
 
 static const struct api_ops api_ops = {
+	.config_rest = api_config_rest,
+	.config_import = api_config_import,
 	.checks = api_checks,
 	.report = api_report,
 	.status = api_status,
