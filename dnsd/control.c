@@ -21,6 +21,7 @@
 #include "common/xalloc.h"
 #include "dnsd/api.h"
 #include "dnsd/config.h"
+#include "dnsd/dnssec.h"
 #include "dnsd/hsrv.h"
 #include "dnsd/status.h"
 #include "dnsd/notify.h"
@@ -53,6 +54,7 @@ struct control {
 	/* Loaded by control_new, handed to the first snapshot. */
 	struct zone **zones;
 	struct geo_db *geo;
+	struct dnssec_set *sec;      /* with --dnssec-keys */
 	struct event *sig[3];
 	bool rcu;                    /* registered as an RCU thread */
 	struct event_base *base;
@@ -171,6 +173,24 @@ static unsigned load_zones(struct control *sv, struct zone **old,
 	return failed;
 }
 
+/* Reads the key pairs of the zones zones[0..n) (NULL entries skipped)
+ * when --dnssec-keys is set; *out stays NULL without it. */
+static int load_keys(struct control *sv, struct zone *const *zones, size_t n,
+		     struct dnssec_set **out)
+{
+	char err[512];
+	int rc;
+
+	*out = NULL;
+	if (!sv->conf.dnssec_keys)
+		return 0;
+	rc = dnssec_load(sv->conf.dnssec_keys, zones, n, time(NULL), out, err,
+			 sizeof(err));
+	if (rc < 0)
+		log_err("dnssec-keys: %s", err);
+	return rc;
+}
+
 /* Checks that no two zone files claim the same apex. */
 static int check_duplicate_apex(const struct config *c, struct zone **z)
 {
@@ -256,14 +276,18 @@ static void reload(struct control *sv)
 				old[i] = sv->snap->zones[k];
 	failed = load_zones(sv, old, nz);
 	if (check_duplicate_apex(&sv->conf, nz) < 0 ||
-	    snap_set_zones(s, nz, sv->conf.n_zone) < 0) {
+	    snap_set_zones(s, nz, sv->conf.n_zone) < 0 ||
+	    load_keys(sv, s->zones, s->n_zones, &s->sec) < 0) {
 		for (size_t i = 0; i < sv->conf.n_zone; i++)
 			if (nz[i] != old[i])
 				zone_free(nz[i]);
+		if (s->zt != sv->snap->zt)
+			zonetab_free((struct zonetab *)s->zt);
 		s->n_zones = 0;
 		s->zt = sv->snap->zt;
+		s->sec = sv->snap->sec;
 		snap_discard(s, sv->snap);
-		log_err("reload: zones failed, keeping everything loaded before");
+		log_err("reload: zones or DNSSEC keys failed, keeping everything loaded before");
 		goto out;
 	}
 	if (sv->db) {
@@ -766,6 +790,8 @@ struct control *control_new(const struct config *conf, unsigned *problems)
 	failed = load_zones(sv, NULL, sv->zones);
 	if (check_duplicate_apex(&sv->conf, sv->zones) < 0)
 		failed++;
+	if (load_keys(sv, sv->zones, sv->conf.n_zone, &sv->sec) < 0)
+		failed++;
 	if (sv->conf.geoip && load_geo(sv, &sv->geo) < 0)
 		failed++;
 	if (sv->conf.db) {
@@ -806,6 +832,9 @@ unsigned control_check(struct control *sv)
 	unsigned failed = 0;
 	size_t n = 0;
 
+	/* The parent zones' DS records, when the keys loaded. */
+	if (sv->sec)
+		dnssec_print_ds(sv->sec, stdout);
 	if (!sv->db)
 		return 0;
 	ok = xcalloc(sv->conf.n_zone + 1, sizeof(*ok));
@@ -836,6 +865,8 @@ static void first_snapshot(struct control *sv)
 	sv->zones = NULL;
 	s->geo = sv->geo;
 	sv->geo = NULL;
+	s->sec = sv->sec;
+	sv->sec = NULL;
 	if (sv->db && load_services(sv, &s->svc) < 0)
 		fatal("db %s: cannot load the services; not starting", sv->conf.db);
 	if (sv->db) {
@@ -902,6 +933,9 @@ void control_start(struct control *sv, const struct rrl_conf *rrl)
 	sv->st.started = clock_unix();
 	sv->st.last_reload_ok = true;
 	first_snapshot(sv);
+	if (sv->conf.dnssec_keys)
+		dnssec_configure((size_t)sv->conf.dnssec_cache_mb << 20,
+				 sv->conf.dnssec_sign_rate);
 	if (sv->conf.notify_url) {
 		char err[512];
 
@@ -973,6 +1007,7 @@ void control_free(struct control *sv)
 		zone_free(sv->zones[i]);
 	free(sv->zones);
 	geo_free(sv->geo);
+	dnssec_set_free(sv->sec);
 	store_close(sv->db);
 	if (sv->rcu)
 		rcu_unregister_thread();
