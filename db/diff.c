@@ -606,6 +606,19 @@ static long long in_rotation(sqlite3 *h, const char *name)
 	return n;
 }
 
+/* Whether a rule's targets (space-separated text) include target. */
+static bool names_target(sqlite3_value *targets, const char *target)
+{
+	const char *t = targets ? (const char *)sqlite3_value_text(targets) :
+	                NULL;
+	size_t n = strlen(target);
+
+	for (const char *p = t; p && (p = strstr(p, target)); p += n)
+		if ((p == t || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
 int cfg_plan_guard(const struct cfg_plan *p, sqlite3 *before, sqlite3 *after,
                    char *err, size_t errlen)
 {
@@ -628,8 +641,9 @@ int cfg_plan_guard(const struct cfg_plan *p, sqlite3 *before, sqlite3 *after,
 		for (size_t j = 0; j < p->n; j++) {
 			const struct change *r = &p->c[j];
 
-			if (r->kind == K_RULE && r->op != OP_ADD &&
-			    strcmp(r->service, c->service) == 0)
+			if (r->kind == K_RULE && r->op == OP_CHANGE &&
+			    strcmp(r->service, c->service) == 0 &&
+			    names_target(r->old, c->key))
 				return store_errf(err, errlen, -EPERM, "removing "
 				                  "endpoint %s of %s changes rule "
 				                  "%s, which names it; give --force "
