@@ -237,6 +237,25 @@ def test_rejected_import_leaves_store_as_it_was():
             assert p.stdout == "" and (word is None or word in p.stderr), p.stderr
             assert sha(db) == before, args
     assert json.loads(gslbctl(db, "export").stdout) == doc
+    # A killed import leaves the store as it was or fully imported, never
+    # in between (kills at several moments of a 20000-service import).
+    big = {"version": 1, "services": [
+        {"name": "s%d.gslb.example.com." % i, "policy": "all",
+         "endpoints": [{"target": "10.%d.%d.1" % (i >> 8, i & 255)}]} for i in range(20000)]}
+    bigp = os.path.join(d, "big.json")
+    with open(bigp, "w") as f:
+        json.dump(big, f)
+    import subprocess
+    for delay in (0.2, 0.8, 1.5, 3.0):
+        p = subprocess.Popen([os.path.join(gslbtest.BIN, "gslbctl"), "--db", db, "--force",
+                              "--quiet", "import", bigp])
+        time.sleep(delay)
+        p.kill()
+        p.wait()
+        names = [x["name"] for x in json.loads(gslbctl(db, "service", "list", "--json").stdout)]
+        assert names in ([FO], sorted(x["name"] for x in big["services"])), (delay, len(names))
+        if names != [FO]:
+            break                       # it finished before the kill
     # A plan never creates a store.
     nodb = os.path.join(d, "none.db")
     p = gslbctl(nodb, "diff", os.path.join(d, "bad0.json"), check=False)
