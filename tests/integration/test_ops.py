@@ -115,7 +115,7 @@ def metrics_and_status_over_the_api():
     expect(metric("dnsd_services_skipped 1"), text)     # www.elsewhere.org.
     expect(metric("dnsd_db_rows_skipped 1"), text)      # the bad target
     for ln in text.splitlines():                          # text format sanity
-        # NAME{LABELS} VALUE; label values may hold spaces (dnsd_build_info)
+        # NAME{LABELS} VALUE (a label value may hold spaces)
         expect(ln.startswith("#") or
                re.match(r'^[A-Za-z_:][A-Za-z0-9_:]*(\{[^}]*\})? \S+$', ln), ln)
     doc = json.loads(urllib.request.urlopen(base + "/v1/status", timeout=5).read())
