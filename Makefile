@@ -130,6 +130,7 @@ $(SCHEMA_C): db/schema.sql tools/schema2c.py
 
 $(SCHEMA_C:%.c=%.o): $(SCHEMA_C)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
 # Build trees from before the schema was generated here have dependency
 # files naming db/schema_sql.c; this lets them rebuild once.
 db/schema_sql.c: ;

@@ -378,6 +378,18 @@ static void print_endpoint_text(const json_t *e)
 	putchar('\n');
 }
 
+/* "MATCH -> TARGET ..." of an exported rule, after prefix. */
+static void print_rule_text(const char *prefix, const json_t *x)
+{
+	const json_t *t;
+	size_t k;
+
+	printf("%s%s ->", prefix, json_string_value(json_object_get(x, "match")));
+	json_array_foreach(json_object_get(x, "targets"), k, t)
+		printf(" %s", json_string_value(t));
+	putchar('\n');
+}
+
 static int cmd_service_show(struct cmd *c)
 {
 	json_t *doc = export_or_die(c, c->pos[0]);
@@ -397,16 +409,8 @@ static int cmd_service_show(struct cmd *c)
 		       json_string_value(json_object_get(v, "when_down")));
 		json_array_foreach(json_object_get(v, "endpoints"), i, x)
 			print_endpoint_text(x);
-		json_array_foreach(json_object_get(v, "rules"), i, x) {
-			size_t k;
-			json_t *t;
-
-			printf("  rule %s ->",
-			       json_string_value(json_object_get(x, "match")));
-			json_array_foreach(json_object_get(x, "targets"), k, t)
-				printf(" %s", json_string_value(t));
-			putchar('\n');
-		}
+		json_array_foreach(json_object_get(v, "rules"), i, x)
+			print_rule_text("  rule ", x);
 	}
 	json_decref(doc);
 	return 0;
@@ -537,19 +541,14 @@ static int cmd_rule_list(struct cmd *c)
 {
 	json_t *doc = export_or_die(c, c->pos[0]);
 	json_t *v = json_array_get(json_object_get(doc, "services"), 0);
-	json_t *rules = json_object_get(v, "rules"), *x, *t;
-	size_t i, k;
+	json_t *rules = json_object_get(v, "rules"), *x;
+	size_t i;
 
 	if (json_out) {
 		print_json(json_incref(rules));
 	} else {
-		json_array_foreach(rules, i, x) {
-			printf("%s ->",
-			       json_string_value(json_object_get(x, "match")));
-			json_array_foreach(json_object_get(x, "targets"), k, t)
-				printf(" %s", json_string_value(t));
-			putchar('\n');
-		}
+		json_array_foreach(rules, i, x)
+			print_rule_text("", x);
 	}
 	json_decref(doc);
 	return 0;

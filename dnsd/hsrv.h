@@ -1,7 +1,7 @@
 /* dnsd/hsrv.h - dnsd's health service: probe-agent reports in, health
  * views out. Runs on the control thread only (load time): it owns the
- * struct hstate (health/hstate.h), the SQLite write handle for the health
- * tables (db/health_store.h) and the check list served to agents.
+ * struct hstate (health/hstate.h), writes the health tables through the
+ * store (db/health_store.h) and serves the check list to agents.
  *
  * Reports reach it through hsrv_report() (from the HTTP API today; a second
  * source such as a shared store can call the same function). Once a second
@@ -23,9 +23,9 @@ struct store;
 struct hsrv;
 
 struct hsrv_conf {
-	/* The store's handle, shared with the config poller: commits on one
-	 * connection do not change that connection's PRAGMA data_version, so
-	 * health writes never look like configuration changes. Borrowed. */
+	/* The store's handle, shared with the config poller: a handle's own
+	 * commits do not change its store_data_version(), so health writes
+	 * never look like configuration changes. Borrowed. */
 	struct store *db;
 	const char *db_path;         /* for logs */
 	double default_interval;     /* agents' --interval for checks without one */
