@@ -25,6 +25,11 @@ import dns.flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("BIN", os.path.join(ROOT, "bin"))
+# How much slower the binaries under test are than a normal build: set by
+# `make asan` and `make tsan` (GSLB_TIME_FACTOR). A test that bounds how
+# long something may take multiplies its bound by this; one that measures
+# speed itself skips (Skip, with the reason) when it is above 1.
+TIME_FACTOR = max(1.0, float(os.environ.get("GSLB_TIME_FACTOR") or 1))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 ZONES = os.path.join(ROOT, "zones")
 
