@@ -50,6 +50,7 @@ def run(cmd, timeout):
     return passed, failed, skipped, out, rc, time.monotonic() - t0
 
 
+EXC = re.compile(r"^\w+(Error|Exception)\b")
 SAN_VARS = ("TSAN_OPTIONS", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
 # The first line of each kind of report.
 SAN_REPORT = re.compile(r"^(WARNING: ThreadSanitizer:|==\d+==ERROR: |==\d+==WARNING: |"
@@ -131,7 +132,14 @@ def main(argv):
                 print("    " + ln)
         if f:
             bad.append(name)
-            sys.stdout.write("".join("    " + ln + "\n" for ln in out.splitlines()[-60:]))
+            # Each failed test's name and its exception, however long
+            # the output after it, then the output's end.
+            lines = out.splitlines()
+            for i, ln in enumerate(lines):
+                if ln.startswith("FAIL "):
+                    err = next((x for x in lines[i + 1:i + 200] if EXC.match(x)), "")
+                    print("    %s: %s" % (ln, err[:500]))
+            sys.stdout.write("".join("    " + ln + "\n" for ln in lines[-60:]))
             sys.stdout.write("".join("    " + ln + "\n" for ln in san_text.splitlines()))
     if bad:
         print("failing: " + " ".join(bad))

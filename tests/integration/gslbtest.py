@@ -141,6 +141,7 @@ class Dnsd(Proc):
             self.wait_ready()
 
     def wait_ready(self, timeout=10):
+        timeout *= TIME_FACTOR
         deadline = time.monotonic() + timeout
         q = dns.message.make_query("ready.invalid.", "A")
         while time.monotonic() < deadline:
@@ -238,9 +239,9 @@ def make_mmdb(tsv=None, out=None):
 
 
 def wait_for(fn, timeout=5.0, interval=0.05):
-    """Polls fn() until it returns a true value or timeout seconds pass;
-    returns the last value."""
-    deadline = time.monotonic() + timeout
+    """Polls fn() until it returns a true value or timeout seconds (times
+    TIME_FACTOR) pass; returns the last value."""
+    deadline = time.monotonic() + timeout * TIME_FACTOR
     v = fn()
     while not v and time.monotonic() < deadline:
         time.sleep(interval)
