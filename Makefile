@@ -33,7 +33,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             mmdb-bin iproute2 openssl curl prometheus man-db groff-base \
             systemd libxdp-dev libbpf-dev ethtool procps
 
-SRCDIRS  := common geo health db dnsd
+SRCDIRS  := common geo health policy db dnsd ctl
 ALL_SRCS := $(filter-out %.bpf.c,$(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c)))
 MAIN_SRCS:= $(filter %_main.c,$(ALL_SRCS))
 LIB_SRCS := $(filter-out %_main.c,$(ALL_SRCS))
@@ -89,7 +89,7 @@ $(BIN)/dnsd: $(BUILD)/dnsd/dnsd_main.o $(LIB)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/gslbctl: $(BUILD)/db/gslbctl_main.o $(LIB)
+$(BIN)/gslbctl: $(BUILD)/ctl/gslbctl_main.o $(LIB)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -3,6 +3,7 @@
 #include "db/store.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,6 +21,29 @@ static void seterr(char *err, size_t errlen, const char *path,
 {
 	if (err && errlen)
 		snprintf(err, errlen, "db: %s: %s", path, why);
+}
+
+int store_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+int store_sqlerr(sqlite3 *h, char *err, size_t errlen, const char *what)
+{
+	int code = sqlite3_errcode(h);
+
+	if (code == SQLITE_CONSTRAINT)
+		return store_errf(err, errlen, -EINVAL, "%s: rejected by the "
+		                  "schema: %s", what, sqlite3_errmsg(h));
+	return store_errf(err, errlen, -EIO, "%s: %s", what,
+	                  sqlite3_errmsg(h));
 }
 
 int store_exec(sqlite3 *h, const char *sql)

@@ -51,6 +51,31 @@ void store_rollback(sqlite3 *h);
 /* Runs one or more SQL statements without results. 0 or -EIO. */
 int store_exec(sqlite3 *h, const char *sql);
 
+/* Error helpers of the store's writers (db/ only). store_errf writes the
+ * message (printf format) into err (errlen bytes, may be 0) and returns rc.
+ * store_sqlerr describes h's last SQLite error after "what: ": a
+ * constraint failure is -EINVAL ("rejected by the schema"), anything else
+ * -EIO. */
+int store_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+int store_sqlerr(sqlite3 *h, char *err, size_t errlen, const char *what);
+
+/* Returns from the calling function the result of body (an int
+ * expression) run inside one write transaction on h: committed when body
+ * returned 0, rolled back on any error, which is described in err. */
+#define STORE_TXN(h, err, errlen, body)                                  \
+	do {                                                             \
+		int rc_;                                                 \
+		if (store_begin(h, true) < 0)                            \
+			return store_sqlerr(h, err, errlen, "begin");    \
+		rc_ = (body);                                            \
+		if (rc_ == 0 && store_commit(h) < 0)                     \
+			rc_ = store_sqlerr(h, err, errlen, "commit");    \
+		if (rc_ < 0)                                             \
+			store_rollback(h);                               \
+		return rc_;                                              \
+	} while (0)
+
 /* PRAGMA data_version of h: changes when another connection committed.
  * Cheap; dnsd polls it to notice edits. Returns -EIO on failure. */
 long long store_data_version(sqlite3 *h);

@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "common/clock.h"
-#include "db/svc.h"
+#include "policy/svc.h"
 
 static const char *health_of(const struct status_src *s,
 			     const struct svc_endpoint *e, bool *stale)

@@ -22,7 +22,7 @@
 #include <sqlite3.h>
 
 #include "db/store.h"
-#include "db/svc.h"
+#include "db/svc_load.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /* tests/unit/test_svc.c - the service set loader and the policy engine
- * (db/svc.h): every policy, health/admin/drain, when-down, rules and the
+ * (policy/svc.h): every policy, health/admin/drain, when-down, rules and the
  * ECS scope, the weighted split and sticky stability. Table-driven where
  * the cases are alike; the configuration is SQL on an in-memory store. */
 #include <arpa/inet.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "db/store.h"
-#include "db/svc.h"
+#include "db/svc_load.h"
 #include "tests/unit/harness.h"
 
 /* Builds a set from SQL run on a fresh in-memory store. CHECK constraints

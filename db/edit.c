@@ -1,10 +1,10 @@
-/* db/cfg.c - validated configuration writes and JSON export/import.
- * Load time only; see db/cfg.h.
+/* db/edit.c - validated configuration writes.
+ * Load time only; see db/edit.h.
  *
  * Every write reads the full current row (or the defaults), overlays what
  * the caller gave, validates the whole row with the same rules svc_load()
  * applies when reading, and writes it back, inside one transaction. */
-#include "db/cfg.h"
+#include "db/edit.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -16,33 +16,9 @@
 #include <string.h>
 
 #include "db/store.h"
-#include "db/svc.h"
+#include "policy/svc.h"
 #include "geo/geo.h"
 #include "health/pcheck.h"
-
-static int errf(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int errf(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
-static int sqlerr(sqlite3 *h, char *err, size_t errlen, const char *what)
-{
-	int code = sqlite3_errcode(h);
-
-	if (code == SQLITE_CONSTRAINT)
-		return errf(err, errlen, -EINVAL, "%s: rejected by the schema: "
-		            "%s", what, sqlite3_errmsg(h));
-	return errf(err, errlen, -EIO, "%s: %s", what, sqlite3_errmsg(h));
-}
 
 /* Runs a statement with text/int/real/null parameters given as a format:
  * 't' text (NULL -> NULL), 'i' long long, 'd' double, 'D' double or NULL
@@ -109,7 +85,7 @@ int cfg_canon_name(const char *in, char *out, char *err, size_t errlen)
 	const char *why;
 
 	if (svc_name_parse(in, wire, out, &why) < 0)
-		return errf(err, errlen, -EINVAL, "bad name '%s': %s", in, why);
+		return store_errf(err, errlen, -EINVAL, "bad name '%s': %s", in, why);
 	return 0;
 }
 
@@ -120,7 +96,7 @@ static int canon_target(const char *in, char *out, char *err, size_t errlen)
 	const char *why;
 
 	if (svc_target_parse(in, &type, rd, out, &why) < 0)
-		return errf(err, errlen, -EINVAL, "bad target '%s': %s", in,
+		return store_errf(err, errlen, -EINVAL, "bad target '%s': %s", in,
 		            why);
 	return 0;
 }
@@ -146,7 +122,7 @@ static int parse_match(const char *in, char kind[16], char pat[64],
 
 		if (strlen(c) != 2 || !isalpha((unsigned char)c[0]) ||
 		    !isalpha((unsigned char)c[1]))
-			return errf(err, errlen, -EINVAL, "bad rule '%s': "
+			return store_errf(err, errlen, -EINVAL, "bad rule '%s': "
 			            "code must be two letters", in);
 		cc[0] = (char)toupper((unsigned char)c[0]);
 		cc[1] = (char)toupper((unsigned char)c[1]);
@@ -158,7 +134,7 @@ static int parse_match(const char *in, char kind[16], char pat[64],
 				ok |= strcmp(cc, continents[i]) == 0;
 		}
 		if (!ok)
-			return errf(err, errlen, -EINVAL, "bad rule '%s': "
+			return store_errf(err, errlen, -EINVAL, "bad rule '%s': "
 			            "unknown %s code %s", in,
 			            country ? "country" : "continent", cc);
 		strcpy(kind, country ? "country" : "continent");
@@ -166,7 +142,7 @@ static int parse_match(const char *in, char kind[16], char pat[64],
 		return 0;
 	}
 	if (geo_parse_cidr(in, &net, &plen) < 0)
-		return errf(err, errlen, -EINVAL, "bad rule '%s': not a CIDR "
+		return store_errf(err, errlen, -EINVAL, "bad rule '%s': not a CIDR "
 		            "(ADDR/LEN, no host bits), country:CC or "
 		            "continent:CC", in);
 	strcpy(kind, "cidr");
@@ -215,8 +191,8 @@ static int find_service(sqlite3 *h, const char *name, char canon[256],
 		return 0;
 	}
 	if (rc != SQLITE_DONE)
-		return sqlerr(h, err, errlen, canon);
-	return errf(err, errlen, -ENOENT, "service %s not found", canon);
+		return store_sqlerr(h, err, errlen, canon);
+	return store_errf(err, errlen, -ENOENT, "service %s not found", canon);
 }
 
 static int find_endpoint(sqlite3 *h, long long sid, const char *sname,
@@ -236,8 +212,8 @@ static int find_endpoint(sqlite3 *h, long long sid, const char *sname,
 		return 0;
 	}
 	if (rc != SQLITE_DONE)
-		return sqlerr(h, err, errlen, canon);
-	return errf(err, errlen, -ENOENT, "%s is not an endpoint of %s",
+		return store_sqlerr(h, err, errlen, canon);
+	return store_errf(err, errlen, -ENOENT, "%s is not an endpoint of %s",
 	            canon, sname);
 }
 
@@ -259,21 +235,21 @@ static int svc_overlay(struct svc_row *r, const struct cfg_service *s,
 		int p = svc_policy_parse(s->policy);
 
 		if (p < 0)
-			return errf(err, errlen, -EINVAL, "unknown policy '%s' "
+			return store_errf(err, errlen, -EINVAL, "unknown policy '%s' "
 			            "(failover, weighted, geo, latency, all, "
 			            "roundrobin)", s->policy);
 		r->policy = p;
 	}
 	if (s->has_ttl) {
 		if (s->ttl < 0 || s->ttl > INT32_MAX)
-			return errf(err, errlen, -EINVAL, "ttl %lld outside "
+			return store_errf(err, errlen, -EINVAL, "ttl %lld outside "
 			            "0..2147483647", s->ttl);
 		r->ttl = s->ttl;
 	}
 	if (s->has_answers) {
 		if (s->answers != -1 &&
 		    (s->answers < 1 || s->answers > SVC_MAX_ANSWERS))
-			return errf(err, errlen, -EINVAL, "answers %lld outside "
+			return store_errf(err, errlen, -EINVAL, "answers %lld outside "
 			            "1..%d", s->answers, SVC_MAX_ANSWERS);
 		r->answers = s->answers == -1 ? 0 : s->answers;
 	}
@@ -288,7 +264,7 @@ static int svc_overlay(struct svc_row *r, const struct cfg_service *s,
 			int rc = canon_target(s->when_down, t, err, errlen);
 
 			if (rc < 0)
-				return errf(err, errlen, -EINVAL, "when-down "
+				return store_errf(err, errlen, -EINVAL, "when-down "
 				            "'%s': not open, closed or a TARGET "
 				            "(IPv4, IPv6, or a name ending in "
 				            "'.')", s->when_down);
@@ -298,7 +274,7 @@ static int svc_overlay(struct svc_row *r, const struct cfg_service *s,
 	return 0;
 }
 
-static int service_insert(sqlite3 *h, const struct cfg_service *s,
+int cfg_service_insert(sqlite3 *h, const struct cfg_service *s,
                           long long *id, char *err, size_t errlen)
 {
 	struct svc_row r = { .policy = -1, .ttl = 30, .when_down = "open" };
@@ -308,14 +284,14 @@ static int service_insert(sqlite3 *h, const struct cfg_service *s,
 	if ((rc = cfg_canon_name(s->name, r.name, err, errlen)) < 0)
 		return rc;
 	if (!s->policy)
-		return errf(err, errlen, -EINVAL, "service %s: --policy is "
+		return store_errf(err, errlen, -EINVAL, "service %s: --policy is "
 		            "required", r.name);
 	if ((rc = svc_overlay(&r, s, err, errlen)) < 0)
 		return rc;
 	rc = run(h, &st, "SELECT 1 FROM services WHERE name = ?", "t", r.name);
 	if (rc == SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return errf(err, errlen, -EEXIST, "service %s already exists",
+		return store_errf(err, errlen, -EEXIST, "service %s already exists",
 		            r.name);
 	}
 
@@ -325,30 +301,16 @@ static int service_insert(sqlite3 *h, const struct cfg_service *s,
 	         r.name, svc_policy_name((unsigned)r.policy), r.ttl,
 	         r.answers, (long long)r.sticky, r.when_down);
 	if (rc != SQLITE_DONE)
-		return sqlerr(h, err, errlen, r.name);
+		return store_sqlerr(h, err, errlen, r.name);
 	if (id)
 		*id = sqlite3_last_insert_rowid(h);
 	return 0;
 }
 
-/* Wraps a body in one write transaction. */
-#define TXN(h, err, errlen, body)                                        \
-	do {                                                             \
-		int rc_;                                                 \
-		if (store_begin(h, true) < 0)                            \
-			return sqlerr(h, err, errlen, "begin");          \
-		rc_ = (body);                                            \
-		if (rc_ == 0 && store_commit(h) < 0)                     \
-			rc_ = sqlerr(h, err, errlen, "commit");          \
-		if (rc_ < 0)                                             \
-			store_rollback(h);                               \
-		return rc_;                                              \
-	} while (0)
-
 int cfg_service_add(sqlite3 *h, const struct cfg_service *s, char *err,
                     size_t errlen)
 {
-	TXN(h, err, errlen, service_insert(h, s, NULL, err, errlen));
+	STORE_TXN(h, err, errlen, cfg_service_insert(h, s, NULL, err, errlen));
 }
 
 static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
@@ -364,7 +326,7 @@ static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
 	rc = run(h, &st, "SELECT policy, ttl, ifnull(answers, 0), sticky, "
 	         "when_down FROM services WHERE id = ?", "i", id);
 	if (rc != SQLITE_ROW)
-		return sqlerr(h, err, errlen, r.name);
+		return store_sqlerr(h, err, errlen, r.name);
 	r.policy = svc_policy_parse((const char *)sqlite3_column_text(st, 0));
 	r.ttl = sqlite3_column_int64(st, 1);
 	r.answers = sqlite3_column_int64(st, 2);
@@ -375,19 +337,19 @@ static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
 	if ((rc = svc_overlay(&r, s, err, errlen)) < 0)
 		return rc;
 	if (r.policy < 0)
-		return errf(err, errlen, -EINVAL, "service %s: stored policy "
+		return store_errf(err, errlen, -EINVAL, "service %s: stored policy "
 		            "is invalid; give --policy", r.name);
 	rc = run(h, NULL, "UPDATE services SET policy = ?, ttl = ?, answers = "
 	         "nullif(?, 0), sticky = ?, when_down = ? WHERE id = ?",
 	         "tiiiti", svc_policy_name((unsigned)r.policy), r.ttl,
 	         r.answers, (long long)r.sticky, r.when_down, id);
-	return rc == SQLITE_DONE ? 0 : sqlerr(h, err, errlen, r.name);
+	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, r.name);
 }
 
 int cfg_service_set(sqlite3 *h, const struct cfg_service *s, char *err,
                     size_t errlen)
 {
-	TXN(h, err, errlen, service_update(h, s, err, errlen));
+	STORE_TXN(h, err, errlen, service_update(h, s, err, errlen));
 }
 
 static int service_delete(sqlite3 *h, const char *name, char *err,
@@ -400,12 +362,12 @@ static int service_delete(sqlite3 *h, const char *name, char *err,
 	if ((rc = find_service(h, name, canon, &id, err, errlen)) < 0)
 		return rc;
 	rc = run(h, NULL, "DELETE FROM services WHERE id = ?", "i", id);
-	return rc == SQLITE_DONE ? 0 : sqlerr(h, err, errlen, canon);
+	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, canon);
 }
 
 int cfg_service_rm(sqlite3 *h, const char *name, char *err, size_t errlen)
 {
-	TXN(h, err, errlen, service_delete(h, name, err, errlen));
+	STORE_TXN(h, err, errlen, service_delete(h, name, err, errlen));
 }
 
 /* ---------------------------------------------------------- endpoints */
@@ -467,19 +429,19 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 {
 	if (e->has_weight) {
 		if (e->weight < 0 || e->weight > 65535)
-			return errf(err, errlen, -EINVAL, "weight %lld outside "
+			return store_errf(err, errlen, -EINVAL, "weight %lld outside "
 			            "0..65535", e->weight);
 		r->weight = e->weight;
 	}
 	if (e->has_priority) {
 		if (e->priority < 0 || e->priority > 65535)
-			return errf(err, errlen, -EINVAL, "priority %lld "
+			return store_errf(err, errlen, -EINVAL, "priority %lld "
 			            "outside 0..65535", e->priority);
 		r->priority = e->priority;
 	}
 	if (e->has_region) {
 		if (e->region && strlen(e->region) > 63)
-			return errf(err, errlen, -EINVAL, "region name longer "
+			return store_errf(err, errlen, -EINVAL, "region name longer "
 			            "than 63 bytes");
 		if (setstr(&r->region, e->region) < 0)
 			return -ENOMEM;
@@ -488,10 +450,10 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 		r->has_loc = false;
 	if (e->has_loc) {
 		if (!(e->lat >= -90 && e->lat <= 90))
-			return errf(err, errlen, -EINVAL, "latitude %g outside "
+			return store_errf(err, errlen, -EINVAL, "latitude %g outside "
 			            "-90..90", e->lat);
 		if (!(e->lon >= -180 && e->lon <= 180))
-			return errf(err, errlen, -EINVAL, "longitude %g outside "
+			return store_errf(err, errlen, -EINVAL, "longitude %g outside "
 			            "-180..180", e->lon);
 		r->has_loc = true;
 		r->lat = e->lat;
@@ -499,7 +461,7 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 	}
 	if (e->has_bias) {
 		if (!(e->bias >= -99 && e->bias <= 99))
-			return errf(err, errlen, -EINVAL, "bias %g outside "
+			return store_errf(err, errlen, -EINVAL, "bias %g outside "
 			            "-99..99", e->bias);
 		r->bias = e->bias;
 	}
@@ -507,7 +469,7 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 		int a = svc_admin_parse(e->admin);
 
 		if (a < 0)
-			return errf(err, errlen, -EINVAL, "admin '%s' is not "
+			return store_errf(err, errlen, -EINVAL, "admin '%s' is not "
 			            "up, down or auto", e->admin);
 		r->admin = a;
 	}
@@ -520,7 +482,7 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 
 			if (pcheck_url_parse(e->check_url, &u, why,
 			                     sizeof why) < 0)
-				return errf(err, errlen, -EINVAL, "check '%s': "
+				return store_errf(err, errlen, -EINVAL, "check '%s': "
 				            "%s", e->check_url, why);
 		}
 		if (setstr(&r->check_url, e->check_url) < 0)
@@ -528,25 +490,25 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 	}
 	if (e->has_interval) {
 		if (isnan(e->interval) || e->interval > 86400)
-			return errf(err, errlen, -EINVAL, "check interval %g "
+			return store_errf(err, errlen, -EINVAL, "check interval %g "
 			            "outside 0..86400 s", e->interval);
 		r->interval = e->interval > 0 ? e->interval : NAN;
 	}
 	if (e->has_timeout) {
 		if (isnan(e->timeout) || e->timeout > 3600)
-			return errf(err, errlen, -EINVAL, "check timeout %g "
+			return store_errf(err, errlen, -EINVAL, "check timeout %g "
 			            "outside 0..3600 s", e->timeout);
 		r->timeout = e->timeout > 0 ? e->timeout : NAN;
 	}
 	if (e->has_rise) {
 		if (e->rise < 1 || e->rise > 100)
-			return errf(err, errlen, -EINVAL, "check rise %lld "
+			return store_errf(err, errlen, -EINVAL, "check rise %lld "
 			            "outside 1..100", e->rise);
 		r->rise = e->rise;
 	}
 	if (e->has_fall) {
 		if (e->fall < 1 || e->fall > 100)
-			return errf(err, errlen, -EINVAL, "check fall %lld "
+			return store_errf(err, errlen, -EINVAL, "check fall %lld "
 			            "outside 1..100", e->fall);
 		r->fall = e->fall;
 	}
@@ -559,7 +521,7 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 		if (e->expect && *e->expect &&
 		    pcheck_expect_parse(e->expect, &lo, &hi) < 0 &&
 		    pcheck_rcode_parse(e->expect, &rcode) < 0)
-			return errf(err, errlen, -EINVAL, "check expect '%s': "
+			return store_errf(err, errlen, -EINVAL, "check expect '%s': "
 			            "not a status range (200-399) or an rcode",
 			            e->expect);
 		if (setstr(&r->expect, e->expect) < 0)
@@ -572,7 +534,7 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 
 		if (e->host && *e->host &&
 		    cfg_canon_name(e->host, t, err, errlen) < 0)
-			return errf(err, errlen, -EINVAL, "check host '%s' is "
+			return store_errf(err, errlen, -EINVAL, "check host '%s' is "
 			            "not a domain name", e->host);
 		if (setstr(&r->host, e->host) < 0)
 			return -ENOMEM;
@@ -580,14 +542,10 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 	return 0;
 }
 
-#define EP_COLS "target, weight, priority, region, lat, lon, bias, admin, " \
-	"drained, check_url, check_interval, check_timeout, check_rise, "  \
-	"check_fall, check_tls_verify, check_expect, check_body, check_host"
-
 static int ep_read(sqlite3 *h, long long id, struct ep_row *r)
 {
 	sqlite3_stmt *st;
-	int rc = run(h, &st, "SELECT " EP_COLS " FROM endpoints WHERE id = ?",
+	int rc = run(h, &st, "SELECT " CFG_EP_COLS " FROM endpoints WHERE id = ?",
 	             "i", id);
 
 	if (rc != SQLITE_ROW)
@@ -624,7 +582,7 @@ static int ep_write(sqlite3 *h, long long sid, long long id,
                     const struct ep_row *r)
 {
 	static const char ins[] = "INSERT INTO endpoints (service_id, "
-		EP_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+		CFG_EP_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
 		"?, ?, ?, ?, ?)";
 	static const char upd[] = "UPDATE endpoints SET service_id = ?, "
 		"target = ?, weight = ?, priority = ?, region = ?, lat = ?, "
@@ -643,7 +601,7 @@ static int ep_write(sqlite3 *h, long long sid, long long id,
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-static int endpoint_insert(sqlite3 *h, const char *service,
+int cfg_endpoint_insert(sqlite3 *h, const char *service,
                            const struct cfg_endpoint *e, char *err,
                            size_t errlen)
 {
@@ -660,14 +618,14 @@ static int endpoint_insert(sqlite3 *h, const char *service,
 		goto out;
 	if ((rc = ep_overlay(&r, e, err, errlen)) < 0) {
 		if (rc == -ENOMEM)
-			errf(err, errlen, rc, "out of memory");
+			store_errf(err, errlen, rc, "out of memory");
 		goto out;
 	}
 	rc = run(h, &st, "SELECT 1 FROM endpoints WHERE service_id = ? AND "
 	         "target = ?", "it", sid, r.target);
 	if (rc == SQLITE_ROW) {
 		sqlite3_finalize(st);
-		rc = errf(err, errlen, -EEXIST, "%s is already an endpoint of "
+		rc = store_errf(err, errlen, -EEXIST, "%s is already an endpoint of "
 		          "%s", r.target, sname);
 		goto out;
 	}
@@ -678,13 +636,13 @@ static int endpoint_insert(sqlite3 *h, const char *service,
 
 		sqlite3_finalize(st);
 		if (n >= SVC_MAX_ENDPOINTS) {
-			rc = errf(err, errlen, -EINVAL, "%s already has %lld "
+			rc = store_errf(err, errlen, -EINVAL, "%s already has %lld "
 			          "endpoints, the most one service may have",
 			          sname, n);
 			goto out;
 		}
 	}
-	rc = ep_write(h, sid, 0, &r) < 0 ? sqlerr(h, err, errlen, r.target)
+	rc = ep_write(h, sid, 0, &r) < 0 ? store_sqlerr(h, err, errlen, r.target)
 	                                 : 0;
 out:
 	ep_row_fini(&r);
@@ -694,7 +652,7 @@ out:
 int cfg_endpoint_add(sqlite3 *h, const char *service,
                      const struct cfg_endpoint *e, char *err, size_t errlen)
 {
-	TXN(h, err, errlen, endpoint_insert(h, service, e, err, errlen));
+	STORE_TXN(h, err, errlen, cfg_endpoint_insert(h, service, e, err, errlen));
 }
 
 static int endpoint_update(sqlite3 *h, const char *service,
@@ -712,15 +670,15 @@ static int endpoint_update(sqlite3 *h, const char *service,
 	                        errlen)) < 0)
 		goto out;
 	if (ep_read(h, id, &r) < 0) {
-		rc = sqlerr(h, err, errlen, t);
+		rc = store_sqlerr(h, err, errlen, t);
 		goto out;
 	}
 	if ((rc = ep_overlay(&r, e, err, errlen)) < 0) {
 		if (rc == -ENOMEM)
-			errf(err, errlen, rc, "out of memory");
+			store_errf(err, errlen, rc, "out of memory");
 		goto out;
 	}
-	rc = ep_write(h, sid, id, &r) < 0 ? sqlerr(h, err, errlen, t) : 0;
+	rc = ep_write(h, sid, id, &r) < 0 ? store_sqlerr(h, err, errlen, t) : 0;
 out:
 	ep_row_fini(&r);
 	return rc;
@@ -729,7 +687,7 @@ out:
 int cfg_endpoint_set(sqlite3 *h, const char *service,
                      const struct cfg_endpoint *e, char *err, size_t errlen)
 {
-	TXN(h, err, errlen, endpoint_update(h, service, e, err, errlen));
+	STORE_TXN(h, err, errlen, endpoint_update(h, service, e, err, errlen));
 }
 
 static int endpoint_delete(sqlite3 *h, const char *service,
@@ -745,23 +703,23 @@ static int endpoint_delete(sqlite3 *h, const char *service,
 		return rc;
 	rc = run(h, NULL, "DELETE FROM endpoints WHERE id = ?", "i", id);
 	if (rc != SQLITE_DONE)
-		return sqlerr(h, err, errlen, t);
+		return store_sqlerr(h, err, errlen, t);
 	/* A rule left without targets would match clients and answer
 	 * nothing of its own; remove it with its last target. */
 	rc = run(h, NULL, "DELETE FROM rules WHERE service_id = ? AND id NOT "
 	         "IN (SELECT rule_id FROM rule_targets)", "i", sid);
-	return rc == SQLITE_DONE ? 0 : sqlerr(h, err, errlen, t);
+	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, t);
 }
 
 int cfg_endpoint_rm(sqlite3 *h, const char *service, const char *target,
                     char *err, size_t errlen)
 {
-	TXN(h, err, errlen, endpoint_delete(h, service, target, err, errlen));
+	STORE_TXN(h, err, errlen, endpoint_delete(h, service, target, err, errlen));
 }
 
 /* -------------------------------------------------------------- rules */
 
-static int rule_insert(sqlite3 *h, const char *service, const char *match,
+int cfg_rule_insert(sqlite3 *h, const char *service, const char *match,
                        const char *const *targets, size_t n, char *err,
                        size_t errlen)
 {
@@ -774,20 +732,20 @@ static int rule_insert(sqlite3 *h, const char *service, const char *match,
 	    (rc = parse_match(match, kind, pat, err, errlen)) < 0)
 		return rc;
 	if (n == 0)
-		return errf(err, errlen, -EINVAL, "rule %s: at least one "
+		return store_errf(err, errlen, -EINVAL, "rule %s: at least one "
 		            "TARGET is required", match);
 	rc = run(h, &st, "SELECT 1 FROM rules WHERE service_id = ? AND kind = "
 	         "? AND pattern = ?", "itt", sid, kind, pat);
 	if (rc == SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return errf(err, errlen, -EEXIST, "rule %s%s%s of %s already "
+		return store_errf(err, errlen, -EEXIST, "rule %s%s%s of %s already "
 		            "exists", strcmp(kind, "cidr") ? kind : "",
 		            strcmp(kind, "cidr") ? ":" : "", pat, sname);
 	}
 	rc = run(h, NULL, "INSERT INTO rules (service_id, kind, pattern) "
 	         "VALUES (?, ?, ?)", "itt", sid, kind, pat);
 	if (rc != SQLITE_DONE)
-		return sqlerr(h, err, errlen, match);
+		return store_sqlerr(h, err, errlen, match);
 	rid = sqlite3_last_insert_rowid(h);
 	for (size_t i = 0; i < n; i++) {
 		if ((rc = find_endpoint(h, sid, sname, targets[i], t, &eid,
@@ -797,9 +755,9 @@ static int rule_insert(sqlite3 *h, const char *service, const char *match,
 		         "endpoint_id) VALUES (?, ?)", "ii", rid, eid);
 		if (rc != SQLITE_DONE) {
 			if (sqlite3_errcode(h) == SQLITE_CONSTRAINT)
-				return errf(err, errlen, -EEXIST, "rule %s: "
+				return store_errf(err, errlen, -EEXIST, "rule %s: "
 				            "target %s given twice", match, t);
-			return sqlerr(h, err, errlen, match);
+			return store_sqlerr(h, err, errlen, match);
 		}
 	}
 	return 0;
@@ -809,7 +767,7 @@ int cfg_rule_add(sqlite3 *h, const char *service, const char *match,
                  const char *const *targets, size_t n, char *err,
                  size_t errlen)
 {
-	TXN(h, err, errlen, rule_insert(h, service, match, targets, n, err,
+	STORE_TXN(h, err, errlen, cfg_rule_insert(h, service, match, targets, n, err,
 	                                errlen));
 }
 
@@ -826,9 +784,9 @@ static int rule_delete(sqlite3 *h, const char *service, const char *match,
 	rc = run(h, NULL, "DELETE FROM rules WHERE service_id = ? AND kind = ? "
 	         "AND pattern = ?", "itt", sid, kind, pat);
 	if (rc != SQLITE_DONE)
-		return sqlerr(h, err, errlen, match);
+		return store_sqlerr(h, err, errlen, match);
 	if (sqlite3_changes(h) == 0)
-		return errf(err, errlen, -ENOENT, "no rule %s in %s", match,
+		return store_errf(err, errlen, -ENOENT, "no rule %s in %s", match,
 		            sname);
 	return 0;
 }
@@ -836,7 +794,7 @@ static int rule_delete(sqlite3 *h, const char *service, const char *match,
 int cfg_rule_rm(sqlite3 *h, const char *service, const char *match,
                 char *err, size_t errlen)
 {
-	TXN(h, err, errlen, rule_delete(h, service, match, err, errlen));
+	STORE_TXN(h, err, errlen, rule_delete(h, service, match, err, errlen));
 }
 
 /* --------------------------------------------------------------- flip */
@@ -856,16 +814,16 @@ static int flip(sqlite3 *h, const char *service, const char *target,
 	rc = run(h, &st, "SELECT priority, drained, admin FROM endpoints "
 	         "WHERE id = ?", "i", id);
 	if (rc != SQLITE_ROW)
-		return sqlerr(h, err, errlen, t);
+		return store_sqlerr(h, err, errlen, t);
 	mine = sqlite3_column_int64(st, 0);
 	if (sqlite3_column_int(st, 1)) {
 		sqlite3_finalize(st);
-		return errf(err, errlen, -EINVAL, "cannot flip %s to %s: it is "
+		return store_errf(err, errlen, -EINVAL, "cannot flip %s to %s: it is "
 		            "drained (undrain it first)", sname, t);
 	}
 	if (strcmp((const char *)sqlite3_column_text(st, 2), "down") == 0) {
 		sqlite3_finalize(st);
-		return errf(err, errlen, -EINVAL, "cannot flip %s to %s: it is "
+		return store_errf(err, errlen, -EINVAL, "cannot flip %s to %s: it is "
 		            "forced down (endpoint set --admin auto|up first)",
 		            sname, t);
 	}
@@ -879,7 +837,7 @@ static int flip(sqlite3 *h, const char *service, const char *target,
 		}
 		sqlite3_finalize(st);
 	} else {
-		return sqlerr(h, err, errlen, t);
+		return store_sqlerr(h, err, errlen, t);
 	}
 	if (lowest < 0 || mine < lowest)
 		return 0;               /* already strictly first */
@@ -888,7 +846,7 @@ static int flip(sqlite3 *h, const char *service, const char *target,
 		         "= ?", "ii", lowest - 1, id);
 	} else {
 		if (highest >= 65535)
-			return errf(err, errlen, -ERANGE, "cannot flip %s: "
+			return store_errf(err, errlen, -ERANGE, "cannot flip %s: "
 			            "priorities would exceed 65535 (renumber "
 			            "with endpoint set --priority)", sname);
 		rc = run(h, NULL, "UPDATE endpoints SET priority = priority + 1 "
@@ -897,465 +855,11 @@ static int flip(sqlite3 *h, const char *service, const char *target,
 			rc = run(h, NULL, "UPDATE endpoints SET priority = 0 "
 			         "WHERE id = ?", "i", id);
 	}
-	return rc == SQLITE_DONE ? 0 : sqlerr(h, err, errlen, t);
+	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, t);
 }
 
 int cfg_flip(sqlite3 *h, const char *service, const char *target, char *err,
              size_t errlen)
 {
-	TXN(h, err, errlen, flip(h, service, target, err, errlen));
-}
-
-/* ------------------------------------------------------------- export */
-
-static json_t *jstr_or_null(sqlite3_stmt *st, int i)
-{
-	const char *s = (const char *)sqlite3_column_text(st, i);
-
-	return s ? json_string(s) : json_null();
-}
-
-static json_t *jreal_or_null(sqlite3_stmt *st, int i)
-{
-	if (sqlite3_column_type(st, i) == SQLITE_NULL)
-		return json_null();
-	return json_real(sqlite3_column_double(st, i));
-}
-
-static json_t *export_endpoints(sqlite3 *h, long long sid)
-{
-	json_t *arr = json_array();
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	if (sqlite3_prepare_v2(h, "SELECT " EP_COLS " FROM endpoints WHERE "
-	                       "service_id = ? ORDER BY target", -1, &st,
-	                       NULL) != SQLITE_OK) {
-		json_decref(arr);
-		return NULL;
-	}
-	sqlite3_bind_int64(st, 1, sid);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *check = json_null();
-
-		if (sqlite3_column_type(st, 9) != SQLITE_NULL)
-			check = json_pack("{s:s, s:o, s:o, s:I, s:I, s:b, s:o, "
-			                  "s:o, s:o}",
-			        "url", sqlite3_column_text(st, 9),
-			        "interval", jreal_or_null(st, 10),
-			        "timeout", jreal_or_null(st, 11),
-			        "rise", (json_int_t)sqlite3_column_int64(st, 12),
-			        "fall", (json_int_t)sqlite3_column_int64(st, 13),
-			        "tls_verify", sqlite3_column_int(st, 14),
-			        "expect", jstr_or_null(st, 15),
-			        "body", jstr_or_null(st, 16),
-			        "host", jstr_or_null(st, 17));
-		json_array_append_new(arr, json_pack(
-			"{s:s, s:I, s:I, s:o, s:o, s:o, s:f, s:s, s:b, s:o}",
-			"target", sqlite3_column_text(st, 0),
-			"weight", (json_int_t)sqlite3_column_int64(st, 1),
-			"priority", (json_int_t)sqlite3_column_int64(st, 2),
-			"region", jstr_or_null(st, 3),
-			"lat", jreal_or_null(st, 4),
-			"lon", jreal_or_null(st, 5),
-			"bias", sqlite3_column_double(st, 6),
-			"admin", sqlite3_column_text(st, 7),
-			"drained", sqlite3_column_int(st, 8),
-			"check", check));
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		json_decref(arr);
-		return NULL;
-	}
-	return arr;
-}
-
-static json_t *export_rules(sqlite3 *h, long long sid)
-{
-	json_t *arr = json_array();
-	sqlite3_stmt *st = NULL, *tt = NULL;
-	int rc;
-
-	if (sqlite3_prepare_v2(h, "SELECT id, kind, pattern FROM rules WHERE "
-	                       "service_id = ? ORDER BY kind, pattern", -1,
-	                       &st, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(h, "SELECT e.target FROM rule_targets r JOIN "
-	                       "endpoints e ON e.id = r.endpoint_id WHERE "
-	                       "r.rule_id = ? ORDER BY e.target", -1, &tt,
-	                       NULL) != SQLITE_OK) {
-		rc = SQLITE_ERROR;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, sid);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *kind = (const char *)sqlite3_column_text(st, 1);
-		const char *pat = (const char *)sqlite3_column_text(st, 2);
-		char match[96];
-		json_t *targets = json_array();
-
-		if (strcmp(kind, "cidr") == 0)
-			snprintf(match, sizeof match, "%s", pat);
-		else
-			snprintf(match, sizeof match, "%s:%s", kind, pat);
-		sqlite3_reset(tt);
-		sqlite3_bind_int64(tt, 1, sqlite3_column_int64(st, 0));
-		while (sqlite3_step(tt) == SQLITE_ROW)
-			json_array_append_new(targets, json_string(
-				(const char *)sqlite3_column_text(tt, 0)));
-		json_array_append_new(arr, json_pack("{s:s, s:o}", "match",
-		                                     match, "targets",
-		                                     targets));
-	}
-out:
-	sqlite3_finalize(st);
-	sqlite3_finalize(tt);
-	if (rc != SQLITE_DONE) {
-		json_decref(arr);
-		return NULL;
-	}
-	return arr;
-}
-
-json_t *cfg_export(sqlite3 *h, const char *name, char *err, size_t errlen)
-{
-	json_t *svcs = json_array(), *doc = NULL;
-	sqlite3_stmt *st = NULL;
-	char canon[256];
-	int rc;
-
-	if (name && cfg_canon_name(name, canon, err, errlen) < 0)
-		goto fail;
-	if (store_begin(h, false) < 0 ||
-	    sqlite3_prepare_v2(h, "SELECT id, name, policy, ttl, answers, "
-	                       "sticky, when_down FROM services WHERE ?1 IS "
-	                       "NULL OR name = ?1 ORDER BY name", -1, &st,
-	                       NULL) != SQLITE_OK) {
-		sqlerr(h, err, errlen, "export");
-		goto fail;
-	}
-	if (name)
-		sqlite3_bind_text(st, 1, canon, -1, SQLITE_TRANSIENT);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		long long id = sqlite3_column_int64(st, 0);
-		json_t *eps = export_endpoints(h, id);
-		json_t *rules = export_rules(h, id);
-		json_t *answers = sqlite3_column_type(st, 4) == SQLITE_NULL ?
-			json_null() :
-			json_integer(sqlite3_column_int64(st, 4));
-
-		if (!eps || !rules) {
-			json_decref(eps);
-			json_decref(rules);
-			json_decref(answers);
-			sqlerr(h, err, errlen, "export");
-			goto fail;
-		}
-		json_array_append_new(svcs, json_pack(
-			"{s:s, s:s, s:I, s:o, s:b, s:s, s:o, s:o}",
-			"name", sqlite3_column_text(st, 1),
-			"policy", sqlite3_column_text(st, 2),
-			"ttl", (json_int_t)sqlite3_column_int64(st, 3),
-			"answers", answers,
-			"sticky", sqlite3_column_int(st, 5),
-			"when_down", sqlite3_column_text(st, 6),
-			"endpoints", eps, "rules", rules));
-	}
-	if (rc != SQLITE_DONE) {
-		sqlerr(h, err, errlen, "export");
-		goto fail;
-	}
-	if (name && json_array_size(svcs) == 0) {
-		errf(err, errlen, -ENOENT, "service %s not found", canon);
-		goto fail;
-	}
-	doc = json_pack("{s:i, s:O}", "version", 1, "services", svcs);
-fail:
-	sqlite3_finalize(st);
-	store_rollback(h);
-	json_decref(svcs);
-	return doc;
-}
-
-/* ------------------------------------------------------------- import */
-
-/* Checks that o is an object with only the given keys. */
-static int only_keys(const json_t *o, const char *const *keys,
-                     const char *where, char *err, size_t errlen)
-{
-	const char *k;
-	json_t *v;
-
-	if (!json_is_object(o))
-		return errf(err, errlen, -EINVAL, "%s: not a JSON object",
-		            where);
-	json_object_foreach((json_t *)o, k, v) {
-		bool ok = false;
-
-		(void)v;
-		for (size_t i = 0; keys[i]; i++)
-			ok |= strcmp(k, keys[i]) == 0;
-		if (!ok)
-			return errf(err, errlen, -EINVAL, "%s: unknown key "
-			            "'%s'", where, k);
-	}
-	return 0;
-}
-
-/* Optional typed members: 0 absent/null, 1 present, < 0 wrong type. */
-static int jstr(const json_t *o, const char *k, const char **out,
-                const char *where, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(o, k);
-
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_string(v))
-		return errf(err, errlen, -EINVAL, "%s: '%s' must be a string",
-		            where, k);
-	*out = json_string_value(v);
-	return 1;
-}
-
-static int jint(const json_t *o, const char *k, long long *out,
-                const char *where, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(o, k);
-
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_integer(v))
-		return errf(err, errlen, -EINVAL, "%s: '%s' must be an integer",
-		            where, k);
-	*out = json_integer_value(v);
-	return 1;
-}
-
-static int jnum(const json_t *o, const char *k, double *out,
-                const char *where, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(o, k);
-
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_number(v))
-		return errf(err, errlen, -EINVAL, "%s: '%s' must be a number",
-		            where, k);
-	*out = json_number_value(v);
-	return 1;
-}
-
-static int jbool(const json_t *o, const char *k, bool *out,
-                 const char *where, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(o, k);
-
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_boolean(v))
-		return errf(err, errlen, -EINVAL, "%s: '%s' must be true or "
-		            "false", where, k);
-	*out = json_is_true(v);
-	return 1;
-}
-
-static int import_endpoint(sqlite3 *h, const char *sname, const json_t *o,
-                           const char *where, char *err, size_t errlen)
-{
-	static const char *const keys[] = { "target", "weight", "priority",
-		"region", "lat", "lon", "bias", "admin", "drained", "check",
-		NULL };
-	static const char *const ckeys[] = { "url", "interval", "timeout",
-		"rise", "fall", "tls_verify", "expect", "body", "host", NULL };
-	struct cfg_endpoint e = { .drained = -1 };
-	const json_t *c;
-	bool drained = false;
-	int rc, a = 0, b = 0;
-	char msg[512];
-
-	if ((rc = only_keys(o, keys, where, err, errlen)) < 0)
-		return rc;
-	if ((rc = jstr(o, "target", &e.target, where, err, errlen)) <= 0)
-		return rc < 0 ? rc : errf(err, errlen, -EINVAL, "%s: 'target' "
-		                          "is required", where);
-	if ((rc = jint(o, "weight", &e.weight, where, err, errlen)) < 0)
-		return rc;
-	e.has_weight = rc;
-	if ((rc = jint(o, "priority", &e.priority, where, err, errlen)) < 0)
-		return rc;
-	e.has_priority = rc;
-	if ((rc = jstr(o, "region", &e.region, where, err, errlen)) < 0)
-		return rc;
-	e.has_region = rc;
-	if ((a = jnum(o, "lat", &e.lat, where, err, errlen)) < 0 ||
-	    (b = jnum(o, "lon", &e.lon, where, err, errlen)) < 0)
-		return -EINVAL;
-	if (a != b)
-		return errf(err, errlen, -EINVAL, "%s: give both 'lat' and "
-		            "'lon' or neither", where);
-	e.has_loc = a;
-	if ((rc = jnum(o, "bias", &e.bias, where, err, errlen)) < 0)
-		return rc;
-	e.has_bias = rc;
-	if ((rc = jstr(o, "admin", &e.admin, where, err, errlen)) < 0 ||
-	    (rc = jbool(o, "drained", &drained, where, err, errlen)) < 0)
-		return rc;
-	e.drained = drained;
-	c = json_object_get(o, "check");
-	if (c && !json_is_null(c)) {
-		char cw[400];
-
-		snprintf(cw, sizeof cw, "%s: check", where);
-		if ((rc = only_keys(c, ckeys, cw, err, errlen)) < 0)
-			return rc;
-		if ((rc = jstr(c, "url", &e.check_url, cw, err, errlen)) <= 0)
-			return rc < 0 ? rc : errf(err, errlen, -EINVAL, "%s: "
-			                          "'url' is required", cw);
-		e.has_check = true;
-		if ((rc = jnum(c, "interval", &e.interval, cw, err,
-		               errlen)) < 0)
-			return rc;
-		e.has_interval = rc;
-		if ((rc = jnum(c, "timeout", &e.timeout, cw, err, errlen)) < 0)
-			return rc;
-		e.has_timeout = rc;
-		if ((rc = jint(c, "rise", &e.rise, cw, err, errlen)) < 0)
-			return rc;
-		e.has_rise = rc;
-		if ((rc = jint(c, "fall", &e.fall, cw, err, errlen)) < 0)
-			return rc;
-		e.has_fall = rc;
-		if ((rc = jbool(c, "tls_verify", &e.tls_verify, cw, err,
-		                errlen)) < 0)
-			return rc;
-		e.has_tls_verify = rc;
-		if ((rc = jstr(c, "expect", &e.expect, cw, err, errlen)) < 0 ||
-		    (rc = jstr(c, "body", &e.body, cw, err, errlen)) < 0 ||
-		    (rc = jstr(c, "host", &e.host, cw, err, errlen)) < 0)
-			return rc;
-		e.has_expect = e.has_body = e.has_host = true;
-	}
-	if ((rc = endpoint_insert(h, sname, &e, err, errlen)) < 0) {
-		snprintf(msg, sizeof msg, "%s", err);
-		return errf(err, errlen, rc, "%s: %s", where, msg);
-	}
-	return 0;
-}
-
-static int import_service(sqlite3 *h, const json_t *o, size_t i, char *err,
-                          size_t errlen)
-{
-	static const char *const keys[] = { "name", "policy", "ttl", "answers",
-		"sticky", "when_down", "endpoints", "rules", NULL };
-	struct cfg_service s = { .sticky = -1 };
-	const json_t *eps, *rules, *v;
-	char where[300], msg[512];
-	bool sticky = false;
-	size_t j;
-	int rc;
-
-	snprintf(where, sizeof where, "services[%zu]", i);
-	if ((rc = only_keys(o, keys, where, err, errlen)) < 0)
-		return rc;
-	if ((rc = jstr(o, "name", &s.name, where, err, errlen)) <= 0)
-		return rc < 0 ? rc : errf(err, errlen, -EINVAL, "%s: 'name' is "
-		                          "required", where);
-	snprintf(where, sizeof where, "services[%zu] (%s)", i, s.name);
-	if ((rc = jstr(o, "policy", &s.policy, where, err, errlen)) < 0)
-		return rc;
-	if ((rc = jint(o, "ttl", &s.ttl, where, err, errlen)) < 0)
-		return rc;
-	s.has_ttl = rc;
-	if ((rc = jint(o, "answers", &s.answers, where, err, errlen)) < 0)
-		return rc;
-	s.has_answers = rc;
-	if ((rc = jbool(o, "sticky", &sticky, where, err, errlen)) < 0 ||
-	    (rc = jstr(o, "when_down", &s.when_down, where, err, errlen)) < 0)
-		return rc;
-	s.sticky = sticky;
-	if ((rc = service_insert(h, &s, NULL, err, errlen)) < 0) {
-		snprintf(msg, sizeof msg, "%s", err);
-		return errf(err, errlen, rc, "%s: %s", where, msg);
-	}
-	eps = json_object_get(o, "endpoints");
-	if (eps && !json_is_null(eps) && !json_is_array(eps))
-		return errf(err, errlen, -EINVAL, "%s: 'endpoints' must be a "
-		            "list", where);
-	json_array_foreach(eps, j, v) {
-		char ew[340];
-
-		snprintf(ew, sizeof ew, "%s endpoints[%zu]", where, j);
-		if ((rc = import_endpoint(h, s.name, v, ew, err, errlen)) < 0)
-			return rc;
-	}
-	rules = json_object_get(o, "rules");
-	if (rules && !json_is_null(rules) && !json_is_array(rules))
-		return errf(err, errlen, -EINVAL, "%s: 'rules' must be a list",
-		            where);
-	json_array_foreach(rules, j, v) {
-		static const char *const rkeys[] = { "match", "targets", NULL };
-		const char *match = NULL, *tg[SVC_MAX_ENDPOINTS];
-		const json_t *targets, *t;
-		char rw[340];
-		size_t k;
-
-		snprintf(rw, sizeof rw, "%s rules[%zu]", where, j);
-		if ((rc = only_keys(v, rkeys, rw, err, errlen)) < 0)
-			return rc;
-		if ((rc = jstr(v, "match", &match, rw, err, errlen)) <= 0)
-			return rc < 0 ? rc : errf(err, errlen, -EINVAL, "%s: "
-			                          "'match' is required", rw);
-		targets = json_object_get(v, "targets");
-		if (!json_is_array(targets) || json_array_size(targets) == 0 ||
-		    json_array_size(targets) > SVC_MAX_ENDPOINTS)
-			return errf(err, errlen, -EINVAL, "%s: 'targets' must "
-			            "be a list of 1..%d strings", rw,
-			            SVC_MAX_ENDPOINTS);
-		json_array_foreach(targets, k, t) {
-			if (!json_is_string(t))
-				return errf(err, errlen, -EINVAL, "%s: targets "
-				            "must be strings", rw);
-			tg[k] = json_string_value(t);
-		}
-		rc = rule_insert(h, s.name, match, tg,
-		                 json_array_size(targets), err, errlen);
-		if (rc < 0) {
-			snprintf(msg, sizeof msg, "%s", err);
-			return errf(err, errlen, rc, "%s: %s", rw, msg);
-		}
-	}
-	return 0;
-}
-
-static int import_all(sqlite3 *h, const json_t *doc, char *err,
-                      size_t errlen)
-{
-	static const char *const keys[] = { "version", "services", NULL };
-	const json_t *svcs, *v;
-	long long ver = 1;
-	size_t i;
-	int rc;
-
-	if ((rc = only_keys(doc, keys, "import", err, errlen)) < 0 ||
-	    (rc = jint(doc, "version", &ver, "import", err, errlen)) < 0)
-		return rc;
-	if (ver != 1)
-		return errf(err, errlen, -EINVAL, "import: version %lld is not "
-		            "supported (1)", ver);
-	svcs = json_object_get(doc, "services");
-	if (!json_is_array(svcs))
-		return errf(err, errlen, -EINVAL, "import: 'services' must be a "
-		            "list");
-	if (store_exec(h, "DELETE FROM rules; DELETE FROM endpoints; "
-	               "DELETE FROM services") < 0)
-		return sqlerr(h, err, errlen, "import");
-	json_array_foreach(svcs, i, v)
-		if ((rc = import_service(h, v, i, err, errlen)) < 0)
-			return rc;
-	return 0;
-}
-
-int cfg_import(sqlite3 *h, const json_t *doc, char *err, size_t errlen)
-{
-	TXN(h, err, errlen, import_all(h, doc, err, errlen));
+	STORE_TXN(h, err, errlen, flip(h, service, target, err, errlen));
 }

@@ -1,5 +1,5 @@
-/* dnsd/health.c - see health.h. Control thread only. */
-#include "dnsd/health.h"
+/* dnsd/hsrv.c - see hsrv.h. Control thread only. */
+#include "dnsd/hsrv.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
-/* db/gslbctl_main.c - gslbctl: the operator's command-line tool for the
+/* ctl/gslbctl_main.c - gslbctl: the operator's command-line tool for the
  * SQLite store (CONTRACT.md section gslbctl). Every write goes through
- * db/cfg.h (validated, one transaction); explain runs db/svc.h's
+ * db/edit.h (validated, one transaction); explain runs policy/svc.h's
  * svc_select(), the code dnsd answers with. Single-threaded tool: may
  * allocate with xmalloc and exit on failure. */
 #include <arpa/inet.h>
@@ -16,9 +16,10 @@
 #include <jansson.h>
 
 #include "common/xalloc.h"
-#include "db/cfg.h"
+#include "db/edit.h"
+#include "db/export.h"
 #include "db/store.h"
-#include "db/svc.h"
+#include "db/svc_load.h"
 #include "geo/geo.h"
 #include "health/hstate.h"
 

@@ -1,4 +1,4 @@
-/* dnsd/health.h - dnsd's health service: probe-agent reports in, health
+/* dnsd/hsrv.h - dnsd's health service: probe-agent reports in, health
  * views out. Runs on the control thread only (load time): it owns the
  * struct hstate (health/hstate.h), the SQLite write handle for the health
  * tables (db/health_store.h) and the check list served to agents.
@@ -8,8 +8,8 @@
  * it ages reports (staleness), logs each transition once, persists what
  * changed, and hands a new immutable view to the publish callback when the
  * health that answers depend on changed - never more often. */
-#ifndef DNSD_HEALTH_H
-#define DNSD_HEALTH_H
+#ifndef DNSD_HSRV_H
+#define DNSD_HSRV_H
 
 #include <stdbool.h>
 #include <stddef.h>
