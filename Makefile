@@ -1,7 +1,14 @@
 # GSLB DNS server - one plain GNU Makefile.
 # Objects in $(BUILD)/, binaries in $(BIN)/. Every .c under common/ geo/
-# health/ db/ dnsd/ goes into one static library, except *_main.c files,
-# which are the programs. tests/unit/test_*.c are one binary per module.
+# health/ policy/ db/ dnsd/ ctl/ goes into one static library, except
+# *_main.c files, which are the programs. tests/unit/test_*.c are one binary
+# per module. Build tools (code generators, the layering check) are in
+# tools/.
+#
+# `make` first runs `deps` (installs missing Debian packages; nothing when
+# all are there, so no network is needed then), and only then builds in a
+# second make, which reads pkg-config's flags of the installed libraries:
+# `make -j` on a fresh machine never compiles before the headers exist.
 
 PKGS   := ldns libmaxminddb libevent libevent_openssl libevent_pthreads \
           sqlite3 jansson liburcu-qsbr openssl libsystemd libxdp libbpf
@@ -31,7 +38,8 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             libjansson-dev liburcu-dev libssl-dev libsystemd-dev sqlite3 \
             python3 python3-dnspython dnsutils libmaxmind-db-writer-perl \
             mmdb-bin iproute2 openssl curl prometheus man-db groff-base \
-            systemd libxdp-dev libbpf-dev ethtool procps
+            systemd libxdp-dev libbpf-dev ethtool procps \
+            chromium chromium-driver python3-selenium debhelper lintian
 
 SRCDIRS  := common geo health policy db dnsd ctl
 ALL_SRCS := $(filter-out %.bpf.c,$(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c)))
@@ -41,17 +49,29 @@ LIB_SRCS := $(filter-out %_main.c,$(ALL_SRCS))
 # clang for the BPF target and embedded in the library as a byte array.
 BPF_OBJ  := $(BUILD)/dnsd/xdp_filter.bpf.o
 BPF_EMB  := $(BUILD)/dnsd/xdp_filter_obj.c
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BPF_EMB:%.c=%.o)
+# The status page (web/: plain HTML, CSS, JavaScript and the map outline)
+# is embedded the same way, each file plain and gzip-compressed (webui.c).
+BIN2C    := tools/bin2c.py
+WEB_FILES:= web/index.html web/app.js web/app.css web/world.svg
+WEB_EMB  := $(WEB_FILES:web/%=$(BUILD)/web/%.c) $(WEB_FILES:web/%=$(BUILD)/web/%.gz.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BPF_EMB:%.c=%.o) $(WEB_EMB:%.c=%.o)
 LIB      := $(BUILD)/libgslb.a
+
+# db/schema.sql embedded as a C string, generated into the build tree.
+SCHEMA_C := $(BUILD)/db/schema_sql.c
+LIB_OBJS += $(SCHEMA_C:%.c=%.o)
 
 PROGS    := $(BIN)/dnsd $(BIN)/gslbctl $(BIN)/gslb-probe
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit integration run bench asan tsan fuzz clean check install uninstall
+.PHONY: all build deb deps layers test unit integration run bench asan tsan fuzz clean check install uninstall
 .DEFAULT_GOAL := all
 
-all: deps $(PROGS) $(UNIT_BINS)
+all: deps
+	@$(MAKE) --no-print-directory build
+
+build: $(PROGS) $(UNIT_BINS)
 
 deps:
 	@missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(DEB_PKGS) 2>/dev/null \
@@ -75,11 +95,33 @@ $(BPF_OBJ): dnsd/xdp_filter.bpf.c dnsd/xdp_key.h
 	clang -O2 -g -target bpf -Wall -Wextra -Werror -I. \
 	  -I/usr/include/$(shell $(CC) -dumpmachine) -c -o $@ $<
 
-$(BPF_EMB): $(BPF_OBJ) tests/tools/bin2c.py
-	$(PYTHON) tests/tools/bin2c.py xdp_filter_obj $< $@
+$(BPF_EMB): $(BPF_OBJ) tools/bin2c.py
+	$(PYTHON) tools/bin2c.py xdp_filter_obj $< $@
 
 $(BPF_EMB:%.c=%.o): $(BPF_EMB)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/web/%.gz.c: web/% $(BIN2C)
+	@mkdir -p $(dir $@)
+	gzip -9nc $< > $(@:.c=)
+	$(PYTHON) $(BIN2C) web_$(subst .,_,$*)_gz $(@:.c=) $@
+
+$(BUILD)/web/%.c: web/% $(BIN2C)
+	@mkdir -p $(dir $@)
+	$(PYTHON) $(BIN2C) web_$(subst .,_,$*) $< $@
+
+$(WEB_EMB:%.c=%.o): %.o: %.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(SCHEMA_C): db/schema.sql tools/schema2c.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) tools/schema2c.py $< $@
+
+$(SCHEMA_C:%.c=%.o): $(SCHEMA_C)
+	$(CC) $(CFLAGS) -c -o $@ $<
+# Build trees from before the schema was generated here have dependency
+# files naming db/schema_sql.c; this lets them rebuild once.
+db/schema_sql.c: ;
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
@@ -101,13 +143,18 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB) tests/unit/harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+# Which folder may include which (README "How it fits together"); fails on
+# an include across a forbidden edge or a cycle between modules.
+layers:
+	@$(PYTHON) tools/layers.py --self-test && $(PYTHON) tools/layers.py
+
 # Unit binaries, then integration scripts; one summary line at the end.
 # TEST_RUN prefixes the runner (the tsan target sets it, see there).
 TEST_RUN ?=
-test: all
+test: all layers
 	@BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) $(TEST_RUN) $(PYTHON) tests/run_tests.py $(UNIT_BINS)
 
-unit: all
+unit: all layers
 	@BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) $(PYTHON) tests/run_tests.py --unit-only $(UNIT_BINS)
 
 check: all
@@ -171,6 +218,17 @@ install: $(PROGS)
 	for f in $(INST_UNITS) $(INST_ETC); do $(INST_SUBST) dist/$$f > $(BUILD)/dist/$$f || exit 1; done
 	for f in $(INST_UNITS); do install -D -m 0644 $(BUILD)/dist/$$f $(DESTDIR)$(UNITDIR)/$$f || exit 1; done
 	for f in $(INST_ETC); do install -D -m 0644 $(BUILD)/dist/$$f $(DESTDIR)$(SYSCONFDIR)/gslb/$$f || exit 1; done
+
+# make deb: the Debian packages (debian/), built with dpkg-buildpackage from a
+# copy of the source tree in $(BUILD)/deb/src, so the .debs land in
+# $(BUILD)/deb; then lintian, which must report no error.
+deb:
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
+	tar -c --exclude=./build --exclude='./build-*' --exclude=./bin --exclude=./.git \
+	  --exclude=./bench/out . | tar -x -C $(BUILD)/deb/src
+	cd $(BUILD)/deb/src && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BIN -u BUILD \
+	  dpkg-buildpackage -us -uc -b
+	lintian --fail-on error --tag-display-limit 0 $(BUILD)/deb/*.changes
 
 # Removes what install put there; never a dnsd.conf, token or store.
 uninstall:

@@ -23,6 +23,8 @@
 #include "dnsd/config.h"
 #include "dnsd/hsrv.h"
 #include "dnsd/status.h"
+#include "dnsd/notify.h"
+#include "dnsd/webui.h"
 #include "dnsd/net.h"
 #include "dnsd/xdp.h"
 #include "dnsd/snap.h"
@@ -55,7 +57,7 @@ struct control {
 	uint64_t gen;
 	struct event *poll_ev;
 	struct file_id geo_id;       /* to notice a replaced GeoIP file */
-	sqlite3 *db;                 /* the store: polled (data_version),
+	struct store *db;            /* the store: polled (data_version),
 					and written by health and the API */
 	long long db_version;
 	struct file_id db_id;        /* the file that handle has open */
@@ -64,6 +66,8 @@ struct control {
 	char db_err[512];            /* the store problem last logged */
 	struct hsrv *hs;             /* health (with --db) */
 	struct api *api;             /* HTTP API (with --api) */
+	struct webui *web;           /* the status page (with --api) */
+	struct notify *notify;       /* webhooks (with notify-url) */
 	struct status_src st;        /* times and results for status/metrics */
 	struct event *summary_ev;
 	struct stats last;           /* counters at the last summary */
@@ -88,27 +92,8 @@ static void answer_conf_init(const struct config *c, struct answer_conf *a)
 /* "LAT,LON" or a country code. Returns 0 or -EINVAL (logged). */
 static int parse_default_location(const char *s, struct geo_loc *loc)
 {
-	char *end;
-
-	memset(loc, 0, sizeof(*loc));
-	if (strlen(s) == 2 &&
-	    geo_country_centroid(s, &loc->lat, &loc->lon, loc->continent) == 0) {
-		loc->country[0] = (char)(s[0] & ~0x20);
-		loc->country[1] = (char)(s[1] & ~0x20);
-		geo_unit_vector(loc->lat, loc->lon, loc->v);
+	if (geo_parse_location(s, loc) == 0)
 		return 0;
-	}
-	loc->lat = strtod(s, &end);
-	if (end != s && *end == ',') {
-		const char *p = end + 1;
-
-		loc->lon = strtod(p, &end);
-		if (end != p && !*end && loc->lat >= -90 && loc->lat <= 90 &&
-		    loc->lon >= -180 && loc->lon <= 180) {
-			geo_unit_vector(loc->lat, loc->lon, loc->v);
-			return 0;
-		}
-	}
 	log_err("default-location: '%s' is neither LAT,LON nor a known country code", s);
 	return -EINVAL;
 }
@@ -241,6 +226,9 @@ static int load_services(struct control *sv, struct svc_set **out)
 		log_warn("%s", (*out)->problems[i]);
 	log_info("db %s: %zu services, %zu endpoints, %zu problems", sv->conf.db,
 		 (*out)->n, eps, (*out)->n_problems);
+	webui_event(sv->web, "config", sv->conf.db,
+		    "loaded %zu services, %zu endpoints, %zu problems",
+		    (*out)->n, eps, (*out)->n_problems);
 	return 0;
 }
 
@@ -301,6 +289,9 @@ static void reload(struct control *sv)
 	sv->st.last_reload_ok = failed == 0;
 	log_info("reload: generation %llu, %zu zones, %u failed",
 		 (unsigned long long)s->gen, s->n_zones, failed);
+	webui_event(sv->web, "reload", failed ? "failed" : "ok",
+		    "generation %llu, %zu zones, %u failed",
+		    (unsigned long long)s->gen, s->n_zones, failed);
 out:
 	free(old);
 	free(nz);
@@ -311,6 +302,8 @@ static void db_problem(struct control *sv, const char *msg)
 {
 	if (strcmp(msg, sv->db_err) != 0) {
 		log_err("%s (keeping the services loaded before)", msg);
+		webui_event(sv->web, "config", sv->conf.db,
+			    "%s (keeping the services loaded before)", msg);
 		snprintf(sv->db_err, sizeof(sv->db_err), "%s", msg);
 	}
 }
@@ -330,7 +323,7 @@ static void poll_db(struct control *sv)
 	file_id_of(sv->conf.db, &id);
 	if (id.ino && (id.ino != sv->db_id.ino || id.dev != sv->db_id.dev) &&
 	    (id.ino != sv->db_bad_id.ino || id.dev != sv->db_bad_id.dev)) {
-		sqlite3 *h;
+		struct store *h;
 
 		if (store_open(sv->conf.db, 0, &h, err, sizeof(err)) < 0) {
 			db_problem(sv, err);
@@ -348,7 +341,7 @@ static void poll_db(struct control *sv)
 	v = store_data_version(sv->db);
 	if (v < 0) {
 		snprintf(err, sizeof(err), "db %s: cannot read: %s", sv->conf.db,
-			 sqlite3_errmsg(sv->db));
+			 store_errmsg(sv->db));
 		db_problem(sv, err);
 		return;
 	}
@@ -412,7 +405,7 @@ static void on_health(void *ctx, struct hstate_view *v)
 }
 
 /* Fills sv->st for a status or metrics request; ep (NULL or
- * NET_EP_COUNTERS entries) receives the per-endpoint answer counts. */
+ * STATS_EP_COUNTERS entries) receives the per-endpoint answer counts. */
 static void status_fill(struct control *sv, struct stats *sum, uint64_t *ep)
 {
 	net_stats(sv->net, sum);
@@ -426,9 +419,9 @@ static void status_fill(struct control *sv, struct stats *sum, uint64_t *ep)
 	sv->st.zone_loaded = sv->zone_loaded;
 	sv->st.n_zone_files = sv->conf.n_zone;
 	sv->st.ep_answers = ep;
-	sv->st.ep_cap = ep ? NET_EP_COUNTERS : 0;
+	sv->st.ep_cap = ep ? STATS_EP_COUNTERS : 0;
 	if (ep)
-		net_ep_answers(sv->net, ep, NET_EP_COUNTERS);
+		net_ep_answers(sv->net, ep, STATS_EP_COUNTERS);
 }
 
 static json_t *api_checks(void *ctx)
@@ -467,11 +460,12 @@ static int api_metrics(void *ctx, struct evbuffer *out)
 {
 	struct control *sv = ctx;
 	struct stats sum;
-	uint64_t *ep = calloc(NET_EP_COUNTERS, sizeof(*ep));
+	uint64_t *ep = calloc(STATS_EP_COUNTERS, sizeof(*ep));
 	int rc;
 
 	status_fill(sv, &sum, ep);
 	rc = status_metrics(&sv->st, out);
+	notify_metrics(sv->notify, out);
 	free(ep);
 	return rc;
 }
@@ -552,10 +546,46 @@ static int api_config_write(void *ctx, const char *what, const json_t *b,
 		/* Our own commit does not move our connection's data_version:
 		 * load it now, so the next query already sees it. */
 		log_info("api: %s written", what);
+		webui_event(sv->web, "api", jstr(b, "service") ? jstr(b, "service")
+			    : "configuration", "%s written%s%s", what,
+			    jstr(b, "target") ? ": " : "",
+			    jstr(b, "target") ? jstr(b, "target") : "");
 		sv->db_version = -1;
 		poll_db(sv);
 	}
 	return rc;
+}
+
+/* A health transition: into the status page's events. */
+static void on_health_event(void *ctx, const char *subject, const char *text)
+{
+	struct control *sv = ctx;
+
+	webui_event(sv->web, "health", subject, "%s", text);
+	notify_health(sv->notify, subject, text);
+}
+
+static void web_source(void *ctx, struct webui_src *out)
+{
+	struct control *sv = ctx;
+
+	out->snap = sv->snap;
+	out->hs = sv->hs ? hsrv_state(sv->hs) : NULL;
+	out->started = sv->st.started;
+}
+
+static void web_answers(void *ctx, uint64_t *ep, size_t cap)
+{
+	struct control *sv = ctx;
+
+	net_ep_answers(sv->net, ep, cap);
+}
+
+static bool api_page(void *ctx, struct evhttp_request *req, const char *path)
+{
+	struct control *sv = ctx;
+
+	return webui_handle(sv->web, req, path);
 }
 
 static const struct api_ops api_ops = {
@@ -565,6 +595,7 @@ static const struct api_ops api_ops = {
 	.metrics = api_metrics,
 	.config_get = api_config_get,
 	.config_write = api_config_write,
+	.page = api_page,
 };
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -647,6 +678,14 @@ struct control *control_new(const struct config *conf, unsigned *problems)
 		else
 			sv->aconf.has_default_loc = true;
 	}
+	if (sv->conf.notify_url) {
+		char err[512];
+
+		if (notify_url_check(sv->conf.notify_url, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			failed++;
+		}
+	}
 	*problems = failed;
 	return sv;
 }
@@ -698,6 +737,7 @@ static void first_snapshot(struct control *sv)
 			.default_interval = sv->conf.check_interval,
 			.quorum = sv->conf.quorum_percent / 100.0,
 			.publish = on_health,
+			.event = on_health_event,
 			.ctx = sv,
 		};
 
@@ -729,6 +769,12 @@ static void start_api(struct control *sv)
 	if (token_load(sv->conf.api_token_file, token, sizeof(token), err,
 		       sizeof(err)) < 0)
 		fatal("api: %s", err);
+	sv->web = webui_new(sv->base, &(struct webui_conf) {
+		.source = web_source, .answers = web_answers, .ctx = sv });
+	if (!sv->web)
+		fatal("api: out of memory starting the status page");
+	webui_event(sv->web, "start", "dnsd", "serving generation %llu",
+		    (unsigned long long)sv->snap->gen);
 	sv->api = api_new(sv->base, sv->conf.api, token, &api_ops, sv, err,
 			  sizeof(err));
 	if (!sv->api)
@@ -748,6 +794,14 @@ void control_start(struct control *sv, const struct rrl_conf *rrl)
 	sv->st.started = clock_unix();
 	sv->st.last_reload_ok = true;
 	first_snapshot(sv);
+	if (sv->conf.notify_url) {
+		char err[512];
+
+		if (!(sv->notify = notify_new(sv->base, sv->conf.notify_url, err,
+					      sizeof(err))))
+			fatal("%s", err);
+		log_info("notify: health transitions go to %s", sv->conf.notify_url);
+	}
 	sv->net = net_new(&(struct net_conf) {
 		.threads = sv->conf.threads,
 		.tcp_idle_timeout = sv->conf.tcp_idle_timeout,
@@ -790,7 +844,11 @@ void control_free(struct control *sv)
 	if (!sv)
 		return;
 	api_free(sv->api);
+	webui_free(sv->web);
+	sv->web = NULL;
 	hsrv_free(sv->hs);
+	notify_free(sv->notify);
+	sv->notify = NULL;
 	net_free(sv->net);
 	for (int i = 0; i < 3; i++)
 		if (sv->sig[i])
