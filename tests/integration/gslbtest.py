@@ -238,6 +238,21 @@ def make_mmdb(tsv=None, out=None):
     return out
 
 
+def sanitizer():
+    """'ThreadSanitizer' or 'AddressSanitizer' when BIN's dnsd is built
+    with it (make tsan, make asan), else None."""
+    try:
+        with open(os.path.join(BIN, "dnsd"), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if b"__tsan_init" in data:
+        return "ThreadSanitizer"
+    if b"__asan_init" in data:
+        return "AddressSanitizer"
+    return None
+
+
 def wait_for(fn, timeout=5.0, interval=0.05):
     """Polls fn() until it returns a true value or timeout seconds (times
     TIME_FACTOR) pass; returns the last value."""
