@@ -221,7 +221,7 @@ def gslbctl(db, *args, check=True):
     """Runs bin/gslbctl --db DB ARGS; raises with its stderr when check and
     it fails. Returns the CompletedProcess."""
     argv = [os.path.join(BIN, "gslbctl"), "--db", db] + [str(a) for a in args]
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=30 * TIME_FACTOR)
     if check and p.returncode != 0:
         raise AssertionError("gslbctl %s failed (%d): %s" % (" ".join(map(str, args)),
                                                             p.returncode, p.stderr))
