@@ -39,7 +39,8 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             python3 python3-dnspython dnsutils libmaxmind-db-writer-perl \
             mmdb-bin iproute2 openssl curl prometheus man-db groff-base \
             systemd libxdp-dev libbpf-dev ethtool procps \
-            chromium chromium-driver python3-selenium debhelper lintian
+            chromium chromium-driver python3-selenium debhelper lintian \
+            bind9-dnsutils unbound ldnsutils
 
 SRCDIRS  := common geo health policy db dnsd ctl
 ALL_SRCS := $(filter-out %.bpf.c,$(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c)))
@@ -65,7 +66,7 @@ PROGS    := $(BIN)/dnsd $(BIN)/gslbctl $(BIN)/gslb-probe
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all build deb deps layers test unit integration run bench asan tsan fuzz clean check install uninstall
+.PHONY: all build deb deps generated layers test unit integration run bench asan tsan fuzz clean check install uninstall
 .DEFAULT_GOAL := all
 
 all: deps
@@ -122,6 +123,9 @@ $(SCHEMA_C:%.c=%.o): $(SCHEMA_C)
 # Build trees from before the schema was generated here have dependency
 # files naming db/schema_sql.c; this lets them rebuild once.
 db/schema_sql.c: ;
+
+# The generated sources (for builds outside this Makefile: tests/fuzz/run.sh).
+generated: $(BPF_EMB) $(SCHEMA_C) $(WEB_EMB)
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@

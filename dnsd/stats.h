@@ -48,10 +48,13 @@ enum {
 	T rrl_limited, rrl_dropped, rrl_slipped; \
 	/* AF_XDP mode (xdp.h): answers sent as frames; frames not answered \
 	 * (not a well-formed UDP datagram, or no free frame to answer in). */ \
-	T xdp_answers, xdp_dropped;
+	T xdp_answers, xdp_dropped; \
+	/* Online signing (dnssec.h): signatures made, served from the \
+	 * cache, and not made because the signing budget was spent. */ \
+	T dnssec_signed, dnssec_cache_hits, dnssec_over_budget;
 
 /* One counter of one thread: written by that thread only (stats_inc,
- * stats_addn), read by any (stats_get). */
+ * stats_addn, stats_set), read by any (stats_get). */
 struct stats_ctr {
 	_Atomic uint64_t n;
 };
@@ -83,6 +86,13 @@ static inline void stats_addn(struct stats_ctr *c, uint64_t n)
 static inline void stats_inc(struct stats_ctr *c)
 {
 	stats_addn(c, 1);
+}
+
+/* Query path, by the owning thread only: c = v (a count kept elsewhere by
+ * the same thread, copied in). */
+static inline void stats_set(struct stats_ctr *c, uint64_t v)
+{
+	atomic_store_explicit(&c->n, v, memory_order_relaxed);
 }
 
 /* Any thread: the counter's value (some value it had recently). */
