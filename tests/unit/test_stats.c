@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -125,9 +126,14 @@ static void test_add_every_field(void)
 	for (size_t k = 0; k < n; k++)
 		wrong += cs[k] != 1001 * (k + 1);
 	CHECK(wrong == 0, "stats_add: %u of %zu counters wrong", wrong, n);
-	CHECK(s.xdp_dropped == 1001 * n && s.queries[0][0] == 1001,
-	      "stats_add: first %llu and last %llu counter",
-	      (unsigned long long)s.queries[0][0], (unsigned long long)s.xdp_dropped);
+	/* Named fields read back what was set at their position. */
+	CHECK(s.queries[0][0] == 1001 &&
+	      s.xdp_dropped == 1001 * (offsetof(struct stats, xdp_dropped) / 8 + 1) &&
+	      s.dnssec_over_budget ==
+	      1001 * (offsetof(struct stats, dnssec_over_budget) / 8 + 1),
+	      "stats_add: queries[0][0] %llu, xdp_dropped %llu, dnssec_over_budget %llu",
+	      (unsigned long long)s.queries[0][0], (unsigned long long)s.xdp_dropped,
+	      (unsigned long long)s.dnssec_over_budget);
 }
 
 int main(void)
