@@ -465,7 +465,7 @@ static inline void count_endpoint(struct answer_worker *w,
 				  const struct svc_endpoint *e)
 {
 	if (e && e->id < w->ep_cap)
-		w->ep_answers[e->id]++;
+		stats_inc(&w->ep_answers[e->id]);
 }
 
 /* Answers a balanced name. Returns false when svc is not served by this
@@ -484,7 +484,7 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 
 	if (!z)
 		return false;
-	x->w->st->service_answers++;
+	stats_inc(&x->w->st->service_answers);
 	if (qtype != TYPE_A && qtype != TYPE_AAAA && qtype != TYPE_CNAME &&
 	    qtype != TYPE_ANY) {
 		negative(x, z, RCODE_NOERROR, owner, olen, NULL, svc);  /* NODATA */
@@ -643,7 +643,7 @@ static void put_opt(struct ctx *x)
 	x->r.ar++;
 }
 
-int answer_worker_init(struct answer_worker *w, struct stats *st,
+int answer_worker_init(struct answer_worker *w, struct stats_thread *st,
 		       uint32_t ep_cap, uint64_t seed)
 {
 	memset(w, 0, sizeof(*w));
@@ -669,7 +669,7 @@ void answer_worker_ep_add(const struct answer_worker *w, uint64_t *out,
 			  size_t cap)
 {
 	for (size_t k = 0; k < cap && k < w->ep_cap; k++)
-		out[k] += w->ep_answers[k];
+		out[k] += stats_get(&w->ep_answers[k]);
 }
 
 void answer_prepare(const struct snap *s, const uint8_t *pkt, size_t len,
@@ -739,10 +739,10 @@ size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,
 	}
 	x.q = q;
 	if (st == WIRE_DROP) {
-		w->st->dropped++;
+		stats_inc(&w->st->dropped);
 		return 0;
 	}
-	w->st->queries[tr][hasq ? stats_qtype(q->qtype) : STATS_QT_OTHER]++;
+	stats_inc(&w->st->queries[tr][hasq ? stats_qtype(q->qtype) : STATS_QT_OTHER]);
 	memcpy(out, pkt, 2);
 	out[2] = (uint8_t)(0x80 | (q->opcode << 3) | (q->flags1 & 0x01)); /* QR, RD */
 	out[3] = q->flags2 & 0x10;                                      /* CD */
@@ -762,7 +762,7 @@ size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,
 
 	switch (st) {
 	case WIRE_FORMERR:
-		w->st->malformed++;
+		stats_inc(&w->st->malformed);
 		x.rcode = RCODE_FORMERR;
 		x.aa = false;
 		break;
@@ -778,7 +778,7 @@ size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,
 	default:
 		opt = q->edns;
 		if (q->ecs)
-			w->st->ecs++;
+			stats_inc(&w->st->ecs);
 		x.r.limit = max - (opt ? opt_size(&x) : 0);
 		if (q->qclass != CLASS_IN) {
 			x.rcode = RCODE_REFUSED;
@@ -802,9 +802,9 @@ size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,
 				struct dnssec_counters dc;
 
 				dnssec_worker_counters(w->dw, &dc);
-				w->st->dnssec_signed = dc.signed_;
-				w->st->dnssec_cache_hits = dc.cache_hits;
-				w->st->dnssec_over_budget = dc.over_budget;
+				stats_set(&w->st->dnssec_signed, dc.signed_);
+				stats_set(&w->st->dnssec_cache_hits, dc.cache_hits);
+				stats_set(&w->st->dnssec_over_budget, dc.over_budget);
 			}
 		}
 		break;
@@ -813,7 +813,7 @@ size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,
 		out[2] |= 0x04;
 	if (x.r.tc) {
 		out[2] |= 0x02;
-		w->st->truncated++;
+		stats_inc(&w->st->truncated);
 	}
 	out[3] |= x.rcode & 0x0f;
 	wire_put16(out + 6, x.r.an);
@@ -821,6 +821,6 @@ size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,
 	if (opt)
 		put_opt(&x);
 	wire_put16(out + 10, x.r.ar);
-	w->st->responses[tr][x.rcode < STATS_NRCODES ? x.rcode : 0]++;
+	stats_inc(&w->st->responses[tr][x.rcode < STATS_NRCODES ? x.rcode : 0]);
 	return x.r.len;
 }

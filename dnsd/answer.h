@@ -23,12 +23,12 @@ struct dnssec_worker;
 
 /* A worker's private state for answering. */
 struct answer_worker {
-	struct stats *st;
+	struct stats_thread *st;
 	uint64_t rng;            /* weighted random choice */
 	uint32_t rr;             /* round-robin step */
 	/* Answers per endpoint id (ids below ep_cap; larger ones are not
-	 * counted), written by this worker only. */
-	uint64_t *ep_answers;
+	 * counted), written by this worker only, read by any. */
+	struct stats_ctr *ep_answers;
 	uint32_t ep_cap;
 	/* Signing state (cache, OpenSSL context) when dnssec_configure()
 	 * was called before this worker started; else NULL. */
@@ -38,7 +38,7 @@ struct answer_worker {
 /* Load time: sets up w for a thread that counts into st, with answers per
  * endpoint id below ep_cap and a random-choice state from seed (mixed
  * with the time and w's address). Returns 0 or -ENOMEM. */
-int answer_worker_init(struct answer_worker *w, struct stats *st,
+int answer_worker_init(struct answer_worker *w, struct stats_thread *st,
 		       uint32_t ep_cap, uint64_t seed);
 void answer_worker_fini(struct answer_worker *w);
 /* Adds w's answers per endpoint id to out[0..cap) (readers summing the

@@ -5,7 +5,7 @@
  * per batch. TCP: `threads` workers, each with its own event base (no
  * locks), its listening sockets and connections. Every thread owns its
  * buffers and counters, and is an RCU reader only while it answers
- * (rcu_thread_online/offline around a batch or a read), so it never
+ * (snap_reader_online/offline around a batch or a read), so it never
  * delays a snapshot swap while it waits. */
 #include "dnsd/net.h"
 
@@ -67,7 +67,7 @@ struct worker {
 	struct tcp_conn *lru_head, *lru_tail;
 	unsigned n_conns;
 	struct answer_worker aw;
-	struct stats stats;
+	struct stats_thread stats;
 	uint8_t tcp_rx[65536];
 	uint8_t tcp_tx[2 + ANSWER_MAX];
 };
@@ -85,7 +85,7 @@ struct udp_thr {
 	pthread_t tid;
 	bool started;
 	struct answer_worker aw;
-	struct stats stats;
+	struct stats_thread stats;
 	struct rrl *rrl;               /* NULL: no rate limiting */
 	/* Batch buffers. */
 	struct mmsghdr rmsg[BATCH], smsg[BATCH];
@@ -185,7 +185,7 @@ static void udp_batch(struct udp_thr *u, int n)
 		size_t len;
 
 		if (u->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) {
-			u->stats.dropped++;
+			stats_inc(&u->stats.dropped);
 			continue;
 		}
 		to_client((struct sockaddr *)&u->peer[i], &c.addr);
@@ -243,9 +243,9 @@ static void *udp_main(void *arg)
 		n = recvmmsg(u->fd, u->rmsg, BATCH, MSG_WAITFORONE, NULL);
 		if (n <= 0)
 			continue;       /* timeout, signal, or shutdown to stop */
-		rcu_thread_online();
+		snap_reader_online();
 		udp_batch(u, n);
-		rcu_thread_offline();
+		snap_reader_offline();
 	}
 	rcu_thread_online();
 	rcu_unregister_thread();
@@ -307,7 +307,7 @@ static void tcp_read(struct bufferevent *bev, void *arg)
 
 	lru_unlink(w, c);
 	lru_append(w, c);
-	rcu_thread_online();
+	snap_reader_online();
 	s = snap_current();
 	/* Pipelined queries: answer every complete message in the buffer. */
 	for (unsigned i = 0; i < 1024; i++) {
@@ -339,9 +339,9 @@ static void tcp_read(struct bufferevent *bev, void *arg)
 			break;
 		}
 	}
-	rcu_thread_offline();
+	snap_reader_offline();
 	if (bad) {
-		w->stats.tcp_closed_bad++;
+		stats_inc(&w->stats.tcp_closed_bad);
 		tcp_close(c);
 		return;
 	}
@@ -352,7 +352,7 @@ static void tcp_read(struct bufferevent *bev, void *arg)
 			c->partial = true;
 			clock_gettime(CLOCK_MONOTONIC, &c->partial_since);
 		} else if (since(&c->partial_since) > w->net->conf.tcp_idle_timeout) {
-			w->stats.tcp_closed_idle++;
+			stats_inc(&w->stats.tcp_closed_idle);
 			tcp_close(c);
 			return;
 		}
@@ -374,7 +374,7 @@ static void tcp_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (what & BEV_EVENT_TIMEOUT)
-		c->w->stats.tcp_closed_idle++;
+		stats_inc(&c->w->stats.tcp_closed_idle);
 	tcp_close(c);
 }
 
@@ -387,11 +387,11 @@ static void tcp_accept(struct evconnlistener *l, evutil_socket_t fd,
 
 	(void)l;
 	(void)salen;
-	w->stats.tcp_accepted++;
+	stats_inc(&w->stats.tcp_accepted);
 	/* At the cap, the longest idle connection makes room (RFC 7766 6.2.3
 	 * lets a server close idle connections). */
 	if (w->n_conns >= w->net->conf.tcp_max_clients && w->lru_head) {
-		w->stats.tcp_closed_cap++;
+		stats_inc(&w->stats.tcp_closed_cap);
 		tcp_close(w->lru_head);
 	}
 	c = calloc(1, sizeof(*c));

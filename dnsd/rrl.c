@@ -42,7 +42,7 @@ struct rrl_entry {
 
 struct rrl {
 	struct rrl_conf conf;
-	struct stats *st;
+	struct stats_thread *st;
 	struct rrl_entry *tab;
 	size_t mask;
 	uint64_t now_ms;
@@ -87,7 +87,7 @@ int rrl_whitelist_parse(struct rrl_conf *c, const char *const *list, size_t n)
 	return rc;
 }
 
-struct rrl *rrl_new(const struct rrl_conf *conf, struct stats *st)
+struct rrl *rrl_new(const struct rrl_conf *conf, struct stats_thread *st)
 {
 	struct rrl *r = calloc(1, sizeof(*r));
 	size_t size = 16;
@@ -326,13 +326,13 @@ enum rrl_action rrl_account(struct rrl *r, const struct in6_addr *client,
 		e->tokens -= RRL_COST;
 		return RRL_PASS;
 	}
-	r->st->rrl_limited++;
+	stats_inc(&r->st->rrl_limited);
 	e->limited++;
 	if (r->conf.slip && e->limited % r->conf.slip == 0) {
-		r->st->rrl_slipped++;
+		stats_inc(&r->st->rrl_slipped);
 		return RRL_SLIP;
 	}
-	r->st->rrl_dropped++;
+	stats_inc(&r->st->rrl_dropped);
 	return RRL_DROP;
 }
 

@@ -77,7 +77,7 @@ int rrl_whitelist_parse(struct rrl_conf *c, const char *const *list, size_t n);
 
 /* A worker's table for conf (copied). st: the worker's counters (borrowed,
  * gets rrl_limited/rrl_dropped/rrl_slipped). NULL when out of memory. */
-struct rrl *rrl_new(const struct rrl_conf *conf, struct stats *st);
+struct rrl *rrl_new(const struct rrl_conf *conf, struct stats_thread *st);
 void rrl_free(struct rrl *r);    /* NULL is fine */
 
 /* Query path: reads the coarse monotonic clock; call once per batch. */

@@ -5,10 +5,14 @@
  * unchanged parts - zones, the name table - with the current one), then
  * snap_publish() swaps the pointer and waits for a grace period before
  * freeing what the new snapshot no longer uses. Workers call snap_current()
- * between rcu_thread_online() and rcu_thread_offline() around each batch of
- * packets; a worker that blocks is offline, so a grace period never waits
- * for an idle worker. Nothing reachable from a published snapshot is ever
- * written again. */
+ * between snap_reader_online() and snap_reader_offline() around each batch
+ * of packets; a worker that blocks is offline, so a grace period never
+ * waits for an idle worker. Nothing reachable from a published snapshot is
+ * ever written again.
+ *
+ * The pointer itself is a C11 atomic (release exchange, acquire load) and
+ * the grace period is liburcu's QSBR synchronize_rcu(); snap.c explains
+ * how ThreadSanitizer is told about the latter. */
 #ifndef DNSD_SNAP_H
 #define DNSD_SNAP_H
 
@@ -150,6 +154,15 @@ const struct snap *snap_current(void);
  * one (or NULL) for the caller to free what s does not share. Control
  * thread only. */
 struct snap *snap_publish(struct snap *s);
+
+/* An answering thread (registered with rcu_register_thread()) becomes a
+ * reader before it takes snap_current() and stops being one when it is
+ * done with that snapshot - before it blocks, and at the latest after each
+ * batch - so snap_publish() never waits for an idle thread. Both are
+ * rcu_thread_online()/rcu_thread_offline(), the offline one also telling
+ * ThreadSanitizer about the grace period (see snap.c). */
+void snap_reader_online(void);
+void snap_reader_offline(void);
 
 /* Lifecycle, control thread only. A snapshot is built by cloning the one
  * in force and replacing the parts that changed; snap_install() publishes

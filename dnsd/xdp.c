@@ -67,7 +67,7 @@ struct xdp_thr {
 	unsigned n_free;
 	bool kick;                     /* descriptors on the TX ring to push */
 	struct answer_worker aw;
-	struct stats stats;
+	struct stats_thread stats;
 	struct rrl *rrl;
 	struct xdp_pkt pkt[XDP_BATCH];
 	struct answer_pre pre[XDP_BATCH];
@@ -250,7 +250,7 @@ size_t xdp_frame_reply(const struct xdp_pkt *q, const uint8_t *qf,
 
 static void reclaim(struct xdp_thr *t)
 {
-	uint32_t idx, n = xsk_ring_cons__peek(&t->comp, XDP_RING, &idx);
+	uint32_t idx = 0, n = xsk_ring_cons__peek(&t->comp, XDP_RING, &idx);
 
 	for (uint32_t i = 0; i < n; i++)
 		t->free_frame[t->n_free++] =
@@ -302,7 +302,7 @@ static void batch(struct xdp_thr *t, uint32_t idx, uint32_t n)
 			answer_prepare(s, f[i] + t->pkt[i].hlen, t->pkt[i].plen,
 				       &t->pkt[i].client, &t->pre[i]);
 		else
-			t->stats.xdp_dropped++;
+			stats_inc(&t->stats.xdp_dropped);
 	}
 	for (int stage = 0; stage < ANSWER_PREFETCH_STAGES; stage++)
 		for (uint32_t i = 0; i < n; i++)
@@ -334,7 +334,7 @@ static void batch(struct xdp_thr *t, uint32_t idx, uint32_t n)
 		if (!ok[i])
 			continue;
 		if (k == m) {
-			t->stats.xdp_dropped++;
+			stats_inc(&t->stats.xdp_dropped);
 			continue;
 		}
 		out = xsk_umem__get_data(t->area, t->free_frame[t->n_free - 1]);
@@ -352,7 +352,7 @@ static void batch(struct xdp_thr *t, uint32_t idx, uint32_t n)
 	 * it; reserve only moved the cached producer index). */
 	t->tx.cached_prod -= m - k;
 	xsk_ring_prod__submit(&t->tx, k);
-	t->stats.xdp_answers += k;
+	stats_addn(&t->stats.xdp_answers, k);
 	if (k)
 		t->kick = true;
 	/* The query frames go back to the kernel. */
@@ -376,9 +376,9 @@ static void *thr_main(void *arg)
 		uint32_t idx, n = xsk_ring_cons__peek(&t->rx, XDP_BATCH, &idx);
 
 		if (n) {
-			rcu_thread_online();
+			snap_reader_online();
 			batch(t, idx, n);
-			rcu_thread_offline();
+			snap_reader_offline();
 			push(t);
 			reclaim(t);
 			continue;

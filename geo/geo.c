@@ -626,7 +626,7 @@ static int walk(struct walker *w, const struct rec *r, struct u128 base,
 		unsigned depth)
 {
 	struct rec kid[2];
-	uint32_t id;
+	uint32_t id = LOC_NONE;   /* set by rec_loc(); gcc -O1 cannot tell */
 	int rc;
 
 	if (w->special) {

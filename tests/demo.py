@@ -11,6 +11,7 @@ tests/fixtures/geo/demo.tsv, two small HTTP backends and two probe agents
   tests/demo.py --selftest   run the printed commands, check them, stop
 """
 import http.server
+import json
 import os
 import shlex
 import signal
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BIN", os.path.join(ROOT, "bin"))
@@ -205,11 +207,31 @@ def show(env):
     sys.stdout.flush()
 
 
+def www_up(env):
+    """Every endpoint of the failover service up, as dnsd's API says."""
+    try:
+        with urllib.request.urlopen(env["api"] + "/v1/status", timeout=2) as r:
+            doc = json.load(r)
+    except (OSError, ValueError):
+        return False
+    eps = [e for s in doc.get("services", []) if s.get("name") == "www.gslb.example.com."
+           for e in s.get("endpoints", [])]
+    return len(eps) == 2 and all(e.get("health") == "up" for e in eps)
+
+
 def selftest(env):
     bad = 0
-    # give the agents time to report both backends up
-    time.sleep(4)
+    # A sanitizer build (make asan/tsan) is slower: its waits scale with
+    # GSLB_TIME_FACTOR, and its own gslbctl runs the commands (the printed
+    # bin/gslbctl is what `make run` built).
+    factor = max(1.0, float(os.environ.get("GSLB_TIME_FACTOR") or 1))
+    # until the agents have reported both backends up (at most 10 s)
+    deadline = time.monotonic() + 10 * factor
+    while time.monotonic() < deadline and not www_up(env):
+        time.sleep(0.2)
     for title, cmd, want in commands(env):
+        cmd = cmd.replace("bin/gslbctl ", shlex.quote(os.path.join(BIN, "gslbctl")) + " ")
+        cmd = cmd.replace("sleep 1;", "sleep %g;" % factor)
         p = subprocess.run(["bash", "-c", cmd], cwd=ROOT, capture_output=True, text=True, timeout=30)
         # (the weighted one checks the common prefix of .21, .22 and .23)
         ok = p.returncode == 0 and (want is None or want in p.stdout)
@@ -235,7 +257,7 @@ def selftest(env):
     env["backends"]["eu"].healthy = False
     t0 = time.monotonic()
     got = ""
-    while time.monotonic() - t0 < 10:
+    while time.monotonic() - t0 < 10 * factor:
         got = subprocess.run(["dig", "@127.0.0.1", "-p", str(env["dns_port"]), "+short",
                               "www.gslb.example.com", "A"], capture_output=True, text=True).stdout
         if "lb-us.example.net." in got:

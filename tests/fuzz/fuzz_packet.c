@@ -22,7 +22,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct snap fz_snap;
-static struct stats fz_stats;
+static struct stats_thread fz_stats;
 static uint8_t fz_out[ANSWER_MAX];
 
 static void fz_init(void)

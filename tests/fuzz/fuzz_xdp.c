@@ -26,7 +26,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct snap xf_snap;
-static struct stats xf_stats;
+static struct stats_thread xf_stats;
 /* Exactly a frame, so that ASan sees a write past its end. */
 static uint8_t xf_out[XDP_FRAME_SIZE];
 static uint8_t xf_answer[XDP_FRAME_SIZE];

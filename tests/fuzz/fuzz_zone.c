@@ -26,7 +26,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int zf_fd = -1;
-static struct stats zf_stats;
+static struct stats_thread zf_stats;
 static uint8_t zf_q[WIRE_HDR + WIRE_NAME_MAX + 4], zf_out[ANSWER_MAX];
 
 static void zf_ask(const struct snap *s, const uint8_t *name, size_t nlen,

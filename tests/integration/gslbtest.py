@@ -25,6 +25,11 @@ import dns.flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("BIN", os.path.join(ROOT, "bin"))
+# How much slower the binaries under test are than a normal build: set by
+# `make asan` and `make tsan` (GSLB_TIME_FACTOR). A test that bounds how
+# long something may take multiplies its bound by this; one that measures
+# speed itself skips (Skip, with the reason) when it is above 1.
+TIME_FACTOR = max(1.0, float(os.environ.get("GSLB_TIME_FACTOR") or 1))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 ZONES = os.path.join(ROOT, "zones")
 
@@ -136,6 +141,7 @@ class Dnsd(Proc):
             self.wait_ready()
 
     def wait_ready(self, timeout=10):
+        timeout *= TIME_FACTOR
         deadline = time.monotonic() + timeout
         q = dns.message.make_query("ready.invalid.", "A")
         while time.monotonic() < deadline:
@@ -215,7 +221,7 @@ def gslbctl(db, *args, check=True):
     """Runs bin/gslbctl --db DB ARGS; raises with its stderr when check and
     it fails. Returns the CompletedProcess."""
     argv = [os.path.join(BIN, "gslbctl"), "--db", db] + [str(a) for a in args]
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=30 * TIME_FACTOR)
     if check and p.returncode != 0:
         raise AssertionError("gslbctl %s failed (%d): %s" % (" ".join(map(str, args)),
                                                             p.returncode, p.stderr))
@@ -232,10 +238,25 @@ def make_mmdb(tsv=None, out=None):
     return out
 
 
+def sanitizer():
+    """'ThreadSanitizer' or 'AddressSanitizer' when BIN's dnsd is built
+    with it (make tsan, make asan), else None."""
+    try:
+        with open(os.path.join(BIN, "dnsd"), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if b"__tsan_init" in data:
+        return "ThreadSanitizer"
+    if b"__asan_init" in data:
+        return "AddressSanitizer"
+    return None
+
+
 def wait_for(fn, timeout=5.0, interval=0.05):
-    """Polls fn() until it returns a true value or timeout seconds pass;
-    returns the last value."""
-    deadline = time.monotonic() + timeout
+    """Polls fn() until it returns a true value or timeout seconds (times
+    TIME_FACTOR) pass; returns the last value."""
+    deadline = time.monotonic() + timeout * TIME_FACTOR
     v = fn()
     while not v and time.monotonic() < deadline:
         time.sleep(interval)

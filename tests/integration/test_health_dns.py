@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
 
 import dns.rcode  # noqa: E402
 
-from gslbtest import (BIN, ZONES, Dnsd, Proc, answer_texts, free_port,  # noqa: E402
-                      gslbctl, run, test, tmpdir, wait_for)
+from gslbtest import (BIN, TIME_FACTOR, ZONES, Dnsd, Proc, answer_texts,  # noqa: E402
+                      free_port, gslbctl, run, test, tmpdir, wait_for)
 from agent_backend import RESET, AgentBackend  # noqa: E402
 
 TOKEN = "health-dns-token"
@@ -167,7 +167,9 @@ class Cluster:
 
 
 def timed(pred, timeout, what, c):
-    """Seconds until pred() holds (polled every 50 ms), or AssertionError."""
+    """Seconds until pred() holds (polled every 50 ms), or AssertionError
+    after timeout seconds (times TIME_FACTOR)."""
+    timeout *= TIME_FACTOR
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if pred():
@@ -219,8 +221,9 @@ def test_failover_recovery_status_metrics():
     assert sorted(x["region"] for x in e["latency"]) == ["ap", "eu", "us"], e
     assert c.metric(FO, "192.0.2.1") == 1 and c.metric(WT, "192.0.2.11") == 1
 
-    # Stop backend 0: FO and WT drop it within fall x interval + 1 s.
-    bound = FALL * INTERVAL + 1.0
+    # Stop backend 0: FO and WT drop it within fall x interval + 1 s (the
+    # second for the agents' and dnsd's work: longer in a sanitizer build).
+    bound = FALL * INTERVAL + 1.0 * TIME_FACTOR
     c.backends[0].stop()
     # Each endpoint has its own check schedule (jittered), so the three
     # services that use backend 0 drop it at slightly different moments.
@@ -256,7 +259,7 @@ def test_failover_recovery_status_metrics():
     assert re.match(r"[01] of 3 fresh agents report up", e["reason"]), e
 
     # Start it again: back in about rise x interval.
-    rbound = RISE * INTERVAL + 1.5
+    rbound = RISE * INTERVAL + 1.5 * TIME_FACTOR
     c.backends[0].start()
     t_up = timed(lambda: c.answer(FO) == ["192.0.2.1"]
                  and c.answer(WT) == ["192.0.2.11", "192.0.2.12", "192.0.2.13"],

@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
 
-from gslbtest import BIN, Proc, free_port, run, test, tmpdir  # noqa: E402
+from gslbtest import BIN, TIME_FACTOR, Proc, free_port, run, test, tmpdir  # noqa: E402
 from probe_fakes import DnsResponder, HttpBackend, TcpListener  # noqa: E402
 
 BUILD = os.environ.get("BUILD", os.path.join(ROOT, "build"))
@@ -100,6 +100,7 @@ class Api:
         raise KeyError(eid)
 
     def wait(self, pred, timeout, what):
+        timeout *= TIME_FACTOR
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:

@@ -13,6 +13,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+TIME_FACTOR = max(1.0, float(os.environ.get("GSLB_TIME_FACTOR") or 1))
+
 
 class _Quiet(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -120,6 +122,8 @@ class FakeApi(_Server):
         return out
 
     def wait(self, pred, timeout, what):
+        # A sanitizer build (make asan/tsan) gets longer (GSLB_TIME_FACTOR).
+        timeout *= TIME_FACTOR
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             v = pred()

@@ -160,7 +160,7 @@ static struct svc_set *load_services(void)
 
 static void test_answers(const struct snap *s)
 {
-	struct stats st;
+	struct stats_thread st;
 	struct answer_worker w;
 	struct answer_client cl = { .addr = IN6ADDR_LOOPBACK_INIT };
 
@@ -288,7 +288,7 @@ static void types_text(const ldns_rr_list *l, char *out, size_t len,
 
 static void test_signed(const struct snap *s)
 {
-	struct stats st;
+	struct stats_thread st;
 	struct answer_worker w;
 	struct answer_client cl = { .addr = IN6ADDR_LOOPBACK_INIT };
 

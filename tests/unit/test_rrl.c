@@ -63,7 +63,7 @@ static void test_rate(void)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct stats st = { 0 };
+		struct stats_thread st = { 0 };
 		struct rrl_conf c = conf(cases[i].rate, 0);
 		struct rrl *r = rrl_new(&c, &st);
 		unsigned p, d, s, rate = cases[i].rate;
@@ -97,24 +97,26 @@ static void test_rate(void)
 			CHECK(limited == 0, "%s: steady stream at the rate: %u limited",
 			      cases[i].name, limited);
 		}
-		CHECK(st.rrl_limited == st.rrl_dropped + st.rrl_slipped &&
-		      st.rrl_dropped > 0,
+		CHECK(stats_get(&st.rrl_limited) ==
+		      stats_get(&st.rrl_dropped) + stats_get(&st.rrl_slipped) &&
+		      stats_get(&st.rrl_dropped) > 0,
 		      "%s: counters limited %llu dropped %llu slipped %llu", cases[i].name,
-		      (unsigned long long)st.rrl_limited, (unsigned long long)st.rrl_dropped,
-		      (unsigned long long)st.rrl_slipped);
+		      (unsigned long long)stats_get(&st.rrl_limited),
+		      (unsigned long long)stats_get(&st.rrl_dropped),
+		      (unsigned long long)stats_get(&st.rrl_slipped));
 		rrl_free(r);
 	}
 }
 
 static void test_off(void)
 {
-	struct stats st = { 0 };
+	struct stats_thread st = { 0 };
 	struct rrl_conf c = conf(0, 2);
 	struct rrl *r = rrl_new(&c, &st);
 	unsigned p, d, s;
 
 	burst(r, "192.0.2.1", RRL_ANSWER, 1, 10000, &p, &d, &s);
-	CHECK(p == 10000 && st.rrl_limited == 0, "rate 0: %u of 10000 passed", p);
+	CHECK(p == 10000 && stats_get(&st.rrl_limited) == 0, "rate 0: %u of 10000 passed", p);
 	rrl_free(r);
 }
 
@@ -132,7 +134,7 @@ static void test_slip(void)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct stats st = { 0 };
+		struct stats_thread st = { 0 };
 		struct rrl_conf c = conf(2, cases[i].slip);
 		struct rrl *r = rrl_new(&c, &st);
 		struct in6_addr a = addr("203.0.113.9");
@@ -176,7 +178,7 @@ static void test_whitelist(void)
 	struct rrl_conf c = conf(1, 0);
 	const char *list[] = { "10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::1" };
 	const char *bad[] = { "10.0.0.0/8", "nonsense", "1.2.3.4/40" };
-	struct stats st = { 0 };
+	struct stats_thread st = { 0 };
 	struct rrl *r;
 
 	for (size_t i = 0; i < sizeof(parse) / sizeof(parse[0]); i++) {
@@ -233,7 +235,7 @@ static void test_prefix(void)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct stats st = { 0 };
+		struct stats_thread st = { 0 };
 		struct rrl_conf c = conf(5, 0);
 		struct rrl *r;
 		unsigned p, d, s;
@@ -260,7 +262,7 @@ static void test_prefix(void)
 
 static void test_classes(void)
 {
-	struct stats st = { 0 };
+	struct stats_thread st = { 0 };
 	struct rrl_conf c = conf(3, 0);
 	struct rrl *r = rrl_new(&c, &st);
 	unsigned p, d, s;
@@ -285,7 +287,7 @@ static void test_table_replacement(void)
 	static const unsigned sizes[] = { 1, 64, 1000 };
 
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		struct stats st = { 0 };
+		struct stats_thread st = { 0 };
 		struct rrl_conf c = conf(1, 0);
 		struct rrl *r;
 		struct in6_addr hot = addr("198.51.100.77");
@@ -445,7 +447,7 @@ static void test_truncate_and_filter(void)
 	uint8_t b[512];
 	size_t n = msg(b, 0x84, 0, 1, 1, 0, RR_A, sizeof(RR_A)), qend = 12 + sizeof(QNAME) + 4;
 	size_t t;
-	struct stats st = { 0 };
+	struct stats_thread st = { 0 };
 	struct rrl_conf c = conf(1, 2);
 	struct rrl *r = rrl_new(&c, &st);
 	struct in6_addr a = addr("192.0.2.50");
@@ -464,9 +466,11 @@ static void test_truncate_and_filter(void)
 	CHECK(rrl_filter(r, &a, b, n) == 0, "filter: second dropped");
 	t = rrl_filter(r, &a, b, n);
 	CHECK(t == qend && (b[2] & 0x02), "filter: third slipped (len %zu)", t);
-	CHECK(st.rrl_limited == 2 && st.rrl_dropped == 1 && st.rrl_slipped == 1,
-	      "filter counters %llu %llu %llu", (unsigned long long)st.rrl_limited,
-	      (unsigned long long)st.rrl_dropped, (unsigned long long)st.rrl_slipped);
+	CHECK(stats_get(&st.rrl_limited) == 2 && stats_get(&st.rrl_dropped) == 1 &&
+	      stats_get(&st.rrl_slipped) == 1, "filter counters %llu %llu %llu",
+	      (unsigned long long)stats_get(&st.rrl_limited),
+	      (unsigned long long)stats_get(&st.rrl_dropped),
+	      (unsigned long long)stats_get(&st.rrl_slipped));
 	rrl_free(r);
 
 	c = conf(1, 2);
