@@ -22,7 +22,11 @@
 struct api {
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
-	char token[TOKEN_MAX];
+	struct cred_set *creds;         /* who may call; NULL: nobody */
+	/* The authenticated caller (credential role and name) of the
+	 * request being handled: valid while a route handler runs, for
+	 * handlers and logs; role 0 on open routes. */
+	struct cred_caller caller;
 	const struct api_ops *ops;
 	void *ctx;
 	unsigned port;
@@ -210,21 +214,55 @@ static void reply_error(struct evhttp_request *req, int code,
 	reply_json(req, code, reason, d);
 }
 
-static bool authorized(struct api *a, struct evhttp_request *req)
+/* ---- who is calling ---------------------------------------------------- */
+
+/* The bearer token of req into *out: 0, or -ENOENT when the request has
+ * none or the token is unknown. */
+static int authenticate(const struct api *a, struct evhttp_request *req,
+                        struct cred_caller *out)
 {
 	const char *h = evhttp_find_header(
 		evhttp_request_get_input_headers(req), "Authorization");
 	size_t n;
 
+	memset(out, 0, sizeof(*out));
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return false;
+		return -ENOENT;
 	h += 7;
 	while (*h == ' ')
 		h++;
 	n = strlen(h);
 	while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
 		n--;
-	return token_equal(a->token, h, n);
+	if (n > CRED_TOKEN_MAX)
+		return -ENOENT;
+	return cred_check(a->creds, h, n, out);
+}
+
+/* May the caller report as agent? 0, or -EACCES with the reason: an
+ * agent credential reports for its own name only; with a credentials
+ * file, only the agents it names may report at all. */
+static int report_allowed(const struct api *a, const struct cred_caller *c,
+                          const char *agent, char *err, size_t errlen)
+{
+	if (!c->any_agent && c->role != CRED_ADMIN &&
+	    strcmp(c->name, agent) != 0) {
+		snprintf(err, errlen, "agent: this credential reports as "
+		         "'%s' only, not as '%s'", c->name, agent);
+		return -EACCES;
+	}
+	if (cred_agents_known(a->creds) && !cred_agent_known(a->creds, agent)) {
+		snprintf(err, errlen, "agent: '%s' is not a known agent (no "
+		         "agent credential names it)", agent);
+		return -EACCES;
+	}
+	return 0;
+}
+
+void api_set_creds(struct api *a, struct cred_set *creds)
+{
+	cred_free(a->creds);
+	a->creds = creds;
 }
 
 static void on_checks(struct api *a, struct evhttp_request *req)
@@ -260,6 +298,10 @@ static void on_reports(struct api *a, struct evhttp_request *req)
 	                      sizeof(err));
 	if (rc < 0) {
 		reply_error(req, 400, "Bad Request", err);
+		goto out;
+	}
+	if (report_allowed(a, &a->caller, r.agent, err, sizeof(err)) < 0) {
+		reply_error(req, 403, "Forbidden", err);
 		goto out;
 	}
 	rc = a->ops->report ? a->ops->report(a->ctx, &r, err, sizeof(err))
@@ -380,21 +422,57 @@ static void on_endpoint(struct api *a, struct evhttp_request *req)
 	config_write(a, req, "endpoint");
 }
 
+#define R_ANY   0u                         /* no credential needed */
+#define R_AGENT (CRED_AGENT | CRED_ADMIN)
+#define R_READ  (CRED_READ | CRED_ADMIN)
+#define R_ADMIN CRED_ADMIN
+
+/* roles: the credential roles admitted (R_ANY: open). open_shared: open
+ * as well when the only credential is the shared --api-token-file one. */
 static const struct route {
 	const char *path;
 	enum evhttp_cmd_type method;
-	bool auth;
+	unsigned roles;
+	bool open_shared;
 	void (*fn)(struct api *, struct evhttp_request *);
 } routes[] = {
-	{ "/v1/checks", EVHTTP_REQ_GET, true, on_checks },
-	{ "/v1/reports", EVHTTP_REQ_POST, true, on_reports },
-	{ "/v1/status", EVHTTP_REQ_GET, false, on_status },
-	{ "/metrics", EVHTTP_REQ_GET, false, on_metrics },
-	{ "/v1/config", EVHTTP_REQ_GET, false, on_config_get },
-	{ "/v1/config", EVHTTP_REQ_PUT, true, on_config_put },
-	{ "/v1/flip", EVHTTP_REQ_POST, true, on_flip },
-	{ "/v1/endpoint", EVHTTP_REQ_POST, true, on_endpoint },
+	{ "/v1/checks", EVHTTP_REQ_GET, R_AGENT, false, on_checks },
+	{ "/v1/reports", EVHTTP_REQ_POST, R_AGENT, false, on_reports },
+	{ "/v1/status", EVHTTP_REQ_GET, R_ANY, false, on_status },
+	{ "/metrics", EVHTTP_REQ_GET, R_ANY, false, on_metrics },
+	{ "/v1/config", EVHTTP_REQ_GET, R_READ, true, on_config_get },
+	{ "/v1/config", EVHTTP_REQ_PUT, R_ADMIN, false, on_config_put },
+	{ "/v1/flip", EVHTTP_REQ_POST, R_ADMIN, false, on_flip },
+	{ "/v1/endpoint", EVHTTP_REQ_POST, R_ADMIN, false, on_endpoint },
 };
+
+/* The route's role check: true to go on; otherwise the 401 or 403 reply
+ * is sent. The caller lands in a->caller. */
+static bool admitted(struct api *a, const struct route *r,
+                     struct evhttp_request *req)
+{
+	memset(&a->caller, 0, sizeof(a->caller));
+	if (r->roles == R_ANY ||
+	    (r->open_shared && !cred_agents_known(a->creds)))
+		return true;
+	if (authenticate(a, req, &a->caller) < 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		                  "WWW-Authenticate", "Bearer");
+		reply_error(req, 401, "Unauthorized",
+		            "missing or unknown bearer token");
+		return false;
+	}
+	if (!(a->caller.role & r->roles)) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "the %s credential '%s' may not "
+		         "do this", cred_role_name(a->caller.role),
+		         a->caller.name);
+		reply_error(req, 403, "Forbidden", msg);
+		return false;
+	}
+	return true;
+}
 
 static const char *method_name(enum evhttp_cmd_type m)
 {
@@ -422,14 +500,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 			continue;
 		}
 		/* The token is checked before the body is even looked at. */
-		if (r->auth && !authorized(a, req)) {
-			evhttp_add_header(evhttp_request_get_output_headers(req),
-			                  "WWW-Authenticate", "Bearer");
-			reply_error(req, 401, "Unauthorized",
-			            "missing or wrong bearer token");
-			return;
-		}
-		r->fn(a, req);
+		if (admitted(a, r, req))
+			r->fn(a, req);
+		memset(&a->caller, 0, sizeof(a->caller));
 		return;
 	}
 	if (allow[0]) {
@@ -455,16 +528,17 @@ struct api *api_new(struct event_base *base, const char *listen,
 		         "ADDR:PORT or [ADDR]:PORT", listen);
 		return NULL;
 	}
-	if (!token || !*token || strlen(token) >= TOKEN_MAX) {
+	if (token && (!*token || strlen(token) >= TOKEN_MAX)) {
 		snprintf(err, errlen, "api: token empty or too long");
 		return NULL;
 	}
-	if (!(a = calloc(1, sizeof(*a))) || !(a->http = evhttp_new(base))) {
+	if (!(a = calloc(1, sizeof(*a))) || !(a->http = evhttp_new(base)) ||
+	    (token && (!(a->creds = cred_new()) ||
+	               cred_add_shared(a->creds, "token-file", token) < 0))) {
 		snprintf(err, errlen, "api: out of memory");
-		free(a);
+		api_free(a);
 		return NULL;
 	}
-	strcpy(a->token, token);
 	a->ops = ops;
 	a->ctx = ctx;
 	evhttp_set_max_body_size(a->http, API_BODY_MAX);
@@ -508,6 +582,7 @@ void api_free(struct api *a)
 		return;
 	if (a->http)
 		evhttp_free(a->http);
+	cred_free(a->creds);
 	free(a);
 }
 

@@ -20,6 +20,8 @@ struct config {
 	const char *geoip;
 	const char *api;
 	const char *api_token_file;
+	const char *api_tokens;        /* credentials file (health/cred.h) */
+	unsigned api_tokens_allow_others;
 	const char *nsid;
 	const char *log_level;
 	const char *user;
@@ -38,6 +40,7 @@ struct config {
 	size_t n_rrl_whitelist;
 	unsigned check_interval;       /* seconds, checks that set none */
 	unsigned quorum_percent;       /* up when more than this % of fresh agents say up */
+	unsigned quorum_min_regions;   /* down needs down votes from this many regions */
 	bool check;                    /* --check: validate and exit */
 	char *strings;                 /* owns the text of file values */
 };

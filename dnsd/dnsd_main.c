@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 #include <systemd/sd-daemon.h>
+#include <openssl/crypto.h>
 #include <urcu-qsbr.h>
 
 #include "common/clock.h"
@@ -33,6 +34,7 @@
 #include "db/svc.h"
 #include "dnsd/zone.h"
 #include "geo/geo.h"
+#include "health/cred.h"
 #include "health/token.h"
 
 struct file_id {
@@ -652,6 +654,64 @@ static const struct api_ops api_ops = {
 	.config_write = api_config_write,
 };
 
+/* The API's credentials: the --api-tokens file and the shared token of
+ * --api-token-file, either or both. 0, or -errno with err set. */
+static int api_creds_load(const struct config *c, struct cred_set **out,
+			  char *err, size_t errlen)
+{
+	struct cred_set *s = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	if (c->api_tokens)
+		rc = cred_load(c->api_tokens, c->api_tokens_allow_others, &s, err,
+			       errlen);
+	else if (!(s = cred_new()))
+		rc = -ENOMEM;
+	if (rc == 0 && c->api_token_file) {
+		char token[TOKEN_MAX];
+
+		struct stat st;
+
+		rc = token_load(c->api_token_file, token, sizeof(token), err,
+				errlen);
+		if (rc == 0 && stat(c->api_token_file, &st) == 0 &&
+		    (st.st_mode & (S_IROTH | S_IWOTH)))
+			log_warn("api: %s: others may read the shared token (mode %04o)",
+				 c->api_token_file, (unsigned)(st.st_mode & 07777));
+		if (rc == 0 && strlen(token) < CRED_TOKEN_MIN)
+			log_warn("api: %s: the shared token is shorter than %d bytes",
+				 c->api_token_file, CRED_TOKEN_MIN);
+		if (rc == 0 && (rc = cred_add_shared(s, "token-file", token)) < 0)
+			snprintf(err, errlen, "%s: %s", c->api_token_file,
+				 rc == -EEXIST ? "the same token is in the "
+				 "credentials file" : strerror(-rc));
+		OPENSSL_cleanse(token, sizeof(token));
+	}
+	if (rc < 0)
+		cred_free(s);
+	else
+		*out = s;
+	return rc;
+}
+
+/* SIGHUP: reread the API's credentials; a bad file keeps the old ones. */
+static void api_creds_reload(struct server *sv)
+{
+	struct cred_set *creds;
+	char err[512];
+
+	if (!sv->api)
+		return;
+	if (api_creds_load(&sv->conf, &creds, err, sizeof(err)) < 0) {
+		log_err("reload: api credentials: %s; keeping the ones loaded before",
+			err);
+		return;
+	}
+	log_info("reload: api credentials: %zu", cred_count(creds));
+	api_set_creds(sv->api, creds);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *sv = arg;
@@ -661,6 +721,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		log_info("SIGHUP: reloading");
 		sd_notify(0, "RELOADING=1\nSTATUS=reloading");
 		reload(sv);
+		api_creds_reload(sv);
 		sd_notifyf(0, "READY=1\nSTATUS=serving, generation %llu",
 			   (unsigned long long)sv->snap->gen);
 		return;
@@ -876,6 +937,7 @@ int main(int argc, char **argv)
 				.db_path = sv.conf.db,
 				.default_interval = sv.conf.check_interval,
 				.quorum = sv.conf.quorum_percent / 100.0,
+				.min_regions = sv.conf.quorum_min_regions,
 				.publish = on_health,
 				.ctx = &sv,
 			};
@@ -917,18 +979,21 @@ int main(int argc, char **argv)
 			fatal("cannot start the poll timer");
 	}
 	if (sv.conf.api) {
-		char token[TOKEN_MAX], err[512];
+		char err[512];
+		struct cred_set *creds = NULL;
 
-		if (!sv.conf.api_token_file)
-			fatal("api: --api needs --api-token-file (writes need the token)");
-		if (token_load(sv.conf.api_token_file, token, sizeof(token), err,
-			       sizeof(err)) < 0)
+		if (!sv.conf.api_token_file && !sv.conf.api_tokens)
+			fatal("api: --api needs --api-tokens or --api-token-file "
+			      "(writes need a credential)");
+		if (api_creds_load(&sv.conf, &creds, err, sizeof(err)) < 0)
 			fatal("api: %s", err);
-		sv.api = api_new(sv.base, sv.conf.api, token, &api_ops, &sv, err,
+		sv.api = api_new(sv.base, sv.conf.api, NULL, &api_ops, &sv, err,
 				 sizeof(err));
 		if (!sv.api)
 			fatal("api %s: %s", sv.conf.api, err);
-		log_info("api: listening on %s (port %u)", sv.conf.api, api_port(sv.api));
+		api_set_creds(sv.api, creds);
+		log_info("api: listening on %s (port %u), %zu credentials",
+			 sv.conf.api, api_port(sv.api), cred_count(creds));
 	}
 	drop_privileges(sv.conf.user);
 	if (net_start(sv.net) < 0)

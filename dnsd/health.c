@@ -162,6 +162,7 @@ struct hsrv *hsrv_new(struct event_base *base, const struct hsrv_conf *c,
 	hstate_params_default(&p);
 	if (c->quorum > 0)
 		p.quorum = c->quorum;
+	p.min_regions = c->min_regions;
 	h->st = hstate_new(&p);
 	if (!h->st) {
 		log_err("health: bad parameters (quorum %.2f)", c->quorum);

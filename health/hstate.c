@@ -68,6 +68,7 @@ void hstate_params_default(struct hstate_params *p)
 	p->quorum = 0.5;
 	p->alpha = 0.3;
 	p->stale_mult = 3;
+	p->min_regions = 0;
 }
 
 struct hstate *hstate_new(const struct hstate_params *p)
@@ -75,7 +76,8 @@ struct hstate *hstate_new(const struct hstate_params *p)
 	struct hstate *h;
 
 	if (p && (!(p->quorum >= 0 && p->quorum < 1) ||
-	          !(p->alpha > 0 && p->alpha <= 1) || !(p->stale_mult > 0)))
+	          !(p->alpha > 0 && p->alpha <= 1) || !(p->stale_mult > 0) ||
+	          p->min_regions > 64))
 		return NULL;
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return NULL;
@@ -269,6 +271,32 @@ static int push_event(struct hstate *h, const struct hstate_event *ev)
 	return 0;
 }
 
+/* Distinct regions of the fresh agents voting down on e (stops counting
+ * at min_regions). */
+static size_t down_regions(const struct hstate *h, const struct ep *e,
+                           double window, double now)
+{
+	uint32_t seen[64];
+	size_t n = 0, want = h->p.min_regions;
+
+	if (want > sizeof(seen) / sizeof(seen[0]))
+		want = sizeof(seen) / sizeof(seen[0]);
+	for (size_t i = 0; i < e->n_obs && n < want; i++) {
+		const struct obs *o = &e->obs[i];
+		uint32_t r;
+		size_t k;
+
+		if (now - o->seen > window || o->state != HSTATE_DOWN)
+			continue;
+		r = h->agents[o->agent].region;
+		for (k = 0; k < n && seen[k] != r; k++)
+			;
+		if (k == n)
+			seen[n++] = r;
+	}
+	return n;
+}
+
 /* The quorum rule of hstate.h, plus event and reason bookkeeping. */
 static void evaluate(struct hstate *h, struct ep *e, double now)
 {
@@ -302,6 +330,19 @@ static void evaluate(struct hstate *h, struct ep *e, double now)
 		snprintf(why, sizeof(why),
 		         "%zu of %zu fresh agents report up (quorum > %.0f%%)",
 		         ups, voters, h->p.quorum * 100);
+		if (ns == HSTATE_DOWN && h->p.min_regions > 1) {
+			size_t nr = down_regions(h, e, window, now);
+
+			if (nr < h->p.min_regions) {
+				ns = HSTATE_UP;
+				snprintf(why, sizeof(why),
+				         "%zu of %zu fresh agents report up; "
+				         "down votes from %zu region%s, fewer "
+				         "than %u", ups, voters, nr,
+				         nr == 1 ? "" : "s",
+				         h->p.min_regions);
+			}
+		}
 	}
 	if (ns != e->state || nstale != e->stale) {
 		struct hstate_event ev = {

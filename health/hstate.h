@@ -40,8 +40,12 @@ struct hstate_params {
 	double quorum;       /* up when ups > quorum x voters; 0 <= q < 1 */
 	double alpha;        /* EWMA weight of a new sample, 0 < alpha <= 1 */
 	double stale_mult;   /* fresh = received within stale_mult x interval */
+	/* A down verdict needs down votes from agents in at least this many
+	 * distinct regions; with fewer the endpoint is judged up (a single
+	 * region, or hosts sharing one, cannot take it down). 0 or 1: off. */
+	unsigned min_regions;
 };
-/* quorum 0.5, alpha 0.3, stale_mult 3. */
+/* quorum 0.5, alpha 0.3, stale_mult 3, min_regions 0. */
 void hstate_params_default(struct hstate_params *p);
 
 /* New state with no endpoints, or NULL (-ENOMEM, or params out of range).

@@ -97,6 +97,64 @@ static void test_quorum_table(void)
 	}
 }
 
+/* quorum-min-regions: a down verdict needs down votes from that many
+ * regions; agents in one region cannot take an endpoint down alone. */
+static void test_min_regions(void)
+{
+	static const struct hstate_agent B1 = { "eu-2", "eu", false, 0, 0 };
+	static const struct hstate_agent B2 = { "eu-3", "eu", false, 0, 0 };
+	static const struct {
+		const char *name;
+		unsigned min_regions;
+		const struct hstate_agent *down[3];
+		const struct hstate_agent *up[3];
+		uint8_t want;
+	} cases[] = {
+		{ "off: three eu agents down, one us up", 0,
+		  { &A1, &B1, &B2 }, { &A2 }, HSTATE_DOWN },
+		{ "2 regions: three eu agents down, one us up", 2,
+		  { &A1, &B1, &B2 }, { &A2 }, HSTATE_UP },
+		{ "2 regions: eu and us down, ap up", 2,
+		  { &A1, &A2 }, { &A3 }, HSTATE_DOWN },
+		{ "3 regions: eu and us down, ap up", 3,
+		  { &A1, &A2 }, { &A3 }, HSTATE_UP },
+		{ "1 region is no rule", 1, { &A1 }, { 0 }, HSTATE_DOWN },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hstate_params p;
+		struct hstate_ep ep = { 1, 1.0 };
+		struct hstate *h;
+		uint8_t s;
+
+		hstate_params_default(&p);
+		p.min_regions = cases[i].min_regions;
+		h = hstate_new(&p);
+		CHECK(h && hstate_set_endpoints(h, &ep, 1) == 0, "%s: setup",
+		      cases[i].name);
+		if (!h)
+			continue;
+		for (int a = 0; a < 3; a++) {
+			if (cases[i].down[a])
+				send1(h, cases[i].down[a], 1, HSTATE_DOWN, 5, T0);
+			if (cases[i].up[a])
+				send1(h, cases[i].up[a], 1, HSTATE_UP, 5, T0);
+		}
+		hstate_tick(h, T0 + 0.5);
+		s = state_of(h, 1, NULL);
+		CHECK(s == cases[i].want, "%s: state %s, want %s", cases[i].name,
+		      hstate_state_name(s), hstate_state_name(cases[i].want));
+		hstate_free(h);
+	}
+	{
+		struct hstate_params p;
+
+		hstate_params_default(&p);
+		p.min_regions = 65;
+		CHECK(hstate_new(&p) == NULL, "min_regions 65 refused");
+	}
+}
+
 static void test_staleness(void)
 {
 	struct hstate_ep ep = { 7, 2.0 };        /* window 3 x 2 s = 6 s */
@@ -243,7 +301,7 @@ static void test_validation(void)
 	CHECK(send1(h, &bad_name, 1, HSTATE_UP, 1, T0) == -EINVAL, "empty name");
 	CHECK(send1(h, &bad_coords, 1, HSTATE_UP, 1, T0) == -EINVAL, "lat 91");
 	CHECK(send1(h, &A1, 1, 3, 1, T0) == -EINVAL, "state 3");
-	CHECK(hstate_new(&(struct hstate_params){ 1.0, 0.3, 3 }) == NULL,
+	CHECK(hstate_new(&(struct hstate_params){ 1.0, 0.3, 3, 0 }) == NULL,
 	      "quorum 1.0 refused");
 	/* Removing an endpoint forgets it; keeping one keeps its state. */
 	send1(h, &A1, 2, HSTATE_UP, 1, T0);
@@ -292,6 +350,7 @@ static void test_export_restore(void)
 int main(void)
 {
 	test_quorum_table();
+	test_min_regions();
 	test_staleness();
 	test_events_once();
 	test_ewma();

@@ -1,0 +1,285 @@
+#!/usr/bin/python3
+"""Who may do what on dnsd's API (--api-tokens): 401 for unknown tokens,
+403 for each role misuse with nothing changed, the spoofed-agent quorum
+attack (one real agent says up, invented agent names say down: the answer
+does not move), token rotation by SIGHUP, a credentials file others may
+read refused, quorum-min-regions through dnsd. Reports are posted by hand
+(no probe agents): the test plays every agent, honest or not."""
+import json
+import os
+import signal
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import dns.rcode  # noqa: E402
+
+from gslbtest import (BIN, ZONES, Dnsd, Proc, answer_texts, free_port,  # noqa: E402
+                      gslbctl, run, test, tmpdir, wait_for)
+
+FO = "fo.gslb.example.com."
+TOK = {
+    "eu-1": "agent-eu-1-token-7f3a9c2e",
+    "eu-2": "agent-eu-2-token-51b08d4a",
+    "us-1": "agent-us-1-token-c4e2a913",
+    "admin": "admin-token-0b9e44f1d2c3",
+    "read": "read-token-98a7c6e5f4d3b2",
+}
+SHARED = "shared-token-file-3e1f0a9b"
+
+
+def creds_text(tok=TOK):
+    return ("# test credentials\n"
+            "agent eu-1 %s\n"
+            "agent eu-2 %s   # second agent in eu\n"
+            "agent us-1 %s\n"
+            "admin ops %s\n"
+            "read dashboard %s\n" % (tok["eu-1"], tok["eu-2"], tok["us-1"],
+                                     tok["admin"], tok["read"]))
+
+
+def write(path, text, mode=0o600):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+class Server:
+    """dnsd with a store (FO: failover .1 then .2, both checked), the API
+    and the given credential options."""
+
+    def __init__(self, api_args, extra=(), scheme="http", ctx=None, host="127.0.0.1"):
+        d = tmpdir()
+        self.dir = d
+        self.db = os.path.join(d, "gslb.db")
+        gslbctl(self.db, "init")
+        gslbctl(self.db, "service", "add", FO, "--policy", "failover", "--ttl", "5")
+        for i in (1, 2):
+            gslbctl(self.db, "endpoint", "add", FO, "192.0.2.%d" % i, "--priority", i,
+                    "--check", "http://127.0.0.1:9/", "--check-interval", 1)
+        self.api_port = free_port()
+        self.api = "%s://%s:%d" % (scheme, host, self.api_port)
+        self.ctx = ctx
+        self.dnsd = Dnsd(["--zone", os.path.join(ZONES, "gslb.example.com.zone"),
+                          "--db", self.db, "--api", "127.0.0.1:%d" % self.api_port,
+                          "--check-interval", "1", "--threads", "1"]
+                         + list(api_args) + list(extra))
+        assert wait_for(lambda: self.try_status(), 5), self.dnsd.output()
+
+    def try_status(self):
+        try:
+            return self.status()
+        except OSError:
+            return None
+
+    def call(self, method, path, token=None, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.api + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if token is not None:
+            req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=3, context=self.ctx) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def status(self):
+        code, text = self.call("GET", "/v1/status")
+        assert code == 200, (code, text)
+        return json.loads(text)
+
+    def ep(self, target):
+        for s in self.status()["services"]:
+            for e in s["endpoints"]:
+                if s["name"] == FO and e["target"] == target:
+                    return e
+        raise KeyError(target)
+
+    def answer(self):
+        r = self.dnsd.udp(FO)
+        if r.rcode() != dns.rcode.NOERROR:
+            return dns.rcode.to_text(r.rcode())
+        return sorted(answer_texts(r))
+
+    def report(self, token, agent, region, eid, state):
+        body = {"agent": agent, "region": region,
+                "results": [{"id": eid, "state": state, "ok": state == "up",
+                             "rtt_ms": 5 if state == "up" else None,
+                             "ts": time.time(), "detail": "test"}]}
+        return self.call("POST", "/v1/reports", token, body)
+
+
+def creds_server(extra=(), tok=TOK, shared=False, **kw):
+    d = tmpdir()
+    args = ["--api-tokens", write(os.path.join(d, "creds"), creds_text(tok))]
+    if shared:
+        args += ["--api-token-file", write(os.path.join(d, "token"), SHARED + "\n")]
+    s = Server(args, extra, **kw)
+    s.creds = args[1]
+    return s
+
+
+@test
+def test_role_misuse_403_unknown_401():
+    s = creds_server()
+    e1 = s.ep("192.0.2.1")["id"]
+    flip = {"service": FO, "target": "192.0.2.2"}
+    edit = {"service": FO, "target": "192.0.2.1", "drained": True}
+    config_code, config_text = s.call("GET", "/v1/config", TOK["admin"])
+    assert config_code == 200, (config_code, config_text)
+    config = json.loads(config_text)
+    # (method, path, body, token, want)
+    cases = [
+        ("GET", "/v1/config", None, None, 401),
+        ("GET", "/v1/config", None, "not-a-known-token-123456", 401),
+        ("GET", "/v1/config", None, TOK["eu-1"], 403),
+        ("GET", "/v1/config", None, TOK["read"], 200),
+        ("PUT", "/v1/config", config, TOK["eu-1"], 403),
+        ("PUT", "/v1/config", config, TOK["read"], 403),
+        ("PUT", "/v1/config", config, None, 401),
+        ("POST", "/v1/flip", flip, TOK["eu-1"], 403),
+        ("POST", "/v1/flip", flip, TOK["read"], 403),
+        ("POST", "/v1/flip", flip, "not-a-known-token-123456", 401),
+        ("POST", "/v1/endpoint", edit, TOK["us-1"], 403),
+        ("POST", "/v1/endpoint", edit, TOK["read"], 403),
+        ("GET", "/v1/checks", None, TOK["read"], 403),
+        ("GET", "/v1/checks", None, None, 401),
+        ("GET", "/v1/checks", None, TOK["eu-1"], 200),
+        ("GET", "/v1/checks", None, TOK["admin"], 200),
+        ("GET", "/v1/status", None, None, 200),
+        ("GET", "/metrics", None, None, 200),
+    ]
+    for method, path, body, token, want in cases:
+        code, text = s.call(method, path, token, body)
+        assert code == want, (method, path, token, code, want, text)
+        if code in (401, 403):
+            assert json.loads(text)["error"], text
+    # Reports: the read role may not report, an agent only as itself.
+    for token, agent in ((TOK["read"], "eu-1"), (TOK["eu-1"], "us-1"),
+                         (TOK["us-1"], "eu-1")):
+        code, text = s.report(token, agent, "eu", e1, "down")
+        assert code == 403, (agent, code, text)
+    code, text = s.report("not-a-known-token-123456", "eu-1", "eu", e1, "down")
+    assert code == 401, (code, text)
+    time.sleep(0.3)
+    e = s.ep("192.0.2.1")
+    assert e["agents"] == [] and e["health"] == "unknown", e
+    assert not e["drained"], e
+    assert s.answer() == ["192.0.2.1"]
+    # The same writes with the right credentials do change things, so the
+    # refusals above could have been acceptances.
+    code, text = s.report(TOK["eu-1"], "eu-1", "eu", e1, "down")
+    assert code == 200, (code, text)
+    assert wait_for(lambda: s.answer() == ["192.0.2.2"], 3), s.answer()
+    code, text = s.call("POST", "/v1/flip", TOK["admin"], flip)
+    assert code == 200, (code, text)
+    code, text = s.call("GET", "/v1/config", TOK["admin"])
+    assert code == 200 and "192.0.2.2" in text
+
+
+@test
+def test_spoofed_agents_cannot_outvote():
+    # The attack, first against a server with only the shared token: it
+    # works there (the control that shows the check below can fail).
+    d = tmpdir()
+    legacy = Server(["--api-token-file", write(os.path.join(d, "token"), SHARED + "\n")])
+    e1 = legacy.ep("192.0.2.1")["id"]
+    assert legacy.report(SHARED, "eu-1", "eu", e1, "up")[0] == 200
+    for i in range(3):
+        assert legacy.report(SHARED, "ghost-%d" % i, "eu", e1, "down")[0] == 200
+    assert wait_for(lambda: legacy.answer() == ["192.0.2.2"], 3), legacy.answer()
+    legacy.dnsd.stop()
+
+    # With credentials: one real agent says up; three invented names say
+    # down with that agent's token, with another agent's, with the admin
+    # token and with the shared token. Every one is refused.
+    s = creds_server(shared=True)
+    e1 = s.ep("192.0.2.1")["id"]
+    assert s.report(TOK["eu-1"], "eu-1", "eu", e1, "up")[0] == 200
+    assert wait_for(lambda: s.ep("192.0.2.1")["health"] == "up", 3)
+    for token in (TOK["eu-1"], TOK["us-1"], TOK["admin"], SHARED):
+        for i in range(3):
+            code, text = s.report(token, "ghost-%d" % i, "eu", e1, "down")
+            assert code == 403, (token, i, code, text)
+            assert "ghost-%d" % i in json.loads(text)["error"], text
+    time.sleep(0.5)
+    e = s.ep("192.0.2.1")
+    assert e["health"] == "up", e
+    assert [a["agent"] for a in e["agents"]] == ["eu-1"], e
+    assert s.answer() == ["192.0.2.1"]
+    assert "ghost" not in s.call("GET", "/metrics")[1]
+    # The shared token may still report as a known agent.
+    assert s.report(SHARED, "us-1", "us", e1, "up")[0] == 200
+
+
+@test
+def test_rotation_by_sighup():
+    s = creds_server()
+    e1 = s.ep("192.0.2.1")["id"]
+    new = dict(TOK, **{"eu-1": "agent-eu-1-rotated-0d9c8b7a"})
+    # Step 1: both tokens of eu-1 valid at once.
+    write(s.creds, creds_text(TOK) + "agent eu-1 %s\n" % new["eu-1"])
+    s.dnsd.signal(signal.SIGHUP)
+    assert wait_for(lambda: s.report(new["eu-1"], "eu-1", "eu", e1, "up")[0] == 200, 5), \
+        s.dnsd.output()
+    assert s.report(TOK["eu-1"], "eu-1", "eu", e1, "up")[0] == 200
+    # Step 2: the old one removed.
+    write(s.creds, creds_text(new))
+    s.dnsd.signal(signal.SIGHUP)
+    assert wait_for(lambda: s.report(TOK["eu-1"], "eu-1", "eu", e1, "up")[0] == 401, 5)
+    assert s.report(new["eu-1"], "eu-1", "eu", e1, "up")[0] == 200
+    # A broken file on SIGHUP keeps the credentials loaded before.
+    write(s.creds, "agent eu-1\n")
+    s.dnsd.signal(signal.SIGHUP)
+    assert wait_for(lambda: "keeping the ones loaded before" in s.dnsd.output(), 5), \
+        s.dnsd.output()
+    assert "creds:1: expected ROLE NAME TOKEN" in s.dnsd.output()
+    assert s.report(new["eu-1"], "eu-1", "eu", e1, "up")[0] == 200
+    assert s.dnsd.alive()
+
+
+@test
+def test_readable_credentials_refused():
+    d = tmpdir()
+    creds = write(os.path.join(d, "creds"), creds_text(), mode=0o644)
+    p = Proc([os.path.join(BIN, "dnsd"), "--listen", "127.0.0.1:%d" % free_port(),
+              "--zone", os.path.join(ZONES, "gslb.example.com.zone"),
+              "--api", "127.0.0.1:%d" % free_port(), "--api-tokens", creds])
+    p.p.wait(10)
+    assert p.p.returncode != 0 and "others may read" in p.output() and "0644" in p.output(), \
+        p.output()
+    s = Server(["--api-tokens", creds, "--api-tokens-allow-others", "1"])
+    assert s.call("GET", "/v1/config", TOK["read"])[0] == 200
+
+
+@test
+def test_quorum_min_regions():
+    s = creds_server(["--quorum-min-regions", "2"])
+    e1 = s.ep("192.0.2.1")["id"]
+    # Two agents in one region say down, one elsewhere says up: 2 of 3
+    # would be down by the quorum alone, but the down votes come from one
+    # region only.
+    assert s.report(TOK["us-1"], "us-1", "us", e1, "up")[0] == 200
+    assert s.report(TOK["eu-1"], "eu-1", "eu", e1, "down")[0] == 200
+    assert s.report(TOK["eu-2"], "eu-2", "eu", e1, "down")[0] == 200
+    assert wait_for(lambda: len(s.ep("192.0.2.1")["agents"]) == 3, 3)
+    time.sleep(0.3)
+    e = s.ep("192.0.2.1")
+    assert e["health"] == "up", e
+    assert s.answer() == ["192.0.2.1"]
+    # A down vote from a second region makes it down.
+    assert s.report(TOK["us-1"], "us-1", "us", e1, "down")[0] == 200
+    assert wait_for(lambda: s.answer() == ["192.0.2.2"], 3), s.ep("192.0.2.1")
+
+
+if __name__ == "__main__":
+    run()
