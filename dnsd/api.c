@@ -11,6 +11,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
@@ -18,6 +20,9 @@
 #include "common/hostport.h"
 #include "common/log.h"
 #include "health/token.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 struct api {
 	struct evhttp *http;
@@ -27,6 +32,7 @@ struct api {
 	 * request being handled: valid while a route handler runs, for
 	 * handlers and logs; role 0 on open routes. */
 	struct cred_caller caller;
+	SSL_CTX *tls;                   /* NULL: plain HTTP */
 	const struct api_ops *ops;
 	void *ctx;
 	unsigned port;
@@ -263,6 +269,79 @@ void api_set_creds(struct api *a, struct cred_set *creds)
 {
 	cred_free(a->creds);
 	a->creds = creds;
+}
+
+/* ---- TLS ---------------------------------------------------------------- */
+
+/* OpenSSL's last error as text (the queue is emptied). */
+static const char *tls_error(char *buf, size_t len)
+{
+	unsigned long e = ERR_peek_last_error();
+
+	if (!e)
+		snprintf(buf, len, "unknown error");
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+	return buf;
+}
+
+/* Each new API connection: a TLS server bufferevent on the context in
+ * force (a reloaded certificate applies to connections made after). */
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+	struct api *a = arg;
+	SSL *ssl = SSL_new(a->tls);
+	struct bufferevent *bev;
+
+	if (!ssl)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, -1, ssl,
+	                                     BUFFEREVENT_SSL_ACCEPTING,
+	                                     BEV_OPT_CLOSE_ON_FREE);
+	if (!bev)
+		SSL_free(ssl);
+	return bev;
+}
+
+int api_set_tls(struct api *a, const char *cert, const char *key, char *err,
+                size_t errlen)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+	char e[256];
+	int rc = -EINVAL;
+
+	if (!c) {
+		snprintf(err, errlen, "tls: %s", tls_error(e, sizeof(e)));
+		return -ENOMEM;
+	}
+	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION |
+	                       SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_use_certificate_chain_file(c, cert) != 1) {
+		snprintf(err, errlen, "tls: certificate %s: %s", cert,
+		         tls_error(e, sizeof(e)));
+		goto out;
+	}
+	if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1) {
+		snprintf(err, errlen, "tls: key %s: %s", key,
+		         tls_error(e, sizeof(e)));
+		goto out;
+	}
+	if (SSL_CTX_check_private_key(c) != 1) {
+		snprintf(err, errlen, "tls: key %s does not match certificate "
+		         "%s", key, cert);
+		ERR_clear_error();
+		goto out;
+	}
+	SSL_CTX_free(a->tls);           /* live connections hold their own */
+	a->tls = c;
+	c = NULL;
+	evhttp_set_bevcb(a->http, tls_bev, a);
+	rc = 0;
+out:
+	SSL_CTX_free(c);
+	return rc;
 }
 
 static void on_checks(struct api *a, struct evhttp_request *req)
@@ -583,6 +662,7 @@ void api_free(struct api *a)
 	if (a->http)
 		evhttp_free(a->http);
 	cred_free(a->creds);
+	SSL_CTX_free(a->tls);
 	free(a);
 }
 

@@ -89,6 +89,12 @@ void api_free(struct api *a);                   /* NULL is fine */
 /* Replaces the credentials (the api takes ownership; the old set is
  * freed). Requests from now on are checked against creds. */
 void api_set_creds(struct api *a, struct cred_set *creds);
+/* Makes the API HTTPS only (TLS 1.2 or later) with the PEM certificate
+ * chain and key; called again (SIGHUP), the new pair serves connections
+ * accepted from then on. 0, or -EINVAL / -ENOMEM with err naming the file
+ * and OpenSSL's reason; on error the pair in force stays. */
+int api_set_tls(struct api *a, const char *cert, const char *key, char *err,
+                size_t errlen);
 /* The bound port (useful after port 0). */
 unsigned api_port(const struct api *a);
 

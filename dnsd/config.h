@@ -22,6 +22,7 @@ struct config {
 	const char *api_token_file;
 	const char *api_tokens;        /* credentials file (health/cred.h) */
 	unsigned api_tokens_allow_others;
+	const char *api_tls_cert, *api_tls_key;   /* PEM: HTTPS only */
 	const char *nsid;
 	const char *log_level;
 	const char *user;

@@ -695,7 +695,8 @@ static int api_creds_load(const struct config *c, struct cred_set **out,
 	return rc;
 }
 
-/* SIGHUP: reread the API's credentials; a bad file keeps the old ones. */
+/* SIGHUP: reread the API's credentials and TLS certificate; a bad file
+ * keeps the old ones. */
 static void api_creds_reload(struct server *sv)
 {
 	struct cred_set *creds;
@@ -710,6 +711,10 @@ static void api_creds_reload(struct server *sv)
 	}
 	log_info("reload: api credentials: %zu", cred_count(creds));
 	api_set_creds(sv->api, creds);
+	if (sv->conf.api_tls_cert &&
+	    api_set_tls(sv->api, sv->conf.api_tls_cert, sv->conf.api_tls_key, err,
+			sizeof(err)) < 0)
+		log_err("reload: api %s; keeping the certificate loaded before", err);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -992,8 +997,15 @@ int main(int argc, char **argv)
 		if (!sv.api)
 			fatal("api %s: %s", sv.conf.api, err);
 		api_set_creds(sv.api, creds);
-		log_info("api: listening on %s (port %u), %zu credentials",
-			 sv.conf.api, api_port(sv.api), cred_count(creds));
+		if (!!sv.conf.api_tls_cert != !!sv.conf.api_tls_key)
+			fatal("api: api-tls-cert and api-tls-key come together");
+		if (sv.conf.api_tls_cert &&
+		    api_set_tls(sv.api, sv.conf.api_tls_cert, sv.conf.api_tls_key, err,
+				sizeof(err)) < 0)
+			fatal("api: %s", err);
+		log_info("api: listening on %s (port %u, %s), %zu credentials",
+			 sv.conf.api, api_port(sv.api),
+			 sv.conf.api_tls_cert ? "https" : "http", cred_count(creds));
 	}
 	drop_privileges(sv.conf.user);
 	if (net_start(sv.net) < 0)

@@ -5,14 +5,18 @@ attack (one real agent says up, invented agent names say down: the answer
 does not move), token rotation by SIGHUP, a credentials file others may
 read refused, quorum-min-regions through dnsd. Reports are posted by hand
 (no probe agents): the test plays every agent, honest or not."""
+import http.client
 import json
 import os
+import shutil
 import signal
 import ssl
+import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -279,6 +283,126 @@ def test_quorum_min_regions():
     # A down vote from a second region makes it down.
     assert s.report(TOK["us-1"], "us-1", "us", e1, "down")[0] == 200
     assert wait_for(lambda: s.answer() == ["192.0.2.2"], 3), s.ep("192.0.2.1")
+
+
+def make_certs(d):
+    """A CA, a server certificate for 127.0.0.1 (cert.pem/key.pem), one
+    for 127.0.0.2 only (other.pem/other.key) and an unrelated CA, all made
+    now with openssl."""
+    def ossl(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True,
+                       timeout=60)
+    for ca in ("ca", "rogue"):
+        ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", ca + ".key", "-out", ca + ".pem", "-days", "2", "-subj", "/CN=" + ca)
+    for name, san in (("cert", "IP:127.0.0.1,DNS:localhost"), ("other", "IP:127.0.0.2")):
+        key = "key.pem" if name == "cert" else name + ".key"
+        ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", key, "-out", name + ".csr", "-subj", "/CN=dnsd")
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write("subjectAltName=%s\n" % san)
+        ossl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext")
+    return {k: os.path.join(d, k) for k in ("ca.pem", "rogue.pem", "cert.pem", "key.pem",
+                                            "other.pem", "other.key")}
+
+
+def agent(s, name, server, ca=None):
+    d = tmpdir()
+    argv = [os.path.join(BIN, "gslb-probe"), "--name", name, "--region", "eu",
+            "--server", server, "--interval", "1", "--batch", "0.2",
+            "--token-file", write(os.path.join(d, "token"), TOK[name] + "\n")]
+    if ca:
+        argv += ["--ca-file", ca]
+    return Proc(argv)
+
+
+def agents_of(s):
+    try:
+        return sorted(a["agent"] for a in s.ep("192.0.2.1")["agents"])
+    except OSError:
+        return None
+
+
+@test
+def test_tls_api_and_probe():
+    d = tmpdir()
+    c = make_certs(d)
+    ctx = ssl.create_default_context(cafile=c["ca.pem"])
+    cert, key = os.path.join(d, "live.pem"), os.path.join(d, "live.key")
+    shutil.copy(c["cert.pem"], cert)
+    shutil.copy(c["key.pem"], key)
+    tls = ["--api-tls-cert", cert, "--api-tls-key", key]
+    s = creds_server(tls, scheme="https", ctx=ctx)
+    # HTTPS with TLS 1.2+, verified; plain HTTP on the same port gets no
+    # HTTP answer; TLS 1.1 is refused.
+    assert s.call("GET", "/v1/config", TOK["read"])[0] == 200
+    plain = "http://127.0.0.1:%d/v1/status" % s.api_port
+    try:
+        urllib.request.urlopen(plain, timeout=2)
+        assert False, "plain HTTP answered"
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        pass
+    v12 = ssl.create_default_context(cafile=c["ca.pem"])
+    v12.maximum_version = ssl.TLSVersion.TLSv1_2
+    with urllib.request.urlopen(s.api + "/v1/status", timeout=2, context=v12) as r:
+        assert r.status == 200
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.load_verify_locations(c["ca.pem"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old.minimum_version = ssl.TLSVersion.TLSv1
+        old.maximum_version = ssl.TLSVersion.TLSv1_1
+    try:
+        urllib.request.urlopen(s.api + "/v1/status", timeout=2, context=old)
+        assert False, "TLS 1.1 accepted"
+    except (urllib.error.URLError, OSError):
+        pass
+
+    # Agents: one with the right CA reports; one trusting another CA does
+    # not (and says why).
+    good = agent(s, "eu-1", s.api, c["ca.pem"])
+    bad = agent(s, "us-1", s.api, c["rogue.pem"])
+    assert wait_for(lambda: agents_of(s) == ["eu-1"], 8), (agents_of(s), good.output())
+    assert wait_for(lambda: "certificate not verified" in bad.output(), 5), bad.output()
+
+    # dnsd restarts on the same port: the agent's next TLS connection is
+    # a new one and its reports arrive again.
+    s.dnsd.stop()
+    s.dnsd = Dnsd(s.dnsd.argv[1:] if s.dnsd.argv[1] != "--listen" else s.dnsd.argv[3:],
+                  port=s.dnsd.port)
+    assert wait_for(lambda: agents_of(s) == ["eu-1"], 15), (agents_of(s), good.output())
+    seen = s.ep("192.0.2.1")["agents"][0]["seen"]
+    assert wait_for(lambda: s.ep("192.0.2.1")["agents"][0]["seen"] > seen + 1, 8), \
+        good.output()
+
+    # SIGHUP reloads the certificate: new connections get one for
+    # 127.0.0.2 only, which a client checking the host name refuses.
+    shutil.copy(c["other.pem"], cert)
+    shutil.copy(c["other.key"], key)
+    s.dnsd.signal(signal.SIGHUP)
+
+    def refused():
+        try:
+            s.call("GET", "/v1/status")
+            return False
+        except (urllib.error.URLError, OSError) as e:
+            return "match" in str(e) or "mismatch" in str(e) or "certificate" in str(e)
+    assert wait_for(refused, 5), s.dnsd.output()
+    other = agent(s, "eu-2", s.api, c["ca.pem"])
+    assert wait_for(lambda: "certificate not verified" in other.output(), 5), other.output()
+    # A broken pair on SIGHUP keeps the one in force.
+    with open(cert, "w") as f:
+        f.write("not a certificate\n")
+    s.dnsd.signal(signal.SIGHUP)
+    assert wait_for(lambda: "keeping the certificate loaded before" in s.dnsd.output(), 5), \
+        s.dnsd.output()
+    nocheck = ssl.create_default_context(cafile=c["ca.pem"])
+    nocheck.check_hostname = False
+    s.ctx = nocheck
+    assert s.call("GET", "/v1/config", TOK["read"])[0] == 200
+    for p in (good, bad, other):
+        p.stop()
 
 
 if __name__ == "__main__":
