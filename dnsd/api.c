@@ -14,10 +14,12 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
 #include "common/hostport.h"
+#include "dnsd/connlimit.h"
 #include "common/log.h"
 #include "health/token.h"
 
@@ -25,6 +27,7 @@
 #include <openssl/ssl.h>
 
 struct api {
+	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
 	struct cred_set *creds;         /* who may call; NULL: nobody */
@@ -33,6 +36,10 @@ struct api {
 	 * handlers and logs; role 0 on open routes. */
 	struct cred_caller caller;
 	SSL_CTX *tls;                   /* NULL: plain HTTP */
+	struct connlimit *limit;        /* connection cap and deadline */
+	struct event *sweep;            /* 1 s: connlimit_sweep */
+	struct event *trim;             /* soon after the cap was passed */
+	bool paused;                    /* listener disabled until the trim */
 	const struct api_ops *ops;
 	void *ctx;
 	unsigned port;
@@ -286,15 +293,49 @@ static const char *tls_error(char *buf, size_t len)
 	return buf;
 }
 
-/* Each new API connection: a TLS server bufferevent on the context in
- * force (a reloaded certificate applies to connections made after). */
-static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+static double mono(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void limit_accepted(struct api *a)
+{
+	enum connlimit_verdict v = connlimit_accepted(a->limit);
+
+	if (v == CONNLIMIT_OK)
+		return;
+	if (!evtimer_pending(a->trim, NULL)) {
+		/* Not now: first let the new connections' waiting requests be
+		 * read, so a complete request counts as activity. */
+		struct timeval soon = { .tv_usec = 20 * 1000 };
+
+		evtimer_add(a->trim, &soon);
+	}
+	if (v == CONNLIMIT_FULL && !a->paused) {
+		/* Ends the listener's accept loop: the rest wait in the listen
+		 * queue until the trim. */
+		evconnlistener_disable(evhttp_bound_socket_get_listener(a->sock));
+		a->paused = true;
+	}
+}
+
+/* Each new API connection (evhttp's bevcb): counted against the cap, then
+ * a plain bufferevent, or a TLS server one on the context in force (a
+ * reloaded certificate applies to connections made after). */
+static struct bufferevent *new_bev(struct event_base *base, void *arg)
 {
 	struct api *a = arg;
-	SSL *ssl = SSL_new(a->tls);
 	struct bufferevent *bev;
+	SSL *ssl;
 
-	if (!ssl)
+	if (a->limit)
+		limit_accepted(a);
+	if (!a->tls)
+		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!(ssl = SSL_new(a->tls)))
 		return NULL;
 	bev = bufferevent_openssl_socket_new(base, -1, ssl,
 	                                     BUFFEREVENT_SSL_ACCEPTING,
@@ -302,6 +343,72 @@ static struct bufferevent *tls_bev(struct event_base *base, void *arg)
 	if (!bev)
 		SSL_free(ssl);
 	return bev;
+}
+
+/* ---- connection limits ------------------------------------------------ */
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+
+	(void)fd;
+	(void)what;
+	connlimit_sweep(a->limit, mono());
+}
+
+static void on_trim(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+
+	(void)fd;
+	(void)what;
+	connlimit_trim(a->limit, mono());
+	if (a->paused) {
+		evconnlistener_enable(evhttp_bound_socket_get_listener(a->sock));
+		a->paused = false;
+	}
+}
+
+/* The request on req's connection is complete: its deadline restarts. */
+static void limit_request_done(struct api *a, struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c)
+	                            : NULL;
+
+	if (a->limit && bev)
+		connlimit_request_done(a->limit, (int)bufferevent_getfd(bev),
+		                       mono());
+}
+
+int api_set_limits(struct api *a, unsigned max_conns, unsigned timeout_s,
+                   char *err, size_t errlen)
+{
+	struct connlimit *l;
+	struct timeval sec = { .tv_sec = 1 };
+
+	if (!max_conns || !timeout_s) {
+		snprintf(err, errlen, "api: connection cap and request timeout "
+		         "must be at least 1");
+		return -EINVAL;
+	}
+	l = connlimit_new((int)evhttp_bound_socket_get_fd(a->sock), max_conns,
+	                  timeout_s);
+	if (!a->trim)
+		a->trim = evtimer_new(a->base, on_trim, a);
+	if (!l || !a->trim || (!a->sweep && !(a->sweep = event_new(
+		a->base, -1, EV_PERSIST, on_sweep, a)))) {
+		connlimit_free(l);
+		snprintf(err, errlen, "api: out of memory");
+		return -ENOMEM;
+	}
+	connlimit_free(a->limit);
+	a->limit = l;
+	event_add(a->sweep, &sec);
+	/* The idle timeout between reads; the deadline above bounds the
+	 * whole request however the bytes trickle in. */
+	evhttp_set_timeout(a->http, (int)timeout_s);
+	return 0;
 }
 
 int api_set_tls(struct api *a, const char *cert, const char *key, char *err,
@@ -337,7 +444,6 @@ int api_set_tls(struct api *a, const char *cert, const char *key, char *err,
 	SSL_CTX_free(a->tls);           /* live connections hold their own */
 	a->tls = c;
 	c = NULL;
-	evhttp_set_bevcb(a->http, tls_bev, a);
 	rc = 0;
 out:
 	SSL_CTX_free(c);
@@ -566,6 +672,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 	char allow[32] = "";
 
+	limit_request_done(a, req);
 	if (!path)
 		path = "";
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
@@ -593,6 +700,17 @@ static void on_request(struct evhttp_request *req, void *arg)
 	reply_error(req, 404, "Not Found", "no such resource");
 }
 
+/* evhttp listens with a backlog of 128: a burst of connections would have
+ * SYNs dropped, and a client's retry costs it a second. A burst accepted
+ * at once holds up to this many descriptors beyond the cap until the HTTP
+ * layer has released those the cap shut down. */
+#define API_BACKLOG 1024
+static void deepen_backlog(evutil_socket_t fd)
+{
+	if (listen(fd, API_BACKLOG) < 0)
+		log_warn_errno("api: listen backlog");
+}
+
 struct api *api_new(struct event_base *base, const char *listen,
                     const char *token, const struct api_ops *ops, void *ctx,
                     char *err, size_t errlen)
@@ -618,6 +736,7 @@ struct api *api_new(struct event_base *base, const char *listen,
 		api_free(a);
 		return NULL;
 	}
+	a->base = base;
 	a->ops = ops;
 	a->ctx = ctx;
 	evhttp_set_max_body_size(a->http, API_BODY_MAX);
@@ -628,6 +747,7 @@ struct api *api_new(struct event_base *base, const char *listen,
 	                           EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
 	                           EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(a->http, on_request, a);
+	evhttp_set_bevcb(a->http, new_bev, a);
 	a->sock = evhttp_bind_socket_with_handle(a->http, host,
 	                                         (ev_uint16_t)port);
 	if (!a->sock) {
@@ -641,11 +761,17 @@ struct api *api_new(struct event_base *base, const char *listen,
 		ev_socklen_t sl = sizeof(ss);
 		evutil_socket_t fd = evhttp_bound_socket_get_fd(a->sock);
 
+		deepen_backlog(fd);
 		a->port = port;
 		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
 			a->port = ss.ss_family == AF_INET6
 			? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
 			: ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+	if (api_set_limits(a, API_MAX_CONNS_DEFAULT, API_TIMEOUT_DEFAULT, err,
+	                   errlen) < 0) {
+		api_free(a);
+		return NULL;
 	}
 	return a;
 }
@@ -663,6 +789,11 @@ void api_free(struct api *a)
 		evhttp_free(a->http);
 	cred_free(a->creds);
 	SSL_CTX_free(a->tls);
+	if (a->sweep)
+		event_free(a->sweep);
+	if (a->trim)
+		event_free(a->trim);
+	connlimit_free(a->limit);
 	free(a);
 }
 

@@ -36,6 +36,8 @@
 
 #define API_BODY_MAX    (1024 * 1024)
 #define API_RESULTS_MAX 100000
+#define API_MAX_CONNS_DEFAULT 512
+#define API_TIMEOUT_DEFAULT   10        /* seconds */
 
 struct api;                                     /* opaque */
 
@@ -95,6 +97,14 @@ void api_set_creds(struct api *a, struct cred_set *creds);
  * and OpenSSL's reason; on error the pair in force stays. */
 int api_set_tls(struct api *a, const char *cert, const char *key, char *err,
                 size_t errlen);
+/* Bounds every peer's cost: at most max_conns connections (a new one past
+ * the cap closes the longest idle; dnsd/connlimit.h), and a request must
+ * be complete within timeout_s of its connection's start or of its
+ * previous request, however slowly its bytes arrive. api_new() applies
+ * API_MAX_CONNS_DEFAULT and API_TIMEOUT_DEFAULT. 0, -EINVAL (a zero) or
+ * -ENOMEM, with err. */
+int api_set_limits(struct api *a, unsigned max_conns, unsigned timeout_s,
+                   char *err, size_t errlen);
 /* The bound port (useful after port 0). */
 unsigned api_port(const struct api *a);
 

@@ -41,6 +41,10 @@ static const struct opt opts[] = {
 	  "PEM certificate chain: the API speaks HTTPS only (TLS 1.2+); reread on SIGHUP" },
 	{ "api-tls-key", OPT_STR, OFF(api_tls_key), 0, 0, 0,
 	  "PEM private key of api-tls-cert" },
+	{ "api-max-connections", OPT_UINT, OFF(api_max_connections), 0, 1, 1000000,
+	  "open API connections; past it the longest idle is closed to admit a new one (default 512)" },
+	{ "api-request-timeout", OPT_UINT, OFF(api_request_timeout), 0, 1, 3600,
+	  "seconds an API connection has to complete a request, from its start or its previous request (default 10)" },
 	{ "api-tokens-allow-others", OPT_UINT, OFF(api_tokens_allow_others), 0, 0, 1,
 	  "1: accept a credentials file that others may read (default 0: refuse to start)" },
 	{ "threads", OPT_UINT, OFF(threads), 0, 1, 256,
@@ -101,6 +105,8 @@ void config_init(struct config *c)
 	c->rrl_table_size = 16384;
 	c->check_interval = 10;
 	c->quorum_percent = 50;
+	c->api_max_connections = 512;
+	c->api_request_timeout = 10;
 	c->log_level = "info";
 }
 

@@ -23,6 +23,8 @@ struct config {
 	const char *api_tokens;        /* credentials file (health/cred.h) */
 	unsigned api_tokens_allow_others;
 	const char *api_tls_cert, *api_tls_key;   /* PEM: HTTPS only */
+	unsigned api_max_connections;
+	unsigned api_request_timeout;  /* seconds */
 	const char *nsid;
 	const char *log_level;
 	const char *user;

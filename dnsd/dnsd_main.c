@@ -997,6 +997,9 @@ int main(int argc, char **argv)
 		if (!sv.api)
 			fatal("api %s: %s", sv.conf.api, err);
 		api_set_creds(sv.api, creds);
+		if (api_set_limits(sv.api, sv.conf.api_max_connections,
+				   sv.conf.api_request_timeout, err, sizeof(err)) < 0)
+			fatal("%s", err);
 		if (!!sv.conf.api_tls_cert != !!sv.conf.api_tls_key)
 			fatal("api: api-tls-cert and api-tls-key come together");
 		if (sv.conf.api_tls_cert &&
