@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
+import dns.message  # noqa: E402
 import dns.rcode  # noqa: E402
 
 from gslbtest import (BIN, ZONES, Dnsd, Proc, Skip, answer_texts, free_port,  # noqa: E402
@@ -529,6 +531,72 @@ def test_connection_flood():
           "reports ok %d fail %d, trickle closed after %.1f s, rss %d -> %d kB"
           % (peak_fds, cap, len(writes), worst, reports["ok"], reports["fail"],
              late_closed, rss0, rss_kb(pid)))
+
+
+def pointer_chain_query():
+    """A 64 KB query: question a.gslb.example.com. A, then a NULL record
+    whose rdata is a chain of compression pointers (each to the one
+    before, the first to the question name) over the first 16 KB, then as
+    many A records as fit whose owner is the end of that chain."""
+    qname = b"".join(bytes([len(x)]) + x for x in b"a.gslb.example.com".split(b".")) + b"\0"
+    body = bytearray(qname + struct.pack("!HH", 1, 1))
+    rr1_start = 12 + len(body)
+    chain_off = rr1_start + 1 + 10            # root owner, type..rdlength
+    n_ptr = (16383 - chain_off) // 2
+    chain = bytearray()
+    prev = 12
+    for i in range(n_ptr):
+        chain += struct.pack("!H", 0xC000 | prev)
+        prev = chain_off + 2 * i
+    body += b"\0" + struct.pack("!HHIH", 10, 1, 0, len(chain)) + chain
+    last = prev
+    n_rr = 1
+    while 12 + len(body) + 12 <= 65535 - 2:
+        body += struct.pack("!H", 0xC000 | last) + struct.pack("!HHIH", 1, 1, 0, 0)
+        n_rr += 1
+    hdr = struct.pack("!HHHHHH", 0x4242, 0, 1, 0, 0, n_rr)
+    return bytes(hdr + body)
+
+
+def tcp_exchange(port, msg):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        c.sendall(struct.pack("!H", len(msg)) + msg)
+        n = b""
+        while len(n) < 2:
+            n += c.recv(2 - len(n))
+        want = struct.unpack("!H", n)[0]
+        data = b""
+        while len(data) < want:
+            chunk = c.recv(want - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+@test
+def test_pointer_chain_query_cost():
+    s = creds_server()
+    evil = pointer_chain_query()
+    assert len(evil) > 60000, len(evil)
+    normal = dns.message.make_query("a.gslb.example.com.", "A").to_wire()
+    r = dns.message.from_wire(tcp_exchange(s.dnsd.port, evil))
+    assert r.rcode() == dns.rcode.FORMERR, r
+    n = 40
+
+    def run_n(msg):
+        t0 = time.monotonic()
+        for _ in range(n):
+            tcp_exchange(s.dnsd.port, msg)
+        return (time.monotonic() - t0) / n
+    run_n(normal)
+    t_normal = min(run_n(normal) for _ in range(3))
+    t_evil = min(run_n(evil) for _ in range(3))
+    print("    pointer chain: %d octets, %.3f ms per query; normal %.3f ms (x%.1f)"
+          % (len(evil), t_evil * 1e3, t_normal * 1e3, t_evil / t_normal))
+    assert t_evil <= 5 * t_normal, (t_evil, t_normal)
+    # dnsd still answers normally.
+    assert s.answer() == ["192.0.2.1"]
 
 
 if __name__ == "__main__":
