@@ -500,6 +500,8 @@ static void on_reports(struct api *a, struct evhttp_request *req)
 		reply_error(req, 422, "Unprocessable Entity", err);
 	} else if (rc == -EINVAL) {
 		reply_error(req, 400, "Bad Request", err);
+	} else if (rc == -ENOSPC) {
+		reply_error(req, 429, "Too Many Requests", err);
 	} else {
 		log_warn("api: report from %s: %s", r.agent,
 		         err[0] ? err : strerror(-rc));

@@ -69,6 +69,8 @@ static const struct opt opts[] = {
 	  "seconds between checks that set no interval; match the agents' --interval (default 10)" },
 	{ "quorum-percent", OPT_UINT, OFF(quorum_percent), 0, 1, 99,
 	  "an endpoint is up when more than this % of agents with fresh reports say so (default 50)" },
+	{ "agent-expiry", OPT_UINT, OFF(agent_expiry), 0, 60, 31536000,
+	  "seconds after which a silent agent (and a region no agent is in) is forgotten; at most 1024 agents and 256 regions are kept (default 86400)" },
 	{ "quorum-min-regions", OPT_UINT, OFF(quorum_min_regions), 0, 0, 64,
 	  "a down verdict needs down votes from at least this many regions; 0 (default) or 1: no such rule" },
 	{ "log-level", OPT_STR, OFF(log_level), 0, 0, 0,
@@ -106,6 +108,7 @@ void config_init(struct config *c)
 	c->check_interval = 10;
 	c->quorum_percent = 50;
 	c->api_max_connections = 512;
+	c->agent_expiry = 86400;
 	c->api_request_timeout = 10;
 	c->log_level = "info";
 }

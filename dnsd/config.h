@@ -44,6 +44,7 @@ struct config {
 	unsigned check_interval;       /* seconds, checks that set none */
 	unsigned quorum_percent;       /* up when more than this % of fresh agents say up */
 	unsigned quorum_min_regions;   /* down needs down votes from this many regions */
+	unsigned agent_expiry;         /* seconds: forget silent agents */
 	bool check;                    /* --check: validate and exit */
 	char *strings;                 /* owns the text of file values */
 };

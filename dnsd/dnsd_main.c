@@ -943,6 +943,7 @@ int main(int argc, char **argv)
 				.default_interval = sv.conf.check_interval,
 				.quorum = sv.conf.quorum_percent / 100.0,
 				.min_regions = sv.conf.quorum_min_regions,
+				.expire_s = sv.conf.agent_expiry,
 				.publish = on_health,
 				.ctx = &sv,
 			};

@@ -31,6 +31,7 @@ struct hsrv_conf {
 	double default_interval;     /* agents' --interval for checks without one */
 	double quorum;               /* fraction of fresh agents that must say up */
 	unsigned min_regions;        /* regions a down verdict needs (0: any) */
+	double expire_s;             /* forget agents silent this long (0: never) */
 	/* Takes ownership of view (hstate_view_free when retired). */
 	void (*publish)(void *ctx, struct hstate_view *view);
 	void *ctx;

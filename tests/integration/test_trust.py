@@ -533,6 +533,35 @@ def test_connection_flood():
              late_closed, rss0, rss_kb(pid)))
 
 
+@test
+def test_hostile_names_bounded():
+    """With only the shared token any agent name is accepted: invented
+    agents and regions fill bounded tables (1024 agents, 256 regions),
+    then get 429; a real agent already known keeps reporting; memory stays
+    bounded."""
+    d = tmpdir()
+    s = Server(["--api-token-file", write(os.path.join(d, "token"), SHARED + "\n")])
+    e1 = s.ep("192.0.2.1")["id"]
+    assert s.report(SHARED, "real-1", "eu", e1, "up")[0] == 200
+    rss0 = rss_kb(s.dnsd.pid)
+    codes = {}
+    for i in range(1500):
+        code = s.report(SHARED, "ghost-%d-" % i + "x" * 50, "region-%d-" % i + "y" * 50,
+                        e1, "down")[0]
+        codes[code] = codes.get(code, 0) + 1
+    # 255 new regions fit beside "eu"; then every new region is refused.
+    assert codes == {200: 255, 429: 1500 - 255}, codes
+    codes = {}
+    for i in range(1500):
+        code = s.report(SHARED, "eu-ghost-%d" % i, "eu", e1, "down")[0]
+        codes[code] = codes.get(code, 0) + 1
+    assert codes == {200: 1024 - 256, 429: 1500 - (1024 - 256)}, codes
+    assert s.report(SHARED, "real-1", "eu", e1, "up")[0] == 200
+    grown = rss_kb(s.dnsd.pid) - rss0
+    print("    hostile names: rss grew %d kB for 1024 agents and 256 regions" % grown)
+    assert grown < 32 * 1024, grown
+
+
 def pointer_chain_query():
     """A 64 KB query: question a.gslb.example.com. A, then a NULL record
     whose rdata is a chain of compression pointers (each to the one
