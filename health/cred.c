@@ -250,7 +250,7 @@ int cred_parse(const char *text, size_t len, const char *what,
 	if (!s)
 		return -ENOMEM;
 	s->from_file = true;
-	if (memchr(text, 0, len))
+	if (len && memchr(text, 0, len))
 		BAD("%s: NUL byte inside (not a text file)", what);
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));

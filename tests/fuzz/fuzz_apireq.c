@@ -5,7 +5,7 @@
  * read) and ops backed by a real hstate. The connection is closed for
  * writing after the input, and the loop runs until the server closes it.
  *
- * Invariants: every response starts with an HTTP/1.x status line; a
+ * Invariants: every response starts with an HTTP status line; a
  * configuration write reaches the ops only from a request that carries the
  * admin token, and a report only with the admin token or eu-1's (for
  * eu-1); the server keeps serving (a second, well-formed request on a new
@@ -193,8 +193,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	af_in = data;
 	af_len = size;
 	n = af_exchange(data, size, out, sizeof(out));
-	if (n > 0 && n < sizeof(out) - 1 && strncmp(out, "HTTP/1.", 7) != 0)
-		af_fail("a reply without an HTTP/1.x status line");
+	if (n > 0 && n < sizeof(out) - 1 && strncmp(out, "HTTP/", 5) != 0)
+		af_fail("a reply without an HTTP status line");
 	af_in = (const uint8_t *)ok;
 	af_len = sizeof(ok) - 1;
 	n = af_exchange((const uint8_t *)ok, sizeof(ok) - 1, out, sizeof(out));

@@ -562,6 +562,30 @@ def test_hostile_names_bounded():
     assert grown < 32 * 1024, grown
 
 
+@test
+def test_capabilities_dropped():
+    """Started as root, dnsd keeps no capability in any thread once its
+    sockets are bound, cannot gain one (no_new_privs), and still serves,
+    reloads and writes its store."""
+    if os.geteuid() != 0:
+        raise Skip("needs root to start with capabilities")
+    s = creds_server()
+    pid = s.dnsd.pid
+    tasks = os.listdir("/proc/%d/task" % pid)
+    assert len(tasks) >= 2, tasks
+    for t in tasks:
+        with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+            st = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+            assert int(st[k].strip(), 16) == 0, (t, k, st[k])
+        assert st["NoNewPrivs"].strip() == "1", (t, st["NoNewPrivs"])
+    s.dnsd.signal(signal.SIGHUP)
+    assert wait_for(lambda: "reload: api credentials" in s.dnsd.output(), 5), s.dnsd.output()
+    flip = {"service": FO, "target": "192.0.2.2"}
+    assert s.call("POST", "/v1/flip", TOK["admin"], flip)[0] == 200
+    assert wait_for(lambda: s.answer() == ["192.0.2.2"], 3), s.answer()
+
+
 def pointer_chain_query():
     """A 64 KB query: question a.gslb.example.com. A, then a NULL record
     whose rdata is a chain of compression pointers (each to the one
