@@ -59,6 +59,8 @@ static const struct opt opts[] = {
 	  "seconds before an idle TCP connection is closed (default 10)" },
 	{ "tcp-max-clients", OPT_UINT, OFF(tcp_max_clients), 0, 1, 1000000,
 	  "TCP connections per worker; the longest idle is closed to admit one more (default 250)" },
+	{ "tcp-max-per-source", OPT_UINT, OFF(tcp_max_per_source), 0, 0, 1000000,
+	  "TCP connections per worker from one source address; its longest idle is closed to admit one more; 0 no cap (default 64)" },
 	{ "ecs-max-v4", OPT_UINT, OFF(ecs_max_v4), 0, 0, 32,
 	  "longest trusted ECS source prefix for IPv4 (default 24)" },
 	{ "ecs-max-v6", OPT_UINT, OFF(ecs_max_v6), 0, 0, 128,
@@ -98,6 +100,7 @@ void config_init(struct config *c)
 	c->max_udp_size = 1232;
 	c->tcp_idle_timeout = 10;
 	c->tcp_max_clients = 250;
+	c->tcp_max_per_source = 64;
 	c->ecs_max_v4 = 24;
 	c->ecs_max_v6 = 56;
 	c->db_poll_ms = 250;

@@ -34,6 +34,7 @@ struct config {
 	unsigned max_udp_size;
 	unsigned tcp_idle_timeout;     /* seconds */
 	unsigned tcp_max_clients;      /* per worker */
+	unsigned tcp_max_per_source;   /* per worker and source address */
 	unsigned ecs_max_v4, ecs_max_v6;
 	unsigned db_poll_ms;
 	/* Response rate limiting (rrl.h). */

@@ -1000,6 +1000,7 @@ int main(int argc, char **argv)
 		.threads = sv.conf.threads,
 		.tcp_idle_timeout = sv.conf.tcp_idle_timeout,
 		.tcp_max_clients = sv.conf.tcp_max_clients,
+		.tcp_max_per_source = sv.conf.tcp_max_per_source,
 		.rrl = &rrl,
 		.xdp = sv.conf.xdp,
 	}, sv.conf.listen, sv.conf.n_listen);

@@ -586,6 +586,36 @@ def test_capabilities_dropped():
     assert wait_for(lambda: s.answer() == ["192.0.2.2"], 3), s.answer()
 
 
+@test
+def test_tcp_per_source_cap():
+    """One source holds at most tcp-max-per-source TCP connections per
+    worker: its own longest idle make room, and a new one is answered."""
+    cap = 4
+    d = Dnsd(["--zone", os.path.join(ZONES, "gslb.example.com.zone"), "--threads", "1",
+              "--tcp-max-per-source", str(cap), "--tcp-idle-timeout", "30"])
+    socks = [socket.create_connection(("127.0.0.1", d.port), timeout=3) for _ in range(20)]
+    time.sleep(0.5)
+    normal = dns.message.make_query("gslb.example.com.", "SOA").to_wire()
+    r = dns.message.from_wire(tcp_exchange(d.port, normal))
+    assert r.rcode() == dns.rcode.NOERROR, r
+    time.sleep(0.3)
+    alive = []
+    for c in socks:
+        c.setblocking(False)
+        try:
+            if c.recv(1) == b"":
+                continue
+        except BlockingIOError:
+            alive.append(c)
+        except OSError:
+            continue
+    for c in socks:
+        c.close()
+    # The newest survive (the one exchange above took a slot too).
+    assert len(alive) <= cap, len(alive)
+    assert alive and all(c in socks[-cap:] for c in alive), [socks.index(c) for c in alive]
+
+
 def pointer_chain_query():
     """A 64 KB query: question a.gslb.example.com. A, then a NULL record
     whose rdata is a chain of compression pointers (each to the one
