@@ -377,7 +377,7 @@ bool cred_agents_known(const struct cred_set *s)
 
 bool cred_agent_known(const struct cred_set *s, const char *name)
 {
-	if (!s)
+	if (!s || !s->n_agents)
 		return false;
 	return bsearch(&name, s->agents, s->n_agents, sizeof(*s->agents),
 	               name_cmp) != NULL;

@@ -140,6 +140,9 @@ static size_t af_exchange(const uint8_t *in, size_t len, char *out,
                           size_t outlen)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
+	/* Closed with a reset: millions of runs leave no TIME_WAIT behind
+	 * to exhaust the ephemeral ports. */
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	size_t sent = 0, got = 0;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
@@ -147,6 +150,7 @@ static size_t af_exchange(const uint8_t *in, size_t len, char *out,
 	sa.sin_port = htons((uint16_t)api_port(af_api));
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		af_fail("connect");
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	for (int round = 0; round < 2000; round++) {
 		ssize_t n;
