@@ -1,9 +1,9 @@
 -- db/schema.sql - the SQLite store of balanced names (schema version 1).
 --
--- This is the current full schema. db/schema_sql.c holds a byte-identical
--- copy as a C string (tests/unit/test_store.c compares them); store_open()
+-- This is the current full schema. The build embeds it as a C string
+-- (tools/schema2c.py; tests/unit/test_store.c compares the two); store_open()
 -- runs it on an empty database and sets PRAGMA user_version = 1. A later
--- version adds a migration step in db/store.c and updates both files.
+-- version adds a migration step in db/store.c and updates this file.
 --
 -- Conventions: names (services, CNAME targets) are lower-case, fully
 -- qualified, with the trailing dot. Times are unix seconds (REAL). Config

@@ -1,9 +1,12 @@
 /* db/store.c - opening the SQLite store, schema creation and migrations.
  * Load time only; see db/store.h. */
 #include "db/store.h"
+#include "db/store_sql.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -20,6 +23,29 @@ static void seterr(char *err, size_t errlen, const char *path,
 {
 	if (err && errlen)
 		snprintf(err, errlen, "db: %s: %s", path, why);
+}
+
+int store_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+int store_sqlerr(sqlite3 *h, char *err, size_t errlen, const char *what)
+{
+	int code = sqlite3_errcode(h);
+
+	if (code == SQLITE_CONSTRAINT)
+		return store_errf(err, errlen, -EINVAL, "%s: rejected by the "
+		                  "schema: %s", what, sqlite3_errmsg(h));
+	return store_errf(err, errlen, -EIO, "%s: %s", what,
+	                  sqlite3_errmsg(h));
 }
 
 int store_exec(sqlite3 *h, const char *sql)
@@ -62,12 +88,22 @@ static long long query_int(sqlite3 *h, const char *sql, int *code)
 	return v;
 }
 
-long long store_data_version(sqlite3 *h)
+long long store_data_version(struct store *s)
 {
 	int code;
-	long long v = query_int(h, "PRAGMA data_version", &code);
+	long long v = query_int(s->h, "PRAGMA data_version", &code);
 
 	return code == SQLITE_OK ? v : -EIO;
+}
+
+const char *store_errmsg(struct store *s)
+{
+	return sqlite3_errmsg(s->h);
+}
+
+int store_relax_durability(struct store *s)
+{
+	return store_exec(s->h, "PRAGMA synchronous = NORMAL");
 }
 
 /* Maps a failing SQLite call to the documented errors. */
@@ -110,8 +146,8 @@ static int migrate(sqlite3 *h, long long from, const char *path, char *err,
 	return 0;
 }
 
-int store_open(const char *path, unsigned flags, sqlite3 **out, char *err,
-               size_t errlen)
+int store_open(const char *path, unsigned flags, struct store **out,
+               char *err, size_t errlen)
 {
 	sqlite3 *h = NULL;
 	struct stat sb;
@@ -192,7 +228,12 @@ int store_open(const char *path, unsigned flags, sqlite3 **out, char *err,
 		if ((rc = migrate(h, ver, path, err, errlen)) < 0)
 			goto out;
 	}
-	*out = h;
+	if (!(*out = malloc(sizeof(**out)))) {
+		seterr(err, errlen, path, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	(*out)->h = h;
 	h = NULL;
 	rc = 0;
 out:
@@ -200,7 +241,10 @@ out:
 	return rc;
 }
 
-void store_close(sqlite3 *h)
+void store_close(struct store *s)
 {
-	sqlite3_close(h);
+	if (!s)
+		return;
+	sqlite3_close(s->h);
+	free(s);
 }

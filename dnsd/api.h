@@ -65,7 +65,7 @@ struct api_ops {
 	json_t *(*status)(void *ctx);
 	/* Appends Prometheus text to out. Returns 0 or -errno (500). */
 	int (*metrics)(void *ctx, struct evbuffer *out);
-	/* GET /v1/config: the whole configuration (db/cfg.h export format;
+	/* GET /v1/config: the whole configuration (db/export.h format;
 	 * new reference), or NULL with err (500, or 404 without a store). */
 	json_t *(*config_get)(void *ctx, char *err, size_t errlen);
 	/* A configuration write, token checked and body parsed: what is

@@ -265,3 +265,100 @@ struct snap *snap_publish(struct snap *s)
 	synchronize_rcu();
 	return old;
 }
+
+/* ------------------------------------------------------------ lifecycle */
+
+struct snap *snap_clone(const struct snap *base, size_t zone_cap,
+			const struct answer_conf *conf, uint64_t gen)
+{
+	struct snap *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->zones = calloc(zone_cap + 1, sizeof(*s->zones));
+	if (!s->zones) {
+		free(s);
+		return NULL;
+	}
+	if (base) {
+		memcpy(s->zones, base->zones, base->n_zones * sizeof(*s->zones));
+		s->n_zones = base->n_zones;
+		s->zt = base->zt;
+		s->geo = base->geo;
+		s->svc = base->svc;
+		s->svcx = base->svcx;
+		s->hv = base->hv;
+	}
+	s->conf = *conf;
+	s->gen = gen;
+	return s;
+}
+
+int snap_set_zones(struct snap *s, struct zone **zones, size_t n)
+{
+	struct zonetab *zt;
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (zones[i])
+			s->zones[k++] = zones[i];
+	zt = zonetab_build(s->zones, k);
+	if (!zt)
+		return -ENOMEM;
+	s->n_zones = k;
+	s->zt = zt;
+	return 0;
+}
+
+static bool has_zone(const struct snap *s, const struct zone *z)
+{
+	for (size_t i = 0; s && i < s->n_zones; i++)
+		if (s->zones[i] == z)
+			return true;
+	return false;
+}
+
+void snap_retire(struct snap *old, const struct snap *cur)
+{
+	if (!old)
+		return;
+	for (size_t i = 0; i < old->n_zones; i++)
+		if (!has_zone(cur, old->zones[i]))
+			zone_free(old->zones[i]);
+	if (!cur || old->zt != cur->zt)
+		zonetab_free((struct zonetab *)old->zt);
+	if (!cur || old->geo != cur->geo)
+		geo_free(old->geo);
+	if (!cur || old->svc != cur->svc)
+		svc_set_free(old->svc);
+	if (!cur || old->svcx != cur->svcx)
+		svc_index_free(old->svcx);
+	if (!cur || old->hv != cur->hv)
+		hstate_view_free(old->hv);
+	free(old->zones);
+	free(old);
+}
+
+void snap_discard(struct snap *s, const struct snap *base)
+{
+	snap_retire(s, base);
+}
+
+int snap_install(struct snap *s, const struct snap *cur)
+{
+	struct snap *old;
+
+	if (s->svc && (!cur || s->svc != cur->svc || s->zt != cur->zt)) {
+		s->svcx = svc_index_build(s->svc, s->zt);
+		if (!s->svcx) {
+			log_err("snapshot: out of memory, keeping the one in force");
+			snap_discard(s, cur);
+			return -ENOMEM;
+		}
+	} else if (!s->svc) {
+		s->svcx = NULL;
+	}
+	old = snap_publish(s);
+	snap_retire(old, s);
+	return 0;
+}

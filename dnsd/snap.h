@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "dnsd/zone.h"
-#include "db/svc.h"
+#include "policy/svc.h"
 #include "geo/geo.h"
 #include "health/hstate.h"
 
@@ -145,5 +145,29 @@ const struct snap *snap_current(void);
  * one (or NULL) for the caller to free what s does not share. Control
  * thread only. */
 struct snap *snap_publish(struct snap *s);
+
+/* Lifecycle, control thread only. A snapshot is built by cloning the one
+ * in force and replacing the parts that changed; snap_install() publishes
+ * it and frees what the old one no longer shares with it. */
+
+/* A new unpublished snapshot sharing every part of base (NULL: empty),
+ * with room for zone_cap zones, the settings conf (copied, parsed once at
+ * load) and generation gen. NULL when out of memory. */
+struct snap *snap_clone(const struct snap *base, size_t zone_cap,
+			const struct answer_conf *conf, uint64_t gen);
+/* Gives s the zones in zones[] (NULL entries skipped) and a new name table
+ * over them. 0 or -ENOMEM (s unchanged). */
+int snap_set_zones(struct snap *s, struct zone **zones, size_t n);
+/* Frees old (retired, no reader left), except the parts cur still uses.
+ * NULL old is fine; NULL cur frees everything. */
+void snap_retire(struct snap *old, const struct snap *cur);
+/* Throws away s, never published: only the parts base (the snapshot in
+ * force) does not share. */
+void snap_discard(struct snap *s, const struct snap *base);
+/* Publishes s in place of cur (the snapshot in force, or NULL). The
+ * per-service zones (svc_index) are rebuilt when its services or zones
+ * differ from cur's. Returns 0 (cur retired: freed but what s shares), or
+ * -ENOMEM (logged; s discarded, cur stays in force). */
+int snap_install(struct snap *s, const struct snap *cur);
 
 #endif

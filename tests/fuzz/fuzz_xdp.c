@@ -33,7 +33,7 @@ static uint8_t xf_answer[XDP_FRAME_SIZE];
 
 static void xf_init(void)
 {
-	/* The largest max-udp-size dnsd allows with xdp (dnsd_main.c). */
+	/* The largest max-udp-size dnsd allows with xdp (dnsd/dnsd_main.c). */
 	fu_example_snap(&xf_snap, XDP_ANSWER_MAX);
 }
 

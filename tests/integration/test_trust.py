@@ -673,8 +673,12 @@ def test_pointer_chain_query_cost():
             tcp_exchange(s.dnsd.port, msg)
         return (time.monotonic() - t0) / n
     run_n(normal)
-    t_normal = min(run_n(normal) for _ in range(3))
-    t_evil = min(run_n(evil) for _ in range(3))
+    # Interleaved, best of five: other work on the machine hits both alike.
+    t_normal, t_evil = [], []
+    for _ in range(5):
+        t_normal.append(run_n(normal))
+        t_evil.append(run_n(evil))
+    t_normal, t_evil = min(t_normal), min(t_evil)
     print("    pointer chain: %d octets, %.3f ms per query; normal %.3f ms (x%.1f)"
           % (len(evil), t_evil * 1e3, t_normal * 1e3, t_evil / t_normal))
     assert t_evil <= 5 * t_normal, (t_evil, t_normal)

@@ -1,4 +1,4 @@
-/* dnsd/health.h - dnsd's health service: probe-agent reports in, health
+/* dnsd/hsrv.h - dnsd's health service: probe-agent reports in, health
  * views out. Runs on the control thread only (load time): it owns the
  * struct hstate (health/hstate.h), the SQLite write handle for the health
  * tables (db/health_store.h) and the check list served to agents.
@@ -8,15 +8,15 @@
  * it ages reports (staleness), logs each transition once, persists what
  * changed, and hands a new immutable view to the publish callback when the
  * health that answers depend on changed - never more often. */
-#ifndef DNSD_HEALTH_H
-#define DNSD_HEALTH_H
+#ifndef DNSD_HSRV_H
+#define DNSD_HSRV_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
 #include <event2/event.h>
 #include <jansson.h>
-#include <sqlite3.h>
+struct store;
 
 #include "health/hstate.h"
 
@@ -26,7 +26,7 @@ struct hsrv_conf {
 	/* The store's handle, shared with the config poller: commits on one
 	 * connection do not change that connection's PRAGMA data_version, so
 	 * health writes never look like configuration changes. Borrowed. */
-	sqlite3 *db;
+	struct store *db;
 	const char *db_path;         /* for logs */
 	double default_interval;     /* agents' --interval for checks without one */
 	double quorum;               /* fraction of fresh agents that must say up */
@@ -47,7 +47,7 @@ void hsrv_free(struct hsrv *h);          /* NULL is fine; persists first */
 /* The configuration in the store changed: rebuild the check list and the
  * set of checked endpoints (known ones keep their state). db: the handle
  * to use from now on (the store file may have been replaced). */
-void hsrv_reload(struct hsrv *h, sqlite3 *db);
+void hsrv_reload(struct hsrv *h, struct store *db);
 
 /* The GET /v1/checks document (new reference), or NULL. */
 json_t *hsrv_checks(struct hsrv *h);

@@ -1,10 +1,10 @@
-/* db/svc.h - the immutable service set (balanced names) and the policy
- * engine that picks each answer.
+/* policy/svc.h - the immutable service set (balanced names) and the policy
+ * engine that picks each answer. No storage and no I/O here.
  *
- * Load time (control thread of dnsd, gslbctl): svc_load() reads every
- * service, endpoint and rule from SQLite in one read transaction into an
- * arena-backed struct svc_set. Invalid rows are skipped and recorded as
- * problem strings; the set is never written after it is published.
+ * Load time (control thread of dnsd, gslbctl): db/svc_load.h reads every
+ * service, endpoint and rule from the store into an arena-backed struct
+ * svc_set. Invalid rows are skipped and recorded as problem strings; the
+ * set is never written after it is published.
  *
  * Query time (any worker thread, concurrently): svc_find() and svc_select()
  * read the set and a health view; they never allocate, lock or log.
@@ -16,14 +16,12 @@
  *
  * Health input is health/hstate.h's struct hstate_view (endpoint id ->
  * HSTATE_UNKNOWN/UP/DOWN, probe regions, RTT per (region, id)). */
-#ifndef DB_SVC_H
-#define DB_SVC_H
+#ifndef POLICY_SVC_H
+#define POLICY_SVC_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
-
-#include <sqlite3.h>
 
 #include "common/arena.h"
 #include "health/hstate.h"
@@ -122,17 +120,11 @@ struct svc_set {
 	size_t n_problems, cap_problems;
 };
 
-/* Reads the whole configuration from h in one read transaction. Returns 0
- * with *out set (caller owns it: svc_set_free), or a negative errno when
- * the database cannot be read at all (-EIO; -ENOMEM); err (errlen bytes,
- * may be 0) then says why. Invalid rows are skipped and listed in
- * (*out)->problems, e.g. "db: endpoint id 7 (service www.x.): latitude
- * 95.2 outside -90..90". */
-int svc_load(sqlite3 *h, struct svc_set **out, char *err, size_t errlen);
-/* Same, opening path read-only (db/store.h) for the duration. */
-int svc_load_path(const char *path, struct svc_set **out, char *err,
-                  size_t errlen);
 void svc_set_free(struct svc_set *s);                 /* NULL is fine */
+
+/* Load time, for the loader: links s->svcs[idx] (name and wire already
+ * set) into the name hash (s->slot, s->mask sized by the loader). */
+void svc_index_add(struct svc_set *s, size_t idx);
 
 /* Records one more problem (printf format) in s; load time only (dnsd adds
  * "service outside every zone"). Returns 0 or -ENOMEM. */

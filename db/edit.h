@@ -1,6 +1,6 @@
-/* db/cfg.h - validated configuration writes to the store, and the JSON
- * export/import of the whole configuration. Used by gslbctl (and by any
- * other writer, e.g. an HTTP API), so every writer enforces the same rules.
+/* db/edit.h - validated configuration writes to the store. Used by gslbctl
+ * and by dnsd's HTTP API (and db/export.c's import), so every writer
+ * enforces the same rules.
  *
  * Load time only (never on the query path); the caller's thread owns h.
  * Every public write function is one transaction (BEGIN IMMEDIATE ..
@@ -8,28 +8,21 @@
  * writes one line into err (errlen bytes) naming what and why, e.g.
  * "endpoint add www.example.com.: weight 70000 outside 0..65535".
  * Errors: -EINVAL bad input, -ENOENT missing service/endpoint/rule,
- * -EEXIST duplicate, -EIO SQLite failure, -ENOMEM.
- *
- * JSON format (cfg_export / cfg_import), keys always present, services
- * sorted by name, endpoints by target, rules by kind then match:
- * {"version": 1, "services": [{"name", "policy", "ttl", "answers": N|null,
- *   "sticky": bool, "when_down": "open"|"closed"|TARGET,
- *   "endpoints": [{"target", "weight", "priority", "region": S|null,
- *     "lat": D|null, "lon": D|null, "bias": D, "admin": "auto"|"up"|"down",
- *     "drained": bool, "check": null | {"url", "interval": D|null,
- *     "timeout": D|null, "rise", "fall", "tls_verify": bool,
- *     "expect": S|null, "body": S|null, "host": S|null}}],
- *   "rules": [{"match": "CIDR"|"country:CC"|"continent:CC",
- *     "targets": [TARGET, ...]}]}]}
- * Health state (probes, health, endpoint_health, latency) is runtime
- * state, not configuration: export leaves it out, import clears it. */
-#ifndef DB_CFG_H
-#define DB_CFG_H
+ * -EEXIST duplicate, -EIO SQLite failure, -ENOMEM. */
+#ifndef DB_EDIT_H
+#define DB_EDIT_H
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <jansson.h>
-#include <sqlite3.h>
+struct store;
+
+
+/* The configuration columns of an endpoint row, in the order the edits
+ * and the export read them. */
+#define CFG_EP_COLS "target, weight, priority, region, lat, lon, bias, " \
+	"admin, drained, check_url, check_interval, check_timeout, "      \
+	"check_rise, check_fall, check_tls_verify, check_expect, "        \
+	"check_body, check_host"
 
 /* A service as given by the user. Unset fields keep the default (add) or
  * the stored value (set). */
@@ -71,26 +64,26 @@ struct cfg_endpoint {
 	const char *body, *host;   /* NULL clears */
 };
 
-int cfg_service_add(sqlite3 *h, const struct cfg_service *s, char *err,
+int cfg_service_add(struct store *db, const struct cfg_service *s, char *err,
                     size_t errlen);
-int cfg_service_set(sqlite3 *h, const struct cfg_service *s, char *err,
+int cfg_service_set(struct store *db, const struct cfg_service *s, char *err,
                     size_t errlen);
-int cfg_service_rm(sqlite3 *h, const char *name, char *err, size_t errlen);
+int cfg_service_rm(struct store *db, const char *name, char *err, size_t errlen);
 
-int cfg_endpoint_add(sqlite3 *h, const char *service,
+int cfg_endpoint_add(struct store *db, const char *service,
                      const struct cfg_endpoint *e, char *err, size_t errlen);
 /* Changes only the fields given. */
-int cfg_endpoint_set(sqlite3 *h, const char *service,
+int cfg_endpoint_set(struct store *db, const char *service,
                      const struct cfg_endpoint *e, char *err, size_t errlen);
-int cfg_endpoint_rm(sqlite3 *h, const char *service, const char *target,
+int cfg_endpoint_rm(struct store *db, const char *service, const char *target,
                     char *err, size_t errlen);
 
 /* match: "ADDR/LEN", "country:CC" or "continent:CC"; targets must be
  * members of the service; a rule with the same match must not exist. */
-int cfg_rule_add(sqlite3 *h, const char *service, const char *match,
+int cfg_rule_add(struct store *db, const char *service, const char *match,
                  const char *const *targets, size_t n, char *err,
                  size_t errlen);
-int cfg_rule_rm(sqlite3 *h, const char *service, const char *match,
+int cfg_rule_rm(struct store *db, const char *service, const char *match,
                 char *err, size_t errlen);
 
 /* Gives target a priority strictly lower than every other endpoint of the
@@ -99,20 +92,25 @@ int cfg_rule_rm(sqlite3 *h, const char *service, const char *match,
  * 0. Nothing changes if target is already strictly first. Errors: not a
  * member (-ENOENT), drained or forced down (-EINVAL), priorities would
  * exceed 65535 (-ERANGE). */
-int cfg_flip(sqlite3 *h, const char *service, const char *target, char *err,
+int cfg_flip(struct store *db, const char *service, const char *target, char *err,
              size_t errlen);
-
-/* The whole configuration / one service (NULL name = all) as JSON in the
- * format above. New reference (caller json_decref) or NULL with err. */
-json_t *cfg_export(sqlite3 *h, const char *name, char *err, size_t errlen);
-/* Replaces the whole configuration with doc (format above), validating
- * every field as the add commands do. One transaction. */
-int cfg_import(sqlite3 *h, const json_t *doc, char *err, size_t errlen);
 
 /* Canonical forms: a service name ("www.example.com.") into out (256
  * bytes) / a rule match ("10.0.0.0/8", "country:DE", "continent:EU") into
  * out (96 bytes). 0 or -EINVAL with err. */
 int cfg_canon_name(const char *in, char *out, char *err, size_t errlen);
 int cfg_canon_match(const char *in, char *out, char *err, size_t errlen);
+
+/* The add commands without their own transaction, for a caller that has
+ * one open (import). Same validation and errors; cfg_service_insert sets
+ * *id (may be NULL) to the new service's id. */
+int cfg_service_insert(struct store *db, const struct cfg_service *s,
+                       long long *id, char *err, size_t errlen);
+int cfg_endpoint_insert(struct store *db, const char *service,
+                        const struct cfg_endpoint *e, char *err,
+                        size_t errlen);
+int cfg_rule_insert(struct store *db, const char *service, const char *match,
+                    const char *const *targets, size_t n, char *err,
+                    size_t errlen);
 
 #endif

@@ -1,0 +1,471 @@
+/* db/export.c - the configuration as JSON (export) and back (import).
+ * Load time only; see db/export.h. Import writes through db/edit.h's
+ * validated inserts, inside one transaction. */
+#include "db/export.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "db/edit.h"
+#include "db/store.h"
+#include "db/store_sql.h"
+#include "policy/svc.h"
+
+/* ------------------------------------------------------------- export */
+
+static json_t *jstr_or_null(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *jreal_or_null(sqlite3_stmt *st, int i)
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return json_null();
+	return json_real(sqlite3_column_double(st, i));
+}
+
+static json_t *export_endpoints(sqlite3 *h, long long sid)
+{
+	json_t *arr = json_array();
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(h, "SELECT " CFG_EP_COLS " FROM endpoints WHERE "
+	                       "service_id = ? ORDER BY target", -1, &st,
+	                       NULL) != SQLITE_OK) {
+		json_decref(arr);
+		return NULL;
+	}
+	sqlite3_bind_int64(st, 1, sid);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *check = json_null();
+
+		if (sqlite3_column_type(st, 9) != SQLITE_NULL)
+			check = json_pack("{s:s, s:o, s:o, s:I, s:I, s:b, s:o, "
+			                  "s:o, s:o}",
+			        "url", sqlite3_column_text(st, 9),
+			        "interval", jreal_or_null(st, 10),
+			        "timeout", jreal_or_null(st, 11),
+			        "rise", (json_int_t)sqlite3_column_int64(st, 12),
+			        "fall", (json_int_t)sqlite3_column_int64(st, 13),
+			        "tls_verify", sqlite3_column_int(st, 14),
+			        "expect", jstr_or_null(st, 15),
+			        "body", jstr_or_null(st, 16),
+			        "host", jstr_or_null(st, 17));
+		json_array_append_new(arr, json_pack(
+			"{s:s, s:I, s:I, s:o, s:o, s:o, s:f, s:s, s:b, s:o}",
+			"target", sqlite3_column_text(st, 0),
+			"weight", (json_int_t)sqlite3_column_int64(st, 1),
+			"priority", (json_int_t)sqlite3_column_int64(st, 2),
+			"region", jstr_or_null(st, 3),
+			"lat", jreal_or_null(st, 4),
+			"lon", jreal_or_null(st, 5),
+			"bias", sqlite3_column_double(st, 6),
+			"admin", sqlite3_column_text(st, 7),
+			"drained", sqlite3_column_int(st, 8),
+			"check", check));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+static json_t *export_rules(sqlite3 *h, long long sid)
+{
+	json_t *arr = json_array();
+	sqlite3_stmt *st = NULL, *tt = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(h, "SELECT id, kind, pattern FROM rules WHERE "
+	                       "service_id = ? ORDER BY kind, pattern", -1,
+	                       &st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(h, "SELECT e.target FROM rule_targets r JOIN "
+	                       "endpoints e ON e.id = r.endpoint_id WHERE "
+	                       "r.rule_id = ? ORDER BY e.target", -1, &tt,
+	                       NULL) != SQLITE_OK) {
+		rc = SQLITE_ERROR;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, sid);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(st, 1);
+		const char *pat = (const char *)sqlite3_column_text(st, 2);
+		char match[96];
+		json_t *targets = json_array();
+
+		if (strcmp(kind, "cidr") == 0)
+			snprintf(match, sizeof match, "%s", pat);
+		else
+			snprintf(match, sizeof match, "%s:%s", kind, pat);
+		sqlite3_reset(tt);
+		sqlite3_bind_int64(tt, 1, sqlite3_column_int64(st, 0));
+		while (sqlite3_step(tt) == SQLITE_ROW)
+			json_array_append_new(targets, json_string(
+				(const char *)sqlite3_column_text(tt, 0)));
+		json_array_append_new(arr, json_pack("{s:s, s:o}", "match",
+		                                     match, "targets",
+		                                     targets));
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(tt);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen)
+{
+	sqlite3 *h = db->h;
+	json_t *svcs = json_array(), *doc = NULL;
+	sqlite3_stmt *st = NULL;
+	char canon[256];
+	int rc;
+
+	if (name && cfg_canon_name(name, canon, err, errlen) < 0)
+		goto fail;
+	if (store_begin(h, false) < 0 ||
+	    sqlite3_prepare_v2(h, "SELECT id, name, policy, ttl, answers, "
+	                       "sticky, when_down FROM services WHERE ?1 IS "
+	                       "NULL OR name = ?1 ORDER BY name", -1, &st,
+	                       NULL) != SQLITE_OK) {
+		store_sqlerr(h, err, errlen, "export");
+		goto fail;
+	}
+	if (name)
+		sqlite3_bind_text(st, 1, canon, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		long long id = sqlite3_column_int64(st, 0);
+		json_t *eps = export_endpoints(h, id);
+		json_t *rules = export_rules(h, id);
+		json_t *answers = sqlite3_column_type(st, 4) == SQLITE_NULL ?
+			json_null() :
+			json_integer(sqlite3_column_int64(st, 4));
+
+		if (!eps || !rules) {
+			json_decref(eps);
+			json_decref(rules);
+			json_decref(answers);
+			store_sqlerr(h, err, errlen, "export");
+			goto fail;
+		}
+		json_array_append_new(svcs, json_pack(
+			"{s:s, s:s, s:I, s:o, s:b, s:s, s:o, s:o}",
+			"name", sqlite3_column_text(st, 1),
+			"policy", sqlite3_column_text(st, 2),
+			"ttl", (json_int_t)sqlite3_column_int64(st, 3),
+			"answers", answers,
+			"sticky", sqlite3_column_int(st, 5),
+			"when_down", sqlite3_column_text(st, 6),
+			"endpoints", eps, "rules", rules));
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlerr(h, err, errlen, "export");
+		goto fail;
+	}
+	if (name && json_array_size(svcs) == 0) {
+		store_errf(err, errlen, -ENOENT, "service %s not found", canon);
+		goto fail;
+	}
+	doc = json_pack("{s:i, s:O}", "version", 1, "services", svcs);
+fail:
+	sqlite3_finalize(st);
+	store_rollback(h);
+	json_decref(svcs);
+	return doc;
+}
+
+/* ------------------------------------------------------------- import */
+
+/* Checks that o is an object with only the given keys. */
+static int only_keys(const json_t *o, const char *const *keys,
+                     const char *where, char *err, size_t errlen)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(o))
+		return store_errf(err, errlen, -EINVAL, "%s: not a JSON object",
+		            where);
+	json_object_foreach((json_t *)o, k, v) {
+		bool ok = false;
+
+		(void)v;
+		for (size_t i = 0; keys[i]; i++)
+			ok |= strcmp(k, keys[i]) == 0;
+		if (!ok)
+			return store_errf(err, errlen, -EINVAL, "%s: unknown key "
+			            "'%s'", where, k);
+	}
+	return 0;
+}
+
+/* Optional typed members: 0 absent/null, 1 present, < 0 wrong type. */
+static int jstr(const json_t *o, const char *k, const char **out,
+                const char *where, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v))
+		return store_errf(err, errlen, -EINVAL, "%s: '%s' must be a string",
+		            where, k);
+	*out = json_string_value(v);
+	return 1;
+}
+
+static int jint(const json_t *o, const char *k, long long *out,
+                const char *where, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v))
+		return store_errf(err, errlen, -EINVAL, "%s: '%s' must be an integer",
+		            where, k);
+	*out = json_integer_value(v);
+	return 1;
+}
+
+static int jnum(const json_t *o, const char *k, double *out,
+                const char *where, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_number(v))
+		return store_errf(err, errlen, -EINVAL, "%s: '%s' must be a number",
+		            where, k);
+	*out = json_number_value(v);
+	return 1;
+}
+
+static int jbool(const json_t *o, const char *k, bool *out,
+                 const char *where, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return store_errf(err, errlen, -EINVAL, "%s: '%s' must be true or "
+		            "false", where, k);
+	*out = json_is_true(v);
+	return 1;
+}
+
+static int import_endpoint(struct store *db, const char *sname, const json_t *o,
+                           const char *where, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "target", "weight", "priority",
+		"region", "lat", "lon", "bias", "admin", "drained", "check",
+		NULL };
+	static const char *const ckeys[] = { "url", "interval", "timeout",
+		"rise", "fall", "tls_verify", "expect", "body", "host", NULL };
+	struct cfg_endpoint e = { .drained = -1 };
+	const json_t *c;
+	bool drained = false;
+	int rc, a = 0, b = 0;
+	char msg[512];
+
+	if ((rc = only_keys(o, keys, where, err, errlen)) < 0)
+		return rc;
+	if ((rc = jstr(o, "target", &e.target, where, err, errlen)) <= 0)
+		return rc < 0 ? rc : store_errf(err, errlen, -EINVAL, "%s: 'target' "
+		                          "is required", where);
+	if ((rc = jint(o, "weight", &e.weight, where, err, errlen)) < 0)
+		return rc;
+	e.has_weight = rc;
+	if ((rc = jint(o, "priority", &e.priority, where, err, errlen)) < 0)
+		return rc;
+	e.has_priority = rc;
+	if ((rc = jstr(o, "region", &e.region, where, err, errlen)) < 0)
+		return rc;
+	e.has_region = rc;
+	if ((a = jnum(o, "lat", &e.lat, where, err, errlen)) < 0 ||
+	    (b = jnum(o, "lon", &e.lon, where, err, errlen)) < 0)
+		return -EINVAL;
+	if (a != b)
+		return store_errf(err, errlen, -EINVAL, "%s: give both 'lat' and "
+		            "'lon' or neither", where);
+	e.has_loc = a;
+	if ((rc = jnum(o, "bias", &e.bias, where, err, errlen)) < 0)
+		return rc;
+	e.has_bias = rc;
+	if ((rc = jstr(o, "admin", &e.admin, where, err, errlen)) < 0 ||
+	    (rc = jbool(o, "drained", &drained, where, err, errlen)) < 0)
+		return rc;
+	e.drained = drained;
+	c = json_object_get(o, "check");
+	if (c && !json_is_null(c)) {
+		char cw[400];
+
+		snprintf(cw, sizeof cw, "%s: check", where);
+		if ((rc = only_keys(c, ckeys, cw, err, errlen)) < 0)
+			return rc;
+		if ((rc = jstr(c, "url", &e.check_url, cw, err, errlen)) <= 0)
+			return rc < 0 ? rc : store_errf(err, errlen, -EINVAL, "%s: "
+			                          "'url' is required", cw);
+		e.has_check = true;
+		if ((rc = jnum(c, "interval", &e.interval, cw, err,
+		               errlen)) < 0)
+			return rc;
+		e.has_interval = rc;
+		if ((rc = jnum(c, "timeout", &e.timeout, cw, err, errlen)) < 0)
+			return rc;
+		e.has_timeout = rc;
+		if ((rc = jint(c, "rise", &e.rise, cw, err, errlen)) < 0)
+			return rc;
+		e.has_rise = rc;
+		if ((rc = jint(c, "fall", &e.fall, cw, err, errlen)) < 0)
+			return rc;
+		e.has_fall = rc;
+		if ((rc = jbool(c, "tls_verify", &e.tls_verify, cw, err,
+		                errlen)) < 0)
+			return rc;
+		e.has_tls_verify = rc;
+		if ((rc = jstr(c, "expect", &e.expect, cw, err, errlen)) < 0 ||
+		    (rc = jstr(c, "body", &e.body, cw, err, errlen)) < 0 ||
+		    (rc = jstr(c, "host", &e.host, cw, err, errlen)) < 0)
+			return rc;
+		e.has_expect = e.has_body = e.has_host = true;
+	}
+	if ((rc = cfg_endpoint_insert(db, sname, &e, err, errlen)) < 0) {
+		snprintf(msg, sizeof msg, "%s", err);
+		return store_errf(err, errlen, rc, "%s: %s", where, msg);
+	}
+	return 0;
+}
+
+static int import_service(struct store *db, const json_t *o, size_t i, char *err,
+                          size_t errlen)
+{
+	static const char *const keys[] = { "name", "policy", "ttl", "answers",
+		"sticky", "when_down", "endpoints", "rules", NULL };
+	struct cfg_service s = { .sticky = -1 };
+	const json_t *eps, *rules, *v;
+	char where[300], msg[512];
+	bool sticky = false;
+	size_t j;
+	int rc;
+
+	snprintf(where, sizeof where, "services[%zu]", i);
+	if ((rc = only_keys(o, keys, where, err, errlen)) < 0)
+		return rc;
+	if ((rc = jstr(o, "name", &s.name, where, err, errlen)) <= 0)
+		return rc < 0 ? rc : store_errf(err, errlen, -EINVAL, "%s: 'name' is "
+		                          "required", where);
+	snprintf(where, sizeof where, "services[%zu] (%s)", i, s.name);
+	if ((rc = jstr(o, "policy", &s.policy, where, err, errlen)) < 0)
+		return rc;
+	if ((rc = jint(o, "ttl", &s.ttl, where, err, errlen)) < 0)
+		return rc;
+	s.has_ttl = rc;
+	if ((rc = jint(o, "answers", &s.answers, where, err, errlen)) < 0)
+		return rc;
+	s.has_answers = rc;
+	if ((rc = jbool(o, "sticky", &sticky, where, err, errlen)) < 0 ||
+	    (rc = jstr(o, "when_down", &s.when_down, where, err, errlen)) < 0)
+		return rc;
+	s.sticky = sticky;
+	if ((rc = cfg_service_insert(db, &s, NULL, err, errlen)) < 0) {
+		snprintf(msg, sizeof msg, "%s", err);
+		return store_errf(err, errlen, rc, "%s: %s", where, msg);
+	}
+	eps = json_object_get(o, "endpoints");
+	if (eps && !json_is_null(eps) && !json_is_array(eps))
+		return store_errf(err, errlen, -EINVAL, "%s: 'endpoints' must be a "
+		            "list", where);
+	json_array_foreach(eps, j, v) {
+		char ew[340];
+
+		snprintf(ew, sizeof ew, "%s endpoints[%zu]", where, j);
+		if ((rc = import_endpoint(db, s.name, v, ew, err, errlen)) < 0)
+			return rc;
+	}
+	rules = json_object_get(o, "rules");
+	if (rules && !json_is_null(rules) && !json_is_array(rules))
+		return store_errf(err, errlen, -EINVAL, "%s: 'rules' must be a list",
+		            where);
+	json_array_foreach(rules, j, v) {
+		static const char *const rkeys[] = { "match", "targets", NULL };
+		const char *match = NULL, *tg[SVC_MAX_ENDPOINTS];
+		const json_t *targets, *t;
+		char rw[340];
+		size_t k;
+
+		snprintf(rw, sizeof rw, "%s rules[%zu]", where, j);
+		if ((rc = only_keys(v, rkeys, rw, err, errlen)) < 0)
+			return rc;
+		if ((rc = jstr(v, "match", &match, rw, err, errlen)) <= 0)
+			return rc < 0 ? rc : store_errf(err, errlen, -EINVAL, "%s: "
+			                          "'match' is required", rw);
+		targets = json_object_get(v, "targets");
+		if (!json_is_array(targets) || json_array_size(targets) == 0 ||
+		    json_array_size(targets) > SVC_MAX_ENDPOINTS)
+			return store_errf(err, errlen, -EINVAL, "%s: 'targets' must "
+			            "be a list of 1..%d strings", rw,
+			            SVC_MAX_ENDPOINTS);
+		json_array_foreach(targets, k, t) {
+			if (!json_is_string(t))
+				return store_errf(err, errlen, -EINVAL, "%s: targets "
+				            "must be strings", rw);
+			tg[k] = json_string_value(t);
+		}
+		rc = cfg_rule_insert(db, s.name, match, tg,
+		                 json_array_size(targets), err, errlen);
+		if (rc < 0) {
+			snprintf(msg, sizeof msg, "%s", err);
+			return store_errf(err, errlen, rc, "%s: %s", rw, msg);
+		}
+	}
+	return 0;
+}
+
+static int import_all(struct store *db, const json_t *doc, char *err,
+                      size_t errlen)
+{
+	sqlite3 *h = db->h;
+	static const char *const keys[] = { "version", "services", NULL };
+	const json_t *svcs, *v;
+	long long ver = 1;
+	size_t i;
+	int rc;
+
+	if ((rc = only_keys(doc, keys, "import", err, errlen)) < 0 ||
+	    (rc = jint(doc, "version", &ver, "import", err, errlen)) < 0)
+		return rc;
+	if (ver != 1)
+		return store_errf(err, errlen, -EINVAL, "import: version %lld is not "
+		            "supported (1)", ver);
+	svcs = json_object_get(doc, "services");
+	if (!json_is_array(svcs))
+		return store_errf(err, errlen, -EINVAL, "import: 'services' must be a "
+		            "list");
+	if (store_exec(h, "DELETE FROM rules; DELETE FROM endpoints; "
+	               "DELETE FROM services") < 0)
+		return store_sqlerr(h, err, errlen, "import");
+	json_array_foreach(svcs, i, v)
+		if ((rc = import_service(db, v, i, err, errlen)) < 0)
+			return rc;
+	return 0;
+}
+
+int cfg_import(struct store *db, const json_t *doc, char *err, size_t errlen)
+{
+	sqlite3 *h = db->h;
+	STORE_TXN(h, err, errlen, import_all(db, doc, err, errlen));
+}

@@ -1,0 +1,644 @@
+/* db/svc_load.c - loads the service set (policy/svc.h) from the store in
+ * one read transaction. See db/svc_load.h for the contract.
+ *
+ * Design note. svc_load() validates every row again (the schema's CHECKs
+ * can be bypassed by hand edits or old files) and builds one arena:
+ * services in id order, each with its endpoints (id order) and rules (most
+ * specific first), plus the open hash on the wire name (svc_index_add). */
+#include "db/svc_load.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/addr.h"
+#include "common/hash.h"
+#include "common/search.h"
+#include "db/bounds.h"
+#include "db/store.h"
+#include "db/store_sql.h"
+#include "geo/geo.h"
+
+/* Column helpers: the type must be what the schema says, the value
+ * within the column's bounds (db/bounds.h). */
+static bool col_int(sqlite3_stmt *st, int i, enum bound_id b, long long *v)
+{
+	if (sqlite3_column_type(st, i) != SQLITE_INTEGER)
+		return false;
+	*v = sqlite3_column_int64(st, i);
+	return bound_ok(b, (double)*v);
+}
+
+/* 0 or 1. */
+static bool col_flag(sqlite3_stmt *st, int i, long long *v)
+{
+	if (sqlite3_column_type(st, i) != SQLITE_INTEGER)
+		return false;
+	*v = sqlite3_column_int64(st, i);
+	return *v == 0 || *v == 1;
+}
+
+/* "WHAT VALUE outside LO..HI" into buf (BOUND_MSG bytes); returns buf. */
+#define BOUND_MSG 160
+static const char *out_of_bounds(sqlite3_stmt *st, int i, enum bound_id b,
+                                 char *buf)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	snprintf(buf, BOUND_MSG, "%s %s outside %.0f..%.0f", bounds[b].what,
+	         t ? (const char *)t : "(null)", bounds[b].lo, bounds[b].hi);
+	return buf;
+}
+
+static bool col_null(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL;
+}
+
+static bool col_real(sqlite3_stmt *st, int i, enum bound_id b, double *v)
+{
+	int t = sqlite3_column_type(st, i);
+
+	if (t != SQLITE_INTEGER && t != SQLITE_FLOAT)
+		return false;
+	*v = sqlite3_column_double(st, i);
+	return isfinite(*v) && bound_ok(b, *v);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	if (sqlite3_column_type(st, i) != SQLITE_TEXT)
+		return NULL;
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+/* Stores a parsed target in the arena. 0 or -ENOMEM. */
+static int target_keep(struct arena *a, struct svc_target *t, uint16_t type,
+                       const uint8_t *rdata, int len, const char *text)
+{
+	t->type = type;
+	t->len = (uint16_t)len;
+	t->rdata = arena_memdup(a, rdata, (size_t)len);
+	t->text = arena_strdup(a, text);
+	return t->rdata && t->text ? 0 : -ENOMEM;
+}
+
+struct loader {
+	sqlite3 *h;
+	struct svc_set *s;
+	int rc;                 /* first hard error */
+	char *err;
+	size_t errlen;
+};
+
+static int ld_fail(struct loader *L, const char *what)
+{
+	if (L->err && L->errlen)
+		snprintf(L->err, L->errlen, "db: %s: %s", what,
+		         sqlite3_errmsg(L->h));
+	return -EIO;
+}
+
+#define PROBLEM(L, ...)                                                  \
+	do {                                                             \
+		if (svc_problem_add((L)->s, __VA_ARGS__) < 0)            \
+			return -ENOMEM;                                  \
+	} while (0)
+
+static long long count_rows(struct loader *L, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	long long n = -1;
+
+	if (sqlite3_prepare_v2(L->h, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static struct svc_service *svc_by_id(struct svc_set *s, long long id)
+{
+	long i = SEARCH_ID(s->svcs, s->n, id, id);
+
+	return i < 0 ? NULL : &s->svcs[i];
+}
+
+/* One service row into *v. 1 = kept, 0 = skipped (problem recorded),
+ * negative = hard error. */
+static int load_service(struct loader *L, sqlite3_stmt *st,
+                        struct svc_service *v)
+{
+	struct arena *a = &L->s->arena;
+	long long id = sqlite3_column_int64(st, 0), x;
+	const char *name = col_text(st, 1), *pol = col_text(st, 2);
+	const char *wd = col_text(st, 6), *why;
+	uint8_t wire[SVC_NAME_MAX];
+	char text[256], why_b[BOUND_MSG];
+	int n, p;
+
+	memset(v, 0, sizeof *v);
+	v->id = (uint32_t)id;
+	if (id < 0 || id > UINT32_MAX) {
+		PROBLEM(L, "db: service id %lld: id out of range", id);
+		return 0;
+	}
+	if (!name || (n = svc_name_parse(name, wire, text, &why)) < 0) {
+		PROBLEM(L, "db: service id %lld: bad name '%s': %s", id,
+		        name ? name : "(not text)", name ? why : "NULL");
+		return 0;
+	}
+	if (svc_find(L->s, wire, (size_t)n)) {
+		PROBLEM(L, "db: service id %lld: duplicate name %s", id, text);
+		return 0;
+	}
+	if (!pol || (p = svc_policy_parse(pol)) < 0) {
+		PROBLEM(L, "db: service id %lld (%s): unknown policy '%s'", id,
+		        text, pol ? pol : "(not text)");
+		return 0;
+	}
+	v->policy = (uint8_t)p;
+	if (!col_int(st, 3, BOUND_TTL, &x)) {
+		PROBLEM(L, "db: service id %lld (%s): %s", id, text,
+		        out_of_bounds(st, 3, BOUND_TTL, why_b));
+		return 0;
+	}
+	v->ttl = (uint32_t)x;
+	v->answers = svc_default_answers(v->policy);
+	if (!col_null(st, 4)) {
+		if (!col_int(st, 4, BOUND_ANSWERS, &x)) {
+			PROBLEM(L, "db: service id %lld (%s): %s", id, text,
+			        out_of_bounds(st, 4, BOUND_ANSWERS, why_b));
+			return 0;
+		}
+		v->answers = (unsigned)x;
+		v->answers_set = true;
+	}
+	if (!col_flag(st, 5, &x)) {
+		PROBLEM(L, "db: service id %lld (%s): sticky must be 0 or 1",
+		        id, text);
+		return 0;
+	}
+	v->sticky = x;
+	if (!wd || strcmp(wd, "open") == 0) {
+		v->when_down = SVC_DOWN_OPEN;
+		if (!wd && !col_null(st, 6)) {
+			PROBLEM(L, "db: service id %lld (%s): when_down is "
+			        "not text", id, text);
+			return 0;
+		}
+	} else if (strcmp(wd, "closed") == 0) {
+		v->when_down = SVC_DOWN_CLOSED;
+	} else {
+		uint8_t rd[SVC_NAME_MAX];
+		char tt[256];
+		uint16_t type;
+		int len = svc_target_parse(wd, &type, rd, tt, &why);
+
+		if (len < 0) {
+			PROBLEM(L, "db: service id %lld (%s): when_down '%s': "
+			        "%s", id, text, wd, why);
+			return 0;
+		}
+		v->when_down = SVC_DOWN_TARGET;
+		if (target_keep(a, &v->fallback, type, rd, len, tt) < 0)
+			return -ENOMEM;
+	}
+	v->name = arena_strdup(a, text);
+	v->wire = arena_memdup(a, wire, (size_t)n);
+	v->wire_len = (size_t)n;
+	if (!v->name || !v->wire)
+		return -ENOMEM;
+	return 1;
+}
+
+static int load_services(struct loader *L)
+{
+	struct svc_set *s = L->s;
+	sqlite3_stmt *st = NULL;
+	long long total = count_rows(L, "SELECT count(*) FROM services");
+	uint32_t slots = 16;
+	int rc = 0, step;
+
+	if (total < 0)
+		return ld_fail(L, "services");
+	if (total > SVC_MAX_SERVICES) {
+		rc = svc_problem_add(s, "db: %lld services, more than the %d one "
+		                     "store may hold: those after id order %d skipped",
+		                     total, SVC_MAX_SERVICES, SVC_MAX_SERVICES);
+		if (rc < 0)
+			return rc;
+		total = SVC_MAX_SERVICES;
+	}
+	while (slots < 2 * (uint64_t)total)
+		slots <<= 1;
+	s->svcs = arena_calloc(&s->arena,
+	                       (size_t)(total ? total : 1) * sizeof *s->svcs);
+	s->slot = arena_calloc(&s->arena, slots * sizeof *s->slot);
+	if (!s->svcs || !s->slot)
+		return -ENOMEM;
+	s->mask = slots - 1;
+	if (sqlite3_prepare_v2(L->h, "SELECT id, name, policy, ttl, answers, "
+	                       "sticky, when_down FROM services ORDER BY id",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return ld_fail(L, "services");
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((long long)s->n >= total)
+			break;  /* the cap above (rows cannot appear mid-read) */
+		rc = load_service(L, st, &s->svcs[s->n]);
+		if (rc < 0)
+			goto out;
+		if (rc == 1) {
+			svc_index_add(s, s->n);
+			s->n++;
+		}
+		rc = 0;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = ld_fail(L, "services");
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* One endpoint row into *e (service v). 1 kept, 0 skipped, < 0 error. */
+static int load_endpoint(struct loader *L, sqlite3_stmt *st,
+                         const struct svc_service *v, struct svc_endpoint *e)
+{
+	struct arena *a = &L->s->arena;
+	long long id = sqlite3_column_int64(st, 0), x;
+	const char *target = col_text(st, 2), *region, *adm, *why;
+	uint8_t rd[SVC_NAME_MAX];
+	char tt[256], why_b[BOUND_MSG];
+	uint16_t type;
+	int len, ad;
+
+	memset(e, 0, sizeof *e);
+	e->svc = v;
+	if (id < 0 || id >= UINT32_MAX) {
+		PROBLEM(L, "db: endpoint id %lld (service %s): id out of "
+		        "range", id, v->name);
+		return 0;
+	}
+	e->id = (uint32_t)id;
+	if (!target || (len = svc_target_parse(target, &type, rd, tt,
+	                                       &why)) < 0) {
+		PROBLEM(L, "db: endpoint id %lld (service %s): bad target "
+		        "'%s': %s", id, v->name,
+		        target ? target : "(not text)", target ? why : "NULL");
+		return 0;
+	}
+	if (!col_int(st, 3, BOUND_WEIGHT, &x)) {
+		PROBLEM(L, "db: endpoint id %lld (service %s): %s", id, v->name,
+		        out_of_bounds(st, 3, BOUND_WEIGHT, why_b));
+		return 0;
+	}
+	e->weight = (uint32_t)x;
+	if (!col_int(st, 4, BOUND_PRIORITY, &x)) {
+		PROBLEM(L, "db: endpoint id %lld (service %s): %s", id, v->name,
+		        out_of_bounds(st, 4, BOUND_PRIORITY, why_b));
+		return 0;
+	}
+	e->priority = (uint32_t)x;
+	region = col_text(st, 5);
+	if (!col_null(st, 6) || !col_null(st, 7)) {
+		if (!col_real(st, 6, BOUND_LAT, &e->lat)) {
+			PROBLEM(L, "db: endpoint id %lld (service %s): %s", id,
+			        v->name, out_of_bounds(st, 6, BOUND_LAT, why_b));
+			return 0;
+		}
+		if (!col_real(st, 7, BOUND_LON, &e->lon)) {
+			PROBLEM(L, "db: endpoint id %lld (service %s): %s", id,
+			        v->name, out_of_bounds(st, 7, BOUND_LON, why_b));
+			return 0;
+		}
+		e->has_loc = true;
+		geo_unit_vector(e->lat, e->lon, e->v);
+	}
+	if (!col_real(st, 8, BOUND_BIAS, &e->bias)) {
+		PROBLEM(L, "db: endpoint id %lld (service %s): %s", id, v->name,
+		        out_of_bounds(st, 8, BOUND_BIAS, why_b));
+		return 0;
+	}
+	adm = col_text(st, 9);
+	if (!adm || (ad = svc_admin_parse(adm)) < 0) {
+		PROBLEM(L, "db: endpoint id %lld (service %s): admin '%s' is "
+		        "not auto|up|down", id, v->name, adm ? adm : "");
+		return 0;
+	}
+	e->admin = (uint8_t)ad;
+	if (!col_flag(st, 10, &x)) {
+		PROBLEM(L, "db: endpoint id %lld (service %s): drained must be "
+		        "0 or 1", id, v->name);
+		return 0;
+	}
+	e->drained = x;
+	e->has_check = !col_null(st, 11);
+	if (target_keep(a, &e->t, type, rd, len, tt) < 0)
+		return -ENOMEM;
+	e->region = arena_strdup(a, region ? region : "");
+	if (!e->region)
+		return -ENOMEM;
+	e->key = hash_fnv64(tt, strlen(tt));
+	return 1;
+}
+
+static int load_endpoints(struct loader *L)
+{
+	struct svc_set *s = L->s;
+	sqlite3_stmt *st = NULL;
+	struct svc_endpoint *tmp = NULL;
+	struct svc_service *cur = NULL;
+	size_t ntmp = 0;
+	int rc = 0, step;
+
+	tmp = malloc(SVC_MAX_ENDPOINTS * sizeof *tmp);
+	if (!tmp)
+		return -ENOMEM;
+	if (sqlite3_prepare_v2(L->h, "SELECT id, service_id, target, weight, "
+	                       "priority, region, lat, lon, bias, admin, "
+	                       "drained, check_url FROM endpoints "
+	                       "ORDER BY service_id, id", -1, &st, NULL)
+	    != SQLITE_OK) {
+		rc = ld_fail(L, "endpoints");
+		goto out;
+	}
+	/* Rows come grouped by service: collect one group, then copy it. */
+	for (;;) {
+		struct svc_service *v = NULL;
+
+		step = sqlite3_step(st);
+		if (step == SQLITE_ROW)
+			v = svc_by_id(s, sqlite3_column_int64(st, 1));
+		if (cur && (step != SQLITE_ROW || v != cur)) {
+			cur->eps = arena_memdup(&s->arena, tmp,
+			                        ntmp * sizeof *tmp);
+			if (ntmp && !cur->eps) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			cur->n_eps = ntmp;
+			ntmp = 0;
+			cur = NULL;
+		}
+		if (step != SQLITE_ROW)
+			break;
+		if (!v)
+			continue;       /* its service was skipped */
+		cur = v;
+		if (v->n_eps || ntmp == SVC_MAX_ENDPOINTS) {
+			/* v->n_eps set: rows of v not contiguous (cannot
+			 * happen with ORDER BY); else too many. */
+			rc = svc_problem_add(s, "db: endpoint id %lld (service "
+			        "%s): more than %d endpoints, skipped",
+			        (long long)sqlite3_column_int64(st, 0), v->name,
+			        SVC_MAX_ENDPOINTS);
+			if (rc < 0)
+				goto out;
+			continue;
+		}
+		rc = load_endpoint(L, st, v, &tmp[ntmp]);
+		if (rc < 0)
+			goto out;
+		if (rc == 1) {
+			if (tmp[ntmp].id > s->max_endpoint_id)
+				s->max_endpoint_id = tmp[ntmp].id;
+			if (tmp[ntmp].bias != 0)
+				v->any_bias = true;
+			ntmp++;
+		}
+		rc = 0;
+	}
+	if (step != SQLITE_DONE)
+		rc = ld_fail(L, "endpoints");
+	/* Endpoint pointers to their service are final only now. */
+	for (size_t i = 0; i < s->n; i++)
+		for (size_t j = 0; j < s->svcs[i].n_eps; j++)
+			s->svcs[i].eps[j].svc = &s->svcs[i];
+out:
+	sqlite3_finalize(st);
+	free(tmp);
+	return rc;
+}
+
+static int ep_index(const struct svc_service *v, long long id)
+{
+	return (int)SEARCH_ID(v->eps, v->n_eps, id, id);
+}
+
+static int rule_cmp(const void *pa, const void *pb)
+{
+	const struct svc_rule *a = pa, *b = pb;
+
+	if (a->kind != b->kind)
+		return a->kind < b->kind ? -1 : 1;
+	if (a->kind == SVC_RULE_CIDR && a->plen != b->plen)
+		return a->plen > b->plen ? -1 : 1;
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* Parses a rule pattern into r. 0, or -EINVAL with *why. */
+static int rule_parse(uint8_t kind, const char *pat, struct svc_rule *r,
+                      const char **why)
+{
+	r->kind = kind;
+	if (kind == SVC_RULE_CIDR) {
+		if (addr_parse_cidr(pat, ADDR_CIDR_STRICT, &r->net, &r->plen) < 0) {
+			*why = "bad CIDR (ADDR/LEN without host bits)";
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (strlen(pat) != 2 || !isupper((unsigned char)pat[0]) ||
+	    !isupper((unsigned char)pat[1])) {
+		*why = "code must be two upper-case letters";
+		return -EINVAL;
+	}
+	if (kind == SVC_RULE_CONTINENT) {
+		static const char *const conts[] = {
+			"AF", "AN", "AS", "EU", "NA", "OC", "SA"
+		};
+		bool ok = false;
+
+		for (size_t i = 0; i < 7; i++)
+			ok |= strcmp(pat, conts[i]) == 0;
+		if (!ok) {
+			*why = "continent must be AF AN AS EU NA OC SA";
+			return -EINVAL;
+		}
+	}
+	memcpy(r->code, pat, 3);
+	return 0;
+}
+
+static int load_rules(struct loader *L)
+{
+	struct svc_set *s = L->s;
+	sqlite3_stmt *st = NULL, *tt = NULL;
+	long long nr = count_rows(L, "SELECT count(*) FROM rules");
+	struct svc_rule *all = NULL;
+	struct svc_service **owner = NULL;
+	size_t n = 0;
+	int rc = 0, step;
+
+	if (nr < 0)
+		return ld_fail(L, "rules");
+	if (nr == 0)
+		return 0;
+	all = calloc((size_t)nr, sizeof *all);
+	owner = calloc((size_t)nr, sizeof *owner);
+	if (!all || !owner) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (sqlite3_prepare_v2(L->h, "SELECT id, service_id, kind, pattern "
+	                       "FROM rules ORDER BY service_id, id", -1, &st,
+	                       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(L->h, "SELECT endpoint_id FROM rule_targets "
+	                       "WHERE rule_id = ? ORDER BY endpoint_id", -1,
+	                       &tt, NULL) != SQLITE_OK) {
+		rc = ld_fail(L, "rules");
+		goto out;
+	}
+	while ((step = sqlite3_step(st)) == SQLITE_ROW && (long long)n < nr) {
+		long long id = sqlite3_column_int64(st, 0);
+		struct svc_service *v = svc_by_id(s, sqlite3_column_int64(st, 1));
+		const char *kind = col_text(st, 2), *pat = col_text(st, 3);
+		const char *why = NULL;
+		struct svc_rule *r = &all[n];
+		uint16_t idx[SVC_MAX_ENDPOINTS];
+		size_t k = 0;
+		int ks, ts;
+
+		if (!v)
+			continue;
+		ks = !kind ? -1 : strcmp(kind, "cidr") == 0 ? SVC_RULE_CIDR :
+		     strcmp(kind, "country") == 0 ? SVC_RULE_COUNTRY :
+		     strcmp(kind, "continent") == 0 ? SVC_RULE_CONTINENT : -1;
+		if (ks < 0 || !pat ||
+		    rule_parse((uint8_t)ks, pat, r, &why) < 0) {
+			rc = svc_problem_add(s, "db: rule id %lld (service %s): "
+			        "bad rule %s '%s'%s%s", id, v->name,
+			        kind ? kind : "?", pat ? pat : "",
+			        why ? ": " : "", why ? why : "");
+			if (rc < 0)
+				goto out;
+			continue;
+		}
+		r->id = (uint32_t)id;
+		sqlite3_reset(tt);
+		sqlite3_bind_int64(tt, 1, id);
+		while ((ts = sqlite3_step(tt)) == SQLITE_ROW) {
+			long long eid = sqlite3_column_int64(tt, 0);
+			int ix = ep_index(v, eid);
+
+			if (ix < 0) {
+				rc = svc_problem_add(s, "db: rule id %lld "
+				        "(service %s): endpoint id %lld is not "
+				        "a (valid) endpoint of the service",
+				        id, v->name, eid);
+				if (rc < 0)
+					goto out;
+				continue;
+			}
+			if (k < SVC_MAX_ENDPOINTS)
+				idx[k++] = (uint16_t)ix;
+		}
+		if (ts != SQLITE_DONE) {
+			rc = ld_fail(L, "rule_targets");
+			goto out;
+		}
+		if (k == 0) {
+			rc = svc_problem_add(s, "db: rule id %lld (service %s): "
+			        "no valid target, skipped", id, v->name);
+			if (rc < 0)
+				goto out;
+			continue;
+		}
+		r->text = arena_strdup(&s->arena, pat);
+		r->eps = arena_memdup(&s->arena, idx, k * sizeof *idx);
+		if (!r->text || !r->eps) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		r->n_eps = k;
+		owner[n++] = v;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		rc = ld_fail(L, "rules");
+		goto out;
+	}
+	/* Rules arrive grouped by service; copy each group, most specific
+	 * first. */
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		struct svc_service *v = owner[i];
+
+		while (j < n && owner[j] == v)
+			j++;
+		qsort(&all[i], j - i, sizeof *all, rule_cmp);
+		v->rules = arena_memdup(&s->arena, &all[i],
+		                        (j - i) * sizeof *all);
+		if (!v->rules) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		v->n_rules = j - i;
+		for (size_t k = i; k < j; k++)
+			if (all[k].kind != SVC_RULE_CIDR)
+				v->has_geo_rules = true;
+		i = j;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(tt);
+	free(all);
+	free(owner);
+	return rc;
+}
+
+int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen)
+{
+	sqlite3 *h = db->h;
+	struct loader L = { .h = h, .err = err, .errlen = errlen };
+	struct svc_set *s;
+	int rc;
+
+	*out = NULL;
+	if (!(s = calloc(1, sizeof *s)))
+		return -ENOMEM;
+	arena_init(&s->arena);
+	L.s = s;
+	if (store_begin(h, false) < 0) {
+		rc = ld_fail(&L, "begin");
+		goto out;
+	}
+	if ((rc = load_services(&L)) < 0 || (rc = load_endpoints(&L)) < 0 ||
+	    (rc = load_rules(&L)) < 0)
+		goto out;
+	*out = s;
+	s = NULL;
+out:
+	store_rollback(h);      /* read transaction: nothing to keep */
+	if (rc == -ENOMEM && err && errlen)
+		snprintf(err, errlen, "db: out of memory");
+	svc_set_free(s);
+	return rc;
+}
+
+int svc_load_path(const char *path, struct svc_set **out, char *err,
+                  size_t errlen)
+{
+	struct store *h = NULL;
+	int rc = store_open(path, STORE_RDONLY, &h, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	rc = svc_load(h, out, err, errlen);
+	store_close(h);
+	return rc;
+}

@@ -1,0 +1,876 @@
+/* dnsd/control.c - dnsd's control thread: loading, reloads (SIGHUP), the
+ * store poll, health swaps and the HTTP API's glue. See dnsd/control.h.
+ * Everything here is load time; the query path lives in net.c/answer.c. */
+#include "dnsd/control.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <systemd/sd-daemon.h>
+#include <urcu-qsbr.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "dnsd/api.h"
+#include "dnsd/config.h"
+#include "dnsd/hsrv.h"
+#include "dnsd/status.h"
+#include "dnsd/net.h"
+#include "dnsd/xdp.h"
+#include "dnsd/snap.h"
+#include "db/edit.h"
+#include "db/export.h"
+#include "db/store.h"
+#include "db/svc_load.h"
+#include "dnsd/zone.h"
+#include "geo/geo.h"
+#include "health/cred.h"
+#include "health/token.h"
+
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+struct control {
+	struct config conf;
+	struct answer_conf aconf;    /* parsed once, copied into snapshots */
+	/* Loaded by control_new, handed to the first snapshot. */
+	struct zone **zones;
+	struct geo_db *geo;
+	struct event *sig[3];
+	bool rcu;                    /* registered as an RCU thread */
+	struct event_base *base;
+	struct net *net;
+	struct snap *snap;           /* the one in force (control thread) */
+	uint64_t gen;
+	struct event *poll_ev;
+	struct file_id geo_id;       /* to notice a replaced GeoIP file */
+	struct store *db;            /* the store: polled (data_version),
+					and written by health and the API */
+	long long db_version;
+	struct file_id db_id;        /* the file that handle has open */
+	struct file_id db_bad_id;    /* a replacement that failed to open */
+	size_t svc_skipped;          /* services not served (outside zones) */
+	char db_err[512];            /* the store problem last logged */
+	struct hsrv *hs;             /* health (with --db) */
+	struct api *api;             /* HTTP API (with --api) */
+	struct status_src st;        /* times and results for status/metrics */
+	struct event *summary_ev;
+	struct stats last;           /* counters at the last summary */
+	bool zone_ok[CONFIG_LIST_MAX];       /* per zone file: last load */
+	double zone_loaded[CONFIG_LIST_MAX];
+};
+
+static void answer_conf_init(const struct config *c, struct answer_conf *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->max_udp = (uint16_t)c->max_udp_size;
+	a->ecs_max_v4 = (uint8_t)c->ecs_max_v4;
+	a->ecs_max_v6 = (uint8_t)c->ecs_max_v6;
+	if (c->nsid) {
+		size_t n = strlen(c->nsid);
+
+		a->nsid_len = (uint8_t)(n > sizeof(a->nsid) ? sizeof(a->nsid) : n);
+		memcpy(a->nsid, c->nsid, a->nsid_len);
+	}
+}
+
+/* "LAT,LON" or a country code. Returns 0 or -EINVAL (logged). */
+static int parse_default_location(const char *s, struct geo_loc *loc)
+{
+	if (geo_parse_location(s, loc) == 0)
+		return 0;
+	log_err("default-location: '%s' is neither LAT,LON nor a known country code", s);
+	return -EINVAL;
+}
+
+static void file_id_of(const char *path, struct file_id *id)
+{
+	struct stat st;
+
+	memset(id, 0, sizeof(*id));
+	if (stat(path, &st) == 0) {
+		id->dev = st.st_dev;
+		id->ino = st.st_ino;
+		id->size = st.st_size;
+		id->mtime = st.st_mtim;
+	}
+}
+
+static bool file_id_eq(const struct file_id *a, const struct file_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec &&
+	       a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+static int load_geo(struct control *sv, struct geo_db **out)
+{
+	char err[512];
+	struct geo_stats st;
+	int rc;
+
+	file_id_of(sv->conf.geoip, &sv->geo_id);
+	rc = geo_load(sv->conf.geoip, out, err, sizeof(err));
+	if (rc < 0) {
+		log_err("geoip: %s", err);
+		return rc;
+	}
+	geo_stats(*out, &st);
+	log_info("geoip %s: %s, %zu networks, %zu locations", sv->conf.geoip,
+		 geo_db_type(*out), st.networks, st.locations);
+	return 0;
+}
+
+/* Loads every zone file. On a file that fails, keeps old[i] when there is
+ * one (reload) and counts the failure. Returns the number of failures. */
+static unsigned load_zones(struct control *sv, struct zone **old,
+			   struct zone **out)
+{
+	const struct config *c = &sv->conf;
+	unsigned failed = 0;
+
+	for (size_t i = 0; i < c->n_zone; i++) {
+		char err[512];
+		int rc = zone_load(c->zone[i], NULL, &out[i], err, sizeof(err));
+
+		sv->zone_ok[i] = rc == 0;
+		sv->zone_loaded[i] = clock_unix();
+		if (rc < 0) {
+			failed++;
+			if (old && old[i]) {
+				log_err("%s (keeping the zone loaded before)", err);
+				out[i] = old[i];
+			} else {
+				log_err("%s", err);
+				out[i] = NULL;
+			}
+			continue;
+		}
+		log_info("zone %s: loaded %zu records from %s (serial %u)",
+			 out[i]->origin, out[i]->n_records, c->zone[i], out[i]->serial);
+	}
+	return failed;
+}
+
+/* Checks that no two zone files claim the same apex. */
+static int check_duplicate_apex(const struct config *c, struct zone **z)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < c->n_zone; i++)
+		for (size_t k = 0; k < i; k++)
+			if (z[i] && z[k] && strcmp(z[i]->origin, z[k]->origin) == 0) {
+				log_err("%s: zone %s is also loaded from %s", c->zone[i],
+					z[i]->origin, c->zone[k]);
+				rc = -EINVAL;
+			}
+	return rc;
+}
+
+/* A new snapshot sharing every part of base, with the next generation. */
+static struct snap *clone_current(struct control *sv)
+{
+	return snap_clone(sv->snap, sv->conf.n_zone, &sv->aconf, ++sv->gen);
+}
+
+static void db_problem(struct control *sv, const char *msg);
+
+/* Publishes s (snap_install). Returns 0 or -ENOMEM (s discarded, the old
+ * snapshot stays). */
+static int install(struct control *sv, struct snap *s)
+{
+	if (snap_install(s, sv->snap) < 0)
+		return -ENOMEM;
+	if (s->svcx)
+		sv->svc_skipped = s->svcx->skipped;
+	sv->snap = s;
+	return 0;
+}
+
+/* Reads the services from the store into a new set. Returns 0,
+ * or a negative errno (logged) when the store cannot be read. */
+static int load_services(struct control *sv, struct svc_set **out)
+{
+	char err[512];
+	long long v = store_data_version(sv->db);
+	int rc = svc_load(sv->db, out, err, sizeof(err));
+	size_t eps = 0;
+
+	if (rc < 0) {
+		db_problem(sv, err);
+		sv->st.db_ok = false;
+		return rc;
+	}
+	sv->db_version = v;
+	sv->st.db_ok = true;
+	sv->st.last_db_load = clock_unix();
+	sv->st.db_problems = (*out)->n_problems;
+	for (size_t i = 0; i < (*out)->n; i++)
+		eps += (*out)->svcs[i].n_eps;
+	for (size_t i = 0; i < (*out)->n_problems; i++)
+		log_warn("%s", (*out)->problems[i]);
+	log_info("db %s: %zu services, %zu endpoints, %zu problems", sv->conf.db,
+		 (*out)->n, eps, (*out)->n_problems);
+	return 0;
+}
+
+/* SIGHUP: reparse every zone file and the GeoIP database off the query
+ * path; whatever fails keeps its old version serving. */
+static void reload(struct control *sv)
+{
+	struct zone **old = xcalloc(sv->conf.n_zone + 1, sizeof(*old));
+	struct zone **nz = xcalloc(sv->conf.n_zone + 1, sizeof(*nz));
+	struct snap *s = clone_current(sv);
+	unsigned failed;
+
+	if (!s) {
+		log_err("reload: out of memory, keeping everything loaded before");
+		goto out;
+	}
+	/* The old zones, by file position (a failed file may have none). */
+	for (size_t i = 0; i < sv->conf.n_zone; i++)
+		for (size_t k = 0; k < sv->snap->n_zones; k++)
+			if (strcmp(sv->snap->zones[k]->file, sv->conf.zone[i]) == 0)
+				old[i] = sv->snap->zones[k];
+	failed = load_zones(sv, old, nz);
+	if (check_duplicate_apex(&sv->conf, nz) < 0 ||
+	    snap_set_zones(s, nz, sv->conf.n_zone) < 0) {
+		for (size_t i = 0; i < sv->conf.n_zone; i++)
+			if (nz[i] != old[i])
+				zone_free(nz[i]);
+		s->n_zones = 0;
+		s->zt = sv->snap->zt;
+		snap_discard(s, sv->snap);
+		log_err("reload: zones failed, keeping everything loaded before");
+		goto out;
+	}
+	if (sv->db) {
+		struct svc_set *set;
+
+		/* A store that cannot be read keeps the services loaded before;
+		 * install() ties them to the new zones either way. */
+		if (load_services(sv, &set) == 0)
+			s->svc = set;
+		else
+			failed++;
+	}
+	if (sv->conf.geoip) {
+		struct geo_db *g;
+
+		if (load_geo(sv, &g) == 0) {
+			s->geo = g;
+		} else {
+			failed++;
+			log_err("geoip: keeping the database loaded before");
+		}
+	}
+	install(sv, s);
+	if (sv->hs)
+		hsrv_reload(sv->hs, sv->db);
+	sv->st.last_reload = clock_unix();
+	sv->st.last_reload_ok = failed == 0;
+	log_info("reload: generation %llu, %zu zones, %u failed",
+		 (unsigned long long)s->gen, s->n_zones, failed);
+out:
+	free(old);
+	free(nz);
+}
+
+/* Logs a store problem once, not at every poll while it lasts. */
+static void db_problem(struct control *sv, const char *msg)
+{
+	if (strcmp(msg, sv->db_err) != 0) {
+		log_err("%s (keeping the services loaded before)", msg);
+		snprintf(sv->db_err, sizeof(sv->db_err), "%s", msg);
+	}
+}
+
+/* Picks up changes to the store: a file replaced under its name (mv) is
+ * reopened; a new PRAGMA data_version (a commit by gslbctl, the API or the
+ * sqlite3 shell) loads the services again. Whatever fails keeps the
+ * services in force. */
+static void poll_db(struct control *sv)
+{
+	struct file_id id;
+	struct svc_set *set;
+	struct snap *s;
+	long long v;
+	char err[512];
+
+	file_id_of(sv->conf.db, &id);
+	if (id.ino && (id.ino != sv->db_id.ino || id.dev != sv->db_id.dev) &&
+	    (id.ino != sv->db_bad_id.ino || id.dev != sv->db_bad_id.dev)) {
+		struct store *h;
+
+		if (store_open(sv->conf.db, 0, &h, err, sizeof(err)) < 0) {
+			db_problem(sv, err);
+			sv->db_bad_id = id;
+		} else {
+			log_info("db %s: file replaced, reopened", sv->conf.db);
+			store_close(sv->db);
+			sv->db = h;
+			sv->db_id = id;
+			sv->db_version = -1;
+			if (sv->hs)     /* never leave it the closed handle */
+				hsrv_reload(sv->hs, sv->db);
+		}
+	}
+	v = store_data_version(sv->db);
+	if (v < 0) {
+		snprintf(err, sizeof(err), "db %s: cannot read: %s", sv->conf.db,
+			 store_errmsg(sv->db));
+		db_problem(sv, err);
+		return;
+	}
+	if (v == sv->db_version)
+		return;
+	sv->db_version = v;     /* a failed load is retried at the next change */
+	if (load_services(sv, &set) < 0)
+		return;
+	sv->db_err[0] = 0;
+	if (!(s = clone_current(sv))) {
+		svc_set_free(set);
+		return;
+	}
+	s->svc = set;
+	install(sv, s);
+	if (sv->hs)
+		hsrv_reload(sv->hs, sv->db);
+}
+
+/* Every db-poll-ms: store changes, and a replaced GeoIP file. */
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *sv = arg;
+	struct file_id id;
+
+	(void)fd;
+	(void)what;
+	if (sv->db)
+		poll_db(sv);
+	if (sv->conf.geoip) {
+		file_id_of(sv->conf.geoip, &id);
+		if (id.ino && !file_id_eq(&id, &sv->geo_id)) {
+			struct geo_db *g;
+			struct snap *s;
+
+			log_info("geoip %s: file changed, reloading", sv->conf.geoip);
+			if (load_geo(sv, &g) < 0) {
+				log_err("geoip: keeping the database loaded before");
+			} else if (!(s = clone_current(sv))) {
+				geo_free(g);
+			} else {
+				s->geo = g;
+				install(sv, s);
+			}
+		}
+	}
+}
+
+/* A new health view from the health service: swap it in. */
+static void on_health(void *ctx, struct hstate_view *v)
+{
+	struct control *sv = ctx;
+	struct snap *s = clone_current(sv);
+
+	if (!s) {
+		hstate_view_free(v);
+		return;
+	}
+	s->hv = v;
+	install(sv, s);
+}
+
+/* Fills sv->st for a status or metrics request; ep (NULL or
+ * STATS_EP_COUNTERS entries) receives the per-endpoint answer counts. */
+static void status_fill(struct control *sv, struct stats *sum, uint64_t *ep)
+{
+	net_stats(sv->net, sum);
+	sv->st.snap = sv->snap;
+	sv->st.stats = sum;
+	sv->st.hs = sv->hs ? hsrv_state(sv->hs) : NULL;
+	sv->st.threads = sv->conf.threads;
+	sv->st.svc_skipped = sv->svc_skipped;
+	sv->st.zone_files = sv->conf.zone;
+	sv->st.zone_ok = sv->zone_ok;
+	sv->st.zone_loaded = sv->zone_loaded;
+	sv->st.n_zone_files = sv->conf.n_zone;
+	sv->st.ep_answers = ep;
+	sv->st.ep_cap = ep ? STATS_EP_COUNTERS : 0;
+	if (ep)
+		net_ep_answers(sv->net, ep, STATS_EP_COUNTERS);
+}
+
+static json_t *api_checks(void *ctx)
+{
+	struct control *sv = ctx;
+
+	return sv->hs ? hsrv_checks(sv->hs)
+		      : json_pack("{s:i, s:[]}", "generation", 0, "checks");
+}
+
+static int api_report(void *ctx, const struct api_report *r, char *err,
+		      size_t errlen)
+{
+	struct control *sv = ctx;
+	struct hstate_agent a = { .name = r->agent, .region = r->region,
+				  .has_coords = r->has_coords,
+				  .lat = r->lat, .lon = r->lon };
+
+	if (!sv->hs) {
+		snprintf(err, errlen, "this server has no store (--db): no endpoint is checked");
+		return -ENOENT;
+	}
+	return hsrv_report(sv->hs, &a, r->results, r->n, err, errlen);
+}
+
+static json_t *api_status(void *ctx)
+{
+	struct control *sv = ctx;
+	struct stats sum;
+
+	status_fill(sv, &sum, NULL);
+	return status_json(&sv->st);
+}
+
+static int api_metrics(void *ctx, struct evbuffer *out)
+{
+	struct control *sv = ctx;
+	struct stats sum;
+	uint64_t *ep = calloc(STATS_EP_COUNTERS, sizeof(*ep));
+	int rc;
+
+	status_fill(sv, &sum, ep);
+	rc = status_metrics(&sv->st, out);
+	free(ep);
+	return rc;
+}
+
+static json_t *api_config_get(void *ctx, char *err, size_t errlen)
+{
+	struct control *sv = ctx;
+
+	if (!sv->db) {
+		snprintf(err, errlen, "this server has no store (--db)");
+		return NULL;
+	}
+	return cfg_export(sv->db, NULL, err, errlen);
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* POST /v1/endpoint: the fields an operator changes at 3 a.m. */
+static int endpoint_write(struct control *sv, const json_t *b, char *err,
+			  size_t errlen)
+{
+	struct cfg_endpoint e = { .target = jstr(b, "target"), .drained = -1 };
+	const json_t *v;
+
+	if ((v = json_object_get(b, "drained"))) {
+		if (!json_is_boolean(v))
+			goto bad_type;
+		e.drained = json_is_true(v);
+	}
+	if ((v = json_object_get(b, "admin"))) {
+		if (!(e.admin = json_string_value(v)))
+			goto bad_type;
+	}
+	if ((v = json_object_get(b, "weight"))) {
+		if (!json_is_integer(v))
+			goto bad_type;
+		e.has_weight = true;
+		e.weight = json_integer_value(v);
+	}
+	if ((v = json_object_get(b, "priority"))) {
+		if (!json_is_integer(v))
+			goto bad_type;
+		e.has_priority = true;
+		e.priority = json_integer_value(v);
+	}
+	return cfg_endpoint_set(sv->db, jstr(b, "service"), &e, err, errlen);
+bad_type:
+	snprintf(err, errlen, "endpoint: drained must be a boolean, admin a string, "
+		 "weight and priority integers");
+	return -EINVAL;
+}
+
+static int api_config_write(void *ctx, const char *what, const json_t *b,
+			    char *err, size_t errlen)
+{
+	struct control *sv = ctx;
+	int rc;
+
+	if (!sv->db) {
+		snprintf(err, errlen, "this server has no store (--db)");
+		return -ENOENT;
+	}
+	if (strcmp(what, "config") == 0) {
+		rc = cfg_import(sv->db, b, err, errlen);
+	} else if (!jstr(b, "service") || !jstr(b, "target")) {
+		snprintf(err, errlen, "%s: \"service\" and \"target\" strings are required",
+			 what);
+		return -EINVAL;
+	} else if (strcmp(what, "flip") == 0) {
+		rc = cfg_flip(sv->db, jstr(b, "service"), jstr(b, "target"), err, errlen);
+	} else {
+		rc = endpoint_write(sv, b, err, errlen);
+	}
+	if (rc == 0) {
+		/* Our own commit does not move our connection's data_version:
+		 * load it now, so the next query already sees it. */
+		log_info("api: %s written", what);
+		sv->db_version = -1;
+		poll_db(sv);
+	}
+	return rc;
+}
+
+static const struct api_ops api_ops = {
+	.checks = api_checks,
+	.report = api_report,
+	.status = api_status,
+	.metrics = api_metrics,
+	.config_get = api_config_get,
+	.config_write = api_config_write,
+};
+
+/* The API's credentials: the --api-tokens file and the shared token of
+ * --api-token-file, either or both. 0, or -errno with err set. */
+static int api_creds_load(const struct config *c, struct cred_set **out,
+			  char *err, size_t errlen)
+{
+	struct cred_set *s = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	if (c->api_tokens)
+		rc = cred_load(c->api_tokens, c->api_tokens_allow_others, &s, err,
+			       errlen);
+	else if (!(s = cred_new()))
+		rc = -ENOMEM;
+	if (rc == 0 && c->api_token_file) {
+		char token[TOKEN_MAX];
+		struct stat st;
+
+		rc = token_load(c->api_token_file, token, sizeof(token), err,
+				errlen);
+		if (rc == 0 && stat(c->api_token_file, &st) == 0 &&
+		    (st.st_mode & (S_IROTH | S_IWOTH)))
+			log_warn("api: %s: others may read the shared token (mode %04o)",
+				 c->api_token_file, (unsigned)(st.st_mode & 07777));
+		if (rc == 0 && strlen(token) < CRED_TOKEN_MIN)
+			log_warn("api: %s: the shared token is shorter than %d bytes",
+				 c->api_token_file, CRED_TOKEN_MIN);
+		if (rc == 0 && (rc = cred_add_shared(s, "token-file", token)) < 0)
+			snprintf(err, errlen, "%s: %s", c->api_token_file,
+				 rc == -EEXIST ? "the same token is in the "
+				 "credentials file" : strerror(-rc));
+		OPENSSL_cleanse(token, sizeof(token));
+	}
+	if (rc < 0)
+		cred_free(s);
+	else
+		*out = s;
+	return rc;
+}
+
+/* SIGHUP: reread the API's credentials and TLS certificate; a bad file
+ * keeps the old ones. */
+static void api_creds_reload(struct control *sv)
+{
+	struct cred_set *creds;
+	char err[512];
+
+	if (!sv->api)
+		return;
+	if (api_creds_load(&sv->conf, &creds, err, sizeof(err)) < 0) {
+		log_err("reload: api credentials: %s; keeping the ones loaded before",
+			err);
+		return;
+	}
+	log_info("reload: api credentials: %zu", cred_count(creds));
+	api_set_creds(sv->api, creds);
+	if (sv->conf.api_tls_cert &&
+	    api_set_tls(sv->api, sv->conf.api_tls_cert, sv->conf.api_tls_key, err,
+			sizeof(err)) < 0)
+		log_err("reload: api %s; keeping the certificate loaded before", err);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct control *sv = arg;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		log_info("SIGHUP: reloading");
+		sd_notify(0, "RELOADING=1\nSTATUS=reloading");
+		reload(sv);
+		api_creds_reload(sv);
+		sd_notifyf(0, "READY=1\nSTATUS=serving, generation %llu",
+			   (unsigned long long)sv->snap->gen);
+		return;
+	}
+	log_info("signal %d: stopping", (int)sig);
+	sd_notify(0, "STOPPING=1");
+	event_base_loopbreak(sv->base);
+}
+
+/* Per-packet problems are counters, never a log line per packet; this
+ * says once a minute what changed. */
+static void on_summary(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *sv = arg;
+	struct stats st;
+	uint64_t q = 0;
+
+	(void)fd;
+	(void)what;
+	net_stats(sv->net, &st);
+	for (unsigned t = 0; t < STATS_NTRANSPORT; t++)
+		for (unsigned k = 0; k < STATS_NQTYPES; k++)
+			q += st.queries[t][k];
+	if (st.malformed != sv->last.malformed || st.dropped != sv->last.dropped ||
+	    st.truncated != sv->last.truncated ||
+	    st.tcp_closed_idle != sv->last.tcp_closed_idle ||
+	    st.tcp_closed_cap != sv->last.tcp_closed_cap)
+		log_info("summary: %llu queries; last minute: %llu malformed, %llu dropped, "
+			 "%llu truncated, tcp closed %llu idle %llu at cap",
+			 (unsigned long long)q,
+			 (unsigned long long)(st.malformed - sv->last.malformed),
+			 (unsigned long long)(st.dropped - sv->last.dropped),
+			 (unsigned long long)(st.truncated - sv->last.truncated),
+			 (unsigned long long)(st.tcp_closed_idle - sv->last.tcp_closed_idle),
+			 (unsigned long long)(st.tcp_closed_cap - sv->last.tcp_closed_cap));
+	sv->last = st;
+}
+
+
+/* ------------------------------------------------------------- lifecycle */
+
+struct control *control_new(const struct config *conf, unsigned *problems)
+{
+	struct control *sv = xcalloc(1, sizeof(*sv));
+	unsigned failed;
+
+	sv->conf = *conf;
+	sv->zones = xcalloc(sv->conf.n_zone + 1, sizeof(*sv->zones));
+	failed = load_zones(sv, NULL, sv->zones);
+	if (check_duplicate_apex(&sv->conf, sv->zones) < 0)
+		failed++;
+	if (sv->conf.geoip && load_geo(sv, &sv->geo) < 0)
+		failed++;
+	if (sv->conf.db) {
+		char err[512];
+
+		/* Created with the current schema if missing. */
+		if (store_open(sv->conf.db, sv->conf.check ? STORE_RDONLY : STORE_CREATE,
+			       &sv->db, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			failed++;
+		}
+	}
+	answer_conf_init(&sv->conf, &sv->aconf);
+	if (sv->conf.default_location) {
+		if (parse_default_location(sv->conf.default_location,
+					   &sv->aconf.default_loc) < 0)
+			failed++;
+		else
+			sv->aconf.has_default_loc = true;
+	}
+	*problems = failed;
+	return sv;
+}
+
+unsigned control_check(struct control *sv)
+{
+	struct zone **ok;
+	struct zonetab *zt;
+	struct svc_set *set = NULL;
+	unsigned failed = 0;
+	size_t n = 0;
+
+	if (!sv->db)
+		return 0;
+	ok = xcalloc(sv->conf.n_zone + 1, sizeof(*ok));
+	for (size_t i = 0; i < sv->conf.n_zone; i++)
+		if (sv->zones[i])
+			ok[n++] = sv->zones[i];
+	zt = zonetab_build(ok, n);
+	/* Skipped rows are reported, not fatal, as when serving. */
+	if (!zt || load_services(sv, &set) < 0)
+		failed++;
+	else
+		svc_index_free(svc_index_build(set, zt));
+	svc_set_free(set);
+	zonetab_free(zt);
+	free(ok);
+	return failed;
+}
+
+/* The first snapshot: the zones and GeoIP control_new loaded, the
+ * services, and the health service's first view. */
+static void first_snapshot(struct control *sv)
+{
+	struct snap *s = clone_current(sv);
+
+	if (!s || snap_set_zones(s, sv->zones, sv->conf.n_zone) < 0)
+		fatal("out of memory building the first snapshot");
+	free(sv->zones);
+	sv->zones = NULL;
+	s->geo = sv->geo;
+	sv->geo = NULL;
+	if (sv->db && load_services(sv, &s->svc) < 0)
+		fatal("db %s: cannot load the services; not starting", sv->conf.db);
+	if (sv->db) {
+		struct hsrv_conf hc = {
+			.db = sv->db,
+			.db_path = sv->conf.db,
+			.default_interval = sv->conf.check_interval,
+			.quorum = sv->conf.quorum_percent / 100.0,
+			.min_regions = sv->conf.quorum_min_regions,
+			.expire_s = sv->conf.agent_expiry,
+			.publish = on_health,
+			.ctx = sv,
+		};
+
+		file_id_of(sv->conf.db, &sv->db_id);
+		sv->hs = hsrv_new(sv->base, &hc, &s->hv);
+		if (!sv->hs)
+			fatal("health: cannot start; not starting");
+	}
+	if (install(sv, s) < 0)
+		fatal("out of memory building the first snapshot");
+}
+
+static void start_timer(struct control *sv, struct event **ev,
+			event_callback_fn fn, unsigned ms, const char *what)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	*ev = event_new(sv->base, -1, EV_PERSIST, fn, sv);
+	if (!*ev || event_add(*ev, &tv) < 0)
+		fatal("cannot start the %s timer", what);
+}
+
+static void start_api(struct control *sv)
+{
+	char err[512];
+	struct cred_set *creds = NULL;
+
+	if (!sv->conf.api_token_file && !sv->conf.api_tokens)
+		fatal("api: --api needs --api-tokens or --api-token-file "
+		      "(writes need a credential)");
+	if (api_creds_load(&sv->conf, &creds, err, sizeof(err)) < 0)
+		fatal("api: %s", err);
+	sv->api = api_new(sv->base, sv->conf.api, NULL, &api_ops, sv, err,
+			  sizeof(err));
+	if (!sv->api)
+		fatal("api %s: %s", sv->conf.api, err);
+	api_set_creds(sv->api, creds);
+	if (api_set_limits(sv->api, sv->conf.api_max_connections,
+			   sv->conf.api_request_timeout, err, sizeof(err)) < 0)
+		fatal("%s", err);
+	if (!!sv->conf.api_tls_cert != !!sv->conf.api_tls_key)
+		fatal("api: api-tls-cert and api-tls-key come together");
+	if (sv->conf.api_tls_cert &&
+	    api_set_tls(sv->api, sv->conf.api_tls_cert, sv->conf.api_tls_key, err,
+			sizeof(err)) < 0)
+		fatal("api: %s", err);
+	log_info("api: listening on %s (port %u, %s), %zu credentials",
+		 sv->conf.api, api_port(sv->api),
+		 sv->conf.api_tls_cert ? "https" : "http", cred_count(creds));
+}
+
+void control_start(struct control *sv, const struct rrl_conf *rrl)
+{
+	static const int sigs[3] = { SIGHUP, SIGTERM, SIGINT };
+
+	rcu_register_thread();
+	sv->rcu = true;
+	sv->base = event_base_new();
+	if (!sv->base)
+		fatal("event_base_new failed");
+	sv->st.started = clock_unix();
+	sv->st.last_reload_ok = true;
+	first_snapshot(sv);
+	sv->net = net_new(&(struct net_conf) {
+		.threads = sv->conf.threads,
+		.tcp_idle_timeout = sv->conf.tcp_idle_timeout,
+		.tcp_max_clients = sv->conf.tcp_max_clients,
+		.tcp_max_per_source = sv->conf.tcp_max_per_source,
+		.rrl = rrl,
+		.xdp = sv->conf.xdp,
+	}, sv->conf.listen, sv->conf.n_listen);
+	if (!sv->net)
+		fatal("cannot listen; not starting");
+	for (int i = 0; i < 3; i++) {
+		sv->sig[i] = evsignal_new(sv->base, sigs[i], on_signal, sv);
+		if (!sv->sig[i] || event_add(sv->sig[i], NULL) < 0)
+			fatal("cannot install signal handlers");
+	}
+	signal(SIGPIPE, SIG_IGN);
+	start_timer(sv, &sv->poll_ev, on_poll, sv->conf.db_poll_ms, "poll");
+	if (sv->conf.api)
+		start_api(sv);
+}
+
+void control_run(struct control *sv)
+{
+	if (net_start(sv->net) < 0)
+		fatal("cannot start workers");
+	for (size_t i = 0; i < sv->conf.n_listen; i++)
+		log_info("listening on %s (udp, tcp), %u threads", sv->conf.listen[i],
+			 sv->conf.threads);
+	start_timer(sv, &sv->summary_ev, on_summary, 60000, "summary");
+	sd_notifyf(0, "READY=1\nSTATUS=serving, generation %llu\nMAINPID=%lu",
+		   (unsigned long long)sv->snap->gen, (unsigned long)getpid());
+
+	/* The control thread is an RCU reader only when it publishes. */
+	rcu_thread_offline();
+	event_base_dispatch(sv->base);
+	rcu_thread_online();
+}
+
+void control_free(struct control *sv)
+{
+	if (!sv)
+		return;
+	api_free(sv->api);
+	hsrv_free(sv->hs);
+	net_free(sv->net);
+	for (int i = 0; i < 3; i++)
+		if (sv->sig[i])
+			event_free(sv->sig[i]);
+	if (sv->poll_ev)
+		event_free(sv->poll_ev);
+	if (sv->summary_ev)
+		event_free(sv->summary_ev);
+	if (sv->base)
+		event_base_free(sv->base);
+	if (sv->snap)
+		snap_retire(snap_publish(NULL), NULL);
+	for (size_t i = 0; sv->zones && i < sv->conf.n_zone; i++)
+		zone_free(sv->zones[i]);
+	free(sv->zones);
+	geo_free(sv->geo);
+	store_close(sv->db);
+	if (sv->rcu)
+		rcu_unregister_thread();
+	free(sv);
+}
