@@ -601,6 +601,9 @@ static struct evhttp_connection *server_conn(struct server *sv)
 		return sv->conn;
 	evhttp_connection_set_timeout_tv(c, &tv);
 	evhttp_connection_set_retries(c, 0);
+	/* A server (or whoever sits between) cannot make the agent buffer
+	 * an unbounded answer. */
+	evhttp_connection_set_max_body_size(c, PROBE_LIST_BYTES_MAX);
 	if (sv->conn)
 		evhttp_connection_free(sv->conn);
 	sv->conn = c;
@@ -690,9 +693,13 @@ static void on_checks_reply(struct evhttp_request *req, void *arg)
 		root = json_loadb(p ? p : "", len, 0, &je);
 	}
 	arr = root ? json_object_get(root, "checks") : NULL;
-	if (!json_is_array(arr)) {
-		snprintf(why, sizeof(why), "malformed check list: %s",
-		         root ? "no \"checks\" array" : je.text);
+	if (!json_is_array(arr) || json_array_size(arr) > PROBE_CHECKS_MAX) {
+		if (json_is_array(arr))
+			snprintf(why, sizeof(why), "check list refused: more "
+			         "than %d checks", PROBE_CHECKS_MAX);
+		else
+			snprintf(why, sizeof(why), "malformed check list: %s",
+			         root ? "no \"checks\" array" : je.text);
 		note_outcome(sv, "GET /v1/checks", &sv->fetch_status, -2, why);
 		json_decref(root);
 		return;

@@ -14,6 +14,8 @@
 #include "health/pcheck.h"
 
 #define PROBE_MAX_SERVERS 16
+#define PROBE_CHECKS_MAX 100000                  /* per check list */
+#define PROBE_LIST_BYTES_MAX (64 * 1024 * 1024)  /* GET /v1/checks body */
 
 struct probe_conf {
 	const char *name, *region;

@@ -157,7 +157,7 @@ static size_t af_exchange(const uint8_t *in, size_t len, char *out,
 	sa.sin_port = htons((uint16_t)api_port(af_api));
 	if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
 	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		af_fail("connect");
+		af_fail(strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	for (int round = 0; round < 2000; round++) {
