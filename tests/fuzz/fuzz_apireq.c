@@ -155,11 +155,25 @@ static size_t af_exchange(const uint8_t *in, size_t len, char *out,
 	src.sin_addr.s_addr = htonl(0x7f000001u + next_src);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sa.sin_port = htons((uint16_t)api_port(af_api));
-	if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
-	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+	if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0)
 		af_fail(strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	/* Non-blocking: libFuzzer's timer signals would interrupt a blocking
+	 * connect half way. */
 	fcntl(fd, F_SETFL, O_NONBLOCK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		struct pollfd pf = { .fd = fd, .events = POLLOUT };
+		int soerr = 0;
+		socklen_t sl = sizeof(soerr);
+
+		if (errno != EINPROGRESS && errno != EINTR)
+			af_fail(strerror(errno));
+		while (poll(&pf, 1, 5000) < 0 && errno == EINTR)
+			;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
+		    soerr)
+			af_fail(strerror(soerr ? soerr : errno));
+	}
 	for (int round = 0; round < 2000; round++) {
 		ssize_t n;
 
