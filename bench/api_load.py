@@ -84,7 +84,7 @@ def main():
         run(p, agents, n_ep, seconds, tokens, api_port, dns_port, services)
     finally:
         p.terminate()
-        p.wait(10)
+        p.wait(120)
 
 
 def run(p, agents, n_ep, seconds, tokens, api_port, dns_port, services):
@@ -111,12 +111,16 @@ def run(p, agents, n_ep, seconds, tokens, api_port, dns_port, services):
     tip = {}
     stop = threading.Event()
 
-    def body(i):
-        now = time.time()
-        res = [{"id": e, "state": "down" if (e == victim and i in down) else "up",
-                "ok": True, "rtt_ms": 5, "ts": now, "detail": None} for e in ids]
+    def template(i, victim_down):
+        res = [{"id": e, "state": "down" if (e == victim and victim_down) else "up",
+                "ok": True, "rtt_ms": 5, "ts": 1234567890.5, "detail": None} for e in ids]
         return json.dumps({"agent": "a%d" % i, "region": "r%d" % (i % 8),
                            "results": res}).encode()
+    # Bodies made once; only the timestamp changes per report.
+    bodies = [(template(i, False), template(i, True)) for i in range(agents)]
+
+    def body(i):
+        return bodies[i][i in down].replace(b"1234567890.5", b"%.3f" % time.time())
 
     def worker(lo, hi):
         conn = http.client.HTTPConnection("127.0.0.1", api_port, timeout=10)
