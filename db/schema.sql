@@ -1,9 +1,11 @@
--- db/schema.sql - the SQLite store of balanced names (schema version 1).
+-- db/schema.sql - the SQLite store of balanced names (schema version 2).
 --
 -- This is the current full schema. The build embeds it as a C string
 -- (tools/schema2c.py; tests/unit/test_store.c compares the two); store_open()
--- runs it on an empty database and sets PRAGMA user_version = 1. A later
+-- runs it on an empty database and sets PRAGMA user_version = 2. A later
 -- version adds a migration step in db/store.c and updates this file.
+-- Version 2 added store_version, changes and audit (the step in db/store.c
+-- creates them in a version 1 store).
 --
 -- Conventions: names (services, CNAME targets) are lower-case, fully
 -- qualified, with the trailing dot. Times are unix seconds (REAL). Config
@@ -159,3 +161,36 @@ CREATE TABLE latency (
 	updated     REAL NOT NULL,
 	PRIMARY KEY (region, endpoint_id)
 );
+
+-- The configuration's version: every configuration write (gslbctl, the
+-- HTTP API, import) adds one, in the transaction that writes. One row.
+CREATE TABLE IF NOT EXISTS store_version (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	version INTEGER NOT NULL DEFAULT 0 CHECK (version >= 0)
+);
+INSERT OR IGNORE INTO store_version (id, version) VALUES (1, 0);
+
+-- The services each version touched (added, removed or changed), so a
+-- reader that has version N reloads only what changed since.
+CREATE TABLE IF NOT EXISTS changes (
+	version INTEGER NOT NULL,
+	service TEXT NOT NULL,
+	PRIMARY KEY (version, service)
+);
+
+-- One row per changed field (or added/removed object) of each write.
+CREATE TABLE IF NOT EXISTS audit (
+	id      INTEGER PRIMARY KEY,
+	version INTEGER NOT NULL,          -- store_version after the write
+	time    REAL NOT NULL,             -- unix seconds
+	who     TEXT NOT NULL,             -- 'uid 1000 (alice)', API credential
+	source  TEXT NOT NULL,             -- 'gslbctl', 'api', 'import', ...
+	op      TEXT NOT NULL CHECK (op IN ('add', 'remove', 'change')),
+	kind    TEXT NOT NULL CHECK (kind IN ('service', 'endpoint', 'rule')),
+	service TEXT NOT NULL,
+	target  TEXT,                      -- endpoint target or rule match
+	field   TEXT,                      -- export key ('weight', 'check.url')
+	old     TEXT,                      -- JSON text of the values
+	new     TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_service ON audit(service, version);

@@ -12,10 +12,22 @@
 
 /* Migration steps: migrations[v] takes a database at user_version v to
  * v + 1. Version 0 is the empty database, so step 0 is the full current
- * schema; a future version 2 appends an ALTER step here and updates
- * db/schema.sql (the full schema) at the same time. */
+ * schema; the later steps are written so that they also run after it
+ * (IF NOT EXISTS), and db/schema.sql (the full schema) holds their result. */
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	store_schema_sql,
+	/* 1 -> 2: version, change log, audit trail. */
+	"CREATE TABLE IF NOT EXISTS store_version (id INTEGER PRIMARY KEY "
+	"CHECK (id = 1), version INTEGER NOT NULL DEFAULT 0 CHECK (version "
+	">= 0)); INSERT OR IGNORE INTO store_version (id, version) VALUES "
+	"(1, 0); CREATE TABLE IF NOT EXISTS changes (version INTEGER NOT NULL, "
+	"service TEXT NOT NULL, PRIMARY KEY (version, service)); CREATE TABLE "
+	"IF NOT EXISTS audit (id INTEGER PRIMARY KEY, version INTEGER NOT "
+	"NULL, time REAL NOT NULL, who TEXT NOT NULL, source TEXT NOT NULL, "
+	"op TEXT NOT NULL CHECK (op IN ('add', 'remove', 'change')), kind "
+	"TEXT NOT NULL CHECK (kind IN ('service', 'endpoint', 'rule')), "
+	"service TEXT NOT NULL, target TEXT, field TEXT, old TEXT, new TEXT); "
+	"CREATE INDEX IF NOT EXISTS audit_service ON audit(service, version);",
 };
 
 static void seterr(char *err, size_t errlen, const char *path,
@@ -247,4 +259,9 @@ void store_close(struct store *s)
 		return;
 	sqlite3_close(s->h);
 	free(s);
+}
+
+const char *store_lib_version(void)
+{
+	return sqlite3_libversion();
 }

@@ -13,11 +13,14 @@
  *   PUT  /v1/config   admin   ops->config_write("config")
  *   POST /v1/flip     admin   ops->config_write("flip")
  *   POST /v1/endpoint admin   ops->config_write("endpoint")
+ *   *    /v1/services[/...]   ops->config_rest (reads as GET /v1/config,
+ *                             writes admin)
+ *   anything else     -       ops->page (the status page), else 404
  * Roles (health/cred.h): admin may do everything; agent and read only what
  * is marked. Missing or unknown token: 401; a known token outside its role:
  * 403; a report naming an agent other than its agent credential's, or one
  * not named by the credentials file: 403. Nothing else happens on any of
- * them. Unknown path 404,
+ * them. The api_caller handed to writes names the credential. Unknown path 404,
  * known path with another method 405, body too large 413. Error bodies are
  * JSON: {"error": "text", "field": "results[2].rtt_ms"} (field optional). */
 #ifndef DNSD_API_H
@@ -40,6 +43,15 @@
 #define API_TIMEOUT_DEFAULT   10        /* seconds */
 
 struct api;                                     /* opaque */
+struct evhttp_request;
+
+/* Who makes a configuration write, and how: recorded in the audit trail
+ * (db/audit.h). */
+struct api_caller {
+	const char *name;       /* the credential's name */
+	bool force;             /* ?force=1 or "force": true in the body */
+	bool dry_run;           /* ?dry_run=1: plan, write nothing */
+};
 
 /* A parsed report; strings and results live in the parser's arena. The
  * results are ready for hstate_report(). */
@@ -75,7 +87,25 @@ struct api_ops {
 	 * "priority"}). Returns 0 (200), -EINVAL (400), -ENOENT (422),
 	 * -EEXIST (409), other (500); err says why. */
 	int (*config_write)(void *ctx, const char *what, const json_t *body,
-	                    char *err, size_t errlen);
+	                    const struct api_caller *who, char *err,
+	                    size_t errlen);
+	/* PUT /v1/config[?dry_run=1] when set (else config_write("config")):
+	 * imports body (or with dry_run only plans it) and returns the
+	 * changes ({"changes": [...]}, db/diff.h objects; new reference), or
+	 * NULL with *rc and err as config_write's. */
+	json_t *(*config_import)(void *ctx, const json_t *body,
+	                         const struct api_caller *who, int *rc,
+	                         char *err, size_t errlen);
+	/* Any request under /v1/services (dnsd/api_config.h; writes need the
+	 * token): method, path as sent, body (NULL: none). Returns the HTTP
+	 * status and sets *reply. */
+	int (*config_rest)(void *ctx, const char *method, const char *path,
+	                   const json_t *body, const struct api_caller *who,
+	                   json_t **reply);
+	/* Optional: any path not routed above (the status page, dnsd/webui.h,
+	 * readable without a token). Returns true when it answered req;
+	 * false leaves it to the 404. */
+	bool (*page)(void *ctx, struct evhttp_request *req, const char *path);
 };
 
 /* Binds evhttp on listen ("127.0.0.1:8053", "[::1]:8053"; port 0 picks a

@@ -9,7 +9,6 @@
 
 #include "common/log.h"
 
-#define DNSD_VERSION "0.1.0"
 
 enum opt_type { OPT_STR, OPT_LIST, OPT_UINT, OPT_FLAG };
 
@@ -75,10 +74,20 @@ static const struct opt opts[] = {
 	  "seconds after which a silent agent (and a region no agent is in) is forgotten; at most 1024 agents and 256 regions are kept (default 86400)" },
 	{ "quorum-min-regions", OPT_UINT, OFF(quorum_min_regions), 0, 0, 64,
 	  "a down verdict needs down votes from at least this many regions; 0 (default) or 1: no such rule" },
+	{ "notify-url", OPT_STR, OFF(notify_url), 0, 0, 0,
+	  "http:// URL that gets each health transition as a JSON POST (retried with backoff)" },
 	{ "log-level", OPT_STR, OFF(log_level), 0, 0, 0,
 	  "err, warn, info (default) or debug" },
+	{ "log-format", OPT_STR, OFF(log_format), 0, 0, 0,
+	  "text, json (one object a line), journal, or auto (default: journal under systemd, else text)" },
 	{ "user", OPT_STR, OFF(user), 0, 0, 0,
 	  "user to switch to after binding, when started as root" },
+	{ "dnssec-keys", OPT_STR, OFF(dnssec_keys), 0, 0, 0,
+	  "DIR of BIND-format key pairs (K<zone>.+<alg>+<id>.key/.private, algorithms 13 and 15): zones with keys there are signed online for queries with DO" },
+	{ "dnssec-cache-mb", OPT_UINT, OFF(dnssec_cache_mb), 0, 0, 65536,
+	  "memory per worker thread for cached signatures, in MiB; 0 turns the cache off (default 16)" },
+	{ "dnssec-sign-rate", OPT_UINT, OFF(dnssec_sign_rate), 0, 0, 10000000,
+	  "signatures per second each worker makes at most (cache misses); over it UDP gets TC, TCP SERVFAIL; 0 no cap (default 20000)" },
 	{ "rrl-rate", OPT_UINT, OFF(rrl_rate), 0, 0, 1000000,
 	  "UDP responses per second per source prefix and response class; 0 (default) turns rate limiting off" },
 	{ "rrl-slip", OPT_UINT, OFF(rrl_slip), 0, 0, 100,
@@ -98,6 +107,8 @@ void config_init(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->max_udp_size = 1232;
+	c->dnssec_cache_mb = 16;
+	c->dnssec_sign_rate = 20000;
 	c->tcp_idle_timeout = 10;
 	c->tcp_max_clients = 250;
 	c->tcp_max_per_source = 64;
@@ -114,6 +125,7 @@ void config_init(struct config *c)
 	c->agent_expiry = 86400;
 	c->api_request_timeout = 10;
 	c->log_level = "info";
+	c->log_format = "auto";
 }
 
 void config_fini(struct config *c)

@@ -4,6 +4,9 @@
 #ifndef DNSD_CONFIG_H
 #define DNSD_CONFIG_H
 
+/* dnsd --version and the dnsd_build_info metric. */
+#define DNSD_VERSION "0.1.0"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,8 +28,10 @@ struct config {
 	const char *api_tls_cert, *api_tls_key;   /* PEM: HTTPS only */
 	unsigned api_max_connections;
 	unsigned api_request_timeout;  /* seconds */
+	const char *notify_url;      /* webhook for health transitions */
 	const char *nsid;
 	const char *log_level;
+	const char *log_format;      /* auto, text, json, journal */
 	const char *user;
 	const char *default_location;
 	const char *xdp;               /* interface for AF_XDP mode, or NULL */
@@ -42,6 +47,9 @@ struct config {
 	unsigned rrl_table_size;
 	const char *rrl_whitelist[CONFIG_LIST_MAX];
 	size_t n_rrl_whitelist;
+	/* Online signing (dnssec.h). */
+	const char *dnssec_keys;
+	unsigned dnssec_cache_mb, dnssec_sign_rate;
 	unsigned check_interval;       /* seconds, checks that set none */
 	unsigned quorum_percent;       /* up when more than this % of fresh agents say up */
 	unsigned quorum_min_regions;   /* down needs down votes from this many regions */

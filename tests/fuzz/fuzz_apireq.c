@@ -7,7 +7,8 @@
  *
  * Invariants: every response starts with an HTTP status line; a
  * configuration write reaches the ops only from a request that carries the
- * admin token, and a report only with the admin token or eu-1's (for
+ * admin token (and is attributed to its credential), and a report only
+ * with the admin token or eu-1's (for
  * eu-1); the server keeps serving (every 16th run, a well-formed request
  * on a new connection is answered 200).
  *
@@ -93,12 +94,15 @@ static json_t *af_config_get(void *ctx, char *err, size_t errlen)
 }
 
 static int af_config_write(void *ctx, const char *what, const json_t *body,
-                           char *err, size_t errlen)
+                           const struct api_caller *who, char *err,
+                           size_t errlen)
 {
 	(void)ctx;
 	(void)body;
 	if (!af_carries(AF_ADMIN))
 		af_fail("a configuration write without the admin token");
+	if (!who || !who->name || strcmp(who->name, "ops") != 0)
+		af_fail("a write not attributed to the admin credential");
 	snprintf(err, errlen, "%s: refused by the fuzz target", what);
 	return strcmp(what, "flip") == 0 ? 0 : -EINVAL;
 }

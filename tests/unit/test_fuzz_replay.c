@@ -40,6 +40,9 @@
 #define LLVMFuzzerTestOneInput fuzz_apireq_input
 #include "tests/fuzz/fuzz_apireq.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_keyfile_input
+#include "tests/fuzz/fuzz_keyfile.c"
+#undef LLVMFuzzerTestOneInput
 
 #include "tests/unit/harness.h"
 
@@ -93,6 +96,7 @@ int main(void)
 		{ "xdp", fuzz_xdp_input, XDP_FRAME_SIZE, 50 },
 		{ "cred", fuzz_cred_input, 256 * 1024, 10 },
 		{ "apireq", fuzz_apireq_input, 64 * 1024, 10 },
+		{ "keyfile", fuzz_keyfile_input, 65536, 20 },
 	};
 
 	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
