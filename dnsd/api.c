@@ -861,7 +861,7 @@ struct api *api_new(struct event_base *base, const char *listen,
 	}
 	if (!(a = calloc(1, sizeof(*a))) || !(a->http = evhttp_new(base)) ||
 	    (token && (!(a->creds = cred_new()) ||
-	               cred_add_shared(a->creds, "token-file", token) < 0))) {
+	               cred_add_shared(a->creds, "token", token) < 0))) {
 		snprintf(err, errlen, "api: out of memory");
 		api_free(a);
 		return NULL;

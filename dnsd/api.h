@@ -110,8 +110,8 @@ struct api_ops {
 
 /* Binds evhttp on listen ("127.0.0.1:8053", "[::1]:8053"; port 0 picks a
  * free one, see api_port) and serves until api_free(). token: a shared
- * bearer token with every role that may report as any agent (copied;
- * non-empty), or NULL when the credentials come from api_set_creds().
+ * bearer token with every role that may report as any agent, named
+ * "token" (copied; non-empty), or NULL when the credentials come from api_set_creds().
  * ops and ctx are kept (borrowed) and must outlive the api. NULL with a
  * reason in err on failure. */
 struct api *api_new(struct event_base *base, const char *listen,

@@ -759,7 +759,7 @@ static int api_creds_load(const struct config *c, struct cred_set **out,
 		if (rc == 0 && strlen(token) < CRED_TOKEN_MIN)
 			log_warn("api: %s: the shared token is shorter than %d bytes",
 				 c->api_token_file, CRED_TOKEN_MIN);
-		if (rc == 0 && (rc = cred_add_shared(s, "token-file", token)) < 0)
+		if (rc == 0 && (rc = cred_add_shared(s, "token", token)) < 0)
 			snprintf(err, errlen, "%s: %s", c->api_token_file,
 				 rc == -EEXIST ? "the same token is in the "
 				 "credentials file" : strerror(-rc));

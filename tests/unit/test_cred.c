@@ -120,8 +120,8 @@ static void test_lookup(void)
 	      "agents eu-1 and us-1 known");
 	CHECK(!cred_agent_known(s, "ops") && !cred_agent_known(s, "ghost"),
 	      "admin names and invented names are not agents");
-	CHECK(cred_add_shared(s, "token-file", "shared") == 0, "add shared");
-	CHECK(cred_add_shared(s, "token-file", TOK_W) == -EEXIST,
+	CHECK(cred_add_shared(s, "token", "shared") == 0, "add shared");
+	CHECK(cred_add_shared(s, "token", TOK_W) == -EEXIST,
 	      "shared token equal to a file token refused");
 	{
 		struct cred_caller c;
