@@ -12,18 +12,35 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
 #include "common/hostport.h"
+#include "dnsd/connlimit.h"
 #include "common/log.h"
 #include "health/token.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 struct api {
+	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
-	char token[TOKEN_MAX];
+	struct cred_set *creds;         /* who may call; NULL: nobody */
+	/* The authenticated caller (credential role and name) of the
+	 * request being handled: valid while a route handler runs, for
+	 * handlers and logs; role 0 on open routes. */
+	struct cred_caller caller;
+	SSL_CTX *tls;                   /* NULL: plain HTTP */
+	struct connlimit *limit;        /* connection cap and deadline */
+	struct event *sweep;            /* 1 s: connlimit_sweep */
+	struct event *trim;             /* soon after the cap was passed */
+	bool paused;                    /* listener disabled until the trim */
 	const struct api_ops *ops;
 	void *ctx;
 	unsigned port;
@@ -211,21 +228,227 @@ static void reply_error(struct evhttp_request *req, int code,
 	reply_json(req, code, reason, d);
 }
 
-static bool authorized(struct api *a, struct evhttp_request *req)
+/* ---- who is calling ---------------------------------------------------- */
+
+/* The bearer token of req into *out: 0, or -ENOENT when the request has
+ * none or the token is unknown. */
+static int authenticate(const struct api *a, struct evhttp_request *req,
+                        struct cred_caller *out)
 {
 	const char *h = evhttp_find_header(
 		evhttp_request_get_input_headers(req), "Authorization");
 	size_t n;
 
+	memset(out, 0, sizeof(*out));
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return false;
+		return -ENOENT;
 	h += 7;
 	while (*h == ' ')
 		h++;
 	n = strlen(h);
 	while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
 		n--;
-	return token_equal(a->token, h, n);
+	if (n > CRED_TOKEN_MAX)
+		return -ENOENT;
+	return cred_check(a->creds, h, n, out);
+}
+
+/* May the caller report as agent? 0, or -EACCES with the reason: an
+ * agent credential reports for its own name only; with a credentials
+ * file, only the agents it names may report at all. */
+static int report_allowed(const struct api *a, const struct cred_caller *c,
+                          const char *agent, char *err, size_t errlen)
+{
+	if (!c->any_agent && c->role != CRED_ADMIN &&
+	    strcmp(c->name, agent) != 0) {
+		snprintf(err, errlen, "agent: this credential reports as "
+		         "'%s' only, not as '%s'", c->name, agent);
+		return -EACCES;
+	}
+	if (cred_agents_known(a->creds) && !cred_agent_known(a->creds, agent)) {
+		snprintf(err, errlen, "agent: '%s' is not a known agent (no "
+		         "agent credential names it)", agent);
+		return -EACCES;
+	}
+	return 0;
+}
+
+void api_set_creds(struct api *a, struct cred_set *creds)
+{
+	cred_free(a->creds);
+	a->creds = creds;
+}
+
+/* ---- TLS ---------------------------------------------------------------- */
+
+/* OpenSSL's last error as text (the queue is emptied). */
+static const char *tls_error(char *buf, size_t len)
+{
+	unsigned long e = ERR_peek_last_error();
+
+	if (!e)
+		snprintf(buf, len, "unknown error");
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+	return buf;
+}
+
+static double mono(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void limit_accepted(struct api *a)
+{
+	enum connlimit_verdict v = connlimit_accepted(a->limit);
+
+	if (v == CONNLIMIT_OK)
+		return;
+	if (!evtimer_pending(a->trim, NULL)) {
+		/* Not now: first let the new connections' waiting requests be
+		 * read, so a complete request counts as activity. */
+		struct timeval soon = { .tv_usec = 20 * 1000 };
+
+		evtimer_add(a->trim, &soon);
+	}
+	if (v == CONNLIMIT_FULL && !a->paused) {
+		/* Ends the listener's accept loop: the rest wait in the listen
+		 * queue until the trim. */
+		evconnlistener_disable(evhttp_bound_socket_get_listener(a->sock));
+		a->paused = true;
+	}
+}
+
+/* Each new API connection (evhttp's bevcb): counted against the cap, then
+ * a plain bufferevent, or a TLS server one on the context in force (a
+ * reloaded certificate applies to connections made after). */
+static struct bufferevent *new_bev(struct event_base *base, void *arg)
+{
+	struct api *a = arg;
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if (a->limit)
+		limit_accepted(a);
+	if (!a->tls)
+		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!(ssl = SSL_new(a->tls)))
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, -1, ssl,
+	                                     BUFFEREVENT_SSL_ACCEPTING,
+	                                     BEV_OPT_CLOSE_ON_FREE);
+	if (!bev)
+		SSL_free(ssl);
+	return bev;
+}
+
+/* ---- connection limits ------------------------------------------------ */
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+
+	(void)fd;
+	(void)what;
+	connlimit_sweep(a->limit, mono());
+}
+
+static void on_trim(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+
+	(void)fd;
+	(void)what;
+	connlimit_trim(a->limit, mono());
+	if (a->paused) {
+		evconnlistener_enable(evhttp_bound_socket_get_listener(a->sock));
+		a->paused = false;
+	}
+}
+
+/* The request on req's connection is complete: its deadline restarts. */
+static void limit_request_done(struct api *a, struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c)
+	                            : NULL;
+
+	if (a->limit && bev)
+		connlimit_request_done(a->limit, (int)bufferevent_getfd(bev),
+		                       mono());
+}
+
+int api_set_limits(struct api *a, unsigned max_conns, unsigned timeout_s,
+                   char *err, size_t errlen)
+{
+	struct connlimit *l;
+	struct timeval sec = { .tv_sec = 1 };
+
+	if (!max_conns || !timeout_s) {
+		snprintf(err, errlen, "api: connection cap and request timeout "
+		         "must be at least 1");
+		return -EINVAL;
+	}
+	l = connlimit_new((int)evhttp_bound_socket_get_fd(a->sock), max_conns,
+	                  timeout_s);
+	if (!a->trim)
+		a->trim = evtimer_new(a->base, on_trim, a);
+	if (!l || !a->trim || (!a->sweep && !(a->sweep = event_new(
+		a->base, -1, EV_PERSIST, on_sweep, a)))) {
+		connlimit_free(l);
+		snprintf(err, errlen, "api: out of memory");
+		return -ENOMEM;
+	}
+	connlimit_free(a->limit);
+	a->limit = l;
+	event_add(a->sweep, &sec);
+	/* The idle timeout between reads; the deadline above bounds the
+	 * whole request however the bytes trickle in. */
+	evhttp_set_timeout(a->http, (int)timeout_s);
+	return 0;
+}
+
+int api_set_tls(struct api *a, const char *cert, const char *key, char *err,
+                size_t errlen)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+	char e[256];
+	int rc = -EINVAL;
+
+	if (!c) {
+		snprintf(err, errlen, "tls: %s", tls_error(e, sizeof(e)));
+		return -ENOMEM;
+	}
+	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION |
+	                       SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_use_certificate_chain_file(c, cert) != 1) {
+		snprintf(err, errlen, "tls: certificate %s: %s", cert,
+		         tls_error(e, sizeof(e)));
+		goto out;
+	}
+	if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1) {
+		snprintf(err, errlen, "tls: key %s: %s", key,
+		         tls_error(e, sizeof(e)));
+		goto out;
+	}
+	if (SSL_CTX_check_private_key(c) != 1) {
+		snprintf(err, errlen, "tls: key %s does not match certificate "
+		         "%s", key, cert);
+		ERR_clear_error();
+		goto out;
+	}
+	SSL_CTX_free(a->tls);           /* live connections hold their own */
+	a->tls = c;
+	c = NULL;
+	rc = 0;
+out:
+	SSL_CTX_free(c);
+	return rc;
 }
 
 static void on_checks(struct api *a, struct evhttp_request *req)
@@ -263,6 +486,10 @@ static void on_reports(struct api *a, struct evhttp_request *req)
 		reply_error(req, 400, "Bad Request", err);
 		goto out;
 	}
+	if (report_allowed(a, &a->caller, r.agent, err, sizeof(err)) < 0) {
+		reply_error(req, 403, "Forbidden", err);
+		goto out;
+	}
 	rc = a->ops->report ? a->ops->report(a->ctx, &r, err, sizeof(err))
 	                    : -ENOSYS;
 	if (rc == 0) {
@@ -274,6 +501,8 @@ static void on_reports(struct api *a, struct evhttp_request *req)
 		reply_error(req, 422, "Unprocessable Entity", err);
 	} else if (rc == -EINVAL) {
 		reply_error(req, 400, "Bad Request", err);
+	} else if (rc == -ENOSPC) {
+		reply_error(req, 429, "Too Many Requests", err);
 	} else {
 		log_warn("api: report from %s: %s", r.agent,
 		         err[0] ? err : strerror(-rc));
@@ -347,7 +576,9 @@ static void config_write(struct api *a, struct evhttp_request *req,
                          const char *what)
 {
 	json_t *changes = NULL, *force;
-	struct api_caller who = { .name = "token" };
+	struct api_caller who = {
+		.name = a->caller.name[0] ? a->caller.name : "token",
+	};
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
@@ -425,8 +656,42 @@ static void on_endpoint(struct api *a, struct evhttp_request *req)
 	config_write(a, req, "endpoint");
 }
 
+#define R_ANY   0u                         /* no credential needed */
+#define R_AGENT (CRED_AGENT | CRED_ADMIN)
+#define R_READ  (CRED_READ | CRED_ADMIN)
+#define R_ADMIN CRED_ADMIN
+
+/* Checks req's credential against roles (R_ANY: open; open_shared: open
+ * as well when the only credential is the shared --api-token-file one).
+ * True to go on; otherwise the 401 or 403 reply is sent. The caller lands
+ * in a->caller. */
+static bool admit(struct api *a, struct evhttp_request *req, unsigned roles,
+                  bool open_shared)
+{
+	memset(&a->caller, 0, sizeof(a->caller));
+	if (roles == R_ANY || (open_shared && !cred_agents_known(a->creds)))
+		return true;
+	if (authenticate(a, req, &a->caller) < 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		                  "WWW-Authenticate", "Bearer");
+		reply_error(req, 401, "Unauthorized",
+		            "missing or unknown bearer token");
+		return false;
+	}
+	if (!(a->caller.role & roles)) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "the %s credential '%s' may not "
+		         "do this", cred_role_name(a->caller.role),
+		         a->caller.name);
+		reply_error(req, 403, "Forbidden", msg);
+		return false;
+	}
+	return true;
+}
+
 /* /v1/services...: reads for anyone who may read the configuration,
- * writes with the token; bodies as config_write's. */
+ * writes with the admin role; bodies as config_write's. */
 static void on_config_rest(struct api *a, struct evhttp_request *req,
                            const char *path)
 {
@@ -449,13 +714,11 @@ static void on_config_rest(struct api *a, struct evhttp_request *req,
 		reply_error(req, 405, "Method Not Allowed", "method not allowed");
 		return;
 	}
-	if (m != EVHTTP_REQ_GET && !authorized(a, req)) {
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		                  "WWW-Authenticate", "Bearer");
-		reply_error(req, 401, "Unauthorized",
-		            "missing or wrong bearer token");
+	/* Reads as GET /v1/config, writes with the admin role. */
+	if (m == EVHTTP_REQ_GET ? !admit(a, req, R_READ, true)
+	                        : !admit(a, req, R_ADMIN, false))
 		return;
-	}
+	who.name = a->caller.name[0] ? a->caller.name : "token";
 	if (len > API_BODY_MAX) {
 		reply_error(req, 413, "Payload Too Large", "body: too large");
 		return;
@@ -512,22 +775,32 @@ static void on_openapi(struct api *a, struct evhttp_request *req)
 	evbuffer_free(b);
 }
 
+/* roles: the credential roles admitted (R_ANY: open). open_shared: open
+ * as well when the only credential is the shared --api-token-file one. */
 static const struct route {
 	const char *path;
 	enum evhttp_cmd_type method;
-	bool auth;
+	unsigned roles;
+	bool open_shared;
 	void (*fn)(struct api *, struct evhttp_request *);
 } routes[] = {
-	{ "/v1/checks", EVHTTP_REQ_GET, true, on_checks },
-	{ "/v1/reports", EVHTTP_REQ_POST, true, on_reports },
-	{ "/v1/status", EVHTTP_REQ_GET, false, on_status },
-	{ "/metrics", EVHTTP_REQ_GET, false, on_metrics },
-	{ "/v1/openapi.json", EVHTTP_REQ_GET, false, on_openapi },
-	{ "/v1/config", EVHTTP_REQ_GET, false, on_config_get },
-	{ "/v1/config", EVHTTP_REQ_PUT, true, on_config_put },
-	{ "/v1/flip", EVHTTP_REQ_POST, true, on_flip },
-	{ "/v1/endpoint", EVHTTP_REQ_POST, true, on_endpoint },
+	{ "/v1/checks", EVHTTP_REQ_GET, R_AGENT, false, on_checks },
+	{ "/v1/reports", EVHTTP_REQ_POST, R_AGENT, false, on_reports },
+	{ "/v1/status", EVHTTP_REQ_GET, R_ANY, false, on_status },
+	{ "/metrics", EVHTTP_REQ_GET, R_ANY, false, on_metrics },
+	{ "/v1/openapi.json", EVHTTP_REQ_GET, R_ANY, false, on_openapi },
+	{ "/v1/config", EVHTTP_REQ_GET, R_READ, true, on_config_get },
+	{ "/v1/config", EVHTTP_REQ_PUT, R_ADMIN, false, on_config_put },
+	{ "/v1/flip", EVHTTP_REQ_POST, R_ADMIN, false, on_flip },
+	{ "/v1/endpoint", EVHTTP_REQ_POST, R_ADMIN, false, on_endpoint },
 };
+
+/* The route's role check (admit()). */
+static bool admitted(struct api *a, const struct route *r,
+                     struct evhttp_request *req)
+{
+	return admit(a, req, r->roles, r->open_shared);
+}
 
 static const char *method_name(enum evhttp_cmd_type m)
 {
@@ -542,6 +815,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 	char allow[32] = "";
 
+	limit_request_done(a, req);
 	if (!path)
 		path = "";
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
@@ -555,19 +829,15 @@ static void on_request(struct evhttp_request *req, void *arg)
 			continue;
 		}
 		/* The token is checked before the body is even looked at. */
-		if (r->auth && !authorized(a, req)) {
-			evhttp_add_header(evhttp_request_get_output_headers(req),
-			                  "WWW-Authenticate", "Bearer");
-			reply_error(req, 401, "Unauthorized",
-			            "missing or wrong bearer token");
-			return;
-		}
-		r->fn(a, req);
+		if (admitted(a, r, req))
+			r->fn(a, req);
+		memset(&a->caller, 0, sizeof(a->caller));
 		return;
 	}
 	if (a->ops->config_rest && strncmp(path, "/v1/services", 12) == 0 &&
 	    (path[12] == '\0' || path[12] == '/')) {
 		on_config_rest(a, req, path);
+		memset(&a->caller, 0, sizeof(a->caller));
 		return;
 	}
 	if (!allow[0] && a->ops->page && a->ops->page(a->ctx, req, path))
@@ -579,6 +849,17 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	reply_error(req, 404, "Not Found", "no such resource");
+}
+
+/* evhttp listens with a backlog of 128: a burst of connections would have
+ * SYNs dropped, and a client's retry costs it a second. A burst accepted
+ * at once holds up to this many descriptors beyond the cap until the HTTP
+ * layer has released those the cap shut down. */
+#define API_BACKLOG 1024
+static void deepen_backlog(evutil_socket_t fd)
+{
+	if (listen(fd, API_BACKLOG) < 0)
+		log_warn_errno("api: listen backlog");
 }
 
 struct api *api_new(struct event_base *base, const char *listen,
@@ -595,16 +876,18 @@ struct api *api_new(struct event_base *base, const char *listen,
 		         "ADDR:PORT or [ADDR]:PORT", listen);
 		return NULL;
 	}
-	if (!token || !*token || strlen(token) >= TOKEN_MAX) {
+	if (token && (!*token || strlen(token) >= TOKEN_MAX)) {
 		snprintf(err, errlen, "api: token empty or too long");
 		return NULL;
 	}
-	if (!(a = calloc(1, sizeof(*a))) || !(a->http = evhttp_new(base))) {
+	if (!(a = calloc(1, sizeof(*a))) || !(a->http = evhttp_new(base)) ||
+	    (token && (!(a->creds = cred_new()) ||
+	               cred_add_shared(a->creds, "token", token) < 0))) {
 		snprintf(err, errlen, "api: out of memory");
-		free(a);
+		api_free(a);
 		return NULL;
 	}
-	strcpy(a->token, token);
+	a->base = base;
 	a->ops = ops;
 	a->ctx = ctx;
 	evhttp_set_max_body_size(a->http, API_BODY_MAX);
@@ -615,6 +898,7 @@ struct api *api_new(struct event_base *base, const char *listen,
 	                           EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
 	                           EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(a->http, on_request, a);
+	evhttp_set_bevcb(a->http, new_bev, a);
 	a->sock = evhttp_bind_socket_with_handle(a->http, host,
 	                                         (ev_uint16_t)port);
 	if (!a->sock) {
@@ -628,11 +912,17 @@ struct api *api_new(struct event_base *base, const char *listen,
 		ev_socklen_t sl = sizeof(ss);
 		evutil_socket_t fd = evhttp_bound_socket_get_fd(a->sock);
 
+		deepen_backlog(fd);
 		a->port = port;
 		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
 			a->port = ss.ss_family == AF_INET6
 			? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
 			: ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+	if (api_set_limits(a, API_MAX_CONNS_DEFAULT, API_TIMEOUT_DEFAULT, err,
+	                   errlen) < 0) {
+		api_free(a);
+		return NULL;
 	}
 	return a;
 }
@@ -648,6 +938,13 @@ void api_free(struct api *a)
 		return;
 	if (a->http)
 		evhttp_free(a->http);
+	cred_free(a->creds);
+	SSL_CTX_free(a->tls);
+	if (a->sweep)
+		event_free(a->sweep);
+	if (a->trim)
+		event_free(a->trim);
+	connlimit_free(a->limit);
 	free(a);
 }
 

@@ -3,18 +3,24 @@
  * metrics. Load time only: every function and callback runs on the thread
  * that runs the event_base given to api_new(). Protocol: health/PROTOCOL.md.
  *
- *   GET  /v1/checks   token   200 JSON from ops->checks
- *   POST /v1/reports  token   body <= API_BODY_MAX, parsed and validated in
+ *   GET  /v1/checks   agent   200 JSON from ops->checks
+ *   POST /v1/reports  agent   body <= API_BODY_MAX, parsed and validated in
  *                             full, then ops->report: 200, 400, 422
  *   GET  /v1/status   -       200 JSON from ops->status
  *   GET  /metrics     -       200 text from ops->metrics
- *   GET  /v1/config   -       200 JSON from ops->config_get
- *   PUT  /v1/config   token   ops->config_write("config")
- *   POST /v1/flip     token   ops->config_write("flip")
- *   POST /v1/endpoint token   ops->config_write("endpoint")
- *   *    /v1/services[/...]      ops->config_rest (token for writes)
+ *   GET  /v1/config   read    200 JSON from ops->config_get (open when the
+ *                             only credential is the shared token)
+ *   PUT  /v1/config   admin   ops->config_write("config")
+ *   POST /v1/flip     admin   ops->config_write("flip")
+ *   POST /v1/endpoint admin   ops->config_write("endpoint")
+ *   *    /v1/services[/...]   ops->config_rest (reads as GET /v1/config,
+ *                             writes admin)
  *   anything else     -       ops->page (the status page), else 404
- * Missing or wrong token: 401 and nothing else happens. Unknown path 404,
+ * Roles (health/cred.h): admin may do everything; agent and read only what
+ * is marked. Missing or unknown token: 401; a known token outside its role:
+ * 403; a report naming an agent other than its agent credential's, or one
+ * not named by the credentials file: 403. Nothing else happens on any of
+ * them. The api_caller handed to writes names the credential. Unknown path 404,
  * known path with another method 405, body too large 413. Error bodies are
  * JSON: {"error": "text", "field": "results[2].rtt_ms"} (field optional). */
 #ifndef DNSD_API_H
@@ -28,10 +34,13 @@
 #include <jansson.h>
 
 #include "common/arena.h"
+#include "health/cred.h"
 #include "health/hstate.h"
 
 #define API_BODY_MAX    (1024 * 1024)
 #define API_RESULTS_MAX 100000
+#define API_MAX_CONNS_DEFAULT 512
+#define API_TIMEOUT_DEFAULT   10        /* seconds */
 
 struct api;                                     /* opaque */
 struct evhttp_request;
@@ -100,13 +109,32 @@ struct api_ops {
 };
 
 /* Binds evhttp on listen ("127.0.0.1:8053", "[::1]:8053"; port 0 picks a
- * free one, see api_port) and serves until api_free(). token: the bearer
- * token (copied; must be non-empty). ops and ctx are kept (borrowed) and
- * must outlive the api. NULL with a reason in err on failure. */
+ * free one, see api_port) and serves until api_free(). token: a shared
+ * bearer token with every role that may report as any agent, named
+ * "token" (copied; non-empty), or NULL when the credentials come from api_set_creds().
+ * ops and ctx are kept (borrowed) and must outlive the api. NULL with a
+ * reason in err on failure. */
 struct api *api_new(struct event_base *base, const char *listen,
                     const char *token, const struct api_ops *ops, void *ctx,
                     char *err, size_t errlen);
 void api_free(struct api *a);                   /* NULL is fine */
+/* Replaces the credentials (the api takes ownership; the old set is
+ * freed). Requests from now on are checked against creds. */
+void api_set_creds(struct api *a, struct cred_set *creds);
+/* Makes the API HTTPS only (TLS 1.2 or later) with the PEM certificate
+ * chain and key; called again (SIGHUP), the new pair serves connections
+ * accepted from then on. 0, or -EINVAL / -ENOMEM with err naming the file
+ * and OpenSSL's reason; on error the pair in force stays. */
+int api_set_tls(struct api *a, const char *cert, const char *key, char *err,
+                size_t errlen);
+/* Bounds every peer's cost: at most max_conns connections (a new one past
+ * the cap closes the longest idle; dnsd/connlimit.h), and a request must
+ * be complete within timeout_s of its connection's start or of its
+ * previous request, however slowly its bytes arrive. api_new() applies
+ * API_MAX_CONNS_DEFAULT and API_TIMEOUT_DEFAULT. 0, -EINVAL (a zero) or
+ * -ENOMEM, with err. */
+int api_set_limits(struct api *a, unsigned max_conns, unsigned timeout_s,
+                   char *err, size_t errlen);
 /* The bound port (useful after port 0). */
 unsigned api_port(const struct api *a);
 

@@ -33,7 +33,19 @@ static const struct opt opts[] = {
 	  "LAT,LON or a country code: where clients the GeoIP database does not know are" },
 	{ "api", OPT_STR, OFF(api), 0, 0, 0, "ADDR:PORT of the HTTP API" },
 	{ "api-token-file", OPT_STR, OFF(api_token_file), 0, 0, 0,
-	  "file whose first line is the API bearer token" },
+	  "file whose first line is a shared API bearer token with every role (one operator, trusted agents)" },
+	{ "api-tokens", OPT_STR, OFF(api_tokens), 0, 0, 0,
+	  "credentials file: ROLE NAME TOKEN lines (admin, agent, read); reread on SIGHUP" },
+	{ "api-tls-cert", OPT_STR, OFF(api_tls_cert), 0, 0, 0,
+	  "PEM certificate chain: the API speaks HTTPS only (TLS 1.2+); reread on SIGHUP" },
+	{ "api-tls-key", OPT_STR, OFF(api_tls_key), 0, 0, 0,
+	  "PEM private key of api-tls-cert" },
+	{ "api-max-connections", OPT_UINT, OFF(api_max_connections), 0, 1, 1000000,
+	  "open API connections; past it the longest idle is closed to admit a new one (default 512)" },
+	{ "api-request-timeout", OPT_UINT, OFF(api_request_timeout), 0, 1, 3600,
+	  "seconds an API connection has to complete a request, from its start or its previous request (default 10)" },
+	{ "api-tokens-allow-others", OPT_UINT, OFF(api_tokens_allow_others), 0, 0, 1,
+	  "1: accept a credentials file that others may read (default 0: refuse to start)" },
 	{ "threads", OPT_UINT, OFF(threads), 0, 1, 256,
 	  "worker threads (default: one per CPU)" },
 	{ "xdp", OPT_STR, OFF(xdp), 0, 0, 0,
@@ -46,6 +58,8 @@ static const struct opt opts[] = {
 	  "seconds before an idle TCP connection is closed (default 10)" },
 	{ "tcp-max-clients", OPT_UINT, OFF(tcp_max_clients), 0, 1, 1000000,
 	  "TCP connections per worker; the longest idle is closed to admit one more (default 250)" },
+	{ "tcp-max-per-source", OPT_UINT, OFF(tcp_max_per_source), 0, 0, 1000000,
+	  "TCP connections per worker from one source address; its longest idle is closed to admit one more; 0 no cap (default 64)" },
 	{ "ecs-max-v4", OPT_UINT, OFF(ecs_max_v4), 0, 0, 32,
 	  "longest trusted ECS source prefix for IPv4 (default 24)" },
 	{ "ecs-max-v6", OPT_UINT, OFF(ecs_max_v6), 0, 0, 128,
@@ -56,6 +70,10 @@ static const struct opt opts[] = {
 	  "seconds between checks that set no interval; match the agents' --interval (default 10)" },
 	{ "quorum-percent", OPT_UINT, OFF(quorum_percent), 0, 1, 99,
 	  "an endpoint is up when more than this % of agents with fresh reports say so (default 50)" },
+	{ "agent-expiry", OPT_UINT, OFF(agent_expiry), 0, 60, 31536000,
+	  "seconds after which a silent agent (and a region no agent is in) is forgotten; at most 1024 agents and 256 regions are kept (default 86400)" },
+	{ "quorum-min-regions", OPT_UINT, OFF(quorum_min_regions), 0, 0, 64,
+	  "a down verdict needs down votes from at least this many regions; 0 (default) or 1: no such rule" },
 	{ "notify-url", OPT_STR, OFF(notify_url), 0, 0, 0,
 	  "http:// URL that gets each health transition as a JSON POST (retried with backoff)" },
 	{ "log-level", OPT_STR, OFF(log_level), 0, 0, 0,
@@ -93,6 +111,7 @@ void config_init(struct config *c)
 	c->dnssec_sign_rate = 20000;
 	c->tcp_idle_timeout = 10;
 	c->tcp_max_clients = 250;
+	c->tcp_max_per_source = 64;
 	c->ecs_max_v4 = 24;
 	c->ecs_max_v6 = 56;
 	c->db_poll_ms = 250;
@@ -102,6 +121,9 @@ void config_init(struct config *c)
 	c->rrl_table_size = 16384;
 	c->check_interval = 10;
 	c->quorum_percent = 50;
+	c->api_max_connections = 512;
+	c->agent_expiry = 86400;
+	c->api_request_timeout = 10;
 	c->log_level = "info";
 	c->log_format = "auto";
 }

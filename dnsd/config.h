@@ -23,6 +23,11 @@ struct config {
 	const char *geoip;
 	const char *api;
 	const char *api_token_file;
+	const char *api_tokens;        /* credentials file (health/cred.h) */
+	unsigned api_tokens_allow_others;
+	const char *api_tls_cert, *api_tls_key;   /* PEM: HTTPS only */
+	unsigned api_max_connections;
+	unsigned api_request_timeout;  /* seconds */
 	const char *notify_url;      /* webhook for health transitions */
 	const char *nsid;
 	const char *log_level;
@@ -34,6 +39,7 @@ struct config {
 	unsigned max_udp_size;
 	unsigned tcp_idle_timeout;     /* seconds */
 	unsigned tcp_max_clients;      /* per worker */
+	unsigned tcp_max_per_source;   /* per worker and source address */
 	unsigned ecs_max_v4, ecs_max_v6;
 	unsigned db_poll_ms;
 	/* Response rate limiting (rrl.h). */
@@ -46,6 +52,8 @@ struct config {
 	unsigned dnssec_cache_mb, dnssec_sign_rate;
 	unsigned check_interval;       /* seconds, checks that set none */
 	unsigned quorum_percent;       /* up when more than this % of fresh agents say up */
+	unsigned quorum_min_regions;   /* down needs down votes from this many regions */
+	unsigned agent_expiry;         /* seconds: forget silent agents */
 	bool check;                    /* --check: validate and exit */
 	char *strings;                 /* owns the text of file values */
 };

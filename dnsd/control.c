@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
 #include <urcu-qsbr.h>
 
@@ -39,6 +40,7 @@
 #include "db/svc_load.h"
 #include "dnsd/zone.h"
 #include "geo/geo.h"
+#include "health/cred.h"
 #include "health/token.h"
 
 struct file_id {
@@ -730,6 +732,68 @@ static const struct api_ops api_ops = {
 	.page = api_page,
 };
 
+/* The API's credentials: the --api-tokens file and the shared token of
+ * --api-token-file, either or both. 0, or -errno with err set. */
+static int api_creds_load(const struct config *c, struct cred_set **out,
+			  char *err, size_t errlen)
+{
+	struct cred_set *s = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	if (c->api_tokens)
+		rc = cred_load(c->api_tokens, c->api_tokens_allow_others, &s, err,
+			       errlen);
+	else if (!(s = cred_new()))
+		rc = -ENOMEM;
+	if (rc == 0 && c->api_token_file) {
+		char token[TOKEN_MAX];
+		struct stat st;
+
+		rc = token_load(c->api_token_file, token, sizeof(token), err,
+				errlen);
+		if (rc == 0 && stat(c->api_token_file, &st) == 0 &&
+		    (st.st_mode & (S_IROTH | S_IWOTH)))
+			log_warn("api: %s: others may read the shared token (mode %04o)",
+				 c->api_token_file, (unsigned)(st.st_mode & 07777));
+		if (rc == 0 && strlen(token) < CRED_TOKEN_MIN)
+			log_warn("api: %s: the shared token is shorter than %d bytes",
+				 c->api_token_file, CRED_TOKEN_MIN);
+		if (rc == 0 && (rc = cred_add_shared(s, "token", token)) < 0)
+			snprintf(err, errlen, "%s: %s", c->api_token_file,
+				 rc == -EEXIST ? "the same token is in the "
+				 "credentials file" : strerror(-rc));
+		OPENSSL_cleanse(token, sizeof(token));
+	}
+	if (rc < 0)
+		cred_free(s);
+	else
+		*out = s;
+	return rc;
+}
+
+/* SIGHUP: reread the API's credentials and TLS certificate; a bad file
+ * keeps the old ones. */
+static void api_creds_reload(struct control *sv)
+{
+	struct cred_set *creds;
+	char err[512];
+
+	if (!sv->api)
+		return;
+	if (api_creds_load(&sv->conf, &creds, err, sizeof(err)) < 0) {
+		log_err("reload: api credentials: %s; keeping the ones loaded before",
+			err);
+		return;
+	}
+	log_info("reload: api credentials: %zu", cred_count(creds));
+	api_set_creds(sv->api, creds);
+	if (sv->conf.api_tls_cert &&
+	    api_set_tls(sv->api, sv->conf.api_tls_cert, sv->conf.api_tls_key, err,
+			sizeof(err)) < 0)
+		log_err("reload: api %s; keeping the certificate loaded before", err);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct control *sv = arg;
@@ -739,6 +803,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		log_info("SIGHUP: reloading");
 		sd_notify(0, "RELOADING=1\nSTATUS=reloading");
 		reload(sv);
+		api_creds_reload(sv);
 		sd_notifyf(0, "READY=1\nSTATUS=serving, generation %llu",
 			   (unsigned long long)sv->snap->gen);
 		return;
@@ -875,6 +940,8 @@ static void first_snapshot(struct control *sv)
 			.db_path = sv->conf.db,
 			.default_interval = sv->conf.check_interval,
 			.quorum = sv->conf.quorum_percent / 100.0,
+			.min_regions = sv->conf.quorum_min_regions,
+			.expire_s = sv->conf.agent_expiry,
 			.publish = on_health,
 			.event = on_health_event,
 			.ctx = sv,
@@ -901,12 +968,13 @@ static void start_timer(struct control *sv, struct event **ev,
 
 static void start_api(struct control *sv)
 {
-	char token[TOKEN_MAX], err[512];
+	char err[512];
+	struct cred_set *creds = NULL;
 
-	if (!sv->conf.api_token_file)
-		fatal("api: --api needs --api-token-file (writes need the token)");
-	if (token_load(sv->conf.api_token_file, token, sizeof(token), err,
-		       sizeof(err)) < 0)
+	if (!sv->conf.api_token_file && !sv->conf.api_tokens)
+		fatal("api: --api needs --api-tokens or --api-token-file "
+		      "(writes need a credential)");
+	if (api_creds_load(&sv->conf, &creds, err, sizeof(err)) < 0)
 		fatal("api: %s", err);
 	sv->web = webui_new(sv->base, &(struct webui_conf) {
 		.source = web_source, .answers = web_answers, .ctx = sv });
@@ -914,11 +982,23 @@ static void start_api(struct control *sv)
 		fatal("api: out of memory starting the status page");
 	webui_event(sv->web, "start", "dnsd", "serving generation %llu",
 		    (unsigned long long)sv->snap->gen);
-	sv->api = api_new(sv->base, sv->conf.api, token, &api_ops, sv, err,
+	sv->api = api_new(sv->base, sv->conf.api, NULL, &api_ops, sv, err,
 			  sizeof(err));
 	if (!sv->api)
 		fatal("api %s: %s", sv->conf.api, err);
-	log_info("api: listening on %s (port %u)", sv->conf.api, api_port(sv->api));
+	api_set_creds(sv->api, creds);
+	if (api_set_limits(sv->api, sv->conf.api_max_connections,
+			   sv->conf.api_request_timeout, err, sizeof(err)) < 0)
+		fatal("%s", err);
+	if (!!sv->conf.api_tls_cert != !!sv->conf.api_tls_key)
+		fatal("api: api-tls-cert and api-tls-key come together");
+	if (sv->conf.api_tls_cert &&
+	    api_set_tls(sv->api, sv->conf.api_tls_cert, sv->conf.api_tls_key, err,
+			sizeof(err)) < 0)
+		fatal("api: %s", err);
+	log_info("api: listening on %s (port %u, %s), %zu credentials",
+		 sv->conf.api, api_port(sv->api),
+		 sv->conf.api_tls_cert ? "https" : "http", cred_count(creds));
 }
 
 void control_start(struct control *sv, const struct rrl_conf *rrl)
@@ -948,6 +1028,7 @@ void control_start(struct control *sv, const struct rrl_conf *rrl)
 		.threads = sv->conf.threads,
 		.tcp_idle_timeout = sv->conf.tcp_idle_timeout,
 		.tcp_max_clients = sv->conf.tcp_max_clients,
+		.tcp_max_per_source = sv->conf.tcp_max_per_source,
 		.rrl = rrl,
 		.xdp = sv->conf.xdp,
 	}, sv->conf.listen, sv->conf.n_listen);

@@ -6,8 +6,12 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
 
 #include "common/log.h"
 #include "dnsd/config.h"
@@ -31,7 +35,41 @@ static void drop_privileges(const char *user)
 		fatal("user %s: cannot switch to it: %s", user, strerror(errno));
 	if (pw->pw_uid != 0 && setuid(0) == 0)
 		fatal("user %s: could regain root after dropping it", user);
+	/* Changing uid made the process undumpable, which hands /proc/self
+	 * to root: the API's connection limits read /proc/self/fd. The same
+	 * as a service started as that user in the first place. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		log_warn_errno("prctl(PR_SET_DUMPABLE)");
 	log_info("running as user %s (uid %u)", user, (unsigned)pw->pw_uid);
+}
+
+/* Once every socket is bound (and XDP attached): give up every
+ * capability for good - ambient, bounding (when allowed), inheritable,
+ * permitted, effective - and any way to gain one through exec. Before the
+ * worker threads exist: capabilities are per thread, and new threads copy
+ * them from this one. */
+static void drop_capabilities(void)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct data[2] = { { 0 } };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		log_warn_errno("prctl(PR_SET_NO_NEW_PRIVS)");
+	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	/* Needs CAP_SETPCAP (root has it; an unprivileged service has a
+	 * bounding set its unit already limited). */
+	for (int cap = 0; cap < 64 && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0;
+	     cap++)
+		(void)prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		fatal("cannot drop capabilities: %s", strerror(errno));
+	memset(data, 0xff, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) < 0 || data[0].effective ||
+	    data[0].permitted || data[1].effective || data[1].permitted)
+		fatal("capabilities still held after dropping them");
+	log_info("capabilities dropped");
 }
 
 /* Every TCP client is a descriptor: raise the soft limit to the hard one,
@@ -148,6 +186,7 @@ int main(int argc, char **argv)
 	raise_nofile();
 	control_start(ctl, &rrl);
 	drop_privileges(conf.user);
+	drop_capabilities();
 	control_run(ctl);
 
 	control_free(ctl);

@@ -146,9 +146,18 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct hsrv *h = arg;
 
+	size_t na0, nr0, na, nr;
+
 	(void)fd;
 	(void)what;
+	hstate_counts(h->st, &na0, &nr0);
 	hstate_tick(h->st, clock_unix());
+	hstate_counts(h->st, &na, &nr);
+	if (na != na0 || nr != nr0) {
+		log_info("health: forgot %zu agents and %zu regions silent for "
+			 "%.0f s or more", na0 - na, nr0 - nr, h->conf.expire_s);
+		h->dirty = true;
+	}
 	flush(h);
 }
 
@@ -169,6 +178,8 @@ struct hsrv *hsrv_new(struct event_base *base, const struct hsrv_conf *c,
 	hstate_params_default(&p);
 	if (c->quorum > 0)
 		p.quorum = c->quorum;
+	p.min_regions = c->min_regions;
+	p.expire_s = c->expire_s;
 	h->st = hstate_new(&p);
 	if (!h->st) {
 		log_err("health: bad parameters (quorum %.2f)", c->quorum);

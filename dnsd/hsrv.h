@@ -30,6 +30,8 @@ struct hsrv_conf {
 	const char *db_path;         /* for logs */
 	double default_interval;     /* agents' --interval for checks without one */
 	double quorum;               /* fraction of fresh agents that must say up */
+	unsigned min_regions;        /* regions a down verdict needs (0: any) */
+	double expire_s;             /* forget agents silent this long (0: never) */
 	/* Takes ownership of view (hstate_view_free when retired). */
 	void (*publish)(void *ctx, struct hstate_view *view);
 	/* Optional: each transition as it is logged, subject "SERVICE

@@ -378,16 +378,43 @@ static void tcp_event(struct bufferevent *bev, short what, void *arg)
 	tcp_close(c);
 }
 
+/* Closes peer's longest idle connection on this worker when it already
+ * holds tcp_max_per_source of them (0: no such cap). */
+static void tcp_source_cap(struct worker *w, const struct in6_addr *peer)
+{
+	unsigned cap = w->net->conf.tcp_max_per_source, n = 0;
+	struct tcp_conn *oldest = NULL;
+
+	if (!cap)
+		return;
+	for (struct tcp_conn *c = w->lru_head; c; c = c->next) {
+		if (memcmp(&c->peer, peer, sizeof(*peer)) != 0)
+			continue;
+		if (!oldest)
+			oldest = c;
+		n++;
+	}
+	if (n >= cap && oldest) {
+		stats_inc(&w->stats.tcp_closed_cap);
+		tcp_close(oldest);
+	}
+}
+
 static void tcp_accept(struct evconnlistener *l, evutil_socket_t fd,
 		       struct sockaddr *sa, int salen, void *arg)
 {
 	struct worker *w = arg;
 	struct tcp_conn *c;
 	struct timeval tv = { .tv_sec = w->net->conf.tcp_idle_timeout };
+	struct in6_addr peer;
 
 	(void)l;
 	(void)salen;
 	stats_inc(&w->stats.tcp_accepted);
+	to_client(sa, &peer);
+	/* One source holds at most tcp_max_per_source of this worker's
+	 * connections: its own longest idle makes room. */
+	tcp_source_cap(w, &peer);
 	/* At the cap, the longest idle connection makes room (RFC 7766 6.2.3
 	 * lets a server close idle connections). */
 	if (w->n_conns >= w->net->conf.tcp_max_clients && w->lru_head) {
@@ -400,7 +427,7 @@ static void tcp_accept(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	c->w = w;
-	to_client(sa, &c->peer);
+	c->peer = peer;
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
 		close(fd);

@@ -18,6 +18,7 @@ struct net_conf {
 	unsigned threads;
 	unsigned tcp_idle_timeout;   /* seconds */
 	unsigned tcp_max_clients;    /* per worker */
+	unsigned tcp_max_per_source; /* per worker and source address; 0: off */
 	/* UDP response rate limiting; NULL or rate 0: off. Read only by
 	 * net_new (each UDP thread copies it into its own table); with it on,
 	 * a reuseport BPF program steers each source prefix to one thread. */

@@ -43,6 +43,7 @@ unsigned wire_name_labels(const uint8_t *name)
 int wire_read_name(const uint8_t *pkt, size_t len, size_t *off, uint8_t *out)
 {
 	size_t pos = *off, end = 0, total = 0;
+	unsigned jumps = 0;
 	bool jumped = false;
 
 	for (;;) {
@@ -59,7 +60,7 @@ int wire_read_name(const uint8_t *pkt, size_t len, size_t *off, uint8_t *out)
 			ptr = (size_t)(c & 0x3f) << 8 | pkt[pos + 1];
 			/* Only strictly backward pointers: that excludes
 			 * loops and forward references in one test. */
-			if (ptr >= pos)
+			if (ptr >= pos || ++jumps > WIRE_PTR_MAX)
 				return -1;
 			if (!jumped) {
 				end = pos + 2;
@@ -238,6 +239,8 @@ enum wire_status wire_parse_query(const uint8_t *pkt, size_t len,
 	ns = wire_get16(pkt + 8);
 	ar = wire_get16(pkt + 10);
 	off = q->question_end;
+	if (an + ns + ar > WIRE_RR_MAX)
+		return WIRE_FORMERR;
 	/* Records in a query are odd but legal; skip them with full checks, so
 	 * that lying counts and bad names are FORMERR, never an overread. */
 	for (unsigned i = 0; i < an + ns + ar; i++) {

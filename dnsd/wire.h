@@ -16,6 +16,15 @@
 #define WIRE_HDR       12
 #define WIRE_NAME_MAX  255
 #define WIRE_LABEL_MAX 63
+/* Parsing bounds against crafted queries: compression pointers followed
+ * in one name (a chain of pointers to pointers would otherwise cost a
+ * step per two octets of the message, for every name that enters it), and
+ * records in the answer, authority and additional sections of a query
+ * (a query needs its OPT, perhaps a TSIG; an IXFR carries one SOA; more
+ * are legal but pointless). More of either is FORMERR; with both bounds a
+ * query costs at most 64 x (16 jumps + 255 octets) of name parsing. */
+#define WIRE_PTR_MAX   16
+#define WIRE_RR_MAX    64
 
 enum {
 	RCODE_NOERROR = 0, RCODE_FORMERR = 1, RCODE_SERVFAIL = 2,

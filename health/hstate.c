@@ -45,6 +45,7 @@ struct ep {
 struct agent {
 	char name[HSTATE_NAME_MAX];
 	uint32_t region;
+	double seen;              /* last report */
 };
 
 struct region {
@@ -63,6 +64,7 @@ struct hstate {
 	size_t n_regions, cap_regions;
 	struct hstate_event *ev;
 	size_t n_ev, cap_ev;
+	double last_expire;
 };
 
 void hstate_params_default(struct hstate_params *p)
@@ -70,6 +72,8 @@ void hstate_params_default(struct hstate_params *p)
 	p->quorum = 0.5;
 	p->alpha = 0.3;
 	p->stale_mult = 3;
+	p->min_regions = 0;
+	p->expire_s = 0;
 }
 
 struct hstate *hstate_new(const struct hstate_params *p)
@@ -77,7 +81,8 @@ struct hstate *hstate_new(const struct hstate_params *p)
 	struct hstate *h;
 
 	if (p && (!(p->quorum >= 0 && p->quorum < 1) ||
-	          !(p->alpha > 0 && p->alpha <= 1) || !(p->stale_mult > 0)))
+	          !(p->alpha > 0 && p->alpha <= 1) || !(p->stale_mult > 0) ||
+	          p->min_regions > 64 || !(p->expire_s >= 0)))
 		return NULL;
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return NULL;
@@ -218,6 +223,9 @@ static long intern(struct hstate *h, const char *agent, const char *region,
 {
 	long ai = agent_find(h, agent), ri = region_find(h, region);
 
+	if ((ri < 0 && h->n_regions >= HSTATE_MAX_REGIONS) ||
+	    (ai < 0 && h->n_agents >= HSTATE_MAX_AGENTS))
+		return -ENOSPC;
 	if (ri < 0) {
 		if (grow((void **)&h->regions, &h->cap_regions,
 		         h->n_regions + 1, sizeof(*h->regions)) < 0)
@@ -228,13 +236,12 @@ static long intern(struct hstate *h, const char *agent, const char *region,
 		h->n_regions++;
 	}
 	if (ai < 0) {
-		if (h->n_agents >= HSTATE_MAX_AGENTS)
-			return -EINVAL;
 		if (grow((void **)&h->agents, &h->cap_agents,
 		         h->n_agents + 1, sizeof(*h->agents)) < 0)
 			return -ENOMEM;
 		ai = (long)h->n_agents++;
 		snprintf(h->agents[ai].name, HSTATE_NAME_MAX, "%s", agent);
+		h->agents[ai].seen = 0;
 	}
 	h->agents[ai].region = (uint32_t)ri;
 	if (has_coords) {
@@ -259,6 +266,32 @@ static int push_event(struct hstate *h, const struct hstate_event *ev)
 		return -ENOMEM;
 	h->ev[h->n_ev++] = *ev;
 	return 0;
+}
+
+/* Distinct regions of the fresh agents voting down on e (stops counting
+ * at min_regions). */
+static size_t down_regions(const struct hstate *h, const struct ep *e,
+                           double window, double now)
+{
+	uint32_t seen[64];
+	size_t n = 0, want = h->p.min_regions;
+
+	if (want > sizeof(seen) / sizeof(seen[0]))
+		want = sizeof(seen) / sizeof(seen[0]);
+	for (size_t i = 0; i < e->n_obs && n < want; i++) {
+		const struct obs *o = &e->obs[i];
+		uint32_t r;
+		size_t k;
+
+		if (now - o->seen > window || o->state != HSTATE_DOWN)
+			continue;
+		r = h->agents[o->agent].region;
+		for (k = 0; k < n && seen[k] != r; k++)
+			;
+		if (k == n)
+			seen[n++] = r;
+	}
+	return n;
 }
 
 /* The quorum rule of hstate.h, plus event and reason bookkeeping. */
@@ -294,6 +327,19 @@ static void evaluate(struct hstate *h, struct ep *e, double now)
 		snprintf(why, sizeof(why),
 		         "%zu of %zu fresh agents report up (quorum > %.0f%%)",
 		         ups, voters, h->p.quorum * 100);
+		if (ns == HSTATE_DOWN && h->p.min_regions > 1) {
+			size_t nr = down_regions(h, e, window, now);
+
+			if (nr < h->p.min_regions) {
+				ns = HSTATE_UP;
+				snprintf(why, sizeof(why),
+				         "%zu of %zu fresh agents report up; "
+				         "down votes from %zu region%s, fewer "
+				         "than %u", ups, voters, nr,
+				         nr == 1 ? "" : "s",
+				         h->p.min_regions);
+			}
+		}
 	}
 	if (ns != e->state || nstale != e->stale) {
 		struct hstate_event ev = {
@@ -379,9 +425,12 @@ int hstate_report(struct hstate *h, const struct hstate_agent *a,
 	if ((ai = intern(h, a->name, a->region, a->has_coords, a->lat,
 	                 a->lon)) < 0) {
 		snprintf(err, errlen, "agent %s: %s", a->name,
-		         ai == -EINVAL ? "too many agents" : "out of memory");
+		         ai == -ENOSPC ? "too many agents or regions (a new "
+		         "one is accepted when one has been silent long "
+		         "enough to be forgotten)" : "out of memory");
 		return (int)ai;
 	}
+	h->agents[ai].seen = now;
 	for (size_t i = 0; i < n; i++)
 		if (reserve(ep_find(h, res[i].id), (uint32_t)ai,
 		            h->n_regions) < 0) {
@@ -430,6 +479,89 @@ void hstate_tick(struct hstate *h, double now)
 {
 	for (size_t i = 0; i < h->n_eps; i++)
 		evaluate(h, &h->eps[i], now);
+	if (h->p.expire_s > 0 && now - h->last_expire >= 10)
+		hstate_expire(h, now);
+}
+
+void hstate_counts(const struct hstate *h, size_t *agents, size_t *regions)
+{
+	*agents = h->n_agents;
+	*regions = h->n_regions;
+}
+
+size_t hstate_expire(struct hstate *h, double now)
+{
+	uint32_t *amap = NULL, *rmap = NULL;
+	bool *rused = NULL;
+	size_t na = 0, nr = 0, gone;
+
+	h->last_expire = now;
+	if (!(h->p.expire_s > 0) || !h->n_agents)
+		return 0;
+	amap = malloc(h->n_agents * sizeof(*amap));
+	rmap = malloc((h->n_regions + 1) * sizeof(*rmap));
+	rused = calloc(h->n_regions + 1, sizeof(*rused));
+	if (!amap || !rmap || !rused) {
+		gone = 0;
+		goto out;
+	}
+	/* Agents: silent for expire_s and for the window of every endpoint
+	 * they observed (so no fresh observation is ever dropped). */
+	for (size_t i = 0; i < h->n_agents; i++)
+		amap[i] = now - h->agents[i].seen > h->p.expire_s ? UINT32_MAX
+		                                                   : 0;
+	for (size_t i = 0; i < h->n_eps; i++) {
+		const struct ep *e = &h->eps[i];
+		double window = h->p.stale_mult * e->interval;
+
+		for (size_t k = 0; k < e->n_obs; k++)
+			if (now - e->obs[k].seen <= window)
+				amap[e->obs[k].agent] = 0;
+	}
+	for (size_t i = 0; i < h->n_agents; i++) {
+		if (amap[i] == UINT32_MAX)
+			continue;
+		amap[i] = (uint32_t)na;
+		h->agents[na++] = h->agents[i];
+	}
+	gone = h->n_agents - na;
+	h->n_agents = na;
+	/* Regions: those an agent is still in. */
+	for (size_t i = 0; i < na; i++)
+		rused[h->agents[i].region] = true;
+	for (size_t r = 0; r < h->n_regions; r++) {
+		rmap[r] = rused[r] ? (uint32_t)nr : UINT32_MAX;
+		if (rused[r])
+			h->regions[nr++] = h->regions[r];
+	}
+	for (size_t i = 0; i < na; i++)
+		h->agents[i].region = rmap[h->agents[i].region];
+	for (size_t i = 0; i < h->n_eps; i++) {
+		struct ep *e = &h->eps[i];
+		size_t k = 0;
+
+		for (size_t j = 0; j < e->n_obs; j++) {
+			if (amap[e->obs[j].agent] == UINT32_MAX)
+				continue;
+			e->obs[k] = e->obs[j];
+			e->obs[k++].agent = amap[e->obs[j].agent];
+		}
+		e->n_obs = k;
+		if (nr != h->n_regions) {
+			size_t m = 0;
+
+			for (size_t r = 0; r < e->n_lat && r < h->n_regions; r++)
+				if (rmap[r] != UINT32_MAX)
+					e->lat[m++] = e->lat[r];
+			e->n_lat = m;
+		}
+	}
+	h->n_regions = nr;
+out:
+	free(amap);
+	free(rmap);
+	free(rused);
+	return gone;
 }
 
 size_t hstate_take_events(struct hstate *h, struct hstate_event *out,
@@ -657,6 +789,8 @@ int hstate_restore(struct hstate *h, const struct hstate_rows *rows,
 		}
 		if (reserve(e, (uint32_t)ai, h->n_regions) < 0)
 			return -ENOMEM;
+		if (r->seen > h->agents[ai].seen)
+			h->agents[ai].seen = r->seen;
 		if (!(o = obs_find(e, (uint32_t)ai))) {
 			o = &e->obs[e->n_obs++];
 			memset(o, 0, sizeof(*o));
@@ -681,6 +815,10 @@ int hstate_restore(struct hstate *h, const struct hstate_rows *rows,
 			continue;
 		}
 		if ((ri = region_find(h, r->region)) < 0) {
+			if (h->n_regions >= HSTATE_MAX_REGIONS) {
+				skip++;
+				continue;
+			}
 			if (grow((void **)&h->regions, &h->cap_regions,
 			         h->n_regions + 1, sizeof(*h->regions)) < 0)
 				return -ENOMEM;

@@ -33,6 +33,7 @@ enum hstate_state { HSTATE_UNKNOWN = 0, HSTATE_UP = 1, HSTATE_DOWN = 2 };
 #define HSTATE_DETAIL_MAX 128   /* result detail, bytes incl. NUL */
 #define HSTATE_REASON_MAX 160   /* transition reason, bytes incl. NUL */
 #define HSTATE_MAX_AGENTS 1024
+#define HSTATE_MAX_REGIONS 256
 
 struct hstate;                                  /* opaque */
 
@@ -40,8 +41,19 @@ struct hstate_params {
 	double quorum;       /* up when ups > quorum x voters; 0 <= q < 1 */
 	double alpha;        /* EWMA weight of a new sample, 0 < alpha <= 1 */
 	double stale_mult;   /* fresh = received within stale_mult x interval */
+	/* A down verdict needs down votes from agents in at least this many
+	 * distinct regions; with fewer the endpoint is judged up (a single
+	 * region, or hosts sharing one, cannot take it down). 0 or 1: off. */
+	unsigned min_regions;
+	/* An agent that has not reported for this long (seconds; and never
+	 * less than the staleness window of an endpoint it reported on) is
+	 * forgotten with its observations, and a region no agent is in any
+	 * more with its RTTs: the agent and region tables (at most
+	 * HSTATE_MAX_AGENTS and HSTATE_MAX_REGIONS) make room again.
+	 * 0: never. */
+	double expire_s;
 };
-/* quorum 0.5, alpha 0.3, stale_mult 3. */
+/* quorum 0.5, alpha 0.3, stale_mult 3, min_regions 0, expire_s 0. */
 void hstate_params_default(struct hstate_params *p);
 
 /* New state with no endpoints, or NULL (-ENOMEM, or params out of range).
@@ -80,16 +92,24 @@ struct hstate_result {
 };
 /* Folds one batch received at time now. Everything is validated first:
  * returns -ENOENT if a result names an endpoint not set (err names the
- * first such id), -EINVAL for a bad agent, region or state, -ENOMEM; on
+ * first such id), -EINVAL for a bad agent, region or state, -ENOSPC for a
+ * new agent or region past HSTATE_MAX_AGENTS or HSTATE_MAX_REGIONS,
+ * -ENOMEM; on
  * any error nothing changed. Affected endpoints are re-evaluated and
  * transitions queued (hstate_take_events). */
 int hstate_report(struct hstate *h, const struct hstate_agent *a,
                   const struct hstate_result *res, size_t n, double now,
                   char *err, size_t errlen);
 
-/* Re-evaluates every endpoint at time now (reports age into staleness);
- * call about once a second. */
+/* Re-evaluates every endpoint at time now (reports age into staleness),
+ * and every 10 s forgets what expire_s says; call about once a second. */
 void hstate_tick(struct hstate *h, double now);
+
+/* Forgets now the agents and regions that expire_s says to (see
+ * hstate_params); returns how many agents were forgotten. */
+size_t hstate_expire(struct hstate *h, double now);
+/* Agents and regions currently known. */
+void hstate_counts(const struct hstate *h, size_t *agents, size_t *regions);
 
 /* A transition of an endpoint's quorum state or of its stale flag. */
 struct hstate_event {

@@ -19,13 +19,19 @@
 #include <strings.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "common/log.h"
 
@@ -38,6 +44,8 @@ struct server {
 	char host[PCHECK_HOST_MAX];
 	uint16_t port;
 	char prefix[256];
+	bool tls;                       /* https:// */
+	bool renew;                     /* TLS connection closed: make anew */
 	struct evhttp_connection *conn;
 	struct event *batch_timer, *fetch_timer;
 	bool fetching, reporting;
@@ -73,6 +81,7 @@ struct agent {
 	struct event_base *base;
 	struct evdns_base *dns;
 	struct pcheck_env env;
+	SSL_CTX *api_tls;               /* for https servers */
 	struct server srv[PROBE_MAX_SERVERS];
 	struct check **checks;
 	size_t n_checks, cap_checks;
@@ -239,7 +248,8 @@ int probe_check_parse(const json_t *o, size_t idx, double default_interval,
 }
 
 int probe_server_parse(const char *url, char *host, size_t hostlen,
-                       uint16_t *port, char *prefix, size_t prefixlen)
+                       uint16_t *port, char *prefix, size_t prefixlen,
+                       bool *tls)
 {
 	struct evhttp_uri *u = evhttp_uri_parse(url);
 	const char *scheme, *h, *path;
@@ -251,7 +261,8 @@ int probe_server_parse(const char *url, char *host, size_t hostlen,
 	h = evhttp_uri_get_host(u);
 	p = evhttp_uri_get_port(u);
 	path = evhttp_uri_get_path(u);
-	if (!scheme || strcasecmp(scheme, "http") != 0 || !h || !*h ||
+	if (!scheme || (strcasecmp(scheme, "http") != 0 &&
+	                strcasecmp(scheme, "https") != 0) || !h || !*h ||
 	    strlen(h) >= hostlen || p == 0 || p > 65535 ||
 	    evhttp_uri_get_query(u) || evhttp_uri_get_fragment(u))
 		goto out;
@@ -260,7 +271,8 @@ int probe_server_parse(const char *url, char *host, size_t hostlen,
 		snprintf(host, hostlen, "%.*s", (int)strlen(h) - 2, h + 1);
 	else
 		snprintf(host, hostlen, "%s", h);
-	*port = (uint16_t)(p < 0 ? 80 : p);
+	*tls = strcasecmp(scheme, "https") == 0;
+	*port = (uint16_t)(p < 0 ? (*tls ? 443 : 80) : p);
 	if (!path)
 		path = "";
 	if (strlen(path) >= prefixlen)
@@ -273,6 +285,30 @@ int probe_server_parse(const char *url, char *host, size_t hostlen,
 out:
 	evhttp_uri_free(u);
 	return rc;
+}
+
+SSL_CTX *probe_api_tls_new(const char *ca_file, char *err, size_t errlen)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+
+	if (!c) {
+		snprintf(err, errlen, "tls: cannot create context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+	if (ca_file ? SSL_CTX_load_verify_locations(c, ca_file, NULL) != 1
+	            : SSL_CTX_set_default_verify_paths(c) != 1) {
+		char e[160];
+
+		ERR_error_string_n(ERR_peek_last_error(), e, sizeof(e));
+		ERR_clear_error();
+		snprintf(err, errlen, "--ca-file %s: %s",
+		         ca_file ? ca_file : "(system store)", e);
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+	return c;
 }
 
 /* ---- checks ----------------------------------------------------------- */
@@ -476,6 +512,103 @@ static void on_req_error(enum evhttp_request_error e, void *arg)
 
 	sv->last_err = e;
 	sv->got_err = true;
+	if (sv->tls && sv->conn) {
+		struct bufferevent *bev = evhttp_connection_get_bufferevent(
+			sv->conn);
+		SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+		long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+		unsigned long te = bev ? bufferevent_get_openssl_error(bev) : 0;
+
+		if (v != X509_V_OK)
+			log_warn("probe %s: server %s: tls: certificate not "
+			         "verified: %s", sv->ag->c->name, sv->url,
+			         X509_verify_cert_error_string(v));
+		else if (te) {
+			char buf[200];
+
+			ERR_error_string_n(te, buf, sizeof(buf));
+			log_warn("probe %s: server %s: tls: %s",
+			         sv->ag->c->name, sv->url, buf);
+		}
+		sv->renew = true;
+	}
+}
+
+static void on_conn_close(struct evhttp_connection *conn, void *arg)
+{
+	struct server *sv = arg;
+
+	(void)conn;
+	sv->renew = true;
+}
+
+/* A new connection to the server: plain, or TLS verified against the CA
+ * file (or the system store) with the server's host name or address
+ * checked against its certificate. NULL on out of memory. */
+static struct evhttp_connection *server_conn_new(struct server *sv)
+{
+	struct agent *ag = sv->ag;
+	struct evhttp_connection *c;
+	struct bufferevent *bev;
+	struct in6_addr a6;
+	SSL *ssl;
+
+	if (!sv->tls)
+		return evhttp_connection_base_new(ag->base, ag->dns, sv->host,
+		                                  sv->port);
+	if (!(ssl = SSL_new(ag->api_tls)))
+		return NULL;
+	if (inet_pton(AF_INET, sv->host, &a6) == 1 ||
+	    inet_pton(AF_INET6, sv->host, &a6) == 1) {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), sv->host);
+	} else {
+		SSL_set_tlsext_host_name(ssl, sv->host);
+		X509_VERIFY_PARAM_set_hostflags(SSL_get0_param(ssl),
+			X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), sv->host, 0);
+	}
+	bev = bufferevent_openssl_socket_new(ag->base, -1, ssl,
+	                                     BUFFEREVENT_SSL_CONNECTING,
+	                                     BEV_OPT_CLOSE_ON_FREE |
+	                                     BEV_OPT_DEFER_CALLBACKS);
+	if (!bev) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	c = evhttp_connection_base_bufferevent_new(ag->base, ag->dns, bev,
+	                                           sv->host, sv->port);
+	if (!c) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	/* A TLS session is not resumed on the same object after a close:
+	 * the next request gets a fresh connection (server_conn). */
+	evhttp_connection_set_closecb(c, on_conn_close, sv);
+	return c;
+}
+
+/* The connection for the next request: sv->conn, replaced by a fresh one
+ * when a TLS connection closed and no request is under way on it. */
+static struct evhttp_connection *server_conn(struct server *sv)
+{
+	struct timeval tv = tv_of(sv->ag->c->http_timeout);
+	struct evhttp_connection *c;
+
+	if (sv->conn && !(sv->renew && !sv->fetching && !sv->reporting))
+		return sv->conn;
+	if (!(c = server_conn_new(sv)))
+		return sv->conn;
+	evhttp_connection_set_timeout_tv(c, &tv);
+	evhttp_connection_set_retries(c, 0);
+	/* A server (or whoever sits between) cannot make the agent buffer
+	 * an unbounded answer. */
+	evhttp_connection_set_max_body_size(c, PROBE_LIST_BYTES_MAX);
+	if (sv->conn)
+		evhttp_connection_free(sv->conn);
+	sv->conn = c;
+	sv->renew = false;
+	return c;
 }
 
 static struct evhttp_request *request_new(struct server *sv,
@@ -560,9 +693,13 @@ static void on_checks_reply(struct evhttp_request *req, void *arg)
 		root = json_loadb(p ? p : "", len, 0, &je);
 	}
 	arr = root ? json_object_get(root, "checks") : NULL;
-	if (!json_is_array(arr)) {
-		snprintf(why, sizeof(why), "malformed check list: %s",
-		         root ? "no \"checks\" array" : je.text);
+	if (!json_is_array(arr) || json_array_size(arr) > PROBE_CHECKS_MAX) {
+		if (json_is_array(arr))
+			snprintf(why, sizeof(why), "check list refused: more "
+			         "than %d checks", PROBE_CHECKS_MAX);
+		else
+			snprintf(why, sizeof(why), "malformed check list: %s",
+			         root ? "no \"checks\" array" : je.text);
 		note_outcome(sv, "GET /v1/checks", &sv->fetch_status, -2, why);
 		json_decref(root);
 		return;
@@ -628,7 +765,7 @@ static void on_fetch_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	snprintf(path, sizeof(path), "%s/v1/checks", sv->prefix);
 	sv->got_err = false;
-	if (evhttp_make_request(sv->conn, req, EVHTTP_REQ_GET, path) == 0)
+	if (evhttp_make_request(server_conn(sv), req, EVHTTP_REQ_GET, path) == 0)
 		sv->fetching = true;     /* on failure libevent freed req */
 }
 
@@ -769,7 +906,8 @@ static void on_batch_timer(evutil_socket_t fd, short what, void *arg)
 	free(body);
 	snprintf(path, sizeof(path), "%s/v1/reports", sv->prefix);
 	sv->got_err = false;
-	if (evhttp_make_request(sv->conn, req, EVHTTP_REQ_POST, path) == 0) {
+	if (evhttp_make_request(server_conn(sv), req, EVHTTP_REQ_POST,
+	                        path) == 0) {
 		sv->reporting = true;
 	} else {
 		for (size_t i = 0; i < ag->n_checks; i++)
@@ -789,13 +927,22 @@ static int server_init(struct agent *ag, size_t i)
 	sv->report_status = sv->fetch_status = 200;  /* log first failure */
 	sv->generation = -1;
 	if (probe_server_parse(sv->url, sv->host, sizeof(sv->host), &sv->port,
-	                       sv->prefix, sizeof(sv->prefix)) < 0) {
-		log_err("probe %s: --server %s: expected http://HOST[:PORT]"
+	                       sv->prefix, sizeof(sv->prefix), &sv->tls) < 0) {
+		log_err("probe %s: --server %s: expected http[s]://HOST[:PORT]"
 		        "[/PREFIX]", ag->c->name, sv->url);
 		return -EINVAL;
 	}
-	sv->conn = evhttp_connection_base_new(ag->base, ag->dns, sv->host,
-	                                      sv->port);
+	if (sv->tls && !ag->api_tls) {
+		char err[200];
+
+		if (!(ag->api_tls = probe_api_tls_new(ag->c->ca_file, err,
+		                                      sizeof(err)))) {
+			log_err("probe %s: %s", ag->c->name, err);
+			return -EINVAL;
+		}
+	}
+	sv->renew = true;
+	sv->conn = server_conn(sv);
 	sv->fetch_timer = evtimer_new(ag->base, on_fetch_timer, sv);
 	sv->batch_timer = event_new(ag->base, -1, EV_PERSIST, on_batch_timer,
 	                            sv);
@@ -804,9 +951,6 @@ static int server_init(struct agent *ag, size_t i)
 		        sv->url);
 		return -ENOMEM;
 	}
-	tv = tv_of(ag->c->http_timeout);
-	evhttp_connection_set_timeout_tv(sv->conn, &tv);
-	evhttp_connection_set_retries(sv->conn, 0);
 	tv = tv_of(ag->c->batch);
 	event_add(sv->batch_timer, &tv);
 	schedule_fetch(sv, 0);
@@ -900,6 +1044,7 @@ out:
 			event_free(sigs[i]);
 	if (ag.env.ssl)
 		SSL_CTX_free(ag.env.ssl);
+	SSL_CTX_free(ag.api_tls);
 	if (ag.dns)
 		evdns_base_free(ag.dns, 0);
 	event_base_free(ag.base);

@@ -14,6 +14,8 @@
 #include "health/pcheck.h"
 
 #define PROBE_MAX_SERVERS 16
+#define PROBE_CHECKS_MAX 100000                  /* per check list */
+#define PROBE_LIST_BYTES_MAX (64 * 1024 * 1024)  /* GET /v1/checks body */
 
 struct probe_conf {
 	const char *name, *region;
@@ -22,6 +24,7 @@ struct probe_conf {
 	const char *servers[PROBE_MAX_SERVERS]; /* API base URLs */
 	size_t n_servers;
 	const char *token;
+	const char *ca_file;    /* PEM CAs for https servers; NULL: system's */
 	double interval;        /* default check interval, s (>= 1) */
 	double refresh;         /* check-list refetch period, s */
 	double batch;           /* minimum time between reports, s */
@@ -43,9 +46,15 @@ struct probe_check_def {
 int probe_check_parse(const json_t *o, size_t idx, double default_interval,
                       struct probe_check_def *out, char *err, size_t errlen);
 
-/* Parses an API base URL "http://HOST[:PORT][/PREFIX]". 0 or -EINVAL. */
+/* Parses an API base URL "http[s]://HOST[:PORT][/PREFIX]" (*tls: https).
+ * 0 or -EINVAL. */
 int probe_server_parse(const char *url, char *host, size_t hostlen,
-                       uint16_t *port, char *prefix, size_t prefixlen);
+                       uint16_t *port, char *prefix, size_t prefixlen,
+                       bool *tls);
+/* The TLS client context for https servers: TLS 1.2 or later, the peer
+ * verified against the PEM CAs in ca_file (NULL: the system store). NULL
+ * with err on failure. */
+SSL_CTX *probe_api_tls_new(const char *ca_file, char *err, size_t errlen);
 
 /* Runs the agent until SIGTERM or SIGINT. Returns the exit status: 0 after
  * a signal, 1 if the loop could not be set up (logged). */

@@ -28,8 +28,10 @@ static void usage(FILE *f)
 "  --name NAME           agent name (unique per agent)\n"
 "  --region REGION       region this agent measures from\n"
 "  --lat DEG --lon DEG   agent coordinates (optional, together)\n"
-"  --server URL          dnsd API base URL, e.g. http://127.0.0.1:8053\n"
-"                        (repeatable, up to %d)\n"
+"  --server URL          dnsd API base URL, e.g. http://127.0.0.1:8053 or\n"
+"                        https://dnsd.example:8053 (repeatable, up to %d)\n"
+"  --ca-file FILE        PEM CAs that verify https servers (default: the\n"
+"                        system store); the URL's host must match\n"
 "  --token-file FILE     bearer token on the first line\n"
 "  --interval SECONDS    interval of checks that set none (default 10, min 1)\n"
 "  --refresh SECONDS     check-list refetch period (default 10)\n"
@@ -58,7 +60,7 @@ int main(int argc, char **argv)
 {
 	enum { O_NAME = 256, O_REGION, O_LAT, O_LON, O_SERVER, O_TOKEN,
 	       O_INTERVAL, O_REFRESH, O_BATCH, O_APITO, O_LOG, O_LOGFMT, O_HELP,
-	       O_VERSION };
+	       O_VERSION, O_CAFILE };
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, O_NAME },
 		{ "region", required_argument, NULL, O_REGION },
@@ -66,6 +68,7 @@ int main(int argc, char **argv)
 		{ "lon", required_argument, NULL, O_LON },
 		{ "server", required_argument, NULL, O_SERVER },
 		{ "token-file", required_argument, NULL, O_TOKEN },
+		{ "ca-file", required_argument, NULL, O_CAFILE },
 		{ "interval", required_argument, NULL, O_INTERVAL },
 		{ "refresh", required_argument, NULL, O_REFRESH },
 		{ "batch", required_argument, NULL, O_BATCH },
@@ -107,6 +110,7 @@ int main(int argc, char **argv)
 			c.servers[c.n_servers++] = optarg;
 			break;
 		case O_TOKEN: token_file = optarg; break;
+		case O_CAFILE: c.ca_file = optarg; break;
 		case O_INTERVAL:
 			c.interval = num_arg("--interval", optarg, 1, 86400);
 			break;

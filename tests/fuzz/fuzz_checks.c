@@ -64,6 +64,7 @@ static void kf_line(const char *s)
 	char err[300] = "", host[256], prefix[512];
 	unsigned lo, hi;
 	uint16_t port;
+	bool tls;
 	int rc;
 
 	if (pcheck_url_parse(s, &u, err, sizeof(err)) == 0)
@@ -76,7 +77,7 @@ static void kf_line(const char *s)
 	if (pcheck_rcode_parse(s, &rc) == 0 && (rc < 0 || rc > 15))
 		kf_fail("rcode out of bounds", s);
 	if (probe_server_parse(s, host, sizeof(host), &port, prefix,
-			       sizeof(prefix)) == 0 && (!host[0] || port == 0))
+			       sizeof(prefix), &tls) == 0 && (!host[0] || port == 0))
 		kf_fail("server url out of bounds", s);
 }
 

@@ -157,7 +157,9 @@ def is_closed(s):
 def tcp_slowloris_thousand_connections():
     n = 1000
     expect(raise_nofile(n + 200) >= n + 200, "cannot raise RLIMIT_NOFILE")
-    d = start(["--tcp-idle-timeout", "2", "--tcp-max-clients", "2000"])
+    # every connection comes from 127.0.0.1: no per-source cap here
+    d = start(["--tcp-idle-timeout", "2", "--tcp-max-clients", "2000",
+               "--tcp-max-per-source", "0"])
     before = metrics(d)
     t_open = time.monotonic()
     socks = connect_many(d.port, n)
@@ -225,7 +227,8 @@ def tcp_slowloris_thousand_connections():
 @test
 def tcp_max_clients_enforced():
     cap = 50
-    d = start(["--tcp-idle-timeout", "30", "--tcp-max-clients", str(cap)], threads=1)
+    d = start(["--tcp-idle-timeout", "30", "--tcp-max-clients", str(cap),
+               "--tcp-max-per-source", "0"], threads=1)
     before = metrics(d)
     socks = connect_many(d.port, 4 * cap)
     time.sleep(0.5)

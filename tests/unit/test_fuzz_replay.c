@@ -34,6 +34,12 @@
 #define LLVMFuzzerTestOneInput fuzz_xdp_input
 #include "tests/fuzz/fuzz_xdp.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_cred_input
+#include "tests/fuzz/fuzz_cred.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_apireq_input
+#include "tests/fuzz/fuzz_apireq.c"
+#undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_keyfile_input
 #include "tests/fuzz/fuzz_keyfile.c"
 #undef LLVMFuzzerTestOneInput
@@ -88,6 +94,8 @@ int main(void)
 		{ "checks", fuzz_checks_input, 256 * 1024, 10 },
 		{ "store", fuzz_store_input, 16383, 10 },
 		{ "xdp", fuzz_xdp_input, XDP_FRAME_SIZE, 50 },
+		{ "cred", fuzz_cred_input, 256 * 1024, 10 },
+		{ "apireq", fuzz_apireq_input, 64 * 1024, 10 },
 		{ "keyfile", fuzz_keyfile_input, 65536, 20 },
 	};
 

@@ -97,6 +97,140 @@ static void test_quorum_table(void)
 	}
 }
 
+/* quorum-min-regions: a down verdict needs down votes from that many
+ * regions; agents in one region cannot take an endpoint down alone. */
+static void test_min_regions(void)
+{
+	static const struct hstate_agent B1 = { "eu-2", "eu", false, 0, 0 };
+	static const struct hstate_agent B2 = { "eu-3", "eu", false, 0, 0 };
+	static const struct {
+		const char *name;
+		unsigned min_regions;
+		const struct hstate_agent *down[3];
+		const struct hstate_agent *up[3];
+		uint8_t want;
+	} cases[] = {
+		{ "off: three eu agents down, one us up", 0,
+		  { &A1, &B1, &B2 }, { &A2 }, HSTATE_DOWN },
+		{ "2 regions: three eu agents down, one us up", 2,
+		  { &A1, &B1, &B2 }, { &A2 }, HSTATE_UP },
+		{ "2 regions: eu and us down, ap up", 2,
+		  { &A1, &A2 }, { &A3 }, HSTATE_DOWN },
+		{ "3 regions: eu and us down, ap up", 3,
+		  { &A1, &A2 }, { &A3 }, HSTATE_UP },
+		{ "1 region is no rule", 1, { &A1 }, { 0 }, HSTATE_DOWN },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hstate_params p;
+		struct hstate_ep ep = { 1, 1.0 };
+		struct hstate *h;
+		uint8_t s;
+
+		hstate_params_default(&p);
+		p.min_regions = cases[i].min_regions;
+		h = hstate_new(&p);
+		CHECK(h && hstate_set_endpoints(h, &ep, 1) == 0, "%s: setup",
+		      cases[i].name);
+		if (!h)
+			continue;
+		for (int a = 0; a < 3; a++) {
+			if (cases[i].down[a])
+				send1(h, cases[i].down[a], 1, HSTATE_DOWN, 5, T0);
+			if (cases[i].up[a])
+				send1(h, cases[i].up[a], 1, HSTATE_UP, 5, T0);
+		}
+		hstate_tick(h, T0 + 0.5);
+		s = state_of(h, 1, NULL);
+		CHECK(s == cases[i].want, "%s: state %s, want %s", cases[i].name,
+		      hstate_state_name(s), hstate_state_name(cases[i].want));
+		hstate_free(h);
+	}
+	{
+		struct hstate_params p;
+
+		hstate_params_default(&p);
+		p.min_regions = 65;
+		CHECK(hstate_new(&p) == NULL, "min_regions 65 refused");
+	}
+}
+
+/* Invented agent and region names fill bounded tables (-ENOSPC past the
+ * bounds); agents silent past expire_s are forgotten, with the regions no
+ * one is in any more, and make room; a reporting agent keeps its votes
+ * and RTTs. */
+static void test_bounds_and_expiry(void)
+{
+	struct hstate_params p;
+	struct hstate_ep ep = { 1, 1.0 };
+	struct hstate *h;
+	char name[32], region[32], err[256];
+	size_t na, nr;
+	double rtt;
+	int rc = 0;
+
+	hstate_params_default(&p);
+	p.expire_s = 60;
+	h = hstate_new(&p);
+	CHECK(h && hstate_set_endpoints(h, &ep, 1) == 0, "setup");
+	if (!h)
+		return;
+	CHECK(send1(h, &A1, 1, HSTATE_UP, 5, T0) == 0, "real agent");
+	for (int i = 0; i < HSTATE_MAX_REGIONS - 1; i++) {
+		struct hstate_agent a = { name, region, false, 0, 0 };
+
+		snprintf(name, sizeof(name), "ghost-%d", i);
+		snprintf(region, sizeof(region), "r-%d", i);
+		if ((rc = send1(h, &a, 1, HSTATE_DOWN, -1, T0)) != 0)
+			break;
+	}
+	CHECK(rc == 0, "regions up to the bound: %d", rc);
+	{
+		struct hstate_agent a = { "ghost-x", "one-too-many", false, 0, 0 };
+		struct hstate_result r = { .id = 1, .state = HSTATE_DOWN,
+		                           .rtt_ms = -1, .ts = T0 };
+
+		CHECK(hstate_report(h, &a, &r, 1, T0, err, sizeof(err)) ==
+		      -ENOSPC && strstr(err, "too many"), "region past the "
+		      "bound: %s", err);
+	}
+	for (int i = 0; i < HSTATE_MAX_AGENTS; i++) {
+		struct hstate_agent a = { name, "eu", false, 0, 0 };
+
+		snprintf(name, sizeof(name), "eu-ghost-%d", i);
+		if ((rc = send1(h, &a, 1, HSTATE_DOWN, -1, T0)) != 0)
+			break;
+	}
+	CHECK(rc == -ENOSPC, "agents past the bound: %d", rc);
+	hstate_counts(h, &na, &nr);
+	CHECK(na == HSTATE_MAX_AGENTS && nr == HSTATE_MAX_REGIONS,
+	      "full: %zu agents, %zu regions", na, nr);
+	/* The real agent keeps reporting; the ghosts fall silent. */
+	CHECK(send1(h, &A1, 1, HSTATE_UP, 7, T0 + 100) == 0, "real agent again");
+	CHECK(hstate_expire(h, T0 + 30) == 0, "silent 30 s: kept");
+	{
+		size_t gone = hstate_expire(h, T0 + 101);
+
+		CHECK(gone == HSTATE_MAX_AGENTS - 1, "every ghost forgotten: "
+		      "%zu", gone);
+	}
+	hstate_tick(h, T0 + 100.5);
+	CHECK(state_of(h, 1, NULL) == HSTATE_UP, "only the real agent: up");
+	hstate_counts(h, &na, &nr);
+	CHECK(na == 1 && nr == 1, "left: %zu agents, %zu regions", na, nr);
+	CHECK(hstate_rtt(h, "eu", 1, &rtt) == 0 && rtt > 0,
+	      "the real agent's region keeps its RTT");
+	CHECK(send1(h, &A2, 1, HSTATE_UP, 5, T0 + 101) == 0,
+	      "a new agent fits again");
+	hstate_tick(h, T0 + 101.5);
+	CHECK(state_of(h, 1, NULL) == HSTATE_UP, "still up");
+	hstate_counts(h, &na, &nr);
+	CHECK(na == 2 && nr == 2, "now: %zu agents, %zu regions", na, nr);
+	/* Fresh observations are never expired, whatever expire_s says. */
+	CHECK(hstate_expire(h, T0 + 102) == 0, "nothing silent yet");
+	hstate_free(h);
+}
+
 static void test_staleness(void)
 {
 	struct hstate_ep ep = { 7, 2.0 };        /* window 3 x 2 s = 6 s */
@@ -243,7 +377,7 @@ static void test_validation(void)
 	CHECK(send1(h, &bad_name, 1, HSTATE_UP, 1, T0) == -EINVAL, "empty name");
 	CHECK(send1(h, &bad_coords, 1, HSTATE_UP, 1, T0) == -EINVAL, "lat 91");
 	CHECK(send1(h, &A1, 1, 3, 1, T0) == -EINVAL, "state 3");
-	CHECK(hstate_new(&(struct hstate_params){ 1.0, 0.3, 3 }) == NULL,
+	CHECK(hstate_new(&(struct hstate_params){ 1.0, 0.3, 3, 0, 0 }) == NULL,
 	      "quorum 1.0 refused");
 	/* Removing an endpoint forgets it; keeping one keeps its state. */
 	send1(h, &A1, 2, HSTATE_UP, 1, T0);
@@ -292,6 +426,8 @@ static void test_export_restore(void)
 int main(void)
 {
 	test_quorum_table();
+	test_min_regions();
+	test_bounds_and_expiry();
 	test_staleness();
 	test_events_once();
 	test_ewma();

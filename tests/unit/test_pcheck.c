@@ -166,7 +166,9 @@ static void test_servers(void)
 		{ "http://127.0.0.1:8053/", 0, "127.0.0.1", 8053, "" },
 		{ "http://[::1]:8053/gslb/", 0, "::1", 8053, "/gslb" },
 		{ "http://dnsd.example", 0, "dnsd.example", 80, "" },
-		{ "https://127.0.0.1:8053", -EINVAL, NULL, 0, NULL },
+		{ "https://127.0.0.1:8053", 0, "127.0.0.1", 8053, "" },
+		{ "https://dnsd.example/api/", 0, "dnsd.example", 443, "/api" },
+		{ "ftp://127.0.0.1:8053", -EINVAL, NULL, 0, NULL },
 		{ "127.0.0.1:8053", -EINVAL, NULL, 0, NULL },
 		{ "http://127.0.0.1:8053/?x=1", -EINVAL, NULL, 0, NULL },
 	};
@@ -174,14 +176,16 @@ static void test_servers(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char host[256] = "", prefix[256] = "";
 		uint16_t port = 0;
+		bool tls = false;
 		int rc = probe_server_parse(cases[i].url, host, sizeof(host), &port,
-		                            prefix, sizeof(prefix));
+		                            prefix, sizeof(prefix), &tls);
 
 		CHECK(rc == cases[i].rc, "server %s: rc %d", cases[i].url, rc);
 		if (rc == 0 && cases[i].rc == 0)
 			CHECK(strcmp(host, cases[i].host) == 0 &&
 			      port == cases[i].port &&
-			      strcmp(prefix, cases[i].prefix) == 0,
+			      strcmp(prefix, cases[i].prefix) == 0 &&
+			      tls == (strncmp(cases[i].url, "https:", 6) == 0),
 			      "server %s: %s %u '%s'", cases[i].url, host, port, prefix);
 	}
 }
