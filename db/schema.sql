@@ -1,9 +1,11 @@
--- db/schema.sql - the SQLite store of balanced names (schema version 1).
+-- db/schema.sql - the SQLite store of balanced names (schema version 2).
 --
 -- This is the current full schema. db/schema_sql.c holds a byte-identical
 -- copy as a C string (tests/unit/test_store.c compares them); store_open()
--- runs it on an empty database and sets PRAGMA user_version = 1. A later
--- version adds a migration step in db/store.c and updates both files.
+-- runs it on an empty database and sets PRAGMA user_version to the current
+-- version. A later version adds a migration step in db/store.c (the
+-- statements that bring the previous version to it) and updates both files.
+-- Version 2 added the table shifts.
 --
 -- Conventions: names (services, CNAME targets) are lower-case, fully
 -- qualified, with the trailing dot. Times are unix seconds (REAL). Config
@@ -158,4 +160,40 @@ CREATE TABLE latency (
 	samples     INTEGER NOT NULL DEFAULT 0,
 	updated     REAL NOT NULL,
 	PRIMARY KEY (region, endpoint_id)
+);
+
+-- A staged traffic shift per service (gslbctl shift; version 2). dnsd's
+-- control thread runs it: it moves the stage on time, and rolls it back when
+-- the target goes down (or its RTT exceeds max_rtt_ms). Kept after it ends
+-- (done, rolled-back, aborted) until the next shift of the service replaces
+-- it, so status can say what happened.
+CREATE TABLE shifts (
+	service_id    INTEGER PRIMARY KEY
+	              REFERENCES services(id) ON DELETE CASCADE,
+	-- The endpoint the answers move to.
+	target_id     INTEGER NOT NULL
+	              REFERENCES endpoints(id) ON DELETE CASCADE,
+	-- Percent of clients on the target per stage: increasing, 1..100,
+	-- ending with 100 ('1,5,25,50,100').
+	steps         TEXT NOT NULL CHECK (length(steps) > 0),
+	-- Seconds from one stage to the next.
+	every         REAL NOT NULL CHECK (every > 0),
+	-- Roll back when the target's RTT (mean over probe regions) exceeds
+	-- this, ms; NULL = RTT is not watched.
+	max_rtt_ms    REAL CHECK (max_rtt_ms IS NULL OR max_rtt_ms > 0),
+	-- Current stage, counting from 1.
+	stage         INTEGER NOT NULL CHECK (stage >= 1),
+	state         TEXT NOT NULL
+	              CHECK (state IN ('running', 'paused', 'done',
+	                               'rolled-back', 'aborted')),
+	started       REAL NOT NULL,            -- when the shift began
+	stage_started REAL NOT NULL,            -- when the current stage began
+	-- paused: seconds of the current stage left when it was paused.
+	left          REAL,
+	-- Why it stopped or paused ('target 192.0.2.2 down (quorum)', ...).
+	reason        TEXT NOT NULL DEFAULT '',
+	-- Endpoint priorities before the shift, 'ID:PRIO,...' (abort after
+	-- done restores them).
+	prev          TEXT NOT NULL DEFAULT '',
+	updated       REAL NOT NULL
 );

@@ -140,7 +140,7 @@ static void test_create(void)
 	h = NULL;
 	rc = store_open(p, 0, &h, err, sizeof err);
 	CHECK(rc == 0 && one_int(h, "SELECT count(*) FROM sqlite_master "
-	                         "WHERE type = 'table'") == 8,
+	                         "WHERE type = 'table'") == 9,
 	      "reopen: %d %s", rc, err);
 	CHECK(store_data_version(h) > 0, "data_version");
 	store_close(h);
@@ -152,6 +152,71 @@ static void test_create(void)
 	store_close(h);
 }
 
+/* Column list of table t as one string (name type notnull default pk). */
+static void columns(sqlite3 *h, const char *t, char *out, size_t cap)
+{
+	char sql[128];
+	sqlite3_stmt *st = NULL;
+	size_t n = 0;
+
+	out[0] = '\0';
+	snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", t);
+	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(st) == SQLITE_ROW && n < cap)
+		n += (size_t)snprintf(out + n, cap - n, "%s %s %d %s %d;",
+		                      sqlite3_column_text(st, 1),
+		                      sqlite3_column_text(st, 2),
+		                      sqlite3_column_int(st, 3),
+		                      sqlite3_column_type(st, 4) == SQLITE_NULL
+		                      ? "-" : (const char *)
+		                      sqlite3_column_text(st, 4),
+		                      sqlite3_column_int(st, 5));
+	sqlite3_finalize(st);
+}
+
+/* A version 1 store (no shifts table) is migrated to the current schema:
+ * the table it gains equals a new store's, and the data stays. */
+static void test_migrate_v1(void)
+{
+	char p[512], q[512], err[512], a[2048], b[2048];
+	sqlite3 *h = NULL;
+	int rc;
+
+	path_in(p, sizeof p, "v1.db");
+	path_in(q, sizeof q, "fresh.db");
+	rc = store_open(p, STORE_CREATE, &h, err, sizeof err);
+	CHECK(rc == 0, "create v1: %s", err);
+	if (rc < 0)
+		return;
+	CHECK(store_exec(h, "DROP TABLE shifts; PRAGMA user_version = 1; "
+	                 "INSERT INTO services (name, policy) VALUES "
+	                 "('a.x.', 'failover')") == 0, "make v1");
+	store_close(h);
+	h = NULL;
+	rc = store_open(p, STORE_RDONLY, &h, err, sizeof err);
+	CHECK(rc == -EINVAL && strstr(err, "needs migration"),
+	      "read-only open of v1: %d %s", rc, err);
+	store_close(h);
+	h = NULL;
+	rc = store_open(p, 0, &h, err, sizeof err);
+	CHECK(rc == 0, "migrate v1: %d %s", rc, err);
+	if (rc < 0)
+		return;
+	CHECK(one_int(h, "PRAGMA user_version") == STORE_SCHEMA_VERSION &&
+	      one_int(h, "SELECT count(*) FROM services") == 1,
+	      "after migration: version or data");
+	columns(h, "shifts", a, sizeof a);
+	store_close(h);
+	h = NULL;
+	rc = store_open(q, STORE_CREATE, &h, err, sizeof err);
+	CHECK(rc == 0, "fresh: %s", err);
+	columns(h, "shifts", b, sizeof b);
+	store_close(h);
+	CHECK(a[0] && strcmp(a, b) == 0, "migrated shifts '%s' != new '%s'",
+	      a, b);
+}
+
 int main(void)
 {
 	char cmd[600];
@@ -161,6 +226,7 @@ int main(void)
 		return 1;
 	}
 	test_schema_copy();
+	test_migrate_v1();
 	test_open_errors();
 	test_create();
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
