@@ -15,9 +15,11 @@
 
 #include <jansson.h>
 
+#include "common/clock.h"
 #include "common/xalloc.h"
 #include "db/edit.h"
 #include "db/export.h"
+#include "db/shift.h"
 #include "db/store.h"
 #include "db/svc_load.h"
 #include "geo/geo.h"
@@ -521,6 +523,55 @@ static int cmd_flip(const struct cmd *c)
 	return 0;
 }
 
+static int cmd_shift(const struct cmd *c)
+{
+	const char *acts[] = { "abort", "pause", "resume" };
+	const char *act = NULL, *steps = opt(c, "steps"), *every = opt(c, "every");
+	const char *rtt = opt(c, "max-rtt-ms");
+	struct shift_info si;
+	sqlite3 *h;
+	int rc;
+
+	for (size_t i = 0; i < 3; i++) {
+		if (!opt(c, acts[i]))
+			continue;
+		if (act)
+			die("shift: --%s and --%s exclude each other", act,
+			    acts[i]);
+		act = acts[i];
+	}
+	if (act && (c->npos != 1 || steps || every || rtt))
+		die("shift: --%s takes the SERVICE only", act);
+	if (!act && (c->npos != 2 || !steps || !every))
+		die("usage: gslbctl --db FILE %s", c->usage);
+	h = open_db(0);
+	if (act && strcmp(act, "abort") == 0)
+		rc = shift_abort(h, c->pos[0], clock_unix(), err, sizeof err);
+	else if (act && strcmp(act, "pause") == 0)
+		rc = shift_pause(h, c->pos[0], clock_unix(), err, sizeof err);
+	else if (act)
+		rc = shift_resume(h, c->pos[0], clock_unix(), err, sizeof err);
+	else
+		rc = shift_start(h, c->pos[0], c->pos[1], steps,
+		                 parse_d("every", every),
+		                 rtt ? parse_d("max-rtt-ms", rtt) : 0,
+		                 clock_unix(), err, sizeof err);
+	if (rc < 0)
+		die("shift: %s", err);
+	if (shift_get(h, c->pos[0], &si, err, sizeof err) == 0) {
+		if (json_out) {
+			print_json(shift_json(&si, clock_unix()));
+		} else {
+			printf("shift %s to %s: stage %u of %u (%u%%), %s%s%s\n",
+			       si.service, si.target, si.stage, si.n_steps,
+			       shift_percent(&si), shift_state_name(si.state),
+			       si.reason[0] ? ": " : "", si.reason);
+		}
+	}
+	store_close(h);
+	return 0;
+}
+
 static int cmd_export(const struct cmd *c)
 {
 	sqlite3 *h = open_db(0);
@@ -713,11 +764,31 @@ static json_t *status_endpoint(sqlite3 *h, sqlite3_stmt *st)
 	return e;
 }
 
+/* One line for a shift's status object (db/shift.h shift_json). */
+static void print_shift(const json_t *sh)
+{
+	const json_t *next = json_object_get(sh, "next_step_in");
+	const char *why = json_string_value(json_object_get(sh, "reason"));
+
+	printf("  shift to %s: stage %lld of %lld (%lld%%), %s%s",
+	       json_string_value(json_object_get(sh, "target")),
+	       (long long)json_integer_value(json_object_get(sh, "stage")),
+	       (long long)json_integer_value(json_object_get(sh, "stages")),
+	       (long long)json_integer_value(json_object_get(sh, "percent")),
+	       json_is_true(json_object_get(sh, "paused")) ? "paused" :
+	       json_string_value(json_object_get(sh, "state")), "");
+	if (json_is_number(next))
+		printf(", next step in %.0f s", json_number_value(next));
+	if (why && *why)
+		printf(": %s", why);
+	putchar('\n');
+}
+
 static int cmd_status(const struct cmd *c)
 {
 	sqlite3 *h = open_db(0);
 	struct svc_set *set = NULL;
-	json_t *svcs = json_array(), *probs = json_array(), *doc;
+	json_t *svcs = json_array(), *probs = json_array(), *doc, *shifts;
 	sqlite3_stmt *st, *es;
 	char canon[256];
 	const char *only = NULL;
@@ -729,6 +800,8 @@ static int cmd_status(const struct cmd *c)
 		only = canon;
 	}
 	if (svc_load(h, &set, err, sizeof err) < 0)
+		die("status: %s", err);
+	if (!(shifts = shift_json_all(h, clock_unix(), err, sizeof err)))
 		die("status: %s", err);
 	for (i = 0; i < set->n_problems; i++)
 		json_array_append_new(probs, json_string(set->problems[i]));
@@ -748,13 +821,15 @@ static int cmd_status(const struct cmd *c)
 	if (only)
 		sqlite3_bind_text(st, 1, only, -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		json_t *eps = json_array();
+		json_t *eps = json_array(), *sv, *sh;
 
 		sqlite3_reset(es);
 		sqlite3_bind_int64(es, 1, sqlite3_column_int64(st, 0));
 		while (sqlite3_step(es) == SQLITE_ROW)
 			json_array_append_new(eps, status_endpoint(h, es));
-		json_array_append_new(svcs, json_pack(
+		sh = json_object_get(shifts, (const char *)
+		                     sqlite3_column_text(st, 1));
+		json_array_append_new(svcs, sv = json_pack(
 			"{s:s, s:s, s:I, s:o, s:s, s:o}",
 			"name", sqlite3_column_text(st, 1),
 			"policy", sqlite3_column_text(st, 2),
@@ -764,7 +839,10 @@ static int cmd_status(const struct cmd *c)
 				json_integer(sqlite3_column_int64(st, 4)),
 			"when_down", sqlite3_column_text(st, 5),
 			"endpoints", eps));
+		if (sv && sh)
+			json_object_set(sv, "shift", sh);
 	}
+	json_decref(shifts);
 	sqlite3_finalize(st);
 	sqlite3_finalize(es);
 	store_rollback(h);
@@ -778,9 +856,13 @@ static int cmd_status(const struct cmd *c)
 		size_t k;
 
 		json_array_foreach(json_object_get(doc, "services"), i, v) {
+			json_t *sh = json_object_get(v, "shift");
+
 			printf("%s %s\n",
 			       json_string_value(json_object_get(v, "name")),
 			       json_string_value(json_object_get(v, "policy")));
+			if (sh)
+				print_shift(sh);
 			json_array_foreach(json_object_get(v, "endpoints"), k,
 			                   e) {
 				json_t *a, *l;
@@ -1065,6 +1147,11 @@ static int cmd_explain(const struct cmd *c)
 /* ------------------------------------------------------------ dispatch */
 
 static const struct optspec no_opts[] = { { NULL, false } };
+static const struct optspec shift_opts[] = {
+	{ "steps", true }, { "every", true }, { "max-rtt-ms", true },
+	{ "abort", false }, { "pause", false }, { "resume", false },
+	{ NULL, false }
+};
 static const struct optspec svc_opts[] = { SVC_OPTS, { NULL, false } };
 static const struct optspec ep_opts[] = { EP_OPTS, { NULL, false } };
 static const struct optspec explain_opts[] = {
@@ -1123,6 +1210,18 @@ static struct cmd cmds[] = {
 	{ "flip", NULL, 2, 2, no_opts, cmd_flip, "flip SERVICE TARGET",
 	  "Makes TARGET the preferred endpoint: a priority strictly lower\n"
 	  "than every other endpoint's, the others keeping their order.\n", NULL, 0, NULL },
+	{ "shift", NULL, 1, 2, shift_opts, cmd_shift,
+	  "shift SERVICE TARGET --steps P1,P2,...,100 --every SECONDS "
+	  "[--max-rtt-ms MS] | shift SERVICE --abort|--pause|--resume",
+	  "Moves a failover or weighted service's answers to TARGET in\n"
+	  "stages: during stage k, P_k percent of the clients (by a hash of\n"
+	  "their subnet; a client that moved stays moved) get TARGET. dnsd\n"
+	  "runs it from the store: stage 1 begins now, each next one --every\n"
+	  "seconds later; after the last (100) TARGET is preferred as after\n"
+	  "flip. If TARGET goes down by quorum (or its mean RTT from the\n"
+	  "probe regions exceeds --max-rtt-ms), dnsd rolls the shift back to\n"
+	  "0 percent and stops it. --abort returns to the state before the\n"
+	  "shift; --pause stops the clock, --resume lets it run on.\n", NULL, 0, NULL },
 	{ "status", NULL, 0, 1, no_opts, cmd_status, "status [SERVICE] [--json]",
 	  "Health, admin state, weights, priorities, agents and RTTs, and\n"
 	  "the rows dnsd skips as invalid (problems).\n", NULL, 0, NULL },

@@ -174,6 +174,11 @@ int cfg_canon_match(const char *in, char *out, char *err, size_t errlen)
 	return 0;
 }
 
+int cfg_canon_target(const char *in, char *out, char *err, size_t errlen)
+{
+	return canon_target(in, out, err, errlen);
+}
+
 /* ------------------------------------------------------------ lookups */
 
 static int find_service(sqlite3 *h, const char *name, char canon[256],
@@ -856,6 +861,12 @@ static int flip(sqlite3 *h, const char *service, const char *target,
 			         "WHERE id = ?", "i", id);
 	}
 	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, t);
+}
+
+int cfg_flip_in(sqlite3 *h, const char *service, const char *target,
+                char *err, size_t errlen)
+{
+	return flip(h, service, target, err, errlen);
 }
 
 int cfg_flip(sqlite3 *h, const char *service, const char *target, char *err,

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/hash.h"
+#include "db/shift.h"
 #include "db/store.h"
 #include "geo/geo.h"
 
@@ -620,7 +621,8 @@ int svc_load(sqlite3 *h, struct svc_set **out, char *err, size_t errlen)
 		goto out;
 	}
 	if ((rc = load_services(&L)) < 0 || (rc = load_endpoints(&L)) < 0 ||
-	    (rc = load_rules(&L)) < 0)
+	    (rc = load_rules(&L)) < 0 ||
+	    (rc = shift_load(h, s, err, errlen)) < 0)
 		goto out;
 	*out = s;
 	s = NULL;

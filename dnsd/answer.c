@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "dnsd/wire.h"
+#include "policy/shift.h"
 
 #define CNAME_CHAIN_MAX 8
 
@@ -321,6 +322,7 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 	const struct svc_target *cname = NULL;
 	uint16_t before = x->r.an;   /* a CNAME chain may lead here */
 	unsigned scope;
+	uint32_t ttl = svc->ttl;
 
 	if (!z)
 		return false;
@@ -346,12 +348,20 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 		x->aa = false;
 		return true;
 	}
+	/* A shift's next step is a change coming: no cache may hold the
+	 * answer past it (the coarse clock is a vDSO read, no syscall). */
+	if (svc->shift.on && svc->shift.next > 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+		ttl = shift_ttl(svc, (double)ts.tv_sec + ts.tv_nsec / 1e9);
+	}
 	/* A name owns one CNAME at most: if the first choice is a CNAME the
 	 * answer is that CNAME (and what it leads to). */
 	if (ans.n && ans.t[0]->type == SVC_T_CNAME)
 		cname = ans.t[0];
 	if (cname) {
-		if (!put_target(&x->r, cname, svc->ttl, owner, olen)) {
+		if (!put_target(&x->r, cname, ttl, owner, olen)) {
 			truncate_all(x);
 			return true;
 		}
@@ -365,7 +375,7 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 		if (ans.t[i]->type != qtype &&
 		    !(qtype == TYPE_ANY && ans.t[i]->type != SVC_T_CNAME))
 			continue;
-		if (!put_target(&x->r, ans.t[i], svc->ttl, owner, olen)) {
+		if (!put_target(&x->r, ans.t[i], ttl, owner, olen)) {
 			truncate_all(x);
 			return true;
 		}

@@ -11,6 +11,7 @@
  *   GET  /v1/config   -       200 JSON from ops->config_get
  *   PUT  /v1/config   token   ops->config_write("config")
  *   POST /v1/flip     token   ops->config_write("flip")
+ *   POST /v1/shift    token   ops->config_write("shift")
  *   POST /v1/endpoint token   ops->config_write("endpoint")
  * Missing or wrong token: 401 and nothing else happens. Unknown path 404,
  * known path with another method 405, body too large 413. Error bodies are
@@ -64,8 +65,11 @@ struct api_ops {
 	 * "config" (PUT /v1/config, replace everything), "flip" (POST
 	 * /v1/flip {"service", "target"}) or "endpoint" (POST /v1/endpoint
 	 * {"service", "target", and any of "drained", "admin", "weight",
-	 * "priority"}). Returns 0 (200), -EINVAL (400), -ENOENT (422),
-	 * -EEXIST (409), other (500); err says why. */
+	 * "priority"}) or "shift" (POST /v1/shift {"service", "target",
+	 * "steps", "every"[, "max_rtt_ms"]} starts a staged shift;
+	 * {"service", "action": "abort"|"pause"|"resume"} controls it).
+	 * Returns 0 (200), -EINVAL (400), -ENOENT (422), -EEXIST or -EBUSY
+	 * (409), other (500); err says why. */
 	int (*config_write)(void *ctx, const char *what, const json_t *body,
 	                    char *err, size_t errlen);
 };
