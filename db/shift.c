@@ -577,7 +577,8 @@ int shift_list_active(sqlite3 *h, struct shift_info **out, size_t *n,
 }
 
 static int advance(sqlite3 *h, long long sid, double now,
-                   struct shift_info *after, char *err, size_t errlen)
+                   struct shift_info *after, int *moved, char *err,
+                   size_t errlen)
 {
 	struct shift_info o;
 	double due, begin;
@@ -603,17 +604,31 @@ static int advance(sqlite3 *h, long long sid, double now,
 		return rc;
 	if (after)
 		*after = o;
-	return 1;
+	*moved = 1;
+	return 0;
+}
+
+/* STORE_TXN commits only a body that returned 0: the "moved" answer
+ * travels beside it. */
+static int advance_txn(sqlite3 *h, long long sid, double now,
+                       struct shift_info *after, int *moved, char *err,
+                       size_t errlen)
+{
+	STORE_TXN(h, err, errlen, advance(h, sid, now, after, moved, err,
+	                                  errlen));
 }
 
 int shift_advance(sqlite3 *h, long long sid, double now,
                   struct shift_info *after, char *err, size_t errlen)
 {
-	STORE_TXN(h, err, errlen, advance(h, sid, now, after, err, errlen));
+	int moved = 0, rc = advance_txn(h, sid, now, after, &moved, err,
+	                                errlen);
+
+	return rc < 0 ? rc : moved;
 }
 
 static int rollback(sqlite3 *h, long long sid, const char *reason,
-                    double now, char *err, size_t errlen)
+                    double now, int *done, char *err, size_t errlen)
 {
 	struct shift_info o;
 	int rc = row_get(h, sid, &o);
@@ -628,13 +643,24 @@ static int rollback(sqlite3 *h, long long sid, const char *reason,
 	              "NULL, reason = ?, updated = ? WHERE service_id = ?",
 	              "tdi", reason, now, sid) < 0)
 		return store_sqlerr(h, err, errlen, o.service);
-	return 1;
+	*done = 1;
+	return 0;
+}
+
+static int rollback_txn(sqlite3 *h, long long sid, const char *reason,
+                        double now, int *done, char *err, size_t errlen)
+{
+	STORE_TXN(h, err, errlen, rollback(h, sid, reason, now, done, err,
+	                                   errlen));
 }
 
 int shift_rollback(sqlite3 *h, long long sid, const char *reason, double now,
                    char *err, size_t errlen)
 {
-	STORE_TXN(h, err, errlen, rollback(h, sid, reason, now, err, errlen));
+	int done = 0, rc = rollback_txn(h, sid, reason, now, &done, err,
+	                                errlen);
+
+	return rc < 0 ? rc : done;
 }
 
 /* -------------------------------------------------------------- loader */
