@@ -1,7 +1,14 @@
 # GSLB DNS server - one plain GNU Makefile.
 # Objects in $(BUILD)/, binaries in $(BIN)/. Every .c under common/ geo/
-# health/ db/ dnsd/ goes into one static library, except *_main.c files,
-# which are the programs. tests/unit/test_*.c are one binary per module.
+# health/ policy/ db/ dnsd/ ctl/ goes into one static library, except
+# *_main.c files, which are the programs. tests/unit/test_*.c are one binary
+# per module. Build tools (code generators, the layering check) are in
+# tools/.
+#
+# `make` first runs `deps` (installs missing Debian packages; nothing when
+# all are there, so no network is needed then), and only then builds in a
+# second make, which reads pkg-config's flags of the installed libraries:
+# `make -j` on a fresh machine never compiles before the headers exist.
 
 PKGS   := ldns libmaxminddb libevent libevent_openssl libevent_pthreads \
           sqlite3 jansson liburcu-qsbr openssl libsystemd libxdp libbpf
@@ -44,14 +51,21 @@ BPF_EMB  := $(BUILD)/dnsd/xdp_filter_obj.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BPF_EMB:%.c=%.o)
 LIB      := $(BUILD)/libgslb.a
 
+# db/schema.sql embedded as a C string, generated into the build tree.
+SCHEMA_C := $(BUILD)/db/schema_sql.c
+LIB_OBJS += $(SCHEMA_C:%.c=%.o)
+
 PROGS    := $(BIN)/dnsd $(BIN)/gslbctl $(BIN)/gslb-probe
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit integration run bench asan tsan fuzz clean check install uninstall
+.PHONY: all build deps layers test unit integration run bench asan tsan fuzz clean check install uninstall
 .DEFAULT_GOAL := all
 
-all: deps $(PROGS) $(UNIT_BINS)
+all: deps
+	@$(MAKE) --no-print-directory build
+
+build: $(PROGS) $(UNIT_BINS)
 
 deps:
 	@missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(DEB_PKGS) 2>/dev/null \
@@ -75,11 +89,21 @@ $(BPF_OBJ): dnsd/xdp_filter.bpf.c dnsd/xdp_key.h
 	clang -O2 -g -target bpf -Wall -Wextra -Werror -I. \
 	  -I/usr/include/$(shell $(CC) -dumpmachine) -c -o $@ $<
 
-$(BPF_EMB): $(BPF_OBJ) tests/tools/bin2c.py
-	$(PYTHON) tests/tools/bin2c.py xdp_filter_obj $< $@
+$(BPF_EMB): $(BPF_OBJ) tools/bin2c.py
+	$(PYTHON) tools/bin2c.py xdp_filter_obj $< $@
 
 $(BPF_EMB:%.c=%.o): $(BPF_EMB)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(SCHEMA_C): db/schema.sql tools/schema2c.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) tools/schema2c.py $< $@
+
+$(SCHEMA_C:%.c=%.o): $(SCHEMA_C)
+	$(CC) $(CFLAGS) -c -o $@ $<
+# Build trees from before the schema was generated here have dependency
+# files naming db/schema_sql.c; this lets them rebuild once.
+db/schema_sql.c: ;
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
@@ -101,11 +125,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB) tests/unit/harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+# Which folder may include which (README "How it fits together"); fails on
+# an include across a forbidden edge or a cycle between modules.
+layers:
+	@$(PYTHON) tools/layers.py --self-test && $(PYTHON) tools/layers.py
+
 # Unit binaries, then integration scripts; one summary line at the end.
-test: all
+test: all layers
 	@BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) $(PYTHON) tests/run_tests.py $(UNIT_BINS)
 
-unit: all
+unit: all layers
 	@BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) $(PYTHON) tests/run_tests.py --unit-only $(UNIT_BINS)
 
 check: all

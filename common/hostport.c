@@ -1,6 +1,7 @@
 /* common/hostport.c - see hostport.h. */
 #include "common/hostport.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,5 +38,34 @@ int hostport_split(const char *s, char *host, size_t hostlen, unsigned *port,
 	memcpy(host, h, hl);
 	host[hl] = 0;
 	*port = (unsigned)p;
+	return 0;
+}
+
+int hostport_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	unsigned port;
+	bool v6;
+
+	memset(ss, 0, sizeof(*ss));
+	if (hostport_split(s, host, sizeof(host), &port, &v6) < 0)
+		return -EINVAL;
+	if (v6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			return -EINVAL;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return -EINVAL;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		*len = sizeof(*a);
+	}
 	return 0;
 }

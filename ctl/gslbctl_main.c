@@ -1,5 +1,5 @@
 /* ctl/gslbctl_main.c - gslbctl: the operator's command-line tool for the
- * SQLite store (CONTRACT.md section gslbctl). Every write goes through
+ * SQLite store (gslbctl(8)). Every write goes through
  * db/edit.h (validated, one transaction); explain runs policy/svc.h's
  * svc_select(), the code dnsd answers with. Single-threaded tool: may
  * allocate with xmalloc and exit on failure. */
@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +16,12 @@
 
 #include <jansson.h>
 
+#include "common/addr.h"
 #include "common/clock.h"
 #include "common/xalloc.h"
 #include "db/edit.h"
 #include "db/export.h"
+#include "db/health_store.h"
 #include "db/shift.h"
 #include "db/store.h"
 #include "db/svc_load.h"
@@ -26,11 +29,14 @@
 #include "health/hstate.h"
 
 #define GSLBCTL_VERSION "0.1"
+/* The check interval of checks that set none, for the health view explain
+ * builds; the view holds states and RTTs, which do not depend on it. */
+#define CTL_CHECK_INTERVAL 10.0
 
 /* ------------------------------------------------------------ usage */
 
 struct cmd;
-typedef int (*cmd_fn)(const struct cmd *c);
+typedef int (*cmd_fn)(struct cmd *c);
 
 struct optspec {
 	const char *name;       /* without "--" */
@@ -67,13 +73,15 @@ struct cmd {
 	const char *w1, *w2;    /* subcommand words (w2 may be NULL) */
 	int min_pos, max_pos;   /* positional arguments after the words */
 	const struct optspec *opts;
-	cmd_fn fn;
+	cmd_fn fn;              /* < 0: failed, err says why */
 	const char *usage;
 	const char *help;
+	unsigned open_flags;    /* store_open flags (STORE_CREATE) */
 	/* parsed */
 	char **pos;
 	int npos;
 	const char **ov;        /* values by option index, NULL = not given */
+	struct store *db;       /* opened on first use (db_of) */
 };
 
 static const char *db_path;
@@ -128,15 +136,24 @@ static double parse_d(const char *name, const char *s)
 	return v;
 }
 
-static sqlite3 *open_db(unsigned flags)
+/* The command's store, opened on first use (after its arguments were
+ * checked) and closed by run(). */
+static struct store *db_of(struct cmd *c)
 {
-	sqlite3 *h;
-
+	if (c->db)
+		return c->db;
 	if (!db_path)
 		die("--db FILE is required");
-	if (store_open(db_path, flags, &h, err, sizeof err) < 0)
+	if (store_open(db_path, c->open_flags, &c->db, err, sizeof err) < 0)
 		die("%s", err);
-	return h;
+	return c->db;
+}
+
+/* Exits with "COMMAND: err". */
+static void die_cmd(const struct cmd *c) __attribute__((noreturn));
+static void die_cmd(const struct cmd *c)
+{
+	die("%s%s%s: %s", c->w1, c->w2 ? " " : "", c->w2 ? c->w2 : "", err);
 }
 
 static void print_json(json_t *j)
@@ -156,12 +173,9 @@ static void print_json(json_t *j)
 
 /* ------------------------------------------------------------ commands */
 
-static int cmd_init(const struct cmd *c)
+static int cmd_init(struct cmd *c)
 {
-	sqlite3 *h = open_db(STORE_CREATE);
-
-	(void)c;
-	store_close(h);
+	db_of(c);
 	if (!json_out)
 		printf("%s: schema version %d\n", db_path,
 		       STORE_SCHEMA_VERSION);
@@ -192,48 +206,33 @@ static void fill_service(const struct cmd *c, struct cfg_service *s)
 	s->when_down = opt(c, "when-down");
 }
 
-static int cmd_service_add(const struct cmd *c)
+static int cmd_service_add(struct cmd *c)
 {
 	struct cfg_service s;
-	sqlite3 *h;
 
 	fill_service(c, &s);
-	h = open_db(0);
-	if (cfg_service_add(h, &s, err, sizeof err) < 0)
-		die("service add: %s", err);
-	store_close(h);
-	return 0;
+	return cfg_service_add(db_of(c), &s, err, sizeof err);
 }
 
-static int cmd_service_set(const struct cmd *c)
+static int cmd_service_set(struct cmd *c)
 {
 	struct cfg_service s;
-	sqlite3 *h;
 
 	fill_service(c, &s);
-	h = open_db(0);
-	if (cfg_service_set(h, &s, err, sizeof err) < 0)
-		die("service set: %s", err);
-	store_close(h);
-	return 0;
+	return cfg_service_set(db_of(c), &s, err, sizeof err);
 }
 
-static int cmd_service_rm(const struct cmd *c)
+static int cmd_service_rm(struct cmd *c)
 {
-	sqlite3 *h = open_db(0);
-
-	if (cfg_service_rm(h, c->pos[0], err, sizeof err) < 0)
-		die("service rm: %s", err);
-	store_close(h);
-	return 0;
+	return cfg_service_rm(db_of(c), c->pos[0], err, sizeof err);
 }
 
-static json_t *export_or_die(sqlite3 *h, const char *name, const char *what)
+static json_t *export_or_die(struct cmd *c, const char *name)
 {
-	json_t *doc = cfg_export(h, name, err, sizeof err);
+	json_t *doc = cfg_export(db_of(c), name, err, sizeof err);
 
 	if (!doc)
-		die("%s: %s", what, err);
+		die_cmd(c);
 	return doc;
 }
 
@@ -245,11 +244,9 @@ static void print_answers(const json_t *a)
 		printf("%lld", (long long)json_integer_value(a));
 }
 
-static int cmd_service_list(const struct cmd *c)
+static int cmd_service_list(struct cmd *c)
 {
-	sqlite3 *h = open_db(0);
-	json_t *doc = export_or_die(h, c->npos ? c->pos[0] : NULL,
-	                            "service list");
+	json_t *doc = export_or_die(c, c->npos ? c->pos[0] : NULL);
 	json_t *svcs = json_object_get(doc, "services"), *v, *out;
 	size_t i;
 
@@ -282,7 +279,6 @@ static int cmd_service_list(const struct cmd *c)
 	else
 		json_decref(out);
 	json_decref(doc);
-	store_close(h);
 	return 0;
 }
 
@@ -312,10 +308,9 @@ static void print_endpoint_text(const json_t *e)
 	putchar('\n');
 }
 
-static int cmd_service_show(const struct cmd *c)
+static int cmd_service_show(struct cmd *c)
 {
-	sqlite3 *h = open_db(0);
-	json_t *doc = export_or_die(h, c->pos[0], "service show");
+	json_t *doc = export_or_die(c, c->pos[0]);
 	json_t *v = json_array_get(json_object_get(doc, "services"), 0), *x;
 	size_t i;
 
@@ -344,29 +339,62 @@ static int cmd_service_show(const struct cmd *c)
 		}
 	}
 	json_decref(doc);
-	store_close(h);
 	return 0;
+}
+
+/* The endpoint options that set one field of struct cfg_endpoint and its
+ * has_* flag, in the order they are checked. */
+#define EPF(o, k, h, v) \
+	{ o, k, offsetof(struct cfg_endpoint, h), offsetof(struct cfg_endpoint, v) }
+static const struct ep_field {
+	const char *opt;
+	char kind;              /* 'i' integer, 'd' number, 's' string */
+	size_t has, val;        /* offsets of the flag and the value */
+} ep_fields_first[] = {
+	EPF("weight", 'i', has_weight, weight),
+	EPF("priority", 'i', has_priority, priority),
+	EPF("region", 's', has_region, region),
+}, ep_fields_rest[] = {
+	EPF("bias", 'd', has_bias, bias),
+	EPF("check", 's', has_check, check_url),
+	EPF("check-interval", 'd', has_interval, interval),
+	EPF("check-timeout", 'd', has_timeout, timeout),
+	EPF("check-rise", 'i', has_rise, rise),
+	EPF("check-fall", 'i', has_fall, fall),
+	EPF("check-expect", 's', has_expect, expect),
+	EPF("check-body", 's', has_body, body),
+	EPF("check-host", 's', has_host, host),
+};
+#undef EPF
+
+static void set_ep_fields(const struct cmd *c, struct cfg_endpoint *e,
+                          const struct ep_field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *v = opt(c, f[i].opt);
+		char *base = (char *)e;
+
+		if (!v)
+			continue;
+		*(bool *)(base + f[i].has) = true;
+		if (f[i].kind == 'i')
+			*(long long *)(base + f[i].val) = parse_ll(f[i].opt, v);
+		else if (f[i].kind == 'd')
+			*(double *)(base + f[i].val) = parse_d(f[i].opt, v);
+		else
+			*(const char **)(base + f[i].val) = v;
+	}
 }
 
 static void fill_endpoint(const struct cmd *c, struct cfg_endpoint *e)
 {
-	const char *v, *lat = opt(c, "lat"), *lon = opt(c, "lon");
+	const char *lat = opt(c, "lat"), *lon = opt(c, "lon");
 
 	memset(e, 0, sizeof *e);
 	e->drained = -1;
 	e->target = c->pos[1];
-	if ((v = opt(c, "weight"))) {
-		e->has_weight = true;
-		e->weight = parse_ll("weight", v);
-	}
-	if ((v = opt(c, "priority"))) {
-		e->has_priority = true;
-		e->priority = parse_ll("priority", v);
-	}
-	if ((v = opt(c, "region"))) {
-		e->has_region = true;
-		e->region = v;
-	}
+	set_ep_fields(c, e, ep_fields_first,
+	              sizeof ep_fields_first / sizeof ep_fields_first[0]);
 	if (!lat != !lon)
 		die("--lat and --lon go together");
 	if (lat && (!*lat && !*lon)) {
@@ -376,123 +404,60 @@ static void fill_endpoint(const struct cmd *c, struct cfg_endpoint *e)
 		e->lat = parse_d("lat", lat);
 		e->lon = parse_d("lon", lon);
 	}
-	if ((v = opt(c, "bias"))) {
-		e->has_bias = true;
-		e->bias = parse_d("bias", v);
-	}
 	e->admin = opt(c, "admin");
-	if ((v = opt(c, "check"))) {
-		e->has_check = true;
-		e->check_url = v;
-	}
-	if ((v = opt(c, "check-interval"))) {
-		e->has_interval = true;
-		e->interval = parse_d("check-interval", v);
-	}
-	if ((v = opt(c, "check-timeout"))) {
-		e->has_timeout = true;
-		e->timeout = parse_d("check-timeout", v);
-	}
-	if ((v = opt(c, "check-rise"))) {
-		e->has_rise = true;
-		e->rise = parse_ll("check-rise", v);
-	}
-	if ((v = opt(c, "check-fall"))) {
-		e->has_fall = true;
-		e->fall = parse_ll("check-fall", v);
-	}
+	set_ep_fields(c, e, ep_fields_rest,
+	              sizeof ep_fields_rest / sizeof ep_fields_rest[0]);
 	if (opt(c, "check-insecure")) {
 		e->has_tls_verify = true;
 		e->tls_verify = false;
 	}
-	if ((v = opt(c, "check-expect"))) {
-		e->has_expect = true;
-		e->expect = v;
-	}
-	if ((v = opt(c, "check-body"))) {
-		e->has_body = true;
-		e->body = v;
-	}
-	if ((v = opt(c, "check-host"))) {
-		e->has_host = true;
-		e->host = v;
-	}
 }
 
-static int cmd_endpoint_add(const struct cmd *c)
+static int cmd_endpoint_add(struct cmd *c)
 {
 	struct cfg_endpoint e;
-	sqlite3 *h;
 
 	fill_endpoint(c, &e);
-	h = open_db(0);
-	if (cfg_endpoint_add(h, c->pos[0], &e, err, sizeof err) < 0)
-		die("endpoint add: %s", err);
-	store_close(h);
-	return 0;
+	return cfg_endpoint_add(db_of(c), c->pos[0], &e, err, sizeof err);
 }
 
-static int cmd_endpoint_set(const struct cmd *c)
+static int cmd_endpoint_set(struct cmd *c)
 {
 	struct cfg_endpoint e;
-	sqlite3 *h;
 
 	fill_endpoint(c, &e);
-	h = open_db(0);
-	if (cfg_endpoint_set(h, c->pos[0], &e, err, sizeof err) < 0)
-		die("endpoint set: %s", err);
-	store_close(h);
-	return 0;
+	return cfg_endpoint_set(db_of(c), c->pos[0], &e, err, sizeof err);
 }
 
-static int cmd_endpoint_drain(const struct cmd *c)
+static int cmd_endpoint_drain(struct cmd *c)
 {
 	struct cfg_endpoint e = { .target = c->pos[1] };
-	sqlite3 *h = open_db(0);
 
 	e.drained = strcmp(c->w2, "drain") == 0;
-	if (cfg_endpoint_set(h, c->pos[0], &e, err, sizeof err) < 0)
-		die("endpoint %s: %s", c->w2, err);
-	store_close(h);
-	return 0;
+	return cfg_endpoint_set(db_of(c), c->pos[0], &e, err, sizeof err);
 }
 
-static int cmd_endpoint_rm(const struct cmd *c)
+static int cmd_endpoint_rm(struct cmd *c)
 {
-	sqlite3 *h = open_db(0);
-
-	if (cfg_endpoint_rm(h, c->pos[0], c->pos[1], err, sizeof err) < 0)
-		die("endpoint rm: %s", err);
-	store_close(h);
-	return 0;
+	return cfg_endpoint_rm(db_of(c), c->pos[0], c->pos[1], err,
+	                       sizeof err);
 }
 
-static int cmd_rule_add(const struct cmd *c)
+static int cmd_rule_add(struct cmd *c)
 {
-	sqlite3 *h = open_db(0);
-
-	if (cfg_rule_add(h, c->pos[0], c->pos[1],
-	                 (const char *const *)c->pos + 2,
-	                 (size_t)c->npos - 2, err, sizeof err) < 0)
-		die("rule add: %s", err);
-	store_close(h);
-	return 0;
+	return cfg_rule_add(db_of(c), c->pos[0], c->pos[1],
+	                    (const char *const *)c->pos + 2,
+	                    (size_t)c->npos - 2, err, sizeof err);
 }
 
-static int cmd_rule_rm(const struct cmd *c)
+static int cmd_rule_rm(struct cmd *c)
 {
-	sqlite3 *h = open_db(0);
-
-	if (cfg_rule_rm(h, c->pos[0], c->pos[1], err, sizeof err) < 0)
-		die("rule rm: %s", err);
-	store_close(h);
-	return 0;
+	return cfg_rule_rm(db_of(c), c->pos[0], c->pos[1], err, sizeof err);
 }
 
-static int cmd_rule_list(const struct cmd *c)
+static int cmd_rule_list(struct cmd *c)
 {
-	sqlite3 *h = open_db(0);
-	json_t *doc = export_or_die(h, c->pos[0], "rule list");
+	json_t *doc = export_or_die(c, c->pos[0]);
 	json_t *v = json_array_get(json_object_get(doc, "services"), 0);
 	json_t *rules = json_object_get(v, "rules"), *x, *t;
 	size_t i, k;
@@ -509,27 +474,21 @@ static int cmd_rule_list(const struct cmd *c)
 		}
 	}
 	json_decref(doc);
-	store_close(h);
 	return 0;
 }
 
-static int cmd_flip(const struct cmd *c)
+static int cmd_flip(struct cmd *c)
 {
-	sqlite3 *h = open_db(0);
-
-	if (cfg_flip(h, c->pos[0], c->pos[1], err, sizeof err) < 0)
-		die("flip: %s", err);
-	store_close(h);
-	return 0;
+	return cfg_flip(db_of(c), c->pos[0], c->pos[1], err, sizeof err);
 }
 
-static int cmd_shift(const struct cmd *c)
+static int cmd_shift(struct cmd *c)
 {
-	const char *acts[] = { "abort", "pause", "resume" };
+	static const char *const acts[] = { "abort", "pause", "resume" };
 	const char *act = NULL, *steps = opt(c, "steps"), *every = opt(c, "every");
 	const char *rtt = opt(c, "max-rtt-ms");
 	struct shift_info si;
-	sqlite3 *h;
+	struct store *h;
 	int rc;
 
 	for (size_t i = 0; i < 3; i++) {
@@ -544,7 +503,7 @@ static int cmd_shift(const struct cmd *c)
 		die("shift: --%s takes the SERVICE only", act);
 	if (!act && (c->npos != 2 || !steps || !every))
 		die("usage: gslbctl --db FILE %s", c->usage);
-	h = open_db(0);
+	h = db_of(c);
 	if (act && strcmp(act, "abort") == 0)
 		rc = shift_abort(h, c->pos[0], clock_unix(), err, sizeof err);
 	else if (act && strcmp(act, "pause") == 0)
@@ -557,7 +516,7 @@ static int cmd_shift(const struct cmd *c)
 		                 rtt ? parse_d("max-rtt-ms", rtt) : 0,
 		                 clock_unix(), err, sizeof err);
 	if (rc < 0)
-		die("shift: %s", err);
+		return rc;
 	if (shift_get(h, c->pos[0], &si, err, sizeof err) == 0) {
 		if (json_out) {
 			print_json(shift_json(&si, clock_unix()));
@@ -568,25 +527,20 @@ static int cmd_shift(const struct cmd *c)
 			       si.reason[0] ? ": " : "", si.reason);
 		}
 	}
-	store_close(h);
 	return 0;
 }
 
-static int cmd_export(const struct cmd *c)
+static int cmd_export(struct cmd *c)
 {
-	sqlite3 *h = open_db(0);
-
-	(void)c;
-	print_json(export_or_die(h, NULL, "export"));
-	store_close(h);
+	print_json(export_or_die(c, NULL));
 	return 0;
 }
 
-static int cmd_import(const struct cmd *c)
+static int cmd_import(struct cmd *c)
 {
 	json_error_t je;
 	json_t *doc;
-	sqlite3 *h;
+	int rc;
 
 	if (strcmp(c->pos[0], "-") == 0)
 		doc = json_loadf(stdin, 0, &je);
@@ -595,174 +549,12 @@ static int cmd_import(const struct cmd *c)
 	if (!doc)
 		die("import: %s:%d: %s", strcmp(c->pos[0], "-") ? c->pos[0] :
 		    "stdin", je.line, je.text);
-	h = open_db(STORE_CREATE);
-	if (cfg_import(h, doc, err, sizeof err) < 0)
-		die("import: %s", err);
+	rc = cfg_import(db_of(c), doc, err, sizeof err);
 	json_decref(doc);
-	store_close(h);
-	return 0;
+	return rc;
 }
 
 /* ------------------------------------------------------ status, explain */
-
-/* The health view as the tables hold it (dnsd persists its state there).
- * Same layout dnsd hands svc_select(). */
-struct dbview {
-	struct hstate_view v;
-	uint8_t *state, *stale;
-	struct hstate_region *regions;
-	float *rtt;
-};
-
-static void dbview_load(sqlite3 *h, size_t n, struct dbview *d)
-{
-	sqlite3_stmt *st;
-	size_t nr = 0, cap = 8;
-
-	memset(d, 0, sizeof *d);
-	d->state = xcalloc(n ? n : 1, 1);
-	d->stale = xcalloc(n ? n : 1, 1);
-	if (sqlite3_prepare_v2(h, "SELECT endpoint_id, state, stale FROM "
-	                       "endpoint_health", -1, &st, NULL) != SQLITE_OK)
-		die("db: %s: %s", db_path, sqlite3_errmsg(h));
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		long long id = sqlite3_column_int64(st, 0);
-		uint8_t s;
-
-		if (id < 0 || (size_t)id >= n ||
-		    hstate_state_parse((const char *)sqlite3_column_text(st, 1),
-		                       &s) < 0)
-			continue;
-		d->state[id] = s;
-		d->stale[id] = sqlite3_column_int(st, 2) != 0;
-	}
-	sqlite3_finalize(st);
-	d->regions = xcalloc(cap, sizeof *d->regions);
-	if (sqlite3_prepare_v2(h, "SELECT r, avg(lat), avg(lon), count(lat) "
-	                       "FROM (SELECT region AS r, lat, lon FROM probes "
-	                       "UNION ALL SELECT DISTINCT region, NULL, NULL "
-	                       "FROM latency) GROUP BY r ORDER BY r", -1, &st,
-	                       NULL) != SQLITE_OK)
-		die("db: %s: %s", db_path, sqlite3_errmsg(h));
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		struct hstate_region *r;
-
-		if (nr == cap) {
-			cap *= 2;
-			d->regions = xrealloc(d->regions,
-			                      cap * sizeof *d->regions);
-		}
-		r = &d->regions[nr++];
-		r->name = xstrdup((const char *)sqlite3_column_text(st, 0));
-		r->has_coords = sqlite3_column_int(st, 3) > 0;
-		r->lat = sqlite3_column_double(st, 1);
-		r->lon = sqlite3_column_double(st, 2);
-	}
-	sqlite3_finalize(st);
-	d->rtt = xmalloc((nr ? nr : 1) * (n ? n : 1) * sizeof *d->rtt);
-	for (size_t i = 0; i < nr * n; i++)
-		d->rtt[i] = -1;
-	if (sqlite3_prepare_v2(h, "SELECT region, endpoint_id, rtt_ms FROM "
-	                       "latency", -1, &st, NULL) != SQLITE_OK)
-		die("db: %s: %s", db_path, sqlite3_errmsg(h));
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		const char *rn = (const char *)sqlite3_column_text(st, 0);
-		long long id = sqlite3_column_int64(st, 1);
-
-		for (size_t r = 0; r < nr; r++)
-			if (id >= 0 && (size_t)id < n &&
-			    strcmp(d->regions[r].name, rn) == 0)
-				d->rtt[r * n + (size_t)id] =
-					(float)sqlite3_column_double(st, 2);
-	}
-	sqlite3_finalize(st);
-	d->v.state = d->state;
-	d->v.stale = d->stale;
-	d->v.n = n;
-	d->v.n_regions = nr;
-	d->v.regions = d->regions;
-	d->v.rtt_ms = d->rtt;
-}
-
-static void dbview_free(struct dbview *d)
-{
-	for (size_t r = 0; r < d->v.n_regions; r++)
-		free((char *)d->regions[r].name);
-	free(d->regions);
-	free(d->state);
-	free(d->stale);
-	free(d->rtt);
-}
-
-static json_t *status_endpoint(sqlite3 *h, sqlite3_stmt *st)
-{
-	long long id = sqlite3_column_int64(st, 0);
-	bool has_check = sqlite3_column_type(st, 6) != SQLITE_NULL;
-	bool has_eh = sqlite3_column_type(st, 7) != SQLITE_NULL;
-	const char *health = !has_check ? "up" :
-		has_eh ? (const char *)sqlite3_column_text(st, 7) : "unknown";
-	json_t *agents = json_array(), *lat = json_array(), *e;
-	sqlite3_stmt *q;
-
-	e = json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:o, s:o, s:b, s:o, "
-	              "s:o}",
-		"target", sqlite3_column_text(st, 1),
-		"health", health,
-		"admin", sqlite3_column_text(st, 2),
-		"drained", sqlite3_column_int(st, 3),
-		"weight", (json_int_t)sqlite3_column_int64(st, 4),
-		"priority", (json_int_t)sqlite3_column_int64(st, 5),
-		"region", sqlite3_column_type(st, 11) == SQLITE_NULL ?
-			json_null() :
-			json_string((const char *)sqlite3_column_text(st, 11)),
-		"check", has_check ?
-			json_string((const char *)sqlite3_column_text(st, 6)) :
-			json_null(),
-		"stale", has_eh && sqlite3_column_int(st, 8),
-		"since", has_eh ? json_real(sqlite3_column_double(st, 9)) :
-			json_null(),
-		"reason", has_eh ?
-			json_string((const char *)sqlite3_column_text(st, 10)) :
-			json_null());
-	if (sqlite3_prepare_v2(h, "SELECT p.name, p.region, h.state, h.ok, "
-	                       "h.rtt_ms, h.detail, h.ts, h.seen, h.since "
-	                       "FROM health h JOIN probes p ON p.id = "
-	                       "h.probe_id WHERE h.endpoint_id = ? ORDER BY "
-	                       "p.name", -1, &q, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(q, 1, id);
-		while (sqlite3_step(q) == SQLITE_ROW)
-			json_array_append_new(agents, json_pack(
-				"{s:s, s:s, s:s, s:b, s:o, s:s, s:f, s:f, s:f}",
-				"probe", sqlite3_column_text(q, 0),
-				"region", sqlite3_column_text(q, 1),
-				"state", sqlite3_column_text(q, 2),
-				"ok", sqlite3_column_int(q, 3),
-				"rtt_ms", sqlite3_column_type(q, 4) ==
-					SQLITE_NULL ? json_null() :
-					json_real(sqlite3_column_double(q, 4)),
-				"detail", sqlite3_column_text(q, 5),
-				"ts", sqlite3_column_double(q, 6),
-				"seen", sqlite3_column_double(q, 7),
-				"since", sqlite3_column_double(q, 8)));
-		sqlite3_finalize(q);
-	}
-	if (sqlite3_prepare_v2(h, "SELECT region, rtt_ms, samples, updated "
-	                       "FROM latency WHERE endpoint_id = ? ORDER BY "
-	                       "region", -1, &q, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(q, 1, id);
-		while (sqlite3_step(q) == SQLITE_ROW)
-			json_array_append_new(lat, json_pack(
-				"{s:s, s:f, s:I, s:f}",
-				"region", sqlite3_column_text(q, 0),
-				"rtt_ms", sqlite3_column_double(q, 1),
-				"samples", (json_int_t)sqlite3_column_int64(q, 2),
-				"updated", sqlite3_column_double(q, 3)));
-		sqlite3_finalize(q);
-	}
-	json_object_set_new(e, "agents", agents);
-	json_object_set_new(e, "latency", lat);
-	return e;
-}
 
 /* One line for a shift's status object (db/shift.h shift_json). */
 static void print_shift(const json_t *sh)
@@ -770,13 +562,13 @@ static void print_shift(const json_t *sh)
 	const json_t *next = json_object_get(sh, "next_step_in");
 	const char *why = json_string_value(json_object_get(sh, "reason"));
 
-	printf("  shift to %s: stage %lld of %lld (%lld%%), %s%s",
+	printf("  shift to %s: stage %lld of %lld (%lld%%), %s",
 	       json_string_value(json_object_get(sh, "target")),
 	       (long long)json_integer_value(json_object_get(sh, "stage")),
 	       (long long)json_integer_value(json_object_get(sh, "stages")),
 	       (long long)json_integer_value(json_object_get(sh, "percent")),
 	       json_is_true(json_object_get(sh, "paused")) ? "paused" :
-	       json_string_value(json_object_get(sh, "state")), "");
+	       json_string_value(json_object_get(sh, "state")));
 	if (json_is_number(next))
 		printf(", next step in %.0f s", json_number_value(next));
 	if (why && *why)
@@ -784,12 +576,11 @@ static void print_shift(const json_t *sh)
 	putchar('\n');
 }
 
-static int cmd_status(const struct cmd *c)
+static int cmd_status(struct cmd *c)
 {
-	sqlite3 *h = open_db(0);
+	struct store *h = db_of(c);
 	struct svc_set *set = NULL;
-	json_t *svcs = json_array(), *probs = json_array(), *doc, *shifts;
-	sqlite3_stmt *st, *es;
+	json_t *svcs, *probs = json_array(), *doc, *shifts, *v;
 	char canon[256];
 	const char *only = NULL;
 	size_t i;
@@ -801,58 +592,27 @@ static int cmd_status(const struct cmd *c)
 	}
 	if (svc_load(h, &set, err, sizeof err) < 0)
 		die("status: %s", err);
-	if (!(shifts = shift_json_all(h, clock_unix(), err, sizeof err)))
-		die("status: %s", err);
 	for (i = 0; i < set->n_problems; i++)
 		json_array_append_new(probs, json_string(set->problems[i]));
-	store_begin(h, false);
-	if (sqlite3_prepare_v2(h, "SELECT id, name, policy, ttl, answers, "
-	                       "when_down FROM services WHERE ?1 IS NULL OR "
-	                       "name = ?1 ORDER BY name", -1, &st, NULL)
-	    != SQLITE_OK ||
-	    sqlite3_prepare_v2(h, "SELECT e.id, e.target, e.admin, e.drained, "
-	                       "e.weight, e.priority, e.check_url, eh.state, "
-	                       "eh.stale, eh.since, eh.reason, e.region FROM "
-	                       "endpoints e LEFT JOIN endpoint_health eh ON "
-	                       "eh.endpoint_id = e.id WHERE e.service_id = ? "
-	                       "ORDER BY e.priority, e.target", -1, &es, NULL)
-	    != SQLITE_OK)
-		die("status: db: %s: %s", db_path, sqlite3_errmsg(h));
-	if (only)
-		sqlite3_bind_text(st, 1, only, -1, SQLITE_STATIC);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		json_t *eps = json_array(), *sv, *sh;
-
-		sqlite3_reset(es);
-		sqlite3_bind_int64(es, 1, sqlite3_column_int64(st, 0));
-		while (sqlite3_step(es) == SQLITE_ROW)
-			json_array_append_new(eps, status_endpoint(h, es));
-		sh = json_object_get(shifts, (const char *)
-		                     sqlite3_column_text(st, 1));
-		json_array_append_new(svcs, sv = json_pack(
-			"{s:s, s:s, s:I, s:o, s:s, s:o}",
-			"name", sqlite3_column_text(st, 1),
-			"policy", sqlite3_column_text(st, 2),
-			"ttl", (json_int_t)sqlite3_column_int64(st, 3),
-			"answers", sqlite3_column_type(st, 4) == SQLITE_NULL ?
-				json_null() :
-				json_integer(sqlite3_column_int64(st, 4)),
-			"when_down", sqlite3_column_text(st, 5),
-			"endpoints", eps));
-		if (sv && sh)
-			json_object_set(sv, "shift", sh);
-	}
-	json_decref(shifts);
-	sqlite3_finalize(st);
-	sqlite3_finalize(es);
-	store_rollback(h);
+	if (!(svcs = hstore_status(h, only, err, sizeof err)))
+		die("status: db: %s: %s", db_path, err);
 	if (only && json_array_size(svcs) == 0)
 		die("status: service %s not found", only);
+	if (!(shifts = shift_json_all(h, clock_unix(), err, sizeof err)))
+		die("status: %s", err);
+	json_array_foreach(svcs, i, v) {
+		json_t *sh = json_object_get(shifts, json_string_value(
+		                             json_object_get(v, "name")));
+
+		if (sh)
+			json_object_set(v, "shift", sh);
+	}
+	json_decref(shifts);
 	doc = json_pack("{s:o, s:o}", "services", svcs, "problems", probs);
 	if (json_out) {
 		print_json(doc);
 	} else {
-		json_t *v, *e;
+		json_t *e;
 		size_t k;
 
 		json_array_foreach(json_object_get(doc, "services"), i, v) {
@@ -909,7 +669,6 @@ static int cmd_status(const struct cmd *c)
 		json_decref(doc);
 	}
 	svc_set_free(set);
-	store_close(h);
 	return 0;
 }
 
@@ -957,37 +716,17 @@ static void parse_client(const struct cmd *c, const char *s,
 		die("explain: --client '%s' is not an IPv4 or IPv6 address", s);
 	}
 	*ecs0 = len == 0;
-	for (unsigned b = cl->src_plen; b < 128; b++)
-		cl->addr.s6_addr[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
+	addr_mask(&cl->addr, cl->src_plen);
 }
 
-/* dnsd's --default-location: "LAT,LON" or a country code. */
-static void parse_default_location(const char *s, struct svc_client *cl)
+/* The client at loc (GeoIP's or a configured one). */
+static void client_at(struct svc_client *cl, const struct geo_loc *loc)
 {
-	char *end;
-	const char *p;
-
-	cl->country[0] = cl->continent[0] = '\0';
-	if (strlen(s) == 2 &&
-	    geo_country_centroid(s, &cl->lat, &cl->lon, cl->continent) == 0) {
-		cl->country[0] = (char)(s[0] & ~0x20);
-		cl->country[1] = (char)(s[1] & ~0x20);
-		cl->country[2] = '\0';
-		cl->has_loc = true;
-		return;
-	}
-	cl->lat = strtod(s, &end);
-	if (end != s && *end == ',') {
-		p = end + 1;
-		cl->lon = strtod(p, &end);
-		if (end != p && !*end && cl->lat >= -90 && cl->lat <= 90 &&
-		    cl->lon >= -180 && cl->lon <= 180) {
-			cl->has_loc = true;
-			return;
-		}
-	}
-	die("explain: --default-location '%s' is neither LAT,LON nor a known "
-	    "country code", s);
+	cl->has_loc = true;
+	cl->lat = loc->lat;
+	cl->lon = loc->lon;
+	memcpy(cl->country, loc->country, 3);
+	memcpy(cl->continent, loc->continent, 3);
 }
 
 static const char *mode_name(unsigned m)
@@ -998,15 +737,15 @@ static const char *mode_name(unsigned m)
 	return m < 5 ? n[m] : "?";
 }
 
-static int cmd_explain(const struct cmd *c)
+static int cmd_explain(struct cmd *c)
 {
-	sqlite3 *h = open_db(0);
+	struct store *h = db_of(c);
 	struct svc_set *set = NULL;
+	struct hstate_view *hv = NULL;
 	const struct svc_service *s;
 	struct svc_client cl;
 	struct svc_answer ans;
 	struct svc_why why;
-	struct dbview dv;
 	struct geo_db *gdb = NULL;
 	const char *client = opt(c, "client"), *v;
 	json_t *answer = json_array(), *eps = json_array(), *loc, *doc;
@@ -1028,16 +767,17 @@ static int cmd_explain(const struct cmd *c)
 			die("explain: geoip: %s", gerr);
 		if (!ecs0)
 			g = geo_lookup(gdb, &cl.addr, &cl.geo_plen);
-		if (g) {
-			cl.has_loc = true;
-			cl.lat = g->lat;
-			cl.lon = g->lon;
-			memcpy(cl.country, g->country, 3);
-			memcpy(cl.continent, g->continent, 3);
-		}
+		if (g)
+			client_at(&cl, g);
 	}
-	if (!cl.has_loc && (v = opt(c, "default-location")))
-		parse_default_location(v, &cl);
+	if (!cl.has_loc && (v = opt(c, "default-location"))) {
+		struct geo_loc dl;
+
+		if (geo_parse_location(v, &dl) < 0)
+			die("explain: --default-location '%s' is neither LAT,LON "
+			    "nor a known country code", v);
+		client_at(&cl, &dl);
+	}
 	if (!opt(c, "lat") != !opt(c, "lon"))
 		die("explain: --lat and --lon go together");
 	if (opt(c, "lat")) {
@@ -1064,10 +804,11 @@ static int cmd_explain(const struct cmd *c)
 				    set->problems[i]);
 		die("explain: service %s not found", canon);
 	}
-	dbview_load(h, (size_t)set->max_endpoint_id + 1, &dv);
+	if (hstore_view(h, CTL_CHECK_INTERVAL, &hv, err, sizeof err) < 0)
+		die("explain: %s", err);
 	why.ep = xcalloc(s->n_eps ? s->n_eps : 1, sizeof *why.ep);
 	why.cap = s->n_eps;
-	svc_select(s, &cl, &dv.v, &rng, 0, &ans, &why);
+	svc_select(s, &cl, hv, &rng, 0, &ans, &why);
 	scope = ans.scope;
 	if (v4)
 		scope = scope > 96 ? scope - 96 : 0;
@@ -1137,10 +878,9 @@ static int cmd_explain(const struct cmd *c)
 		json_decref(doc);
 	}
 	free(why.ep);
-	dbview_free(&dv);
+	hstate_view_free(hv);
 	geo_free(gdb);
 	svc_set_free(set);
-	store_close(h);
 	return 0;
 }
 
@@ -1164,7 +904,8 @@ static const struct optspec explain_opts[] = {
 
 static struct cmd cmds[] = {
 	{ "init", NULL, 0, 0, no_opts, cmd_init, "init",
-	  "Creates the store with the current schema (or migrates it).\n", NULL, 0, NULL },
+	  "Creates the store with the current schema (or migrates it).\n",
+	  STORE_CREATE, NULL, 0, NULL, NULL },
 	{ "service", "add", 1, 1, svc_opts, cmd_service_add,
 	  "service add NAME --policy failover|weighted|geo|latency|all|"
 	  "roundrobin [--ttl S] [--answers N] [--sticky] "
@@ -1172,44 +913,44 @@ static struct cmd cmds[] = {
 	  "Adds a balanced name (trailing dot optional). --ttl default 30;\n"
 	  "--answers default 1 (8 for all, every healthy one for roundrobin);\n"
 	  "--sticky (weighted): a client subnet keeps its answer;\n"
-	  "--when-down: open (default), closed (SERVFAIL) or a TARGET.\n", NULL, 0, NULL },
+	  "--when-down: open (default), closed (SERVFAIL) or a TARGET.\n", 0, NULL, 0, NULL, NULL },
 	{ "service", "set", 1, 1, svc_opts, cmd_service_set,
 	  "service set NAME [--policy P] [--ttl S] [--answers N|default] "
 	  "[--sticky|--no-sticky] [--when-down open|closed|TARGET]",
-	  "Changes the given settings of a service.\n", NULL, 0, NULL },
+	  "Changes the given settings of a service.\n", 0, NULL, 0, NULL, NULL },
 	{ "service", "list", 0, 1, no_opts, cmd_service_list,
-	  "service list [NAME] [--json]", "Lists services (or just NAME).\n", NULL, 0, NULL },
+	  "service list [NAME] [--json]", "Lists services (or just NAME).\n", 0, NULL, 0, NULL, NULL },
 	{ "service", "show", 1, 1, no_opts, cmd_service_show,
 	  "service show NAME [--json]",
-	  "Shows a service with its endpoints and rules.\n", NULL, 0, NULL },
+	  "Shows a service with its endpoints and rules.\n", 0, NULL, 0, NULL, NULL },
 	{ "service", "rm", 1, 1, no_opts, cmd_service_rm, "service rm NAME",
-	  "Removes a service, its endpoints and rules.\n", NULL, 0, NULL },
+	  "Removes a service, its endpoints and rules.\n", 0, NULL, 0, NULL, NULL },
 	{ "endpoint", "add", 2, 2, ep_opts, cmd_endpoint_add,
 	  "endpoint add SERVICE TARGET [options]",
 	  "Adds an endpoint. TARGET: IPv4, IPv6, or a name ending in '.'\n"
-	  "(a CNAME answer).\n", NULL, 0, NULL },
+	  "(a CNAME answer).\n", 0, NULL, 0, NULL, NULL },
 	{ "endpoint", "set", 2, 2, ep_opts, cmd_endpoint_set,
 	  "endpoint set SERVICE TARGET [options]",
-	  "Changes the given settings of an endpoint.\n", NULL, 0, NULL },
+	  "Changes the given settings of an endpoint.\n", 0, NULL, 0, NULL, NULL },
 	{ "endpoint", "drain", 2, 2, no_opts, cmd_endpoint_drain,
 	  "endpoint drain SERVICE TARGET",
 	  "Takes an endpoint out of rotation (answered only when the service\n"
-	  "fails open).\n", NULL, 0, NULL },
+	  "fails open).\n", 0, NULL, 0, NULL, NULL },
 	{ "endpoint", "undrain", 2, 2, no_opts, cmd_endpoint_drain,
-	  "endpoint undrain SERVICE TARGET", "Puts it back in rotation.\n", NULL, 0, NULL },
+	  "endpoint undrain SERVICE TARGET", "Puts it back in rotation.\n", 0, NULL, 0, NULL, NULL },
 	{ "endpoint", "rm", 2, 2, no_opts, cmd_endpoint_rm,
-	  "endpoint rm SERVICE TARGET", "Removes an endpoint.\n", NULL, 0, NULL },
+	  "endpoint rm SERVICE TARGET", "Removes an endpoint.\n", 0, NULL, 0, NULL, NULL },
 	{ "rule", "add", 3, 3 + SVC_MAX_ENDPOINTS, no_opts, cmd_rule_add,
 	  "rule add SERVICE CIDR|country:CC|continent:CC TARGET [TARGET ...]",
 	  "Clients matching the rule are answered from these members only\n"
-	  "(most specific rule first: longest CIDR, country, continent).\n", NULL, 0, NULL },
+	  "(most specific rule first: longest CIDR, country, continent).\n", 0, NULL, 0, NULL, NULL },
 	{ "rule", "list", 1, 1, no_opts, cmd_rule_list,
-	  "rule list SERVICE [--json]", "Lists a service's rules.\n", NULL, 0, NULL },
+	  "rule list SERVICE [--json]", "Lists a service's rules.\n", 0, NULL, 0, NULL, NULL },
 	{ "rule", "rm", 2, 2, no_opts, cmd_rule_rm,
-	  "rule rm SERVICE CIDR|country:CC|continent:CC", "Removes a rule.\n", NULL, 0, NULL },
+	  "rule rm SERVICE CIDR|country:CC|continent:CC", "Removes a rule.\n", 0, NULL, 0, NULL, NULL },
 	{ "flip", NULL, 2, 2, no_opts, cmd_flip, "flip SERVICE TARGET",
 	  "Makes TARGET the preferred endpoint: a priority strictly lower\n"
-	  "than every other endpoint's, the others keeping their order.\n", NULL, 0, NULL },
+	  "than every other endpoint's, the others keeping their order.\n", 0, NULL, 0, NULL, NULL },
 	{ "shift", NULL, 1, 2, shift_opts, cmd_shift,
 	  "shift SERVICE TARGET --steps P1,P2,...,100 --every SECONDS "
 	  "[--max-rtt-ms MS] | shift SERVICE --abort|--pause|--resume",
@@ -1221,10 +962,10 @@ static struct cmd cmds[] = {
 	  "flip. If TARGET goes down by quorum (or its mean RTT from the\n"
 	  "probe regions exceeds --max-rtt-ms), dnsd rolls the shift back to\n"
 	  "0 percent and stops it. --abort returns to the state before the\n"
-	  "shift; --pause stops the clock, --resume lets it run on.\n", NULL, 0, NULL },
+	  "shift; --pause stops the clock, --resume lets it run on.\n", 0, NULL, 0, NULL, NULL },
 	{ "status", NULL, 0, 1, no_opts, cmd_status, "status [SERVICE] [--json]",
 	  "Health, admin state, weights, priorities, agents and RTTs, and\n"
-	  "the rows dnsd skips as invalid (problems).\n", NULL, 0, NULL },
+	  "the rows dnsd skips as invalid (problems).\n", 0, NULL, 0, NULL, NULL },
 	{ "explain", NULL, 1, 1, explain_opts, cmd_explain,
 	  "explain SERVICE --client ADDR[/LEN] [--geoip FILE] "
 	  "[--default-location LAT,LON|CC] [--ecs-max-v4 N] [--ecs-max-v6 N] "
@@ -1234,12 +975,12 @@ static struct cmd cmds[] = {
 	  "ADDR: a query from that source without ECS; ADDR/LEN: with ECS\n"
 	  "source prefix LEN. Give the --geoip, --default-location and\n"
 	  "--ecs-max-* dnsd runs with to get its exact answer; --lat/--lon,\n"
-	  "--country, --continent override the client's location.\n", NULL, 0, NULL },
+	  "--country, --continent override the client's location.\n", 0, NULL, 0, NULL, NULL },
 	{ "export", NULL, 0, 0, no_opts, cmd_export, "export",
-	  "Prints the whole configuration as JSON.\n", NULL, 0, NULL },
+	  "Prints the whole configuration as JSON.\n", 0, NULL, 0, NULL, NULL },
 	{ "import", NULL, 1, 1, no_opts, cmd_import, "import FILE|-",
 	  "Replaces the whole configuration with FILE's (one transaction;\n"
-	  "creates the store if missing).\n", NULL, 0, NULL },
+	  "creates the store if missing).\n", STORE_CREATE, NULL, 0, NULL, NULL },
 };
 #define NCMDS (sizeof cmds / sizeof cmds[0])
 
@@ -1364,9 +1105,12 @@ int main(int argc, char **argv)
 	}
 	if (c->npos < c->min_pos || c->npos > c->max_pos)
 		die("usage: gslbctl --db FILE %s", c->usage);
-	j = c->fn(c);
+	/* The one runner: every command's failure is "COMMAND: why". */
+	if (c->fn(c) < 0)
+		die_cmd(c);
+	store_close(c->db);
 	free(c->pos);
 	free(c->ov);
 	free(words);
-	return j;
+	return 0;
 }

@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/addr.h"
+#include "db/bounds.h"
 #include "db/store.h"
+#include "db/store_sql.h"
 #include "policy/svc.h"
 #include "geo/geo.h"
 #include "health/pcheck.h"
@@ -75,6 +78,21 @@ static int run(sqlite3 *h, sqlite3_stmt **row, const char *sql,
 	}
 	sqlite3_finalize(st);
 	return rc;
+}
+
+/* "WHAT V outside LO..HI" for an integer / a real value. -EINVAL. */
+static int out_of_bounds(enum bound_id b, long long v, char *err,
+                         size_t errlen)
+{
+	return store_errf(err, errlen, -EINVAL, "%s %lld outside %.0f..%.0f",
+	                  bounds[b].what, v, bounds[b].lo, bounds[b].hi);
+}
+
+static int real_out_of_bounds(enum bound_id b, double v, char *err,
+                              size_t errlen)
+{
+	return store_errf(err, errlen, -EINVAL, "%s %g outside %.0f..%.0f",
+	                  bounds[b].what, v, bounds[b].lo, bounds[b].hi);
 }
 
 /* ---------------------------------------------------------- canonical */
@@ -141,7 +159,7 @@ static int parse_match(const char *in, char kind[16], char pat[64],
 		strcpy(pat, cc);
 		return 0;
 	}
-	if (geo_parse_cidr(in, &net, &plen) < 0)
+	if (addr_parse_cidr(in, ADDR_CIDR_STRICT, &net, &plen) < 0)
 		return store_errf(err, errlen, -EINVAL, "bad rule '%s': not a CIDR "
 		            "(ADDR/LEN, no host bits), country:CC or "
 		            "continent:CC", in);
@@ -246,16 +264,15 @@ static int svc_overlay(struct svc_row *r, const struct cfg_service *s,
 		r->policy = p;
 	}
 	if (s->has_ttl) {
-		if (s->ttl < 0 || s->ttl > INT32_MAX)
-			return store_errf(err, errlen, -EINVAL, "ttl %lld outside "
-			            "0..2147483647", s->ttl);
+		if (!bound_ok(BOUND_TTL, (double)s->ttl))
+			return out_of_bounds(BOUND_TTL, s->ttl, err, errlen);
 		r->ttl = s->ttl;
 	}
 	if (s->has_answers) {
 		if (s->answers != -1 &&
-		    (s->answers < 1 || s->answers > SVC_MAX_ANSWERS))
-			return store_errf(err, errlen, -EINVAL, "answers %lld outside "
-			            "1..%d", s->answers, SVC_MAX_ANSWERS);
+		    !bound_ok(BOUND_ANSWERS, (double)s->answers))
+			return out_of_bounds(BOUND_ANSWERS, s->answers, err,
+			                     errlen);
 		r->answers = s->answers == -1 ? 0 : s->answers;
 	}
 	if (s->sticky >= 0)
@@ -279,9 +296,10 @@ static int svc_overlay(struct svc_row *r, const struct cfg_service *s,
 	return 0;
 }
 
-int cfg_service_insert(sqlite3 *h, const struct cfg_service *s,
+int cfg_service_insert(struct store *db, const struct cfg_service *s,
                           long long *id, char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	struct svc_row r = { .policy = -1, .ttl = 30, .when_down = "open" };
 	sqlite3_stmt *st;
 	int rc;
@@ -312,10 +330,11 @@ int cfg_service_insert(sqlite3 *h, const struct cfg_service *s,
 	return 0;
 }
 
-int cfg_service_add(sqlite3 *h, const struct cfg_service *s, char *err,
+int cfg_service_add(struct store *db, const struct cfg_service *s, char *err,
                     size_t errlen)
 {
-	STORE_TXN(h, err, errlen, cfg_service_insert(h, s, NULL, err, errlen));
+	sqlite3 *h = db->h;
+	STORE_TXN(h, err, errlen, cfg_service_insert(db, s, NULL, err, errlen));
 }
 
 static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
@@ -351,9 +370,10 @@ static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
 	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, r.name);
 }
 
-int cfg_service_set(sqlite3 *h, const struct cfg_service *s, char *err,
+int cfg_service_set(struct store *db, const struct cfg_service *s, char *err,
                     size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, service_update(h, s, err, errlen));
 }
 
@@ -370,8 +390,9 @@ static int service_delete(sqlite3 *h, const char *name, char *err,
 	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, canon);
 }
 
-int cfg_service_rm(sqlite3 *h, const char *name, char *err, size_t errlen)
+int cfg_service_rm(struct store *db, const char *name, char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, service_delete(h, name, err, errlen));
 }
 
@@ -433,15 +454,14 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
                       char *err, size_t errlen)
 {
 	if (e->has_weight) {
-		if (e->weight < 0 || e->weight > 65535)
-			return store_errf(err, errlen, -EINVAL, "weight %lld outside "
-			            "0..65535", e->weight);
+		if (!bound_ok(BOUND_WEIGHT, (double)e->weight))
+			return out_of_bounds(BOUND_WEIGHT, e->weight, err, errlen);
 		r->weight = e->weight;
 	}
 	if (e->has_priority) {
-		if (e->priority < 0 || e->priority > 65535)
-			return store_errf(err, errlen, -EINVAL, "priority %lld "
-			            "outside 0..65535", e->priority);
+		if (!bound_ok(BOUND_PRIORITY, (double)e->priority))
+			return out_of_bounds(BOUND_PRIORITY, e->priority, err,
+			                     errlen);
 		r->priority = e->priority;
 	}
 	if (e->has_region) {
@@ -454,20 +474,17 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 	if (e->clear_loc)
 		r->has_loc = false;
 	if (e->has_loc) {
-		if (!(e->lat >= -90 && e->lat <= 90))
-			return store_errf(err, errlen, -EINVAL, "latitude %g outside "
-			            "-90..90", e->lat);
-		if (!(e->lon >= -180 && e->lon <= 180))
-			return store_errf(err, errlen, -EINVAL, "longitude %g outside "
-			            "-180..180", e->lon);
+		if (!bound_ok(BOUND_LAT, e->lat))
+			return real_out_of_bounds(BOUND_LAT, e->lat, err, errlen);
+		if (!bound_ok(BOUND_LON, e->lon))
+			return real_out_of_bounds(BOUND_LON, e->lon, err, errlen);
 		r->has_loc = true;
 		r->lat = e->lat;
 		r->lon = e->lon;
 	}
 	if (e->has_bias) {
-		if (!(e->bias >= -99 && e->bias <= 99))
-			return store_errf(err, errlen, -EINVAL, "bias %g outside "
-			            "-99..99", e->bias);
+		if (!bound_ok(BOUND_BIAS, e->bias))
+			return real_out_of_bounds(BOUND_BIAS, e->bias, err, errlen);
 		r->bias = e->bias;
 	}
 	if (e->admin) {
@@ -506,15 +523,13 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 		r->timeout = e->timeout > 0 ? e->timeout : NAN;
 	}
 	if (e->has_rise) {
-		if (e->rise < 1 || e->rise > 100)
-			return store_errf(err, errlen, -EINVAL, "check rise %lld "
-			            "outside 1..100", e->rise);
+		if (!bound_ok(BOUND_RISE, (double)e->rise))
+			return out_of_bounds(BOUND_RISE, e->rise, err, errlen);
 		r->rise = e->rise;
 	}
 	if (e->has_fall) {
-		if (e->fall < 1 || e->fall > 100)
-			return store_errf(err, errlen, -EINVAL, "check fall %lld "
-			            "outside 1..100", e->fall);
+		if (!bound_ok(BOUND_FALL, (double)e->fall))
+			return out_of_bounds(BOUND_FALL, e->fall, err, errlen);
 		r->fall = e->fall;
 	}
 	if (e->has_tls_verify)
@@ -606,10 +621,11 @@ static int ep_write(sqlite3 *h, long long sid, long long id,
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-int cfg_endpoint_insert(sqlite3 *h, const char *service,
+int cfg_endpoint_insert(struct store *db, const char *service,
                            const struct cfg_endpoint *e, char *err,
                            size_t errlen)
 {
+	sqlite3 *h = db->h;
 	struct ep_row r;
 	char sname[256];
 	sqlite3_stmt *st;
@@ -654,10 +670,11 @@ out:
 	return rc;
 }
 
-int cfg_endpoint_add(sqlite3 *h, const char *service,
+int cfg_endpoint_add(struct store *db, const char *service,
                      const struct cfg_endpoint *e, char *err, size_t errlen)
 {
-	STORE_TXN(h, err, errlen, cfg_endpoint_insert(h, service, e, err, errlen));
+	sqlite3 *h = db->h;
+	STORE_TXN(h, err, errlen, cfg_endpoint_insert(db, service, e, err, errlen));
 }
 
 static int endpoint_update(sqlite3 *h, const char *service,
@@ -689,9 +706,10 @@ out:
 	return rc;
 }
 
-int cfg_endpoint_set(sqlite3 *h, const char *service,
+int cfg_endpoint_set(struct store *db, const char *service,
                      const struct cfg_endpoint *e, char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, endpoint_update(h, service, e, err, errlen));
 }
 
@@ -716,18 +734,20 @@ static int endpoint_delete(sqlite3 *h, const char *service,
 	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, t);
 }
 
-int cfg_endpoint_rm(sqlite3 *h, const char *service, const char *target,
+int cfg_endpoint_rm(struct store *db, const char *service, const char *target,
                     char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, endpoint_delete(h, service, target, err, errlen));
 }
 
 /* -------------------------------------------------------------- rules */
 
-int cfg_rule_insert(sqlite3 *h, const char *service, const char *match,
+int cfg_rule_insert(struct store *db, const char *service, const char *match,
                        const char *const *targets, size_t n, char *err,
                        size_t errlen)
 {
+	sqlite3 *h = db->h;
 	char sname[256], kind[16], pat[64], t[256];
 	sqlite3_stmt *st;
 	long long sid, rid, eid;
@@ -768,11 +788,12 @@ int cfg_rule_insert(sqlite3 *h, const char *service, const char *match,
 	return 0;
 }
 
-int cfg_rule_add(sqlite3 *h, const char *service, const char *match,
+int cfg_rule_add(struct store *db, const char *service, const char *match,
                  const char *const *targets, size_t n, char *err,
                  size_t errlen)
 {
-	STORE_TXN(h, err, errlen, cfg_rule_insert(h, service, match, targets, n, err,
+	sqlite3 *h = db->h;
+	STORE_TXN(h, err, errlen, cfg_rule_insert(db, service, match, targets, n, err,
 	                                errlen));
 }
 
@@ -796,9 +817,10 @@ static int rule_delete(sqlite3 *h, const char *service, const char *match,
 	return 0;
 }
 
-int cfg_rule_rm(sqlite3 *h, const char *service, const char *match,
+int cfg_rule_rm(struct store *db, const char *service, const char *match,
                 char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, rule_delete(h, service, match, err, errlen));
 }
 
@@ -863,14 +885,15 @@ static int flip(sqlite3 *h, const char *service, const char *target,
 	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, t);
 }
 
-int cfg_flip_in(sqlite3 *h, const char *service, const char *target,
+int cfg_flip_in(struct store *db, const char *service, const char *target,
                 char *err, size_t errlen)
 {
-	return flip(h, service, target, err, errlen);
+	return flip(db->h, service, target, err, errlen);
 }
 
-int cfg_flip(sqlite3 *h, const char *service, const char *target, char *err,
+int cfg_flip(struct store *db, const char *service, const char *target, char *err,
              size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, flip(h, service, target, err, errlen));
 }

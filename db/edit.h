@@ -14,7 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <sqlite3.h>
+struct store;
+
 
 /* The configuration columns of an endpoint row, in the order the edits
  * and the export read them. */
@@ -63,26 +64,26 @@ struct cfg_endpoint {
 	const char *body, *host;   /* NULL clears */
 };
 
-int cfg_service_add(sqlite3 *h, const struct cfg_service *s, char *err,
+int cfg_service_add(struct store *db, const struct cfg_service *s, char *err,
                     size_t errlen);
-int cfg_service_set(sqlite3 *h, const struct cfg_service *s, char *err,
+int cfg_service_set(struct store *db, const struct cfg_service *s, char *err,
                     size_t errlen);
-int cfg_service_rm(sqlite3 *h, const char *name, char *err, size_t errlen);
+int cfg_service_rm(struct store *db, const char *name, char *err, size_t errlen);
 
-int cfg_endpoint_add(sqlite3 *h, const char *service,
+int cfg_endpoint_add(struct store *db, const char *service,
                      const struct cfg_endpoint *e, char *err, size_t errlen);
 /* Changes only the fields given. */
-int cfg_endpoint_set(sqlite3 *h, const char *service,
+int cfg_endpoint_set(struct store *db, const char *service,
                      const struct cfg_endpoint *e, char *err, size_t errlen);
-int cfg_endpoint_rm(sqlite3 *h, const char *service, const char *target,
+int cfg_endpoint_rm(struct store *db, const char *service, const char *target,
                     char *err, size_t errlen);
 
 /* match: "ADDR/LEN", "country:CC" or "continent:CC"; targets must be
  * members of the service; a rule with the same match must not exist. */
-int cfg_rule_add(sqlite3 *h, const char *service, const char *match,
+int cfg_rule_add(struct store *db, const char *service, const char *match,
                  const char *const *targets, size_t n, char *err,
                  size_t errlen);
-int cfg_rule_rm(sqlite3 *h, const char *service, const char *match,
+int cfg_rule_rm(struct store *db, const char *service, const char *match,
                 char *err, size_t errlen);
 
 /* Gives target a priority strictly lower than every other endpoint of the
@@ -91,7 +92,7 @@ int cfg_rule_rm(sqlite3 *h, const char *service, const char *match,
  * 0. Nothing changes if target is already strictly first. Errors: not a
  * member (-ENOENT), drained or forced down (-EINVAL), priorities would
  * exceed 65535 (-ERANGE). */
-int cfg_flip(sqlite3 *h, const char *service, const char *target, char *err,
+int cfg_flip(struct store *db, const char *service, const char *target, char *err,
              size_t errlen);
 
 /* Canonical forms: a service name ("www.example.com.") into out (256
@@ -106,16 +107,16 @@ int cfg_canon_target(const char *in, char *out, char *err, size_t errlen);
 /* The add commands without their own transaction, for a caller that has
  * one open (import). Same validation and errors; cfg_service_insert sets
  * *id (may be NULL) to the new service's id. */
-int cfg_service_insert(sqlite3 *h, const struct cfg_service *s,
+int cfg_service_insert(struct store *db, const struct cfg_service *s,
                        long long *id, char *err, size_t errlen);
-int cfg_endpoint_insert(sqlite3 *h, const char *service,
+int cfg_endpoint_insert(struct store *db, const char *service,
                         const struct cfg_endpoint *e, char *err,
                         size_t errlen);
-int cfg_rule_insert(sqlite3 *h, const char *service, const char *match,
+int cfg_rule_insert(struct store *db, const char *service, const char *match,
                     const char *const *targets, size_t n, char *err,
                     size_t errlen);
 /* cfg_flip inside the caller's transaction (the end of a staged shift). */
-int cfg_flip_in(sqlite3 *h, const char *service, const char *target,
+int cfg_flip_in(struct store *db, const char *service, const char *target,
                 char *err, size_t errlen);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "db/edit.h"
 #include "db/store.h"
+#include "db/store_sql.h"
 #include "policy/svc.h"
 
 /* ------------------------------------------------------------- export */
@@ -123,8 +124,9 @@ out:
 	return arr;
 }
 
-json_t *cfg_export(sqlite3 *h, const char *name, char *err, size_t errlen)
+json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	json_t *svcs = json_array(), *doc = NULL;
 	sqlite3_stmt *st = NULL;
 	char canon[256];
@@ -265,7 +267,7 @@ static int jbool(const json_t *o, const char *k, bool *out,
 	return 1;
 }
 
-static int import_endpoint(sqlite3 *h, const char *sname, const json_t *o,
+static int import_endpoint(struct store *db, const char *sname, const json_t *o,
                            const char *where, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "target", "weight", "priority",
@@ -341,14 +343,14 @@ static int import_endpoint(sqlite3 *h, const char *sname, const json_t *o,
 			return rc;
 		e.has_expect = e.has_body = e.has_host = true;
 	}
-	if ((rc = cfg_endpoint_insert(h, sname, &e, err, errlen)) < 0) {
+	if ((rc = cfg_endpoint_insert(db, sname, &e, err, errlen)) < 0) {
 		snprintf(msg, sizeof msg, "%s", err);
 		return store_errf(err, errlen, rc, "%s: %s", where, msg);
 	}
 	return 0;
 }
 
-static int import_service(sqlite3 *h, const json_t *o, size_t i, char *err,
+static int import_service(struct store *db, const json_t *o, size_t i, char *err,
                           size_t errlen)
 {
 	static const char *const keys[] = { "name", "policy", "ttl", "answers",
@@ -379,7 +381,7 @@ static int import_service(sqlite3 *h, const json_t *o, size_t i, char *err,
 	    (rc = jstr(o, "when_down", &s.when_down, where, err, errlen)) < 0)
 		return rc;
 	s.sticky = sticky;
-	if ((rc = cfg_service_insert(h, &s, NULL, err, errlen)) < 0) {
+	if ((rc = cfg_service_insert(db, &s, NULL, err, errlen)) < 0) {
 		snprintf(msg, sizeof msg, "%s", err);
 		return store_errf(err, errlen, rc, "%s: %s", where, msg);
 	}
@@ -391,7 +393,7 @@ static int import_service(sqlite3 *h, const json_t *o, size_t i, char *err,
 		char ew[340];
 
 		snprintf(ew, sizeof ew, "%s endpoints[%zu]", where, j);
-		if ((rc = import_endpoint(h, s.name, v, ew, err, errlen)) < 0)
+		if ((rc = import_endpoint(db, s.name, v, ew, err, errlen)) < 0)
 			return rc;
 	}
 	rules = json_object_get(o, "rules");
@@ -423,7 +425,7 @@ static int import_service(sqlite3 *h, const json_t *o, size_t i, char *err,
 				            "must be strings", rw);
 			tg[k] = json_string_value(t);
 		}
-		rc = cfg_rule_insert(h, s.name, match, tg,
+		rc = cfg_rule_insert(db, s.name, match, tg,
 		                 json_array_size(targets), err, errlen);
 		if (rc < 0) {
 			snprintf(msg, sizeof msg, "%s", err);
@@ -433,9 +435,10 @@ static int import_service(sqlite3 *h, const json_t *o, size_t i, char *err,
 	return 0;
 }
 
-static int import_all(sqlite3 *h, const json_t *doc, char *err,
+static int import_all(struct store *db, const json_t *doc, char *err,
                       size_t errlen)
 {
+	sqlite3 *h = db->h;
 	static const char *const keys[] = { "version", "services", NULL };
 	const json_t *svcs, *v;
 	long long ver = 1;
@@ -456,12 +459,13 @@ static int import_all(sqlite3 *h, const json_t *doc, char *err,
 	               "DELETE FROM services") < 0)
 		return store_sqlerr(h, err, errlen, "import");
 	json_array_foreach(svcs, i, v)
-		if ((rc = import_service(h, v, i, err, errlen)) < 0)
+		if ((rc = import_service(db, v, i, err, errlen)) < 0)
 			return rc;
 	return 0;
 }
 
-int cfg_import(sqlite3 *h, const json_t *doc, char *err, size_t errlen)
+int cfg_import(struct store *db, const json_t *doc, char *err, size_t errlen)
 {
-	STORE_TXN(h, err, errlen, import_all(h, doc, err, errlen));
+	sqlite3 *h = db->h;
+	STORE_TXN(h, err, errlen, import_all(db, doc, err, errlen));
 }

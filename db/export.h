@@ -22,14 +22,15 @@
 #define DB_EXPORT_H
 #include <stddef.h>
 
+struct store;
+
 #include <jansson.h>
-#include <sqlite3.h>
 
 /* The whole configuration / one service (NULL name = all) as JSON in the
  * format above. New reference (caller json_decref) or NULL with err. */
-json_t *cfg_export(sqlite3 *h, const char *name, char *err, size_t errlen);
+json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen);
 /* Replaces the whole configuration with doc (format above), validating
  * every field as the add commands do. One transaction. */
-int cfg_import(sqlite3 *h, const json_t *doc, char *err, size_t errlen);
+int cfg_import(struct store *db, const json_t *doc, char *err, size_t errlen);
 
 #endif

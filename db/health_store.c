@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "db/store.h"
+#include "db/store_sql.h"
 
 static int sqlerr(sqlite3 *h, char *err, size_t errlen, const char *what)
 {
@@ -158,9 +159,10 @@ static int load_lat(sqlite3 *h, struct hstate_rows *o)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -EIO;
 }
 
-int hstore_load(sqlite3 *h, struct hstate_rows *out, char *err,
+int hstore_load(struct store *db, struct hstate_rows *out, char *err,
                 size_t errlen)
 {
+	sqlite3 *h = db->h;
 	bool own = sqlite3_get_autocommit(h) != 0;
 	int rc;
 
@@ -194,9 +196,10 @@ static int step_row(sqlite3_stmt *st)
 	return (rc & 0xff) == SQLITE_CONSTRAINT ? 1 : -EIO;
 }
 
-int hstore_save(sqlite3 *h, const struct hstate_rows *rows, size_t *skipped,
+int hstore_save(struct store *db, const struct hstate_rows *rows, size_t *skipped,
                 char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	sqlite3_stmt *ep = NULL, *pr = NULL, *ob = NULL, *la = NULL;
 	size_t skip = 0;
 	int rc = -EIO, r;
@@ -301,10 +304,11 @@ static json_t *text_or_null(sqlite3_stmt *st, int i)
 	       ? json_null() : json_string(text_col(st, i));
 }
 
-int hstore_checks(sqlite3 *h, double default_interval, long long generation,
+int hstore_checks(struct store *db, double default_interval, long long generation,
                   json_t **doc, struct hstate_ep **eps, size_t *n,
                   char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	sqlite3_stmt *st = NULL;
 	json_t *d = json_object(), *arr = json_array();
 	struct hstate_ep *v = NULL;
@@ -380,5 +384,173 @@ fail:
 	json_decref(arr);
 	json_decref(d);
 	free(v);
+	return rc;
+}
+
+/* ------------------------------------------------------------ views */
+
+static json_t *status_endpoint(sqlite3 *h, sqlite3_stmt *st)
+{
+	long long id = sqlite3_column_int64(st, 0);
+	bool has_check = sqlite3_column_type(st, 6) != SQLITE_NULL;
+	bool has_eh = sqlite3_column_type(st, 7) != SQLITE_NULL;
+	const char *health = !has_check ? "up" :
+		has_eh ? (const char *)sqlite3_column_text(st, 7) : "unknown";
+	json_t *agents = json_array(), *lat = json_array(), *e;
+	sqlite3_stmt *q;
+
+	e = json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:o, s:o, s:b, s:o, "
+	              "s:o}",
+		"target", sqlite3_column_text(st, 1),
+		"health", health,
+		"admin", sqlite3_column_text(st, 2),
+		"drained", sqlite3_column_int(st, 3),
+		"weight", (json_int_t)sqlite3_column_int64(st, 4),
+		"priority", (json_int_t)sqlite3_column_int64(st, 5),
+		"region", sqlite3_column_type(st, 11) == SQLITE_NULL ?
+			json_null() :
+			json_string((const char *)sqlite3_column_text(st, 11)),
+		"check", has_check ?
+			json_string((const char *)sqlite3_column_text(st, 6)) :
+			json_null(),
+		"stale", has_eh && sqlite3_column_int(st, 8),
+		"since", has_eh ? json_real(sqlite3_column_double(st, 9)) :
+			json_null(),
+		"reason", has_eh ?
+			json_string((const char *)sqlite3_column_text(st, 10)) :
+			json_null());
+	if (sqlite3_prepare_v2(h, "SELECT p.name, p.region, h.state, h.ok, "
+	                       "h.rtt_ms, h.detail, h.ts, h.seen, h.since "
+	                       "FROM health h JOIN probes p ON p.id = "
+	                       "h.probe_id WHERE h.endpoint_id = ? ORDER BY "
+	                       "p.name", -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, id);
+		while (sqlite3_step(q) == SQLITE_ROW)
+			json_array_append_new(agents, json_pack(
+				"{s:s, s:s, s:s, s:b, s:o, s:s, s:f, s:f, s:f}",
+				"probe", sqlite3_column_text(q, 0),
+				"region", sqlite3_column_text(q, 1),
+				"state", sqlite3_column_text(q, 2),
+				"ok", sqlite3_column_int(q, 3),
+				"rtt_ms", sqlite3_column_type(q, 4) ==
+					SQLITE_NULL ? json_null() :
+					json_real(sqlite3_column_double(q, 4)),
+				"detail", sqlite3_column_text(q, 5),
+				"ts", sqlite3_column_double(q, 6),
+				"seen", sqlite3_column_double(q, 7),
+				"since", sqlite3_column_double(q, 8)));
+		sqlite3_finalize(q);
+	}
+	if (sqlite3_prepare_v2(h, "SELECT region, rtt_ms, samples, updated "
+	                       "FROM latency WHERE endpoint_id = ? ORDER BY "
+	                       "region", -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, id);
+		while (sqlite3_step(q) == SQLITE_ROW)
+			json_array_append_new(lat, json_pack(
+				"{s:s, s:f, s:I, s:f}",
+				"region", sqlite3_column_text(q, 0),
+				"rtt_ms", sqlite3_column_double(q, 1),
+				"samples", (json_int_t)sqlite3_column_int64(q, 2),
+				"updated", sqlite3_column_double(q, 3)));
+		sqlite3_finalize(q);
+	}
+	json_object_set_new(e, "agents", agents);
+	json_object_set_new(e, "latency", lat);
+	return e;
+}
+
+json_t *hstore_status(struct store *db, const char *service, char *err,
+                      size_t errlen)
+{
+	sqlite3 *h = db->h;
+	sqlite3_stmt *st = NULL, *es = NULL;
+	json_t *svcs = NULL;
+
+	store_begin(h, false);
+	if (sqlite3_prepare_v2(h, "SELECT id, name, policy, ttl, answers, "
+	                       "when_down FROM services WHERE ?1 IS NULL OR "
+	                       "name = ?1 ORDER BY name", -1, &st, NULL)
+	    != SQLITE_OK ||
+	    sqlite3_prepare_v2(h, "SELECT e.id, e.target, e.admin, e.drained, "
+	                       "e.weight, e.priority, e.check_url, eh.state, "
+	                       "eh.stale, eh.since, eh.reason, e.region FROM "
+	                       "endpoints e LEFT JOIN endpoint_health eh ON "
+	                       "eh.endpoint_id = e.id WHERE e.service_id = ? "
+	                       "ORDER BY e.priority, e.target", -1, &es, NULL)
+	    != SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(h));
+		goto out;
+	}
+	if (service)
+		sqlite3_bind_text(st, 1, service, -1, SQLITE_STATIC);
+	svcs = json_array();
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		json_t *eps = json_array();
+
+		sqlite3_reset(es);
+		sqlite3_bind_int64(es, 1, sqlite3_column_int64(st, 0));
+		while (sqlite3_step(es) == SQLITE_ROW)
+			json_array_append_new(eps, status_endpoint(h, es));
+		json_array_append_new(svcs, json_pack(
+			"{s:s, s:s, s:I, s:o, s:s, s:o}",
+			"name", sqlite3_column_text(st, 1),
+			"policy", sqlite3_column_text(st, 2),
+			"ttl", (json_int_t)sqlite3_column_int64(st, 3),
+			"answers", sqlite3_column_type(st, 4) == SQLITE_NULL ?
+				json_null() :
+				json_integer(sqlite3_column_int64(st, 4)),
+			"when_down", sqlite3_column_text(st, 5),
+			"endpoints", eps));
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(es);
+	store_rollback(h);
+	return svcs;
+}
+
+int hstore_restore(struct store *db, struct hstate *st, size_t *skipped,
+                   char *err, size_t errlen)
+{
+	struct hstate_rows rows;
+	int rc = hstore_load(db, &rows, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	rc = hstate_restore(st, &rows, skipped);
+	hstate_rows_fini(&rows);
+	if (rc < 0)
+		snprintf(err, errlen, "db: health: out of memory");
+	return rc;
+}
+
+int hstore_view(struct store *db, double default_interval,
+                struct hstate_view **out, char *err, size_t errlen)
+{
+	struct hstate *st = hstate_new(NULL);
+	struct hstate_ep *eps = NULL;
+	json_t *doc = NULL;
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	if (!st) {
+		snprintf(err, errlen, "db: health: out of memory");
+		return -ENOMEM;
+	}
+	rc = hstore_checks(db, default_interval, 0, &doc, &eps, &n, err,
+	                   errlen);
+	if (rc == 0 && (rc = hstate_set_endpoints(st, eps, n)) < 0)
+		snprintf(err, errlen, "db: health: cannot set %zu checked "
+		         "endpoints: %s", n, strerror(-rc));
+	if (rc == 0)
+		rc = hstore_restore(db, st, NULL, err, errlen);
+	if (rc == 0 && !(*out = hstate_view_build(st))) {
+		snprintf(err, errlen, "db: health: out of memory");
+		rc = -ENOMEM;
+	}
+	json_decref(doc);
+	free(eps);
+	hstate_free(st);
 	return rc;
 }

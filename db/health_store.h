@@ -7,8 +7,9 @@
 #define DB_HEALTH_STORE_H
 #include <stddef.h>
 
+struct store;
+
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "health/hstate.h"
 
@@ -17,7 +18,7 @@
  * (bad state text) are skipped. Returns 0, -ENOMEM, or -EIO with err
  * ("db: health: why"). Runs in one read transaction unless the caller is
  * already inside one. */
-int hstore_load(sqlite3 *h, struct hstate_rows *out, char *err,
+int hstore_load(struct store *db, struct hstate_rows *out, char *err,
                 size_t errlen);
 
 /* Replaces the contents of health, endpoint_health and latency with rows,
@@ -25,7 +26,7 @@ int hstore_load(sqlite3 *h, struct hstate_rows *out, char *err,
  * one write transaction. Rows whose endpoint no longer exists are skipped
  * and counted in *skipped (may be NULL). Returns 0, or -EIO with err (the
  * transaction is rolled back: the tables are unchanged). */
-int hstore_save(sqlite3 *h, const struct hstate_rows *rows, size_t *skipped,
+int hstore_save(struct store *db, const struct hstate_rows *rows, size_t *skipped,
                 char *err, size_t errlen);
 
 /* The GET /v1/checks document (health/PROTOCOL.md) for every endpoint with
@@ -33,8 +34,31 @@ int hstore_save(sqlite3 *h, const struct hstate_rows *rows, size_t *skipped,
  * store -> default_interval, which should equal the agents' --interval).
  * *doc: new reference, caller decrefs; *eps: malloc'ed, caller frees.
  * Returns 0, -ENOMEM, or -EIO with err. */
-int hstore_checks(sqlite3 *h, double default_interval, long long generation,
+int hstore_checks(struct store *db, double default_interval, long long generation,
                   json_t **doc, struct hstate_ep **eps, size_t *n,
                   char *err, size_t errlen);
+
+/* Restores st (after hstate_set_endpoints) from the persisted rows: what
+ * dnsd does at startup, so a restart never starts from "all up". Rows of
+ * endpoints st does not know are counted in *skipped (may be NULL).
+ * Returns 0, -ENOMEM or -EIO with err. */
+int hstore_restore(struct store *db, struct hstate *st, size_t *skipped,
+                   char *err, size_t errlen);
+
+/* The health view dnsd builds from the persisted state (checked endpoints,
+ * their state, the agents' regions and coordinates, RTTs), through the same
+ * health/hstate.h code dnsd uses, so a policy decision made on it (gslbctl
+ * explain) is the one dnsd makes. default_interval: checks without an
+ * interval. *out: caller owns it (hstate_view_free). 0, -ENOMEM or -EIO
+ * with err. */
+int hstore_view(struct store *db, double default_interval,
+                struct hstate_view **out, char *err, size_t errlen);
+
+/* gslbctl status: per service (only the one named service, canonical
+ * name, when not NULL; services by name) its settings and per endpoint its
+ * health, admin state, weights, agents' observations and RTTs. A JSON
+ * array (new reference), or NULL with err (SQLite's message). */
+json_t *hstore_status(struct store *db, const char *service, char *err,
+                      size_t errlen);
 
 #endif

@@ -1,10 +1,10 @@
 -- db/schema.sql - the SQLite store of balanced names (schema version 2).
 --
--- This is the current full schema. db/schema_sql.c holds a byte-identical
--- copy as a C string (tests/unit/test_store.c compares them); store_open()
+-- This is the current full schema. The build embeds it as a C string
+-- (tools/schema2c.py; tests/unit/test_store.c compares the two); store_open()
 -- runs it on an empty database and sets PRAGMA user_version to the current
 -- version. A later version adds a migration step in db/store.c (the
--- statements that bring the previous version to it) and updates both files.
+-- statements that bring the previous version to it) and updates this file.
 -- Version 2 added the table shifts.
 --
 -- Conventions: names (services, CNAME targets) are lower-case, fully

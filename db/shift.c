@@ -10,6 +10,7 @@
 
 #include "db/edit.h"
 #include "db/store.h"
+#include "db/store_sql.h"
 
 static const char *const state_names[SHIFT_NSTATES] = {
 	"running", "paused", "done", "rolled-back", "aborted",
@@ -244,7 +245,8 @@ static int stage_begun(sqlite3 *h, struct shift_info *o, double now,
 	if (o->steps[o->stage - 1] != 100)
 		return 0;
 	if (strcmp(o->policy, "failover") == 0 &&
-	    (rc = cfg_flip_in(h, o->service, o->target, err, errlen)) < 0)
+	    (rc = cfg_flip_in(&(struct store){ .h = h }, o->service, o->target,
+	                      err, errlen)) < 0)
 		return rc;
 	o->state = SHIFT_DONE;
 	snprintf(o->reason, sizeof o->reason, "completed");
@@ -283,8 +285,9 @@ json_t *shift_json(const struct shift_info *s, double now)
 	return o;
 }
 
-json_t *shift_json_all(sqlite3 *h, double now, char *err, size_t errlen)
+json_t *shift_json_all(struct store *db, double now, char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	sqlite3_stmt *st = NULL;
 	json_t *all = json_object();
 	int rc;
@@ -409,10 +412,11 @@ static int start(sqlite3 *h, const char *service, const char *target,
 	return stage_begun(h, &o, now, err, errlen);
 }
 
-int shift_start(sqlite3 *h, const char *service, const char *target,
+int shift_start(struct store *db, const char *service, const char *target,
                 const char *steps, double every, double max_rtt_ms,
                 double now, char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, start(h, service, target, steps, every,
 	                                max_rtt_ms, now, err, errlen));
 }
@@ -511,36 +515,41 @@ static int set_state(sqlite3 *h, const char *service, int want, double now,
 	return rc < 0 ? store_sqlerr(h, err, errlen, o.service) : 0;
 }
 
-int shift_abort(sqlite3 *h, const char *service, double now, char *err,
+int shift_abort(struct store *db, const char *service, double now, char *err,
                 size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, set_state(h, service, SHIFT_ABORTED, now, err,
 	                                    errlen));
 }
 
-int shift_pause(sqlite3 *h, const char *service, double now, char *err,
+int shift_pause(struct store *db, const char *service, double now, char *err,
                 size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, set_state(h, service, SHIFT_PAUSED, now, err,
 	                                    errlen));
 }
 
-int shift_resume(sqlite3 *h, const char *service, double now, char *err,
+int shift_resume(struct store *db, const char *service, double now, char *err,
                  size_t errlen)
 {
+	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, set_state(h, service, SHIFT_RUNNING, now, err,
 	                                    errlen));
 }
 
-int shift_get(sqlite3 *h, const char *service, struct shift_info *out,
+int shift_get(struct store *db, const char *service, struct shift_info *out,
               char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	return get_named(h, service, out, err, errlen);
 }
 
-int shift_list_active(sqlite3 *h, struct shift_info **out, size_t *n,
+int shift_list_active(struct store *db, struct shift_info **out, size_t *n,
                       char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	sqlite3_stmt *st = NULL;
 	struct shift_info *v = NULL, *nv;
 	size_t k = 0, cap = 0;
@@ -618,9 +627,10 @@ static int advance_txn(sqlite3 *h, long long sid, double now,
 	                                  errlen));
 }
 
-int shift_advance(sqlite3 *h, long long sid, double now,
+int shift_advance(struct store *db, long long sid, double now,
                   struct shift_info *after, char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	int moved = 0, rc = advance_txn(h, sid, now, after, &moved, err,
 	                                errlen);
 
@@ -654,9 +664,10 @@ static int rollback_txn(sqlite3 *h, long long sid, const char *reason,
 	                                   errlen));
 }
 
-int shift_rollback(sqlite3 *h, long long sid, const char *reason, double now,
+int shift_rollback(struct store *db, long long sid, const char *reason, double now,
                    char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	int done = 0, rc = rollback_txn(h, sid, reason, now, &done, err,
 	                                errlen);
 
@@ -665,8 +676,9 @@ int shift_rollback(sqlite3 *h, long long sid, const char *reason, double now,
 
 /* -------------------------------------------------------------- loader */
 
-int shift_load(sqlite3 *h, struct svc_set *s, char *err, size_t errlen)
+int shift_load(struct store *db, struct svc_set *s, char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	sqlite3_stmt *st = NULL;
 	int rc;
 

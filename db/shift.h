@@ -20,9 +20,10 @@
 #include <stddef.h>
 
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "policy/svc.h"
+
+struct store;
 
 #define SHIFT_MAX_STEPS 32
 
@@ -65,27 +66,27 @@ int shift_parse_steps(const char *in, unsigned *steps, unsigned *n,
  * down; the service failover or weighted) at unix time now: stage 1
  * begins at once. max_rtt_ms <= 0: RTT not watched. A finished shift of
  * the service is replaced; a running or paused one is refused (-EBUSY). */
-int shift_start(sqlite3 *h, const char *service, const char *target,
+int shift_start(struct store *db, const char *service, const char *target,
                 const char *steps, double every, double max_rtt_ms,
                 double now, char *err, size_t errlen);
 /* Abort: back to the state before the shift (after done, the endpoint
  * priorities the shift found are restored). -ENOENT without a shift. */
-int shift_abort(sqlite3 *h, const char *service, double now, char *err,
+int shift_abort(struct store *db, const char *service, double now, char *err,
                 size_t errlen);
 /* Pause (running only) keeps the stage and its share and stops the clock;
  * resume (paused only) lets the rest of the stage run. -EINVAL in another
  * state, -ENOENT without a shift. */
-int shift_pause(sqlite3 *h, const char *service, double now, char *err,
+int shift_pause(struct store *db, const char *service, double now, char *err,
                 size_t errlen);
-int shift_resume(sqlite3 *h, const char *service, double now, char *err,
+int shift_resume(struct store *db, const char *service, double now, char *err,
                  size_t errlen);
 
 /* The shift of service (any state): 0, or -ENOENT when it never had one. */
-int shift_get(sqlite3 *h, const char *service, struct shift_info *out,
+int shift_get(struct store *db, const char *service, struct shift_info *out,
               char *err, size_t errlen);
 /* Every shift that is running or paused: *out (caller frees, NULL when
  * none), *n. 0 or -EIO / -ENOMEM. */
-int shift_list_active(sqlite3 *h, struct shift_info **out, size_t *n,
+int shift_list_active(struct store *db, struct shift_info **out, size_t *n,
                       char *err, size_t errlen);
 
 /* The status object of s at unix time now (new reference, NULL when out
@@ -98,7 +99,7 @@ int shift_list_active(sqlite3 *h, struct shift_info **out, size_t *n,
 json_t *shift_json(const struct shift_info *s, double now);
 /* Every shift of the store (any state) as {"SERVICE": shift_json, ...}
  * (new reference), or NULL with err on a store error. */
-json_t *shift_json_all(sqlite3 *h, double now, char *err, size_t errlen);
+json_t *shift_json_all(struct store *db, double now, char *err, size_t errlen);
 
 /* dnsd: when the running shift of service id sid is due at now (the
  * current stage began every seconds ago or more), begins the next stage:
@@ -106,17 +107,17 @@ json_t *shift_json_all(sqlite3 *h, double now, char *err, size_t errlen);
  * that is a whole period past, then at now - so a shift never skips a
  * stage, however long no dnsd ran it. Returns 1 when it moved (*after
  * gets the new row when not NULL), 0 when not due, or a negative errno. */
-int shift_advance(sqlite3 *h, long long sid, double now,
+int shift_advance(struct store *db, long long sid, double now,
                   struct shift_info *after, char *err, size_t errlen);
 /* dnsd: rolls the running or paused shift of sid back to 0 percent, for
  * reason. Returns 1 when it did, 0 when there was nothing to roll back,
  * or a negative errno. */
-int shift_rollback(sqlite3 *h, long long sid, const char *reason, double now,
+int shift_rollback(struct store *db, long long sid, const char *reason, double now,
                    char *err, size_t errlen);
 
-/* Loader (db/svc_load.c, inside its read transaction): sets the shift of
+/* Loader (db/svc_load.c, inside its read transaction on db): sets the shift of
  * every service of s that has one in force. Rows that do not fit (target
  * not an endpoint, bad steps) are skipped as problems. 0 or -EIO/-ENOMEM. */
-int shift_load(sqlite3 *h, struct svc_set *s, char *err, size_t errlen);
+int shift_load(struct store *db, struct svc_set *s, char *err, size_t errlen);
 
 #endif

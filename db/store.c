@@ -1,10 +1,12 @@
 /* db/store.c - opening the SQLite store, schema creation and migrations.
  * Load time only; see db/store.h. */
 #include "db/store.h"
+#include "db/store_sql.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -111,12 +113,22 @@ static long long query_int(sqlite3 *h, const char *sql, int *code)
 	return v;
 }
 
-long long store_data_version(sqlite3 *h)
+long long store_data_version(struct store *s)
 {
 	int code;
-	long long v = query_int(h, "PRAGMA data_version", &code);
+	long long v = query_int(s->h, "PRAGMA data_version", &code);
 
 	return code == SQLITE_OK ? v : -EIO;
+}
+
+const char *store_errmsg(struct store *s)
+{
+	return sqlite3_errmsg(s->h);
+}
+
+int store_relax_durability(struct store *s)
+{
+	return store_exec(s->h, "PRAGMA synchronous = NORMAL");
 }
 
 /* Maps a failing SQLite call to the documented errors. */
@@ -161,8 +173,8 @@ static int migrate(sqlite3 *h, long long from, const char *path, char *err,
 	return 0;
 }
 
-int store_open(const char *path, unsigned flags, sqlite3 **out, char *err,
-               size_t errlen)
+int store_open(const char *path, unsigned flags, struct store **out,
+               char *err, size_t errlen)
 {
 	sqlite3 *h = NULL;
 	struct stat sb;
@@ -243,7 +255,12 @@ int store_open(const char *path, unsigned flags, sqlite3 **out, char *err,
 		if ((rc = migrate(h, ver, path, err, errlen)) < 0)
 			goto out;
 	}
-	*out = h;
+	if (!(*out = malloc(sizeof(**out)))) {
+		seterr(err, errlen, path, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	(*out)->h = h;
 	h = NULL;
 	rc = 0;
 out:
@@ -251,7 +268,10 @@ out:
 	return rc;
 }
 
-void store_close(sqlite3 *h)
+void store_close(struct store *s)
 {
-	sqlite3_close(h);
+	if (!s)
+		return;
+	sqlite3_close(s->h);
+	free(s);
 }

@@ -14,19 +14,44 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/addr.h"
 #include "common/hash.h"
+#include "common/search.h"
+#include "db/bounds.h"
 #include "db/shift.h"
 #include "db/store.h"
+#include "db/store_sql.h"
 #include "geo/geo.h"
 
-/* Column helpers: the type must be what the schema says. */
-static bool col_int(sqlite3_stmt *st, int i, long long lo, long long hi,
-                    long long *v)
+/* Column helpers: the type must be what the schema says, the value
+ * within the column's bounds (db/bounds.h). */
+static bool col_int(sqlite3_stmt *st, int i, enum bound_id b, long long *v)
 {
 	if (sqlite3_column_type(st, i) != SQLITE_INTEGER)
 		return false;
 	*v = sqlite3_column_int64(st, i);
-	return *v >= lo && *v <= hi;
+	return bound_ok(b, (double)*v);
+}
+
+/* 0 or 1. */
+static bool col_flag(sqlite3_stmt *st, int i, long long *v)
+{
+	if (sqlite3_column_type(st, i) != SQLITE_INTEGER)
+		return false;
+	*v = sqlite3_column_int64(st, i);
+	return *v == 0 || *v == 1;
+}
+
+/* "WHAT VALUE outside LO..HI" into buf (BOUND_MSG bytes); returns buf. */
+#define BOUND_MSG 160
+static const char *out_of_bounds(sqlite3_stmt *st, int i, enum bound_id b,
+                                 char *buf)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	snprintf(buf, BOUND_MSG, "%s %s outside %.0f..%.0f", bounds[b].what,
+	         t ? (const char *)t : "(null)", bounds[b].lo, bounds[b].hi);
+	return buf;
 }
 
 static bool col_null(sqlite3_stmt *st, int i)
@@ -34,14 +59,14 @@ static bool col_null(sqlite3_stmt *st, int i)
 	return sqlite3_column_type(st, i) == SQLITE_NULL;
 }
 
-static bool col_real(sqlite3_stmt *st, int i, double *v)
+static bool col_real(sqlite3_stmt *st, int i, enum bound_id b, double *v)
 {
 	int t = sqlite3_column_type(st, i);
 
 	if (t != SQLITE_INTEGER && t != SQLITE_FLOAT)
 		return false;
 	*v = sqlite3_column_double(st, i);
-	return isfinite(*v);
+	return isfinite(*v) && bound_ok(b, *v);
 }
 
 static const char *col_text(sqlite3_stmt *st, int i)
@@ -98,19 +123,9 @@ static long long count_rows(struct loader *L, const char *sql)
 
 static struct svc_service *svc_by_id(struct svc_set *s, long long id)
 {
-	size_t lo = 0, hi = s->n;
+	long i = SEARCH_ID(s->svcs, s->n, id, id);
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (s->svcs[mid].id == id)
-			return &s->svcs[mid];
-		if (s->svcs[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	return i < 0 ? NULL : &s->svcs[i];
 }
 
 /* One service row into *v. 1 = kept, 0 = skipped (problem recorded),
@@ -123,7 +138,7 @@ static int load_service(struct loader *L, sqlite3_stmt *st,
 	const char *name = col_text(st, 1), *pol = col_text(st, 2);
 	const char *wd = col_text(st, 6), *why;
 	uint8_t wire[SVC_NAME_MAX];
-	char text[256];
+	char text[256], why_b[BOUND_MSG];
 	int n, p;
 
 	memset(v, 0, sizeof *v);
@@ -147,24 +162,23 @@ static int load_service(struct loader *L, sqlite3_stmt *st,
 		return 0;
 	}
 	v->policy = (uint8_t)p;
-	if (!col_int(st, 3, 0, INT32_MAX, &x)) {
-		PROBLEM(L, "db: service id %lld (%s): ttl %s outside "
-		        "0..2147483647", id, text, sqlite3_column_text(st, 3));
+	if (!col_int(st, 3, BOUND_TTL, &x)) {
+		PROBLEM(L, "db: service id %lld (%s): %s", id, text,
+		        out_of_bounds(st, 3, BOUND_TTL, why_b));
 		return 0;
 	}
 	v->ttl = (uint32_t)x;
 	v->answers = svc_default_answers(v->policy);
 	if (!col_null(st, 4)) {
-		if (!col_int(st, 4, 1, SVC_MAX_ANSWERS, &x)) {
-			PROBLEM(L, "db: service id %lld (%s): answers %s "
-			        "outside 1..%d", id, text,
-			        sqlite3_column_text(st, 4), SVC_MAX_ANSWERS);
+		if (!col_int(st, 4, BOUND_ANSWERS, &x)) {
+			PROBLEM(L, "db: service id %lld (%s): %s", id, text,
+			        out_of_bounds(st, 4, BOUND_ANSWERS, why_b));
 			return 0;
 		}
 		v->answers = (unsigned)x;
 		v->answers_set = true;
 	}
-	if (!col_int(st, 5, 0, 1, &x)) {
+	if (!col_flag(st, 5, &x)) {
 		PROBLEM(L, "db: service id %lld (%s): sticky must be 0 or 1",
 		        id, text);
 		return 0;
@@ -259,7 +273,7 @@ static int load_endpoint(struct loader *L, sqlite3_stmt *st,
 	long long id = sqlite3_column_int64(st, 0), x;
 	const char *target = col_text(st, 2), *region, *adm, *why;
 	uint8_t rd[SVC_NAME_MAX];
-	char tt[256];
+	char tt[256], why_b[BOUND_MSG];
 	uint16_t type;
 	int len, ad;
 
@@ -278,41 +292,36 @@ static int load_endpoint(struct loader *L, sqlite3_stmt *st,
 		        target ? target : "(not text)", target ? why : "NULL");
 		return 0;
 	}
-	if (!col_int(st, 3, 0, 65535, &x)) {
-		PROBLEM(L, "db: endpoint id %lld (service %s): weight %s "
-		        "outside 0..65535", id, v->name,
-		        sqlite3_column_text(st, 3));
+	if (!col_int(st, 3, BOUND_WEIGHT, &x)) {
+		PROBLEM(L, "db: endpoint id %lld (service %s): %s", id, v->name,
+		        out_of_bounds(st, 3, BOUND_WEIGHT, why_b));
 		return 0;
 	}
 	e->weight = (uint32_t)x;
-	if (!col_int(st, 4, 0, 65535, &x)) {
-		PROBLEM(L, "db: endpoint id %lld (service %s): priority %s "
-		        "outside 0..65535", id, v->name,
-		        sqlite3_column_text(st, 4));
+	if (!col_int(st, 4, BOUND_PRIORITY, &x)) {
+		PROBLEM(L, "db: endpoint id %lld (service %s): %s", id, v->name,
+		        out_of_bounds(st, 4, BOUND_PRIORITY, why_b));
 		return 0;
 	}
 	e->priority = (uint32_t)x;
 	region = col_text(st, 5);
 	if (!col_null(st, 6) || !col_null(st, 7)) {
-		if (!col_real(st, 6, &e->lat) || e->lat < -90 || e->lat > 90) {
-			PROBLEM(L, "db: endpoint id %lld (service %s): "
-			        "latitude %s outside -90..90", id, v->name,
-			        sqlite3_column_text(st, 6));
+		if (!col_real(st, 6, BOUND_LAT, &e->lat)) {
+			PROBLEM(L, "db: endpoint id %lld (service %s): %s", id,
+			        v->name, out_of_bounds(st, 6, BOUND_LAT, why_b));
 			return 0;
 		}
-		if (!col_real(st, 7, &e->lon) || e->lon < -180 ||
-		    e->lon > 180) {
-			PROBLEM(L, "db: endpoint id %lld (service %s): "
-			        "longitude %s outside -180..180", id, v->name,
-			        sqlite3_column_text(st, 7));
+		if (!col_real(st, 7, BOUND_LON, &e->lon)) {
+			PROBLEM(L, "db: endpoint id %lld (service %s): %s", id,
+			        v->name, out_of_bounds(st, 7, BOUND_LON, why_b));
 			return 0;
 		}
 		e->has_loc = true;
 		geo_unit_vector(e->lat, e->lon, e->v);
 	}
-	if (!col_real(st, 8, &e->bias) || e->bias < -99 || e->bias > 99) {
-		PROBLEM(L, "db: endpoint id %lld (service %s): bias %s outside "
-		        "-99..99", id, v->name, sqlite3_column_text(st, 8));
+	if (!col_real(st, 8, BOUND_BIAS, &e->bias)) {
+		PROBLEM(L, "db: endpoint id %lld (service %s): %s", id, v->name,
+		        out_of_bounds(st, 8, BOUND_BIAS, why_b));
 		return 0;
 	}
 	adm = col_text(st, 9);
@@ -322,7 +331,7 @@ static int load_endpoint(struct loader *L, sqlite3_stmt *st,
 		return 0;
 	}
 	e->admin = (uint8_t)ad;
-	if (!col_int(st, 10, 0, 1, &x)) {
+	if (!col_flag(st, 10, &x)) {
 		PROBLEM(L, "db: endpoint id %lld (service %s): drained must be "
 		        "0 or 1", id, v->name);
 		return 0;
@@ -418,19 +427,7 @@ out:
 
 static int ep_index(const struct svc_service *v, long long id)
 {
-	size_t lo = 0, hi = v->n_eps;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (v->eps[mid].id == id)
-			return (int)mid;
-		if (v->eps[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
+	return (int)SEARCH_ID(v->eps, v->n_eps, id, id);
 }
 
 static int rule_cmp(const void *pa, const void *pb)
@@ -450,7 +447,7 @@ static int rule_parse(uint8_t kind, const char *pat, struct svc_rule *r,
 {
 	r->kind = kind;
 	if (kind == SVC_RULE_CIDR) {
-		if (geo_parse_cidr(pat, &r->net, &r->plen) < 0) {
+		if (addr_parse_cidr(pat, ADDR_CIDR_STRICT, &r->net, &r->plen) < 0) {
 			*why = "bad CIDR (ADDR/LEN without host bits)";
 			return -EINVAL;
 		}
@@ -605,8 +602,9 @@ out:
 	return rc;
 }
 
-int svc_load(sqlite3 *h, struct svc_set **out, char *err, size_t errlen)
+int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen)
 {
+	sqlite3 *h = db->h;
 	struct loader L = { .h = h, .err = err, .errlen = errlen };
 	struct svc_set *s;
 	int rc;
@@ -622,7 +620,7 @@ int svc_load(sqlite3 *h, struct svc_set **out, char *err, size_t errlen)
 	}
 	if ((rc = load_services(&L)) < 0 || (rc = load_endpoints(&L)) < 0 ||
 	    (rc = load_rules(&L)) < 0 ||
-	    (rc = shift_load(h, s, err, errlen)) < 0)
+	    (rc = shift_load(db, s, err, errlen)) < 0)
 		goto out;
 	*out = s;
 	s = NULL;
@@ -637,7 +635,7 @@ out:
 int svc_load_path(const char *path, struct svc_set **out, char *err,
                   size_t errlen)
 {
-	sqlite3 *h = NULL;
+	struct store *h = NULL;
 	int rc = store_open(path, STORE_RDONLY, &h, err, errlen);
 
 	if (rc < 0)

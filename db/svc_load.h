@@ -8,7 +8,8 @@
 #define DB_SVC_LOAD_H
 #include <stddef.h>
 
-#include <sqlite3.h>
+struct store;
+
 
 #include "policy/svc.h"
 
@@ -18,7 +19,7 @@
  * may be 0) then says why. Invalid rows are skipped and listed in
  * (*out)->problems, e.g. "db: endpoint id 7 (service www.x.): latitude
  * 95.2 outside -90..90". */
-int svc_load(sqlite3 *h, struct svc_set **out, char *err, size_t errlen);
+int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen);
 /* Same, opening path read-only (db/store.h) for the duration. */
 int svc_load_path(const char *path, struct svc_set **out, char *err,
                   size_t errlen);

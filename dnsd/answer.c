@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/addr.h"
 #include "dnsd/wire.h"
 #include "policy/shift.h"
 
@@ -202,13 +203,6 @@ static void chase(struct ctx *x, const uint8_t *t, unsigned depth)
 		negative(x, n->zone, RCODE_NXDOMAIN);
 }
 
-/* Clears the bits of a after the first plen. */
-static void mask_addr(struct in6_addr *a, unsigned plen)
-{
-	for (unsigned i = plen; i < 128; i++)
-		a->s6_addr[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
-}
-
 /* The address a client is located by: the ECS subnet with its source
  * prefix capped (RFC 7871), else the source address's subnet of the same
  * caps, the bits after the prefix zeroed. Returns the prefix length, in
@@ -234,7 +228,7 @@ static unsigned client_addr(const struct answer_conf *conf,
 		plen = IN6_IS_ADDR_V4MAPPED(src) ? 96u + conf->ecs_max_v4
 						  : conf->ecs_max_v6;
 	}
-	mask_addr(out, plen);     /* zero the bits we do not trust or know */
+	addr_mask(out, plen);     /* zero the bits we do not trust or know */
 	return plen;
 }
 
@@ -354,7 +348,8 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 		struct timespec ts;
 
 		clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-		ttl = shift_ttl(svc, (double)ts.tv_sec + ts.tv_nsec / 1e9);
+		ttl = shift_ttl(svc->ttl, svc->shift.next,
+				(double)ts.tv_sec + ts.tv_nsec / 1e9);
 	}
 	/* A name owns one CNAME at most: if the first choice is a CNAME the
 	 * answer is that CNAME (and what it leads to). */

@@ -57,7 +57,7 @@ struct control {
 	uint64_t gen;
 	struct event *poll_ev;
 	struct file_id geo_id;       /* to notice a replaced GeoIP file */
-	sqlite3 *db;                 /* the store: polled (data_version),
+	struct store *db;            /* the store: polled (data_version),
 					and written by health and the API */
 	long long db_version;
 	struct file_id db_id;        /* the file that handle has open */
@@ -92,27 +92,8 @@ static void answer_conf_init(const struct config *c, struct answer_conf *a)
 /* "LAT,LON" or a country code. Returns 0 or -EINVAL (logged). */
 static int parse_default_location(const char *s, struct geo_loc *loc)
 {
-	char *end;
-
-	memset(loc, 0, sizeof(*loc));
-	if (strlen(s) == 2 &&
-	    geo_country_centroid(s, &loc->lat, &loc->lon, loc->continent) == 0) {
-		loc->country[0] = (char)(s[0] & ~0x20);
-		loc->country[1] = (char)(s[1] & ~0x20);
-		geo_unit_vector(loc->lat, loc->lon, loc->v);
+	if (geo_parse_location(s, loc) == 0)
 		return 0;
-	}
-	loc->lat = strtod(s, &end);
-	if (end != s && *end == ',') {
-		const char *p = end + 1;
-
-		loc->lon = strtod(p, &end);
-		if (end != p && !*end && loc->lat >= -90 && loc->lat <= 90 &&
-		    loc->lon >= -180 && loc->lon <= 180) {
-			geo_unit_vector(loc->lat, loc->lon, loc->v);
-			return 0;
-		}
-	}
 	log_err("default-location: '%s' is neither LAT,LON nor a known country code", s);
 	return -EINVAL;
 }
@@ -334,7 +315,7 @@ static void poll_db(struct control *sv)
 	file_id_of(sv->conf.db, &id);
 	if (id.ino && (id.ino != sv->db_id.ino || id.dev != sv->db_id.dev) &&
 	    (id.ino != sv->db_bad_id.ino || id.dev != sv->db_bad_id.dev)) {
-		sqlite3 *h;
+		struct store *h;
 
 		if (store_open(sv->conf.db, 0, &h, err, sizeof(err)) < 0) {
 			db_problem(sv, err);
@@ -352,7 +333,7 @@ static void poll_db(struct control *sv)
 	v = store_data_version(sv->db);
 	if (v < 0) {
 		snprintf(err, sizeof(err), "db %s: cannot read: %s", sv->conf.db,
-			 sqlite3_errmsg(sv->db));
+			 store_errmsg(sv->db));
 		db_problem(sv, err);
 		return;
 	}
@@ -439,7 +420,7 @@ static void on_health(void *ctx, struct hstate_view *v)
 }
 
 /* Fills sv->st for a status or metrics request; ep (NULL or
- * NET_EP_COUNTERS entries) receives the per-endpoint answer counts. */
+ * STATS_EP_COUNTERS entries) receives the per-endpoint answer counts. */
 static void status_fill(struct control *sv, struct stats *sum, uint64_t *ep)
 {
 	net_stats(sv->net, sum);
@@ -453,9 +434,9 @@ static void status_fill(struct control *sv, struct stats *sum, uint64_t *ep)
 	sv->st.zone_loaded = sv->zone_loaded;
 	sv->st.n_zone_files = sv->conf.n_zone;
 	sv->st.ep_answers = ep;
-	sv->st.ep_cap = ep ? NET_EP_COUNTERS : 0;
+	sv->st.ep_cap = ep ? STATS_EP_COUNTERS : 0;
 	if (ep)
-		net_ep_answers(sv->net, ep, NET_EP_COUNTERS);
+		net_ep_answers(sv->net, ep, STATS_EP_COUNTERS);
 }
 
 static json_t *api_checks(void *ctx)
@@ -503,7 +484,7 @@ static int api_metrics(void *ctx, struct evbuffer *out)
 {
 	struct control *sv = ctx;
 	struct stats sum;
-	uint64_t *ep = calloc(NET_EP_COUNTERS, sizeof(*ep));
+	uint64_t *ep = calloc(STATS_EP_COUNTERS, sizeof(*ep));
 	int rc;
 
 	status_fill(sv, &sum, ep);

@@ -6,8 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <sqlite3.h>
-
 #include "common/clock.h"
 #include "common/log.h"
 #include "db/health_store.h"
@@ -19,7 +17,7 @@
 struct hsrv {
 	struct hsrv_conf conf;
 	struct hstate *st;
-	sqlite3 *db;                 /* borrowed: see hsrv_conf */
+	struct store *db;            /* borrowed: see hsrv_conf */
 	json_t *checks;              /* the document served to agents */
 	json_t *labels;              /* id (text) -> "service target", for logs */
 	long long generation;
@@ -40,7 +38,7 @@ static const char *label_of(struct hsrv *h, uint32_t id)
 
 static void log_event(struct hsrv *h, const struct hstate_event *e)
 {
-	/* One line per transition, subject first (STYLE 6). */
+	/* One line per transition, subject first. */
 	log_info("health: endpoint %u (%s): %s%s -> %s%s: %s", e->id,
 		 label_of(h, e->id), hstate_state_name(e->old_state),
 		 e->old_stale ? " (stale)" : "", hstate_state_name(e->new_state),
@@ -149,7 +147,6 @@ struct hsrv *hsrv_new(struct event_base *base, const struct hsrv_conf *c,
 {
 	struct hsrv *h = calloc(1, sizeof(*h));
 	struct hstate_params p;
-	struct hstate_rows rows;
 	char err[512];
 	size_t skipped = 0;
 	struct timeval tv = { .tv_sec = TICK_MS / 1000,
@@ -170,15 +167,13 @@ struct hsrv *hsrv_new(struct event_base *base, const struct hsrv_conf *c,
 	h->db = c->db;
 	/* Health is rebuilt from agents within seconds: it need not pay for
 	 * a full fsync per batch (config writes by gslbctl stay FULL). */
-	store_exec(h->db, "PRAGMA synchronous = NORMAL");
+	store_relax_durability(h->db);
 	if (load_checks(h) < 0)
 		goto fail;
-	if (hstore_load(h->db, &rows, err, sizeof(err)) < 0) {
+	if (hstore_restore(h->db, h->st, &skipped, err, sizeof(err)) < 0) {
 		log_err("health: %s", err);
 		goto fail;
 	}
-	hstate_restore(h->st, &rows, &skipped);
-	hstate_rows_fini(&rows);
 	log_info("health: %zu checked endpoints, state restored from %s",
 		 json_array_size(json_object_get(h->checks, "checks")), c->db_path);
 	h->tick = event_new(base, -1, EV_PERSIST, on_tick, h);
@@ -208,7 +203,7 @@ void hsrv_free(struct hsrv *h)
 	free(h);
 }
 
-void hsrv_reload(struct hsrv *h, sqlite3 *db)
+void hsrv_reload(struct hsrv *h, struct store *db)
 {
 	h->db = db;
 	load_checks(h);

@@ -16,7 +16,7 @@
 
 #include <event2/event.h>
 #include <jansson.h>
-#include <sqlite3.h>
+struct store;
 
 #include "health/hstate.h"
 
@@ -26,7 +26,7 @@ struct hsrv_conf {
 	/* The store's handle, shared with the config poller: commits on one
 	 * connection do not change that connection's PRAGMA data_version, so
 	 * health writes never look like configuration changes. Borrowed. */
-	sqlite3 *db;
+	struct store *db;
 	const char *db_path;         /* for logs */
 	double default_interval;     /* agents' --interval for checks without one */
 	double quorum;               /* fraction of fresh agents that must say up */
@@ -45,7 +45,7 @@ void hsrv_free(struct hsrv *h);          /* NULL is fine; persists first */
 /* The configuration in the store changed: rebuild the check list and the
  * set of checked endpoints (known ones keep their state). db: the handle
  * to use from now on (the store file may have been replaced). */
-void hsrv_reload(struct hsrv *h, sqlite3 *db);
+void hsrv_reload(struct hsrv *h, struct store *db);
 
 /* The GET /v1/checks document (new reference), or NULL. */
 json_t *hsrv_checks(struct hsrv *h);

@@ -107,35 +107,6 @@ struct net {
 	atomic_bool stop;
 };
 
-int net_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	unsigned port;
-	bool v6;
-
-	memset(ss, 0, sizeof(*ss));
-	if (hostport_split(s, host, sizeof(host), &port, &v6) < 0)
-		return -EINVAL;
-	if (v6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-
-		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
-			return -EINVAL;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*a);
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)ss;
-
-		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-			return -EINVAL;
-		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)port);
-		*len = sizeof(*a);
-	}
-	return 0;
-}
-
 static void to_client(const struct sockaddr *sa, struct in6_addr *out)
 {
 	if (sa->sa_family == AF_INET) {
@@ -513,12 +484,12 @@ static struct udp_thr *udp_new(struct net *n, unsigned idx, const char *listen)
 	u->idx = idx;
 	u->listen = listen;
 	u->fd = -1;
-	if (answer_worker_init(&u->aw, &u->stats, NET_EP_COUNTERS, idx) < 0)
+	if (answer_worker_init(&u->aw, &u->stats, STATS_EP_COUNTERS, idx) < 0)
 		goto fail;
 	if (n->conf.rrl && n->conf.rrl->rate &&
 	    !(u->rrl = rrl_new(n->conf.rrl, &u->stats)))
 		goto fail;
-	if (net_parse_addr(listen, &ss, &sl) < 0) {
+	if (hostport_parse(listen, &ss, &sl) < 0) {
 		log_err("listen %s: expected ADDR:PORT or [V6ADDR]:PORT", listen);
 		goto fail;
 	}
@@ -555,7 +526,7 @@ static struct worker *worker_new(struct net *n, unsigned idx,
 	w->net = n;
 	w->idx = idx;
 	w->wake_fd = -1;
-	if (answer_worker_init(&w->aw, &w->stats, NET_EP_COUNTERS, idx) < 0)
+	if (answer_worker_init(&w->aw, &w->stats, STATS_EP_COUNTERS, idx) < 0)
 		goto fail;
 	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
 	w->base = event_base_new_with_config(ec);
@@ -567,7 +538,7 @@ static struct worker *worker_new(struct net *n, unsigned idx,
 		socklen_t sl;
 		int fd;
 
-		if (net_parse_addr(listen[i], &ss, &sl) < 0) {
+		if (hostport_parse(listen[i], &ss, &sl) < 0) {
 			log_err("listen %s: expected ADDR:PORT or [V6ADDR]:PORT", listen[i]);
 			goto fail;
 		}

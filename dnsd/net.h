@@ -29,9 +29,6 @@ struct net_conf {
 
 struct net;
 
-/* Parses "ADDR:PORT" or "[V6ADDR]:PORT". Returns 0 or -EINVAL. */
-int net_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
-
 /* Binds every listen address for every worker (UDP and TCP, SO_REUSEPORT).
  * Startup: on failure logs "listen ADDR: reason" and returns NULL. */
 struct net *net_new(const struct net_conf *conf, const char *const *listen,
@@ -40,10 +37,6 @@ struct net *net_new(const struct net_conf *conf, const char *const *listen,
 int net_start(struct net *n);
 /* Stops and joins the workers, closes the sockets, frees n. NULL is fine. */
 void net_free(struct net *n);
-/* Answers are counted per endpoint id below this (8 bytes per id per
- * worker); endpoints with larger ids are served but not counted. */
-#define NET_EP_COUNTERS 65536
-
 /* Sums every worker's answers per endpoint id into out[cap]. */
 void net_ep_answers(const struct net *n, uint64_t *out, size_t cap);
 

@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "common/addr.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "dnsd/wire.h"
 
@@ -58,46 +60,10 @@ void rrl_conf_init(struct rrl_conf *c)
 	c->table_size = 16384;
 }
 
-static void mask_addr(struct in6_addr *a, unsigned plen)
-{
-	for (unsigned i = plen; i < 128; i++)
-		a->s6_addr[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
-}
-
 int rrl_net_parse(const char *s, struct rrl_net *out)
 {
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *slash = strchr(s, '/');
-	size_t hl = slash ? (size_t)(slash - s) : strlen(s);
-	unsigned long plen;
-	char *end;
-	bool v4;
-
 	memset(out, 0, sizeof(*out));
-	if (hl == 0 || hl >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, hl);
-	host[hl] = 0;
-	v4 = strchr(host, ':') == NULL;
-	if (v4) {
-		out->addr.s6_addr[10] = out->addr.s6_addr[11] = 0xff;
-		if (inet_pton(AF_INET, host, out->addr.s6_addr + 12) != 1)
-			return -EINVAL;
-	} else if (inet_pton(AF_INET6, host, &out->addr) != 1) {
-		return -EINVAL;
-	}
-	plen = v4 ? 32 : 128;
-	if (slash) {
-		if (!slash[1] || slash[1] == '-' || slash[1] == '+')
-			return -EINVAL;
-		errno = 0;
-		plen = strtoul(slash + 1, &end, 10);
-		if (errno || *end || plen > (v4 ? 32u : 128u))
-			return -EINVAL;
-	}
-	out->plen = (unsigned)plen + (v4 ? 96u : 0u);
-	mask_addr(&out->addr, out->plen);
-	return 0;
+	return addr_parse_cidr(s, ADDR_CIDR_MASK, &out->addr, &out->plen);
 }
 
 int rrl_whitelist_parse(struct rrl_conf *c, const char *const *list, size_t n)
@@ -177,7 +143,7 @@ void rrl_set_time(struct rrl *r, uint64_t ms)
 static bool name_hash(const uint8_t *m, size_t len, size_t off, uint32_t *h,
 		      size_t *next)
 {
-	uint32_t x = 2166136261u;
+	uint32_t x = HASH_FNV32_INIT;
 	unsigned hops = 0, total = 0;
 	bool jumped = false;
 
@@ -282,16 +248,6 @@ enum rrl_class rrl_classify(const uint8_t *resp, size_t len, uint32_t *name)
 
 /* ---- the table ---- */
 
-static inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
-
 static bool whitelisted(const struct rrl *r, const struct in6_addr *a)
 {
 	for (size_t i = 0; i < r->conf.n_whitelist; i++) {
@@ -316,9 +272,9 @@ static struct rrl_entry *find(struct rrl *r, const uint8_t net[16],
 
 	memcpy(&w0, net, 8);
 	memcpy(&w1, net + 8, 8);
-	h = mix64(w0 ^ r->seed);
-	h = mix64(h ^ w1);
-	h = mix64(h ^ ((uint64_t)name << 8 | cls));
+	h = hash_mix64(w0 ^ r->seed);
+	h = hash_mix64(h ^ w1);
+	h = hash_mix64(h ^ ((uint64_t)name << 8 | cls));
 	for (size_t i = 0; i < RRL_PROBE; i++) {
 		struct rrl_entry *e = &r->tab[(h + i) & r->mask];
 
@@ -354,7 +310,7 @@ enum rrl_action rrl_account(struct rrl *r, const struct in6_addr *client,
 
 	if (!r->conf.rate || whitelisted(r, client))
 		return RRL_PASS;
-	mask_addr(&net, IN6_IS_ADDR_V4MAPPED(client) ? 96 + r->conf.v4_prefix
+	addr_mask(&net, IN6_IS_ADDR_V4MAPPED(client) ? 96 + r->conf.v4_prefix
 						      : r->conf.v6_prefix);
 	e = find(r, net.s6_addr, cls, name);
 	if (r->now_ms > e->last_ms) {

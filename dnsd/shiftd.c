@@ -41,7 +41,7 @@ static void check_target(const struct shift_info *s,
 		         s->max_rtt_ms, n);
 }
 
-int shiftd_tick(sqlite3 *h, const struct hstate_view *hv, double now,
+int shiftd_tick(struct store *h, const struct hstate_view *hv, double now,
                 struct shiftd_stats *st)
 {
 	static char last_err[512];
@@ -98,7 +98,7 @@ int shiftd_tick(sqlite3 *h, const struct hstate_view *hv, double now,
 	return changed;
 }
 
-int shiftd_metrics(sqlite3 *h, const struct shiftd_stats *st,
+int shiftd_metrics(struct store *h, const struct shiftd_stats *st,
                    struct evbuffer *out)
 {
 	struct shift_info *v = NULL;

@@ -9,9 +9,10 @@
 #include <stdint.h>
 
 #include <event2/buffer.h>
-#include <sqlite3.h>
 
 #include "health/hstate.h"
+
+struct store;
 
 /* Counters for metrics (control thread). */
 struct shiftd_stats {
@@ -25,12 +26,12 @@ struct shiftd_stats {
  * counted in st. Returns how many shifts changed (the caller reloads the
  * services), or a negative errno when the store could not be read or
  * written (logged once per distinct message). */
-int shiftd_tick(sqlite3 *h, const struct hstate_view *hv, double now,
+int shiftd_tick(struct store *h, const struct hstate_view *hv, double now,
                 struct shiftd_stats *st);
 
 /* Appends the shift metrics (counters and, per running or paused shift,
  * its percent and stage) to out. 0 or -ENOMEM. */
-int shiftd_metrics(sqlite3 *h, const struct shiftd_stats *st,
+int shiftd_metrics(struct store *h, const struct shiftd_stats *st,
                    struct evbuffer *out);
 
 #endif

@@ -63,4 +63,8 @@ static inline unsigned stats_qtype(uint16_t t)
 	}
 }
 
+/* Answers are counted per endpoint id below this (8 bytes per id per
+ * worker); endpoints with larger ids are served but not counted. */
+#define STATS_EP_COUNTERS 65536
+
 #endif

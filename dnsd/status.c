@@ -15,7 +15,7 @@ static const char *health_of(const struct status_src *s,
 
 	*stale = false;
 	if (!e->has_check)
-		return "up";          /* CONTRACT: no check means healthy */
+		return "up";          /* no check means healthy */
 	if (s->hs && hstate_get(s->hs, e->id, &st, stale) < 0)
 		st = HSTATE_UNKNOWN;
 	return hstate_state_name(st);

@@ -37,9 +37,9 @@
 #include <urcu-qsbr.h>
 #include <xdp/xsk.h>
 
+#include "common/hostport.h"
 #include "common/log.h"
 #include "dnsd/answer.h"
-#include "dnsd/net.h"
 #include "dnsd/snap.h"
 #include "dnsd/xdp_key.h"
 
@@ -523,7 +523,7 @@ static int key_of(const char *listen, struct xdp_key *k)
 	struct sockaddr_storage ss;
 	socklen_t sl;
 
-	if (net_parse_addr(listen, &ss, &sl) < 0)
+	if (hostport_parse(listen, &ss, &sl) < 0)
 		return -EINVAL;
 	memset(k, 0, sizeof(*k));
 	if (ss.ss_family == AF_INET) {
@@ -653,7 +653,7 @@ static struct xdp_thr *thr_new(struct xdp *x, const struct xdp_conf *conf,
 		return NULL;
 	t->x = x;
 	t->queue = queue;
-	if (answer_worker_init(&t->aw, &t->stats, NET_EP_COUNTERS, 100 + queue) < 0)
+	if (answer_worker_init(&t->aw, &t->stats, STATS_EP_COUNTERS, 100 + queue) < 0)
 		goto fail;
 	if (conf->rrl && conf->rrl->rate && !(t->rrl = rrl_new(conf->rrl, &t->stats)))
 		goto fail;

@@ -340,3 +340,30 @@ int geo_continent_centroid(const char *code, double *lat, double *lon)
 	}
 	return -ENOENT;
 }
+
+int geo_parse_location(const char *s, struct geo_loc *loc)
+{
+	char *end;
+
+	memset(loc, 0, sizeof(*loc));
+	if (strlen(s) == 2 &&
+	    geo_country_centroid(s, &loc->lat, &loc->lon, loc->continent) == 0) {
+		loc->country[0] = (char)(s[0] & ~0x20);
+		loc->country[1] = (char)(s[1] & ~0x20);
+		geo_unit_vector(loc->lat, loc->lon, loc->v);
+		return 0;
+	}
+	loc->lat = strtod(s, &end);
+	if (end != s && *end == ',') {
+		const char *p = end + 1;
+
+		loc->lon = strtod(p, &end);
+		if (end != p && !*end && loc->lat >= -90 && loc->lat <= 90 &&
+		    loc->lon >= -180 && loc->lon <= 180) {
+			geo_unit_vector(loc->lat, loc->lon, loc->v);
+			return 0;
+		}
+	}
+	memset(loc, 0, sizeof(*loc));
+	return -EINVAL;
+}

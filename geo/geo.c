@@ -30,6 +30,8 @@
 
 #include "geo/geo.h"
 
+#include "common/hash.h"
+
 #define LOC_NONE  UINT32_MAX          /* not in the database */
 #define LOC_ALIAS (UINT32_MAX - 1)    /* region answered from IPv4 data */
 #define NBUCKET   65536
@@ -319,16 +321,6 @@ static int werr(struct walker *w, int rc, const char *what, const char *detail)
 	return rc;
 }
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
 static uint64_t loc_hash(const struct geo_loc *l)
 {
 	uint64_t a, b, c = 0;
@@ -336,7 +328,7 @@ static uint64_t loc_hash(const struct geo_loc *l)
 	memcpy(&a, &l->lat, 8);
 	memcpy(&b, &l->lon, 8);
 	memcpy(&c, l->country, 6);
-	return mix64(a ^ mix64(b ^ mix64(c)));
+	return hash_mix64(a ^ hash_mix64(b ^ hash_mix64(c)));
 }
 
 static bool loc_same(const struct geo_loc *x, const struct geo_loc *y)
@@ -510,7 +502,7 @@ static int offhash_grow(struct walker *w)
 
 		if (!w->offhash[i].used)
 			continue;
-		s = mix64(w->offhash[i].off) & (ncap - 1);
+		s = hash_mix64(w->offhash[i].off) & (ncap - 1);
 		while (h[s].used)
 			s = (s + 1) & (ncap - 1);
 		h[s] = w->offhash[i];
@@ -538,7 +530,7 @@ static int rec_loc(struct walker *w, const struct rec *r, uint32_t *id)
 	w->db->st.records++;
 	if ((w->offn + 1) * 2 > w->offhcap && offhash_grow(w) < 0)
 		return -ENOMEM;
-	s = mix64(e.offset) & (w->offhcap - 1);
+	s = hash_mix64(e.offset) & (w->offhcap - 1);
 	for (; w->offhash[s].used; s = (s + 1) & (w->offhcap - 1)) {
 		if (w->offhash[s].off == e.offset) {
 			*id = w->offhash[s].id;
@@ -965,53 +957,4 @@ const char *geo_db_type(const struct geo_db *db)
 uint64_t geo_build_epoch(const struct geo_db *db)
 {
 	return db->build_epoch;
-}
-
-/* ---- ADDR[/LEN] ---------------------------------------------------------- */
-
-int geo_parse_cidr(const char *s, struct in6_addr *net, unsigned *plen)
-{
-	char buf[INET6_ADDRSTRLEN + 8];
-	const char *slash = strchr(s, '/');
-	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-	unsigned len, max;
-	struct in6_addr a;
-	struct in_addr v4;
-
-	if (alen == 0 || alen >= INET6_ADDRSTRLEN)
-		return -EINVAL;
-	memcpy(buf, s, alen);
-	buf[alen] = '\0';
-	if (inet_pton(AF_INET, buf, &v4) == 1) {
-		memset(&a, 0, sizeof(a));
-		a.s6_addr[10] = a.s6_addr[11] = 0xff;
-		memcpy(&a.s6_addr[12], &v4, 4);
-		max = 32;
-	} else if (strchr(buf, ':') && inet_pton(AF_INET6, buf, &a) == 1) {
-		max = 128;
-	} else {
-		return -EINVAL;
-	}
-	len = max;
-	if (slash) {
-		const char *p = slash + 1;
-
-		if (*p < '0' || *p > '9' || strlen(p) > 3)
-			return -EINVAL;
-		len = 0;
-		for (; *p; p++) {
-			if (*p < '0' || *p > '9')
-				return -EINVAL;
-			len = len * 10 + (unsigned)(*p - '0');
-		}
-		if (len > max)
-			return -EINVAL;
-	}
-	len += 128 - max;
-	for (unsigned bit = len; bit < 128; bit++)
-		if (a.s6_addr[bit / 8] & (0x80 >> (bit % 8)))
-			return -EINVAL;
-	*net = a;
-	*plen = len;
-	return 0;
 }

@@ -127,11 +127,11 @@ int geo_country_centroid(const char *cc, double *lat, double *lon,
  * Returns 0 or -ENOENT. Any thread. */
 int geo_continent_centroid(const char *code, double *lat, double *lon);
 
-/* Parses "ADDR" or "ADDR/LEN" (IPv4 or IPv6). IPv4 becomes v4-mapped and its
- * LEN (0..32) is returned plus 96; without /LEN the length is the full
- * address (128). Returns 0, or -EINVAL for bad syntax, a length out of range,
- * or host bits set beyond the length (192.0.2.1/24 is rejected). Any thread,
- * never allocates. */
-int geo_parse_cidr(const char *s, struct in6_addr *net, unsigned *plen);
+/* A configured location (dnsd's default-location, gslbctl explain's):
+ * "LAT,LON" in degrees, or an ISO country code (any case), placed at its
+ * centroid with its country and continent. Fills *loc, unit vector
+ * included. Returns 0 or -EINVAL. Any thread. */
+int geo_parse_location(const char *s, struct geo_loc *loc);
+
 
 #endif

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/search.h"
+
 struct obs {
 	uint32_t agent;
 	uint8_t state;
@@ -107,19 +109,9 @@ void hstate_free(struct hstate *h)
 
 static struct ep *ep_find(const struct hstate *h, uint32_t id)
 {
-	size_t lo = 0, hi = h->n_eps;
+	long i = SEARCH_ID(h->eps, h->n_eps, id, id);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (h->eps[mid].id == id)
-			return &h->eps[mid];
-		if (h->eps[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	return i < 0 ? NULL : &h->eps[i];
 }
 
 static int cmp_ep(const void *a, const void *b)

@@ -1,6 +1,6 @@
 /* health/token.h - the bearer token shared by dnsd's API and the probe
- * agent (CONTRACT.md: the token file holds the token on its first line,
- * surrounding white space ignored). Load time only, any thread. */
+ * agent (the token file holds the token on its first line, surrounding
+ * white space ignored). Load time only, any thread. */
 #ifndef HEALTH_TOKEN_H
 #define HEALTH_TOKEN_H
 #include <stdbool.h>

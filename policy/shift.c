@@ -2,53 +2,33 @@
  * policy/shift.h. */
 #include "policy/shift.h"
 
-#include <string.h>
-
 #include "common/hash.h"
 
-uint64_t shift_subnet_key(const struct svc_client *c)
+uint64_t shift_subnet_key(const struct in6_addr *addr, unsigned src_plen)
 {
-	struct in6_addr net = c->addr;
-	unsigned pl = c->src_plen > 128 ? 128 : c->src_plen;
+	struct in6_addr net = *addr;
+	unsigned pl = src_plen > 128 ? 128 : src_plen;
 
 	for (unsigned b = pl; b < 128; b++)
 		net.s6_addr[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
 	return hash_fnv64(&net, sizeof net) ^ pl;
 }
 
-double shift_client_pos(const struct svc_service *s,
-                        const struct svc_client *c)
+double shift_client_pos(uint32_t svc_id, uint64_t key)
 {
-	/* The service id enters the hash, so different services move
-	 * different clients first. */
-	uint64_t x = hash_mix64(shift_subnet_key(c) ^
-	                        hash_mix64(0x5348494654ull + s->id));
+	uint64_t x = hash_mix64(key ^ hash_mix64(0x5348494654ull + svc_id));
 
 	return (double)(x >> 11) * (1.0 / 9007199254740992.0);
 }
 
-bool shift_moves(const struct svc_service *s, const struct svc_client *c,
-                 double *pos)
-{
-	double p;
-
-	if (!s->shift.on ||
-	    (s->policy != SVC_FAILOVER && s->policy != SVC_WEIGHTED))
-		return false;
-	p = shift_client_pos(s, c);
-	if (pos)
-		*pos = p;
-	return p < s->shift.frac;
-}
-
-uint32_t shift_ttl(const struct svc_service *s, double now)
+uint32_t shift_ttl(uint32_t ttl, double next, double now)
 {
 	double left;
 
-	if (!s->shift.on || s->shift.next <= 0)
-		return s->ttl;
-	left = s->shift.next - now;
+	if (next <= 0)
+		return ttl;
+	left = next - now;
 	if (left <= 0)
 		return 0;
-	return left < (double)s->ttl ? (uint32_t)left : s->ttl;
+	return left < (double)ttl ? (uint32_t)left : ttl;
 }

@@ -426,7 +426,7 @@ static void pick_weighted(struct sel *S, uint64_t *rng)
 		           any_pos ? "" : ", no positive weight up");
 	}
 	if (S->s->sticky)
-		subnet = shift_subnet_key(S->c);
+		subnet = shift_subnet_key(&S->c->addr, S->c->src_plen);
 	while (k < S->s->answers && k < m) {
 		size_t best = k;
 
@@ -635,13 +635,15 @@ static bool shifted(struct sel *S, const uint8_t *ok)
 	if (!sh->on || sh->ep >= s->n_eps ||
 	    (s->policy != SVC_FAILOVER && s->policy != SVC_WEIGHTED))
 		return false;
-	mv = ok[sh->ep] && shift_moves(s, S->c, &pos);
+	pos = shift_client_pos(s->id, shift_subnet_key(&S->c->addr,
+	                                               S->c->src_plen));
+	mv = ok[sh->ep] && pos < sh->frac;
 	if (S->why) {
 		len = strlen(S->why->note);
 		snprintf(S->why->note + len, sizeof S->why->note - len,
 		         "%sin shift stage %u of %u (%g%%), this client's hash "
 		         "%.2f -> %s", len ? "; " : "", sh->stage, sh->n_stages,
-		         sh->frac * 100, shift_client_pos(s, S->c),
+		         sh->frac * 100, pos,
 		         !ok[sh->ep] ? "target cannot answer, stays" :
 		         mv ? "moves to the shift target" :
 		         "stays on the old target");

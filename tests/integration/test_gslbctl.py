@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """bin/gslbctl driven for real on temporary stores: every subcommand, the
---json keys of CONTRACT.md, each bad input (one-line stderr, non-zero exit,
+--json keys of gslbctl(8), each bad input (one-line stderr, non-zero exit,
 `sqlite3 .dump` unchanged), flip semantics, export -> import -> export
 equality, import to a new path, and the corrupt-file error."""
 import json

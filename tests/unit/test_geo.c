@@ -21,6 +21,7 @@
 
 #include <maxminddb.h>
 
+#include "common/addr.h"
 #include "geo/geo.h"
 #include "tests/unit/harness.h"
 
@@ -212,7 +213,7 @@ static void check_cases(const char *dbname, const struct geo_db *db,
 		const struct geo_loc *l;
 		char why[200];
 
-		if (geo_parse_cidr(c[i].addr, &a, &alen) < 0) {
+		if (addr_parse_cidr(c[i].addr, ADDR_CIDR_STRICT, &a, &alen) < 0) {
 			CHECK(0, "%s: %s: does not parse", dbname, c[i].addr);
 			continue;
 		}
@@ -706,7 +707,7 @@ static void test_parse(void)
 		struct in6_addr a;
 		unsigned plen = 0;
 		char s[INET6_ADDRSTRLEN];
-		int rc = geo_parse_cidr(cases[i].in, &a, &plen);
+		int rc = addr_parse_cidr(cases[i].in, ADDR_CIDR_STRICT, &a, &plen);
 
 		CHECK(rc == cases[i].rc, "parse '%s': rc %d want %d",
 		      cases[i].in, rc, cases[i].rc);
@@ -896,7 +897,7 @@ static void test_city(void)
 		      "city: location ids do not round-trip");
 		CHECK(geo_location(db, (uint32_t)geo_locations(db)) == NULL,
 		      "city: location past the end");
-		geo_parse_cidr("127.0.3.1", &a, &plen);
+		addr_parse_cidr("127.0.3.1", ADDR_CIDR_STRICT, &a, &plen);
 		l = geo_lookup(db, &a, NULL);
 		CHECK(l && geo_location(db, geo_loc_id(db, l)) == l &&
 		      strcmp(l->country, "JP") == 0, "city: lookup, NULL plen");

@@ -9,6 +9,7 @@
 
 #include "db/health_store.h"
 #include "db/store.h"
+#include "db/store_sql.h"
 #include "tests/unit/harness.h"
 
 #define T0 1700000000.0
@@ -36,7 +37,7 @@ int main(void)
 {
 	char path[] = "/tmp/test_hstoreXXXXXX";
 	int fd = mkstemp(path);
-	sqlite3 *db = NULL;
+	struct store *db = NULL;
 	char err[256] = "";
 	json_t *doc = NULL;
 	struct hstate_ep *eps = NULL;
@@ -54,7 +55,7 @@ int main(void)
 	      "store_open: %s", err);
 	if (!db)
 		return TEST_DONE();
-	CHECK(store_exec(db, setup_sql) == 0, "setup: %s", sqlite3_errmsg(db));
+	CHECK(store_exec(db->h, setup_sql) == 0, "setup: %s", store_errmsg(db));
 
 	/* Check list from the endpoints table. */
 	CHECK(hstore_checks(db, 10, 42, &doc, &eps, &n, err, sizeof(err)) == 0,
@@ -101,7 +102,7 @@ int main(void)
 	CHECK(hstore_save(db, &rows, NULL, err, sizeof(err)) == 0, "save 2: %s", err);
 
 	/* An endpoint deleted meanwhile: its rows are skipped, the rest kept. */
-	CHECK(store_exec(db, "PRAGMA foreign_keys = ON; DELETE FROM endpoints "
+	CHECK(store_exec(db->h, "PRAGMA foreign_keys = ON; DELETE FROM endpoints "
 	                     "WHERE id = 4") == 0, "delete 4");
 	CHECK(hstore_save(db, &rows, &skipped, err, sizeof(err)) == 0,
 	      "save after delete: %s", err);
@@ -125,7 +126,7 @@ int main(void)
 	hstate_rows_fini(&back);
 
 	/* Full round trip of RTTs with endpoint 4 present again. */
-	CHECK(store_exec(db, "INSERT INTO endpoints (id, service_id, target, "
+	CHECK(store_exec(db->h, "INSERT INTO endpoints (id, service_id, target, "
 	                     "check_url) VALUES (4, 1, '192.0.2.2', "
 	                     "'tcp://192.0.2.2:443')") == 0, "re-add 4");
 	CHECK(hstate_export(h, T0, &rows) == 0, "export 2");

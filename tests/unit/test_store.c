@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "db/store.h"
+#include "db/store_sql.h"
 #include "tests/unit/harness.h"
 
 static char dir[] = "/tmp/test_store.XXXXXX";
@@ -43,8 +44,8 @@ static void test_schema_copy(void)
 	buf[n] = '\0';
 	CHECK(n == strlen(store_schema_sql) &&
 	      memcmp(buf, store_schema_sql, n) == 0,
-	      "db/schema_sql.c differs from db/schema.sql: run "
-	      "db/schema2c.py");
+	      "the embedded schema differs from db/schema.sql: "
+	      "rebuild (make)");
 }
 
 static long long one_int(sqlite3 *h, const char *sql)
@@ -62,7 +63,7 @@ static long long one_int(sqlite3 *h, const char *sql)
 static void test_open_errors(void)
 {
 	char p[512], err[512];
-	sqlite3 *h = NULL;
+	struct store *h = NULL;
 	int rc;
 	static const char junk[] = "this is not a database, just text that is "
 		"long enough to fill a header.............................."
@@ -107,7 +108,7 @@ static void test_open_errors(void)
 static void test_create(void)
 {
 	char p[512], err[512];
-	sqlite3 *h = NULL;
+	struct store *h = NULL;
 	int rc;
 
 	path_in(p, sizeof p, "new.db");
@@ -115,38 +116,38 @@ static void test_create(void)
 	CHECK(rc == 0 && h, "create: %d %s", rc, err);
 	if (!h)
 		return;
-	CHECK(one_int(h, "PRAGMA user_version") == STORE_SCHEMA_VERSION,
+	CHECK(one_int(h->h, "PRAGMA user_version") == STORE_SCHEMA_VERSION,
 	      "user_version after create");
-	CHECK(one_int(h, "PRAGMA foreign_keys") == 1, "foreign_keys off");
-	CHECK(one_int(h, "PRAGMA synchronous") == 2, "synchronous not FULL");
-	CHECK(store_exec(h, "INSERT INTO services (id, name, policy) VALUES "
+	CHECK(one_int(h->h, "PRAGMA foreign_keys") == 1, "foreign_keys off");
+	CHECK(one_int(h->h, "PRAGMA synchronous") == 2, "synchronous not FULL");
+	CHECK(store_exec(h->h, "INSERT INTO services (id, name, policy) VALUES "
 	                 "(1, 'a.x.', 'failover')") == 0, "insert service");
-	CHECK(store_exec(h, "INSERT INTO services (name, policy) VALUES "
+	CHECK(store_exec(h->h, "INSERT INTO services (name, policy) VALUES "
 	                 "('B.x.', 'failover')") < 0, "upper-case name "
 	      "accepted by CHECK");
-	CHECK(store_exec(h, "INSERT INTO endpoints (service_id, target, "
+	CHECK(store_exec(h->h, "INSERT INTO endpoints (service_id, target, "
 	                 "weight) VALUES (1, '192.0.2.1', 70000)") < 0,
 	      "weight 70000 accepted by CHECK");
-	CHECK(store_exec(h, "INSERT INTO endpoints (service_id, target) "
+	CHECK(store_exec(h->h, "INSERT INTO endpoints (service_id, target) "
 	                 "VALUES (2, '192.0.2.1')") < 0,
 	      "endpoint of a missing service accepted (foreign keys)");
-	CHECK(store_exec(h, "INSERT INTO endpoints (service_id, target) "
+	CHECK(store_exec(h->h, "INSERT INTO endpoints (service_id, target) "
 	                 "VALUES (1, '192.0.2.1')") == 0, "insert endpoint");
-	CHECK(store_exec(h, "DELETE FROM services WHERE id = 1") == 0 &&
-	      one_int(h, "SELECT count(*) FROM endpoints") == 0,
+	CHECK(store_exec(h->h, "DELETE FROM services WHERE id = 1") == 0 &&
+	      one_int(h->h, "SELECT count(*) FROM endpoints") == 0,
 	      "delete does not cascade");
 	store_close(h);
 	/* Reopen without create: same schema, nothing re-run. */
 	h = NULL;
 	rc = store_open(p, 0, &h, err, sizeof err);
-	CHECK(rc == 0 && one_int(h, "SELECT count(*) FROM sqlite_master "
+	CHECK(rc == 0 && one_int(h->h, "SELECT count(*) FROM sqlite_master "
 	                         "WHERE type = 'table'") == 9,
 	      "reopen: %d %s", rc, err);
 	CHECK(store_data_version(h) > 0, "data_version");
 	store_close(h);
 	h = NULL;
 	rc = store_open(p, STORE_RDONLY, &h, err, sizeof err);
-	CHECK(rc == 0 && store_exec(h, "INSERT INTO probes (name, region) "
+	CHECK(rc == 0 && store_exec(h->h, "INSERT INTO probes (name, region) "
 	                            "VALUES ('a', 'b')") < 0,
 	      "read-only handle wrote");
 	store_close(h);
@@ -180,7 +181,7 @@ static void columns(sqlite3 *h, const char *t, char *out, size_t cap)
 static void test_migrate_v1(void)
 {
 	char p[512], q[512], err[512], a[2048], b[2048];
-	sqlite3 *h = NULL;
+	struct store *h = NULL;
 	int rc;
 
 	path_in(p, sizeof p, "v1.db");
@@ -189,7 +190,7 @@ static void test_migrate_v1(void)
 	CHECK(rc == 0, "create v1: %s", err);
 	if (rc < 0)
 		return;
-	CHECK(store_exec(h, "DROP TABLE shifts; PRAGMA user_version = 1; "
+	CHECK(store_exec(h->h, "DROP TABLE shifts; PRAGMA user_version = 1; "
 	                 "INSERT INTO services (name, policy) VALUES "
 	                 "('a.x.', 'failover')") == 0, "make v1");
 	store_close(h);
@@ -203,15 +204,15 @@ static void test_migrate_v1(void)
 	CHECK(rc == 0, "migrate v1: %d %s", rc, err);
 	if (rc < 0)
 		return;
-	CHECK(one_int(h, "PRAGMA user_version") == STORE_SCHEMA_VERSION &&
-	      one_int(h, "SELECT count(*) FROM services") == 1,
+	CHECK(one_int(h->h, "PRAGMA user_version") == STORE_SCHEMA_VERSION &&
+	      one_int(h->h, "SELECT count(*) FROM services") == 1,
 	      "after migration: version or data");
-	columns(h, "shifts", a, sizeof a);
+	columns(h->h, "shifts", a, sizeof a);
 	store_close(h);
 	h = NULL;
 	rc = store_open(q, STORE_CREATE, &h, err, sizeof err);
 	CHECK(rc == 0, "fresh: %s", err);
-	columns(h, "shifts", b, sizeof b);
+	columns(h->h, "shifts", b, sizeof b);
 	store_close(h);
 	CHECK(a[0] && strcmp(a, b) == 0, "migrated shifts '%s' != new '%s'",
 	      a, b);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "db/store.h"
+#include "db/store_sql.h"
 #include "db/svc_load.h"
 #include "tests/unit/harness.h"
 
@@ -16,7 +17,7 @@
  * are off so tests can plant invalid rows the loader must skip. */
 static struct svc_set *load_sql(const char *sql)
 {
-	sqlite3 *h = NULL;
+	struct store *h = NULL;
 	struct svc_set *s = NULL;
 	char err[256];
 
@@ -24,9 +25,9 @@ static struct svc_set *load_sql(const char *sql)
 		fprintf(stderr, "store_open: %s\n", err);
 		return NULL;
 	}
-	if (store_exec(h, "PRAGMA ignore_check_constraints = ON") < 0 ||
-	    store_exec(h, sql) < 0) {
-		fprintf(stderr, "sql: %s\n", sqlite3_errmsg(h));
+	if (store_exec(h->h, "PRAGMA ignore_check_constraints = ON") < 0 ||
+	    store_exec(h->h, sql) < 0) {
+		fprintf(stderr, "sql: %s\n", store_errmsg(h));
 		store_close(h);
 		return NULL;
 	}

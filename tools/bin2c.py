@@ -11,7 +11,7 @@ def main():
     name, src, dst = sys.argv[1:4]
     data = open(src, "rb").read()
     with open(dst + ".tmp", "w") as out:
-        out.write("/* Generated from %s by tests/tools/bin2c.py; do not edit. */\n"
+        out.write("/* Generated from %s by tools/bin2c.py; do not edit. */\n"
                   % src)
         out.write("#include <stddef.h>\n\n")
         out.write("extern const unsigned char %s[];\n" % name)
