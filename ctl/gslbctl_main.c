@@ -21,6 +21,7 @@
 #include "common/xalloc.h"
 #include "db/edit.h"
 #include "db/export.h"
+#include "db/damping.h"
 #include "db/health_store.h"
 #include "db/shift.h"
 #include "db/store.h"
@@ -530,6 +531,64 @@ static int cmd_shift(struct cmd *c)
 	return 0;
 }
 
+static int cmd_damping(struct cmd *c)
+{
+	static const struct { const char *opt; size_t off; } f[] = {
+		{ "penalty", offsetof(struct damp_conf, penalty) },
+		{ "suppress", offsetof(struct damp_conf, suppress) },
+		{ "reuse", offsetof(struct damp_conf, reuse) },
+		{ "half-life", offsetof(struct damp_conf, half_life) },
+		{ "max-suppress", offsetof(struct damp_conf, max_suppress) },
+	};
+	struct damp_conf dc;
+	bool custom, change = false;
+	int rc;
+
+	if (opt(c, "on") && opt(c, "off"))
+		die("damping: --on and --off exclude each other");
+	if (opt(c, "reset")) {
+		for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+			if (opt(c, f[i].opt))
+				die("damping: --reset takes no thresholds");
+		if ((rc = damping_reset(db_of(c), c->pos[0], err, sizeof err)) < 0)
+			return rc;
+	}
+	if ((rc = damping_get(db_of(c), c->pos[0], &dc, &custom, err,
+	                      sizeof err)) < 0)
+		return rc;
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+		const char *v = opt(c, f[i].opt);
+
+		if (v) {
+			*(double *)((char *)&dc + f[i].off) = parse_d(f[i].opt, v);
+			change = true;
+		}
+	}
+	if (opt(c, "on") || opt(c, "off")) {
+		dc.on = opt(c, "on") != NULL;
+		change = true;
+	}
+	if (change && (rc = damping_set(db_of(c), c->pos[0], &dc, err,
+	                                sizeof err)) < 0)
+		return rc;
+	if (change)
+		custom = true;
+	if (json_out)
+		print_json(json_pack("{s:b, s:b, s:f, s:f, s:f, s:f, s:f}",
+		                     "custom", custom, "on", dc.on,
+		                     "penalty", dc.penalty,
+		                     "suppress", dc.suppress, "reuse", dc.reuse,
+		                     "half_life", dc.half_life,
+		                     "max_suppress", dc.max_suppress));
+	else
+		printf("damping %s%s: penalty %g per change, suppress above %g, "
+		       "reuse below %g, half-life %g s, max-suppress %g s%s\n",
+		       dc.on ? "on" : "off", custom ? "" : " (defaults)",
+		       dc.penalty, dc.suppress, dc.reuse, dc.half_life,
+		       dc.max_suppress, "");
+	return 0;
+}
+
 static int cmd_export(struct cmd *c)
 {
 	print_json(export_or_die(c, NULL));
@@ -742,6 +801,9 @@ static int cmd_explain(struct cmd *c)
 	struct store *h = db_of(c);
 	struct svc_set *set = NULL;
 	struct hstate_view *hv = NULL;
+	struct damp_state *dst = NULL;
+	struct damp_conf *dconf = NULL;
+	size_t n_dst = 0, n_dconf = 0;
 	const struct svc_service *s;
 	struct svc_client cl;
 	struct svc_answer ans;
@@ -806,9 +868,38 @@ static int cmd_explain(struct cmd *c)
 	}
 	if (hstore_view(h, CTL_CHECK_INTERVAL, &hv, err, sizeof err) < 0)
 		die("explain: %s", err);
+	/* Flap damping as dnsd saved it: a suppressed endpoint is down. */
+	if (damping_state_load(h, &dst, &n_dst, err, sizeof err) < 0 ||
+	    damping_by_endpoint(h, &dconf, &n_dconf, err, sizeof err) < 0)
+		die("explain: %s", err);
+	for (size_t i = 0; i < s->n_eps; i++) {
+		uint32_t id = s->eps[i].id;
+
+		if (id < n_dst && dst[id].suppressed && id < n_dconf &&
+		    damp_reuse_at(&dst[id], &dconf[id]) > clock_unix())
+			hstate_view_set(hv, id, HSTATE_DOWN);
+	}
 	why.ep = xcalloc(s->n_eps ? s->n_eps : 1, sizeof *why.ep);
 	why.cap = s->n_eps;
 	svc_select(s, &cl, hv, &rng, 0, &ans, &why);
+	for (size_t i = 0; i < s->n_eps; i++) {
+		uint32_t id = s->eps[i].id;
+		double reuse;
+		time_t t;
+		struct tm tm;
+		char when[32];
+
+		if (id >= n_dst || !dst[id].suppressed || id >= n_dconf ||
+		    (reuse = damp_reuse_at(&dst[id], &dconf[id])) <=
+		    clock_unix())
+			continue;
+		t = (time_t)reuse;
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof when, "%H:%M:%S UTC", &tm);
+		snprintf(why.ep[i].reason, sizeof why.ep[i].reason,
+		         "suppressed by damping until %s (penalty %.0f)", when,
+		         damp_penalty(&dst[id], &dconf[id], clock_unix()));
+	}
 	scope = ans.scope;
 	if (v4)
 		scope = scope > 96 ? scope - 96 : 0;
@@ -879,6 +970,8 @@ static int cmd_explain(struct cmd *c)
 	}
 	free(why.ep);
 	hstate_view_free(hv);
+	free(dst);
+	free(dconf);
 	geo_free(gdb);
 	svc_set_free(set);
 	return 0;
@@ -887,6 +980,11 @@ static int cmd_explain(struct cmd *c)
 /* ------------------------------------------------------------ dispatch */
 
 static const struct optspec no_opts[] = { { NULL, false } };
+static const struct optspec damping_opts[] = {
+	{ "penalty", true }, { "suppress", true }, { "reuse", true },
+	{ "half-life", true }, { "max-suppress", true }, { "on", false },
+	{ "off", false }, { "reset", false }, { NULL, false }
+};
 static const struct optspec shift_opts[] = {
 	{ "steps", true }, { "every", true }, { "max-rtt-ms", true },
 	{ "abort", false }, { "pause", false }, { "resume", false },
@@ -963,6 +1061,16 @@ static struct cmd cmds[] = {
 	  "probe regions exceeds --max-rtt-ms), dnsd rolls the shift back to\n"
 	  "0 percent and stops it. --abort returns to the state before the\n"
 	  "shift; --pause stops the clock, --resume lets it run on.\n", 0, NULL, 0, NULL, NULL },
+	{ "damping", NULL, 1, 1, damping_opts, cmd_damping,
+	  "damping SERVICE [--penalty N] [--suppress N] [--reuse N] "
+	  "[--half-life S] [--max-suppress S] [--on|--off] [--reset]",
+	  "Flap damping thresholds of a service's endpoints (the BGP model):\n"
+	  "each up/down change adds --penalty; the penalty halves every\n"
+	  "--half-life seconds; above --suppress the endpoint is kept out of\n"
+	  "the answers until it decays below --reuse (at most --max-suppress\n"
+	  "seconds after the last change). --off counts without suppressing;\n"
+	  "--reset returns to the defaults (1000, 2500, 800, 30 s, 300 s).\n"
+	  "Prints the thresholds in force.\n", 0, NULL, 0, NULL, NULL },
 	{ "status", NULL, 0, 1, no_opts, cmd_status, "status [SERVICE] [--json]",
 	  "Health, admin state, weights, priorities, agents and RTTs, and\n"
 	  "the rows dnsd skips as invalid (problems).\n", 0, NULL, 0, NULL, NULL },

@@ -5,7 +5,7 @@
 -- runs it on an empty database and sets PRAGMA user_version to the current
 -- version. A later version adds a migration step in db/store.c (the
 -- statements that bring the previous version to it) and updates this file.
--- Version 2 added the table shifts.
+-- Version 2 added the tables shifts, damping and damp_state.
 --
 -- Conventions: names (services, CNAME targets) are lower-case, fully
 -- qualified, with the trailing dot. Times are unix seconds (REAL). Config
@@ -196,4 +196,32 @@ CREATE TABLE shifts (
 	-- done restores them).
 	prev          TEXT NOT NULL DEFAULT '',
 	updated       REAL NOT NULL
+);
+
+-- Flap damping thresholds of a service (gslbctl damping; version 2). A
+-- service without a row uses the defaults (health/damp.h: penalty 1000 per
+-- up/down change, suppress above 2500, reuse below 800, half-life 30 s,
+-- suppression at most 300 s after the last flap).
+CREATE TABLE damping (
+	service_id   INTEGER PRIMARY KEY
+	             REFERENCES services(id) ON DELETE CASCADE,
+	-- 0 = penalties are counted but never suppress.
+	enabled      INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+	penalty      REAL NOT NULL CHECK (penalty > 0),
+	suppress     REAL NOT NULL,
+	reuse        REAL NOT NULL CHECK (reuse > 0 AND reuse < suppress),
+	half_life    REAL NOT NULL CHECK (half_life > 0),     -- seconds
+	max_suppress REAL NOT NULL CHECK (max_suppress > 0)   -- seconds
+);
+
+-- Each checked endpoint's damping penalty (written by dnsd, restored at
+-- start; gslbctl status and explain read it).
+CREATE TABLE damp_state (
+	endpoint_id INTEGER PRIMARY KEY
+	            REFERENCES endpoints(id) ON DELETE CASCADE,
+	penalty     REAL NOT NULL,                 -- as of at
+	at          REAL NOT NULL,                 -- unix seconds
+	-- 1 = kept out of the answers (as down) until reuse_at.
+	suppressed  INTEGER NOT NULL CHECK (suppressed IN (0, 1)),
+	reuse_at    REAL NOT NULL DEFAULT 0
 );

@@ -10,7 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Version 2: staged traffic shifts (the table as in db/schema.sql;
+/* Version 2: staged traffic shifts and flap damping (the tables as in
+ * db/schema.sql;
  * tests/unit/test_store.c checks that a migrated store equals a new one). */
 static const char migrate_v2[] =
 	"CREATE TABLE shifts (\n"
@@ -31,6 +32,24 @@ static const char migrate_v2[] =
 	"\treason        TEXT NOT NULL DEFAULT '',\n"
 	"\tprev          TEXT NOT NULL DEFAULT '',\n"
 	"\tupdated       REAL NOT NULL\n"
+	");\n"
+	"CREATE TABLE damping (\n"
+	"\tservice_id   INTEGER PRIMARY KEY\n"
+	"\t             REFERENCES services(id) ON DELETE CASCADE,\n"
+	"\tenabled      INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),\n"
+	"\tpenalty      REAL NOT NULL CHECK (penalty > 0),\n"
+	"\tsuppress     REAL NOT NULL,\n"
+	"\treuse        REAL NOT NULL CHECK (reuse > 0 AND reuse < suppress),\n"
+	"\thalf_life    REAL NOT NULL CHECK (half_life > 0),\n"
+	"\tmax_suppress REAL NOT NULL CHECK (max_suppress > 0)\n"
+	");\n"
+	"CREATE TABLE damp_state (\n"
+	"\tendpoint_id INTEGER PRIMARY KEY\n"
+	"\t            REFERENCES endpoints(id) ON DELETE CASCADE,\n"
+	"\tpenalty     REAL NOT NULL,\n"
+	"\tat          REAL NOT NULL,\n"
+	"\tsuppressed  INTEGER NOT NULL CHECK (suppressed IN (0, 1)),\n"
+	"\treuse_at    REAL NOT NULL DEFAULT 0\n"
 	");\n";
 
 /* Migration steps: migrations[v] takes a database at user_version v to

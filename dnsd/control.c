@@ -477,6 +477,8 @@ static json_t *api_status(void *ctx)
 		if (shifts)
 			json_object_set_new(doc, "shifts", shifts);
 	}
+	if (doc && sv->hs)
+		json_object_set_new(doc, "damping", hsrv_damping_json(sv->hs));
 	return doc;
 }
 
@@ -491,6 +493,8 @@ static int api_metrics(void *ctx, struct evbuffer *out)
 	rc = status_metrics(&sv->st, out);
 	if (rc == 0)
 		rc = shiftd_metrics(sv->db, &sv->shift_st, out);
+	if (rc == 0 && sv->hs)
+		rc = hsrv_damping_metrics(sv->hs, out);
 	free(ep);
 	return rc;
 }

@@ -475,6 +475,14 @@ struct view_box {
 	struct arena a;
 };
 
+void hstate_view_set(struct hstate_view *v, uint32_t id, uint8_t state)
+{
+	/* The arrays are the view's own arena memory: writable until the
+	 * view is handed to readers. */
+	if (v && id < v->n)
+		((uint8_t *)v->state)[id] = state;
+}
+
 struct hstate_view *hstate_view_build(const struct hstate *h)
 {
 	struct view_box *b = calloc(1, sizeof(*b));

@@ -132,6 +132,9 @@ struct hstate_view {
  * independent of h afterwards. */
 struct hstate_view *hstate_view_build(const struct hstate *h);
 void hstate_view_free(struct hstate_view *v);          /* NULL is fine */
+/* Before v is published: endpoint id reads state (flap damping keeps a
+ * suppressed endpoint down). Ids outside the view are ignored. */
+void hstate_view_set(struct hstate_view *v, uint32_t id, uint8_t state);
 
 /* Plain rows for persistence and status output (the caller does SQL). */
 struct hstate_ep_row {          /* table endpoint_health */

@@ -141,7 +141,7 @@ static void test_create(void)
 	h = NULL;
 	rc = store_open(p, 0, &h, err, sizeof err);
 	CHECK(rc == 0 && one_int(h->h, "SELECT count(*) FROM sqlite_master "
-	                         "WHERE type = 'table'") == 9,
+	                         "WHERE type = 'table'") == 11,
 	      "reopen: %d %s", rc, err);
 	CHECK(store_data_version(h) > 0, "data_version");
 	store_close(h);
@@ -180,7 +180,9 @@ static void columns(sqlite3 *h, const char *t, char *out, size_t cap)
  * the table it gains equals a new store's, and the data stays. */
 static void test_migrate_v1(void)
 {
-	char p[512], q[512], err[512], a[2048], b[2048];
+	static const char *const tables[] = { "shifts", "damping",
+	                                      "damp_state" };
+	char p[512], q[512], err[512], a[3][2048], b[3][2048];
 	struct store *h = NULL;
 	int rc;
 
@@ -190,7 +192,8 @@ static void test_migrate_v1(void)
 	CHECK(rc == 0, "create v1: %s", err);
 	if (rc < 0)
 		return;
-	CHECK(store_exec(h->h, "DROP TABLE shifts; PRAGMA user_version = 1; "
+	CHECK(store_exec(h->h, "DROP TABLE shifts; DROP TABLE damping; "
+	                 "DROP TABLE damp_state; PRAGMA user_version = 1; "
 	                 "INSERT INTO services (name, policy) VALUES "
 	                 "('a.x.', 'failover')") == 0, "make v1");
 	store_close(h);
@@ -207,15 +210,18 @@ static void test_migrate_v1(void)
 	CHECK(one_int(h->h, "PRAGMA user_version") == STORE_SCHEMA_VERSION &&
 	      one_int(h->h, "SELECT count(*) FROM services") == 1,
 	      "after migration: version or data");
-	columns(h->h, "shifts", a, sizeof a);
+	for (int t = 0; t < 3; t++)
+		columns(h->h, tables[t], a[t], sizeof a[t]);
 	store_close(h);
 	h = NULL;
 	rc = store_open(q, STORE_CREATE, &h, err, sizeof err);
 	CHECK(rc == 0, "fresh: %s", err);
-	columns(h->h, "shifts", b, sizeof b);
+	for (int t = 0; t < 3; t++)
+		columns(h->h, tables[t], b[t], sizeof b[t]);
 	store_close(h);
-	CHECK(a[0] && strcmp(a, b) == 0, "migrated shifts '%s' != new '%s'",
-	      a, b);
+	for (int t = 0; t < 3; t++)
+		CHECK(a[t][0] && strcmp(a[t], b[t]) == 0, "migrated %s '%s' != "
+		      "new '%s'", tables[t], a[t], b[t]);
 }
 
 int main(void)
