@@ -38,7 +38,8 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             libjansson-dev liburcu-dev libssl-dev libsystemd-dev sqlite3 \
             python3 python3-dnspython dnsutils libmaxmind-db-writer-perl \
             mmdb-bin iproute2 openssl curl prometheus man-db groff-base \
-            systemd libxdp-dev libbpf-dev ethtool procps
+            systemd libxdp-dev libbpf-dev ethtool procps \
+            chromium chromium-driver python3-selenium debhelper lintian
 
 SRCDIRS  := common geo health policy db dnsd ctl
 ALL_SRCS := $(filter-out %.bpf.c,$(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c)))
@@ -48,7 +49,12 @@ LIB_SRCS := $(filter-out %_main.c,$(ALL_SRCS))
 # clang for the BPF target and embedded in the library as a byte array.
 BPF_OBJ  := $(BUILD)/dnsd/xdp_filter.bpf.o
 BPF_EMB  := $(BUILD)/dnsd/xdp_filter_obj.c
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BPF_EMB:%.c=%.o)
+# The status page (web/: plain HTML, CSS, JavaScript and the map outline)
+# is embedded the same way, each file plain and gzip-compressed (webui.c).
+BIN2C    := tools/bin2c.py
+WEB_FILES:= web/index.html web/app.js web/app.css web/world.svg
+WEB_EMB  := $(WEB_FILES:web/%=$(BUILD)/web/%.c) $(WEB_FILES:web/%=$(BUILD)/web/%.gz.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BPF_EMB:%.c=%.o) $(WEB_EMB:%.c=%.o)
 LIB      := $(BUILD)/libgslb.a
 
 # db/schema.sql embedded as a C string, generated into the build tree.
@@ -59,7 +65,7 @@ PROGS    := $(BIN)/dnsd $(BIN)/gslbctl $(BIN)/gslb-probe
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all build deps layers test unit integration run bench asan tsan fuzz clean check install uninstall
+.PHONY: all build deb deps layers test unit integration run bench asan tsan fuzz clean check install uninstall
 .DEFAULT_GOAL := all
 
 all: deps
@@ -93,6 +99,18 @@ $(BPF_EMB): $(BPF_OBJ) tools/bin2c.py
 	$(PYTHON) tools/bin2c.py xdp_filter_obj $< $@
 
 $(BPF_EMB:%.c=%.o): $(BPF_EMB)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/web/%.gz.c: web/% $(BIN2C)
+	@mkdir -p $(dir $@)
+	gzip -9nc $< > $(@:.c=)
+	$(PYTHON) $(BIN2C) web_$(subst .,_,$*)_gz $(@:.c=) $@
+
+$(BUILD)/web/%.c: web/% $(BIN2C)
+	@mkdir -p $(dir $@)
+	$(PYTHON) $(BIN2C) web_$(subst .,_,$*) $< $@
+
+$(WEB_EMB:%.c=%.o): %.o: %.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(SCHEMA_C): db/schema.sql tools/schema2c.py
@@ -186,6 +204,17 @@ install: $(PROGS)
 	for f in $(INST_UNITS) $(INST_ETC); do $(INST_SUBST) dist/$$f > $(BUILD)/dist/$$f || exit 1; done
 	for f in $(INST_UNITS); do install -D -m 0644 $(BUILD)/dist/$$f $(DESTDIR)$(UNITDIR)/$$f || exit 1; done
 	for f in $(INST_ETC); do install -D -m 0644 $(BUILD)/dist/$$f $(DESTDIR)$(SYSCONFDIR)/gslb/$$f || exit 1; done
+
+# make deb: the Debian packages (debian/), built with dpkg-buildpackage from a
+# copy of the source tree in $(BUILD)/deb/src, so the .debs land in
+# $(BUILD)/deb; then lintian, which must report no error.
+deb:
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
+	tar -c --exclude=./build --exclude='./build-*' --exclude=./bin --exclude=./.git \
+	  --exclude=./bench/out . | tar -x -C $(BUILD)/deb/src
+	cd $(BUILD)/deb/src && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BIN -u BUILD \
+	  dpkg-buildpackage -us -uc -b
+	lintian --fail-on error --tag-display-limit 0 $(BUILD)/deb/*.changes
 
 # Removes what install put there; never a dnsd.conf, token or store.
 uninstall:

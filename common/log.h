@@ -4,6 +4,7 @@
  * summary report. */
 #ifndef COMMON_LOG_H
 #define COMMON_LOG_H
+#include <stddef.h>
 
 enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -13,6 +14,27 @@ void log_set_level(enum log_level lvl);
 int log_level_parse(const char *s, enum log_level *out);
 /* Prefixes every line with "PROG: " (default none). Keeps the pointer. */
 void log_set_prog(const char *prog);
+
+/* How lines are written:
+ * - LOG_FMT_TEXT: "PROG: warning: text" (the default);
+ * - LOG_FMT_JSON: one JSON object a line with the stable keys "ts" (RFC
+ *   3339 UTC with milliseconds), "level" ("err", "warn", "info", "debug"),
+ *   "prog", "msg", and "errno"/"error" when the line names a system error;
+ *   strings escaped, invalid UTF-8 replaced by U+FFFD;
+ * - LOG_FMT_JOURNAL: straight to systemd's journal with structured fields
+ *   MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, GSLB_LEVEL, GSLB_SUBJECT (the
+ *   message's subject: what comes before its first ": "), and ERRNO;
+ * - LOG_FMT_AUTO: journal when stderr is the journal's stream (systemd's
+ *   JOURNAL_STREAM names it), else text. */
+enum log_format { LOG_FMT_AUTO, LOG_FMT_TEXT, LOG_FMT_JSON, LOG_FMT_JOURNAL };
+/* "auto", "text", "json", "journal". Returns 0 or -EINVAL. */
+int log_format_parse(const char *s, enum log_format *out);
+/* Sets the format (AUTO is resolved here, once). */
+void log_set_format(enum log_format f);
+/* Formats one JSON line (with its newline) into buf; returns its length.
+ * ts is unix seconds. For tests and log_msg. */
+size_t log_json_line(char *buf, size_t len, double ts, enum log_level lvl,
+                     const char *prog, const char *msg, int errnum);
 
 void log_msg(enum log_level lvl, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

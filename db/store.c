@@ -294,3 +294,8 @@ void store_close(struct store *s)
 	sqlite3_close(s->h);
 	free(s);
 }
+
+const char *store_lib_version(void)
+{
+	return sqlite3_libversion();
+}

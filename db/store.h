@@ -59,5 +59,7 @@ const char *store_errmsg(struct store *s);
  * agents rebuild within seconds; configuration writes stay durable. 0 or
  * -EIO. */
 int store_relax_durability(struct store *s);
+/* The SQLite library's version ("3.40.1"), for build information. */
+const char *store_lib_version(void);
 
 #endif

@@ -438,6 +438,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 		r->fn(a, req);
 		return;
 	}
+	if (!allow[0] && a->ops->page && a->ops->page(a->ctx, req, path))
+		return;
 	if (allow[0]) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
 		                  allow);

@@ -13,6 +13,7 @@
  *   POST /v1/flip     token   ops->config_write("flip")
  *   POST /v1/shift    token   ops->config_write("shift")
  *   POST /v1/endpoint token   ops->config_write("endpoint")
+ *   anything else     -       ops->page (the status page), else 404
  * Missing or wrong token: 401 and nothing else happens. Unknown path 404,
  * known path with another method 405, body too large 413. Error bodies are
  * JSON: {"error": "text", "field": "results[2].rtt_ms"} (field optional). */
@@ -33,6 +34,7 @@
 #define API_RESULTS_MAX 100000
 
 struct api;                                     /* opaque */
+struct evhttp_request;
 
 /* A parsed report; strings and results live in the parser's arena. The
  * results are ready for hstate_report(). */
@@ -72,6 +74,10 @@ struct api_ops {
 	 * (409), other (500); err says why. */
 	int (*config_write)(void *ctx, const char *what, const json_t *body,
 	                    char *err, size_t errlen);
+	/* Optional: any path not routed above (the status page, dnsd/webui.h,
+	 * readable without a token). Returns true when it answered req;
+	 * false leaves it to the 404. */
+	bool (*page)(void *ctx, struct evhttp_request *req, const char *path);
 };
 
 /* Binds evhttp on listen ("127.0.0.1:8053", "[::1]:8053"; port 0 picks a

@@ -9,7 +9,6 @@
 
 #include "common/log.h"
 
-#define DNSD_VERSION "0.1.0"
 
 enum opt_type { OPT_STR, OPT_LIST, OPT_UINT, OPT_FLAG };
 
@@ -57,8 +56,12 @@ static const struct opt opts[] = {
 	  "seconds between checks that set no interval; match the agents' --interval (default 10)" },
 	{ "quorum-percent", OPT_UINT, OFF(quorum_percent), 0, 1, 99,
 	  "an endpoint is up when more than this % of agents with fresh reports say so (default 50)" },
+	{ "notify-url", OPT_STR, OFF(notify_url), 0, 0, 0,
+	  "http:// URL that gets each health transition as a JSON POST (retried with backoff)" },
 	{ "log-level", OPT_STR, OFF(log_level), 0, 0, 0,
 	  "err, warn, info (default) or debug" },
+	{ "log-format", OPT_STR, OFF(log_format), 0, 0, 0,
+	  "text, json (one object a line), journal, or auto (default: journal under systemd, else text)" },
 	{ "user", OPT_STR, OFF(user), 0, 0, 0,
 	  "user to switch to after binding, when started as root" },
 	{ "rrl-rate", OPT_UINT, OFF(rrl_rate), 0, 0, 1000000,
@@ -92,6 +95,7 @@ void config_init(struct config *c)
 	c->check_interval = 10;
 	c->quorum_percent = 50;
 	c->log_level = "info";
+	c->log_format = "auto";
 }
 
 void config_fini(struct config *c)

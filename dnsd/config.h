@@ -4,6 +4,9 @@
 #ifndef DNSD_CONFIG_H
 #define DNSD_CONFIG_H
 
+/* dnsd --version and the dnsd_build_info metric. */
+#define DNSD_VERSION "0.1.0"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,8 +23,10 @@ struct config {
 	const char *geoip;
 	const char *api;
 	const char *api_token_file;
+	const char *notify_url;      /* webhook for health transitions */
 	const char *nsid;
 	const char *log_level;
+	const char *log_format;      /* auto, text, json, journal */
 	const char *user;
 	const char *default_location;
 	const char *xdp;               /* interface for AF_XDP mode, or NULL */

@@ -24,6 +24,8 @@
 #include "dnsd/hsrv.h"
 #include "dnsd/shiftd.h"
 #include "dnsd/status.h"
+#include "dnsd/notify.h"
+#include "dnsd/webui.h"
 #include "dnsd/net.h"
 #include "dnsd/xdp.h"
 #include "dnsd/snap.h"
@@ -66,6 +68,8 @@ struct control {
 	char db_err[512];            /* the store problem last logged */
 	struct hsrv *hs;             /* health (with --db) */
 	struct api *api;             /* HTTP API (with --api) */
+	struct webui *web;           /* the status page (with --api) */
+	struct notify *notify;       /* webhooks (with notify-url) */
 	struct status_src st;        /* times and results for status/metrics */
 	struct event *summary_ev;
 	struct event *shift_ev;      /* runs the staged shifts */
@@ -226,6 +230,9 @@ static int load_services(struct control *sv, struct svc_set **out)
 		log_warn("%s", (*out)->problems[i]);
 	log_info("db %s: %zu services, %zu endpoints, %zu problems", sv->conf.db,
 		 (*out)->n, eps, (*out)->n_problems);
+	webui_event(sv->web, "config", sv->conf.db,
+		    "loaded %zu services, %zu endpoints, %zu problems",
+		    (*out)->n, eps, (*out)->n_problems);
 	return 0;
 }
 
@@ -286,6 +293,9 @@ static void reload(struct control *sv)
 	sv->st.last_reload_ok = failed == 0;
 	log_info("reload: generation %llu, %zu zones, %u failed",
 		 (unsigned long long)s->gen, s->n_zones, failed);
+	webui_event(sv->web, "reload", failed ? "failed" : "ok",
+		    "generation %llu, %zu zones, %u failed",
+		    (unsigned long long)s->gen, s->n_zones, failed);
 out:
 	free(old);
 	free(nz);
@@ -296,6 +306,8 @@ static void db_problem(struct control *sv, const char *msg)
 {
 	if (strcmp(msg, sv->db_err) != 0) {
 		log_err("%s (keeping the services loaded before)", msg);
+		webui_event(sv->web, "config", sv->conf.db,
+			    "%s (keeping the services loaded before)", msg);
 		snprintf(sv->db_err, sizeof(sv->db_err), "%s", msg);
 	}
 }
@@ -466,7 +478,6 @@ static json_t *api_status(void *ctx)
 {
 	struct control *sv = ctx;
 	struct stats sum;
-
 	json_t *doc, *shifts;
 	char err[512];
 
@@ -491,6 +502,7 @@ static int api_metrics(void *ctx, struct evbuffer *out)
 
 	status_fill(sv, &sum, ep);
 	rc = status_metrics(&sv->st, out);
+	notify_metrics(sv->notify, out);
 	if (rc == 0)
 		rc = shiftd_metrics(sv->db, &sv->shift_st, out);
 	if (rc == 0 && sv->hs)
@@ -636,10 +648,46 @@ static int api_config_write(void *ctx, const char *what, const json_t *b,
 		/* Our own commit does not move our connection's data_version:
 		 * load it now, so the next query already sees it. */
 		log_info("api: %s written", what);
+		webui_event(sv->web, "api", jstr(b, "service") ? jstr(b, "service")
+			    : "configuration", "%s written%s%s", what,
+			    jstr(b, "target") ? ": " : "",
+			    jstr(b, "target") ? jstr(b, "target") : "");
 		sv->db_version = -1;
 		poll_db(sv);
 	}
 	return rc;
+}
+
+/* A health transition: into the status page's events. */
+static void on_health_event(void *ctx, const char *subject, const char *text)
+{
+	struct control *sv = ctx;
+
+	webui_event(sv->web, "health", subject, "%s", text);
+	notify_health(sv->notify, subject, text);
+}
+
+static void web_source(void *ctx, struct webui_src *out)
+{
+	struct control *sv = ctx;
+
+	out->snap = sv->snap;
+	out->hs = sv->hs ? hsrv_state(sv->hs) : NULL;
+	out->started = sv->st.started;
+}
+
+static void web_answers(void *ctx, uint64_t *ep, size_t cap)
+{
+	struct control *sv = ctx;
+
+	net_ep_answers(sv->net, ep, cap);
+}
+
+static bool api_page(void *ctx, struct evhttp_request *req, const char *path)
+{
+	struct control *sv = ctx;
+
+	return webui_handle(sv->web, req, path);
 }
 
 static const struct api_ops api_ops = {
@@ -649,6 +697,7 @@ static const struct api_ops api_ops = {
 	.metrics = api_metrics,
 	.config_get = api_config_get,
 	.config_write = api_config_write,
+	.page = api_page,
 };
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -731,6 +780,14 @@ struct control *control_new(const struct config *conf, unsigned *problems)
 		else
 			sv->aconf.has_default_loc = true;
 	}
+	if (sv->conf.notify_url) {
+		char err[512];
+
+		if (notify_url_check(sv->conf.notify_url, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			failed++;
+		}
+	}
 	*problems = failed;
 	return sv;
 }
@@ -782,6 +839,7 @@ static void first_snapshot(struct control *sv)
 			.default_interval = sv->conf.check_interval,
 			.quorum = sv->conf.quorum_percent / 100.0,
 			.publish = on_health,
+			.event = on_health_event,
 			.ctx = sv,
 		};
 
@@ -813,6 +871,12 @@ static void start_api(struct control *sv)
 	if (token_load(sv->conf.api_token_file, token, sizeof(token), err,
 		       sizeof(err)) < 0)
 		fatal("api: %s", err);
+	sv->web = webui_new(sv->base, &(struct webui_conf) {
+		.source = web_source, .answers = web_answers, .ctx = sv });
+	if (!sv->web)
+		fatal("api: out of memory starting the status page");
+	webui_event(sv->web, "start", "dnsd", "serving generation %llu",
+		    (unsigned long long)sv->snap->gen);
 	sv->api = api_new(sv->base, sv->conf.api, token, &api_ops, sv, err,
 			  sizeof(err));
 	if (!sv->api)
@@ -832,6 +896,14 @@ void control_start(struct control *sv, const struct rrl_conf *rrl)
 	sv->st.started = clock_unix();
 	sv->st.last_reload_ok = true;
 	first_snapshot(sv);
+	if (sv->conf.notify_url) {
+		char err[512];
+
+		if (!(sv->notify = notify_new(sv->base, sv->conf.notify_url, err,
+					      sizeof(err))))
+			fatal("%s", err);
+		log_info("notify: health transitions go to %s", sv->conf.notify_url);
+	}
 	sv->net = net_new(&(struct net_conf) {
 		.threads = sv->conf.threads,
 		.tcp_idle_timeout = sv->conf.tcp_idle_timeout,
@@ -876,7 +948,11 @@ void control_free(struct control *sv)
 	if (!sv)
 		return;
 	api_free(sv->api);
+	webui_free(sv->web);
+	sv->web = NULL;
 	hsrv_free(sv->hs);
+	notify_free(sv->notify);
+	sv->notify = NULL;
 	net_free(sv->net);
 	for (int i = 0; i < 3; i++)
 		if (sv->sig[i])

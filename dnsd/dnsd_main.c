@@ -97,6 +97,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	log_set_prog("dnsd");
+	log_set_format(LOG_FMT_AUTO);
 	config_init(&conf);
 	rc = config_parse(&conf, argc - 1, argv + 1);
 	if (rc == 1)
@@ -111,6 +112,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(lvl);
+	{
+		enum log_format fmt;
+
+		if (log_format_parse(conf.log_format, &fmt) < 0) {
+			log_err("log-format: '%s' is not one of text, json, journal, auto",
+				conf.log_format);
+			return 1;
+		}
+		log_set_format(fmt);
+	}
 	if (!conf.threads)
 		conf.threads = default_threads();
 

@@ -79,6 +79,16 @@ static void log_event(struct hsrv *h, const struct hstate_event *e)
 		 label_of(h, e->id), hstate_state_name(e->old_state),
 		 e->old_stale ? " (stale)" : "", hstate_state_name(e->new_state),
 		 e->new_stale ? " (stale)" : "", e->reason);
+	if (h->conf.event) {
+		char text[HSTATE_REASON_MAX + 64];
+
+		snprintf(text, sizeof(text), "%s%s -> %s%s: %s",
+			 hstate_state_name(e->old_state),
+			 e->old_stale ? " (stale)" : "",
+			 hstate_state_name(e->new_state),
+			 e->new_stale ? " (stale)" : "", e->reason);
+		h->conf.event(h->conf.ctx, label_of(h, e->id), text);
+	}
 }
 
 /* An up/down change of the quorum state adds a damping penalty. */

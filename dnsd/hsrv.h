@@ -33,6 +33,9 @@ struct hsrv_conf {
 	double quorum;               /* fraction of fresh agents that must say up */
 	/* Takes ownership of view (hstate_view_free when retired). */
 	void (*publish)(void *ctx, struct hstate_view *view);
+	/* Optional: each transition as it is logged, subject "SERVICE
+	 * TARGET" and text "up -> down: reason" (the status page's events). */
+	void (*event)(void *ctx, const char *subject, const char *text);
 	void *ctx;
 };
 

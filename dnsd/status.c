@@ -5,7 +5,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
+#include <ldns/util.h>
+#include <openssl/crypto.h>
+
 #include "common/clock.h"
+#include "db/store.h"
+#include "dnsd/config.h"
 #include "policy/svc.h"
 
 static const char *health_of(const struct status_src *s,
@@ -220,6 +226,41 @@ static void health_metrics(const struct status_src *s, struct evbuffer *out)
 	hstate_rows_fini(&rows);
 }
 
+/* What the health checks say, apart from admin and drain: down (1 when the
+ * agents' quorum says down) and stale (1 when no agent's report is fresh,
+ * so no quorum can be formed and the last state stands). Checked
+ * endpoints only. */
+static void endpoint_state_metrics(const struct status_src *s,
+				   struct evbuffer *out)
+{
+	const struct snap *sn = s->snap;
+
+	for (int which = 0; which < 2; which++) {
+		head(out, which ? "dnsd_endpoint_stale" : "dnsd_endpoint_down", "gauge",
+		     which ? "1 if no probe agent's report on the checked endpoint is fresh "
+			     "(no quorum; the last state stands), else 0."
+			   : "1 if the probe agents' quorum says the checked endpoint is "
+			     "down, else 0 (up or unknown).");
+		for (size_t i = 0; sn->svc && i < sn->svc->n; i++) {
+			const struct svc_service *v = &sn->svc->svcs[i];
+
+			for (size_t k = 0; k < v->n_eps; k++) {
+				const struct svc_endpoint *e = &v->eps[k];
+				bool stale;
+				const char *h = health_of(s, e, &stale);
+
+				if (!e->has_check)
+					continue;
+				evbuffer_add_printf(out, which ? "dnsd_endpoint_stale{"
+						    : "dnsd_endpoint_down{");
+				ep_labels(out, v->name, e);
+				evbuffer_add_printf(out, "} %d\n", which ? stale
+						    : strcmp(h, "down") == 0);
+			}
+		}
+	}
+}
+
 static const char *const qtype_names[] = {
 #define X(name, num) #name,
 	STATS_QTYPES(X)
@@ -241,6 +282,21 @@ int status_metrics(const struct status_src *s, struct evbuffer *out)
 	const struct stats *st = s->stats;
 	const struct snap *sn = s->snap;
 
+	head(out, "dnsd_build_info", "gauge",
+	     "Always 1; the labels say which dnsd and libraries are running.");
+	evbuffer_add_printf(out, "dnsd_build_info{version=\"%s\",libevent=\"",
+			    DNSD_VERSION);
+	label(out, event_get_version());
+	evbuffer_add_printf(out, "\",openssl=\"");
+	label(out, OpenSSL_version(OPENSSL_VERSION));
+	evbuffer_add_printf(out, "\",sqlite=\"");
+	label(out, store_lib_version());
+	evbuffer_add_printf(out, "\",ldns=\"");
+	label(out, ldns_version());
+	evbuffer_add_printf(out, "\"} 1\n");
+	head(out, "dnsd_process_start_time_seconds", "gauge",
+	     "Unix time dnsd started.");
+	evbuffer_add_printf(out, "dnsd_process_start_time_seconds %.3f\n", s->started);
 	head(out, "dnsd_queries_total", "counter",
 	     "DNS queries received, by transport and query type.");
 	for (unsigned t = 0; t < STATS_NTRANSPORT; t++)
@@ -330,6 +386,7 @@ int status_metrics(const struct status_src *s, struct evbuffer *out)
 		evbuffer_add_printf(out, "\"} %.3f\n", s->zone_loaded[i]);
 	}
 	health_metrics(s, out);
+	endpoint_state_metrics(s, out);
 	head(out, "dnsd_endpoint_healthy", "gauge",
 	     "1 if the endpoint may answer (health and admin state), else 0.");
 	for (size_t i = 0; sn->svc && i < sn->svc->n; i++) {

@@ -36,6 +36,8 @@ static void usage(FILE *f)
 "  --batch SECONDS       minimum time between reports (default 0.5)\n"
 "  --api-timeout SECONDS timeout of one API request (default 5)\n"
 "  --log-level LEVEL     err, warn, info (default) or debug\n"
+"  --log-format FORMAT   text, json (one object a line), journal, or auto\n"
+"                        (default: journal under systemd, else text)\n"
 "  --help, --version\n", PROBE_MAX_SERVERS);
 }
 
@@ -55,7 +57,7 @@ static double num_arg(const char *opt, const char *s, double lo, double hi)
 int main(int argc, char **argv)
 {
 	enum { O_NAME = 256, O_REGION, O_LAT, O_LON, O_SERVER, O_TOKEN,
-	       O_INTERVAL, O_REFRESH, O_BATCH, O_APITO, O_LOG, O_HELP,
+	       O_INTERVAL, O_REFRESH, O_BATCH, O_APITO, O_LOG, O_LOGFMT, O_HELP,
 	       O_VERSION };
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, O_NAME },
@@ -69,6 +71,7 @@ int main(int argc, char **argv)
 		{ "batch", required_argument, NULL, O_BATCH },
 		{ "api-timeout", required_argument, NULL, O_APITO },
 		{ "log-level", required_argument, NULL, O_LOG },
+		{ "log-format", required_argument, NULL, O_LOGFMT },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -81,8 +84,10 @@ int main(int argc, char **argv)
 	char err[300];
 	bool has_lat = false, has_lon = false;
 	enum log_level lvl;
+	enum log_format fmt = LOG_FMT_AUTO;
 	int o, rc;
 
+	log_set_format(LOG_FMT_AUTO);
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case O_NAME: c.name = optarg; break;
@@ -119,6 +124,12 @@ int main(int argc, char **argv)
 				fatal("gslb-probe: --log-level '%s': expected err, "
 				      "warn, info or debug", optarg);
 			log_set_level(lvl);
+			break;
+		case O_LOGFMT:
+			if (log_format_parse(optarg, &fmt) < 0)
+				fatal("gslb-probe: --log-format '%s': expected text, "
+				      "json, journal or auto", optarg);
+			log_set_format(fmt);
 			break;
 		case O_HELP:
 			usage(stdout);
