@@ -132,14 +132,62 @@ static void damp_tick(struct hsrv *h, double now)
 	}
 }
 
-/* A view of the health with suppressed endpoints down. */
+/* The check interval of endpoint id (its check's, else the default). */
+static double interval_of(struct hsrv *h, uint32_t id)
+{
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(json_object_get(h->checks, "checks"), i, c) {
+		if (json_integer_value(json_object_get(c, "id")) == id) {
+			json_t *iv = json_object_get(c, "interval");
+
+			if (json_is_number(iv) && json_number_value(iv) > 0)
+				return json_number_value(iv);
+			break;
+		}
+	}
+	return h->conf.default_interval > 0 ? h->conf.default_interval : 10;
+}
+
+/* When an endpoint's state may change soon: a fresh agent whose latest
+ * result disagrees with its own state is rising or falling - the quorum
+ * state may follow within about one check interval. */
+static void mark_in_progress(struct hsrv *h, struct hstate_view *v,
+			     double now)
+{
+	struct hstate_rows rows;
+
+	if (hstate_export(h->st, now, &rows) < 0)
+		return;
+	for (size_t i = 0; i < rows.n_obs; i++) {
+		const struct hstate_obs_row *o = &rows.obs[i];
+
+		if (o->fresh && ((o->state == HSTATE_UP && !o->ok) ||
+				 (o->state == HSTATE_DOWN && o->ok)))
+			hstate_view_change_at(v, o->endpoint_id,
+					      now + interval_of(h, o->endpoint_id));
+	}
+	hstate_rows_fini(&rows);
+}
+
+/* A view of the health with suppressed endpoints down, and when each
+ * endpoint may change (damping reuse, rise/fall in progress). */
 static struct hstate_view *view_build(struct hsrv *h)
 {
 	struct hstate_view *v = hstate_view_build(h->st);
+	double now = clock_unix();
 
-	for (size_t id = 0; v && id < h->n_dst && id < v->n; id++)
-		if (h->dst[id].suppressed)
-			hstate_view_set(v, (uint32_t)id, HSTATE_DOWN);
+	for (size_t id = 0; v && id < h->n_dst && id < v->n; id++) {
+		if (!h->dst[id].suppressed)
+			continue;
+		hstate_view_set(v, (uint32_t)id, HSTATE_DOWN);
+		hstate_view_change_at(v, (uint32_t)id,
+				      damp_reuse_at(&h->dst[id],
+						    dconf_of(h, (uint32_t)id)));
+	}
+	if (v)
+		mark_in_progress(h, v, now);
 	return v;
 }
 

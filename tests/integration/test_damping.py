@@ -71,14 +71,14 @@ class Backend:
 
 
 class Setup:
-    def __init__(self, url_a, url_b, rise, fall, interval, agents=1, damping=()):
+    def __init__(self, url_a, url_b, rise, fall, interval, agents=1, damping=(), ttl=5):
         d = tmpdir()
         self.db = os.path.join(d, "gslb.db")
         self.token_file = os.path.join(d, "token")
         with open(self.token_file, "w") as f:
             f.write(TOKEN + "\n")
         gslbctl(self.db, "init")
-        gslbctl(self.db, "service", "add", SVC, "--policy", "failover", "--ttl", 5)
+        gslbctl(self.db, "service", "add", SVC, "--policy", "failover", "--ttl", ttl)
         for t, url, prio in ((A, url_a, 1), (B, url_b, 2)):
             gslbctl(self.db, "endpoint", "add", SVC, t, "--priority", prio, "--check", url,
                     "--check-interval", interval, "--check-rise", rise, "--check-fall", fall,
@@ -99,6 +99,10 @@ class Setup:
 
     def answer(self):
         return answer_texts(self.dnsd.udp(SVC))
+
+    def ttl(self):
+        r = self.dnsd.udp(SVC)
+        return r.answer[0].ttl if r.answer else None
 
     def get(self, path):
         with urllib.request.urlopen(self.api + path, timeout=2) as r:
@@ -131,7 +135,7 @@ def test_flapping_endpoint_is_suppressed():
     b = Backend(lambda: "up")
     st = Setup(a.url, b.url, rise=1, fall=1, interval=1,
                damping=["--half-life", "4", "--suppress", "2500", "--reuse", "800",
-                        "--max-suppress", "30"])
+                        "--max-suppress", "30"], ttl=60)
     # Suppressed within a few changes.
     assert wait_for(lambda: any(v["suppressed"] for v in st.damping().values()),
                     timeout=15), (st.damping(), st.dnsd.output())
@@ -144,6 +148,11 @@ def test_flapping_endpoint_is_suppressed():
     # While it keeps flapping, the answers do not.
     samples = watch(st, 6)
     assert changes(samples) == 0 and samples[0][1] == B, samples
+    # TTL never past the time A may come back (service TTL 60).
+    for _ in range(10):
+        d = next(v for v in st.damping().values() if v["endpoint"].endswith(A))
+        ttl = st.ttl()
+        assert ttl <= max(0, d["reuse_at"] - time.time()) + 1 and ttl < 60, (ttl, d)
     ex = gslbctl(st.db, "explain", SVC, "--client", "198.51.100.1").stdout
     assert "suppressed by damping until" in ex and "(penalty" in ex, ex
     # Stable again: back after the penalty decays below reuse (half-life
@@ -154,6 +163,8 @@ def test_flapping_endpoint_is_suppressed():
     took = time.monotonic() - t0
     assert took > 2, "reused after %.1f s: the penalty cannot have decayed" % took
     assert "flap damping ends" in st.dnsd.output()
+    # Stable: the service's TTL again.
+    assert wait_for(lambda: st.ttl() == 60, timeout=5), st.ttl()
     for p in st.agents:
         p.stop()
 
