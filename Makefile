@@ -39,7 +39,8 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             python3 python3-dnspython dnsutils libmaxmind-db-writer-perl \
             mmdb-bin iproute2 openssl curl prometheus man-db groff-base \
             systemd libxdp-dev libbpf-dev ethtool procps \
-            chromium chromium-driver python3-selenium debhelper lintian
+            chromium chromium-driver python3-selenium debhelper lintian \
+            bind9-dnsutils unbound ldnsutils
 
 SRCDIRS  := common geo health policy db dnsd ctl
 ALL_SRCS := $(filter-out %.bpf.c,$(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c)))

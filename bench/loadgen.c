@@ -195,6 +195,9 @@ static int lg_ecs_parse(const char *s, uint8_t out[20])
 	return 4 + (int)bytes;
 }
 
+/* -D: the DNSSEC OK bit in every OPT RR (RFC 3225). */
+static bool lg_do;
+
 /* Builds a query (ID 0, RD clear, class IN) for name/type into q; with edns
  * an OPT RR advertising a 1232-octet UDP size is appended (RFC 6891); with
  * ecs (option data from lg_ecs_parse, ecs_len octets) the OPT RR is always
@@ -225,6 +228,8 @@ static int lg_query_build_ecs(struct lg_query *q, const char *name,
 		unsigned rdlen = ecs_len > 0 ? 4u + (unsigned)ecs_len : 0;
 
 		memcpy(w + o, opt, sizeof(opt));
+		if (lg_do)
+			w[o + 7] = 0x80;	/* DO */
 		o += sizeof(opt);
 		w[o++] = (uint8_t)(rdlen >> 8);
 		w[o++] = (uint8_t)rdlen;
@@ -346,7 +351,7 @@ static void lg_usage(void)
 	fprintf(stderr,
 "usage: loadgen -d FILE [-s ADDR] [-p PORT] [-l SECONDS] [-c SOCKETS]\n"
 "               [-w WINDOW] [-Q RATE] [-b BATCH] [-t TIMEOUT_MS] [-n COUNT]\n"
-"               [-e] [-G]\n"
+"               [-e] [-D] [-G]\n"
 "       loadgen -P NAME/TYPE [-s ADDR] [-p PORT] [-t TIMEOUT_MS]\n"
 "  -d  query file, one 'name TYPE' per line ('-' for stdin); a third field\n"
 "      ADDR/LEN adds an EDNS Client Subnet option to that query\n"
@@ -361,6 +366,7 @@ static void lg_usage(void)
 "  -n  stop after sending COUNT queries (default: run for -l seconds)\n"
 "  -G  no UDP GSO: one datagram per sendmmsg message (costs more CPU)\n"
 "  -e  add EDNS0 OPT (UDP size 1232) to every query\n"
+"  -D  as -e, with the DNSSEC OK (DO) bit set\n"
 "  -P  probe: query NAME/TYPE every 10 ms until an answer with ANCOUNT > 0\n"
 "      (any rcode is printed); exit 0 when answered, 1 at the timeout\n");
 	exit(2);
@@ -666,7 +672,7 @@ int main(int argc, char **argv)
 	bool edns = false, gso = true;
 	unsigned long long maxq = 0;
 
-	while ((opt = getopt(argc, argv, "d:s:p:l:c:w:Q:b:t:n:eGP:h")) != -1) {
+	while ((opt = getopt(argc, argv, "d:s:p:l:c:w:Q:b:t:n:eDGP:h")) != -1) {
 		switch (opt) {
 		case 'd': file = optarg; break;
 		case 's': addr = optarg; break;
@@ -679,6 +685,7 @@ int main(int argc, char **argv)
 		case 't': timeout_ms = (unsigned)atoi(optarg); break;
 		case 'n': maxq = strtoull(optarg, NULL, 10); break;
 		case 'e': edns = true; break;
+		case 'D': edns = lg_do = true; break;
 		case 'G': gso = false; break;
 		case 'P': probe = optarg; break;
 		default: lg_usage();

@@ -18,7 +18,10 @@
 
 #include "common/addr.h"
 #include "common/clock.h"
+#include "common/spell.h"
 #include "common/xalloc.h"
+#include "db/audit.h"
+#include "db/diff.h"
 #include "db/edit.h"
 #include "db/export.h"
 #include "db/damping.h"
@@ -87,6 +90,7 @@ struct cmd {
 
 static const char *db_path;
 static bool json_out;
+static bool quiet;              /* --quiet: writes print nothing */
 static char err[1024];
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2),
@@ -101,6 +105,58 @@ static void die(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	exit(1);
+}
+
+/* Exit status of a failure: 2 bad input or usage, 3 not found, 4 already
+ * exists, 1 anything else. rc is a negative errno of db/. */
+static int exit_code(int rc)
+{
+	return rc == -EINVAL || rc == -ERANGE ? 2 : rc == -ENOENT ? 3 :
+	       rc == -EEXIST ? 4 : 1;
+}
+
+static void die_rc(int rc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+static void die_rc(int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("gslbctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(exit_code(rc));
+}
+
+static void print_json(json_t *j);
+
+/* The write context of this run: who writes, --force, --dry-run; after a
+ * write, what it changed. */
+static struct cfg_write wctx = { .source = "gslbctl" };
+
+/* Prints what the last write changed (or, with --dry-run, would change):
+ * one line per change, {"changes": [...]} with --json, "no change" when
+ * nothing did; nothing with --quiet. */
+static void report_write(void)
+{
+	char line[1024];
+
+	if (quiet)
+		return;
+	if (json_out) {
+		print_json(json_pack("{s:o, s:b, s:I}", "changes",
+		                     cfg_plan_json(wctx.done), "dry_run",
+		                     wctx.dry_run, "version",
+		                     (json_int_t)wctx.version));
+		return;
+	}
+	if (cfg_plan_size(wctx.done) == 0)
+		puts(wctx.dry_run ? "no change would be made" : "no change");
+	for (size_t i = 0; i < cfg_plan_size(wctx.done); i++) {
+		cfg_plan_line(wctx.done, i, line, sizeof line);
+		puts(line);
+	}
 }
 
 static const char *opt(const struct cmd *c, const char *name)
@@ -119,9 +175,9 @@ static long long parse_ll(const char *name, const char *s)
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	if (end == s || *end)
-		die("--%s: '%s' is not an integer", name, s);
+		die_rc(-EINVAL, "--%s: '%s' is not an integer", name, s);
 	if (errno == ERANGE)
-		die("--%s: %s is out of range", name, s);
+		die_rc(-EINVAL, "--%s: %s is out of range", name, s);
 	return v;
 }
 
@@ -133,7 +189,7 @@ static double parse_d(const char *name, const char *s)
 	errno = 0;
 	v = strtod(s, &end);
 	if (end == s || *end || !isfinite(v))
-		die("--%s: '%s' is not a number", name, s);
+		die_rc(-EINVAL, "--%s: '%s' is not a number", name, s);
 	return v;
 }
 
@@ -141,20 +197,24 @@ static double parse_d(const char *name, const char *s)
  * checked) and closed by run(). */
 static struct store *db_of(struct cmd *c)
 {
+	int rc;
+
 	if (c->db)
 		return c->db;
 	if (!db_path)
-		die("--db FILE is required");
-	if (store_open(db_path, c->open_flags, &c->db, err, sizeof err) < 0)
-		die("%s", err);
+		die_rc(-EINVAL, "--db FILE is required");
+	rc = store_open(db_path, c->open_flags, &c->db, err, sizeof err);
+	if (rc < 0)
+		die_rc(rc, "%s", err);
 	return c->db;
 }
 
-/* Exits with "COMMAND: err". */
-static void die_cmd(const struct cmd *c) __attribute__((noreturn));
-static void die_cmd(const struct cmd *c)
+/* Exits with "COMMAND: err" and the status of rc (exit_code). */
+static void die_cmd(const struct cmd *c, int rc) __attribute__((noreturn));
+static void die_cmd(const struct cmd *c, int rc)
 {
-	die("%s%s%s: %s", c->w1, c->w2 ? " " : "", c->w2 ? c->w2 : "", err);
+	die_rc(rc, "%s%s%s: %s", c->w1, c->w2 ? " " : "", c->w2 ? c->w2 : "",
+	       err);
 }
 
 static void print_json(json_t *j)
@@ -192,7 +252,7 @@ static void fill_service(const struct cmd *c, struct cfg_service *s)
 	s->policy = opt(c, "policy");
 	s->sticky = opt(c, "sticky") ? 1 : opt(c, "no-sticky") ? 0 : -1;
 	if (opt(c, "sticky") && opt(c, "no-sticky"))
-		die("--sticky and --no-sticky together");
+		die_rc(-EINVAL, "--sticky and --no-sticky together");
 	if ((v = opt(c, "ttl"))) {
 		s->has_ttl = true;
 		s->ttl = parse_ll("ttl", v);
@@ -202,9 +262,21 @@ static void fill_service(const struct cmd *c, struct cfg_service *s)
 		s->answers = strcmp(v, "default") == 0 ? -1 :
 		             parse_ll("answers", v);
 		if (s->answers == -1 && strcmp(v, "default") != 0)
-			die("answers -1 outside 1..%d", SVC_MAX_ANSWERS);
+			die_rc(-EINVAL, "answers -1 outside 1..%d", SVC_MAX_ANSWERS);
 	}
 	s->when_down = opt(c, "when-down");
+}
+
+/* --if-missing: "already exists" is success (the store unchanged). */
+static int if_missing(const struct cmd *c, int rc)
+{
+	if (rc != -EEXIST || !opt(c, "if-missing"))
+		return rc;
+	if (!quiet && !json_out)
+		printf("exists: %s\n", err);
+	else if (!quiet)
+		print_json(json_pack("{s:[], s:s}", "changes", "exists", err));
+	return 0;
 }
 
 static int cmd_service_add(struct cmd *c)
@@ -212,7 +284,7 @@ static int cmd_service_add(struct cmd *c)
 	struct cfg_service s;
 
 	fill_service(c, &s);
-	return cfg_service_add(db_of(c), &s, err, sizeof err);
+	return if_missing(c, cfg_service_add(db_of(c), &s, err, sizeof err));
 }
 
 static int cmd_service_set(struct cmd *c)
@@ -233,7 +305,7 @@ static json_t *export_or_die(struct cmd *c, const char *name)
 	json_t *doc = cfg_export(db_of(c), name, err, sizeof err);
 
 	if (!doc)
-		die_cmd(c);
+		die_cmd(c, strstr(err, "not found") ? -ENOENT : -EIO);
 	return doc;
 }
 
@@ -397,7 +469,7 @@ static void fill_endpoint(const struct cmd *c, struct cfg_endpoint *e)
 	set_ep_fields(c, e, ep_fields_first,
 	              sizeof ep_fields_first / sizeof ep_fields_first[0]);
 	if (!lat != !lon)
-		die("--lat and --lon go together");
+		die_rc(-EINVAL, "--lat and --lon go together");
 	if (lat && (!*lat && !*lon)) {
 		e->clear_loc = true;
 	} else if (lat) {
@@ -419,13 +491,21 @@ static int cmd_endpoint_add(struct cmd *c)
 	struct cfg_endpoint e;
 
 	fill_endpoint(c, &e);
-	return cfg_endpoint_add(db_of(c), c->pos[0], &e, err, sizeof err);
+	return if_missing(c, cfg_endpoint_add(db_of(c), c->pos[0], &e, err,
+	                                      sizeof err));
 }
 
 static int cmd_endpoint_set(struct cmd *c)
 {
 	struct cfg_endpoint e;
+	bool given = false;
 
+	for (int i = 0; !given && c->opts[i].name; i++)
+		given = c->ov[i] != NULL;
+	if (!given)
+		die_rc(-EINVAL, "endpoint set: nothing to change: give at least "
+		       "one option (--weight, --priority, --admin, --check, ...; "
+		       "gslbctl endpoint set --help)");
 	fill_endpoint(c, &e);
 	return cfg_endpoint_set(db_of(c), c->pos[0], &e, err, sizeof err);
 }
@@ -595,22 +675,134 @@ static int cmd_export(struct cmd *c)
 	return 0;
 }
 
-static int cmd_import(struct cmd *c)
+static json_t *load_doc(const char *path, const char *what)
 {
 	json_error_t je;
 	json_t *doc;
-	int rc;
 
-	if (strcmp(c->pos[0], "-") == 0)
+	if (strcmp(path, "-") == 0)
 		doc = json_loadf(stdin, 0, &je);
 	else
-		doc = json_load_file(c->pos[0], 0, &je);
+		doc = json_load_file(path, 0, &je);
 	if (!doc)
-		die("import: %s:%d: %s", strcmp(c->pos[0], "-") ? c->pos[0] :
-		    "stdin", je.line, je.text);
-	rc = cfg_import(db_of(c), doc, err, sizeof err);
+		die_rc(je.line < 0 ? -EIO : -EINVAL, "%s: %s:%d: %s", what,
+		       strcmp(path, "-") ? path : "stdin", je.line, je.text);
+	return doc;
+}
+
+/* Prints a plan: one line per change, or {"changes": [...]} with --json;
+ * nothing with --quiet. */
+static void print_plan(const struct cfg_plan *plan)
+{
+	char line[1024];
+
+	if (quiet)
+		return;
+	if (json_out) {
+		print_json(json_pack("{s:o}", "changes", cfg_plan_json(plan)));
+		return;
+	}
+	for (size_t i = 0; i < cfg_plan_size(plan); i++) {
+		cfg_plan_line(plan, i, line, sizeof line);
+		puts(line);
+	}
+}
+
+/* import / import --dry-run / diff. A plan only reads: a store that does
+ * not exist yet is compared as an empty one and is not created. */
+static int import_or_plan(struct cmd *c, bool dry, const char *what)
+{
+	json_t *doc = load_doc(c->pos[0], what);
+	struct cfg_plan *plan = NULL;
+	int rc;
+
+	if (!db_path)
+		die_rc(-EINVAL, "--db FILE is required");
+	if (dry && access(db_path, F_OK) < 0 && errno == ENOENT) {
+		rc = store_open(":memory:", STORE_CREATE, &c->db, err,
+		                sizeof err);
+		if (rc < 0)
+			die_rc(rc, "%s", err);
+	}
+	rc = cfg_import_plan(db_of(c), doc, dry ? CFG_IMPORT_DRY_RUN : 0,
+	                     &plan, err, sizeof err);
 	json_decref(doc);
-	return rc;
+	if (rc < 0)
+		return rc;
+	print_plan(plan);
+	if (!dry && !quiet && !json_out && cfg_plan_size(plan) == 0)
+		puts("no change");
+	cfg_plan_free(plan);
+	return 0;
+}
+
+static int cmd_import(struct cmd *c)
+{
+	bool dry = opt(c, "dry-run") != NULL || wctx.dry_run;
+
+	return import_or_plan(c, dry, dry ? "import --dry-run" : "import");
+}
+
+static int cmd_history(struct cmd *c)
+{
+	struct store *h = db_of(c);
+	const char *lim = opt(c, "limit");
+	long long n = lim ? parse_ll("limit", lim) : 50;
+	json_t *rows, *r;
+	size_t i;
+
+	if (n < 1 || n > 1000000)
+		die_rc(-EINVAL, "history: --limit %lld outside 1..1000000", n);
+	rows = cfg_history(h, c->npos ? c->pos[0] : NULL, (int)n, err,
+	                   sizeof err);
+	if (!rows)
+		return -EINVAL;
+	if (json_out) {
+		print_json(json_pack("{s:I, s:o}", "version",
+		                     (json_int_t)cfg_store_version(h), "history",
+		                     rows));
+		return 0;
+	}
+	json_array_foreach(rows, i, r) {
+		time_t t = (time_t)json_real_value(json_object_get(r, "time"));
+		const char *op = json_string_value(json_object_get(r, "op"));
+		const char *key = json_string_value(json_object_get(r, "target"));
+		json_t *o = json_object_get(r, "old"), *nv = json_object_get(r,
+		                                                             "new");
+		char ts[32], *os = NULL, *ns = NULL;
+		struct tm tm;
+
+		if (!key)
+			key = json_string_value(json_object_get(r, "match"));
+		gmtime_r(&t, &tm);
+		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		printf("v%lld %s %s (%s) %c %s %s%s%s",
+		       (long long)json_integer_value(json_object_get(r,
+		                                                     "version")),
+		       ts, json_string_value(json_object_get(r, "who")),
+		       json_string_value(json_object_get(r, "source")),
+		       strcmp(op, "add") == 0 ? '+' : strcmp(op, "remove") == 0 ?
+		       '-' : '~', json_string_value(json_object_get(r, "kind")),
+		       json_string_value(json_object_get(r, "service")),
+		       key ? " " : "", key ? key : "");
+		if (json_object_get(r, "field")) {
+			os = json_dumps(o, JSON_ENCODE_ANY);
+			ns = json_dumps(nv, JSON_ENCODE_ANY);
+			printf(" %s: %s -> %s", json_string_value(
+			       json_object_get(r, "field")), os ? os : "null",
+			       ns ? ns : "null");
+		}
+		putchar('\n');
+		free(os);
+		free(ns);
+	}
+	json_decref(rows);
+	return 0;
+}
+
+static int cmd_diff(struct cmd *c)
+{
+	return import_or_plan(c, true, "diff");
 }
 
 /* ------------------------------------------------------ status, explain */
@@ -656,7 +848,7 @@ static int cmd_status(struct cmd *c)
 	if (!(svcs = hstore_status(h, only, err, sizeof err)))
 		die("status: db: %s: %s", db_path, err);
 	if (only && json_array_size(svcs) == 0)
-		die("status: service %s not found", only);
+		die_rc(-ENOENT, "status: service %s not found", only);
 	if (!(shifts = shift_json_all(h, clock_unix(), err, sizeof err)))
 		die("status: %s", err);
 	json_array_foreach(svcs, i, v) {
@@ -747,15 +939,15 @@ static void parse_client(const struct cmd *c, const char *s,
 	long long len = -1;
 
 	if (max4 < 0 || max4 > 32 || max6 < 0 || max6 > 128)
-		die("explain: --ecs-max-v4 0..32, --ecs-max-v6 0..128");
+		die_rc(-EINVAL, "explain: --ecs-max-v4 0..32, --ecs-max-v6 0..128");
 	if (strlen(s) >= sizeof buf)
-		die("explain: --client '%s' is not an IPv4 or IPv6 address", s);
+		die_rc(-EINVAL, "explain: --client '%s' is not an IPv4 or IPv6 address", s);
 	strcpy(buf, s);
 	if ((slash = strchr(buf, '/'))) {
 		*slash = '\0';
 		len = parse_ll("client prefix", slash + 1);
 		if (len < 0)
-			die("explain: --client %s: negative prefix", s);
+			die_rc(-EINVAL, "explain: --client %s: negative prefix", s);
 	}
 	memset(&cl->addr, 0, sizeof cl->addr);
 	if (inet_pton(AF_INET, buf, &a4) == 1) {
@@ -763,16 +955,16 @@ static void parse_client(const struct cmd *c, const char *s,
 		cl->addr.s6_addr[10] = cl->addr.s6_addr[11] = 0xff;
 		memcpy(&cl->addr.s6_addr[12], &a4, 4);
 		if (len > 32)
-			die("explain: --client %s: prefix longer than 32", s);
+			die_rc(-EINVAL, "explain: --client %s: prefix longer than 32", s);
 		cl->src_plen = 96 + (unsigned)(len < 0 || len > max4 ? max4
 		                                                     : len);
 	} else if (inet_pton(AF_INET6, buf, &cl->addr) == 1) {
 		*v4 = false;
 		if (len > 128)
-			die("explain: --client %s: prefix longer than 128", s);
+			die_rc(-EINVAL, "explain: --client %s: prefix longer than 128", s);
 		cl->src_plen = (unsigned)(len < 0 || len > max6 ? max6 : len);
 	} else {
-		die("explain: --client '%s' is not an IPv4 or IPv6 address", s);
+		die_rc(-EINVAL, "explain: --client '%s' is not an IPv4 or IPv6 address", s);
 	}
 	*ecs0 = len == 0;
 	addr_mask(&cl->addr, cl->src_plen);
@@ -816,7 +1008,7 @@ static int cmd_explain(struct cmd *c)
 	bool v4, ecs0;
 
 	if (!client)
-		die("explain: --client ADDR is required");
+		die_rc(-EINVAL, "explain: --client ADDR is required");
 	memset(&cl, 0, sizeof cl);
 	parse_client(c, client, &cl, &v4, &ecs0);
 	/* As dnsd: GeoIP on the masked address (not for ECS /0), else the
@@ -836,18 +1028,18 @@ static int cmd_explain(struct cmd *c)
 		struct geo_loc dl;
 
 		if (geo_parse_location(v, &dl) < 0)
-			die("explain: --default-location '%s' is neither LAT,LON "
+			die_rc(-EINVAL, "explain: --default-location '%s' is neither LAT,LON "
 			    "nor a known country code", v);
 		client_at(&cl, &dl);
 	}
 	if (!opt(c, "lat") != !opt(c, "lon"))
-		die("explain: --lat and --lon go together");
+		die_rc(-EINVAL, "explain: --lat and --lon go together");
 	if (opt(c, "lat")) {
 		cl.has_loc = true;
 		cl.lat = parse_d("lat", opt(c, "lat"));
 		cl.lon = parse_d("lon", opt(c, "lon"));
 		if (fabs(cl.lat) > 90 || fabs(cl.lon) > 180)
-			die("explain: --lat/--lon outside -90..90/-180..180");
+			die_rc(-EINVAL, "explain: --lat/--lon outside -90..90/-180..180");
 	}
 	if ((v = opt(c, "country")))
 		snprintf(cl.country, sizeof cl.country, "%.2s", v);
@@ -864,7 +1056,7 @@ static int cmd_explain(struct cmd *c)
 			if (strstr(set->problems[i], canon))
 				die("explain: %s is not served: %s", canon,
 				    set->problems[i]);
-		die("explain: service %s not found", canon);
+		die_rc(-ENOENT, "explain: service %s not found", canon);
 	}
 	if (hstore_view(h, CTL_CHECK_INTERVAL, &hv, err, sizeof err) < 0)
 		die("explain: %s", err);
@@ -992,6 +1184,14 @@ static const struct optspec shift_opts[] = {
 };
 static const struct optspec svc_opts[] = { SVC_OPTS, { NULL, false } };
 static const struct optspec ep_opts[] = { EP_OPTS, { NULL, false } };
+static const struct optspec import_opts[] = { { "dry-run", false },
+	{ NULL, false } };
+static const struct optspec history_opts[] = { { "limit", true },
+	{ NULL, false } };
+static const struct optspec svc_add_opts[] = { SVC_OPTS,
+	{ "if-missing", false }, { NULL, false } };
+static const struct optspec ep_add_opts[] = { EP_OPTS,
+	{ "if-missing", false }, { NULL, false } };
 static const struct optspec explain_opts[] = {
 	{ "client", true }, { "geoip", true }, { "lat", true },
 	{ "lon", true }, { "country", true }, { "continent", true },
@@ -1004,14 +1204,15 @@ static struct cmd cmds[] = {
 	{ "init", NULL, 0, 0, no_opts, cmd_init, "init",
 	  "Creates the store with the current schema (or migrates it).\n",
 	  STORE_CREATE, NULL, 0, NULL, NULL },
-	{ "service", "add", 1, 1, svc_opts, cmd_service_add,
+	{ "service", "add", 1, 1, svc_add_opts, cmd_service_add,
 	  "service add NAME --policy failover|weighted|geo|latency|all|"
 	  "roundrobin [--ttl S] [--answers N] [--sticky] "
-	  "[--when-down open|closed|TARGET]",
+	  "[--when-down open|closed|TARGET] [--if-missing]",
 	  "Adds a balanced name (trailing dot optional). --ttl default 30;\n"
 	  "--answers default 1 (8 for all, every healthy one for roundrobin);\n"
 	  "--sticky (weighted): a client subnet keeps its answer;\n"
-	  "--when-down: open (default), closed (SERVFAIL) or a TARGET.\n", 0, NULL, 0, NULL, NULL },
+	  "--when-down: open (default), closed (SERVFAIL) or a TARGET.\n"
+	  "--if-missing: a service of that name already there is success.\n", 0, NULL, 0, NULL, NULL },
 	{ "service", "set", 1, 1, svc_opts, cmd_service_set,
 	  "service set NAME [--policy P] [--ttl S] [--answers N|default] "
 	  "[--sticky|--no-sticky] [--when-down open|closed|TARGET]",
@@ -1021,23 +1222,26 @@ static struct cmd cmds[] = {
 	{ "service", "show", 1, 1, no_opts, cmd_service_show,
 	  "service show NAME [--json]",
 	  "Shows a service with its endpoints and rules.\n", 0, NULL, 0, NULL, NULL },
-	{ "service", "rm", 1, 1, no_opts, cmd_service_rm, "service rm NAME",
-	  "Removes a service, its endpoints and rules.\n", 0, NULL, 0, NULL, NULL },
-	{ "endpoint", "add", 2, 2, ep_opts, cmd_endpoint_add,
-	  "endpoint add SERVICE TARGET [options]",
+	{ "service", "rm", 1, 1, no_opts, cmd_service_rm,
+	  "service rm NAME --force",
+	  "Removes a service, its endpoints and rules (its name stops\n"
+	  "answering: needs --force).\n", 0, NULL, 0, NULL, NULL },
+	{ "endpoint", "add", 2, 2, ep_add_opts, cmd_endpoint_add,
+	  "endpoint add SERVICE TARGET [options] [--if-missing]",
 	  "Adds an endpoint. TARGET: IPv4, IPv6, or a name ending in '.'\n"
-	  "(a CNAME answer).\n", 0, NULL, 0, NULL, NULL },
+	  "(a CNAME answer). --if-missing: one already there is success.\n", 0, NULL, 0, NULL, NULL },
 	{ "endpoint", "set", 2, 2, ep_opts, cmd_endpoint_set,
 	  "endpoint set SERVICE TARGET [options]",
 	  "Changes the given settings of an endpoint.\n", 0, NULL, 0, NULL, NULL },
 	{ "endpoint", "drain", 2, 2, no_opts, cmd_endpoint_drain,
 	  "endpoint drain SERVICE TARGET",
 	  "Takes an endpoint out of rotation (answered only when the service\n"
-	  "fails open).\n", 0, NULL, 0, NULL, NULL },
+	  "fails open). The last one in rotation needs --force.\n", 0, NULL, 0, NULL, NULL },
 	{ "endpoint", "undrain", 2, 2, no_opts, cmd_endpoint_drain,
 	  "endpoint undrain SERVICE TARGET", "Puts it back in rotation.\n", 0, NULL, 0, NULL, NULL },
 	{ "endpoint", "rm", 2, 2, no_opts, cmd_endpoint_rm,
-	  "endpoint rm SERVICE TARGET", "Removes an endpoint.\n", 0, NULL, 0, NULL, NULL },
+	  "endpoint rm SERVICE TARGET", "Removes an endpoint (--force when\n"
+	  "rules name it or it is the last in rotation).\n", 0, NULL, 0, NULL, NULL },
 	{ "rule", "add", 3, 3 + SVC_MAX_ENDPOINTS, no_opts, cmd_rule_add,
 	  "rule add SERVICE CIDR|country:CC|continent:CC TARGET [TARGET ...]",
 	  "Clients matching the rule are answered from these members only\n"
@@ -1086,9 +1290,24 @@ static struct cmd cmds[] = {
 	  "--country, --continent override the client's location.\n", 0, NULL, 0, NULL, NULL },
 	{ "export", NULL, 0, 0, no_opts, cmd_export, "export",
 	  "Prints the whole configuration as JSON.\n", 0, NULL, 0, NULL, NULL },
-	{ "import", NULL, 1, 1, no_opts, cmd_import, "import FILE|-",
+	{ "import", NULL, 1, 1, import_opts, cmd_import,
+	  "import FILE|- [--dry-run] [--force]",
 	  "Replaces the whole configuration with FILE's (one transaction;\n"
-	  "creates the store if missing).\n", STORE_CREATE, NULL, 0, NULL, NULL },
+	  "creates the store if missing). Only what differs is written: an\n"
+	  "endpoint is (service, target) and keeps its id, health and\n"
+	  "history. Prints each change applied: '+' added, '-' removed, '~'\n"
+	  "changed (FIELD: OLD -> NEW). --dry-run prints them and changes\n"
+	  "nothing. Removing a service needs --force.\n", STORE_CREATE, NULL,
+	  0, NULL, NULL },
+	{ "diff", NULL, 1, 1, no_opts, cmd_diff, "diff FILE|- [--json]",
+	  "What 'import FILE' would change, as import --dry-run.\n", 0, NULL,
+	  0, NULL, NULL },
+	{ "history", NULL, 0, 1, history_opts, cmd_history,
+	  "history [SERVICE] [--limit N] [--json]",
+	  "The latest configuration changes (default 50), oldest first: the\n"
+	  "store version each made, when, who (uid or API credential), from\n"
+	  "where (gslbctl, api, import) and what (FIELD: OLD -> NEW).\n", 0,
+	  NULL, 0, NULL, NULL },
 };
 #define NCMDS (sizeof cmds / sizeof cmds[0])
 
@@ -1098,14 +1317,20 @@ static void usage(FILE *f)
 	        "Commands:\n");
 	for (size_t i = 0; i < NCMDS; i++)
 		fprintf(f, "  %s\n", cmds[i].usage);
-	fprintf(f, "gslbctl COMMAND --help for details. Exit status 0 on "
-	        "success, 1 with a one-line reason otherwise.\n");
+	fprintf(f, "Writes print what they changed ('+' added, '-' removed, "
+	        "'~' FIELD: OLD -> NEW).\n"
+	        "Global options: --json, --quiet (writes print nothing), "
+	        "--dry-run (plan a write,\nchange nothing), --force (allow "
+	        "a write that takes a service down).\n"
+	        "gslbctl COMMAND --help for details. Exit status 0 on "
+	        "success, 2 usage or bad value,\n3 not found, 4 already "
+	        "exists, 1 any other failure (one-line reason on stderr).\n");
 }
 
 static void cmd_usage(const struct cmd *c)
 {
 	printf("usage: gslbctl --db FILE %s\n%s", c->usage, c->help);
-	if (c->opts == ep_opts)
+	if (c->opts == ep_opts || c->opts == ep_add_opts)
 		fputs(ep_help, stdout);
 }
 
@@ -1120,12 +1345,19 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--db") == 0) {
 			if (i + 1 >= argc)
-				die("--db needs a FILE");
+				die_rc(-EINVAL, "--db needs a FILE");
 			db_path = argv[++i];
 		} else if (strncmp(argv[i], "--db=", 5) == 0) {
 			db_path = argv[i] + 5;
 		} else if (strcmp(argv[i], "--json") == 0) {
 			json_out = true;
+		} else if (strcmp(argv[i], "--quiet") == 0 ||
+		           strcmp(argv[i], "-q") == 0) {
+			quiet = true;
+		} else if (strcmp(argv[i], "--force") == 0) {
+			wctx.force = true;
+		} else if (strcmp(argv[i], "--dry-run") == 0) {
+			wctx.dry_run = true;
 		} else if (strcmp(argv[i], "--help") == 0 ||
 		           strcmp(argv[i], "-h") == 0) {
 			help = true;
@@ -1162,11 +1394,28 @@ int main(int argc, char **argv)
 			free(words);
 			return 0;
 		}
-		if (known)
-			die("%s: unknown or missing subcommand '%s' (gslbctl "
-			    "%s --help)", words[0], nw > 1 ? words[1] : "",
-			    words[0]);
-		die("unknown command '%s' (gslbctl --help)", words[0]);
+		if (known) {
+			const char *subs[NCMDS], *near;
+
+			for (size_t i = 0; i < NCMDS; i++)
+				subs[i] = strcmp(cmds[i].w1, words[0]) == 0 ?
+				          cmds[i].w2 : NULL;
+			near = nw > 1 ? spell_nearest(words[1], subs, NCMDS) : NULL;
+			die_rc(-EINVAL, "%s: unknown or missing subcommand "
+			       "'%s'%s%s%s (gslbctl %s --help)", words[0],
+			       nw > 1 ? words[1] : "", near ? "; did you mean '" :
+			       "", near ? near : "", near ? "'?" : "", words[0]);
+		}
+		{
+			const char *w1s[NCMDS], *near;
+
+			for (size_t i = 0; i < NCMDS; i++)
+				w1s[i] = cmds[i].w1;
+			near = spell_nearest(words[0], w1s, NCMDS);
+			die_rc(-EINVAL, "unknown command '%s'%s%s%s (gslbctl "
+			       "--help)", words[0], near ? "; did you mean '" : "",
+			       near ? near : "", near ? "'?" : "");
+		}
 	}
 	if (help) {
 		cmd_usage(c);
@@ -1194,28 +1443,47 @@ int main(int argc, char **argv)
 			if (strlen(c->opts[k].name) == len &&
 			    strncmp(c->opts[k].name, a, len) == 0)
 				break;
-		if (!c->opts[k].name)
-			die("%s%s%s: unknown option --%.*s", c->w1,
-			    c->w2 ? " " : "", c->w2 ? c->w2 : "", (int)len, a);
+		if (!c->opts[k].name) {
+			const char *names[64], *near;
+			char bad[64];
+
+			for (k = 0; c->opts[k].name && k < 60; k++)
+				names[k] = c->opts[k].name;
+			names[k++] = "json";
+			names[k++] = "force";
+			names[k++] = "dry-run";
+			names[k++] = "quiet";
+			snprintf(bad, sizeof bad, "%.*s", (int)len, a);
+			near = spell_nearest(bad, names, (size_t)k);
+			die_rc(-EINVAL, "%s%s%s: unknown option --%s%s%s%s",
+			       c->w1, c->w2 ? " " : "", c->w2 ? c->w2 : "", bad,
+			       near ? "; did you mean --" : "", near ? near : "",
+			       near ? "?" : "");
+		}
 		if (c->ov[k])
-			die("--%s given twice", c->opts[k].name);
+			die_rc(-EINVAL, "--%s given twice", c->opts[k].name);
 		if (!c->opts[k].arg) {
 			if (eq)
-				die("--%s takes no value", c->opts[k].name);
+				die_rc(-EINVAL, "--%s takes no value", c->opts[k].name);
 			c->ov[k] = "";
 		} else if (eq) {
 			c->ov[k] = eq + 1;
 		} else if (i + 1 < nw) {
 			c->ov[k] = words[++i];
 		} else {
-			die("--%s needs a value", c->opts[k].name);
+			die_rc(-EINVAL, "--%s needs a value", c->opts[k].name);
 		}
 	}
 	if (c->npos < c->min_pos || c->npos > c->max_pos)
-		die("usage: gslbctl --db FILE %s", c->usage);
+		die_rc(-EINVAL, "usage: gslbctl --db FILE %s", c->usage);
 	/* The one runner: every command's failure is "COMMAND: why". */
-	if (c->fn(c) < 0)
-		die_cmd(c);
+	cfg_write_use(&wctx);
+	j = c->fn(c);
+	if (j < 0)
+		die_cmd(c, j);
+	if (wctx.done)
+		report_write();
+	cfg_write_done(&wctx);
 	store_close(c->db);
 	free(c->pos);
 	free(c->ov);

@@ -3,7 +3,8 @@
  *
  * Every write reads the full current row (or the defaults), overlays what
  * the caller gave, validates the whole row with the same rules svc_load()
- * applies when reading, and writes it back, inside one transaction. */
+ * applies when reading, and writes it back, inside one transaction that
+ * db/audit_sql.h observes (what changed, guard rails, version, audit). */
 #include "db/edit.h"
 
 #include <arpa/inet.h>
@@ -19,6 +20,7 @@
 #include "db/bounds.h"
 #include "db/store.h"
 #include "db/store_sql.h"
+#include "db/audit_sql.h"
 #include "policy/svc.h"
 #include "geo/geo.h"
 #include "health/pcheck.h"
@@ -151,10 +153,28 @@ static int parse_match(const char *in, char kind[16], char pat[64],
 			for (size_t i = 0; i < 7; i++)
 				ok |= strcmp(cc, continents[i]) == 0;
 		}
-		if (!ok)
+		if (!ok) {
+			/* Codes people write for ISO 3166 / continent ones. */
+			static const char *const alias[][2] = {
+				{ "UK", "GB" }, { "EL", "GR" }, { "EN", "GB" },
+				{ "US", "NA" }, { "EA", "EU" }, { "AM", "NA" },
+				{ "AU", "OC" }, { "ME", "AS" },
+			};
+			const char *near = NULL;
+
+			for (size_t i = 0; i < sizeof alias / sizeof alias[0];
+			     i++)
+				if (strcmp(cc, alias[i][0]) == 0 &&
+				    (country ? i < 3 : i >= 3))
+					near = alias[i][1];
 			return store_errf(err, errlen, -EINVAL, "bad rule '%s': "
-			            "unknown %s code %s", in,
-			            country ? "country" : "continent", cc);
+			            "unknown %s code %s%s%s%s", in,
+			            country ? "country" : "continent", cc,
+			            near ? " (did you mean " : "",
+			            near ? near : "", near ? "?)" : country ?
+			            " (ISO 3166-1 alpha-2)" :
+			            " (AF AN AS EU NA OC SA)");
+		}
 		strcpy(kind, country ? "country" : "continent");
 		strcpy(pat, cc);
 		return 0;
@@ -334,7 +354,7 @@ int cfg_service_add(struct store *db, const struct cfg_service *s, char *err,
                     size_t errlen)
 {
 	sqlite3 *h = db->h;
-	STORE_TXN(h, err, errlen, cfg_service_insert(db, s, NULL, err, errlen));
+	CFG_TXN(h, s->name, err, errlen, cfg_service_insert(db, s, NULL, err, errlen));
 }
 
 static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
@@ -374,7 +394,7 @@ int cfg_service_set(struct store *db, const struct cfg_service *s, char *err,
                     size_t errlen)
 {
 	sqlite3 *h = db->h;
-	STORE_TXN(h, err, errlen, service_update(h, s, err, errlen));
+	CFG_TXN(h, s->name, err, errlen, service_update(h, s, err, errlen));
 }
 
 static int service_delete(sqlite3 *h, const char *name, char *err,
@@ -393,7 +413,7 @@ static int service_delete(sqlite3 *h, const char *name, char *err,
 int cfg_service_rm(struct store *db, const char *name, char *err, size_t errlen)
 {
 	sqlite3 *h = db->h;
-	STORE_TXN(h, err, errlen, service_delete(h, name, err, errlen));
+	CFG_TXN(h, name, err, errlen, service_delete(h, name, err, errlen));
 }
 
 /* ---------------------------------------------------------- endpoints */
@@ -559,6 +579,13 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 		if (setstr(&r->host, e->host) < 0)
 			return -ENOMEM;
 	}
+	/* A check must end before the next one starts. */
+	if (!isnan(r->interval) && !isnan(r->timeout) &&
+	    r->timeout >= r->interval)
+		return store_errf(err, errlen, -EINVAL, "check timeout %g s must "
+		            "be below the check interval %g s (e.g. "
+		            "--check-timeout %g)", r->timeout, r->interval,
+		            r->interval / 2);
 	return 0;
 }
 
@@ -674,7 +701,7 @@ int cfg_endpoint_add(struct store *db, const char *service,
                      const struct cfg_endpoint *e, char *err, size_t errlen)
 {
 	sqlite3 *h = db->h;
-	STORE_TXN(h, err, errlen, cfg_endpoint_insert(db, service, e, err, errlen));
+	CFG_TXN(h, service, err, errlen, cfg_endpoint_insert(db, service, e, err, errlen));
 }
 
 static int endpoint_update(sqlite3 *h, const char *service,
@@ -710,7 +737,7 @@ int cfg_endpoint_set(struct store *db, const char *service,
                      const struct cfg_endpoint *e, char *err, size_t errlen)
 {
 	sqlite3 *h = db->h;
-	STORE_TXN(h, err, errlen, endpoint_update(h, service, e, err, errlen));
+	CFG_TXN(h, service, err, errlen, endpoint_update(h, service, e, err, errlen));
 }
 
 static int endpoint_delete(sqlite3 *h, const char *service,
@@ -738,7 +765,7 @@ int cfg_endpoint_rm(struct store *db, const char *service, const char *target,
                     char *err, size_t errlen)
 {
 	sqlite3 *h = db->h;
-	STORE_TXN(h, err, errlen, endpoint_delete(h, service, target, err, errlen));
+	CFG_TXN(h, service, err, errlen, endpoint_delete(h, service, target, err, errlen));
 }
 
 /* -------------------------------------------------------------- rules */
@@ -793,7 +820,7 @@ int cfg_rule_add(struct store *db, const char *service, const char *match,
                  size_t errlen)
 {
 	sqlite3 *h = db->h;
-	STORE_TXN(h, err, errlen, cfg_rule_insert(db, service, match, targets, n, err,
+	CFG_TXN(h, service, err, errlen, cfg_rule_insert(db, service, match, targets, n, err,
 	                                errlen));
 }
 
@@ -821,7 +848,30 @@ int cfg_rule_rm(struct store *db, const char *service, const char *match,
                 char *err, size_t errlen)
 {
 	sqlite3 *h = db->h;
-	STORE_TXN(h, err, errlen, rule_delete(h, service, match, err, errlen));
+	CFG_TXN(h, service, err, errlen, rule_delete(h, service, match, err, errlen));
+}
+
+/* The rule with these targets: created, or its targets replaced. */
+static int rule_put(struct store *db, const char *service, const char *match,
+                    const char *const *targets, size_t n, char *err,
+                    size_t errlen)
+{
+	int rc = rule_delete(db->h, service, match, err, errlen);
+
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	if (rc == -ENOENT && strstr(err, "no rule") == NULL)
+		return rc;              /* the service is missing */
+	return cfg_rule_insert(db, service, match, targets, n, err, errlen);
+}
+
+int cfg_rule_put(struct store *db, const char *service, const char *match,
+                 const char *const *targets, size_t n, char *err,
+                 size_t errlen)
+{
+	sqlite3 *h = db->h;
+	CFG_TXN(h, service, err, errlen, rule_put(db, service, match, targets,
+	                                          n, err, errlen));
 }
 
 /* --------------------------------------------------------------- flip */
@@ -895,5 +945,5 @@ int cfg_flip(struct store *db, const char *service, const char *target, char *er
              size_t errlen)
 {
 	sqlite3 *h = db->h;
-	STORE_TXN(h, err, errlen, flip(h, service, target, err, errlen));
+	CFG_TXN(h, service, err, errlen, flip(h, service, target, err, errlen));
 }

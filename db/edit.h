@@ -8,7 +8,13 @@
  * writes one line into err (errlen bytes) naming what and why, e.g.
  * "endpoint add www.example.com.: weight 70000 outside 0..65535".
  * Errors: -EINVAL bad input, -ENOENT missing service/endpoint/rule,
- * -EEXIST duplicate, -EIO SQLite failure, -ENOMEM. */
+ * -EEXIST duplicate, -EPERM a guard rail (db/diff_sql.h cfg_plan_guard: the
+ * write would take a service down; the write context's force allows it),
+ * -EIO SQLite failure, -ENOMEM.
+ *
+ * Every write is observed by db/audit.h: the thread's write context
+ * (cfg_write_use) says who writes, whether to force or only plan, and gets
+ * what changed (a db/diff.h plan; empty when nothing did). */
 #ifndef DB_EDIT_H
 #define DB_EDIT_H
 #include <stdbool.h>
@@ -81,6 +87,10 @@ int cfg_endpoint_rm(struct store *db, const char *service, const char *target,
 /* match: "ADDR/LEN", "country:CC" or "continent:CC"; targets must be
  * members of the service; a rule with the same match must not exist. */
 int cfg_rule_add(struct store *db, const char *service, const char *match,
+                 const char *const *targets, size_t n, char *err,
+                 size_t errlen);
+/* Creates the rule or replaces its targets (one transaction). */
+int cfg_rule_put(struct store *db, const char *service, const char *match,
                  const char *const *targets, size_t n, char *err,
                  size_t errlen);
 int cfg_rule_rm(struct store *db, const char *service, const char *match,

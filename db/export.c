@@ -1,6 +1,8 @@
 /* db/export.c - the configuration as JSON (export) and back (import).
- * Load time only; see db/export.h. Import writes through db/edit.h's
- * validated inserts, inside one transaction. */
+ * Import validates the document through db/edit.h's inserts into a
+ * private in-memory store, then writes only the difference (db/diff.h)
+ * into the real one, inside one transaction. Load time only; see
+ * db/export.h. */
 #include "db/export.h"
 
 #include <errno.h>
@@ -8,6 +10,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/spell.h"
+#include "db/audit.h"
+#include "db/audit_sql.h"
+#include "db/diff.h"
+#include "db/diff_sql.h"
 #include "db/edit.h"
 #include "db/store.h"
 #include "db/store_sql.h"
@@ -203,9 +210,18 @@ static int only_keys(const json_t *o, const char *const *keys,
 		(void)v;
 		for (size_t i = 0; keys[i]; i++)
 			ok |= strcmp(k, keys[i]) == 0;
-		if (!ok)
+		if (!ok) {
+			size_t n = 0;
+			const char *near;
+
+			while (keys[n])
+				n++;
+			near = spell_nearest(k, keys, n);
 			return store_errf(err, errlen, -EINVAL, "%s: unknown key "
-			            "'%s'", where, k);
+			            "'%s'%s%s%s", where, k,
+			            near ? " (did you mean '" : "",
+			            near ? near : "", near ? "'?)" : "");
+		}
 	}
 	return 0;
 }
@@ -267,25 +283,26 @@ static int jbool(const json_t *o, const char *k, bool *out,
 	return 1;
 }
 
-static int import_endpoint(struct store *db, const char *sname, const json_t *o,
-                           const char *where, char *err, size_t errlen)
+int cfg_endpoint_parse(const json_t *o, struct cfg_endpoint *out,
+                       const char *where, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "target", "weight", "priority",
 		"region", "lat", "lon", "bias", "admin", "drained", "check",
 		NULL };
 	static const char *const ckeys[] = { "url", "interval", "timeout",
 		"rise", "fall", "tls_verify", "expect", "body", "host", NULL };
-	struct cfg_endpoint e = { .drained = -1 };
+	struct cfg_endpoint e = { .drained = -1, .target = out->target };
 	const json_t *c;
 	bool drained = false;
 	int rc, a = 0, b = 0;
-	char msg[512];
 
 	if ((rc = only_keys(o, keys, where, err, errlen)) < 0)
 		return rc;
-	if ((rc = jstr(o, "target", &e.target, where, err, errlen)) <= 0)
-		return rc < 0 ? rc : store_errf(err, errlen, -EINVAL, "%s: 'target' "
-		                          "is required", where);
+	if ((rc = jstr(o, "target", &e.target, where, err, errlen)) < 0)
+		return rc;
+	if (!e.target)
+		return store_errf(err, errlen, -EINVAL, "%s: 'target' is "
+		                  "required", where);
 	if ((rc = jint(o, "weight", &e.weight, where, err, errlen)) < 0)
 		return rc;
 	e.has_weight = rc;
@@ -308,9 +325,12 @@ static int import_endpoint(struct store *db, const char *sname, const json_t *o,
 	if ((rc = jstr(o, "admin", &e.admin, where, err, errlen)) < 0 ||
 	    (rc = jbool(o, "drained", &drained, where, err, errlen)) < 0)
 		return rc;
-	e.drained = drained;
+	if (rc > 0)
+		e.drained = drained;
 	c = json_object_get(o, "check");
-	if (c && !json_is_null(c)) {
+	if (c && json_is_null(c)) {
+		e.has_check = true;     /* no check (removes one) */
+	} else if (c) {
 		char cw[400];
 
 		snprintf(cw, sizeof cw, "%s: check", where);
@@ -343,6 +363,19 @@ static int import_endpoint(struct store *db, const char *sname, const json_t *o,
 			return rc;
 		e.has_expect = e.has_body = e.has_host = true;
 	}
+	*out = e;
+	return 0;
+}
+
+static int import_endpoint(struct store *db, const char *sname, const json_t *o,
+                           const char *where, char *err, size_t errlen)
+{
+	struct cfg_endpoint e = { .target = NULL };
+	char msg[512];
+	int rc;
+
+	if ((rc = cfg_endpoint_parse(o, &e, where, err, errlen)) < 0)
+		return rc;
 	if ((rc = cfg_endpoint_insert(db, sname, &e, err, errlen)) < 0) {
 		snprintf(msg, sizeof msg, "%s", err);
 		return store_errf(err, errlen, rc, "%s: %s", where, msg);
@@ -350,25 +383,26 @@ static int import_endpoint(struct store *db, const char *sname, const json_t *o,
 	return 0;
 }
 
-static int import_service(struct store *db, const json_t *o, size_t i, char *err,
-                          size_t errlen)
+int cfg_service_parse(const json_t *o, struct cfg_service *out,
+                      bool with_children, const char *where, char *err,
+                      size_t errlen)
 {
 	static const char *const keys[] = { "name", "policy", "ttl", "answers",
 		"sticky", "when_down", "endpoints", "rules", NULL };
-	struct cfg_service s = { .sticky = -1 };
-	const json_t *eps, *rules, *v;
-	char where[300], msg[512];
+	static const char *const own[] = { "name", "policy", "ttl", "answers",
+		"sticky", "when_down", NULL };
+	struct cfg_service s = { .sticky = -1, .name = out->name };
 	bool sticky = false;
-	size_t j;
 	int rc;
 
-	snprintf(where, sizeof where, "services[%zu]", i);
-	if ((rc = only_keys(o, keys, where, err, errlen)) < 0)
+	if ((rc = only_keys(o, with_children ? keys : own, where, err,
+	                    errlen)) < 0)
 		return rc;
-	if ((rc = jstr(o, "name", &s.name, where, err, errlen)) <= 0)
-		return rc < 0 ? rc : store_errf(err, errlen, -EINVAL, "%s: 'name' is "
-		                          "required", where);
-	snprintf(where, sizeof where, "services[%zu] (%s)", i, s.name);
+	if ((rc = jstr(o, "name", &s.name, where, err, errlen)) < 0)
+		return rc;
+	if (!s.name)
+		return store_errf(err, errlen, -EINVAL, "%s: 'name' is "
+		                  "required", where);
 	if ((rc = jstr(o, "policy", &s.policy, where, err, errlen)) < 0)
 		return rc;
 	if ((rc = jint(o, "ttl", &s.ttl, where, err, errlen)) < 0)
@@ -377,10 +411,33 @@ static int import_service(struct store *db, const json_t *o, size_t i, char *err
 	if ((rc = jint(o, "answers", &s.answers, where, err, errlen)) < 0)
 		return rc;
 	s.has_answers = rc;
-	if ((rc = jbool(o, "sticky", &sticky, where, err, errlen)) < 0 ||
-	    (rc = jstr(o, "when_down", &s.when_down, where, err, errlen)) < 0)
+	if (json_is_null(json_object_get(o, "answers"))) {
+		s.has_answers = true;   /* the policy's default */
+		s.answers = -1;
+	}
+	if ((rc = jbool(o, "sticky", &sticky, where, err, errlen)) < 0)
 		return rc;
-	s.sticky = sticky;
+	if (rc > 0)
+		s.sticky = sticky;
+	if ((rc = jstr(o, "when_down", &s.when_down, where, err, errlen)) < 0)
+		return rc;
+	*out = s;
+	return 0;
+}
+
+static int import_service(struct store *db, const json_t *o, size_t i, char *err,
+                          size_t errlen)
+{
+	struct cfg_service s = { .name = NULL };
+	const json_t *eps, *rules, *v;
+	char where[300], msg[512];
+	size_t j;
+	int rc;
+
+	snprintf(where, sizeof where, "services[%zu]", i);
+	if ((rc = cfg_service_parse(o, &s, true, where, err, errlen)) < 0)
+		return rc;
+	snprintf(where, sizeof where, "services[%zu] (%s)", i, s.name);
 	if ((rc = cfg_service_insert(db, &s, NULL, err, errlen)) < 0) {
 		snprintf(msg, sizeof msg, "%s", err);
 		return store_errf(err, errlen, rc, "%s: %s", where, msg);
@@ -464,8 +521,81 @@ static int import_all(struct store *db, const json_t *doc, char *err,
 	return 0;
 }
 
-int cfg_import(struct store *db, const json_t *doc, char *err, size_t errlen)
+int cfg_import_fill(struct store *db, const json_t *doc, char *err,
+                    size_t errlen)
 {
 	sqlite3 *h = db->h;
 	STORE_TXN(h, err, errlen, import_all(db, doc, err, errlen));
+}
+
+/* The document validated into a private in-memory store. */
+static int scratch_of(const json_t *doc, struct store **out, char *err,
+                      size_t errlen)
+{
+	int rc;
+
+	if ((rc = store_open(":memory:", STORE_CREATE, out, err, errlen)) < 0)
+		return rc;
+	if ((rc = cfg_import_fill(*out, doc, err, errlen)) < 0) {
+		store_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static int plan_and_apply(sqlite3 *h, struct store *want, unsigned flags,
+                          struct cfg_plan **plan, char *err, size_t errlen)
+{
+	int rc;
+
+	if ((rc = cfg_plan_make(h, want->h, want, plan, err, errlen)) < 0)
+		return rc;
+	/* A plan is shown whatever it would break; applying it is guarded. */
+	if (!(flags & CFG_IMPORT_DRY_RUN) && !cfg_write_current()->force)
+		rc = cfg_plan_guard(*plan, h, want->h, err, errlen);
+	if (rc == 0 && !(flags & CFG_IMPORT_DRY_RUN) &&
+	    cfg_plan_size(*plan) > 0) {
+		rc = cfg_plan_apply(*plan, h, err, errlen);
+		if (rc == 0)
+			rc = cfg_record(h, *plan, "import", err, errlen);
+	}
+	if (rc < 0) {
+		cfg_plan_free(*plan);
+		*plan = NULL;
+	}
+	return rc;
+}
+
+int cfg_import_plan(struct store *db, const json_t *doc, unsigned flags,
+                    struct cfg_plan **plan, char *err, size_t errlen)
+{
+	struct store *want = NULL;
+	sqlite3 *h = db->h;
+	int rc;
+
+	*plan = NULL;
+	if (cfg_write_current()->dry_run)
+		flags |= CFG_IMPORT_DRY_RUN;
+	if ((rc = scratch_of(doc, &want, err, errlen)) < 0)
+		return rc;
+	if (flags & CFG_IMPORT_DRY_RUN) {
+		if (store_begin(h, false) < 0) {
+			store_close(want);
+			return store_sqlerr(h, err, errlen, "begin");
+		}
+		rc = plan_and_apply(h, want, flags, plan, err, errlen);
+		store_rollback(h);
+		return rc;
+	}
+	STORE_TXN(h, err, errlen, plan_and_apply(h, want, flags, plan, err,
+	                                         errlen));
+}
+
+int cfg_import(struct store *db, const json_t *doc, char *err, size_t errlen)
+{
+	struct cfg_plan *plan;
+	int rc = cfg_import_plan(db, doc, 0, &plan, err, errlen);
+
+	cfg_plan_free(plan);
+	return rc;
 }

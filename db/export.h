@@ -17,9 +17,13 @@
  *   "rules": [{"match": "CIDR"|"country:CC"|"continent:CC",
  *     "targets": [TARGET, ...]}]}]}
  * Health state (probes, health, endpoint_health, latency) is runtime
- * state, not configuration: export leaves it out, import clears it. */
+ * state, not configuration: export leaves it out. Import keeps it for
+ * every endpoint that stays: an endpoint is (service name, target), and
+ * import writes only what differs (db/diff.h), so rows that did not change
+ * are not touched and a changed endpoint keeps its row id. */
 #ifndef DB_EXPORT_H
 #define DB_EXPORT_H
+#include <stdbool.h>
 #include <stddef.h>
 
 struct store;
@@ -32,5 +36,35 @@ json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen)
 /* Replaces the whole configuration with doc (format above), validating
  * every field as the add commands do. One transaction. */
 int cfg_import(struct store *db, const json_t *doc, char *err, size_t errlen);
+
+struct cfg_plan;
+enum cfg_import_flags {
+	CFG_IMPORT_DRY_RUN = 1 << 0,    /* plan only: read, write nothing */
+};
+/* cfg_import that also hands back what it changed (or, with
+ * CFG_IMPORT_DRY_RUN or the write context's dry_run, would change; the
+ * guard rails of db/audit.h apply to a real import) as *plan (db/diff.h; NULL on error;
+ * caller frees it with cfg_plan_free). */
+int cfg_import_plan(struct store *db, const json_t *doc, unsigned flags,
+                    struct cfg_plan **plan, char *err, size_t errlen);
+/* One service / endpoint object of the format above, parsed (strings
+ * point into o): only the keys given are set (has_* / -1 unset), so the
+ * result serves an insert (defaults for the rest) and an update (the rest
+ * unchanged). out->name / out->target, when set, are used if o has none.
+ * with_children: "endpoints" and "rules" keys are allowed (and ignored).
+ * "answers": null means the policy's default; "check": null no check.
+ * An unknown key is an error naming the nearest valid one. */
+struct cfg_service;
+struct cfg_endpoint;
+int cfg_service_parse(const json_t *o, struct cfg_service *out,
+                      bool with_children, const char *where, char *err,
+                      size_t errlen);
+int cfg_endpoint_parse(const json_t *o, struct cfg_endpoint *out,
+                       const char *where, char *err, size_t errlen);
+
+/* Validates doc into db, which should be empty (a scratch store), in one
+ * transaction. */
+int cfg_import_fill(struct store *db, const json_t *doc, char *err,
+                    size_t errlen);
 
 #endif

@@ -3,9 +3,11 @@
 -- This is the current full schema. The build embeds it as a C string
 -- (tools/schema2c.py; tests/unit/test_store.c compares the two); store_open()
 -- runs it on an empty database and sets PRAGMA user_version to the current
--- version. A later version adds a migration step in db/store.c (the
--- statements that bring the previous version to it) and updates this file.
--- Version 2 added the tables shifts, damping and damp_state.
+-- version. A later version adds a migration step in db/store.c and updates
+-- this file.
+-- Version 2 added store_version, changes and audit (the step in db/store.c
+-- creates them in a version 1 store); version 3 added shifts, damping and
+-- damp_state.
 --
 -- Conventions: names (services, CNAME targets) are lower-case, fully
 -- qualified, with the trailing dot. Times are unix seconds (REAL). Config
@@ -162,7 +164,40 @@ CREATE TABLE latency (
 	PRIMARY KEY (region, endpoint_id)
 );
 
--- A staged traffic shift per service (gslbctl shift; version 2). dnsd's
+-- The configuration's version: every configuration write (gslbctl, the
+-- HTTP API, import) adds one, in the transaction that writes. One row.
+CREATE TABLE IF NOT EXISTS store_version (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	version INTEGER NOT NULL DEFAULT 0 CHECK (version >= 0)
+);
+INSERT OR IGNORE INTO store_version (id, version) VALUES (1, 0);
+
+-- The services each version touched (added, removed or changed), so a
+-- reader that has version N reloads only what changed since.
+CREATE TABLE IF NOT EXISTS changes (
+	version INTEGER NOT NULL,
+	service TEXT NOT NULL,
+	PRIMARY KEY (version, service)
+);
+
+-- One row per changed field (or added/removed object) of each write.
+CREATE TABLE IF NOT EXISTS audit (
+	id      INTEGER PRIMARY KEY,
+	version INTEGER NOT NULL,          -- store_version after the write
+	time    REAL NOT NULL,             -- unix seconds
+	who     TEXT NOT NULL,             -- 'uid 1000 (alice)', API credential
+	source  TEXT NOT NULL,             -- 'gslbctl', 'api', 'import', ...
+	op      TEXT NOT NULL CHECK (op IN ('add', 'remove', 'change')),
+	kind    TEXT NOT NULL CHECK (kind IN ('service', 'endpoint', 'rule')),
+	service TEXT NOT NULL,
+	target  TEXT,                      -- endpoint target or rule match
+	field   TEXT,                      -- export key ('weight', 'check.url')
+	old     TEXT,                      -- JSON text of the values
+	new     TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_service ON audit(service, version);
+
+-- A staged traffic shift per service (gslbctl shift; version 3). dnsd's
 -- control thread runs it: it moves the stage on time, and rolls it back when
 -- the target goes down (or its RTT exceeds max_rtt_ms). Kept after it ends
 -- (done, rolled-back, aborted) until the next shift of the service replaces
@@ -198,7 +233,7 @@ CREATE TABLE shifts (
 	updated       REAL NOT NULL
 );
 
--- Flap damping thresholds of a service (gslbctl damping; version 2). A
+-- Flap damping thresholds of a service (gslbctl damping; version 3). A
 -- service without a row uses the defaults (health/damp.h: penalty 1000 per
 -- up/down change, suppress above 2500, reuse below 800, half-life 30 s,
 -- suppression at most 300 s after the last flap).

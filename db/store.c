@@ -10,11 +10,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Version 2: staged traffic shifts and flap damping (the tables as in
- * db/schema.sql;
- * tests/unit/test_store.c checks that a migrated store equals a new one). */
-static const char migrate_v2[] =
-	"CREATE TABLE shifts (\n"
+/* Version 3: staged traffic shifts and flap damping (the tables as in
+ * db/schema.sql, IF NOT EXISTS so that the step also runs after the full
+ * schema; tests/unit/test_store.c checks that a migrated store equals a
+ * new one). */
+static const char migrate_v3[] =
+	"CREATE TABLE IF NOT EXISTS shifts (\n"
 	"\tservice_id    INTEGER PRIMARY KEY\n"
 	"\t              REFERENCES services(id) ON DELETE CASCADE,\n"
 	"\ttarget_id     INTEGER NOT NULL\n"
@@ -33,7 +34,7 @@ static const char migrate_v2[] =
 	"\tprev          TEXT NOT NULL DEFAULT '',\n"
 	"\tupdated       REAL NOT NULL\n"
 	");\n"
-	"CREATE TABLE damping (\n"
+	"CREATE TABLE IF NOT EXISTS damping (\n"
 	"\tservice_id   INTEGER PRIMARY KEY\n"
 	"\t             REFERENCES services(id) ON DELETE CASCADE,\n"
 	"\tenabled      INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),\n"
@@ -43,7 +44,7 @@ static const char migrate_v2[] =
 	"\thalf_life    REAL NOT NULL CHECK (half_life > 0),\n"
 	"\tmax_suppress REAL NOT NULL CHECK (max_suppress > 0)\n"
 	");\n"
-	"CREATE TABLE damp_state (\n"
+	"CREATE TABLE IF NOT EXISTS damp_state (\n"
 	"\tendpoint_id INTEGER PRIMARY KEY\n"
 	"\t            REFERENCES endpoints(id) ON DELETE CASCADE,\n"
 	"\tpenalty     REAL NOT NULL,\n"
@@ -54,12 +55,23 @@ static const char migrate_v2[] =
 
 /* Migration steps: migrations[v] takes a database at user_version v to
  * v + 1. Version 0 is the empty database, so step 0 is the full current
- * schema and, taken, ends the walk (it already holds every later step). A
- * new version appends its step here and updates db/schema.sql (the full
- * schema) at the same time. */
+ * schema; the later steps are written so that they also run after it
+ * (IF NOT EXISTS), and db/schema.sql (the full schema) holds their result. */
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	store_schema_sql,
-	migrate_v2,
+	/* 1 -> 2: version, change log, audit trail. */
+	"CREATE TABLE IF NOT EXISTS store_version (id INTEGER PRIMARY KEY "
+	"CHECK (id = 1), version INTEGER NOT NULL DEFAULT 0 CHECK (version "
+	">= 0)); INSERT OR IGNORE INTO store_version (id, version) VALUES "
+	"(1, 0); CREATE TABLE IF NOT EXISTS changes (version INTEGER NOT NULL, "
+	"service TEXT NOT NULL, PRIMARY KEY (version, service)); CREATE TABLE "
+	"IF NOT EXISTS audit (id INTEGER PRIMARY KEY, version INTEGER NOT "
+	"NULL, time REAL NOT NULL, who TEXT NOT NULL, source TEXT NOT NULL, "
+	"op TEXT NOT NULL CHECK (op IN ('add', 'remove', 'change')), kind "
+	"TEXT NOT NULL CHECK (kind IN ('service', 'endpoint', 'rule')), "
+	"service TEXT NOT NULL, target TEXT, field TEXT, old TEXT, new TEXT); "
+	"CREATE INDEX IF NOT EXISTS audit_service ON audit(service, version);",
+	migrate_v3,
 };
 
 static void seterr(char *err, size_t errlen, const char *path,
@@ -172,8 +184,6 @@ static int migrate(sqlite3 *h, long long from, const char *path, char *err,
 	if (store_begin(h, true) < 0)
 		return fail(h, sqlite3_errcode(h), path, err, errlen);
 	for (long long v = from; v < STORE_SCHEMA_VERSION; v++) {
-		if (v > 0 && from == 0)
-			break;          /* the full schema has it all */
 		if (store_exec(h, migrations[v]) < 0) {
 			snprintf(why, sizeof why, "migration to schema %lld: %s",
 			         v + 1, sqlite3_errmsg(h));

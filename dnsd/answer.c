@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/addr.h"
+#include "dnsd/dnssec.h"
 #include "dnsd/wire.h"
 #include "policy/shift.h"
 
@@ -34,6 +35,8 @@ struct ctx {
 	uint8_t rcode;
 	bool aa;
 	uint8_t ecs_scope;       /* RFC 7871 scope in the query family's bits */
+	bool sign;               /* DO set and signing configured (dnssec.h) */
+	time_t now;              /* when sign: the time signatures are made at */
 };
 
 /* Appends n octets, or returns false and changes nothing. */
@@ -93,11 +96,125 @@ static void truncate_all(struct ctx *x)
 	x->r.tc = true;
 }
 
-static void negative(struct ctx *x, const struct zone *z, uint8_t rcode)
+/* Gives up on the answer: SERVFAIL with empty sections. */
+static void servfail(struct ctx *x)
 {
-	x->rcode = rcode;
-	if (!put_records(&x->r, z->neg_soa, z->neg_soa_len, 1, &x->r.ns))
+	x->r.len = x->q->question_end;
+	x->r.an = x->r.ns = x->r.ar = 0;
+	x->rcode = RCODE_SERVFAIL;
+	x->aa = false;
+}
+
+/* DNSSEC: the records r.p[mark..r.len) of zone z, just written, get their
+ * RRSIGs when the client set DO and z is signed; keyset: the apex key
+ * RRsets (signed by the KSKs). Returns false when the answer was given up:
+ * TC when the signatures do not fit, or when the signing budget is spent
+ * over UDP (the client retries over TCP, which a spoofed flood cannot);
+ * SERVFAIL otherwise. */
+static bool sign(struct ctx *x, const struct zone *z, size_t mark,
+		 uint16_t *count, bool keyset)
+{
+	const struct dnssec_zone *dz;
+	int rc;
+
+	if (!x->sign || mark == x->r.len || !(dz = dnssec_zone_of(x->s->sec, z)))
+		return true;
+	rc = dnssec_sign(x->w->dw, dz, keyset, x->r.p, mark, &x->r.len,
+			 x->r.limit, count, x->now);
+	if (rc == 0)
+		return true;
+	if (rc == -ENOSPC || (rc == -EAGAIN && !x->c->tcp))
 		truncate_all(x);
+	else
+		servfail(x);
+	return false;
+}
+
+/* Adds t to types[*n] unless there already (or no room). */
+static void add_type(uint16_t *types, unsigned *n, unsigned cap, uint16_t t)
+{
+	for (unsigned i = 0; i < *n; i++)
+		if (types[i] == t)
+			return;
+	if (*n < cap)
+		types[(*n)++] = t;
+}
+
+#define DENY_TYPES_MAX 64
+
+/* Compact denial (RFC 9824): a signed NSEC owned by the name denied (the
+ * query name when owner is NULL) that covers no other name. For a name that
+ * does not exist the bitmap says NXNAME and the rcode is NOERROR unless the
+ * client set CO; for a name that exists (node n of a zone, or the balanced
+ * name svc) the bitmap holds its real types. */
+static void deny(struct ctx *x, const struct zone *z, const uint8_t *owner,
+		 size_t olen, const struct node *n, const struct svc_service *svc)
+{
+	static const uint8_t qptr[2] = { 0xc0, 0x0c };
+	const struct dnssec_zone *dz = dnssec_zone_of(x->s->sec, z);
+	uint16_t types[DENY_TYPES_MAX];
+	unsigned nt = 0;
+	size_t mark = x->r.len, len;
+
+	if (!dz)
+		return;
+	if (x->rcode == RCODE_NXDOMAIN) {
+		types[nt++] = TYPE_NXNAME;
+		if (!x->q->edns_co)
+			x->rcode = RCODE_NOERROR;
+	} else if (n) {
+		for (unsigned i = 0; i < n->n_rrsets; i++)
+			if (n->rrsets[i].type != TYPE_RRSIG &&
+			    n->rrsets[i].type != TYPE_NSEC)
+				add_type(types, &nt, DENY_TYPES_MAX, n->rrsets[i].type);
+		if (n == z->apex) {
+			add_type(types, &nt, DENY_TYPES_MAX, TYPE_DNSKEY);
+			if (dz->cds.count) {
+				add_type(types, &nt, DENY_TYPES_MAX, TYPE_CDS);
+				add_type(types, &nt, DENY_TYPES_MAX, TYPE_CDNSKEY);
+			}
+		}
+	} else if (svc) {
+		for (size_t i = 0; i < svc->n_eps; i++)
+			if (svc->eps[i].t.type != x->q->qtype)
+				add_type(types, &nt, DENY_TYPES_MAX, svc->eps[i].t.type);
+		if (svc->when_down == SVC_DOWN_TARGET &&
+		    svc->fallback.type != x->q->qtype)
+			add_type(types, &nt, DENY_TYPES_MAX, svc->fallback.type);
+	}
+	len = dnssec_put_nsec(x->r.p + x->r.len, x->r.limit - x->r.len,
+			      owner ? owner : qptr, owner ? olen : 2,
+			      owner ? owner : x->q->lname,
+			      owner ? olen : x->q->qname_len, dz->neg_ttl, types, nt);
+	if (!len) {
+		/* A name of 254 octets or more has no successor \000.name. */
+		if ((owner ? olen : x->q->qname_len) + 2 > WIRE_NAME_MAX)
+			servfail(x);
+		else
+			truncate_all(x);
+		return;
+	}
+	x->r.len += len;
+	x->r.ns++;
+	sign(x, z, mark, &x->r.ns, false);
+}
+
+/* A negative answer from zone z (RFC 2308), with its proof for DO. The
+ * name denied is owner (NULL: the query name); n or svc is what exists
+ * there (NODATA), neither for NXDOMAIN. */
+static void negative(struct ctx *x, const struct zone *z, uint8_t rcode,
+		     const uint8_t *owner, size_t olen, const struct node *n,
+		     const struct svc_service *svc)
+{
+	size_t mark = x->r.len;
+
+	x->rcode = rcode;
+	if (!put_records(&x->r, z->neg_soa, z->neg_soa_len, 1, &x->r.ns)) {
+		truncate_all(x);
+		return;
+	}
+	if (sign(x, z, mark, &x->r.ns, false) && x->sign)
+		deny(x, z, owner, olen, n, svc);
 }
 
 /* RFC 1034 4.3.2 step 3b: a referral to the delegation at cut. */
@@ -109,6 +226,38 @@ static void referral(struct ctx *x, const struct node *cut)
 	if (!put_set_owned(&x->r, ns, cut->name, cut->name_len, &x->r.ns)) {
 		truncate_all(x);
 		return;
+	}
+	/* Signed parent: the DS RRset, or the proof there is none (an
+	 * insecure delegation, RFC 4035 3.1.4). The NS RRset and glue are
+	 * not the parent's to sign. */
+	if (x->sign && dnssec_zone_of(x->s->sec, cut->zone)) {
+		const struct rrset *ds = zone_rrset(cut, TYPE_DS);
+		const struct dnssec_zone *dz = dnssec_zone_of(x->s->sec, cut->zone);
+		size_t mark = x->r.len;
+
+		if (ds) {
+			if (!put_set_owned(&x->r, ds, cut->name, cut->name_len,
+					   &x->r.ns)) {
+				truncate_all(x);
+				return;
+			}
+		} else {
+			static const uint16_t nstype = TYPE_NS;
+			size_t len = dnssec_put_nsec(x->r.p + x->r.len,
+						     x->r.limit - x->r.len, cut->name,
+						     cut->name_len, cut->name,
+						     cut->name_len, dz->neg_ttl,
+						     &nstype, 1);
+
+			if (!len) {
+				truncate_all(x);
+				return;
+			}
+			x->r.len += len;
+			x->r.ns++;
+		}
+		if (!sign(x, cut->zone, mark, &x->r.ns, false))
+			return;
 	}
 	/* Glue is needed to follow the referral: missing glue is TC
 	 * (RFC 9471), other additional data is just left out. */
@@ -144,20 +293,34 @@ static void from_node(struct ctx *x, const struct node *n,
 {
 	uint16_t qtype = x->q->qtype;
 	const struct rrset *set, *cname;
+	const struct dnssec_zone *dz;
+	bool keyset = false;
+	size_t mark = x->r.len;
 
 	set = qtype == TYPE_ANY ? any_rrset(n) : zone_rrset(n, qtype);
+	/* A signed zone's key RRsets come from its key files. */
+	if ((n->flags & NODE_APEX) && (qtype == TYPE_DNSKEY || qtype == TYPE_CDS ||
+				       qtype == TYPE_CDNSKEY) &&
+	    (dz = dnssec_zone_of(x->s->sec, n->zone)) != NULL) {
+		set = qtype == TYPE_DNSKEY ? &dz->dnskey :
+		      qtype == TYPE_CDS ? &dz->cds : &dz->cdnskey;
+		set = set->count ? set : NULL;
+		keyset = true;
+	}
 	if (set) {
 		if (!(owner ? put_set_owned(&x->r, set, owner, olen, &x->r.an)
 			    : put_set(&x->r, set, &x->r.an))) {
 			truncate_all(x);
 			return;
 		}
+		if (!sign(x, n->zone, mark, &x->r.an, keyset))
+			return;
 		additional(x, set);
 		return;
 	}
 	cname = zone_rrset(n, TYPE_CNAME);
 	if (!cname) {
-		negative(x, n->zone, RCODE_NOERROR);   /* NODATA */
+		negative(x, n->zone, RCODE_NOERROR, owner, olen, n, NULL); /* NODATA */
 		return;
 	}
 	if (!(owner ? put_set_owned(&x->r, cname, owner, olen, &x->r.an)
@@ -165,6 +328,8 @@ static void from_node(struct ctx *x, const struct node *n,
 		truncate_all(x);
 		return;
 	}
+	if (!sign(x, n->zone, mark, &x->r.an, false))
+		return;
 	chase(x, cname->data + 12, depth + 1);
 }
 
@@ -200,7 +365,7 @@ static void chase(struct ctx *x, const uint8_t *t, unsigned depth)
 	if (n->wild)
 		from_node(x, n->wild, target, tlen, depth);
 	else
-		negative(x, n->zone, RCODE_NXDOMAIN);
+		negative(x, n->zone, RCODE_NXDOMAIN, target, tlen, NULL, NULL);
 }
 
 /* The address a client is located by: the ECS subnet with its source
@@ -343,6 +508,7 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 	struct svc_answer ans;
 	const struct svc_target *cname = NULL;
 	uint16_t before = x->r.an;   /* a CNAME chain may lead here */
+	size_t mark = x->r.len;
 	unsigned scope;
 	uint32_t ttl = svc->ttl;
 
@@ -351,7 +517,7 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 	x->w->st->service_answers++;
 	if (qtype != TYPE_A && qtype != TYPE_AAAA && qtype != TYPE_CNAME &&
 	    qtype != TYPE_ANY) {
-		negative(x, z, RCODE_NOERROR);          /* NODATA */
+		negative(x, z, RCODE_NOERROR, owner, olen, NULL, svc);  /* NODATA */
 		return true;
 	}
 	client_of(x, &cl);
@@ -386,6 +552,8 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 		}
 		x->r.an++;
 		count_endpoint(x->w, ans.ep[0]);
+		if (!sign(x, z, mark, &x->r.an, false))
+			return true;
 		if (qtype != TYPE_CNAME)
 			chase(x, cname->rdata, depth + 1);
 		return true;
@@ -402,7 +570,9 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 		count_endpoint(x->w, ans.ep[i]);
 	}
 	if (x->r.an == before)
-		negative(x, z, RCODE_NOERROR);          /* e.g. AAAA at IPv4 only */
+		negative(x, z, RCODE_NOERROR, owner, olen, NULL, svc); /* e.g. AAAA at IPv4 only */
+	else
+		sign(x, z, mark, &x->r.an, false);
 	return true;
 }
 
@@ -458,7 +628,7 @@ static void lookup(struct ctx *x)
 		from_node(x, n->wild, NULL, 0, 0);
 		return;
 	}
-	negative(x, n->zone, RCODE_NXDOMAIN);
+	negative(x, n->zone, RCODE_NXDOMAIN, NULL, 0, NULL, NULL);
 }
 
 /* Octets the OPT record will take. */
@@ -517,6 +687,8 @@ int answer_worker_init(struct answer_worker *w, struct stats *st,
 	w->ep_answers = calloc(ep_cap, sizeof(*w->ep_answers));
 	w->rng = 0x9e3779b97f4a7c15ull * (seed + 1) ^ (uint64_t)time(NULL) ^
 		 (uintptr_t)w;
+	if (dnssec_configured() && !(w->dw = dnssec_worker_new(w->rng)))
+		return -ENOMEM;
 	return w->ep_answers ? 0 : -ENOMEM;
 }
 
@@ -524,6 +696,8 @@ void answer_worker_fini(struct answer_worker *w)
 {
 	free(w->ep_answers);
 	w->ep_answers = NULL;
+	dnssec_worker_free(w->dw);
+	w->dw = NULL;
 }
 
 void answer_worker_ep_add(const struct answer_worker *w, uint64_t *out,
@@ -655,7 +829,18 @@ size_t answer_query(const struct snap *s, const uint8_t *pkt, size_t len,
 			x.rcode = RCODE_NOTIMP;
 			x.aa = false;
 		} else {
+			x.sign = q->edns_do && s->sec && w->dw;
+			if (x.sign)
+				x.now = time(NULL);
 			lookup(&x);
+			if (x.sign) {
+				struct dnssec_counters dc;
+
+				dnssec_worker_counters(w->dw, &dc);
+				w->st->dnssec_signed = dc.signed_;
+				w->st->dnssec_cache_hits = dc.cache_hits;
+				w->st->dnssec_over_budget = dc.over_budget;
+			}
 		}
 		break;
 	}

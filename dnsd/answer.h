@@ -19,6 +19,8 @@
 
 #define ANSWER_MAX 65535
 
+struct dnssec_worker;
+
 /* A worker's private state for answering. */
 struct answer_worker {
 	struct stats *st;
@@ -28,6 +30,9 @@ struct answer_worker {
 	 * counted), written by this worker only. */
 	uint64_t *ep_answers;
 	uint32_t ep_cap;
+	/* Signing state (cache, OpenSSL context) when dnssec_configure()
+	 * was called before this worker started; else NULL. */
+	struct dnssec_worker *dw;
 };
 
 /* Load time: sets up w for a thread that counts into st, with answers per

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include <netinet/in.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <event2/http.h>
@@ -324,10 +325,29 @@ static void on_config_get(struct api *a, struct evhttp_request *req)
 	reply_json(req, 200, "OK", d);
 }
 
-/* A JSON body write: parse, hand to ops->config_write, map the result. */
+/* true when the request's query has NAME=1 or NAME=true. */
+static bool query_flag(struct evhttp_request *req, const char *name)
+{
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *q = u ? evhttp_uri_get_query(u) : NULL, *v;
+	struct evkeyvalq kv;
+	bool on = false;
+
+	TAILQ_INIT(&kv);
+	if (q && evhttp_parse_query_str(q, &kv) == 0 &&
+	    (v = evhttp_find_header(&kv, name)))
+		on = strcmp(v, "1") == 0 || strcmp(v, "true") == 0;
+	evhttp_clear_headers(&kv);
+	return on;
+}
+
+/* A JSON body write: parse, hand to ops->config_write (or, for PUT
+ * /v1/config, ops->config_import), map the result. */
 static void config_write(struct api *a, struct evhttp_request *req,
                          const char *what)
 {
+	json_t *changes = NULL, *force;
+	struct api_caller who = { .name = "token" };
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
@@ -348,17 +368,42 @@ static void config_write(struct api *a, struct evhttp_request *req,
 		reply_error(req, 400, "Bad Request", err);
 		return;
 	}
-	rc = a->ops->config_write ? a->ops->config_write(a->ctx, what, doc, err,
-	                                                 sizeof(err))
-	                          : -ENOSYS;
+	who.dry_run = query_flag(req, "dry_run");
+	who.force = query_flag(req, "force");
+	if ((force = json_object_get(doc, "force"))) {
+		if (!json_is_boolean(force)) {
+			json_decref(doc);
+			reply_error(req, 400, "Bad Request",
+			            "force: must be true or false");
+			return;
+		}
+		who.force |= json_is_true(force);
+		json_object_del(doc, "force");
+	}
+	if (strcmp(what, "config") == 0 && a->ops->config_import) {
+		rc = 0;
+		changes = a->ops->config_import(a->ctx, doc, &who, &rc, err,
+		                                sizeof(err));
+		if (changes) {
+			json_object_set_new(changes, "ok", json_true());
+			json_object_set_new(changes, "dry_run",
+			                    json_boolean(who.dry_run));
+		}
+	} else {
+		rc = a->ops->config_write ? a->ops->config_write(a->ctx, what,
+		                                                 doc, &who, err,
+		                                                 sizeof(err))
+		                          : -ENOSYS;
+	}
 	json_decref(doc);
 	if (rc == 0)
-		reply_json(req, 200, "OK", json_pack("{s:b}", "ok", 1));
+		reply_json(req, 200, "OK", changes ? changes :
+		           json_pack("{s:b}", "ok", 1));
 	else if (rc == -EINVAL)
 		reply_error(req, 400, "Bad Request", err);
 	else if (rc == -ENOENT)
 		reply_error(req, 422, "Unprocessable Entity", err);
-	else if (rc == -EEXIST || rc == -EBUSY)
+	else if (rc == -EEXIST || rc == -EPERM || rc == -EBUSY)
 		reply_error(req, 409, "Conflict", err);
 	else
 		reply_error(req, 500, "Internal Server Error",
@@ -383,6 +428,73 @@ static void on_shift(struct api *a, struct evhttp_request *req)
 static void on_endpoint(struct api *a, struct evhttp_request *req)
 {
 	config_write(a, req, "endpoint");
+}
+
+/* /v1/services...: reads for anyone who may read the configuration,
+ * writes with the token; bodies as config_write's. */
+static void on_config_rest(struct api *a, struct evhttp_request *req,
+                           const char *path)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	const char *method = m == EVHTTP_REQ_GET ? "GET" :
+	                     m == EVHTTP_REQ_PUT ? "PUT" :
+	                     m == EVHTTP_REQ_POST ? "POST" :
+	                     m == EVHTTP_REQ_DELETE ? "DELETE" : NULL;
+	struct api_caller who = { .name = "token" };
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	json_t *body = NULL, *reply = NULL, *force;
+	json_error_t jerr;
+	char msg[300];
+	int status;
+
+	if (!method) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+		                  "GET, PUT, POST, DELETE");
+		reply_error(req, 405, "Method Not Allowed", "method not allowed");
+		return;
+	}
+	if (m != EVHTTP_REQ_GET && !authorized(a, req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		                  "WWW-Authenticate", "Bearer");
+		reply_error(req, 401, "Unauthorized",
+		            "missing or wrong bearer token");
+		return;
+	}
+	if (len > API_BODY_MAX) {
+		reply_error(req, 413, "Payload Too Large", "body: too large");
+		return;
+	}
+	if (len) {
+		body = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0,
+		                  &jerr);
+		if (!json_is_object(body)) {
+			snprintf(msg, sizeof(msg), "body: not a JSON object (%s)",
+			         body ? "wrong type" : jerr.text);
+			json_decref(body);
+			reply_error(req, 400, "Bad Request", msg);
+			return;
+		}
+		if ((force = json_object_get(body, "force"))) {
+			if (!json_is_boolean(force)) {
+				json_decref(body);
+				reply_error(req, 400, "Bad Request",
+				            "force: must be true or false");
+				return;
+			}
+			who.force = json_is_true(force);
+			json_object_del(body, "force");
+		}
+	}
+	who.force |= query_flag(req, "force");
+	who.dry_run = query_flag(req, "dry_run");
+	status = a->ops->config_rest(a->ctx, method, path, body, &who, &reply);
+	json_decref(body);
+	reply_json(req, status, status == 200 ? "OK" : status == 201 ?
+	           "Created" : status == 400 ? "Bad Request" : status == 404 ?
+	           "Not Found" : status == 405 ? "Method Not Allowed" :
+	           status == 409 ? "Conflict" : "Error", reply ? reply :
+	           json_pack("{s:s}", "error", "no reply"));
 }
 
 static const struct route {
@@ -436,6 +548,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 			return;
 		}
 		r->fn(a, req);
+		return;
+	}
+	if (a->ops->config_rest && strncmp(path, "/v1/services", 12) == 0 &&
+	    (path[12] == '\0' || path[12] == '/')) {
+		on_config_rest(a, req, path);
 		return;
 	}
 	if (!allow[0] && a->ops->page && a->ops->page(a->ctx, req, path))

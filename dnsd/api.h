@@ -13,6 +13,7 @@
  *   POST /v1/flip     token   ops->config_write("flip")
  *   POST /v1/shift    token   ops->config_write("shift")
  *   POST /v1/endpoint token   ops->config_write("endpoint")
+ *   *    /v1/services[/...]      ops->config_rest (token for writes)
  *   anything else     -       ops->page (the status page), else 404
  * Missing or wrong token: 401 and nothing else happens. Unknown path 404,
  * known path with another method 405, body too large 413. Error bodies are
@@ -35,6 +36,14 @@
 
 struct api;                                     /* opaque */
 struct evhttp_request;
+
+/* Who makes a configuration write, and how: recorded in the audit trail
+ * (db/audit.h). */
+struct api_caller {
+	const char *name;       /* the credential's name */
+	bool force;             /* ?force=1 or "force": true in the body */
+	bool dry_run;           /* ?dry_run=1: plan, write nothing */
+};
 
 /* A parsed report; strings and results live in the parser's arena. The
  * results are ready for hstate_report(). */
@@ -73,7 +82,21 @@ struct api_ops {
 	 * Returns 0 (200), -EINVAL (400), -ENOENT (422), -EEXIST or -EBUSY
 	 * (409), other (500); err says why. */
 	int (*config_write)(void *ctx, const char *what, const json_t *body,
-	                    char *err, size_t errlen);
+	                    const struct api_caller *who, char *err,
+	                    size_t errlen);
+	/* PUT /v1/config[?dry_run=1] when set (else config_write("config")):
+	 * imports body (or with dry_run only plans it) and returns the
+	 * changes ({"changes": [...]}, db/diff.h objects; new reference), or
+	 * NULL with *rc and err as config_write's. */
+	json_t *(*config_import)(void *ctx, const json_t *body,
+	                         const struct api_caller *who, int *rc,
+	                         char *err, size_t errlen);
+	/* Any request under /v1/services (dnsd/api_config.h; writes need the
+	 * token): method, path as sent, body (NULL: none). Returns the HTTP
+	 * status and sets *reply. */
+	int (*config_rest)(void *ctx, const char *method, const char *path,
+	                   const json_t *body, const struct api_caller *who,
+	                   json_t **reply);
 	/* Optional: any path not routed above (the status page, dnsd/webui.h,
 	 * readable without a token). Returns true when it answered req;
 	 * false leaves it to the 404. */

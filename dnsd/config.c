@@ -64,6 +64,12 @@ static const struct opt opts[] = {
 	  "text, json (one object a line), journal, or auto (default: journal under systemd, else text)" },
 	{ "user", OPT_STR, OFF(user), 0, 0, 0,
 	  "user to switch to after binding, when started as root" },
+	{ "dnssec-keys", OPT_STR, OFF(dnssec_keys), 0, 0, 0,
+	  "DIR of BIND-format key pairs (K<zone>.+<alg>+<id>.key/.private, algorithms 13 and 15): zones with keys there are signed online for queries with DO" },
+	{ "dnssec-cache-mb", OPT_UINT, OFF(dnssec_cache_mb), 0, 0, 65536,
+	  "memory per worker thread for cached signatures, in MiB; 0 turns the cache off (default 16)" },
+	{ "dnssec-sign-rate", OPT_UINT, OFF(dnssec_sign_rate), 0, 0, 10000000,
+	  "signatures per second each worker makes at most (cache misses); over it UDP gets TC, TCP SERVFAIL; 0 no cap (default 20000)" },
 	{ "rrl-rate", OPT_UINT, OFF(rrl_rate), 0, 0, 1000000,
 	  "UDP responses per second per source prefix and response class; 0 (default) turns rate limiting off" },
 	{ "rrl-slip", OPT_UINT, OFF(rrl_slip), 0, 0, 100,
@@ -83,6 +89,8 @@ void config_init(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->max_udp_size = 1232;
+	c->dnssec_cache_mb = 16;
+	c->dnssec_sign_rate = 20000;
 	c->tcp_idle_timeout = 10;
 	c->tcp_max_clients = 250;
 	c->ecs_max_v4 = 24;

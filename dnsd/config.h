@@ -41,6 +41,9 @@ struct config {
 	unsigned rrl_table_size;
 	const char *rrl_whitelist[CONFIG_LIST_MAX];
 	size_t n_rrl_whitelist;
+	/* Online signing (dnssec.h). */
+	const char *dnssec_keys;
+	unsigned dnssec_cache_mb, dnssec_sign_rate;
 	unsigned check_interval;       /* seconds, checks that set none */
 	unsigned quorum_percent;       /* up when more than this % of fresh agents say up */
 	bool check;                    /* --check: validate and exit */

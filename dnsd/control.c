@@ -21,6 +21,7 @@
 #include "common/xalloc.h"
 #include "dnsd/api.h"
 #include "dnsd/config.h"
+#include "dnsd/dnssec.h"
 #include "dnsd/hsrv.h"
 #include "dnsd/shiftd.h"
 #include "dnsd/status.h"
@@ -29,6 +30,10 @@
 #include "dnsd/net.h"
 #include "dnsd/xdp.h"
 #include "dnsd/snap.h"
+#include "common/spell.h"
+#include "db/audit.h"
+#include "db/diff.h"
+#include "dnsd/api_config.h"
 #include "db/edit.h"
 #include "db/export.h"
 #include "db/shift.h"
@@ -51,6 +56,7 @@ struct control {
 	/* Loaded by control_new, handed to the first snapshot. */
 	struct zone **zones;
 	struct geo_db *geo;
+	struct dnssec_set *sec;      /* with --dnssec-keys */
 	struct event *sig[3];
 	bool rcu;                    /* registered as an RCU thread */
 	struct event_base *base;
@@ -171,6 +177,24 @@ static unsigned load_zones(struct control *sv, struct zone **old,
 	return failed;
 }
 
+/* Reads the key pairs of the zones zones[0..n) (NULL entries skipped)
+ * when --dnssec-keys is set; *out stays NULL without it. */
+static int load_keys(struct control *sv, struct zone *const *zones, size_t n,
+		     struct dnssec_set **out)
+{
+	char err[512];
+	int rc;
+
+	*out = NULL;
+	if (!sv->conf.dnssec_keys)
+		return 0;
+	rc = dnssec_load(sv->conf.dnssec_keys, zones, n, time(NULL), out, err,
+			 sizeof(err));
+	if (rc < 0)
+		log_err("dnssec-keys: %s", err);
+	return rc;
+}
+
 /* Checks that no two zone files claim the same apex. */
 static int check_duplicate_apex(const struct config *c, struct zone **z)
 {
@@ -256,14 +280,18 @@ static void reload(struct control *sv)
 				old[i] = sv->snap->zones[k];
 	failed = load_zones(sv, old, nz);
 	if (check_duplicate_apex(&sv->conf, nz) < 0 ||
-	    snap_set_zones(s, nz, sv->conf.n_zone) < 0) {
+	    snap_set_zones(s, nz, sv->conf.n_zone) < 0 ||
+	    load_keys(sv, s->zones, s->n_zones, &s->sec) < 0) {
 		for (size_t i = 0; i < sv->conf.n_zone; i++)
 			if (nz[i] != old[i])
 				zone_free(nz[i]);
+		if (s->zt != sv->snap->zt)
+			zonetab_free((struct zonetab *)s->zt);
 		s->n_zones = 0;
 		s->zt = sv->snap->zt;
+		s->sec = sv->snap->sec;
 		snap_discard(s, sv->snap);
-		log_err("reload: zones failed, keeping everything loaded before");
+		log_err("reload: zones or DNSSEC keys failed, keeping everything loaded before");
 		goto out;
 	}
 	if (sv->db) {
@@ -621,16 +649,58 @@ static int api_shift(struct control *sv, const json_t *b, char *err,
 			   rtt ? json_number_value(rtt) : 0, now, err, errlen);
 }
 
+/* Only these keys in a body of what ("flip", "shift", "endpoint"): an unknown one
+ * is named with its nearest valid spelling. */
+static int known_keys(const json_t *b, const char *what, char *err,
+		      size_t errlen)
+{
+	static const char *const flip_keys[] = { "service", "target" };
+	static const char *const ep_keys[] = { "service", "target", "drained",
+		"admin", "weight", "priority" };
+	static const char *const shift_keys[] = { "service", "target",
+		"steps", "every", "max_rtt_ms", "action" };
+	bool flip = strcmp(what, "flip") == 0;
+	bool shift = strcmp(what, "shift") == 0;
+	const char *const *keys = flip ? flip_keys : shift ? shift_keys
+				: ep_keys;
+	size_t n = flip ? 2 : 6;
+	const char *k, *near;
+	json_t *v;
+
+	json_object_foreach((json_t *)b, k, v) {
+		bool ok = false;
+
+		for (size_t i = 0; i < n; i++)
+			ok |= strcmp(k, keys[i]) == 0;
+		if (ok)
+			continue;
+		near = spell_nearest(k, keys, n);
+		snprintf(err, errlen, "%s: unknown key '%s'%s%s%s", what, k,
+			 near ? " (did you mean '" : "", near ? near : "",
+			 near ? "'?)" : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int api_config_write(void *ctx, const char *what, const json_t *b,
-			    char *err, size_t errlen)
+			    const struct api_caller *who, char *err,
+			    size_t errlen)
 {
 	struct control *sv = ctx;
+	struct cfg_write w = { .who = who->name, .source = "api",
+			       .force = who->force, .dry_run = who->dry_run,
+			       .log_stderr = true };
 	int rc;
 
 	if (!sv->db) {
 		snprintf(err, errlen, "this server has no store (--db)");
 		return -ENOENT;
 	}
+	if (strcmp(what, "config") != 0 &&
+	    (rc = known_keys(b, what, err, errlen)) < 0)
+		return rc;
+	cfg_write_use(&w);
 	if (strcmp(what, "config") == 0) {
 		rc = cfg_import(sv->db, b, err, errlen);
 	} else if (strcmp(what, "shift") == 0) {
@@ -638,16 +708,18 @@ static int api_config_write(void *ctx, const char *what, const json_t *b,
 	} else if (!jstr(b, "service") || !jstr(b, "target")) {
 		snprintf(err, errlen, "%s: \"service\" and \"target\" strings are required",
 			 what);
-		return -EINVAL;
+		rc = -EINVAL;
 	} else if (strcmp(what, "flip") == 0) {
 		rc = cfg_flip(sv->db, jstr(b, "service"), jstr(b, "target"), err, errlen);
 	} else {
 		rc = endpoint_write(sv, b, err, errlen);
 	}
-	if (rc == 0) {
+	cfg_write_use(NULL);
+	/* A shift is written by db/shift.c, not as a planned change. */
+	if (rc == 0 && (strcmp(what, "shift") == 0 ||
+			(cfg_plan_size(w.done) > 0 && !w.dry_run))) {
 		/* Our own commit does not move our connection's data_version:
 		 * load it now, so the next query already sees it. */
-		log_info("api: %s written", what);
 		webui_event(sv->web, "api", jstr(b, "service") ? jstr(b, "service")
 			    : "configuration", "%s written%s%s", what,
 			    jstr(b, "target") ? ": " : "",
@@ -655,7 +727,71 @@ static int api_config_write(void *ctx, const char *what, const json_t *b,
 		sv->db_version = -1;
 		poll_db(sv);
 	}
+	cfg_write_done(&w);
 	return rc;
+}
+
+/* PUT /v1/config: only what differs is written (db/diff.h); each change
+ * is logged. */
+static json_t *api_config_import(void *ctx, const json_t *b,
+				 const struct api_caller *who, int *rc,
+				 char *err, size_t errlen)
+{
+	struct control *sv = ctx;
+	struct cfg_plan *plan = NULL;
+	struct cfg_write w = { .who = who->name, .source = "api",
+			       .force = who->force, .dry_run = who->dry_run,
+			       .log_stderr = true };
+	bool dry_run = who->dry_run;
+	json_t *out;
+
+	if (!sv->db) {
+		snprintf(err, errlen, "this server has no store (--db)");
+		*rc = -ENOENT;
+		return NULL;
+	}
+	cfg_write_use(&w);
+	*rc = cfg_import_plan(sv->db, b, dry_run ? CFG_IMPORT_DRY_RUN : 0,
+			      &plan, err, errlen);
+	cfg_write_use(NULL);
+	if (*rc < 0)
+		return NULL;
+	out = json_pack("{s:o, s:I}", "changes", cfg_plan_json(plan), "version",
+			(json_int_t)w.version);
+	if (!dry_run) {
+		log_info("api: import by %s: %zu change%s", who->name,
+			 cfg_plan_size(plan), cfg_plan_size(plan) == 1 ? "" : "s");
+		if (cfg_plan_size(plan) > 0) {
+			sv->db_version = -1;
+			poll_db(sv);
+		}
+	}
+	cfg_plan_free(plan);
+	if (!out)
+		*rc = -ENOMEM;
+	return out;
+}
+
+/* /v1/services...: dnsd/api_config.c; a write that changed something is
+ * loaded at once, as the other writes. */
+static int api_config_rest(void *ctx, const char *method, const char *path,
+			   const json_t *body, const struct api_caller *who,
+			   json_t **reply)
+{
+	struct control *sv = ctx;
+	int status;
+
+	if (!sv->db) {
+		*reply = json_pack("{s:s}", "error",
+				   "this server has no store (--db)");
+		return 404;
+	}
+	status = apicfg_handle(sv->db, method, path, body, who, reply);
+	if (strcmp(method, "GET") != 0 && status < 300 && !who->dry_run) {
+		sv->db_version = -1;
+		poll_db(sv);
+	}
+	return status;
 }
 
 /* A health transition: into the status page's events. */
@@ -691,6 +827,8 @@ static bool api_page(void *ctx, struct evhttp_request *req, const char *path)
 }
 
 static const struct api_ops api_ops = {
+	.config_rest = api_config_rest,
+	.config_import = api_config_import,
 	.checks = api_checks,
 	.report = api_report,
 	.status = api_status,
@@ -760,6 +898,8 @@ struct control *control_new(const struct config *conf, unsigned *problems)
 	failed = load_zones(sv, NULL, sv->zones);
 	if (check_duplicate_apex(&sv->conf, sv->zones) < 0)
 		failed++;
+	if (load_keys(sv, sv->zones, sv->conf.n_zone, &sv->sec) < 0)
+		failed++;
 	if (sv->conf.geoip && load_geo(sv, &sv->geo) < 0)
 		failed++;
 	if (sv->conf.db) {
@@ -800,6 +940,9 @@ unsigned control_check(struct control *sv)
 	unsigned failed = 0;
 	size_t n = 0;
 
+	/* The parent zones' DS records, when the keys loaded. */
+	if (sv->sec)
+		dnssec_print_ds(sv->sec, stdout);
 	if (!sv->db)
 		return 0;
 	ok = xcalloc(sv->conf.n_zone + 1, sizeof(*ok));
@@ -830,6 +973,8 @@ static void first_snapshot(struct control *sv)
 	sv->zones = NULL;
 	s->geo = sv->geo;
 	sv->geo = NULL;
+	s->sec = sv->sec;
+	sv->sec = NULL;
 	if (sv->db && load_services(sv, &s->svc) < 0)
 		fatal("db %s: cannot load the services; not starting", sv->conf.db);
 	if (sv->db) {
@@ -896,6 +1041,9 @@ void control_start(struct control *sv, const struct rrl_conf *rrl)
 	sv->st.started = clock_unix();
 	sv->st.last_reload_ok = true;
 	first_snapshot(sv);
+	if (sv->conf.dnssec_keys)
+		dnssec_configure((size_t)sv->conf.dnssec_cache_mb << 20,
+				 sv->conf.dnssec_sign_rate);
 	if (sv->conf.notify_url) {
 		char err[512];
 
@@ -971,6 +1119,7 @@ void control_free(struct control *sv)
 		zone_free(sv->zones[i]);
 	free(sv->zones);
 	geo_free(sv->geo);
+	dnssec_set_free(sv->sec);
 	store_close(sv->db);
 	if (sv->rcu)
 		rcu_unregister_thread();

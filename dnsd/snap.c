@@ -9,6 +9,7 @@
 #include <urcu-qsbr.h>
 
 #include "common/log.h"
+#include "dnsd/dnssec.h"
 #include "dnsd/wire.h"
 
 static struct snap *current;
@@ -288,6 +289,7 @@ struct snap *snap_clone(const struct snap *base, size_t zone_cap,
 		s->svc = base->svc;
 		s->svcx = base->svcx;
 		s->hv = base->hv;
+		s->sec = base->sec;
 	}
 	s->conf = *conf;
 	s->gen = gen;
@@ -335,6 +337,8 @@ void snap_retire(struct snap *old, const struct snap *cur)
 		svc_index_free(old->svcx);
 	if (!cur || old->hv != cur->hv)
 		hstate_view_free(old->hv);
+	if (!cur || old->sec != cur->sec)
+		dnssec_set_free(old->sec);
 	free(old->zones);
 	free(old);
 }

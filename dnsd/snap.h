@@ -23,6 +23,8 @@
 
 /* A name-table slot: the hash and length of the name beside the pointer,
  * so a probe that does not match never touches the node (a cache miss). */
+struct dnssec_set;
+
 struct zslot {
 	uint32_t hash;
 	uint32_t len;
@@ -70,6 +72,9 @@ struct snap {
 	struct svc_index *svcx;
 	/* Health and RTTs; changes most often, at most about once a second. */
 	struct hstate_view *hv;
+	/* Keys of the signed zones (dnssec.h), NULL without --dnssec-keys;
+	 * loaded with the zones, shared until they are reloaded. */
+	struct dnssec_set *sec;
 };
 
 /* What ties a service set to a name table: per service the zone that

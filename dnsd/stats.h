@@ -38,6 +38,9 @@ struct stats {
 	/* AF_XDP mode (xdp.h): answers sent as frames; frames not answered
 	 * (not a well-formed UDP datagram, or no free frame to answer in). */
 	uint64_t xdp_answers, xdp_dropped;
+	/* Online signing (dnssec.h): signatures made, served from the
+	 * cache, and not made because the signing budget was spent. */
+	uint64_t dnssec_signed, dnssec_cache_hits, dnssec_over_budget;
 	/* Pad to a cache line so two workers' counters never share one. */
 	uint8_t pad[64];
 };

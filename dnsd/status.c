@@ -325,6 +325,9 @@ int status_metrics(const struct status_src *s, struct evbuffer *out)
 	COUNTER("dnsd_xdp_answers_total", "UDP answers sent through AF_XDP (xdp mode).", st->xdp_answers);
 	COUNTER("dnsd_xdp_dropped_total", "AF_XDP frames not answered: not a well-formed UDP datagram, or no free frame.", st->xdp_dropped);
 	COUNTER("dnsd_tcp_connections_total", "TCP connections accepted.", st->tcp_accepted);
+	COUNTER("dnsd_dnssec_signatures_total", "RRSIGs made (signature cache misses).", st->dnssec_signed);
+	COUNTER("dnsd_dnssec_cache_hits_total", "RRSIGs served from the signature cache.", st->dnssec_cache_hits);
+	COUNTER("dnsd_dnssec_over_budget_total", "Signatures not made: the signing rate cap was reached (UDP got TC, TCP SERVFAIL).", st->dnssec_over_budget);
 #undef COUNTER
 	head(out, "dnsd_tcp_closed_total", "counter",
 	     "TCP connections closed by the server, by reason.");

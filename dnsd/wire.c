@@ -179,6 +179,7 @@ static bool parse_opt(const uint8_t *rr, uint16_t rdlen, struct wire_query *q)
 	q->edns_udp = wire_get16(rr + 2);
 	q->edns_version = rr[5];
 	q->edns_do = (rr[6] & 0x80) != 0;
+	q->edns_co = (rr[6] & 0x40) != 0;      /* RFC 9824 */
 	while (d < end) {
 		uint16_t code, n;
 
@@ -216,7 +217,7 @@ enum wire_status wire_parse_query(const uint8_t *pkt, size_t len,
 	if (q->flags1 & 0x80)           /* a response: never answer it */
 		return WIRE_DROP;
 	q->opcode = (pkt[2] >> 3) & 0x0f;
-	q->edns = q->nsid = q->ecs = q->edns_do = false;
+	q->edns = q->nsid = q->ecs = q->edns_do = q->edns_co = false;
 	q->edns_version = 0;
 	q->edns_udp = 0;
 	if (wire_get16(pkt + 4) != 1)

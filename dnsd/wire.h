@@ -50,6 +50,7 @@ struct wire_query {
 	bool edns;                  /* an OPT record was present and valid */
 	uint8_t edns_version;
 	bool edns_do;
+	bool edns_co;                /* compact answers OK (RFC 9824) */
 	uint16_t edns_udp;          /* the client's advertised size */
 	bool nsid;                  /* NSID requested */
 

@@ -657,6 +657,21 @@ static bool shifted(struct sel *S, const uint8_t *ok)
 	return true;
 }
 
+/* all with fewer answers than candidates: a window of answers
+ * consecutive candidates starting at rr_step % n, so that over n queries
+ * each healthy endpoint is in exactly answers of them (multivalue
+ * spread); the candidates keep their order inside the window. */
+static void pick_window(struct sel *S, uint32_t rr_step)
+{
+	uint16_t tmp[SVC_MAX_ENDPOINTS];
+	size_t n = S->n, k = S->s->answers, start = rr_step % n;
+
+	for (size_t i = 0; i < k; i++)
+		tmp[i] = S->idx[(start + i) % n];
+	memcpy(S->idx, tmp, k * sizeof *tmp);
+	S->n = k;
+}
+
 /* The longest prefix for which the answer cannot change: see svc.h. */
 static unsigned answer_scope(const struct svc_service *s,
                              const struct svc_client *c)
@@ -854,11 +869,11 @@ void svc_select_type(const struct svc_service *s, uint16_t qtype,
 	case SVC_GEO:      pick_geo(&S); break;
 	case SVC_LATENCY:  pick_latency(&S); break;
 	case SVC_ALL:
-		if (S.n > s->answers)
-			S.n = s->answers;
 		for (size_t i = 0; i < n; i++)
 			if (ok[i])
 				why_reason(&S, i, "healthy");
+		if (S.n > s->answers)
+			pick_window(&S, rr_step);
 		break;
 	default:           pick_rr(&S, rr_step); break;
 	}

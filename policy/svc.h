@@ -216,8 +216,10 @@ struct svc_why {
 
 /* Query path (why == NULL): chooses the answer for client c. hv may be
  * NULL (no health data). rng: caller's per-thread xorshift state (weighted
- * choice; any non-zero value). rr_step: rotation step for roundrobin
- * (e.g. a per-thread query counter). Never allocates or locks.
+ * choice; any non-zero value). rr_step: rotation step for roundrobin,
+ * and for all with fewer answers than healthy endpoints, which answers a
+ * window of them starting at rr_step (each endpoint equally often; e.g.
+ * a per-thread query counter). Never allocates or locks.
  *
  * Health of an endpoint: admin 'down' never answers (not even failing
  * open); admin 'up' is healthy; 'auto' without a check is healthy; 'auto'

@@ -133,7 +133,7 @@ def weighted_sticky_by_subnet_moves_only_the_removed_share():
     before = snapshot()
     expect(before == snapshot(), "sticky answers changed between two rounds")
     expect(len(set(before.values())) == 3, collections.Counter(before.values()))
-    gslbctl(db, "endpoint", "rm", WWW, "192.0.2.3")
+    gslbctl(db, "--force", "endpoint", "rm", WWW, "192.0.2.3")
     expect(wait_for(lambda: "192.0.2.3" not in answers_of(d, query=ecs_query(
         WWW, "A", [k for k, v in before.items() if v == "192.0.2.3"][0], 24)), timeout=3), "rm")
     after = snapshot()
@@ -169,23 +169,23 @@ def drain_admin_and_when_down():
     gslbctl(db, "endpoint", "add", WWW, "192.0.2.2", "--priority", "2")
     d = start(db)
     expect(answers_of(d) == ["192.0.2.1"], answers_of(d))
-    gslbctl(db, "endpoint", "drain", WWW, "192.0.2.1")
+    gslbctl(db, "--force", "endpoint", "drain", WWW, "192.0.2.1")
     expect(wait_for(lambda: answers_of(d) == ["192.0.2.2"]), "drain: %s" % answers_of(d))
-    gslbctl(db, "endpoint", "set", WWW, "192.0.2.2", "--admin", "down")
+    gslbctl(db, "--force", "endpoint", "set", WWW, "192.0.2.2", "--admin", "down")
     # nothing healthy and in rotation: fail open answers the drained one,
     # never the forced-down one
     expect(wait_for(lambda: answers_of(d) == ["192.0.2.1"]), "fail open: %s" % answers_of(d))
     gslbctl(db, "service", "add", "closed.gslb.example.com.", "--policy", "failover",
             "--when-down", "closed")
-    gslbctl(db, "endpoint", "add", "closed.gslb.example.com.", "192.0.2.9", "--admin", "down",
+    gslbctl(db, "--force", "endpoint", "add", "closed.gslb.example.com.", "192.0.2.9", "--admin", "down",
             check=False)
-    gslbctl(db, "endpoint", "set", "closed.gslb.example.com.", "192.0.2.9", "--admin", "down")
+    gslbctl(db, "--force", "endpoint", "set", "closed.gslb.example.com.", "192.0.2.9", "--admin", "down")
     expect(wait_for(lambda: d.udp("closed.gslb.example.com.", "A").rcode() == dns.rcode.SERVFAIL),
            "fail closed: %s" % d.udp("closed.gslb.example.com.", "A"))
     gslbctl(db, "service", "add", "fb.gslb.example.com.", "--policy", "failover",
             "--when-down", "sorry.example.net.")
     gslbctl(db, "endpoint", "add", "fb.gslb.example.com.", "192.0.2.8")
-    gslbctl(db, "endpoint", "set", "fb.gslb.example.com.", "192.0.2.8", "--admin", "down")
+    gslbctl(db, "--force", "endpoint", "set", "fb.gslb.example.com.", "192.0.2.8", "--admin", "down")
     expect(wait_for(lambda: answers_of(d, "fb.gslb.example.com.") == ["sorry.example.net."]),
            "fallback: %s" % answers_of(d, "fb.gslb.example.com."))
     gslbctl(db, "endpoint", "undrain", WWW, "192.0.2.1")
@@ -260,14 +260,14 @@ def dual_stack_service_answers_each_family_from_its_own_endpoints():
     expect(answers_of(d, qtype="A") == ["192.0.2.1"], answers_of(d, qtype="A"))
     expect(answers_of(d, qtype="AAAA") == ["2001:db8::1"], answers_of(d, qtype="AAAA"))
     # the only IPv6 endpoint forced down: AAAA has nothing -> NODATA, A unaffected
-    gslbctl(db, "endpoint", "set", WWW, "2001:db8::1", "--admin", "down")
+    gslbctl(db, "--force", "endpoint", "set", WWW, "2001:db8::1", "--admin", "down")
     expect(wait_for(lambda: not answers_of(d, qtype="AAAA")), answers_of(d, qtype="AAAA"))
     r = d.udp(WWW, "AAAA")
     expect(r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority,
            "AAAA with every IPv6 endpoint forced down is NODATA: %s" % r)
     expect(answers_of(d, qtype="A") == ["192.0.2.1"], answers_of(d, qtype="A"))
     # IPv4 drained: the A family fails over inside itself
-    gslbctl(db, "endpoint", "drain", WWW, "192.0.2.1")
+    gslbctl(db, "--force", "endpoint", "drain", WWW, "192.0.2.1")
     expect(wait_for(lambda: answers_of(d, qtype="A") == ["192.0.2.2"]), answers_of(d, qtype="A"))
 
 
@@ -287,7 +287,7 @@ def names_above_a_service_exist():
                r.authority[0].name.to_text() == "gslb.example.com.", r)
     r = d.udp("other.eu.gslb.example.com.", "A")
     expect(r.rcode() == dns.rcode.NXDOMAIN, r)
-    gslbctl(db, "service", "rm", "www.eu.gslb.example.com.")
+    gslbctl(db, "--force", "service", "rm", "www.eu.gslb.example.com.")
     expect(wait_for(lambda: d.udp("eu.gslb.example.com.", "A").rcode() == dns.rcode.NXDOMAIN),
            "ENT gone with its service")
 

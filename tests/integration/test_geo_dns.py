@@ -222,7 +222,7 @@ def down_nearest_yields_next_nearest():
     d = Dnsd(ZONE_ARGS + ["--db", db, "--geoip", make_mmdb(), "--db-poll-ms", "100"])
     got, _ = ecs(d, "127.0.1.0", 24)
     expect(got == [EU, US], "two nearest, in order: %s" % got)
-    gslbctl(db, "endpoint", "set", GEO, EU, "--admin", "down")
+    gslbctl(db, "--force", "endpoint", "set", GEO, EU, "--admin", "down")
     expect(wait_for(lambda: ecs(d, "127.0.1.0", 24)[0] == [US, AP], timeout=3),
            "next nearest: %s" % ecs(d, "127.0.1.0", 24)[0])
     # explain agrees with the server

@@ -84,7 +84,7 @@ def init_creates_schema_and_is_idempotent():
     ctl(db, "init")
     out = subprocess.run(["sqlite3", db, "PRAGMA user_version; PRAGMA journal_mode;"],
                          capture_output=True, text=True, check=True).stdout.split()
-    assert_eq(out, ["2", "wal"], "version/journal")
+    assert_eq(out, ["3", "wal"], "version/journal")
     assert_eq(ctl_json(db, "service", "list"), [], "empty list")
 
 
@@ -116,7 +116,7 @@ def service_add_list_show_rm():
     ctl(db, "service", "set", "all.example.com", "--answers", "default", "--ttl", "5")
     show = ctl_json(db, "service", "show", "all.example.com")
     assert_eq((show["answers"], show["ttl"]), (None, 5), "service set")
-    ctl(db, "service", "rm", "www.example.com")
+    ctl(db, "--force", "service", "rm", "www.example.com")
     assert_eq(len(ctl_json(db, "service", "list")), 2, "after rm")
 
 
@@ -131,7 +131,7 @@ def endpoint_add_set_drain_rm():
                ep["admin"], ep["drained"], ep["check"]["url"]),
               (5, 3, "ap", 35.7, 139.7, -20.0, "auto", False, "tcp://[2001:db8::7]:443"),
               "added")
-    ctl(db, "endpoint", "set", SVC, "2001:db8::7", "--admin", "down", "--weight", "0",
+    ctl(db, "--force", "endpoint", "set", SVC, "2001:db8::7", "--admin", "down", "--weight", "0",
         "--check", "")
     ep = endpoints(db)["2001:db8::7"]
     assert_eq((ep["admin"], ep["weight"], ep["priority"], ep["check"]),
@@ -144,14 +144,14 @@ def endpoint_add_set_drain_rm():
 @test
 def endpoint_drain_undrain_rm():
     db = new_db()
-    ctl(db, "endpoint", "drain", SVC, "lb-eu.example.net.")
+    ctl(db, "--force", "endpoint", "drain", SVC, "lb-eu.example.net.")
     assert endpoints(db)["lb-eu.example.net."]["drained"] is True
     ctl(db, "endpoint", "undrain", SVC, "LB-EU.example.net.")
     assert endpoints(db)["lb-eu.example.net."]["drained"] is False
-    ctl(db, "endpoint", "rm", SVC, "lb-us.example.net.")
+    ctl(db, "--force", "endpoint", "rm", SVC, "lb-us.example.net.")
     assert_eq(list(endpoints(db)), ["lb-eu.example.net."], "after rm")
     # Removing the only target of a rule removes the rule.
-    ctl(db, "endpoint", "rm", "geo.gslb.example.com", "192.0.2.21")
+    ctl(db, "--force", "endpoint", "rm", "geo.gslb.example.com", "192.0.2.21")
     assert_eq(ctl_json(db, "rule", "list", "geo.gslb.example.com"), [], "rule gone")
 
 
@@ -287,13 +287,13 @@ def bad_input_is_one_line_and_changes_nothing():
 @test
 def flip_to_drained_or_forced_down_fails():
     db = new_db()
-    ctl(db, "endpoint", "drain", SVC, "lb-us.example.net.")
+    ctl(db, "--force", "endpoint", "drain", SVC, "lb-us.example.net.")
     d0 = dump(db)
     rc, _, err = ctl(db, "flip", SVC, "lb-us.example.net.", ok=False)
     assert rc != 0 and "drained" in err, err
     assert_eq(dump(db), d0, "drained flip")
     ctl(db, "endpoint", "undrain", SVC, "lb-us.example.net.")
-    ctl(db, "endpoint", "set", SVC, "lb-us.example.net.", "--admin", "down")
+    ctl(db, "--force", "endpoint", "set", SVC, "lb-us.example.net.", "--admin", "down")
     d0 = dump(db)
     rc, _, err = ctl(db, "flip", SVC, "lb-us.example.net.", ok=False)
     assert rc != 0 and "forced down" in err, err
@@ -350,10 +350,10 @@ def explain_json_keys_and_policies():
     assert_eq(ex["answer"], ["lb-eu.example.net."], "failover answer")
     assert_eq(ex["service"], SVC, "service")
     # Drain eu: us answers; both drained: fail open.
-    ctl(db, "endpoint", "drain", SVC, "lb-eu.example.net.")
+    ctl(db, "--force", "endpoint", "drain", SVC, "lb-eu.example.net.")
     assert_eq(ctl_json(db, "explain", SVC, "--client", "192.0.2.1")["answer"],
               ["lb-us.example.net."], "drained")
-    ctl(db, "endpoint", "drain", SVC, "lb-us.example.net.")
+    ctl(db, "--force", "endpoint", "drain", SVC, "lb-us.example.net.")
     ex = ctl_json(db, "explain", SVC, "--client", "192.0.2.1")
     assert_eq((ex["answer"], ex["mode"]), (["lb-eu.example.net."], "open"), "fail open")
     ctl(db, "service", "set", SVC, "--when-down", "closed")
@@ -429,7 +429,7 @@ def export_import_roundtrip():
     ctl(db, "endpoint", "set", SVC, "lb-eu.example.net.", "--check-interval", "5",
         "--check-expect", "200-299", "--check-body", "ok", "--check-host", "www.example.com",
         "--check-insecure", "--bias", "12.5")
-    ctl(db, "endpoint", "drain", SVC, "lb-us.example.net.")
+    ctl(db, "--force", "endpoint", "drain", SVC, "lb-us.example.net.")
     ctl(db, "endpoint", "set", SVC, "lb-us.example.net.", "--lat", "12.345678901234567",
         "--lon", "-0.1")
     ctl(db, "service", "set", "api.gslb.example.com", "--sticky", "--answers", "2")
@@ -448,7 +448,7 @@ def export_import_roundtrip():
     # import replaces everything, from stdin too.
     small = {"version": 1, "services": [{"name": "only.example.com", "policy": "all",
                                           "endpoints": [{"target": "192.0.2.1"}]}]}
-    ctl(path, "import", "-", stdin=json.dumps(small))
+    ctl(path, "--force", "import", "-", stdin=json.dumps(small))
     assert_eq([s["name"] for s in ctl_json(path, "service", "list")],
               ["only.example.com."], "replaced")
 

@@ -357,6 +357,7 @@ def example_config_names_every_key_and_all_of_it_is_valid():
     text = (text.replace("@SYSCONFDIR@/gslb/gslb.example.com.zone",
                          os.path.join(ZONES, "gslb.example.com.zone"))
             .replace("@SYSCONFDIR@/gslb/token", tok).replace("/var/lib/gslb/gslb.db", db)
+            .replace("@SYSCONFDIR@/gslb/keys", d)
             .replace("/var/lib/GeoIP/GeoLite2-City.mmdb", make_mmdb()))
     conf = os.path.join(d, "all.conf")
     with open(conf, "w") as f:

@@ -192,7 +192,7 @@ def test_reloads_under_load():
     write_zone(zone, 0, serial)
     with open(conf, "w") as f:
         json.dump(import_doc(0, 0), f)
-    gslbctl(db, "import", conf)
+    gslbctl(db, "--force", "import", conf)
     dnsd = Dnsd(["--zone", zone, "--db", db, "--threads", "2", "--db-poll-ms", "50"])
 
     # state[name] = index of the current value; windows[name] = list of
@@ -242,7 +242,7 @@ def test_reloads_under_load():
                     new = 1 - cur[WEIGHTED]
                     with open(conf, "w") as f:
                         json.dump(import_doc(cur[FAIL], new), f)
-                    change(WEIGHTED, new, lambda: gslbctl(db, "import", conf))
+                    change(WEIGHTED, new, lambda: gslbctl(db, "--force", "import", conf))
                 si += 1
             if zi < n_zone:
                 new = 1 - cur[STATIC]

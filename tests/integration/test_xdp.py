@@ -823,7 +823,7 @@ def test_xdp_reload_health_rrl():
     report("up")
     until(lambda: answer(FO) == ["192.0.2.1"], "back to .1 after the up report")
     # The store: a drained endpoint leaves the XDP answers.
-    gslbctl(db, "endpoint", "drain", FO, "192.0.2.1")
+    gslbctl(db, "--force", "endpoint", "drain", FO, "192.0.2.1")
     until(lambda: answer(FO) == ["192.0.2.2"], "drained .1")
     m = d.metrics()
     expect(m["dnsd_xdp_answers_total"] - base == asked[0],

@@ -3,7 +3,10 @@
  * dnsd/answer.h: one table of query -> rcode, AA and the three sections,
  * read back with ldns. Then the snapshot lifecycle: clone, install (swap),
  * retire and discard free exactly the parts no longer shared (run under
- * make asan, a double free or a leak fails it). */
+ * make asan, a double free or a leak fails it). Last, the same zone signed
+ * (dnsd/dnssec.h): a table of DO queries -> rcode and the record types of
+ * each section, with the compact-denial NSEC's owner, next name and
+ * bitmap. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@
 #include "db/store_sql.h"
 #include "db/svc_load.h"
 #include "dnsd/answer.h"
+#include "dnsd/dnssec.h"
 #include "dnsd/snap.h"
 #include "dnsd/zone.h"
 #include "tests/unit/harness.h"
@@ -207,6 +211,166 @@ static void test_answers(const struct snap *s)
 	answer_worker_fini(&w);
 }
 
+/* One key signing everything (ldns-keygen -a ECDSAP256SHA256 -k). */
+static const char key_pub[] =
+	"t.example.\tIN\tDNSKEY\t257 3 13 LQDkzw21ZT3o8PgH6yNlrv98TRmcVleVfZSTVs95wfMi"
+	"dqb4yzmj8gQknUj5s8hqAqjQuH15VpgBWyhwelB1BQ== ;{id = 64048 (ksk), size = 256b}\n";
+static const char key_priv[] =
+	"Private-key-format: v1.2\nAlgorithm: 13 (ECDSAP256SHA256)\n"
+	"PrivateKey: PBui3BwwDng3W5Tshr9XR1CdImaNPtdxPES9y7ACmNA=\n";
+
+struct dcase {
+	const char *qname, *qtype;
+	bool co;                 /* EDNS CO flag (RFC 9824) */
+	int rcode;
+	bool aa;
+	const char *answer, *authority;   /* types, space-separated */
+	const char *nsec;        /* the NSEC's "owner next types", or NULL */
+};
+
+static const struct dcase dcases[] = {
+	{ "www.t.example.", "A", false, LDNS_RCODE_NOERROR, true, "A RRSIG", "" },
+	{ "t.example.", "DNSKEY", false, LDNS_RCODE_NOERROR, true, "DNSKEY RRSIG", "" },
+	{ "t.example.", "CDS", false, LDNS_RCODE_NOERROR, true, "CDS RRSIG", "" },
+	{ "alias.t.example.", "A", false, LDNS_RCODE_NOERROR, true,
+	  "CNAME RRSIG A RRSIG", "" },
+	{ "x.wild.t.example.", "A", false, LDNS_RCODE_NOERROR, true, "A RRSIG", "" },
+	{ "lb.t.example.", "A", false, LDNS_RCODE_NOERROR, true, "A RRSIG", "" },
+	{ "nope.t.example.", "A", false, LDNS_RCODE_NOERROR, true, "",
+	  "SOA RRSIG NSEC RRSIG", "nope.t.example. \\000.nope.t.example. RRSIG NSEC TYPE128" },
+	{ "nope.t.example.", "A", true, LDNS_RCODE_NXDOMAIN, true, "",
+	  "SOA RRSIG NSEC RRSIG", "nope.t.example. \\000.nope.t.example. RRSIG NSEC TYPE128" },
+	{ "www.t.example.", "MX", false, LDNS_RCODE_NOERROR, true, "",
+	  "SOA RRSIG NSEC RRSIG", "www.t.example. \\000.www.t.example. A AAAA RRSIG NSEC" },
+	{ "b.c.t.example.", "A", false, LDNS_RCODE_NOERROR, true, "",
+	  "SOA RRSIG NSEC RRSIG", "b.c.t.example. \\000.b.c.t.example. RRSIG NSEC" },
+	{ "lb.t.example.", "AAAA", false, LDNS_RCODE_NOERROR, true, "",
+	  "SOA RRSIG NSEC RRSIG", "lb.t.example. \\000.lb.t.example. A RRSIG NSEC" },
+	{ "t.example.", "TXT", false, LDNS_RCODE_NOERROR, true, "",
+	  "SOA RRSIG NSEC RRSIG",
+	  "t.example. \\000.t.example. NS SOA RRSIG NSEC DNSKEY CDS CDNSKEY" },
+	{ "ext.t.example.", "A", false, LDNS_RCODE_NOERROR, true, "CNAME RRSIG", "" },
+	/* a referral: NS unsigned, the proof of no DS signed */
+	{ "host.sub.t.example.", "A", false, LDNS_RCODE_NOERROR, false, "",
+	  "NS NSEC RRSIG", "sub.t.example. \\000.sub.t.example. NS RRSIG NSEC" },
+	{ "sub.t.example.", "DS", false, LDNS_RCODE_NOERROR, true, "",
+	  "SOA RRSIG NSEC RRSIG", "sub.t.example. \\000.sub.t.example. NS RRSIG NSEC" },
+};
+
+static void types_text(const ldns_rr_list *l, char *out, size_t len,
+		       char *nsec, size_t nlen)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < ldns_rr_list_rr_count(l); i++) {
+		const ldns_rr *rr = ldns_rr_list_rr(l, i);
+		char *type = ldns_rr_type2str(ldns_rr_get_type(rr));
+
+		if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_OPT)
+			n += (size_t)snprintf(out + n, len - n, "%s%s", n ? " " : "", type);
+		free(type);
+		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_NSEC) {
+			char *o = ldns_rdf2str(ldns_rr_owner(rr));
+			char *nx = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+			char *bm = ldns_rdf2str(ldns_rr_rdf(rr, 1));
+
+			snprintf(nsec, nlen, "%s %s %s", o, nx, bm);
+			/* ldns ends the bitmap text with a space */
+			while (strlen(nsec) && nsec[strlen(nsec) - 1] == ' ')
+				nsec[strlen(nsec) - 1] = '\0';
+			free(o);
+			free(nx);
+			free(bm);
+		}
+	}
+}
+
+static void test_signed(const struct snap *s)
+{
+	struct stats st;
+	struct answer_worker w;
+	struct answer_client cl = { .addr = IN6ADDR_LOOPBACK_INIT };
+
+	memset(&st, 0, sizeof st);
+	CHECK(answer_worker_init(&w, &st, 16, 1) == 0 && w.dw, "signing worker");
+	for (size_t i = 0; i < sizeof(dcases) / sizeof(dcases[0]); i++) {
+		const struct dcase *c = &dcases[i];
+		ldns_pkt *q = NULL, *r = NULL;
+		uint8_t *wire = NULL, out[ANSWER_MAX];
+		size_t wlen = 0, n;
+		char got[512], nsec[512] = "";
+
+		CHECK(ldns_pkt_query_new_frm_str(&q, c->qname,
+		      ldns_get_rr_type_by_name(c->qtype), LDNS_RR_CLASS_IN, 0) ==
+		      LDNS_STATUS_OK, "%s: query", c->qname);
+		ldns_pkt_set_edns_udp_size(q, 1232);
+		ldns_pkt_set_edns_do(q, true);
+		if (c->co)              /* the flags field holds DO too */
+			ldns_pkt_set_edns_z(q, 0x8000 | 0x4000);
+		CHECK(ldns_pkt2wire(&wire, q, &wlen) == LDNS_STATUS_OK, "wire");
+		n = answer_query(s, wire, wlen, out, &cl, &w);
+		CHECK(n > 0 && ldns_wire2pkt(&r, out, n) == LDNS_STATUS_OK,
+		      "%s %s: no parsable answer", c->qname, c->qtype);
+		if (r) {
+			CHECK((int)ldns_pkt_get_rcode(r) == c->rcode && ldns_pkt_aa(r) == c->aa,
+			      "%s %s: rcode %d AA %d", c->qname, c->qtype,
+			      ldns_pkt_get_rcode(r), ldns_pkt_aa(r));
+			types_text(ldns_pkt_answer(r), got, sizeof got, nsec, sizeof nsec);
+			CHECK(strcmp(got, c->answer) == 0, "%s %s: answer '%s', want '%s'",
+			      c->qname, c->qtype, got, c->answer);
+			types_text(ldns_pkt_authority(r), got, sizeof got, nsec, sizeof nsec);
+			CHECK(strcmp(got, c->authority) == 0,
+			      "%s %s: authority '%s', want '%s'", c->qname, c->qtype,
+			      got, c->authority);
+			CHECK(strcmp(nsec, c->nsec ? c->nsec : "") == 0,
+			      "%s %s: NSEC '%s', want '%s'", c->qname, c->qtype, nsec,
+			      c->nsec ? c->nsec : "");
+		}
+		ldns_pkt_free(q);
+		ldns_pkt_free(r);
+		free(wire);
+	}
+	/* Without DO: no DNSSEC records, NXDOMAIN as before. */
+	{
+		ldns_pkt *q = NULL, *r = NULL;
+		uint8_t *wire = NULL, out[ANSWER_MAX];
+		size_t wlen = 0, n;
+
+		ldns_pkt_query_new_frm_str(&q, "nope.t.example.", LDNS_RR_TYPE_A,
+					   LDNS_RR_CLASS_IN, 0);
+		ldns_pkt2wire(&wire, q, &wlen);
+		n = answer_query(s, wire, wlen, out, &cl, &w);
+		CHECK(n > 0 && ldns_wire2pkt(&r, out, n) == LDNS_STATUS_OK &&
+		      ldns_pkt_get_rcode(r) == LDNS_RCODE_NXDOMAIN &&
+		      ldns_pkt_nscount(r) == 1, "no DO: plain NXDOMAIN");
+		ldns_pkt_free(q);
+		ldns_pkt_free(r);
+		free(wire);
+	}
+	answer_worker_fini(&w);
+}
+
+static struct dnssec_set *load_keys(struct zone *z)
+{
+	char dir[] = "/tmp/test_answer_keys.XXXXXX", path[128], err[256];
+	struct dnssec_set *sec = NULL;
+	FILE *f;
+
+	CHECK(mkdtemp(dir) != NULL, "key dir");
+	snprintf(path, sizeof path, "%s/Kt.example.+013+64048.key", dir);
+	CHECK((f = fopen(path, "w")) && fputs(key_pub, f) >= 0 && fclose(f) == 0, "key");
+	snprintf(path, sizeof path, "%s/Kt.example.+013+64048.private", dir);
+	CHECK((f = fopen(path, "w")) && fputs(key_priv, f) >= 0 && fclose(f) == 0, "private");
+	CHECK(dnssec_load(dir, &z, 1, time(NULL), &sec, err, sizeof err) == 0 &&
+	      sec && sec->n == 1 && sec->zones[0].n_zsk == 1, "dnssec_load: %s", err);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/Kt.example.+013+64048.key", dir);
+	unlink(path);
+	rmdir(dir);
+	return sec;
+}
+
 /* A view with nothing checked, as the health service builds it. */
 static struct hstate_view *empty_view(void)
 {
@@ -256,6 +420,16 @@ int main(void)
 	snap_discard(s3, s2);
 	CHECK(snap_current() == s2, "discard leaves s2 in force");
 	test_answers(snap_current());
+
+	/* Signed: the same zone with its key; retiring s2 keeps the zone. */
+	dnssec_configure(1 << 20, 0);
+	s3 = snap_clone(s2, 1, &conf, 4);
+	CHECK(s3 != NULL, "clone for signing");
+	s3->sec = load_keys(s3->zones[0]);
+	s3->hv = empty_view();
+	CHECK(snap_install(s3, s2) == 0 && snap_current() == s3, "install signed");
+	test_signed(snap_current());
+	test_answers(snap_current());      /* no DO: unchanged */
 
 	/* Shutdown: the last one retired with nothing left in force. */
 	snap_retire(snap_publish(NULL), NULL);

@@ -34,6 +34,9 @@
 #define LLVMFuzzerTestOneInput fuzz_xdp_input
 #include "tests/fuzz/fuzz_xdp.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_keyfile_input
+#include "tests/fuzz/fuzz_keyfile.c"
+#undef LLVMFuzzerTestOneInput
 
 #include "tests/unit/harness.h"
 
@@ -85,6 +88,7 @@ int main(void)
 		{ "checks", fuzz_checks_input, 256 * 1024, 10 },
 		{ "store", fuzz_store_input, 16383, 10 },
 		{ "xdp", fuzz_xdp_input, XDP_FRAME_SIZE, 50 },
+		{ "keyfile", fuzz_keyfile_input, 65536, 20 },
 	};
 
 	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {

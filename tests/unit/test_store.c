@@ -141,9 +141,22 @@ static void test_create(void)
 	h = NULL;
 	rc = store_open(p, 0, &h, err, sizeof err);
 	CHECK(rc == 0 && one_int(h->h, "SELECT count(*) FROM sqlite_master "
-	                         "WHERE type = 'table'") == 11,
+	                         "WHERE type = 'table'") == 14,
 	      "reopen: %d %s", rc, err);
 	CHECK(store_data_version(h) > 0, "data_version");
+	/* A version 1 store (no version, change log, audit) is migrated. */
+	CHECK(store_exec(h->h, "DROP TABLE audit; DROP TABLE changes; DROP "
+	                 "TABLE store_version; PRAGMA user_version = 1") == 0,
+	      "make a version 1 store");
+	store_close(h);
+	h = NULL;
+	rc = store_open(p, 0, &h, err, sizeof err);
+	CHECK(rc == 0 && one_int(h->h, "PRAGMA user_version") ==
+	                         STORE_SCHEMA_VERSION &&
+	      one_int(h->h, "SELECT version FROM store_version") == 0 &&
+	      one_int(h->h, "SELECT count(*) FROM audit") == 0 &&
+	      one_int(h->h, "SELECT count(*) FROM services") == 0,
+	      "migration 1 -> 2: %d %s", rc, err);
 	store_close(h);
 	h = NULL;
 	rc = store_open(p, STORE_RDONLY, &h, err, sizeof err);

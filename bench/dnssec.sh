@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# bench/dnssec.sh - what online signing costs: dnsd unsigned, dnsd signed
+# (warm signature cache) and Knot DNS with mod-onlinesign, on the same zone
+# (bench/genzone.py mix: 10,000 hosts, 100,000 queries), one worker thread
+# each, plus random new names (every answer needs fresh signatures) and one
+# weighted balanced name. Needs bin/ built, ldnsutils (ldns-keygen) and,
+# for the Knot line, knot. Run: bash bench/dnssec.sh  (about 3 minutes).
+#
+# The figure that matters on a shared machine is the server's own CPU time
+# per answered query (utime + stime from /proc/PID/stat over the run); q/s
+# are printed too but depend on what else runs. Each line is the median of
+# ROUNDS runs of SECONDS seconds. Every process started is stopped by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+SECONDS_RUN=${SECONDS_RUN:-4}
+T=$(mktemp -d /tmp/bench-dnssec.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$T"; }
+trap cleanup EXIT
+
+mkdir -p build/bench
+cc -O2 -D_GNU_SOURCE -o build/bench/loadgen bench/loadgen.c
+LG=build/bench/loadgen
+python3 bench/genzone.py mix "$T/bench.zone" "$T/q.txt" 10000 100000 >/dev/null
+for i in $(seq 1 300000); do echo "r$i.bench.test. A"; done > "$T/rnd.txt"
+for i in $(seq 1 1000); do echo "wt.bench.test. A"; done > "$T/wt.txt"
+mkdir "$T/keys"
+(cd "$T/keys" && ldns-keygen -a ECDSAP256SHA256 -k bench.test >/dev/null &&
+ ldns-keygen -a ECDSAP256SHA256 bench.test >/dev/null && rm -f ./*.ds)
+bin/gslbctl --db "$T/gs.db" init >/dev/null
+bin/gslbctl --db "$T/gs.db" service add wt.bench.test. --policy weighted --answers 2 >/dev/null
+for i in 1 2 3 4; do bin/gslbctl --db "$T/gs.db" endpoint add wt.bench.test. "198.51.100.$i" >/dev/null; done
+
+port() { python3 -c "import socket;s=socket.socket();s.bind(('127.0.0.1',0));print(s.getsockname()[1])"; }
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ticks=$(getconf CLK_TCK)
+
+# run NAME PID PORT QUERYFILE LOADGEN-FLAGS: median us/query and q/s
+run() {
+	local name=$1 pid=$2 p=$3 f=$4 flags=$5 out c0 c1 n qps res=()
+	for _ in $(seq 1 "$ROUNDS"); do
+		c0=$(cpu "$pid")
+		out=$($LG -d "$f" -p "$p" -l "$SECONDS_RUN" -w 128 -c 4 -b 64 $flags 2>&1 | grep RESULT)
+		c1=$(cpu "$pid")
+		n=$(echo "$out" | grep -o 'answered=[0-9]*' | cut -d= -f2)
+		qps=$(echo "$out" | grep -o 'qps=[0-9]*' | cut -d= -f2)
+		res+=("$(python3 -c "print('%.2f %s' % (($c1 - $c0) * 1e6 / $ticks / max($n, 1), $qps))")")
+	done
+	printf '%s\n' "${res[@]}" | sort -n | sed -n "$(( (ROUNDS + 1) / 2 ))p" |
+		awk -v n="$name" '{printf "%-44s %8s us/query  %8s q/s\n", n, $1, $2}'
+}
+
+wait_up() {
+	for _ in $(seq 1 100); do
+		$LG -P "host1.bench.test./A" -p "$1" -t 2000 >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "server on port $1 did not answer" >&2
+	return 1
+}
+
+P1=$(port)
+bin/dnsd --zone "$T/bench.zone" --db "$T/gs.db" --dnssec-keys "$T/keys" --dnssec-cache-mb 64 \
+	--dnssec-sign-rate 0 --listen "127.0.0.1:$P1" --threads 1 >"$T/dnsd.log" 2>&1 &
+D1=$!; PIDS+=("$D1")
+wait_up "$P1"
+# warm the signature cache
+$LG -d "$T/q.txt" -p "$P1" -n 200000 -l 120 -w 128 -c 4 -b 64 -D >/dev/null 2>&1
+$LG -d "$T/wt.txt" -p "$P1" -l 1 -w 128 -c 4 -b 64 -D >/dev/null 2>&1
+echo "== DNSSEC cost (ECDSA P-256, one worker thread, median of $ROUNDS x ${SECONDS_RUN}s)"
+run "dnsd static mix, unsigned (EDNS, no DO)" "$D1" "$P1" "$T/q.txt" -e
+run "dnsd static mix, signed (DO, warm cache)" "$D1" "$P1" "$T/q.txt" -D
+run "dnsd weighted name, unsigned" "$D1" "$P1" "$T/wt.txt" -e
+run "dnsd weighted name, signed (warm cache)" "$D1" "$P1" "$T/wt.txt" -D
+run "dnsd random new names, signed (1 new sig each)" "$D1" "$P1" "$T/rnd.txt" -D
+
+if command -v knotd >/dev/null; then
+	P2=$(port)
+	mkdir -p "$T/knot/db"
+	cat > "$T/knot/knot.conf" <<EOF
+server:
+    rundir: "$T/knot"
+    pidfile: "$T/knot/knot.pid"
+    listen: 127.0.0.1@$P2
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$T/knot/db"
+log:
+  - target: stderr
+    any: warning
+policy:
+  - id: p256
+    algorithm: ecdsap256sha256
+mod-onlinesign:
+  - id: os
+    policy: p256
+template:
+  - id: default
+    storage: "$T/knot"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+    semantic-checks: off
+zone:
+  - domain: bench.test.
+    file: "$T/bench.zone"
+    module: mod-onlinesign/os
+EOF
+	knotd -c "$T/knot/knot.conf" >"$T/knot/log" 2>&1 &
+	K=$!; PIDS+=("$K")
+	wait_up "$P2"
+	$LG -d "$T/q.txt" -p "$P2" -n 20000 -l 60 -w 128 -c 4 -b 64 -D >/dev/null 2>&1
+	run "knot mod-onlinesign static mix, unsigned" "$K" "$P2" "$T/q.txt" -e
+	run "knot mod-onlinesign static mix, signed" "$K" "$P2" "$T/q.txt" -D
+	run "knot mod-onlinesign random new names" "$K" "$P2" "$T/rnd.txt" -D
+else
+	echo "knot: not installed, its lines are left out"
+fi

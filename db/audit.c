@@ -1,0 +1,349 @@
+/* db/audit.c - observed configuration writes: plan, guard, version,
+ * change log, audit trail, journal. Load time only; see db/audit.h. */
+#include "db/audit.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <systemd/sd-journal.h>
+
+#include "common/log.h"
+#include "db/diff.h"
+#include "db/diff_sql.h"
+#include "db/edit.h"
+#include "db/audit_sql.h"
+#include "db/store.h"
+
+/* At most this many changes of one write are logged one by one. */
+#define LOG_MAX_LINES 100
+
+static _Thread_local struct cfg_write *cur_write;
+static const struct cfg_write defaults;
+
+void cfg_write_use(struct cfg_write *w)
+{
+	cur_write = w;
+}
+
+void cfg_write_done(struct cfg_write *w)
+{
+	if (!w)
+		return;
+	cfg_plan_free(w->done);
+	w->done = NULL;
+}
+
+const struct cfg_write *cfg_write_current(void)
+{
+	return cur_write ? cur_write : &defaults;
+}
+
+static const char *who_am_i(char *buf, size_t n)
+{
+	const struct cfg_write *w = cfg_write_current();
+	struct passwd *pw;
+
+	if (w->who)
+		return w->who;
+	pw = getpwuid(getuid());
+	snprintf(buf, n, "uid %u%s%s%s", (unsigned)getuid(), pw ? " (" : "",
+	         pw ? pw->pw_name : "", pw ? ")" : "");
+	return buf;
+}
+
+static void keep_plan(struct cfg_plan *p)
+{
+	if (cur_write) {
+		cfg_plan_free(cur_write->done);
+		cur_write->done = p;
+	} else {
+		cfg_plan_free(p);
+	}
+}
+
+long long cfg_store_version(struct store *db)
+{
+	return cfg_version_of(db->h);
+}
+
+long long cfg_version_of(sqlite3 *h)
+{
+	sqlite3_stmt *st = NULL;
+	long long v = -EIO;
+
+	if (sqlite3_prepare_v2(h, "SELECT version FROM store_version WHERE id "
+	                       "= 1", -1, &st, NULL) == SQLITE_OK) {
+		int rc = sqlite3_step(st);
+
+		v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) :
+		    rc == SQLITE_DONE ? 0 : -EIO;
+	}
+	sqlite3_finalize(st);
+	return v;
+}
+
+int cfg_observe_begin(sqlite3 *h, const char *service, struct cfg_observe *o,
+                      char *err, size_t errlen)
+{
+	char e2[64];
+	int rc;
+
+	o->before = NULL;
+	/* A bad name fails in the write itself, with its own message. */
+	if (!service || cfg_canon_name(service, o->service, e2, sizeof e2) < 0)
+		snprintf(o->service, sizeof o->service, "%s",
+		         service ? service : "");
+	if ((rc = store_open(":memory:", STORE_CREATE, &o->before, err,
+	                     errlen)) < 0)
+		return rc;
+	if (cfg_copy_service(h, o->service, o->before->h) < 0) {
+		cfg_observe_abort(o);
+		return store_sqlerr(h, err, errlen, "audit: copy");
+	}
+	return 0;
+}
+
+void cfg_observe_abort(struct cfg_observe *o)
+{
+	store_close(o->before);
+	o->before = NULL;
+}
+
+int cfg_observe_end(sqlite3 *h, struct cfg_observe *o, char *err,
+                    size_t errlen)
+{
+	const struct cfg_write *w = cfg_write_current();
+	struct cfg_plan *p = NULL;
+	struct store *after = NULL;
+	int rc;
+
+	if ((rc = store_open(":memory:", STORE_CREATE, &after, err,
+	                     errlen)) < 0)
+		goto out;
+	if (cfg_copy_service(h, o->service, after->h) < 0) {
+		store_close(after);
+		rc = store_sqlerr(h, err, errlen, "audit: copy");
+		goto out;
+	}
+	if ((rc = cfg_plan_make(o->before->h, after->h, after, &p, err,
+	                        errlen)) < 0)
+		goto out;
+	if (!w->force && (rc = cfg_plan_guard(p, o->before->h, after->h,
+	                                      err, errlen)) < 0)
+		goto out;
+	if (w->dry_run) {
+		rc = 1;
+		goto out;
+	}
+	rc = cfg_record(h, p, NULL, err, errlen);
+out:
+	cfg_observe_abort(o);
+	if (rc >= 0)
+		keep_plan(p);
+	else
+		cfg_plan_free(p);
+	return rc;
+}
+
+/* A value of a change object as text for the audit table (JSON). */
+static char *jtext(const json_t *v)
+{
+	return v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT |
+	                          JSON_REAL_PRECISION(15)) : NULL;
+}
+
+static void log_change(const struct cfg_plan *p, size_t i, const json_t *c,
+                       long long version, const char *who,
+                       const char *source)
+{
+	const struct cfg_write *w = cfg_write_current();
+	char line[1024];
+	const char *key;
+	char *o, *n;
+
+	cfg_plan_line(p, i, line, sizeof line);
+	if (getenv("INVOCATION_ID")) {
+		key = json_string_value(json_object_get(c, "target"));
+		if (!key)
+			key = json_string_value(json_object_get(c, "match"));
+		o = jtext(json_object_get(c, "old"));
+		n = jtext(json_object_get(c, "new"));
+		sd_journal_send("MESSAGE=config v%lld by %s (%s): %s", version,
+		                who, source, line, "PRIORITY=6",
+		                "GSLB_VERSION=%lld", version, "GSLB_WHO=%s", who,
+		                "GSLB_SOURCE=%s", source, "GSLB_OP=%s",
+		                json_string_value(json_object_get(c, "op")),
+		                "GSLB_KIND=%s",
+		                json_string_value(json_object_get(c, "kind")),
+		                "GSLB_SERVICE=%s",
+		                json_string_value(json_object_get(c, "service")),
+		                "GSLB_TARGET=%s", key ? key : "",
+		                "GSLB_FIELD=%s",
+		                json_string_value(json_object_get(c, "field")) ?
+		                json_string_value(json_object_get(c, "field")) : "",
+		                "GSLB_OLD=%s", o ? o : "", "GSLB_NEW=%s",
+		                n ? n : "", NULL);
+		free(o);
+		free(n);
+	} else if (w->log_stderr) {
+		log_info("config v%lld by %s (%s): %s", version, who, source,
+		         line);
+	}
+}
+
+int cfg_record(sqlite3 *h, const struct cfg_plan *p, const char *source,
+               char *err, size_t errlen)
+{
+	const struct cfg_write *w = cfg_write_current();
+	sqlite3_stmt *ch = NULL, *au = NULL;
+	struct timeval tv;
+	char whobuf[128];
+	const char *who = who_am_i(whobuf, sizeof whobuf);
+	size_t n = cfg_plan_size(p);
+	long long version;
+	int rc = -EIO;
+
+	if (n == 0)
+		return 0;
+	if (!source)
+		source = w->source ? w->source : "gslbctl";
+	gettimeofday(&tv, NULL);
+	if (store_exec(h, "INSERT OR IGNORE INTO store_version (id, version) "
+	               "VALUES (1, 0); UPDATE store_version SET version = "
+	               "version + 1 WHERE id = 1") < 0 ||
+	    (version = cfg_version_of(h)) < 0 ||
+	    sqlite3_prepare_v2(h, "INSERT OR IGNORE INTO changes (version, "
+	                       "service) VALUES (?, ?)", -1, &ch, NULL) !=
+	            SQLITE_OK ||
+	    sqlite3_prepare_v2(h, "INSERT INTO audit (version, time, who, "
+	                       "source, op, kind, service, target, field, old, "
+	                       "new) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	                       -1, &au, NULL) != SQLITE_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		json_t *c = cfg_plan_change(p, i);
+		const char *key;
+		char *o, *nv;
+		int s1, s2;
+
+		if (!c) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		key = json_string_value(json_object_get(c, "target"));
+		if (!key)
+			key = json_string_value(json_object_get(c, "match"));
+		o = jtext(json_object_get(c, "old"));
+		nv = jtext(json_object_get(c, "new"));
+		if (!json_object_get(c, "new") && json_object_get(c, "targets"))
+			nv = jtext(json_object_get(c, "targets"));
+		sqlite3_bind_int64(ch, 1, version);
+		sqlite3_bind_text(ch, 2, json_string_value(json_object_get(
+		                  c, "service")), -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(au, 1, version);
+		sqlite3_bind_double(au, 2, tv.tv_sec + tv.tv_usec / 1e6);
+		sqlite3_bind_text(au, 3, who, -1, SQLITE_STATIC);
+		sqlite3_bind_text(au, 4, source, -1, SQLITE_STATIC);
+		sqlite3_bind_text(au, 5, json_string_value(json_object_get(
+		                  c, "op")), -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(au, 6, json_string_value(json_object_get(
+		                  c, "kind")), -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(au, 7, json_string_value(json_object_get(
+		                  c, "service")), -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(au, 8, key, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(au, 9, json_string_value(json_object_get(
+		                  c, "field")), -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(au, 10, o, -1, free);
+		sqlite3_bind_text(au, 11, nv, -1, free);
+		s1 = sqlite3_step(ch);
+		s2 = sqlite3_step(au);
+		sqlite3_reset(ch);
+		sqlite3_reset(au);
+		sqlite3_clear_bindings(au);
+		if (i < LOG_MAX_LINES)
+			log_change(p, i, c, version, who, source);
+		json_decref(c);
+		if (s1 != SQLITE_DONE || s2 != SQLITE_DONE)
+			goto out;
+	}
+	if (n > LOG_MAX_LINES && w->log_stderr)
+		log_info("config v%lld by %s (%s): ... and %zu more changes",
+		         version, who, source, n - LOG_MAX_LINES);
+	if (cur_write)
+		cur_write->version = version;
+	rc = 0;
+out:
+	if (rc == -EIO)
+		store_sqlerr(h, err, errlen, "audit");
+	else if (rc == -ENOMEM)
+		store_errf(err, errlen, rc, "audit: out of memory");
+	sqlite3_finalize(ch);
+	sqlite3_finalize(au);
+	return rc;
+}
+
+json_t *cfg_history(struct store *db, const char *service, int limit,
+                    char *err, size_t errlen)
+{
+	sqlite3 *h = db->h;
+	static const char *const cols[] = { "version", "time", "who", "source",
+		"op", "kind", "service", NULL, "field", "old", "new" };
+	sqlite3_stmt *st = NULL;
+	json_t *arr = json_array();
+	char canon[256];
+	int rc;
+
+	if (service && cfg_canon_name(service, canon, err, errlen) < 0)
+		goto fail;
+	if (sqlite3_prepare_v2(h, "SELECT * FROM (SELECT version, time, who, "
+	                       "source, op, kind, service, target, field, old, "
+	                       "new, id FROM audit WHERE ?1 IS NULL OR service "
+	                       "= ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		store_sqlerr(h, err, errlen, "history");
+		goto fail;
+	}
+	if (service)
+		sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *o = json_object();
+
+		for (int i = 0; i < 11; i++) {
+			const char *t = (const char *)sqlite3_column_text(st, i);
+			const char *k = cols[i];
+			json_t *v;
+
+			if (!t)
+				continue;
+			if (i == 7)
+				k = strcmp((const char *)sqlite3_column_text(st, 5),
+				           "rule") == 0 ? "match" : "target";
+			if (i == 0)
+				v = json_integer(sqlite3_column_int64(st, i));
+			else if (i == 1)
+				v = json_real(sqlite3_column_double(st, i));
+			else if (i >= 9)
+				v = json_loads(t, JSON_DECODE_ANY, NULL);
+			else
+				v = json_string(t);
+			json_object_set_new(o, k, v ? v : json_string(t));
+		}
+		json_array_append_new(arr, o);
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlerr(h, err, errlen, "history");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	return arr;
+fail:
+	sqlite3_finalize(st);
+	json_decref(arr);
+	return NULL;
+}

@@ -1,0 +1,63 @@
+/* db/audit_sql.h - the SQLite side of db/audit.h, for db/ only: observing
+ * one write, recording a plan, and CFG_TXN, the transaction every
+ * configuration write of db/edit.c runs in. */
+#ifndef DB_AUDIT_SQL_H
+#define DB_AUDIT_SQL_H
+#include <stddef.h>
+
+#include <sqlite3.h>
+
+#include "db/store_sql.h"
+
+struct cfg_plan;
+
+/* One observed write of one service on h (the caller holds the write
+ * transaction): begin copies the service as it is into a scratch store. A
+ * write of many services (import) makes its own plan and calls
+ * cfg_plan_guard and cfg_record itself. */
+struct cfg_observe {
+	struct store *before;   /* scratch copy of the service */
+	char service[256];
+};
+int cfg_observe_begin(sqlite3 *h, const char *service, struct cfg_observe *o,
+                      char *err, size_t errlen);
+/* After the write: plan = before vs now; guard (unless force); record.
+ * Returns 0 (commit), 1 (dry run: roll back, nothing happened), < 0. */
+int cfg_observe_end(sqlite3 *h, struct cfg_observe *o, char *err,
+                    size_t errlen);
+void cfg_observe_abort(struct cfg_observe *o);
+
+/* Records plan p (already applied to h, inside h's transaction): bumps
+ * the version, writes changes and audit rows, logs. source NULL: the
+ * context's. Nothing when p is empty. */
+int cfg_record(sqlite3 *h, const struct cfg_plan *p, const char *source,
+               char *err, size_t errlen);
+
+/* The version in h (inside the caller's transaction), or -EIO. */
+long long cfg_version_of(sqlite3 *h);
+
+/* Runs body (an int expression: a db/edit.c write without transaction)
+ * in one write transaction on h, observed for service (see above); the
+ * calling function returns its result. */
+#define CFG_TXN(h, service, err, errlen, body)                             \
+	do {                                                               \
+		struct cfg_observe o_;                                     \
+		int rc_;                                                   \
+		if (store_begin(h, true) < 0)                              \
+			return store_sqlerr(h, err, errlen, "begin");      \
+		rc_ = cfg_observe_begin(h, service, &o_, err, errlen);     \
+		if (rc_ == 0) {                                            \
+			rc_ = (body);                                      \
+			if (rc_ == 0)                                      \
+				rc_ = cfg_observe_end(h, &o_, err, errlen); \
+			else                                               \
+				cfg_observe_abort(&o_);                    \
+		}                                                          \
+		if (rc_ == 0 && store_commit(h) < 0)                       \
+			rc_ = store_sqlerr(h, err, errlen, "commit");      \
+		if (rc_ != 0)                                              \
+			store_rollback(h);                                 \
+		return rc_ < 0 ? rc_ : 0;                                  \
+	} while (0)
+
+#endif
