@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "db/audit.h"
+#include "db/audit_sql.h"
 #include "db/edit.h"
 #include "db/store.h"
 #include "db/store_sql.h"
@@ -235,6 +238,51 @@ static int exec_bind(sqlite3 *h, const char *sql, const char *fmt, ...)
 	       : rc == SQLITE_CONSTRAINT ? -EINVAL : -EIO;
 }
 
+/* One audit row for a change of a shift (kind service, field "shift",
+ * old and new as JSON strings), at the store's current version: shift
+ * state is not configuration, so the version does not move. by_dnsd:
+ * written by dnsd itself, else by the writer of cfg_write_current(). */
+static int audit_shift(sqlite3 *h, const struct shift_info *o,
+                       const char *old, const char *new_, bool by_dnsd,
+                       double now)
+{
+	const struct cfg_write *w = cfg_write_current();
+	char who[64], jo[600], jn[600];
+	json_t *a = json_string(old), *b = json_string(new_);
+	char *ta = a ? json_dumps(a, JSON_ENCODE_ANY) : NULL;
+	char *tb = b ? json_dumps(b, JSON_ENCODE_ANY) : NULL;
+	long long v = cfg_version_of(h);
+	int rc;
+
+	snprintf(jo, sizeof jo, "%s", ta ? ta : "null");
+	snprintf(jn, sizeof jn, "%s", tb ? tb : "null");
+	free(ta);
+	free(tb);
+	json_decref(a);
+	json_decref(b);
+	if (by_dnsd)
+		snprintf(who, sizeof who, "dnsd");
+	else if (w->who)
+		snprintf(who, sizeof who, "%s", w->who);
+	else
+		snprintf(who, sizeof who, "uid %u", (unsigned)getuid());
+	rc = exec_bind(h, "INSERT INTO audit (version, time, who, source, op, "
+	               "kind, service, target, field, old, new) VALUES (?, ?, "
+	               "?, ?, 'change', 'service', ?, ?, 'shift', ?, ?)",
+	               "idtttttt", v < 0 ? 0 : v, now, who,
+	               by_dnsd ? "dnsd" : w->source ? w->source : "gslbctl",
+	               o->service, o->target, jo, jn);
+	return rc;
+}
+
+/* "stage 2 of 5 (25%), running" */
+static void describe(const struct shift_info *o, char *out, size_t cap)
+{
+	snprintf(out, cap, "stage %u of %u (%u%%), %s%s%s", o->stage,
+	         o->n_steps, shift_percent(o), shift_state_name(o->state),
+	         o->reason[0] ? ": " : "", o->reason);
+}
+
 /* Stage o->stage has just begun: a 100 percent stage ends the shift
  * (failover: the target takes the best priority, as a flip). */
 static int stage_begun(sqlite3 *h, struct shift_info *o, double now,
@@ -409,6 +457,14 @@ static int start(sqlite3 *h, const char *service, const char *target,
 	if ((rc = row_get(h, sid, &o)) < 0)
 		return store_errf(err, errlen, rc, "shift %s: cannot read it "
 		                  "back", sname);
+	{
+		char d[320];
+
+		snprintf(d, sizeof d, "started to %s: steps %s every %g s",
+		         o.target, st_txt, every);
+		if (audit_shift(h, &o, "", d, false, now) < 0)
+			return store_sqlerr(h, err, errlen, "audit");
+	}
 	return stage_begun(h, &o, now, err, errlen);
 }
 
@@ -475,11 +531,13 @@ static int restore_prev(sqlite3 *h, long long sid, char *err, size_t errlen)
 static int set_state(sqlite3 *h, const char *service, int want, double now,
                      char *err, size_t errlen)
 {
-	struct shift_info o;
+	struct shift_info o, after;
+	char before[400], now_d[400];
 	int rc;
 
 	if ((rc = get_named(h, service, &o, err, errlen)) < 0)
 		return rc;
+	describe(&o, before, sizeof before);
 	switch (want) {
 	case SHIFT_ABORTED:
 		if (o.state == SHIFT_DONE && strcmp(o.policy, "failover") == 0 &&
@@ -512,7 +570,14 @@ static int set_state(sqlite3 *h, const char *service, int want, double now,
 		               now - (o.every - fmin(o.left, o.every)), now,
 		               o.service_id);
 	}
-	return rc < 0 ? store_sqlerr(h, err, errlen, o.service) : 0;
+	if (rc < 0)
+		return store_sqlerr(h, err, errlen, o.service);
+	if (row_get(h, o.service_id, &after) == 0) {
+		describe(&after, now_d, sizeof now_d);
+		if (audit_shift(h, &after, before, now_d, false, now) < 0)
+			return store_sqlerr(h, err, errlen, "audit");
+	}
+	return 0;
 }
 
 int shift_abort(struct store *db, const char *service, double now, char *err,
@@ -590,6 +655,7 @@ static int advance(sqlite3 *h, long long sid, double now,
                    size_t errlen)
 {
 	struct shift_info o;
+	char before[400], now_d[400];
 	double due, begin;
 	int rc = row_get(h, sid, &o);
 
@@ -603,6 +669,7 @@ static int advance(sqlite3 *h, long long sid, double now,
 	if (now < due)
 		return 0;
 	begin = now - due < o.every ? due : now;
+	describe(&o, before, sizeof before);
 	o.stage++;
 	o.stage_started = begin;
 	if (exec_bind(h, "UPDATE shifts SET stage = ?, stage_started = ?, "
@@ -611,6 +678,9 @@ static int advance(sqlite3 *h, long long sid, double now,
 		return store_sqlerr(h, err, errlen, o.service);
 	if ((rc = stage_begun(h, &o, now, err, errlen)) < 0)
 		return rc;
+	describe(&o, now_d, sizeof now_d);
+	if (audit_shift(h, &o, before, now_d, true, now) < 0)
+		return store_sqlerr(h, err, errlen, "audit");
 	if (after)
 		*after = o;
 	*moved = 1;
@@ -641,6 +711,7 @@ static int rollback(sqlite3 *h, long long sid, const char *reason,
                     double now, int *done, char *err, size_t errlen)
 {
 	struct shift_info o;
+	char before[400], now_d[400];
 	int rc = row_get(h, sid, &o);
 
 	if (rc == -ENOENT || rc == -EINVAL)
@@ -649,10 +720,14 @@ static int rollback(sqlite3 *h, long long sid, const char *reason,
 		return store_sqlerr(h, err, errlen, "shift");
 	if (o.state != SHIFT_RUNNING && o.state != SHIFT_PAUSED)
 		return 0;
+	describe(&o, before, sizeof before);
 	if (exec_bind(h, "UPDATE shifts SET state = 'rolled-back', left = "
 	              "NULL, reason = ?, updated = ? WHERE service_id = ?",
 	              "tdi", reason, now, sid) < 0)
 		return store_sqlerr(h, err, errlen, o.service);
+	snprintf(now_d, sizeof now_d, "rolled back to 0%%: %s", reason);
+	if (audit_shift(h, &o, before, now_d, true, now) < 0)
+		return store_sqlerr(h, err, errlen, "audit");
 	*done = 1;
 	return 0;
 }

@@ -12,6 +12,7 @@ import math
 import os
 import re
 import socket
+import sqlite3
 import struct
 import sys
 import time
@@ -258,6 +259,15 @@ def test_shift_rollback_on_target_down():
         assert "rolled back to 0%" in st.dnsd.output(), st.dnsd.output()
         status = json.loads(st.get("/v1/status"))
         assert status["shifts"][SH]["state"] == "rolled-back", status.get("shifts")
+        # An audit record by dnsd, with the stage it left and why.
+        con = sqlite3.connect(st.db, timeout=5)
+        rows = con.execute("SELECT who, source, service, target, old, new FROM audit "
+                           "WHERE field = 'shift' ORDER BY id").fetchall()
+        con.close()
+        last = rows[-1]
+        assert last[:4] == ("dnsd", "dnsd", SH, NEW) and "stage 2 of 4 (30%)" in last[4] \
+            and "rolled back to 0%" in last[5] and "down" in last[5], rows
+        assert any("started to %s" % NEW in r[5] for r in rows), rows
         # The backend comes back: the shift stays stopped.
         backends[1] = AgentBackend(int(backends[1].url.rsplit(":", 1)[1].split("/")[0])).start()
         backends[1].register("probe-a", agent.pid)
