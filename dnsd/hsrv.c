@@ -452,11 +452,33 @@ json_t *hsrv_damping_json(struct hsrv *h)
 	return o;
 }
 
+/* service="...",target="..." of endpoint id (names and addresses hold no
+ * quote or backslash). */
+static const char *ep_labels(struct hsrv *h, uint32_t id, char *buf,
+			     size_t cap)
+{
+	const char *l = label_of(h, id), *sp = strchr(l, ' ');
+
+	if (sp)
+		snprintf(buf, cap, "service=\"%.*s\",target=\"%s\"",
+			 (int)(sp - l), l, sp + 1);
+	else
+		snprintf(buf, cap, "service=\"?\",target=\"%u\"", id);
+	return buf;
+}
+
 int hsrv_damping_metrics(struct hsrv *h, struct evbuffer *out)
 {
+	char lab[640];
 	double now = clock_unix();
 	int rc = 0;
+	bool any = false;
 
+	/* A family is declared only with samples (none before a flap). */
+	for (size_t id = 0; id < h->n_dst; id++)
+		any |= h->dst[id].penalty > 0 || h->dst[id].suppressed;
+	if (!any)
+		return 0;
 	rc |= evbuffer_add_printf(out,
 		"# HELP dnsd_endpoint_damping_penalty Flap damping penalty of an "
 		"endpoint (decayed to now).\n"
@@ -464,9 +486,10 @@ int hsrv_damping_metrics(struct hsrv *h, struct evbuffer *out)
 	for (size_t id = 0; id < h->n_dst; id++)
 		if (h->dst[id].penalty > 0 || h->dst[id].suppressed)
 			rc |= evbuffer_add_printf(out,
-				"dnsd_endpoint_damping_penalty{id=\"%zu\"} %.1f\n",
-				id, damp_penalty(&h->dst[id],
-						 dconf_of(h, (uint32_t)id), now)) < 0;
+				"dnsd_endpoint_damping_penalty{%s} %.1f\n",
+				ep_labels(h, (uint32_t)id, lab, sizeof(lab)),
+				damp_penalty(&h->dst[id],
+					     dconf_of(h, (uint32_t)id), now)) < 0;
 	rc |= evbuffer_add_printf(out,
 		"# HELP dnsd_endpoint_damping_suppressed 1 while flap damping "
 		"keeps an endpoint out of the answers.\n"
@@ -474,7 +497,8 @@ int hsrv_damping_metrics(struct hsrv *h, struct evbuffer *out)
 	for (size_t id = 0; id < h->n_dst; id++)
 		if (h->dst[id].penalty > 0 || h->dst[id].suppressed)
 			rc |= evbuffer_add_printf(out,
-				"dnsd_endpoint_damping_suppressed{id=\"%zu\"} %d\n",
-				id, h->dst[id].suppressed) < 0;
+				"dnsd_endpoint_damping_suppressed{%s} %d\n",
+				ep_labels(h, (uint32_t)id, lab, sizeof(lab)),
+				h->dst[id].suppressed) < 0;
 	return rc ? -ENOMEM : 0;
 }

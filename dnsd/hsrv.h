@@ -64,7 +64,8 @@ int hsrv_report(struct hsrv *h, const struct hstate_agent *a,
  * every endpoint with a penalty, {"ID": {"endpoint": "SERVICE TARGET",
  * "penalty", "suppressed", "reuse_at" (unix time or null),
  * "suppress_limit", "reuse_limit"}} (new reference), and the metrics
- * dnsd_endpoint_damping_penalty / _suppressed{id} appended to out (0 or
+ * dnsd_endpoint_damping_penalty / _suppressed{service,target} (only
+ * while some endpoint has a penalty) appended to out (0 or
  * -ENOMEM). A suppressed endpoint is down in every view published. */
 json_t *hsrv_damping_json(struct hsrv *h);
 int hsrv_damping_metrics(struct hsrv *h, struct evbuffer *out);

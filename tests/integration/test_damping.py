@@ -144,7 +144,8 @@ def test_flapping_endpoint_is_suppressed():
     assert d["endpoint"] == "%s %s" % (SVC, A) and d["penalty"] > 2500, d
     assert d["reuse_at"] and d["reuse_at"] > time.time(), d
     m = st.get("/metrics")
-    assert re.search(r'^dnsd_endpoint_damping_suppressed\{id="\d+"\} 1$', m, re.M), m
+    assert re.search(r'^dnsd_endpoint_damping_suppressed\{service="%s",target="%s"\} 1$'
+                     % (re.escape(SVC), re.escape(A)), m, re.M), m
     # While it keeps flapping, the answers do not.
     samples = watch(st, 6)
     assert changes(samples) == 0 and samples[0][1] == B, samples
