@@ -458,7 +458,7 @@ static int start(sqlite3 *h, const char *service, const char *target,
 		return store_errf(err, errlen, rc, "shift %s: cannot read it "
 		                  "back", sname);
 	{
-		char d[320];
+		char d[640];
 
 		snprintf(d, sizeof d, "started to %s: steps %s every %g s",
 		         o.target, st_txt, every);
