@@ -17,13 +17,16 @@
 #include <jansson.h>
 
 #include "common/addr.h"
+#include "common/clock.h"
 #include "common/spell.h"
 #include "common/xalloc.h"
 #include "db/audit.h"
 #include "db/diff.h"
 #include "db/edit.h"
 #include "db/export.h"
+#include "db/damping.h"
 #include "db/health_store.h"
+#include "db/shift.h"
 #include "db/store.h"
 #include "db/svc_load.h"
 #include "geo/geo.h"
@@ -559,6 +562,112 @@ static int cmd_flip(struct cmd *c)
 	return cfg_flip(db_of(c), c->pos[0], c->pos[1], err, sizeof err);
 }
 
+static int cmd_shift(struct cmd *c)
+{
+	static const char *const acts[] = { "abort", "pause", "resume" };
+	const char *act = NULL, *steps = opt(c, "steps"), *every = opt(c, "every");
+	const char *rtt = opt(c, "max-rtt-ms");
+	struct shift_info si;
+	struct store *h;
+	int rc;
+
+	for (size_t i = 0; i < 3; i++) {
+		if (!opt(c, acts[i]))
+			continue;
+		if (act)
+			die("shift: --%s and --%s exclude each other", act,
+			    acts[i]);
+		act = acts[i];
+	}
+	if (act && (c->npos != 1 || steps || every || rtt))
+		die("shift: --%s takes the SERVICE only", act);
+	if (!act && (c->npos != 2 || !steps || !every))
+		die("usage: gslbctl --db FILE %s", c->usage);
+	h = db_of(c);
+	if (act && strcmp(act, "abort") == 0)
+		rc = shift_abort(h, c->pos[0], clock_unix(), err, sizeof err);
+	else if (act && strcmp(act, "pause") == 0)
+		rc = shift_pause(h, c->pos[0], clock_unix(), err, sizeof err);
+	else if (act)
+		rc = shift_resume(h, c->pos[0], clock_unix(), err, sizeof err);
+	else
+		rc = shift_start(h, c->pos[0], c->pos[1], steps,
+		                 parse_d("every", every),
+		                 rtt ? parse_d("max-rtt-ms", rtt) : 0,
+		                 clock_unix(), err, sizeof err);
+	if (rc < 0)
+		return rc;
+	if (shift_get(h, c->pos[0], &si, err, sizeof err) == 0) {
+		if (json_out) {
+			print_json(shift_json(&si, clock_unix()));
+		} else {
+			printf("shift %s to %s: stage %u of %u (%u%%), %s%s%s\n",
+			       si.service, si.target, si.stage, si.n_steps,
+			       shift_percent(&si), shift_state_name(si.state),
+			       si.reason[0] ? ": " : "", si.reason);
+		}
+	}
+	return 0;
+}
+
+static int cmd_damping(struct cmd *c)
+{
+	static const struct { const char *opt; size_t off; } f[] = {
+		{ "penalty", offsetof(struct damp_conf, penalty) },
+		{ "suppress", offsetof(struct damp_conf, suppress) },
+		{ "reuse", offsetof(struct damp_conf, reuse) },
+		{ "half-life", offsetof(struct damp_conf, half_life) },
+		{ "max-suppress", offsetof(struct damp_conf, max_suppress) },
+	};
+	struct damp_conf dc;
+	bool custom, change = false;
+	int rc;
+
+	if (opt(c, "on") && opt(c, "off"))
+		die("damping: --on and --off exclude each other");
+	if (opt(c, "reset")) {
+		for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+			if (opt(c, f[i].opt))
+				die("damping: --reset takes no thresholds");
+		if ((rc = damping_reset(db_of(c), c->pos[0], err, sizeof err)) < 0)
+			return rc;
+	}
+	if ((rc = damping_get(db_of(c), c->pos[0], &dc, &custom, err,
+	                      sizeof err)) < 0)
+		return rc;
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+		const char *v = opt(c, f[i].opt);
+
+		if (v) {
+			*(double *)((char *)&dc + f[i].off) = parse_d(f[i].opt, v);
+			change = true;
+		}
+	}
+	if (opt(c, "on") || opt(c, "off")) {
+		dc.on = opt(c, "on") != NULL;
+		change = true;
+	}
+	if (change && (rc = damping_set(db_of(c), c->pos[0], &dc, err,
+	                                sizeof err)) < 0)
+		return rc;
+	if (change)
+		custom = true;
+	if (json_out)
+		print_json(json_pack("{s:b, s:b, s:f, s:f, s:f, s:f, s:f}",
+		                     "custom", custom, "on", dc.on,
+		                     "penalty", dc.penalty,
+		                     "suppress", dc.suppress, "reuse", dc.reuse,
+		                     "half_life", dc.half_life,
+		                     "max_suppress", dc.max_suppress));
+	else
+		printf("damping %s%s: penalty %g per change, suppress above %g, "
+		       "reuse below %g, half-life %g s, max-suppress %g s%s\n",
+		       dc.on ? "on" : "off", custom ? "" : " (defaults)",
+		       dc.penalty, dc.suppress, dc.reuse, dc.half_life,
+		       dc.max_suppress, "");
+	return 0;
+}
+
 static int cmd_export(struct cmd *c)
 {
 	print_json(export_or_die(c, NULL));
@@ -697,11 +806,31 @@ static int cmd_diff(struct cmd *c)
 
 /* ------------------------------------------------------ status, explain */
 
+/* One line for a shift's status object (db/shift.h shift_json). */
+static void print_shift(const json_t *sh)
+{
+	const json_t *next = json_object_get(sh, "next_step_in");
+	const char *why = json_string_value(json_object_get(sh, "reason"));
+
+	printf("  shift to %s: stage %lld of %lld (%lld%%), %s",
+	       json_string_value(json_object_get(sh, "target")),
+	       (long long)json_integer_value(json_object_get(sh, "stage")),
+	       (long long)json_integer_value(json_object_get(sh, "stages")),
+	       (long long)json_integer_value(json_object_get(sh, "percent")),
+	       json_is_true(json_object_get(sh, "paused")) ? "paused" :
+	       json_string_value(json_object_get(sh, "state")));
+	if (json_is_number(next))
+		printf(", next step in %.0f s", json_number_value(next));
+	if (why && *why)
+		printf(": %s", why);
+	putchar('\n');
+}
+
 static int cmd_status(struct cmd *c)
 {
 	struct store *h = db_of(c);
 	struct svc_set *set = NULL;
-	json_t *svcs, *probs = json_array(), *doc;
+	json_t *svcs, *probs = json_array(), *doc, *shifts, *v;
 	char canon[256];
 	const char *only = NULL;
 	size_t i;
@@ -719,17 +848,31 @@ static int cmd_status(struct cmd *c)
 		die("status: db: %s: %s", db_path, err);
 	if (only && json_array_size(svcs) == 0)
 		die_rc(-ENOENT, "status: service %s not found", only);
+	if (!(shifts = shift_json_all(h, clock_unix(), err, sizeof err)))
+		die("status: %s", err);
+	json_array_foreach(svcs, i, v) {
+		json_t *sh = json_object_get(shifts, json_string_value(
+		                             json_object_get(v, "name")));
+
+		if (sh)
+			json_object_set(v, "shift", sh);
+	}
+	json_decref(shifts);
 	doc = json_pack("{s:o, s:o}", "services", svcs, "problems", probs);
 	if (json_out) {
 		print_json(doc);
 	} else {
-		json_t *v, *e;
+		json_t *e;
 		size_t k;
 
 		json_array_foreach(json_object_get(doc, "services"), i, v) {
+			json_t *sh = json_object_get(v, "shift");
+
 			printf("%s %s\n",
 			       json_string_value(json_object_get(v, "name")),
 			       json_string_value(json_object_get(v, "policy")));
+			if (sh)
+				print_shift(sh);
 			json_array_foreach(json_object_get(v, "endpoints"), k,
 			                   e) {
 				json_t *a, *l;
@@ -849,6 +992,9 @@ static int cmd_explain(struct cmd *c)
 	struct store *h = db_of(c);
 	struct svc_set *set = NULL;
 	struct hstate_view *hv = NULL;
+	struct damp_state *dst = NULL;
+	struct damp_conf *dconf = NULL;
+	size_t n_dst = 0, n_dconf = 0;
 	const struct svc_service *s;
 	struct svc_client cl;
 	struct svc_answer ans;
@@ -913,9 +1059,38 @@ static int cmd_explain(struct cmd *c)
 	}
 	if (hstore_view(h, CTL_CHECK_INTERVAL, &hv, err, sizeof err) < 0)
 		die("explain: %s", err);
+	/* Flap damping as dnsd saved it: a suppressed endpoint is down. */
+	if (damping_state_load(h, &dst, &n_dst, err, sizeof err) < 0 ||
+	    damping_by_endpoint(h, &dconf, &n_dconf, err, sizeof err) < 0)
+		die("explain: %s", err);
+	for (size_t i = 0; i < s->n_eps; i++) {
+		uint32_t id = s->eps[i].id;
+
+		if (id < n_dst && dst[id].suppressed && id < n_dconf &&
+		    damp_reuse_at(&dst[id], &dconf[id]) > clock_unix())
+			hstate_view_set(hv, id, HSTATE_DOWN);
+	}
 	why.ep = xcalloc(s->n_eps ? s->n_eps : 1, sizeof *why.ep);
 	why.cap = s->n_eps;
 	svc_select(s, &cl, hv, &rng, 0, &ans, &why);
+	for (size_t i = 0; i < s->n_eps; i++) {
+		uint32_t id = s->eps[i].id;
+		double reuse;
+		time_t t;
+		struct tm tm;
+		char when[32];
+
+		if (id >= n_dst || !dst[id].suppressed || id >= n_dconf ||
+		    (reuse = damp_reuse_at(&dst[id], &dconf[id])) <=
+		    clock_unix())
+			continue;
+		t = (time_t)reuse;
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof when, "%H:%M:%S UTC", &tm);
+		snprintf(why.ep[i].reason, sizeof why.ep[i].reason,
+		         "suppressed by damping until %s (penalty %.0f)", when,
+		         damp_penalty(&dst[id], &dconf[id], clock_unix()));
+	}
 	scope = ans.scope;
 	if (v4)
 		scope = scope > 96 ? scope - 96 : 0;
@@ -986,6 +1161,8 @@ static int cmd_explain(struct cmd *c)
 	}
 	free(why.ep);
 	hstate_view_free(hv);
+	free(dst);
+	free(dconf);
 	geo_free(gdb);
 	svc_set_free(set);
 	return 0;
@@ -994,6 +1171,16 @@ static int cmd_explain(struct cmd *c)
 /* ------------------------------------------------------------ dispatch */
 
 static const struct optspec no_opts[] = { { NULL, false } };
+static const struct optspec damping_opts[] = {
+	{ "penalty", true }, { "suppress", true }, { "reuse", true },
+	{ "half-life", true }, { "max-suppress", true }, { "on", false },
+	{ "off", false }, { "reset", false }, { NULL, false }
+};
+static const struct optspec shift_opts[] = {
+	{ "steps", true }, { "every", true }, { "max-rtt-ms", true },
+	{ "abort", false }, { "pause", false }, { "resume", false },
+	{ NULL, false }
+};
 static const struct optspec svc_opts[] = { SVC_OPTS, { NULL, false } };
 static const struct optspec ep_opts[] = { EP_OPTS, { NULL, false } };
 static const struct optspec import_opts[] = { { "dry-run", false },
@@ -1065,6 +1252,28 @@ static struct cmd cmds[] = {
 	{ "flip", NULL, 2, 2, no_opts, cmd_flip, "flip SERVICE TARGET",
 	  "Makes TARGET the preferred endpoint: a priority strictly lower\n"
 	  "than every other endpoint's, the others keeping their order.\n", 0, NULL, 0, NULL, NULL },
+	{ "shift", NULL, 1, 2, shift_opts, cmd_shift,
+	  "shift SERVICE TARGET --steps P1,P2,...,100 --every SECONDS "
+	  "[--max-rtt-ms MS] | shift SERVICE --abort|--pause|--resume",
+	  "Moves a failover or weighted service's answers to TARGET in\n"
+	  "stages: during stage k, P_k percent of the clients (by a hash of\n"
+	  "their subnet; a client that moved stays moved) get TARGET. dnsd\n"
+	  "runs it from the store: stage 1 begins now, each next one --every\n"
+	  "seconds later; after the last (100) TARGET is preferred as after\n"
+	  "flip. If TARGET goes down by quorum (or its mean RTT from the\n"
+	  "probe regions exceeds --max-rtt-ms), dnsd rolls the shift back to\n"
+	  "0 percent and stops it. --abort returns to the state before the\n"
+	  "shift; --pause stops the clock, --resume lets it run on.\n", 0, NULL, 0, NULL, NULL },
+	{ "damping", NULL, 1, 1, damping_opts, cmd_damping,
+	  "damping SERVICE [--penalty N] [--suppress N] [--reuse N] "
+	  "[--half-life S] [--max-suppress S] [--on|--off] [--reset]",
+	  "Flap damping thresholds of a service's endpoints (the BGP model):\n"
+	  "each up/down change adds --penalty; the penalty halves every\n"
+	  "--half-life seconds; above --suppress the endpoint is kept out of\n"
+	  "the answers until it decays below --reuse (at most --max-suppress\n"
+	  "seconds after the last change). --off counts without suppressing;\n"
+	  "--reset returns to the defaults (1000, 2500, 800, 30 s, 300 s).\n"
+	  "Prints the thresholds in force.\n", 0, NULL, 0, NULL, NULL },
 	{ "status", NULL, 0, 1, no_opts, cmd_status, "status [SERVICE] [--json]",
 	  "Health, admin state, weights, priorities, agents and RTTs, and\n"
 	  "the rows dnsd skips as invalid (problems).\n", 0, NULL, 0, NULL, NULL },

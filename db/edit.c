@@ -212,6 +212,11 @@ int cfg_canon_match(const char *in, char *out, char *err, size_t errlen)
 	return 0;
 }
 
+int cfg_canon_target(const char *in, char *out, char *err, size_t errlen)
+{
+	return canon_target(in, out, err, errlen);
+}
+
 /* ------------------------------------------------------------ lookups */
 
 static int find_service(sqlite3 *h, const char *name, char canon[256],
@@ -928,6 +933,12 @@ static int flip(sqlite3 *h, const char *service, const char *target,
 			         "WHERE id = ?", "i", id);
 	}
 	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, t);
+}
+
+int cfg_flip_in(struct store *db, const char *service, const char *target,
+                char *err, size_t errlen)
+{
+	return flip(db->h, service, target, err, errlen);
 }
 
 int cfg_flip(struct store *db, const char *service, const char *target, char *err,

@@ -110,6 +110,9 @@ int cfg_flip(struct store *db, const char *service, const char *target, char *er
  * out (96 bytes). 0 or -EINVAL with err. */
 int cfg_canon_name(const char *in, char *out, char *err, size_t errlen);
 int cfg_canon_match(const char *in, char *out, char *err, size_t errlen);
+/* An endpoint TARGET (address or FQDN) in its stored form into out (256
+ * bytes). 0 or -EINVAL with err. */
+int cfg_canon_target(const char *in, char *out, char *err, size_t errlen);
 
 /* The add commands without their own transaction, for a caller that has
  * one open (import). Same validation and errors; cfg_service_insert sets
@@ -122,5 +125,8 @@ int cfg_endpoint_insert(struct store *db, const char *service,
 int cfg_rule_insert(struct store *db, const char *service, const char *match,
                     const char *const *targets, size_t n, char *err,
                     size_t errlen);
+/* cfg_flip inside the caller's transaction (the end of a staged shift). */
+int cfg_flip_in(struct store *db, const char *service, const char *target,
+                char *err, size_t errlen);
 
 #endif

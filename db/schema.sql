@@ -2,10 +2,12 @@
 --
 -- This is the current full schema. The build embeds it as a C string
 -- (tools/schema2c.py; tests/unit/test_store.c compares the two); store_open()
--- runs it on an empty database and sets PRAGMA user_version = 2. A later
--- version adds a migration step in db/store.c and updates this file.
+-- runs it on an empty database and sets PRAGMA user_version to the current
+-- version. A later version adds a migration step in db/store.c and updates
+-- this file.
 -- Version 2 added store_version, changes and audit (the step in db/store.c
--- creates them in a version 1 store).
+-- creates them in a version 1 store); version 3 added shifts, damping and
+-- damp_state.
 --
 -- Conventions: names (services, CNAME targets) are lower-case, fully
 -- qualified, with the trailing dot. Times are unix seconds (REAL). Config
@@ -194,3 +196,67 @@ CREATE TABLE IF NOT EXISTS audit (
 	new     TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_service ON audit(service, version);
+
+-- A staged traffic shift per service (gslbctl shift; version 3). dnsd's
+-- control thread runs it: it moves the stage on time, and rolls it back when
+-- the target goes down (or its RTT exceeds max_rtt_ms). Kept after it ends
+-- (done, rolled-back, aborted) until the next shift of the service replaces
+-- it, so status can say what happened.
+CREATE TABLE shifts (
+	service_id    INTEGER PRIMARY KEY
+	              REFERENCES services(id) ON DELETE CASCADE,
+	-- The endpoint the answers move to.
+	target_id     INTEGER NOT NULL
+	              REFERENCES endpoints(id) ON DELETE CASCADE,
+	-- Percent of clients on the target per stage: increasing, 1..100,
+	-- ending with 100 ('1,5,25,50,100').
+	steps         TEXT NOT NULL CHECK (length(steps) > 0),
+	-- Seconds from one stage to the next.
+	every         REAL NOT NULL CHECK (every > 0),
+	-- Roll back when the target's RTT (mean over probe regions) exceeds
+	-- this, ms; NULL = RTT is not watched.
+	max_rtt_ms    REAL CHECK (max_rtt_ms IS NULL OR max_rtt_ms > 0),
+	-- Current stage, counting from 1.
+	stage         INTEGER NOT NULL CHECK (stage >= 1),
+	state         TEXT NOT NULL
+	              CHECK (state IN ('running', 'paused', 'done',
+	                               'rolled-back', 'aborted')),
+	started       REAL NOT NULL,            -- when the shift began
+	stage_started REAL NOT NULL,            -- when the current stage began
+	-- paused: seconds of the current stage left when it was paused.
+	left          REAL,
+	-- Why it stopped or paused ('target 192.0.2.2 down (quorum)', ...).
+	reason        TEXT NOT NULL DEFAULT '',
+	-- Endpoint priorities before the shift, 'ID:PRIO,...' (abort after
+	-- done restores them).
+	prev          TEXT NOT NULL DEFAULT '',
+	updated       REAL NOT NULL
+);
+
+-- Flap damping thresholds of a service (gslbctl damping; version 3). A
+-- service without a row uses the defaults (health/damp.h: penalty 1000 per
+-- up/down change, suppress above 2500, reuse below 800, half-life 30 s,
+-- suppression at most 300 s after the last flap).
+CREATE TABLE damping (
+	service_id   INTEGER PRIMARY KEY
+	             REFERENCES services(id) ON DELETE CASCADE,
+	-- 0 = penalties are counted but never suppress.
+	enabled      INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+	penalty      REAL NOT NULL CHECK (penalty > 0),
+	suppress     REAL NOT NULL,
+	reuse        REAL NOT NULL CHECK (reuse > 0 AND reuse < suppress),
+	half_life    REAL NOT NULL CHECK (half_life > 0),     -- seconds
+	max_suppress REAL NOT NULL CHECK (max_suppress > 0)   -- seconds
+);
+
+-- Each checked endpoint's damping penalty (written by dnsd, restored at
+-- start; gslbctl status and explain read it).
+CREATE TABLE damp_state (
+	endpoint_id INTEGER PRIMARY KEY
+	            REFERENCES endpoints(id) ON DELETE CASCADE,
+	penalty     REAL NOT NULL,                 -- as of at
+	at          REAL NOT NULL,                 -- unix seconds
+	-- 1 = kept out of the answers (as down) until reuse_at.
+	suppressed  INTEGER NOT NULL CHECK (suppressed IN (0, 1)),
+	reuse_at    REAL NOT NULL DEFAULT 0
+);

@@ -10,6 +10,49 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* Version 3: staged traffic shifts and flap damping (the tables as in
+ * db/schema.sql, IF NOT EXISTS so that the step also runs after the full
+ * schema; tests/unit/test_store.c checks that a migrated store equals a
+ * new one). */
+static const char migrate_v3[] =
+	"CREATE TABLE IF NOT EXISTS shifts (\n"
+	"\tservice_id    INTEGER PRIMARY KEY\n"
+	"\t              REFERENCES services(id) ON DELETE CASCADE,\n"
+	"\ttarget_id     INTEGER NOT NULL\n"
+	"\t              REFERENCES endpoints(id) ON DELETE CASCADE,\n"
+	"\tsteps         TEXT NOT NULL CHECK (length(steps) > 0),\n"
+	"\tevery         REAL NOT NULL CHECK (every > 0),\n"
+	"\tmax_rtt_ms    REAL CHECK (max_rtt_ms IS NULL OR max_rtt_ms > 0),\n"
+	"\tstage         INTEGER NOT NULL CHECK (stage >= 1),\n"
+	"\tstate         TEXT NOT NULL\n"
+	"\t              CHECK (state IN ('running', 'paused', 'done',\n"
+	"\t                               'rolled-back', 'aborted')),\n"
+	"\tstarted       REAL NOT NULL,\n"
+	"\tstage_started REAL NOT NULL,\n"
+	"\tleft          REAL,\n"
+	"\treason        TEXT NOT NULL DEFAULT '',\n"
+	"\tprev          TEXT NOT NULL DEFAULT '',\n"
+	"\tupdated       REAL NOT NULL\n"
+	");\n"
+	"CREATE TABLE IF NOT EXISTS damping (\n"
+	"\tservice_id   INTEGER PRIMARY KEY\n"
+	"\t             REFERENCES services(id) ON DELETE CASCADE,\n"
+	"\tenabled      INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),\n"
+	"\tpenalty      REAL NOT NULL CHECK (penalty > 0),\n"
+	"\tsuppress     REAL NOT NULL,\n"
+	"\treuse        REAL NOT NULL CHECK (reuse > 0 AND reuse < suppress),\n"
+	"\thalf_life    REAL NOT NULL CHECK (half_life > 0),\n"
+	"\tmax_suppress REAL NOT NULL CHECK (max_suppress > 0)\n"
+	");\n"
+	"CREATE TABLE IF NOT EXISTS damp_state (\n"
+	"\tendpoint_id INTEGER PRIMARY KEY\n"
+	"\t            REFERENCES endpoints(id) ON DELETE CASCADE,\n"
+	"\tpenalty     REAL NOT NULL,\n"
+	"\tat          REAL NOT NULL,\n"
+	"\tsuppressed  INTEGER NOT NULL CHECK (suppressed IN (0, 1)),\n"
+	"\treuse_at    REAL NOT NULL DEFAULT 0\n"
+	");\n";
+
 /* Migration steps: migrations[v] takes a database at user_version v to
  * v + 1. Version 0 is the empty database, so step 0 is the full current
  * schema; the later steps are written so that they also run after it
@@ -28,6 +71,7 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"TEXT NOT NULL CHECK (kind IN ('service', 'endpoint', 'rule')), "
 	"service TEXT NOT NULL, target TEXT, field TEXT, old TEXT, new TEXT); "
 	"CREATE INDEX IF NOT EXISTS audit_service ON audit(service, version);",
+	migrate_v3,
 };
 
 static void seterr(char *err, size_t errlen, const char *path,

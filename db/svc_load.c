@@ -18,6 +18,7 @@
 #include "common/hash.h"
 #include "common/search.h"
 #include "db/bounds.h"
+#include "db/shift.h"
 #include "db/store.h"
 #include "db/store_sql.h"
 #include "geo/geo.h"
@@ -618,7 +619,8 @@ int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen)
 		goto out;
 	}
 	if ((rc = load_services(&L)) < 0 || (rc = load_endpoints(&L)) < 0 ||
-	    (rc = load_rules(&L)) < 0)
+	    (rc = load_rules(&L)) < 0 ||
+	    (rc = shift_load(db, s, err, errlen)) < 0)
 		goto out;
 	*out = s;
 	s = NULL;

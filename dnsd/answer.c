@@ -14,6 +14,7 @@
 #include "common/addr.h"
 #include "dnsd/dnssec.h"
 #include "dnsd/wire.h"
+#include "policy/shift.h"
 
 #define CNAME_CHAIN_MAX 8
 
@@ -468,6 +469,34 @@ static inline void count_endpoint(struct answer_worker *w,
 		stats_inc(&w->ep_answers[e->id]);
 }
 
+/* The TTL of svc's answers when something is about to change: never past
+ * the shift's next step, nor past the time any of its endpoints may change
+ * state (flap damping reuse, a rise or fall in progress). The coarse clock
+ * is a vDSO read, no syscall. */
+static uint32_t ttl_until_change(const struct svc_service *svc,
+				 const struct hstate_view *hv)
+{
+	struct timespec ts;
+	double now;
+	uint32_t ttl = svc->ttl;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	if (svc->shift.on)
+		ttl = shift_ttl(ttl, svc->shift.next, now);
+	if (hv && hv->change_at) {
+		for (size_t i = 0; i < svc->n_eps; i++) {
+			uint32_t id = svc->eps[i].id;
+
+			/* A change that is overdue is no longer expected at
+			 * a known time: only future ones lower the TTL. */
+			if (id < hv->n && hv->change_at[id] > now)
+				ttl = shift_ttl(ttl, hv->change_at[id], now);
+		}
+	}
+	return ttl;
+}
+
 /* Answers a balanced name. Returns false when svc is not served by this
  * snapshot (outside every zone), so the caller looks in the zones. */
 static bool service(struct ctx *x, const struct svc_service *svc,
@@ -481,6 +510,7 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 	uint16_t before = x->r.an;   /* a CNAME chain may lead here */
 	size_t mark = x->r.len;
 	unsigned scope;
+	uint32_t ttl = svc->ttl;
 
 	if (!z)
 		return false;
@@ -506,12 +536,17 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 		x->aa = false;
 		return true;
 	}
+	/* A shift's next step is a change coming: no cache may hold the
+	 * answer past it (the coarse clock is a vDSO read, no syscall). */
+	if ((svc->shift.on && svc->shift.next > 0) ||
+	    (x->s->hv && x->s->hv->change_at))
+		ttl = ttl_until_change(svc, x->s->hv);
 	/* A name owns one CNAME at most: if the first choice is a CNAME the
 	 * answer is that CNAME (and what it leads to). */
 	if (ans.n && ans.t[0]->type == SVC_T_CNAME)
 		cname = ans.t[0];
 	if (cname) {
-		if (!put_target(&x->r, cname, svc->ttl, owner, olen)) {
+		if (!put_target(&x->r, cname, ttl, owner, olen)) {
 			truncate_all(x);
 			return true;
 		}
@@ -527,7 +562,7 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 		if (ans.t[i]->type != qtype &&
 		    !(qtype == TYPE_ANY && ans.t[i]->type != SVC_T_CNAME))
 			continue;
-		if (!put_target(&x->r, ans.t[i], svc->ttl, owner, olen)) {
+		if (!put_target(&x->r, ans.t[i], ttl, owner, olen)) {
 			truncate_all(x);
 			return true;
 		}

@@ -634,7 +634,7 @@ static void config_write(struct api *a, struct evhttp_request *req,
 		reply_error(req, 400, "Bad Request", err);
 	else if (rc == -ENOENT)
 		reply_error(req, 422, "Unprocessable Entity", err);
-	else if (rc == -EEXIST || rc == -EPERM)
+	else if (rc == -EEXIST || rc == -EPERM || rc == -EBUSY)
 		reply_error(req, 409, "Conflict", err);
 	else
 		reply_error(req, 500, "Internal Server Error",
@@ -649,6 +649,11 @@ static void on_config_put(struct api *a, struct evhttp_request *req)
 static void on_flip(struct api *a, struct evhttp_request *req)
 {
 	config_write(a, req, "flip");
+}
+
+static void on_shift(struct api *a, struct evhttp_request *req)
+{
+	config_write(a, req, "shift");
 }
 
 static void on_endpoint(struct api *a, struct evhttp_request *req)
@@ -792,6 +797,7 @@ static const struct route {
 	{ "/v1/config", EVHTTP_REQ_GET, R_READ, true, on_config_get },
 	{ "/v1/config", EVHTTP_REQ_PUT, R_ADMIN, false, on_config_put },
 	{ "/v1/flip", EVHTTP_REQ_POST, R_ADMIN, false, on_flip },
+	{ "/v1/shift", EVHTTP_REQ_POST, R_ADMIN, false, on_shift },
 	{ "/v1/endpoint", EVHTTP_REQ_POST, R_ADMIN, false, on_endpoint },
 };
 

@@ -12,6 +12,7 @@
  *                             only credential is the shared token)
  *   PUT  /v1/config   admin   ops->config_write("config")
  *   POST /v1/flip     admin   ops->config_write("flip")
+ *   POST /v1/shift    admin   ops->config_write("shift")
  *   POST /v1/endpoint admin   ops->config_write("endpoint")
  *   *    /v1/services[/...]   ops->config_rest (reads as GET /v1/config,
  *                             writes admin)
@@ -84,8 +85,11 @@ struct api_ops {
 	 * "config" (PUT /v1/config, replace everything), "flip" (POST
 	 * /v1/flip {"service", "target"}) or "endpoint" (POST /v1/endpoint
 	 * {"service", "target", and any of "drained", "admin", "weight",
-	 * "priority"}). Returns 0 (200), -EINVAL (400), -ENOENT (422),
-	 * -EEXIST (409), other (500); err says why. */
+	 * "priority"}) or "shift" (POST /v1/shift {"service", "target",
+	 * "steps", "every"[, "max_rtt_ms"]} starts a staged shift;
+	 * {"service", "action": "abort"|"pause"|"resume"} controls it).
+	 * Returns 0 (200), -EINVAL (400), -ENOENT (422), -EEXIST or -EBUSY
+	 * (409), other (500); err says why. */
 	int (*config_write)(void *ctx, const char *what, const json_t *body,
 	                    const struct api_caller *who, char *err,
 	                    size_t errlen);

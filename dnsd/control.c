@@ -24,6 +24,7 @@
 #include "dnsd/config.h"
 #include "dnsd/dnssec.h"
 #include "dnsd/hsrv.h"
+#include "dnsd/shiftd.h"
 #include "dnsd/status.h"
 #include "dnsd/notify.h"
 #include "dnsd/webui.h"
@@ -36,6 +37,7 @@
 #include "dnsd/api_config.h"
 #include "db/edit.h"
 #include "db/export.h"
+#include "db/shift.h"
 #include "db/store.h"
 #include "db/svc_load.h"
 #include "dnsd/zone.h"
@@ -78,6 +80,8 @@ struct control {
 	struct notify *notify;       /* webhooks (with notify-url) */
 	struct status_src st;        /* times and results for status/metrics */
 	struct event *summary_ev;
+	struct event *shift_ev;      /* runs the staged shifts */
+	struct shiftd_stats shift_st;
 	struct stats last;           /* counters at the last summary */
 	bool zone_ok[CONFIG_LIST_MAX];       /* per zone file: last load */
 	double zone_loaded[CONFIG_LIST_MAX];
@@ -420,7 +424,29 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* A new health view from the health service: swap it in. */
+/* Runs the staged shifts against the health in force; a shift that
+ * moved or rolled back is served at once (our own commit does not move
+ * our connection's data_version). */
+static void run_shifts(struct control *sv)
+{
+	if (!sv->db || sv->conf.check)
+		return;
+	if (shiftd_tick(sv->db, sv->snap ? sv->snap->hv : NULL, clock_unix(),
+			&sv->shift_st) > 0) {
+		sv->db_version = -1;
+		poll_db(sv);
+	}
+}
+
+static void on_shift_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	run_shifts(arg);
+}
+
+/* A new health view from the health service: swap it in. A shift whose
+ * target just went down rolls back now, not at the next tick. */
 static void on_health(void *ctx, struct hstate_view *v)
 {
 	struct control *sv = ctx;
@@ -432,6 +458,7 @@ static void on_health(void *ctx, struct hstate_view *v)
 	}
 	s->hv = v;
 	install(sv, s);
+	run_shifts(sv);
 }
 
 /* Fills sv->st for a status or metrics request; ep (NULL or
@@ -481,9 +508,19 @@ static json_t *api_status(void *ctx)
 {
 	struct control *sv = ctx;
 	struct stats sum;
+	json_t *doc, *shifts;
+	char err[512];
 
 	status_fill(sv, &sum, NULL);
-	return status_json(&sv->st);
+	doc = status_json(&sv->st);
+	if (doc && sv->db) {
+		shifts = shift_json_all(sv->db, clock_unix(), err, sizeof(err));
+		if (shifts)
+			json_object_set_new(doc, "shifts", shifts);
+	}
+	if (doc && sv->hs)
+		json_object_set_new(doc, "damping", hsrv_damping_json(sv->hs));
+	return doc;
 }
 
 static int api_metrics(void *ctx, struct evbuffer *out)
@@ -496,6 +533,10 @@ static int api_metrics(void *ctx, struct evbuffer *out)
 	status_fill(sv, &sum, ep);
 	rc = status_metrics(&sv->st, out);
 	notify_metrics(sv->notify, out);
+	if (rc == 0)
+		rc = shiftd_metrics(sv->db, &sv->shift_st, out);
+	if (rc == 0 && sv->hs)
+		rc = hsrv_damping_metrics(sv->hs, out);
 	free(ep);
 	return rc;
 }
@@ -551,7 +592,66 @@ bad_type:
 	return -EINVAL;
 }
 
-/* Only these keys in a body of what ("flip", "endpoint"): an unknown one
+/* POST /v1/shift: start ({"service", "target", "steps", "every",
+ * "max_rtt_ms"}) or control ({"service", "action"}) a staged shift. */
+static int api_shift(struct control *sv, const json_t *b, char *err,
+		     size_t errlen)
+{
+	const char *svc = jstr(b, "service"), *act = jstr(b, "action");
+	const json_t *steps = json_object_get(b, "steps");
+	const json_t *every = json_object_get(b, "every");
+	const json_t *rtt = json_object_get(b, "max_rtt_ms");
+	char buf[256] = "";
+	size_t len = 0, i;
+	json_t *v;
+	double now = clock_unix();
+
+	if (!svc) {
+		snprintf(err, errlen, "shift: \"service\" string is required");
+		return -EINVAL;
+	}
+	if (act) {
+		if (strcmp(act, "abort") == 0)
+			return shift_abort(sv->db, svc, now, err, errlen);
+		if (strcmp(act, "pause") == 0)
+			return shift_pause(sv->db, svc, now, err, errlen);
+		if (strcmp(act, "resume") == 0)
+			return shift_resume(sv->db, svc, now, err, errlen);
+		snprintf(err, errlen, "shift: \"action\" '%s': give abort, "
+			 "pause or resume", act);
+		return -EINVAL;
+	}
+	if (!jstr(b, "target") || !every || !json_is_number(every) ||
+	    (rtt && !json_is_number(rtt))) {
+		snprintf(err, errlen, "shift: \"target\" string, \"steps\" and "
+			 "\"every\" (seconds) are required; \"max_rtt_ms\" is a "
+			 "number");
+		return -EINVAL;
+	}
+	if (json_is_string(steps)) {
+		snprintf(buf, sizeof(buf), "%s", json_string_value(steps));
+	} else if (json_is_array(steps)) {
+		json_array_foreach(steps, i, v) {
+			if (!json_is_integer(v) || len >= sizeof(buf) - 16) {
+				snprintf(err, errlen, "shift: \"steps\"[%zu] is "
+					 "not a percent", i);
+				return -EINVAL;
+			}
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+						"%s%lld", i ? "," : "",
+						(long long)json_integer_value(v));
+		}
+	} else {
+		snprintf(err, errlen, "shift: \"steps\" must be \"1,5,25,50,100\" "
+			 "or an array of percents");
+		return -EINVAL;
+	}
+	return shift_start(sv->db, svc, jstr(b, "target"), buf,
+			   json_number_value(every),
+			   rtt ? json_number_value(rtt) : 0, now, err, errlen);
+}
+
+/* Only these keys in a body of what ("flip", "shift", "endpoint"): an unknown one
  * is named with its nearest valid spelling. */
 static int known_keys(const json_t *b, const char *what, char *err,
 		      size_t errlen)
@@ -559,8 +659,12 @@ static int known_keys(const json_t *b, const char *what, char *err,
 	static const char *const flip_keys[] = { "service", "target" };
 	static const char *const ep_keys[] = { "service", "target", "drained",
 		"admin", "weight", "priority" };
+	static const char *const shift_keys[] = { "service", "target",
+		"steps", "every", "max_rtt_ms", "action" };
 	bool flip = strcmp(what, "flip") == 0;
-	const char *const *keys = flip ? flip_keys : ep_keys;
+	bool shift = strcmp(what, "shift") == 0;
+	const char *const *keys = flip ? flip_keys : shift ? shift_keys
+				: ep_keys;
 	size_t n = flip ? 2 : 6;
 	const char *k, *near;
 	json_t *v;
@@ -601,6 +705,8 @@ static int api_config_write(void *ctx, const char *what, const json_t *b,
 	cfg_write_use(&w);
 	if (strcmp(what, "config") == 0) {
 		rc = cfg_import(sv->db, b, err, errlen);
+	} else if (strcmp(what, "shift") == 0) {
+		rc = api_shift(sv, b, err, errlen);
 	} else if (!jstr(b, "service") || !jstr(b, "target")) {
 		snprintf(err, errlen, "%s: \"service\" and \"target\" strings are required",
 			 what);
@@ -611,7 +717,9 @@ static int api_config_write(void *ctx, const char *what, const json_t *b,
 		rc = endpoint_write(sv, b, err, errlen);
 	}
 	cfg_write_use(NULL);
-	if (rc == 0 && cfg_plan_size(w.done) > 0 && !w.dry_run) {
+	/* A shift is written by db/shift.c, not as a planned change. */
+	if (rc == 0 && (strcmp(what, "shift") == 0 ||
+			(cfg_plan_size(w.done) > 0 && !w.dry_run))) {
 		/* Our own commit does not move our connection's data_version:
 		 * load it now, so the next query already sees it. */
 		webui_event(sv->web, "api", jstr(b, "service") ? jstr(b, "service")
@@ -1043,6 +1151,8 @@ void control_start(struct control *sv, const struct rrl_conf *rrl)
 	start_timer(sv, &sv->poll_ev, on_poll, sv->conf.db_poll_ms, "poll");
 	if (sv->conf.api)
 		start_api(sv);
+	if (sv->db)
+		start_timer(sv, &sv->shift_ev, on_shift_timer, 200, "shift");
 }
 
 void control_run(struct control *sv)
@@ -1080,6 +1190,8 @@ void control_free(struct control *sv)
 		event_free(sv->poll_ev);
 	if (sv->summary_ev)
 		event_free(sv->summary_ev);
+	if (sv->shift_ev)
+		event_free(sv->shift_ev);
 	if (sv->base)
 		event_base_free(sv->base);
 	if (sv->snap)

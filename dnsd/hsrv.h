@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <jansson.h>
 struct store;
@@ -60,6 +61,16 @@ json_t *hsrv_checks(struct hsrv *h);
 int hsrv_report(struct hsrv *h, const struct hstate_agent *a,
 		const struct hstate_result *res, size_t n, char *err,
 		size_t errlen);
+
+/* Flap damping (health/damp.h; thresholds per service from the store):
+ * every endpoint with a penalty, {"ID": {"endpoint": "SERVICE TARGET",
+ * "penalty", "suppressed", "reuse_at" (unix time or null),
+ * "suppress_limit", "reuse_limit"}} (new reference), and the metrics
+ * dnsd_endpoint_damping_penalty / _suppressed{service,target} (only
+ * while some endpoint has a penalty) appended to out (0 or
+ * -ENOMEM). A suppressed endpoint is down in every view published. */
+json_t *hsrv_damping_json(struct hsrv *h);
+int hsrv_damping_metrics(struct hsrv *h, struct evbuffer *out);
 
 /* The state (for status and metrics); borrowed, control thread only. */
 const struct hstate *hsrv_state(const struct hsrv *h);

@@ -607,6 +607,31 @@ struct view_box {
 	struct arena a;
 };
 
+void hstate_view_set(struct hstate_view *v, uint32_t id, uint8_t state)
+{
+	/* The arrays are the view's own arena memory: writable until the
+	 * view is handed to readers. */
+	if (v && id < v->n)
+		((uint8_t *)v->state)[id] = state;
+}
+
+int hstate_view_change_at(struct hstate_view *v, uint32_t id, double at)
+{
+	struct view_box *b = (struct view_box *)v;  /* v is the first member */
+	double *c = (double *)v->change_at;
+
+	if (id >= v->n || !(at > 0))
+		return 0;
+	if (!c) {
+		if (!(c = arena_calloc(&b->a, v->n * sizeof(*c))))
+			return -ENOMEM;
+		v->change_at = c;
+	}
+	if (c[id] == 0 || at < c[id])
+		c[id] = at;
+	return 0;
+}
+
 struct hstate_view *hstate_view_build(const struct hstate *h)
 {
 	struct view_box *b = calloc(1, sizeof(*b));

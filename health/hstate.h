@@ -146,12 +146,22 @@ struct hstate_view {
 	size_t n_regions;
 	const struct hstate_region *regions;
 	const float *rtt_ms;    /* [region * n + id], < 0: no measurement */
+	/* [n] by endpoint id, or NULL: unix time by which the endpoint's
+	 * state may change (flap damping reuse, a rise or fall in progress);
+	 * 0 = no change expected. Answers are not cached past it. */
+	const double *change_at;
 };
 /* Builds a view of the current state, or NULL (-ENOMEM). Ids without a
  * check read HSTATE_UNKNOWN. Caller owns it: hstate_view_free(); it is
  * independent of h afterwards. */
 struct hstate_view *hstate_view_build(const struct hstate *h);
 void hstate_view_free(struct hstate_view *v);          /* NULL is fine */
+/* Before v is published: endpoint id reads state (flap damping keeps a
+ * suppressed endpoint down). Ids outside the view are ignored. */
+void hstate_view_set(struct hstate_view *v, uint32_t id, uint8_t state);
+/* Before v is published: endpoint id may change state by unix time at
+ * (the earliest given wins). 0 or -ENOMEM; ids outside v are ignored. */
+int hstate_view_change_at(struct hstate_view *v, uint32_t id, double at);
 
 /* Plain rows for persistence and status output (the caller does SQL). */
 struct hstate_ep_row {          /* table endpoint_health */

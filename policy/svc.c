@@ -9,6 +9,7 @@
  * svc_select() works on a fixed-size stack array of SVC_MAX_ENDPOINTS
  * flags and scores: no allocation, no locks, no logging. */
 #include "policy/svc.h"
+#include "policy/shift.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -424,14 +425,8 @@ static void pick_weighted(struct sel *S, uint64_t *rng)
 		           e->weight, 100 * S->key[S->idx[i]] / total,
 		           any_pos ? "" : ", no positive weight up");
 	}
-	if (S->s->sticky) {
-		struct in6_addr net = S->c->addr;
-		unsigned pl = S->c->src_plen > 128 ? 128 : S->c->src_plen;
-
-		for (unsigned b = pl; b < 128; b++)
-			net.s6_addr[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
-		subnet = hash_fnv64(&net, sizeof net) ^ pl;
-	}
+	if (S->s->sticky)
+		subnet = shift_subnet_key(&S->c->addr, S->c->src_plen);
 	while (k < S->s->answers && k < m) {
 		size_t best = k;
 
@@ -625,6 +620,43 @@ static void pick_rr(struct sel *S, uint32_t rr_step)
 	S->n = k;
 }
 
+/* A staged shift (policy/shift.h): true when the client moves to the
+ * shift's target, which is then the whole answer. A target that cannot
+ * answer (unhealthy, drained, outside the matching rule, other family)
+ * leaves the choice to the policy. */
+static bool shifted(struct sel *S, const uint8_t *ok)
+{
+	const struct svc_service *s = S->s;
+	const struct svc_shift *sh = &s->shift;
+	double pos = 0;
+	bool mv;
+	size_t len;
+
+	if (!sh->on || sh->ep >= s->n_eps ||
+	    (s->policy != SVC_FAILOVER && s->policy != SVC_WEIGHTED))
+		return false;
+	pos = shift_client_pos(s->id, shift_subnet_key(&S->c->addr,
+	                                               S->c->src_plen));
+	mv = ok[sh->ep] && pos < sh->frac;
+	if (S->why) {
+		len = strlen(S->why->note);
+		snprintf(S->why->note + len, sizeof S->why->note - len,
+		         "%sin shift stage %u of %u (%g%%), this client's hash "
+		         "%.2f -> %s", len ? "; " : "", sh->stage, sh->n_stages,
+		         sh->frac * 100, pos,
+		         !ok[sh->ep] ? "target cannot answer, stays" :
+		         mv ? "moves to the shift target" :
+		         "stays on the old target");
+	}
+	if (!mv)
+		return false;
+	S->idx[0] = sh->ep;
+	S->n = 1;
+	why_reason(S, sh->ep, "shift target (client hash %.2f below %g%%)",
+	           pos, sh->frac * 100);
+	return true;
+}
+
 /* all with fewer answers than candidates: a window of answers
  * consecutive candidates starting at rr_step % n, so that over n queries
  * each healthy endpoint is in exactly answers of them (multivalue
@@ -651,7 +683,10 @@ static unsigned answer_scope(const struct svc_service *s,
 	if (s->policy == SVC_GEO || s->policy == SVC_LATENCY ||
 	    s->has_geo_rules)
 		sc = c->geo_plen;
-	if (s->policy == SVC_WEIGHTED && s->sticky && c->src_plen > sc)
+	if (((s->policy == SVC_WEIGHTED && s->sticky) ||
+	     (s->shift.on && (s->policy == SVC_WEIGHTED ||
+	                      s->policy == SVC_FAILOVER))) &&
+	    c->src_plen > sc)
 		sc = c->src_plen;
 	for (size_t i = 0; i < s->n_rules; i++) {
 		const struct svc_rule *r = &s->rules[i];
@@ -826,6 +861,8 @@ void svc_select_type(const struct svc_service *s, uint16_t qtype,
 	for (size_t i = 0; i < n; i++)
 		if (ok[i])
 			S.idx[S.n++] = (uint16_t)i;
+	if (shifted(&S, ok))
+		goto chosen;
 	switch (s->policy) {
 	case SVC_FAILOVER: pick_failover(&S); break;
 	case SVC_WEIGHTED: pick_weighted(&S, rng); break;
@@ -840,6 +877,7 @@ void svc_select_type(const struct svc_service *s, uint16_t qtype,
 		break;
 	default:           pick_rr(&S, rr_step); break;
 	}
+chosen:
 	for (size_t i = 0; i < S.n && i < SVC_MAX_ANSWERS; i++) {
 		out->ep[i] = &s->eps[S.idx[i]];
 		out->t[i] = &s->eps[S.idx[i]].t;

@@ -83,6 +83,17 @@ struct svc_rule {
 	size_t n_eps;
 };
 
+/* A staged traffic shift in force (policy/shift.h): clients whose subnet
+ * hash falls below frac are answered with endpoint ep. */
+struct svc_shift {
+	bool on;                /* applies at query time */
+	uint16_t ep;            /* index into the service's endpoints */
+	double frac;            /* 0..1: share of clients moved */
+	double next;            /* unix time of the next step; 0 = none (TTL
+	                           of answers is capped to reach it) */
+	unsigned stage, n_stages;
+};
+
 struct svc_service {
 	uint32_t id;
 	const char *name;       /* "www.example.com." */
@@ -103,6 +114,7 @@ struct svc_service {
 	size_t n_rules;
 	bool has_geo_rules;     /* any country/continent rule */
 	bool any_bias;          /* an endpoint has a geo bias: rank by km */
+	struct svc_shift shift; /* staged shift (failover, weighted) */
 	/* Free for the server: dnsd attaches the zone the name belongs to
 	 * before publishing the set. svc never reads it. */
 	void *zone;

@@ -141,7 +141,7 @@ static void test_create(void)
 	h = NULL;
 	rc = store_open(p, 0, &h, err, sizeof err);
 	CHECK(rc == 0 && one_int(h->h, "SELECT count(*) FROM sqlite_master "
-	                         "WHERE type = 'table'") == 11,
+	                         "WHERE type = 'table'") == 14,
 	      "reopen: %d %s", rc, err);
 	CHECK(store_data_version(h) > 0, "data_version");
 	/* A version 1 store (no version, change log, audit) is migrated. */
@@ -166,6 +166,77 @@ static void test_create(void)
 	store_close(h);
 }
 
+/* Column list of table t as one string (name type notnull default pk). */
+static void columns(sqlite3 *h, const char *t, char *out, size_t cap)
+{
+	char sql[128];
+	sqlite3_stmt *st = NULL;
+	size_t n = 0;
+
+	out[0] = '\0';
+	snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", t);
+	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(st) == SQLITE_ROW && n < cap)
+		n += (size_t)snprintf(out + n, cap - n, "%s %s %d %s %d;",
+		                      sqlite3_column_text(st, 1),
+		                      sqlite3_column_text(st, 2),
+		                      sqlite3_column_int(st, 3),
+		                      sqlite3_column_type(st, 4) == SQLITE_NULL
+		                      ? "-" : (const char *)
+		                      sqlite3_column_text(st, 4),
+		                      sqlite3_column_int(st, 5));
+	sqlite3_finalize(st);
+}
+
+/* A version 1 store (no shifts table) is migrated to the current schema:
+ * the table it gains equals a new store's, and the data stays. */
+static void test_migrate_v1(void)
+{
+	static const char *const tables[] = { "shifts", "damping",
+	                                      "damp_state" };
+	char p[512], q[512], err[512], a[3][2048], b[3][2048];
+	struct store *h = NULL;
+	int rc;
+
+	path_in(p, sizeof p, "v1.db");
+	path_in(q, sizeof q, "fresh.db");
+	rc = store_open(p, STORE_CREATE, &h, err, sizeof err);
+	CHECK(rc == 0, "create v1: %s", err);
+	if (rc < 0)
+		return;
+	CHECK(store_exec(h->h, "DROP TABLE shifts; DROP TABLE damping; "
+	                 "DROP TABLE damp_state; PRAGMA user_version = 1; "
+	                 "INSERT INTO services (name, policy) VALUES "
+	                 "('a.x.', 'failover')") == 0, "make v1");
+	store_close(h);
+	h = NULL;
+	rc = store_open(p, STORE_RDONLY, &h, err, sizeof err);
+	CHECK(rc == -EINVAL && strstr(err, "needs migration"),
+	      "read-only open of v1: %d %s", rc, err);
+	store_close(h);
+	h = NULL;
+	rc = store_open(p, 0, &h, err, sizeof err);
+	CHECK(rc == 0, "migrate v1: %d %s", rc, err);
+	if (rc < 0)
+		return;
+	CHECK(one_int(h->h, "PRAGMA user_version") == STORE_SCHEMA_VERSION &&
+	      one_int(h->h, "SELECT count(*) FROM services") == 1,
+	      "after migration: version or data");
+	for (int t = 0; t < 3; t++)
+		columns(h->h, tables[t], a[t], sizeof a[t]);
+	store_close(h);
+	h = NULL;
+	rc = store_open(q, STORE_CREATE, &h, err, sizeof err);
+	CHECK(rc == 0, "fresh: %s", err);
+	for (int t = 0; t < 3; t++)
+		columns(h->h, tables[t], b[t], sizeof b[t]);
+	store_close(h);
+	for (int t = 0; t < 3; t++)
+		CHECK(a[t][0] && strcmp(a[t], b[t]) == 0, "migrated %s '%s' != "
+		      "new '%s'", tables[t], a[t], b[t]);
+}
+
 int main(void)
 {
 	char cmd[600];
@@ -175,6 +246,7 @@ int main(void)
 		return 1;
 	}
 	test_schema_copy();
+	test_migrate_v1();
 	test_open_errors();
 	test_create();
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -1,0 +1,41 @@
+/* db/damping.h - flap damping in the store: per-service thresholds (table
+ * damping, written by gslbctl damping) and each endpoint's penalty (table
+ * damp_state, written by dnsd's health service, read back at its start and
+ * by gslbctl status and explain). Load time only; errors as db/edit.h. */
+#ifndef DB_DAMPING_H
+#define DB_DAMPING_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "health/damp.h"
+
+struct store;
+
+/* Sets service's thresholds (checked with damp_conf_check). One
+ * transaction. */
+int damping_set(struct store *db, const char *service,
+                const struct damp_conf *c, char *err, size_t errlen);
+/* Back to the defaults (deletes the row). */
+int damping_reset(struct store *db, const char *service, char *err,
+                  size_t errlen);
+/* service's thresholds (*custom: a row exists; else the defaults). */
+int damping_get(struct store *db, const char *service, struct damp_conf *out,
+                bool *custom, char *err, size_t errlen);
+
+/* Thresholds by endpoint id: *out[0..*n) (caller frees; ids without an
+ * endpoint get the defaults). */
+int damping_by_endpoint(struct store *db, struct damp_conf **out, size_t *n,
+                        char *err, size_t errlen);
+
+/* Endpoint states by id, *out[0..*n) (caller frees; zero = none), as dnsd
+ * saved them. */
+int damping_state_load(struct store *db, struct damp_state **out, size_t *n,
+                       char *err, size_t errlen);
+/* Replaces the saved states with st[0..n) (entries with a penalty; conf
+ * by id for the reuse time). One transaction. */
+int damping_state_save(struct store *db, const struct damp_state *st,
+                       const struct damp_conf *conf, size_t n, char *err,
+                       size_t errlen);
+
+#endif
