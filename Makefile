@@ -66,7 +66,7 @@ PROGS    := $(BIN)/dnsd $(BIN)/gslbctl $(BIN)/gslb-probe
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all build deb deps layers test unit integration run bench asan tsan fuzz clean check install uninstall
+.PHONY: all build deb deps generated layers test unit integration run bench asan tsan fuzz clean check install uninstall
 .DEFAULT_GOAL := all
 
 all: deps
@@ -123,6 +123,9 @@ $(SCHEMA_C:%.c=%.o): $(SCHEMA_C)
 # Build trees from before the schema was generated here have dependency
 # files naming db/schema_sql.c; this lets them rebuild once.
 db/schema_sql.c: ;
+
+# The generated sources (for builds outside this Makefile: tests/fuzz/run.sh).
+generated: $(BPF_EMB) $(SCHEMA_C) $(WEB_EMB)
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@

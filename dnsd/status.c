@@ -291,7 +291,7 @@ int status_metrics(const struct status_src *s, struct evbuffer *out)
 			    DNSD_VERSION);
 	label(out, event_get_version());
 	evbuffer_add_printf(out, "\",openssl=\"");
-	label(out, OpenSSL_version(OPENSSL_VERSION));
+	label(out, OpenSSL_version(OPENSSL_VERSION_STRING));
 	evbuffer_add_printf(out, "\",sqlite=\"");
 	label(out, store_lib_version());
 	evbuffer_add_printf(out, "\",ldns=\"");

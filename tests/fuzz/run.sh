@@ -9,14 +9,15 @@ secs=${FUZZ_SECONDS:-60}
 pkgs="ldns libmaxminddb libevent libevent_openssl libevent_pthreads sqlite3 jansson liburcu-qsbr openssl libsystemd libxdp libbpf"
 flags="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -std=c11 -D_GNU_SOURCE -I. $(pkg-config --cflags $pkgs)"
 mkdir -p build-fuzz/obj
-# The generated sources (the embedded XDP program and schema), like the build's.
-make -s build/dnsd/xdp_filter_obj.c build/db/schema_sql.c
+# The generated sources (the embedded XDP program, schema and status page),
+# like the build's.
+make -s generated
 objs=()
 shopt -s nullglob
 # An object is stale when its source or any header is newer (a struct that
 # changed under an old object makes the targets read garbage).
 newest_h=$(ls -t common/*.h geo/*.h health/*.h policy/*.h db/*.h dnsd/*.h | head -1)
-for src in common/*.c geo/*.c health/*.c policy/*.c db/*.c dnsd/*.c build/dnsd/xdp_filter_obj.c build/db/schema_sql.c; do
+for src in common/*.c geo/*.c health/*.c policy/*.c db/*.c dnsd/*.c build/dnsd/xdp_filter_obj.c build/db/schema_sql.c build/web/*.c; do
   case "$src" in *_main.c|*.bpf.c) continue ;; esac
   o=build-fuzz/obj/$(echo "$src" | tr / _).o
   if [ ! -e "$o" ] || [ "$src" -nt "$o" ] || [ "$newest_h" -nt "$o" ]; then

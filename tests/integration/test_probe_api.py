@@ -32,7 +32,7 @@ def testd_binary():
     if _testd:
         return _testd
     out = os.path.join(tmpdir(), "api_testd")
-    libs = subprocess.run(["pkg-config", "--libs", "libevent", "jansson", "openssl"],
+    libs = subprocess.run(["pkg-config", "--libs", "libevent", "jansson", "openssl", "libsystemd"],
                           check=True, capture_output=True, text=True).stdout.split()
     lib = os.path.join(BUILD, "libgslb.a")
     # make asan / make tsan build the library instrumented: link alike.
