@@ -107,12 +107,15 @@ json_t *status_json(const struct status_src *s)
 			"policy", svc_policy_name(v->policy), "ttl", (json_int_t)v->ttl,
 			"served", sn->svcx->zone[i] != NULL, "endpoints", eps));
 	}
-	doc = json_pack("{s:I, s:f, s:I, s:o, s:o, s:I, s:I, s:b, s:b}",
+	/* config_revision: the revision of a shared configuration source this
+	 * node has applied; the SQLite store alone has none, so 0. */
+	doc = json_pack("{s:I, s:f, s:I, s:o, s:o, s:I, s:I, s:b, s:b, s:I}",
 			"generation", (json_int_t)sn->gen, "started", s->started,
 			"threads", (json_int_t)s->threads, "zones", zones,
 			"services", svcs, "services_skipped", (json_int_t)s->svc_skipped,
 			"db_problems", (json_int_t)s->db_problems,
-			"db_ok", s->db_ok, "last_reload_ok", s->last_reload_ok);
+			"db_ok", s->db_ok, "last_reload_ok", s->last_reload_ok,
+			"config_revision", (json_int_t)0);
 	if (have_rows)
 		hstate_rows_fini(&rows);
 	return doc;

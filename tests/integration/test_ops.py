@@ -124,6 +124,8 @@ def metrics_and_status_over_the_api():
     expect(names["www.elsewhere.org."]["served"] is False, doc)
     expect(doc["db_problems"] == 1 and doc["services_skipped"] == 1, doc)
     expect(doc["generation"] >= 1 and doc["zones"][0]["serial"] == 2026112201, doc)
+    # no shared configuration source: the applied revision is an integer 0
+    expect(type(doc["config_revision"]) is int and doc["config_revision"] == 0, doc)
     # writes need the token
     req = urllib.request.Request(base + "/v1/reports", data=b"{}", method="POST")
     try:
