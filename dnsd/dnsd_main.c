@@ -138,15 +138,16 @@ int main(int argc, char **argv)
 	log_set_format(LOG_FMT_AUTO);
 	config_init(&conf);
 	rc = config_parse(&conf, argc - 1, argv + 1);
-	if (rc == 1)
-		return 0;
-	if (rc < 0) {
-		fprintf(stderr, "dnsd: see dnsd --help\n");
-		return 1;
+	if (rc == 1 || rc < 0) {
+		if (rc < 0)
+			fprintf(stderr, "dnsd: see dnsd --help\n");
+		config_fini(&conf);
+		return rc < 0 ? 1 : 0;
 	}
 	if (log_level_parse(conf.log_level, &lvl) < 0) {
 		log_err("log-level: '%s' is not one of err, warn, info, debug",
 			conf.log_level);
+		config_fini(&conf);
 		return 1;
 	}
 	log_set_level(lvl);
@@ -156,6 +157,7 @@ int main(int argc, char **argv)
 		if (log_format_parse(conf.log_format, &fmt) < 0) {
 			log_err("log-format: '%s' is not one of text, json, journal, auto",
 				conf.log_format);
+			config_fini(&conf);
 			return 1;
 		}
 		log_set_format(fmt);

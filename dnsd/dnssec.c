@@ -635,7 +635,8 @@ int dnssec_load(const char *dir, struct zone *const *zones, size_t n,
 		names = nn;
 		n_names++;
 	}
-	qsort(names, n_names, sizeof(*names), name_cmp);
+	if (n_names)	/* qsort() must not get NULL, even for 0 */
+		qsort(names, n_names, sizeof(*names), name_cmp);
 	for (size_t i = 0; i < n_names && rc == 0; i++)
 		rc = add_key(s, dir, names[i], err, errlen);
 	for (size_t i = 0; i < s->n && rc == 0; i++) {
