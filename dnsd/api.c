@@ -191,11 +191,12 @@ bad:
 
 /* ---- HTTP ------------------------------------------------------------- */
 
-static void reply_json(struct evhttp_request *req, int code,
-                       const char *reason, json_t *doc)
+void api_reply_json(struct evhttp_request *req, int code, const char *reason,
+                    json_t *doc)
 {
 	struct evbuffer *b = evbuffer_new();
 	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 
 	json_decref(doc);
 	if (!b || !text) {
@@ -208,8 +209,8 @@ static void reply_json(struct evhttp_request *req, int code,
 	evbuffer_add(b, text, strlen(text));
 	evbuffer_add(b, "\n", 1);
 	free(text);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	                  "Content-Type", "application/json");
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_send_reply(req, code, reason, b);
 	evbuffer_free(b);
 }
@@ -225,7 +226,7 @@ static void reply_error(struct evhttp_request *req, int code,
 	if (colon && colon != msg && !memchr(msg, ' ', (size_t)(colon - msg)))
 		json_object_set_new(d, "field",
 		                    json_stringn(msg, (size_t)(colon - msg)));
-	reply_json(req, code, reason, d);
+	api_reply_json(req, code, reason, d);
 }
 
 /* ---- who is calling ---------------------------------------------------- */
@@ -460,7 +461,7 @@ static void on_checks(struct api *a, struct evhttp_request *req)
 		            "check list unavailable");
 		return;
 	}
-	reply_json(req, 200, "OK", d);
+	api_reply_json(req, 200, "OK", d);
 }
 
 static void on_reports(struct api *a, struct evhttp_request *req)
@@ -496,7 +497,7 @@ static void on_reports(struct api *a, struct evhttp_request *req)
 		json_t *d = json_pack("{s:b,s:I}", "ok", 1, "accepted",
 		                      (json_int_t)r.n);
 
-		reply_json(req, 200, "OK", d);
+		api_reply_json(req, 200, "OK", d);
 	} else if (rc == -ENOENT) {
 		reply_error(req, 422, "Unprocessable Entity", err);
 	} else if (rc == -EINVAL) {
@@ -522,7 +523,7 @@ static void on_status(struct api *a, struct evhttp_request *req)
 		            "status unavailable");
 		return;
 	}
-	reply_json(req, 200, "OK", d);
+	api_reply_json(req, 200, "OK", d);
 }
 
 static void on_metrics(struct api *a, struct evhttp_request *req)
@@ -551,7 +552,7 @@ static void on_config_get(struct api *a, struct evhttp_request *req)
 		reply_error(req, 500, "Internal Server Error", err);
 		return;
 	}
-	reply_json(req, 200, "OK", d);
+	api_reply_json(req, 200, "OK", d);
 }
 
 /* true when the request's query has NAME=1 or NAME=true. */
@@ -628,7 +629,7 @@ static void config_write(struct api *a, struct evhttp_request *req,
 	}
 	json_decref(doc);
 	if (rc == 0)
-		reply_json(req, 200, "OK", changes ? changes :
+		api_reply_json(req, 200, "OK", changes ? changes :
 		           json_pack("{s:b}", "ok", 1));
 	else if (rc == -EINVAL)
 		reply_error(req, 400, "Bad Request", err);
@@ -753,7 +754,7 @@ static void on_config_rest(struct api *a, struct evhttp_request *req,
 	who.dry_run = query_flag(req, "dry_run");
 	status = a->ops->config_rest(a->ctx, method, path, body, &who, &reply);
 	json_decref(body);
-	reply_json(req, status, status == 200 ? "OK" : status == 201 ?
+	api_reply_json(req, status, status == 200 ? "OK" : status == 201 ?
 	           "Created" : status == 400 ? "Bad Request" : status == 404 ?
 	           "Not Found" : status == 405 ? "Method Not Allowed" :
 	           status == 409 ? "Conflict" : "Error", reply ? reply :

@@ -157,4 +157,10 @@ int api_report_parse(const char *body, size_t len, struct arena *arena,
  * from hstate_export() rows. New reference or NULL (out of memory). */
 json_t *api_health_json(const struct hstate_rows *rows);
 
+/* Sends doc (consumed; NULL gives a 500) as a compact JSON reply with
+ * Content-Type application/json and Cache-Control no-store. Control
+ * thread; shared by the API's routes and the status page's JSON. */
+void api_reply_json(struct evhttp_request *req, int code, const char *reason,
+                    json_t *doc);
+
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/spell.h"
 
 
 enum opt_type { OPT_STR, OPT_LIST, OPT_UINT, OPT_FLAG };
@@ -147,33 +148,6 @@ void config_usage(FILE *out)
 	fprintf(out, "\nEvery option can be a config-file key; flags win over the file.\n");
 }
 
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), row[64];
-
-	if (la >= 63 || lb >= 63)
-		return SIZE_MAX;
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		size_t prev = row[0];
-
-		row[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t cur = row[j];
-			size_t best = prev + (a[i - 1] != b[j - 1]);
-
-			if (row[j] + 1 < best)
-				best = row[j] + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			row[j] = best;
-			prev = cur;
-		}
-	}
-	return row[lb];
-}
-
 static const struct opt *find_opt(const char *name)
 {
 	for (size_t i = 0; i < N_OPTS; i++)
@@ -188,7 +162,7 @@ static const char *nearest(const char *name)
 	size_t bd = SIZE_MAX;
 
 	for (size_t i = 0; i < N_OPTS; i++) {
-		size_t d = edit_distance(name, opts[i].name);
+		size_t d = spell_distance(name, opts[i].name);
 
 		if (d < bd) {
 			bd = d;

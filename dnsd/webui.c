@@ -13,6 +13,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "common/clock.h"
+#include "dnsd/api.h"
 #include "policy/svc.h"
 
 /* The page's files, embedded at build time (Makefile: web/ through the
@@ -595,29 +596,6 @@ out:
 
 /* ---- HTTP ----------------------------------------------------------------- */
 
-static void send_json(struct evhttp_request *req, int code, const char *reason,
-                      json_t *doc)
-{
-	struct evbuffer *b = evbuffer_new();
-	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-
-	json_decref(doc);
-	if (!b || !text) {
-		free(text);
-		if (b)
-			evbuffer_free(b);
-		evhttp_send_error(req, 500, "Internal Server Error");
-		return;
-	}
-	evbuffer_add(b, text, strlen(text));
-	evbuffer_add(b, "\n", 1);
-	free(text);
-	evhttp_add_header(h, "Content-Type", "application/json");
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_send_reply(req, code, reason, b);
-	evbuffer_free(b);
-}
 
 static void send_error(struct evhttp_request *req, int code, const char *reason,
                        const char *msg)
@@ -628,7 +606,7 @@ static void send_error(struct evhttp_request *req, int code, const char *reason,
 	if (d && colon && colon != msg && !memchr(msg, ' ', (size_t)(colon - msg)))
 		json_object_set_new(d, "field",
 		                    json_stringn(msg, (size_t)(colon - msg)));
-	send_json(req, code, reason, d);
+	api_reply_json(req, code, reason, d);
 }
 
 static bool accepts_gzip(struct evhttp_request *req)
@@ -695,11 +673,11 @@ bool webui_handle(struct webui *w, struct evhttp_request *req,
 	}
 	w->conf.source(w->conf.ctx, &src);
 	if (strcmp(path, "/v1/ui/overview") == 0) {
-		send_json(req, 200, "OK", overview_json(w, &src));
+		api_reply_json(req, 200, "OK", overview_json(w, &src));
 	} else if (strcmp(path, "/v1/ui/services") == 0) {
-		send_json(req, 200, "OK", services_json(w, &src, &q));
+		api_reply_json(req, 200, "OK", services_json(w, &src, &q));
 	} else {
-		send_json(req, 200, "OK", webui_events_json(&w->events, q.since,
+		api_reply_json(req, 200, "OK", webui_events_json(&w->events, q.since,
 		                                            q.limit, clock_unix()));
 	}
 	return true;
