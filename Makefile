@@ -42,7 +42,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             chromium chromium-driver python3-selenium debhelper lintian \
             bind9-dnsutils unbound ldnsutils
 
-SRCDIRS  := common geo health policy db dnsd ctl
+SRCDIRS  := common geo health policy db cluster dnsd ctl
 ALL_SRCS := $(filter-out %.bpf.c,$(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c)))
 MAIN_SRCS:= $(filter %_main.c,$(ALL_SRCS))
 LIB_SRCS := $(filter-out %_main.c,$(ALL_SRCS))

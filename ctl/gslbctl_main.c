@@ -20,6 +20,8 @@
 #include "common/clock.h"
 #include "common/spell.h"
 #include "common/xalloc.h"
+#include "cluster/etcd.h"
+#include "cluster/write.h"
 #include "db/audit.h"
 #include "db/diff.h"
 #include "db/edit.h"
@@ -89,6 +91,9 @@ struct cmd {
 };
 
 static const char *db_path;
+/* --etcd: the cluster the configuration lives in (NULL: the --db file). */
+static struct etcd *etcd;
+static const char *etcd_prefix = "/gslb/";
 static bool json_out;
 static bool quiet;              /* --quiet: writes print nothing */
 static char err[1024];
@@ -237,6 +242,13 @@ static void print_json(json_t *j)
 static int cmd_init(struct cmd *c)
 {
 	db_of(c);
+	if (etcd) {
+		/* Nothing to create: writes create their keys. */
+		if (!json_out)
+			printf("etcd %s: prefix %s\n", etcd_current_url(etcd),
+			       etcd_prefix);
+		return 0;
+	}
 	if (!json_out)
 		printf("%s: schema version %d\n", db_path,
 		       STORE_SCHEMA_VERSION);
@@ -715,9 +727,9 @@ static int import_or_plan(struct cmd *c, bool dry, const char *what)
 	struct cfg_plan *plan = NULL;
 	int rc;
 
-	if (!db_path)
+	if (!db_path && !c->db)
 		die_rc(-EINVAL, "--db FILE is required");
-	if (dry && access(db_path, F_OK) < 0 && errno == ENOENT) {
+	if (!c->db && dry && access(db_path, F_OK) < 0 && errno == ENOENT) {
 		rc = store_open(":memory:", STORE_CREATE, &c->db, err,
 		                sizeof err);
 		if (rc < 0)
@@ -826,6 +838,38 @@ static void print_shift(const json_t *sh)
 	putchar('\n');
 }
 
+/* gslbctl --etcd status: the cluster's revision and each node's. */
+static void print_cluster(const json_t *cl)
+{
+	json_t *n;
+	size_t i;
+
+	printf("etcd %s prefix %s: revision %lld, configuration revision "
+	       "%lld, %lld services\n", etcd_current_url(etcd),
+	       json_string_value(json_object_get(cl, "prefix")),
+	       (long long)json_integer_value(json_object_get(cl, "revision")),
+	       (long long)json_integer_value(json_object_get(cl,
+	                                                     "config_revision")),
+	       (long long)json_integer_value(json_object_get(cl, "services")));
+	json_array_foreach(json_object_get(cl, "nodes"), i, n) {
+		json_t *r = json_object_get(n, "revision");
+
+		if (json_is_integer(r))
+			printf("  node %s: applied revision %lld (%s, lag %lld)\n",
+			       json_string_value(json_object_get(n, "name")),
+			       (long long)json_integer_value(r),
+			       json_is_true(json_object_get(n, "current")) ?
+			       "current" : "behind",
+			       (long long)json_integer_value(json_object_get(n,
+			                                                     "lag")));
+		else
+			printf("  node %s: no revision recorded\n",
+			       json_string_value(json_object_get(n, "name")));
+	}
+	if (json_array_size(json_object_get(cl, "nodes")) == 0)
+		puts("  no node registered");
+}
+
 static int cmd_status(struct cmd *c)
 {
 	struct store *h = db_of(c);
@@ -859,6 +903,16 @@ static int cmd_status(struct cmd *c)
 	}
 	json_decref(shifts);
 	doc = json_pack("{s:o, s:o}", "services", svcs, "problems", probs);
+	if (etcd && !only) {
+		json_t *cl = cw_cluster_status(etcd, etcd_prefix, err,
+		                               sizeof err);
+
+		if (!cl)
+			die("status: %s", err);
+		if (!json_out)
+			print_cluster(cl);
+		json_object_set_new(doc, "etcd", cl);
+	}
 	if (json_out) {
 		print_json(doc);
 	} else {
@@ -1310,9 +1364,127 @@ static struct cmd cmds[] = {
 };
 #define NCMDS (sizeof cmds / sizeof cmds[0])
 
+/* --etcd: a command runs on a scratch store filled from etcd, maybe more
+ * than once (after a conflict); what it prints is kept here and shown once
+ * etcd has committed. */
+static FILE *cap;
+static int cap_saved = -1;
+
+static void capture_begin(void)
+{
+	fflush(stdout);
+	if (!cap) {
+		if (!(cap = tmpfile()) || (cap_saved = dup(STDOUT_FILENO)) < 0)
+			die("temporary file: %s", strerror(errno));
+	}
+	rewind(cap);
+	if (ftruncate(fileno(cap), 0) < 0 ||
+	    dup2(fileno(cap), STDOUT_FILENO) < 0)
+		die("temporary file: %s", strerror(errno));
+}
+
+static void capture_end(void)
+{
+	fflush(stdout);
+	if (dup2(cap_saved, STDOUT_FILENO) < 0)
+		die("stdout: %s", strerror(errno));
+}
+
+static void capture_show(void)
+{
+	char buf[8192];
+	size_t n;
+
+	if (!cap)
+		return;
+	rewind(cap);
+	while ((n = fread(buf, 1, sizeof buf, cap)) > 0)
+		fwrite(buf, 1, n, stdout);
+	fclose(cap);
+	close(cap_saved);
+	cap = NULL;
+}
+
+static int etcd_attempt(struct store *scratch, void *arg, char *e,
+                        size_t elen)
+{
+	struct cmd *c = arg;
+	int rc;
+
+	c->db = scratch;
+	capture_begin();
+	rc = c->fn(c);
+	capture_end();
+	c->db = NULL;
+	if (rc < 0)
+		snprintf(e, elen, "%s", err);
+	return rc;
+}
+
+/* Runs c against etcd (cluster/write.h): exits on failure. */
+static void run_etcd(struct cmd *c)
+{
+	static const char *const damp_writes[] = { "penalty", "suppress",
+		"reuse", "half-life", "max-suppress", "on", "off", "reset" };
+	struct cw_result res;
+	char ebuf[sizeof err];
+	int rc;
+
+	if (c->fn == cmd_shift)
+		die_rc(-EINVAL, "shift: not available with --etcd: staged "
+		       "shifts are run by each node from its own store");
+	for (size_t i = 0; c->fn == cmd_damping && i < 8; i++)
+		if (opt(c, damp_writes[i]))
+			die_rc(-EINVAL, "damping --%s: not available with --etcd: "
+			       "damping is set on each node's store",
+			       damp_writes[i]);
+	rc = cw_run(etcd, etcd_prefix, c->fn == cmd_import ? CW_WHOLE : 0,
+	            etcd_attempt, c, &res, ebuf, sizeof ebuf);
+	if (rc < 0) {
+		snprintf(err, sizeof err, "%s", ebuf);
+		die_cmd(c, rc);
+	}
+	capture_show();
+	wctx.version = res.revision;
+	if (res.txns > 1)
+		fprintf(stderr, "gslbctl: %zu services committed in %u etcd "
+		        "transactions (not atomic: etcd's --max-txn-ops and "
+		        "--max-request-bytes bound one)\n", res.services,
+		        res.txns);
+}
+
+/* --etcd URL[,URL...]: the client, or exit 2. */
+static struct etcd *etcd_open(const char *list)
+{
+	char *copy = xstrdup(list), *save = NULL;
+	const char *urls[32];
+	struct etcd_config cfg = { .urls = urls, .timeout_ms = 3000 };
+	struct etcd *e;
+
+	for (char *u = strtok_r(copy, ",", &save); u;
+	     u = strtok_r(NULL, ",", &save)) {
+		if (cfg.n_urls == 32)
+			die_rc(-EINVAL, "--etcd: more than 32 URLs");
+		urls[cfg.n_urls++] = u;
+	}
+	if (cfg.n_urls == 0)
+		die_rc(-EINVAL, "--etcd: give URL[,URL...] "
+		       "(http://127.0.0.1:2379)");
+	cfg.ca_file = getenv("GSLB_ETCD_CA");
+	cfg.cert_file = getenv("GSLB_ETCD_CERT");
+	cfg.key_file = getenv("GSLB_ETCD_KEY");
+	e = etcd_new(&cfg, err, sizeof err);
+	free(copy);
+	if (!e)
+		die_rc(-EINVAL, "--etcd: %s", err);
+	return e;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: gslbctl --db FILE [--json] COMMAND ...\n"
+	        "       gslbctl --etcd URL[,URL...] [--etcd-prefix PREFIX] "
+	        "[--json] COMMAND ...\n"
 	        "Commands:\n");
 	for (size_t i = 0; i < NCMDS; i++)
 		fprintf(f, "  %s\n", cmds[i].usage);
@@ -1321,6 +1493,9 @@ static void usage(FILE *f)
 	        "Global options: --json, --quiet (writes print nothing), "
 	        "--dry-run (plan a write,\nchange nothing), --force (allow "
 	        "a write that takes a service down).\n"
+	        "--etcd (or GSLB_ETCD): the configuration in etcd under "
+	        "PREFIX (default /gslb/);\na write exits 0 only once etcd "
+	        "committed it.\n"
 	        "gslbctl COMMAND --help for details. Exit status 0 on "
 	        "success, 2 usage or bad value,\n3 not found, 4 already "
 	        "exists, 1 any other failure (one-line reason on stderr).\n");
@@ -1340,14 +1515,33 @@ int main(int argc, char **argv)
 	bool help = false;
 	struct cmd *c = NULL;
 
+	const char *etcd_urls = getenv("GSLB_ETCD");
+	bool db_given = false;
+
 	db_path = getenv("GSLB_DB");
+	if (getenv("GSLB_ETCD_PREFIX"))
+		etcd_prefix = getenv("GSLB_ETCD_PREFIX");
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--db") == 0) {
 			if (i + 1 >= argc)
 				die_rc(-EINVAL, "--db needs a FILE");
 			db_path = argv[++i];
+			db_given = true;
 		} else if (strncmp(argv[i], "--db=", 5) == 0) {
 			db_path = argv[i] + 5;
+			db_given = true;
+		} else if (strcmp(argv[i], "--etcd") == 0) {
+			if (i + 1 >= argc)
+				die_rc(-EINVAL, "--etcd needs URL[,URL...]");
+			etcd_urls = argv[++i];
+		} else if (strncmp(argv[i], "--etcd=", 7) == 0) {
+			etcd_urls = argv[i] + 7;
+		} else if (strcmp(argv[i], "--etcd-prefix") == 0) {
+			if (i + 1 >= argc)
+				die_rc(-EINVAL, "--etcd-prefix needs a PREFIX");
+			etcd_prefix = argv[++i];
+		} else if (strncmp(argv[i], "--etcd-prefix=", 14) == 0) {
+			etcd_prefix = argv[i] + 14;
 		} else if (strcmp(argv[i], "--json") == 0) {
 			json_out = true;
 		} else if (strcmp(argv[i], "--quiet") == 0 ||
@@ -1477,13 +1671,27 @@ int main(int argc, char **argv)
 		die_rc(-EINVAL, "usage: gslbctl --db FILE %s", c->usage);
 	/* The one runner: every command's failure is "COMMAND: why". */
 	cfg_write_use(&wctx);
-	j = c->fn(c);
+	if (etcd_urls && *etcd_urls) {
+		if (db_given)
+			die_rc(-EINVAL, "--db and --etcd: give one (the "
+			       "configuration is in etcd or in the file)");
+		if (!*etcd_prefix || etcd_prefix[strlen(etcd_prefix) - 1] != '/')
+			die_rc(-EINVAL, "--etcd-prefix '%s': must end with '/'",
+			       etcd_prefix);
+		db_path = "etcd";
+		etcd = etcd_open(etcd_urls);
+		run_etcd(c);
+		j = 0;
+	} else {
+		j = c->fn(c);
+	}
 	if (j < 0)
 		die_cmd(c, j);
 	if (wctx.done)
 		report_write();
 	cfg_write_done(&wctx);
 	store_close(c->db);
+	etcd_free(etcd);
 	free(c->pos);
 	free(c->ov);
 	free(words);

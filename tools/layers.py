@@ -22,8 +22,9 @@ ALLOWED = {
     "health": {"common", "geo"},
     "policy": {"common", "geo", "health"},
     "db": {"common", "geo", "health", "policy"},
-    "dnsd": {"common", "geo", "health", "policy", "db"},
-    "ctl": {"common", "geo", "health", "policy", "db"},
+    "cluster": {"common", "geo", "health", "policy", "db"},
+    "dnsd": {"common", "geo", "health", "policy", "db", "cluster"},
+    "ctl": {"common", "geo", "health", "policy", "db", "cluster"},
 }
 # System headers that only one folder may include.
 OWNED = {
