@@ -14,7 +14,7 @@ import tempfile
 
 # Folder -> the folders its files may include (besides its own).
 # One way: dnsd -> policy -> geo; dnsd -> db; ctl -> db, policy; db loads
-# into policy's types; health (the probe agent and the health state
+# into policy's types; cluster (etcd) -> db; dnsd, ctl -> cluster; health (the probe agent and the health state
 # machine) uses nothing of dnsd's; everything may use common/.
 ALLOWED = {
     "common": set(),
@@ -22,8 +22,9 @@ ALLOWED = {
     "health": {"common", "geo"},
     "policy": {"common", "geo", "health"},
     "db": {"common", "geo", "health", "policy"},
-    "dnsd": {"common", "geo", "health", "policy", "db"},
-    "ctl": {"common", "geo", "health", "policy", "db"},
+    "cluster": {"common", "geo", "health", "policy", "db"},
+    "dnsd": {"common", "geo", "health", "policy", "db", "cluster"},
+    "ctl": {"common", "geo", "health", "policy", "db", "cluster"},
 }
 # System headers that only one folder may include.
 OWNED = {
