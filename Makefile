@@ -40,7 +40,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             mmdb-bin iproute2 openssl curl prometheus man-db groff-base \
             systemd libxdp-dev libbpf-dev ethtool procps \
             chromium chromium-driver python3-selenium debhelper lintian \
-            bind9-dnsutils unbound ldnsutils
+            bind9-dnsutils unbound ldnsutils etcd-server etcd-client
 
 SRCDIRS  := common geo health policy db cluster dnsd ctl
 ALL_SRCS := $(filter-out %.bpf.c,$(foreach d,$(SRCDIRS),$(wildcard $(d)/*.c)))

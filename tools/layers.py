@@ -14,7 +14,7 @@ import tempfile
 
 # Folder -> the folders its files may include (besides its own).
 # One way: dnsd -> policy -> geo; dnsd -> db; ctl -> db, policy; db loads
-# into policy's types; health (the probe agent and the health state
+# into policy's types; cluster (etcd) -> db; dnsd, ctl -> cluster; health (the probe agent and the health state
 # machine) uses nothing of dnsd's; everything may use common/.
 ALLOWED = {
     "common": set(),

@@ -304,3 +304,201 @@ def in_netns(ns, fn, timeout=15):
     if "e" in out:
         raise out["e"]
     return out.get("v")
+
+
+ETCD = "/usr/bin/etcd"
+
+
+class EtcdCluster:
+    """n real etcd members (Debian's etcd-server) on free loopback ports, in
+    a temporary directory, with --pre-vote and short heartbeat/election
+    times; stopped by PID after the test (on_cleanup) and at exit.
+
+    .urls: the client URLs; .put/.get/.delete/.range/.status go through the
+    JSON gateway with urllib (keys and values are str); .leader() is the
+    index of the current leader; .kill(i) sends SIGKILL, .stop(i) SIGTERM,
+    .start(i) restarts member i on its data directory; .stop_all() stops
+    every member, .start_all() restarts them."""
+
+    def __init__(self, n=3, compaction=None, wait=True):
+        import atexit
+        if not os.access(ETCD, os.X_OK):
+            raise Skip("no %s (Debian package etcd-server)" % ETCD)
+        self.n = n
+        self.dir = tmpdir()
+        self.names = ["m%d" % i for i in range(n)]
+        self.client_ports = [free_port() for _ in range(n)]
+        self.peer_ports = [free_port() for _ in range(n)]
+        self.urls = ["http://127.0.0.1:%d" % p for p in self.client_ports]
+        self.token = "gslbtest-%d-%d" % (os.getpid(), self.client_ports[0])
+        self.compaction = compaction
+        self.procs = [None] * n
+        self._started = [False] * n
+        on_cleanup(self.stop_all)
+        atexit.register(self.stop_all)
+        for i in range(n):
+            self.start(i, wait=False)
+        if wait:
+            self.wait_ready()
+
+    def _argv(self, i):
+        cluster = ",".join("%s=http://127.0.0.1:%d" % (self.names[k], self.peer_ports[k])
+                           for k in range(self.n))
+        argv = [ETCD, "--name", self.names[i],
+                "--data-dir", os.path.join(self.dir, self.names[i]),
+                "--listen-client-urls", self.urls[i],
+                "--advertise-client-urls", self.urls[i],
+                "--listen-peer-urls", "http://127.0.0.1:%d" % self.peer_ports[i],
+                "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % self.peer_ports[i],
+                "--initial-cluster", cluster,
+                "--initial-cluster-state", "new",
+                "--initial-cluster-token", self.token,
+                "--pre-vote",
+                "--heartbeat-interval", str(int(50 * TIME_FACTOR)),
+                "--election-timeout", str(int(500 * TIME_FACTOR)),
+                "--log-level", "warn", "--logger", "zap"]
+        if self.compaction:
+            argv += ["--auto-compaction-mode", "revision",
+                     "--auto-compaction-retention", str(self.compaction)]
+        return argv
+
+    def start(self, i, wait=True):
+        """Starts (or restarts) member i; with wait, until it serves reads."""
+        p = self.procs[i]
+        if p is not None and p.alive():
+            return
+        self.procs[i] = Proc(self._argv(i))
+        if wait:
+            self.wait_ready([i])
+
+    def start_all(self, wait=True):
+        for i in range(self.n):
+            self.start(i, wait=False)
+        if wait:
+            self.wait_ready()
+
+    def alive(self, i):
+        return self.procs[i] is not None and self.procs[i].alive()
+
+    def kill(self, i):
+        """SIGKILL member i."""
+        if self.procs[i] is not None:
+            self.procs[i].kill()
+
+    def stop(self, i):
+        """SIGTERM member i and wait."""
+        if self.procs[i] is not None:
+            self.procs[i].stop()
+
+    def stop_all(self):
+        for i in range(self.n):
+            try:
+                self.kill(i)
+            except Exception:
+                pass
+
+    def wait_ready(self, members=None, timeout=20):
+        """Waits until each member answers a linearizable read (it has a
+        leader)."""
+        members = range(self.n) if members is None else members
+        deadline = time.monotonic() + timeout * TIME_FACTOR
+        for i in members:
+            while True:
+                try:
+                    self.call("/v3/kv/range", {"key": _b64("/")}, member=i, timeout=2)
+                    break
+                except Exception as e:
+                    if not self.alive(i):
+                        raise RuntimeError("etcd %s exited: %s" % (self.names[i],
+                                                                   self.procs[i].output()))
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("etcd %s not ready: %s" % (self.names[i], e))
+                    time.sleep(0.1)
+
+    def call(self, path, body, member=None, timeout=5):
+        """POSTs body (a dict) to the gateway of member (None: the first
+        live one that answers); returns the reply's JSON."""
+        import json
+        import urllib.request
+        order = [member] if member is not None else \
+            [i for i in range(self.n) if self.alive(i)]
+        last = None
+        for i in order:
+            req = urllib.request.Request(self.urls[i] + path, data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=timeout * TIME_FACTOR) as r:
+                    return json.loads(r.read())
+            except Exception as e:
+                last = e
+        raise RuntimeError("etcd %s: %s" % (path, last))
+
+    def put(self, key, value, member=None):
+        """Puts key = value (str or bytes); returns the new revision."""
+        r = self.call("/v3/kv/put", {"key": _b64(key), "value": _b64(value)}, member)
+        return int(r["header"]["revision"])
+
+    def get(self, key, member=None):
+        """The value of key as str, or None."""
+        r = self.call("/v3/kv/range", {"key": _b64(key)}, member)
+        kvs = r.get("kvs") or []
+        return _unb64(kvs[0].get("value", "")) if kvs else None
+
+    def range(self, prefix, member=None):
+        """(revision, {key: value}) of every key under prefix."""
+        r = self.call("/v3/kv/range", {"key": _b64(prefix),
+                                       "range_end": _b64(_prefix_end(prefix))}, member)
+        return (int(r["header"]["revision"]),
+                {_unb64(kv["key"]): _unb64(kv.get("value", "")) for kv in r.get("kvs") or []})
+
+    def delete(self, key, prefix=False, member=None):
+        """Deletes key (or every key under it); returns the new revision."""
+        body = {"key": _b64(key)}
+        if prefix:
+            body["range_end"] = _b64(_prefix_end(key))
+        r = self.call("/v3/kv/deleterange", body, member)
+        return int(r["header"]["revision"])
+
+    def revision(self, member=None):
+        """The store's current revision."""
+        r = self.call("/v3/kv/range", {"key": _b64("/"), "limit": 1}, member)
+        return int(r["header"]["revision"])
+
+    def compact(self, revision, member=None):
+        """Compacts history up to revision (physical: waits for it)."""
+        self.call("/v3/kv/compaction", {"revision": str(revision), "physical": True}, member)
+
+    def leader(self):
+        """Index of the member that is leader now, or None."""
+        for i in range(self.n):
+            if not self.alive(i):
+                continue
+            try:
+                r = self.call("/v3/maintenance/status", {}, member=i, timeout=2)
+            except Exception:
+                continue
+            if r.get("leader") and r.get("leader") == r.get("header", {}).get("member_id"):
+                return i
+        return None
+
+
+def _b64(s):
+    import base64
+    if isinstance(s, str):
+        s = s.encode()
+    return base64.b64encode(s).decode()
+
+
+def _unb64(s):
+    import base64
+    return base64.b64decode(s).decode("utf-8", errors="replace")
+
+
+def _prefix_end(prefix):
+    b = bytearray(prefix.encode() if isinstance(prefix, str) else prefix)
+    while b:
+        if b[-1] < 0xff:
+            b[-1] += 1
+            return bytes(b)
+        b.pop()
+    return b"\0"
