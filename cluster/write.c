@@ -246,34 +246,14 @@ struct cw_change {
 	json_t *rows;           /* array */
 };
 
-static char *jtext(const json_t *v)
-{
-	return v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT |
-	                         JSON_REAL_PRECISION(15)) : NULL;
-}
-
-/* An audit row of cfg_history as the audit table's columns. */
+/* An audit row of cfg_history as it travels: without the store's version
+ * (each store numbers its own). */
 static json_t *audit_row(const json_t *h)
 {
-	const char *target = json_string_value(json_object_get(h, "target"));
-	char *o = jtext(json_object_get(h, "old"));
-	char *n = jtext(json_object_get(h, "new"));
-	json_t *r;
+	json_t *r = json_copy((json_t *)h);
 
-	if (!target)
-		target = json_string_value(json_object_get(h, "match"));
-	r = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:s?, s:O?, s:s?, s:s?}",
-	              "time", json_object_get(h, "time"),
-	              "who", json_object_get(h, "who"),
-	              "source", json_object_get(h, "source"),
-	              "op", json_object_get(h, "op"),
-	              "kind", json_object_get(h, "kind"),
-	              "service", json_object_get(h, "service"),
-	              "target", target,
-	              "field", json_object_get(h, "field"),
-	              "old", o, "new", n);
-	free(o);
-	free(n);
+	if (r)
+		json_object_del(r, "version");
 	return r;
 }
 

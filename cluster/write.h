@@ -7,11 +7,14 @@
  *                            (db/export.h), NAME its canonical name;
  *   PREFIX "audit/" ID       a JSON array of the audit rows of one write
  *                            ({"time", "who", "source", "op", "kind",
- *                            "service", "target", "field", "old", "new"}:
- *                            the columns of the store's audit table, old
- *                            and new as JSON text or null), put in the same
- *                            transaction as the change it describes, so
- *                            every node logs the same history;
+ *                            "service", "target" or "match", "field"?,
+ *                            "old"?, "new"?}: the rows of cfg_history,
+ *                            db/audit.h, without the store's version), put
+ *                            in the same transaction as the change it
+ *                            describes, so every node logs the same
+ *                            history; ID is the time in nanoseconds (16 hex
+ *                            digits, so keys sort by time), '-' and 8
+ *                            random hex digits;
  *   PREFIX "nodes/" NODE     {"revision": N, ...} (each dnsd, with a lease).
  *
  * A write (cw_run):
