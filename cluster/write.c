@@ -645,3 +645,57 @@ out:
 	free(apfx);
 	return out;
 }
+
+json_t *cw_history(struct etcd *e, const char *prefix, const char *service,
+                   int limit, long long *rev, char *err, size_t errlen)
+{
+	char *apfx = key_of(prefix ? prefix : DEFAULT_PREFIX, "audit/", "");
+	struct etcd_range r = { 0 };
+	json_t *all = json_array(), *out = NULL;
+	char canon[256];
+	size_t from;
+
+	if (!apfx || !all) {
+		snprintf(err, errlen, "history: out of memory");
+		goto done;
+	}
+	if (service && cfg_canon_name(service, canon, err, errlen) < 0)
+		goto done;
+	if (etcd_range(e, apfx, true, 0, 0, &r) < 0) {
+		snprintf(err, errlen, "etcd: %s", etcd_error(e));
+		goto done;
+	}
+	*rev = r.revision;
+	for (size_t i = 0; i < r.n; i++) {
+		json_t *rows = json_loadb(r.kvs[i].value, r.kvs[i].value_len, 0,
+		                          NULL), *row;
+		size_t k;
+
+		if (!json_is_array(rows))
+			log_warn("etcd: %s: skipped: not a list of audit rows",
+			         r.kvs[i].key);
+		json_array_foreach(rows, k, row) {
+			const char *s = json_string_value(json_object_get(row,
+			                                                  "service"));
+
+			if (!json_is_object(row) || !s ||
+			    (service && strcmp(s, canon) != 0))
+				continue;
+			row = json_copy(row);
+			json_object_set_new(row, "version",
+			                    json_integer(r.kvs[i].mod_revision));
+			json_array_append_new(all, row);
+		}
+		json_decref(rows);
+	}
+	out = json_array();
+	from = json_array_size(all) > (size_t)limit ?
+	       json_array_size(all) - (size_t)limit : 0;
+	for (size_t i = from; out && i < json_array_size(all); i++)
+		json_array_append(out, json_array_get(all, i));
+done:
+	json_decref(all);
+	etcd_range_fini(&r);
+	free(apfx);
+	return out;
+}

@@ -107,6 +107,13 @@ int cw_scratch(struct etcd *e, const char *prefix, struct store **out,
 json_t *cw_cluster_status(struct etcd *e, const char *prefix, char *err,
                           size_t errlen);
 
+/* The latest audit rows under prefix (newest last; by key, i.e. by the
+ * writer's time), of one service or all (NULL), at most limit: the form
+ * of cfg_history (db/audit.h) with "version" the etcd revision of the
+ * write. *rev: the revision read at. NULL with err on failure. */
+json_t *cw_history(struct etcd *e, const char *prefix, const char *service,
+                   int limit, long long *rev, char *err, size_t errlen);
+
 /* Text of a cw_run failure for people: "conflict", "outcome unknown",
  * "etcd unavailable (nothing changed)". */
 const char *cw_strerror(int rc);

@@ -758,20 +758,24 @@ static int cmd_history(struct cmd *c)
 {
 	struct store *h = db_of(c);
 	const char *lim = opt(c, "limit");
-	long long n = lim ? parse_ll("limit", lim) : 50;
+	long long n = lim ? parse_ll("limit", lim) : 50, ver = 0;
 	json_t *rows, *r;
 	size_t i;
 
 	if (n < 1 || n > 1000000)
 		die_rc(-EINVAL, "history: --limit %lld outside 1..1000000", n);
-	rows = cfg_history(h, c->npos ? c->pos[0] : NULL, (int)n, err,
-	                   sizeof err);
+	if (etcd)
+		rows = cw_history(etcd, etcd_prefix, c->npos ? c->pos[0] : NULL,
+		                  (int)n, &ver, err, sizeof err);
+	else
+		rows = cfg_history(h, c->npos ? c->pos[0] : NULL, (int)n, err,
+		                   sizeof err);
 	if (!rows)
 		return -EINVAL;
 	if (json_out) {
 		print_json(json_pack("{s:I, s:o}", "version",
-		                     (json_int_t)cfg_store_version(h), "history",
-		                     rows));
+		                     (json_int_t)(etcd ? ver : cfg_store_version(h)),
+		                     "history", rows));
 		return 0;
 	}
 	json_array_foreach(rows, i, r) {

@@ -96,6 +96,12 @@ def write_is_one_cas_txn_with_audit():
     # Reads come from etcd: export equals what etcd holds.
     exp = json.loads(ctl(c, "export").stdout)
     assert exp["services"] == [service_doc(c)], exp
+    # history reads the audit rows in etcd, numbered by etcd revision.
+    h = ctl(c, "history", SVC).stdout
+    assert "(gslbctl) ~ endpoint %s 192.0.2.1 weight: 1 -> 7" % SVC in h, h
+    hj = json.loads(ctl(c, "--json", "history", "--limit", "2").stdout)
+    assert hj["version"] == c.revision() and len(hj["history"]) == 2, hj
+    assert hj["history"][-1]["version"] == c.revision(), hj
     # Another prefix is another configuration.
     assert json.loads(ctl(c, "export", prefix="/other/").stdout)["services"] == []
 
