@@ -30,6 +30,14 @@ void cfg_write_use(struct cfg_write *w)
 	cur_write = w;
 }
 
+struct cfg_write *cfg_write_swap(struct cfg_write *w)
+{
+	struct cfg_write *prev = cur_write;
+
+	cur_write = w;
+	return prev;
+}
+
 void cfg_write_done(struct cfg_write *w)
 {
 	if (!w)
@@ -196,8 +204,114 @@ static void log_change(const struct cfg_plan *p, size_t i, const json_t *c,
 	}
 }
 
+/* Is rows a list of audit rows cfg_record_rows can insert? */
+static int rows_check(const json_t *rows, char *err, size_t errlen)
+{
+	static const char *const ops[] = { "add", "remove", "change" };
+	static const char *const kinds[] = { "service", "endpoint", "rule" };
+	const json_t *r;
+	size_t i;
+
+	if (!json_is_array(rows) || json_array_size(rows) == 0)
+		return store_errf(err, errlen, -EINVAL, "audit rows: not a "
+		                  "non-empty list");
+	json_array_foreach(rows, i, r) {
+		const char *op = json_string_value(json_object_get(r, "op"));
+		const char *kind = json_string_value(json_object_get(r, "kind"));
+		bool ok_op = false, ok_kind = false;
+
+		for (size_t k = 0; k < 3; k++) {
+			ok_op |= op && strcmp(op, ops[k]) == 0;
+			ok_kind |= kind && strcmp(kind, kinds[k]) == 0;
+		}
+		if (!json_is_object(r) || !ok_op || !ok_kind ||
+		    !json_is_string(json_object_get(r, "service")) ||
+		    !json_is_string(json_object_get(r, "who")) ||
+		    !json_is_string(json_object_get(r, "source")))
+			return store_errf(err, errlen, -EINVAL, "audit rows[%zu]: "
+			                  "needs op (add, remove, change), kind "
+			                  "(service, endpoint, rule), service, who "
+			                  "and source", i);
+	}
+	return 0;
+}
+
+/* Inserts rows (checked) as the audit of version. */
+static int rows_insert(sqlite3 *h, const json_t *rows, long long version,
+                       double now)
+{
+	sqlite3_stmt *au = NULL;
+	const json_t *r;
+	size_t i;
+	int rc = -EIO;
+
+	if (sqlite3_prepare_v2(h, "INSERT INTO audit (version, time, who, "
+	                       "source, op, kind, service, target, field, old, "
+	                       "new) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	                       -1, &au, NULL) != SQLITE_OK)
+		goto out;
+	json_array_foreach(rows, i, r) {
+		const json_t *t = json_object_get(r, "time");
+		const char *key = json_string_value(json_object_get(r, "target"));
+		int st;
+
+		if (!key)
+			key = json_string_value(json_object_get(r, "match"));
+		sqlite3_bind_int64(au, 1, version);
+		sqlite3_bind_double(au, 2, json_is_number(t) ? json_number_value(t)
+		                                             : now);
+		sqlite3_bind_text(au, 3, json_string_value(json_object_get(r, "who")),
+		                  -1, SQLITE_STATIC);
+		sqlite3_bind_text(au, 4, json_string_value(json_object_get(r,
+		                  "source")), -1, SQLITE_STATIC);
+		sqlite3_bind_text(au, 5, json_string_value(json_object_get(r, "op")),
+		                  -1, SQLITE_STATIC);
+		sqlite3_bind_text(au, 6, json_string_value(json_object_get(r,
+		                  "kind")), -1, SQLITE_STATIC);
+		sqlite3_bind_text(au, 7, json_string_value(json_object_get(r,
+		                  "service")), -1, SQLITE_STATIC);
+		sqlite3_bind_text(au, 8, key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(au, 9, json_string_value(json_object_get(r,
+		                  "field")), -1, SQLITE_STATIC);
+		sqlite3_bind_text(au, 10, jtext(json_object_get(r, "old")), -1,
+		                  free);
+		sqlite3_bind_text(au, 11, jtext(json_object_get(r, "new")), -1,
+		                  free);
+		st = sqlite3_step(au);
+		sqlite3_reset(au);
+		sqlite3_clear_bindings(au);
+		if (st != SQLITE_DONE)
+			goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(au);
+	return rc;
+}
+
+static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
+                  const json_t *rows, char *err, size_t errlen);
+
 int cfg_record(sqlite3 *h, const struct cfg_plan *p, const char *source,
                char *err, size_t errlen)
+{
+	return record(h, p, source, NULL, err, errlen);
+}
+
+int cfg_record_rows(sqlite3 *h, const struct cfg_plan *p, const json_t *rows,
+                    char *err, size_t errlen)
+{
+	int rc;
+
+	if (cfg_plan_size(p) == 0)
+		return 0;
+	if ((rc = rows_check(rows, err, errlen)) < 0)
+		return rc;
+	return record(h, p, NULL, rows, err, errlen);
+}
+
+static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
+                  const json_t *rows, char *err, size_t errlen)
 {
 	const struct cfg_write *w = cfg_write_current();
 	sqlite3_stmt *ch = NULL, *au = NULL;
@@ -212,6 +326,12 @@ int cfg_record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 		return 0;
 	if (!source)
 		source = w->source ? w->source : "gslbctl";
+	if (rows) {     /* the writer's own record: log with its names */
+		const json_t *r0 = json_array_get(rows, 0);
+
+		who = json_string_value(json_object_get(r0, "who"));
+		source = json_string_value(json_object_get(r0, "source"));
+	}
 	gettimeofday(&tv, NULL);
 	if (store_exec(h, "INSERT OR IGNORE INTO store_version (id, version) "
 	               "VALUES (1, 0); UPDATE store_version SET version = "
@@ -261,7 +381,7 @@ int cfg_record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 		sqlite3_bind_text(au, 10, o, -1, free);
 		sqlite3_bind_text(au, 11, nv, -1, free);
 		s1 = sqlite3_step(ch);
-		s2 = sqlite3_step(au);
+		s2 = rows ? SQLITE_DONE : sqlite3_step(au);
 		sqlite3_reset(ch);
 		sqlite3_reset(au);
 		sqlite3_clear_bindings(au);
@@ -271,6 +391,8 @@ int cfg_record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 		if (s1 != SQLITE_DONE || s2 != SQLITE_DONE)
 			goto out;
 	}
+	if (rows && rows_insert(h, rows, version, tv.tv_sec + tv.tv_usec / 1e6) < 0)
+		goto out;
 	if (n > LOG_MAX_LINES && w->log_stderr)
 		log_info("config v%lld by %s (%s): ... and %zu more changes",
 		         version, who, source, n - LOG_MAX_LINES);

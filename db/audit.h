@@ -42,6 +42,9 @@ struct cfg_write {
 /* The calling thread's context for the next writes (NULL: defaults, no
  * force, no dry run, results not kept). */
 void cfg_write_use(struct cfg_write *w);
+/* cfg_write_use that returns the context it replaces (NULL: none), to put
+ * it back after a write of one's own. */
+struct cfg_write *cfg_write_swap(struct cfg_write *w);
 /* Frees w->done. */
 void cfg_write_done(struct cfg_write *w);
 

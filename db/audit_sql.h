@@ -5,6 +5,7 @@
 #define DB_AUDIT_SQL_H
 #include <stddef.h>
 
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include "db/store_sql.h"
@@ -32,6 +33,16 @@ void cfg_observe_abort(struct cfg_observe *o);
  * context's. Nothing when p is empty. */
 int cfg_record(sqlite3 *h, const struct cfg_plan *p, const char *source,
                char *err, size_t errlen);
+
+/* cfg_record with the audit rows a writer elsewhere recorded for the same
+ * change (a replica applying a cluster's change): the version and changes
+ * come from p (what changed here), the audit rows are rows as they are
+ * ([{"time", "who", "source", "op", "kind", "service", "target" or
+ * "match", "field", "old", "new"}], the form of cfg_history without
+ * "version"; old and new any JSON). Nothing when p is empty. -EINVAL with
+ * err when rows is not such a list (nothing written). */
+int cfg_record_rows(sqlite3 *h, const struct cfg_plan *p, const json_t *rows,
+                    char *err, size_t errlen);
 
 /* The version in h (inside the caller's transaction), or -EIO. */
 long long cfg_version_of(sqlite3 *h);

@@ -49,17 +49,22 @@ static const struct field ep_fields[] = {
 #define N_EP_FIELDS (sizeof ep_fields / sizeof ep_fields[0])
 #define EP_CHECK_URL 8          /* index of check_url in ep_fields */
 
+/* ?1: NULL (every service) or a JSON array of the service names compared
+ * (cfg_plan_make_some). */
+#define ONLY(col) " WHERE ?1 IS NULL OR " col " IN (SELECT value FROM " \
+	"json_each(?1)) "
 #define SVC_Q "SELECT id, name, policy, ttl, answers, sticky, when_down " \
-	"FROM services ORDER BY name"
+	"FROM services" ONLY("name") "ORDER BY name"
 #define EP_Q "SELECT e.id, s.name, " CFG_EP_COLS " FROM endpoints e JOIN " \
-	"services s ON s.id = e.service_id ORDER BY s.name, e.target"
+	"services s ON s.id = e.service_id" ONLY("s.name") "ORDER BY s.name, " \
+	"e.target"
 #define RULE_MATCH "CASE r.kind WHEN 'cidr' THEN r.pattern ELSE " \
 	"r.kind || ':' || r.pattern END"
 #define RULE_Q "SELECT r.id, s.name, " RULE_MATCH " AS m, (SELECT " \
 	"group_concat(t, ' ') FROM (SELECT e.target AS t FROM rule_targets " \
 	"rt JOIN endpoints e ON e.id = rt.endpoint_id WHERE rt.rule_id = " \
 	"r.id ORDER BY e.target)) FROM rules r JOIN services s ON s.id = " \
-	"r.service_id ORDER BY s.name, m"
+	"r.service_id" ONLY("s.name") "ORDER BY s.name, m"
 
 struct change {
 	int op, kind;
@@ -154,7 +159,7 @@ static int key_cmp(sqlite3_stmt *a, bool a_row, sqlite3_stmt *b, bool b_row,
 /* Merges one table of cur (a) and want (b), both ordered by their keys:
  * nkeys key columns from column 1, then nf compared fields. */
 static int merge(struct cfg_plan *p, sqlite3 *cur, sqlite3 *want,
-                 const char *sql, int kind, int nkeys,
+                 const char *only, const char *sql, int kind, int nkeys,
                  const struct field *fields, size_t nf)
 {
 	sqlite3_stmt *a = NULL, *b = NULL;
@@ -165,6 +170,10 @@ static int merge(struct cfg_plan *p, sqlite3 *cur, sqlite3 *want,
 	    sqlite3_prepare_v2(want, sql, -1, &b, NULL) != SQLITE_OK) {
 		rc = -EIO;
 		goto out;
+	}
+	if (only) {
+		sqlite3_bind_text(a, 1, only, -1, SQLITE_STATIC);
+		sqlite3_bind_text(b, 1, only, -1, SQLITE_STATIC);
 	}
 	ra = sqlite3_step(a);
 	rb = sqlite3_step(b);
@@ -219,6 +228,13 @@ static const struct field rule_fields[] = { { NULL, "targets", false } };
 int cfg_plan_make(sqlite3 *cur, sqlite3 *want, struct store *own_want,
                   struct cfg_plan **out, char *err, size_t errlen)
 {
+	return cfg_plan_make_some(cur, want, NULL, own_want, out, err, errlen);
+}
+
+int cfg_plan_make_some(sqlite3 *cur, sqlite3 *want, const char *only,
+                       struct store *own_want, struct cfg_plan **out,
+                       char *err, size_t errlen)
+{
 	struct cfg_plan *p = calloc(1, sizeof *p);
 	int rc;
 
@@ -229,13 +245,14 @@ int cfg_plan_make(sqlite3 *cur, sqlite3 *want, struct store *own_want,
 	}
 	p->want = want;
 	p->own_want = own_want;
-	rc = merge(p, cur, want, SVC_Q, K_SERVICE, 1, svc_fields,
+	rc = merge(p, cur, want, only, SVC_Q, K_SERVICE, 1, svc_fields,
 	           N_SVC_FIELDS);
 	if (rc == 0)
-		rc = merge(p, cur, want, EP_Q, K_ENDPOINT, 2, ep_fields,
+		rc = merge(p, cur, want, only, EP_Q, K_ENDPOINT, 2, ep_fields,
 		           N_EP_FIELDS);
 	if (rc == 0)
-		rc = merge(p, cur, want, RULE_Q, K_RULE, 2, rule_fields, 1);
+		rc = merge(p, cur, want, only, RULE_Q, K_RULE, 2, rule_fields,
+		           1);
 	if (rc < 0) {
 		if (rc == -ENOMEM)
 			store_errf(err, errlen, rc, "plan: out of memory");

@@ -20,6 +20,14 @@ struct store;
 int cfg_plan_make(sqlite3 *cur, sqlite3 *want, struct store *own_want,
                   struct cfg_plan **out, char *err, size_t errlen);
 
+/* cfg_plan_make limited to the services named in only (a JSON array of
+ * canonical names, as text; NULL: every service): what turns those
+ * services of cur into the same services of want, leaving the others out
+ * of the plan. */
+int cfg_plan_make_some(sqlite3 *cur, sqlite3 *want, const char *only,
+                       struct store *own_want, struct cfg_plan **out,
+                       char *err, size_t errlen);
+
 /* Writes the plan into cur (no transaction of its own: the caller holds
  * one). Values are copied from the want store the plan was made with. */
 int cfg_plan_apply(struct cfg_plan *p, sqlite3 *cur, char *err,

@@ -7,7 +7,7 @@
 -- this file.
 -- Version 2 added store_version, changes and audit (the step in db/store.c
 -- creates them in a version 1 store); version 3 added shifts, damping and
--- damp_state.
+-- damp_state; version 4 added replica.
 --
 -- Conventions: names (services, CNAME targets) are lower-case, fully
 -- qualified, with the trailing dot. Times are unix seconds (REAL). Config
@@ -259,4 +259,18 @@ CREATE TABLE damp_state (
 	-- 1 = kept out of the answers (as down) until reuse_at.
 	suppressed  INTEGER NOT NULL CHECK (suppressed IN (0, 1)),
 	reuse_at    REAL NOT NULL DEFAULT 0
+);
+
+-- Where this store stands as a replica of a cluster's configuration (dnsd
+-- --etcd; version 4). One row, absent for a plain store. revision: the etcd
+-- revision up to which everything under prefix was applied (the watch
+-- resumes after it); config_revision: the revision of the last change of
+-- the configuration among those (GET /v1/status config_revision).
+CREATE TABLE IF NOT EXISTS replica (
+	id              INTEGER PRIMARY KEY CHECK (id = 1),
+	revision        INTEGER NOT NULL DEFAULT 0 CHECK (revision >= 0),
+	config_revision INTEGER NOT NULL DEFAULT 0
+	                CHECK (config_revision >= 0),
+	prefix          TEXT NOT NULL DEFAULT '',
+	updated         REAL NOT NULL DEFAULT 0
 );

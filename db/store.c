@@ -53,6 +53,18 @@ static const char migrate_v3[] =
 	"\treuse_at    REAL NOT NULL DEFAULT 0\n"
 	");\n";
 
+/* Version 4: the position of a replica of a cluster's configuration
+ * (cluster/replica.c), as in db/schema.sql. */
+static const char migrate_v4[] =
+	"CREATE TABLE IF NOT EXISTS replica (\n"
+	"\tid              INTEGER PRIMARY KEY CHECK (id = 1),\n"
+	"\trevision        INTEGER NOT NULL DEFAULT 0 CHECK (revision >= 0),\n"
+	"\tconfig_revision INTEGER NOT NULL DEFAULT 0\n"
+	"\t                CHECK (config_revision >= 0),\n"
+	"\tprefix          TEXT NOT NULL DEFAULT '',\n"
+	"\tupdated         REAL NOT NULL DEFAULT 0\n"
+	");\n";
+
 /* Migration steps: migrations[v] takes a database at user_version v to
  * v + 1. Version 0 is the empty database, so step 0 is the full current
  * schema; the later steps are written so that they also run after it
@@ -72,6 +84,7 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"service TEXT NOT NULL, target TEXT, field TEXT, old TEXT, new TEXT); "
 	"CREATE INDEX IF NOT EXISTS audit_service ON audit(service, version);",
 	migrate_v3,
+	migrate_v4,
 };
 
 static void seterr(char *err, size_t errlen, const char *path,

@@ -1,0 +1,261 @@
+/* db/sync.c - applying a configuration held elsewhere, service by service
+ * (see db/sync.h). */
+#include "db/sync.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "db/audit.h"
+#include "db/audit_sql.h"
+#include "db/diff.h"
+#include "db/diff_sql.h"
+#include "db/edit.h"
+#include "db/export.h"
+#include "db/store.h"
+#include "db/store_sql.h"
+
+struct cfg_sync {
+	struct store *db;
+	struct store *want;      /* the group's services as they should be */
+	struct store *check;     /* validates one document at a time */
+	json_t *names;           /* the group's service names */
+};
+
+int cfg_sync_position(struct store *db, struct cfg_sync_pos *pos, char *err,
+                      size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	memset(pos, 0, sizeof(*pos));
+	if (sqlite3_prepare_v2(db->h, "SELECT revision, config_revision, prefix "
+	                       "FROM replica WHERE id = 1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return store_sqlerr(db->h, err, errlen, "replica position");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *p = (const char *)sqlite3_column_text(st, 2);
+
+		pos->revision = sqlite3_column_int64(st, 0);
+		pos->config_revision = sqlite3_column_int64(st, 1);
+		snprintf(pos->prefix, sizeof(pos->prefix), "%s", p ? p : "");
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = 0;
+	} else {
+		rc = store_sqlerr(db->h, err, errlen, "replica position");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int cfg_sync_forget(struct store *db, char *err, size_t errlen)
+{
+	if (store_exec(db->h, "DELETE FROM replica") < 0)
+		return store_sqlerr(db->h, err, errlen, "replica forget");
+	return 0;
+}
+
+int cfg_sync_begin(struct store *db, struct cfg_sync **out, char *err,
+                   size_t errlen)
+{
+	struct cfg_sync *s = calloc(1, sizeof(*s));
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return store_errf(err, errlen, -ENOMEM, "sync: out of memory");
+	s->db = db;
+	if ((rc = store_open(":memory:", STORE_CREATE, &s->check, err,
+	                     errlen)) < 0) {
+		free(s);
+		return rc;
+	}
+	if (store_begin(db->h, true) < 0) {
+		rc = store_sqlerr(db->h, err, errlen, "sync: begin");
+		store_close(s->check);
+		free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+/* The group's scratch store and name list, made on first use. */
+static int group(struct cfg_sync *s, char *err, size_t errlen)
+{
+	int rc;
+
+	if (!s->want && (rc = store_open(":memory:", STORE_CREATE, &s->want,
+	                                 err, errlen)) < 0)
+		return rc;
+	if (!s->names && !(s->names = json_array()))
+		return store_errf(err, errlen, -ENOMEM, "sync: out of memory");
+	return 0;
+}
+
+/* Takes name out of the group's scratch store (a later document of the
+ * same service replaces an earlier one) and lists it. */
+static int group_name(struct cfg_sync *s, const char *name, char *err,
+                      size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = group(s, err, errlen)) < 0)
+		return rc;
+	if (sqlite3_prepare_v2(s->want->h, "DELETE FROM services WHERE name = ?",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return store_sqlerr(s->want->h, err, errlen, "sync");
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	if (rc < 0)
+		return store_sqlerr(s->want->h, err, errlen, "sync");
+	if (json_array_append_new(s->names, json_string(name)) < 0)
+		return store_errf(err, errlen, -ENOMEM, "sync: out of memory");
+	return 0;
+}
+
+int cfg_sync_put(struct cfg_sync *s, const char *name, const json_t *doc,
+                 char *err, size_t errlen)
+{
+	char canon[256], e2[256];
+	const char *dn;
+	json_t *one;
+	int rc;
+
+	if (!json_is_object(doc))
+		return store_errf(err, errlen, -EINVAL, "not a JSON object");
+	dn = json_string_value(json_object_get(doc, "name"));
+	if (!dn)
+		return store_errf(err, errlen, -EINVAL, "'name' is required");
+	if (cfg_canon_name(dn, canon, e2, sizeof(e2)) < 0)
+		return store_errf(err, errlen, -EINVAL, "name: %s", e2);
+	if (strcmp(canon, name) != 0)
+		return store_errf(err, errlen, -EINVAL, "the document names "
+		                  "service '%s', the key '%s'", canon, name);
+	one = json_pack("{s:i, s:[O]}", "version", 1, "services", doc);
+	if (!one)
+		return store_errf(err, errlen, -ENOMEM, "sync: out of memory");
+	rc = cfg_import_fill(s->check, one, e2, sizeof(e2));
+	json_decref(one);
+	if (rc < 0) {
+		/* import's "services[0] (name): " says nothing here */
+		const char *m = strstr(e2, "): ");
+
+		return store_errf(err, errlen, rc, "%s",
+		                  m && strncmp(e2, "services[0]", 11) == 0
+		                  ? m + 3 : e2);
+	}
+	if ((rc = group_name(s, name, err, errlen)) < 0)
+		return rc;
+	if (cfg_copy_service(s->check->h, name, s->want->h) < 0)
+		return store_sqlerr(s->want->h, err, errlen, "sync: copy");
+	return 0;
+}
+
+int cfg_sync_remove(struct cfg_sync *s, const char *name, char *err,
+                    size_t errlen)
+{
+	return group_name(s, name, err, errlen);
+}
+
+int cfg_sync_keep(struct cfg_sync *s, const char *name, char *err,
+                  size_t errlen)
+{
+	int rc;
+
+	if ((rc = group_name(s, name, err, errlen)) < 0)
+		return rc;
+	if (cfg_copy_service(s->db->h, name, s->want->h) < 0)
+		return store_sqlerr(s->db->h, err, errlen, "sync: copy");
+	return 0;
+}
+
+int cfg_sync_flush(struct cfg_sync *s, bool full, const json_t *rows,
+                   size_t *changed, char *err, size_t errlen)
+{
+	struct cfg_plan *p = NULL;
+	char *only = NULL, e2[512];
+	int rc;
+
+	if (changed)
+		*changed = 0;
+	if (!full && (!s->names || json_array_size(s->names) == 0))
+		return 0;
+	if ((rc = group(s, err, errlen)) < 0)
+		return rc;
+	if (!full && !(only = json_dumps(s->names, JSON_COMPACT)))
+		return store_errf(err, errlen, -ENOMEM, "sync: out of memory");
+	/* The plan owns (and closes) the group's scratch store. */
+	rc = cfg_plan_make_some(s->db->h, s->want->h, only, s->want, &p, err,
+	                        errlen);
+	s->want = NULL;
+	json_decref(s->names);
+	s->names = NULL;
+	if (rc < 0)
+		goto out;
+	if (cfg_plan_size(p) == 0)
+		goto out;
+	if ((rc = cfg_plan_apply(p, s->db->h, err, errlen)) < 0)
+		goto out;
+	rc = -EINVAL;
+	if (rows)
+		rc = cfg_record_rows(s->db->h, p, rows, e2, sizeof(e2));
+	if (rc == -EINVAL)      /* none, or not usable: our own */
+		rc = cfg_record(s->db->h, p, NULL, err, errlen);
+	if (rc == 0 && changed)
+		*changed = cfg_plan_size(p);
+out:
+	cfg_plan_free(p);
+	free(only);
+	return rc;
+}
+
+int cfg_sync_commit(struct cfg_sync *s, const struct cfg_sync_pos *pos,
+                    char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	struct timeval tv;
+	sqlite3 *h = s->db->h;
+	int rc = -EIO;
+
+	gettimeofday(&tv, NULL);
+	if (sqlite3_prepare_v2(h, "INSERT OR REPLACE INTO replica (id, revision, "
+	                       "config_revision, prefix, updated) VALUES (1, ?, "
+	                       "?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, pos->revision);
+		sqlite3_bind_int64(st, 2, pos->config_revision);
+		sqlite3_bind_text(st, 3, pos->prefix, -1, SQLITE_STATIC);
+		sqlite3_bind_double(st, 4, tv.tv_sec + tv.tv_usec / 1e6);
+		if (sqlite3_step(st) == SQLITE_DONE)
+			rc = 0;
+	}
+	sqlite3_finalize(st);
+	if (rc < 0)
+		rc = store_sqlerr(h, err, errlen, "sync: position");
+	else if (store_commit(h) < 0)
+		rc = store_sqlerr(h, err, errlen, "sync: commit");
+	if (rc < 0)
+		store_rollback(h);
+	store_close(s->want);
+	store_close(s->check);
+	json_decref(s->names);
+	free(s);
+	return rc;
+}
+
+void cfg_sync_abort(struct cfg_sync *s)
+{
+	if (!s)
+		return;
+	store_rollback(s->db->h);
+	store_close(s->want);
+	store_close(s->check);
+	json_decref(s->names);
+	free(s);
+}
