@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cluster/etcd.h"
+#include "cluster/replica.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "db/audit.h"
@@ -33,6 +34,7 @@ struct cw_key {
 
 struct cw_view {
 	struct store *scratch;
+	long long base;         /* its version once filled */
 	int64_t rev;
 	struct cw_key *keys;    /* sorted by name (etcd's key order) */
 	size_t n;
@@ -96,67 +98,14 @@ static char *key_of(const char *prefix, const char *kind, const char *name)
 	return k;
 }
 
-/* A service value: the object of one service whose name is the key's. */
-static json_t *service_value(const struct etcd_kv *kv, const char *name,
-                             char *why, size_t whylen)
-{
-	json_error_t je;
-	json_t *o = json_loadb(kv->value, kv->value_len, 0, &je);
-	const char *n;
-	char canon[256], e2[128];
-
-	if (!o) {
-		snprintf(why, whylen, "not JSON: %s", je.text);
-		return NULL;
-	}
-	n = json_string_value(json_object_get(o, "name"));
-	if (!json_is_object(o) || !n ||
-	    cfg_canon_name(n, canon, e2, sizeof e2) < 0 ||
-	    strcmp(canon, name) != 0) {
-		snprintf(why, whylen, "not a service object named %s", name);
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-/* The services of doc that are valid on their own (each validated into a
- * throwaway store); the others are dropped with a warning. */
-static void drop_invalid(json_t *svcs, char **keys)
-{
-	size_t i = 0, k = 0;
-
-	while (i < json_array_size(svcs)) {
-		json_t *one = json_pack("{s:i, s:[O]}", "version", 1, "services",
-		                        json_array_get(svcs, i));
-		struct store *t = NULL;
-		char err[512];
-		int rc = store_open(":memory:", STORE_CREATE, &t, err, sizeof err);
-
-		if (rc == 0 && one)
-			rc = cfg_import_fill(t, one, err, sizeof err);
-		store_close(t);
-		json_decref(one);
-		if (rc < 0) {
-			log_warn("etcd: %s: skipped: %s", keys[k], err);
-			json_array_remove(svcs, i);
-		} else {
-			i++;
-		}
-		k++;
-	}
-}
-
-/* Ranges the services at one revision into a new scratch store. */
+/* Ranges the services at one revision into a new scratch store
+ * (cluster/replica.h: bad values are skipped with a warning). */
 static int view_load(struct etcd *e, const char *prefix, struct cw_view *v,
                      char *err, size_t errlen)
 {
 	char *pfx = key_of(prefix, "services/", "");
-	size_t plen = strlen(pfx);
+	size_t plen = pfx ? strlen(pfx) : 0;
 	struct etcd_range r = { 0 };
-	json_t *doc = NULL, *svcs;
-	char **keys = NULL;
-	size_t nk = 0;
 	int rc;
 
 	memset(v, 0, sizeof *v);
@@ -171,49 +120,34 @@ static int view_load(struct etcd *e, const char *prefix, struct cw_view *v,
 		goto out;
 	}
 	v->rev = r.revision;
-	v->keys = calloc(r.n + 1, sizeof *v->keys);
-	keys = calloc(r.n + 1, sizeof *keys);
-	svcs = json_array();
-	doc = json_pack("{s:i, s:o}", "version", 1, "services", svcs);
-	if (!doc || !v->keys || !keys) {
+	if (!(v->keys = calloc(r.n + 1, sizeof *v->keys))) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	for (size_t i = 0; i < r.n; i++) {
 		const struct etcd_kv *kv = &r.kvs[i];
-		const char *name = kv->key + plen;
-		char why[256];
-		json_t *o;
 
 		if (kv->key_len <= plen)
 			continue;
 		/* Every key counts for the compare, valid or not. */
-		if (!(v->keys[v->n].name = strdup(name))) {
+		if (!(v->keys[v->n].name = strdup(kv->key + plen))) {
 			rc = -ENOMEM;
 			goto out;
 		}
 		v->keys[v->n].mod = kv->mod_revision;
 		v->n++;
-		if (!(o = service_value(kv, name, why, sizeof why))) {
-			log_warn("etcd: %s: skipped: %s", kv->key, why);
-			continue;
-		}
-		json_array_append_new(svcs, o);
-		keys[nk++] = kv->key;
 	}
 	qsort(v->keys, v->n, sizeof *v->keys, key_cmp);
-	if ((rc = store_open(":memory:", STORE_CREATE, &v->scratch, err,
-	                     errlen)) < 0)
+	if ((rc = replica_scratch(&r, prefix, ":memory:", &v->scratch, err,
+	                          errlen)) < 0)
 		goto out;
-	if (cfg_import_fill(v->scratch, doc, err, errlen) < 0) {
-		drop_invalid(svcs, keys);
-		rc = cfg_import_fill(v->scratch, doc, err, errlen);
+	if ((v->base = cfg_store_version(v->scratch)) < 0) {
+		snprintf(err, errlen, "scratch: %s", store_errmsg(v->scratch));
+		rc = -EIO;
 	}
 out:
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "etcd: out of memory");
-	free(keys);
-	json_decref(doc);
 	etcd_range_fini(&r);
 	free(pfx);
 	if (rc < 0)
@@ -268,7 +202,7 @@ static void changes_free(struct cw_change *c, size_t n)
 
 /* What the write did to the scratch store: per service, its new value and
  * its audit rows, in the order of the audit rows. */
-static int changes_of(struct store *scratch, json_t **hist,
+static int changes_of(struct store *scratch, long long base, json_t **hist,
                       struct cw_change **out, size_t *n, char *err,
                       size_t errlen)
 {
@@ -287,9 +221,13 @@ static int changes_of(struct store *scratch, json_t **hist,
 	}
 	json_array_foreach(*hist, i, h) {
 		const char *s = json_string_value(json_object_get(h, "service"));
-		json_t *row = audit_row(h);
+		json_t *row;
 		size_t k;
 
+		/* Rows of the fill are not the write's. */
+		if (json_integer_value(json_object_get(h, "version")) <= base)
+			continue;
+		row = audit_row(h);
 		if (!s || !row) {
 			json_decref(row);
 			changes_free(c, nc);
@@ -518,7 +456,7 @@ int cw_run(struct etcd *e, const char *prefix, unsigned flags, cw_fn fn,
 		res->revision = v.rev;
 		if ((rc = fn(v.scratch, arg, err, errlen)) < 0 ||
 		    cfg_write_current()->dry_run ||
-		    (rc = changes_of(v.scratch, &hist, &c, &nc, err,
+		    (rc = changes_of(v.scratch, v.base, &hist, &c, &nc, err,
 		                     errlen)) < 0 || nc == 0) {
 			json_decref(hist);
 			view_fini(&v);
