@@ -635,8 +635,11 @@ static void config_write(struct api *a, struct evhttp_request *req,
 		reply_error(req, 400, "Bad Request", err);
 	else if (rc == -ENOENT)
 		reply_error(req, 422, "Unprocessable Entity", err);
-	else if (rc == -EEXIST || rc == -EPERM || rc == -EBUSY)
+	else if (rc == -EEXIST || rc == -EPERM || rc == -EBUSY ||
+	         rc == -EAGAIN)
 		reply_error(req, 409, "Conflict", err);
+	else if (rc == -ETIMEDOUT || rc == -EHOSTDOWN)
+		reply_error(req, 503, "Service Unavailable", err);
 	else
 		reply_error(req, 500, "Internal Server Error",
 		            err[0] ? err : strerror(-rc));

@@ -88,8 +88,10 @@ struct api_ops {
 	 * "priority"}) or "shift" (POST /v1/shift {"service", "target",
 	 * "steps", "every"[, "max_rtt_ms"]} starts a staged shift;
 	 * {"service", "action": "abort"|"pause"|"resume"} controls it).
-	 * Returns 0 (200), -EINVAL (400), -ENOENT (422), -EEXIST or -EBUSY
-	 * (409), other (500); err says why. */
+	 * Returns 0 (200), -EINVAL (400), -ENOENT (422), -EEXIST, -EBUSY or
+	 * -EAGAIN (409: with --etcd, a conflict), -ETIMEDOUT or -EHOSTDOWN
+	 * (503: with --etcd, outcome unknown or etcd unavailable), other
+	 * (500); err says why. */
 	int (*config_write)(void *ctx, const char *what, const json_t *body,
 	                    const struct api_caller *who, char *err,
 	                    size_t errlen);

@@ -26,7 +26,11 @@ static int status_of(int rc)
 		return 404;
 	case -EEXIST:
 	case -EPERM:
+	case -EAGAIN:           /* etcd: a conflict after every retry */
 		return 409;
+	case -ETIMEDOUT:        /* etcd: outcome unknown */
+	case -EHOSTDOWN:        /* etcd: unavailable, nothing changed */
+		return 503;
 	default:
 		return 500;
 	}

@@ -20,6 +20,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "cluster/etcd.h"
+#include "cluster/write.h"
 #include "dnsd/api.h"
 #include "dnsd/config.h"
 #include "dnsd/dnssec.h"
@@ -39,6 +41,7 @@
 #include "db/export.h"
 #include "db/shift.h"
 #include "db/store.h"
+#include "db/sync.h"
 #include "db/svc_load.h"
 #include "dnsd/zone.h"
 #include "geo/geo.h"
@@ -83,6 +86,8 @@ struct control {
 	struct event *shift_ev;      /* runs the staged shifts */
 	struct shiftd_stats shift_st;
 	struct stats last;           /* counters at the last summary */
+	struct etcd *wr_etcd;        /* with --etcd: API writes go there */
+	const char *wr_prefix;
 	bool zone_ok[CONFIG_LIST_MAX];       /* per zone file: last load */
 	double zone_loaded[CONFIG_LIST_MAX];
 };
@@ -558,7 +563,7 @@ static const char *jstr(const json_t *o, const char *key)
 }
 
 /* POST /v1/endpoint: the fields an operator changes at 3 a.m. */
-static int endpoint_write(struct control *sv, const json_t *b, char *err,
+static int endpoint_write(struct store *db, const json_t *b, char *err,
 			  size_t errlen)
 {
 	struct cfg_endpoint e = { .target = jstr(b, "target"), .drained = -1 };
@@ -585,7 +590,7 @@ static int endpoint_write(struct control *sv, const json_t *b, char *err,
 		e.has_priority = true;
 		e.priority = json_integer_value(v);
 	}
-	return cfg_endpoint_set(sv->db, jstr(b, "service"), &e, err, errlen);
+	return cfg_endpoint_set(db, jstr(b, "service"), &e, err, errlen);
 bad_type:
 	snprintf(err, errlen, "endpoint: drained must be a boolean, admin a string, "
 		 "weight and priority integers");
@@ -594,7 +599,7 @@ bad_type:
 
 /* POST /v1/shift: start ({"service", "target", "steps", "every",
  * "max_rtt_ms"}) or control ({"service", "action"}) a staged shift. */
-static int api_shift(struct control *sv, const json_t *b, char *err,
+static int api_shift(struct store *db, const json_t *b, char *err,
 		     size_t errlen)
 {
 	const char *svc = jstr(b, "service"), *act = jstr(b, "action");
@@ -612,11 +617,11 @@ static int api_shift(struct control *sv, const json_t *b, char *err,
 	}
 	if (act) {
 		if (strcmp(act, "abort") == 0)
-			return shift_abort(sv->db, svc, now, err, errlen);
+			return shift_abort(db, svc, now, err, errlen);
 		if (strcmp(act, "pause") == 0)
-			return shift_pause(sv->db, svc, now, err, errlen);
+			return shift_pause(db, svc, now, err, errlen);
 		if (strcmp(act, "resume") == 0)
-			return shift_resume(sv->db, svc, now, err, errlen);
+			return shift_resume(db, svc, now, err, errlen);
 		snprintf(err, errlen, "shift: \"action\" '%s': give abort, "
 			 "pause or resume", act);
 		return -EINVAL;
@@ -646,7 +651,7 @@ static int api_shift(struct control *sv, const json_t *b, char *err,
 			 "or an array of percents");
 		return -EINVAL;
 	}
-	return shift_start(sv->db, svc, jstr(b, "target"), buf,
+	return shift_start(db, svc, jstr(b, "target"), buf,
 			   json_number_value(every),
 			   rtt ? json_number_value(rtt) : 0, now, err, errlen);
 }
@@ -685,6 +690,120 @@ static int known_keys(const json_t *b, const char *what, char *err,
 	return 0;
 }
 
+/* One API write (config, flip, endpoint, shift) on db, in the thread's
+ * write context. */
+static int config_write_on(struct store *db, const char *what,
+			   const json_t *b, char *err, size_t errlen)
+{
+	if (strcmp(what, "config") == 0)
+		return cfg_import(db, b, err, errlen);
+	if (strcmp(what, "shift") == 0)
+		return api_shift(db, b, err, errlen);
+	if (!jstr(b, "service") || !jstr(b, "target")) {
+		snprintf(err, errlen, "%s: \"service\" and \"target\" strings are required",
+			 what);
+		return -EINVAL;
+	}
+	if (strcmp(what, "flip") == 0)
+		return cfg_flip(db, jstr(b, "service"), jstr(b, "target"), err, errlen);
+	return endpoint_write(db, b, err, errlen);
+}
+
+/* With --etcd: an API write runs on a scratch store filled from etcd and
+ * is committed there (cluster/write.h); the reply waits until this node's
+ * replica applied it (at most ETCD_APPLY_WAIT_S), so the caller reads its
+ * own write from this node. */
+#define ETCD_APPLY_WAIT_S 2.0
+
+/* The etcd revision this node's replica has applied (0 when unknown). */
+static long long applied_revision(struct control *sv)
+{
+	struct cfg_sync_pos pos;
+	char err[256];
+
+	if (cfg_sync_position(sv->db, &pos, err, sizeof(err)) < 0)
+		return 0;
+	return pos.revision;
+}
+
+struct etcd_api_write {
+	const char *what;       /* config_write: what; NULL: REST, import */
+	const json_t *body;
+	const char *method, *path;      /* REST */
+	const struct api_caller *who;
+	bool import;            /* PUT /v1/config with a plan */
+	struct cfg_plan *plan;  /* import: what it changed */
+	int status;             /* REST: the HTTP status */
+	json_t *reply;          /* REST: the reply */
+};
+
+static int etcd_attempt(struct store *scratch, void *arg, char *err,
+			size_t errlen)
+{
+	struct etcd_api_write *w = arg;
+	int rc;
+
+	if (w->path) {
+		json_decref(w->reply);
+		w->reply = NULL;
+		w->status = apicfg_handle(scratch, w->method, w->path, w->body,
+					  w->who, &w->reply);
+		if (w->status < 300)
+			return 0;
+		snprintf(err, errlen, "%s", jstr(w->reply, "error") ?
+			 jstr(w->reply, "error") : "failed");
+		return w->status == 404 ? -ENOENT : w->status == 409 ?
+		       -EEXIST : w->status == 405 ? -EOPNOTSUPP : -EINVAL;
+	}
+	if (w->import) {
+		cfg_plan_free(w->plan);
+		w->plan = NULL;
+		return cfg_import_plan(scratch, w->body, w->who->dry_run ?
+				       CFG_IMPORT_DRY_RUN : 0, &w->plan, err,
+				       errlen);
+	}
+	if (strcmp(w->what, "shift") == 0) {
+		snprintf(err, errlen, "shift: not available with --etcd: staged "
+			 "shifts are run by each node from its own store");
+		return -EINVAL;
+	}
+	rc = config_write_on(scratch, w->what, w->body, err, errlen);
+	return rc;
+}
+
+/* Runs w against etcd; after a commit, waits (bounded) for the replica and
+ * loads it. 0 or a negative errno with err (cluster/write.h). */
+static int etcd_write(struct control *sv, struct etcd_api_write *w,
+		      long long *revision, char *err, size_t errlen)
+{
+	struct cw_result res;
+	int rc;
+
+	rc = cw_run(sv->wr_etcd, sv->wr_prefix,
+		    w->import || (w->what && strcmp(w->what, "config") == 0) ?
+		    CW_WHOLE : 0, etcd_attempt, w, &res, err, errlen);
+	*revision = res.revision;
+	if (rc < 0) {
+		log_warn("api: etcd write failed: %s", err);
+		return rc;
+	}
+	if (res.txns > 0) {
+		double until = clock_unix() + ETCD_APPLY_WAIT_S;
+		long long applied;
+
+		while ((applied = applied_revision(sv)) < res.revision &&
+		       clock_unix() < until)
+			usleep(5000);
+		if (applied < res.revision)
+			log_warn("api: etcd revision %lld committed, this node "
+				 "has applied %lld so far", res.revision,
+				 applied);
+		sv->db_version = -1;
+		poll_db(sv);
+	}
+	return 0;
+}
+
 static int api_config_write(void *ctx, const char *what, const json_t *b,
 			    const struct api_caller *who, char *err,
 			    size_t errlen)
@@ -703,19 +822,17 @@ static int api_config_write(void *ctx, const char *what, const json_t *b,
 	    (rc = known_keys(b, what, err, errlen)) < 0)
 		return rc;
 	cfg_write_use(&w);
-	if (strcmp(what, "config") == 0) {
-		rc = cfg_import(sv->db, b, err, errlen);
-	} else if (strcmp(what, "shift") == 0) {
-		rc = api_shift(sv, b, err, errlen);
-	} else if (!jstr(b, "service") || !jstr(b, "target")) {
-		snprintf(err, errlen, "%s: \"service\" and \"target\" strings are required",
-			 what);
-		rc = -EINVAL;
-	} else if (strcmp(what, "flip") == 0) {
-		rc = cfg_flip(sv->db, jstr(b, "service"), jstr(b, "target"), err, errlen);
-	} else {
-		rc = endpoint_write(sv, b, err, errlen);
+	if (sv->wr_etcd) {
+		struct etcd_api_write ew = { .what = what, .body = b,
+					     .who = who };
+		long long rev;
+
+		rc = etcd_write(sv, &ew, &rev, err, errlen);
+		cfg_write_use(NULL);
+		cfg_write_done(&w);
+		return rc;
 	}
+	rc = config_write_on(sv->db, what, b, err, errlen);
 	cfg_write_use(NULL);
 	/* A shift is written by db/shift.c, not as a planned change. */
 	if (rc == 0 && (strcmp(what, "shift") == 0 ||
@@ -753,17 +870,29 @@ static json_t *api_config_import(void *ctx, const json_t *b,
 		return NULL;
 	}
 	cfg_write_use(&w);
-	*rc = cfg_import_plan(sv->db, b, dry_run ? CFG_IMPORT_DRY_RUN : 0,
-			      &plan, err, errlen);
+	if (sv->wr_etcd) {
+		struct etcd_api_write ew = { .body = b, .who = who,
+					     .import = true };
+		long long rev = 0;
+
+		*rc = etcd_write(sv, &ew, &rev, err, errlen);
+		plan = ew.plan;
+		w.version = rev;
+	} else {
+		*rc = cfg_import_plan(sv->db, b, dry_run ? CFG_IMPORT_DRY_RUN : 0,
+				      &plan, err, errlen);
+	}
 	cfg_write_use(NULL);
-	if (*rc < 0)
+	if (*rc < 0) {
+		cfg_plan_free(plan);
 		return NULL;
+	}
 	out = json_pack("{s:o, s:I}", "changes", cfg_plan_json(plan), "version",
 			(json_int_t)w.version);
 	if (!dry_run) {
 		log_info("api: import by %s: %zu change%s", who->name,
 			 cfg_plan_size(plan), cfg_plan_size(plan) == 1 ? "" : "s");
-		if (cfg_plan_size(plan) > 0) {
+		if (cfg_plan_size(plan) > 0 && !sv->wr_etcd) {
 			sv->db_version = -1;
 			poll_db(sv);
 		}
@@ -787,6 +916,25 @@ static int api_config_rest(void *ctx, const char *method, const char *path,
 		*reply = json_pack("{s:s}", "error",
 				   "this server has no store (--db)");
 		return 404;
+	}
+	if (sv->wr_etcd && strcmp(method, "GET") != 0) {
+		struct etcd_api_write ew = { .method = method, .path = path,
+					     .body = body, .who = who };
+		char err[1024] = "";
+		long long rev = 0;
+		int rc = etcd_write(sv, &ew, &rev, err, sizeof(err));
+
+		if (rc < 0 && !(ew.reply && ew.status >= 300)) {
+			json_decref(ew.reply);
+			*reply = json_pack("{s:s}", "error", err);
+			return rc == -EAGAIN ? 409 : rc == -ETIMEDOUT ||
+			       rc == -EHOSTDOWN ? 503 : 500;
+		}
+		if (ew.status < 300 && json_is_object(ew.reply))
+			json_object_set_new(ew.reply, "version",
+					    json_integer(rev));
+		*reply = ew.reply;
+		return ew.status;
 	}
 	status = apicfg_handle(sv->db, method, path, body, who, reply);
 	if (strcmp(method, "GET") != 0 && status < 300 && !who->dry_run) {

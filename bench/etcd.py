@@ -1,0 +1,306 @@
+#!/usr/bin/python3
+"""bench/etcd.py - one configuration for three nodes through etcd.
+
+  etcd.py [--changes N] [--kill-changes N] [--catchup N] [--load-seconds S]
+          [--rate R] [--skip PARTS]
+
+Starts, on 127.0.0.1 and in a temporary directory: three etcd members
+(Debian's etcd-server, --pre-vote) and three bin/dnsd with --etcd (each its
+own replica --db and API), then measures:
+
+  propagation   --changes (default 1000) flips of a failover service with
+                bin/gslbctl --etcd, one after the other: from gslbctl's exit
+                0 (etcd committed) to the moment all three nodes answer the
+                new endpoint (each node queried over UDP every ~1 ms);
+                p50, p99, max;
+  leader kill   the same for --kill-changes (default 300) flips while the
+                etcd leader is killed -9 (after a third of them) and
+                restarted 2 s later; also the longest gap between two
+                acknowledged writes (the write pause);
+  catch-up      node 3 stopped; --catchup (default 100000) changes written
+                straight to etcd (one transaction each, as gslbctl writes:
+                a service document and its audit rows, through the JSON
+                gateway, several connections in parallel); node 3 started:
+                time until its config_revision reaches etcd's;
+  load          DNS q/s of node 1 (bench/loadgen, closed loop, one query
+                thread, pinned) idle, then while --rate (default 100)
+                changes per second are written: the ratio.
+
+Prints every figure and "ETCD key=value" lines. Every process is stopped by
+its PID at the end, also on errors and Ctrl-C. --skip: any of
+"prop kill catchup load" (comma separated).
+"""
+import argparse
+import base64
+import http.client
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import gslbtest  # noqa: E402
+from gslbtest import (BIN, ZONES, Dnsd, EtcdCluster, answer_texts,  # noqa: E402
+                      free_port, tmpdir)
+
+SVC = "fo.gslb.example.com."
+BULK = "bulk.gslb.example.com."
+ZONE = os.path.join(ZONES, "gslb.example.com.zone")
+TOKEN = "bench-etcd-token"
+LOADGEN = os.path.join(ROOT, "build", "bench", "loadgen")
+
+
+def b64(s):
+    return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
+
+
+def ctl(urls, *args):
+    return subprocess.run([os.path.join(BIN, "gslbctl"), "--etcd", ",".join(urls)] +
+                          [str(a) for a in args], capture_output=True, text=True, timeout=120)
+
+
+class Node:
+    def __init__(self, i, etcd, d):
+        self.name = "n%d" % i
+        self.db = os.path.join(d, "n%d.db" % i)
+        self.tok = os.path.join(d, "token")
+        with open(self.tok, "w") as f:
+            f.write(TOKEN + "\n")
+        self.urls = etcd.urls[i:] + etcd.urls[:i]
+        self.port = free_port()
+        self.api_port = free_port()
+        self.dnsd = None
+
+    def start(self, extra=()):
+        args = ["--zone", ZONE, "--db", self.db, "--api", "127.0.0.1:%d" % self.api_port,
+                "--api-token-file", self.tok, "--node-name", self.name] + list(extra)
+        for u in self.urls:
+            args += ["--etcd", u]
+        self.dnsd = Dnsd(args, port=self.port, wait=True)
+
+    def status(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=5)
+        c.request("GET", "/v1/status")
+        r = json.loads(c.getresponse().read())
+        c.close()
+        return r
+
+    def answer(self, name=SVC):
+        return answer_texts(self.dnsd.udp(name))
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
+def report(label, xs):
+    print("%s: n=%d p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (
+        label, len(xs), 1000 * pct(xs, 50), 1000 * pct(xs, 99), 1000 * max(xs)), flush=True)
+    print("ETCD %s_n=%d %s_p50_ms=%.2f %s_p99_ms=%.2f %s_max_ms=%.2f" % (
+        label, len(xs), label, 1000 * pct(xs, 50), label, 1000 * pct(xs, 99), label,
+        1000 * max(xs)), flush=True)
+
+
+def flips(etcd, nodes, n, on_index=None, max_wait=10.0):
+    """n flips, each timed from ack to answered by all; returns (times,
+    ack times, failures)."""
+    times, acks, fails = [], [], 0
+    target = "192.0.2.2"
+    for i in range(n):
+        if on_index:
+            on_index(i)
+        p = ctl(etcd.urls, "flip", SVC, target)
+        t_ack = time.monotonic()
+        if p.returncode != 0:
+            fails += 1
+            continue
+        acks.append(t_ack)
+        pending = list(nodes)
+        deadline = t_ack + max_wait
+        while pending and time.monotonic() < deadline:
+            pending = [nd for nd in pending if nd.answer() != [target]]
+            if pending:
+                time.sleep(0.001)
+        if pending:
+            raise RuntimeError("flip %d: nodes %s did not answer %s within %.0f s" % (
+                i, [nd.name for nd in pending], target, max_wait))
+        times.append(time.monotonic() - t_ack)
+        target = "192.0.2.1" if target == "192.0.2.2" else "192.0.2.2"
+    return times, acks, fails
+
+
+class Writer:
+    """Direct writes through the gateway, as gslbctl commits them: one txn
+    with the service document and an audit key."""
+
+    def __init__(self, url):
+        host, port = url.split("//")[1].split(":")
+        self.c = http.client.HTTPConnection(host, int(port), timeout=10)
+
+    def write(self, i, rev_out=None):
+        doc = {"name": BULK, "policy": "weighted", "ttl": 30, "answers": None,
+               "sticky": False, "when_down": "open",
+               "endpoints": [{"target": "192.0.2.%d" % k, "weight": (i + k) % 1000 + 1,
+                              "priority": 0, "region": None, "lat": None, "lon": None,
+                              "bias": 0.0, "admin": "auto", "drained": False, "check": None}
+                             for k in (31, 32)], "rules": []}
+        rows = [{"time": time.time(), "who": "bench", "source": "bench", "op": "change",
+                 "kind": "endpoint", "service": BULK, "target": "192.0.2.31",
+                 "field": "weight", "old": (i + 30) % 1000 + 1, "new": (i + 31) % 1000 + 1}]
+        body = {"success": [
+            {"request_put": {"key": b64("/gslb/services/" + BULK), "value": b64(json.dumps(doc))}},
+            {"request_put": {"key": b64("/gslb/audit/%016x-bench%08d" % (time.time_ns(), i)),
+                             "value": b64(json.dumps(rows))}}]}
+        self.c.request("POST", "/v3/kv/txn", json.dumps(body),
+                       {"Content-Type": "application/json"})
+        r = json.loads(self.c.getresponse().read())
+        return int(r["header"]["revision"])
+
+
+def bulk(etcd, n, conns=4):
+    """n direct writes over conns connections; returns seconds."""
+    t0 = time.monotonic()
+    per = [n // conns + (1 if k < n % conns else 0) for k in range(conns)]
+
+    def run(k):
+        w = Writer(etcd.urls[k % len(etcd.urls)])
+        base = sum(per[:k])
+        for j in range(per[k]):
+            w.write(base + j)
+    ts = [threading.Thread(target=run, args=(k,)) for k in range(conns)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return time.monotonic() - t0
+
+
+def loadgen(port, seconds, qfile):
+    p = subprocess.run(["taskset", "-c", "1", LOADGEN, "-d", qfile, "-s", "127.0.0.1", "-p",
+                        str(port), "-l", str(seconds), "-c", "4", "-w", "128"],
+                       capture_output=True, text=True, timeout=seconds + 30)
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT"):
+            kv = dict(x.split("=", 1) for x in line.split()[1:] if "=" in x)
+            return float(kv.get("qps", 0))
+    raise RuntimeError("loadgen: %s %s" % (p.stdout[-500:], p.stderr[-500:]))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--changes", type=int, default=1000)
+    ap.add_argument("--kill-changes", type=int, default=300)
+    ap.add_argument("--catchup", type=int, default=100000)
+    ap.add_argument("--load-seconds", type=int, default=10)
+    ap.add_argument("--rate", type=int, default=100)
+    ap.add_argument("--skip", default="")
+    a = ap.parse_args()
+    skip = set(x for x in a.skip.split(",") if x)
+    try:
+        etcd = EtcdCluster(3)
+        d = tmpdir()
+        nodes = [Node(i, etcd, d) for i in range(3)]
+        for nd in nodes:
+            nd.start(["--threads", "1"] if nd is nodes[0] else [])
+        for args in (("service", "add", SVC, "--policy", "failover"),
+                     ("endpoint", "add", SVC, "192.0.2.1", "--priority", 1),
+                     ("endpoint", "add", SVC, "192.0.2.2", "--priority", 2)):
+            p = ctl(etcd.urls, *args)
+            if p.returncode:
+                raise RuntimeError(p.stderr)
+        Writer(etcd.urls[0]).write(0)
+        flips(etcd, nodes, 3)
+
+        if "prop" not in skip:
+            t, _, fails = flips(etcd, nodes, a.changes)
+            report("propagation", t)
+            print("ETCD propagation_failed=%d" % fails)
+
+        if "kill" not in skip:
+            killed = {}
+
+            def chaos(i):
+                if i == a.kill_changes // 3:
+                    ld = etcd.leader()
+                    killed["i"] = ld
+                    killed["t"] = time.monotonic()
+                    etcd.kill(ld)
+                    threading.Timer(2.0, etcd.start, args=(ld,)).start()
+            t, acks, fails = flips(etcd, nodes, a.kill_changes, on_index=chaos)
+            gaps = [b - x for x, b in zip(acks, acks[1:])]
+            report("leader_kill", t)
+            print("leader kill: longest pause between acknowledged writes %.2f s, "
+                  "%d writes failed (exit != 0)" % (max(gaps), fails))
+            print("ETCD leader_kill_pause_s=%.3f leader_kill_failed=%d" % (max(gaps), fails))
+
+        if "catchup" not in skip:
+            nodes[2].dnsd.stop()
+            secs = bulk(etcd, a.catchup)
+            target = etcd.revision()
+            print("catch-up: %d changes written in %.1f s (%.0f/s) while node 3 was down" % (
+                a.catchup, secs, a.catchup / secs), flush=True)
+            t0 = time.monotonic()
+            nodes[2].start()
+            deadline = t0 + 1800
+            while nodes[2].status().get("config_revision", 0) < target - 1:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("node 3 did not catch up")
+                time.sleep(0.05)
+            took = time.monotonic() - t0
+            print("catch-up: node 3 at config revision %d %.2f s after its start" % (
+                nodes[2].status()["config_revision"], took))
+            print("ETCD catchup_changes=%d catchup_s=%.2f" % (a.catchup, took))
+
+        if "load" not in skip:
+            if not os.access(LOADGEN, os.X_OK):
+                os.makedirs(os.path.dirname(LOADGEN), exist_ok=True)
+                subprocess.run(["cc", "-O2", "-o", LOADGEN, os.path.join(ROOT, "bench",
+                                                                        "loadgen.c")],
+                               check=True)
+            qfile = os.path.join(d, "queries")
+            with open(qfile, "w") as f:
+                for k in range(1000):
+                    f.write("%s A\n" % (SVC if k % 2 else "static.gslb.example.com."))
+            idle = loadgen(nodes[0].port, a.load_seconds, qfile)
+            stop = threading.Event()
+            done = [0]
+
+            def writer():
+                w = Writer(etcd.urls[1])
+                i = 0
+                t_next = time.monotonic()
+                while not stop.is_set():
+                    w.write(10 ** 6 + i)
+                    i += 1
+                    t_next += 1.0 / a.rate
+                    time.sleep(max(0, t_next - time.monotonic()))
+                done[0] = i
+            wt = threading.Thread(target=writer)
+            wt.start()
+            busy = loadgen(nodes[0].port, a.load_seconds, qfile)
+            stop.set()
+            wt.join()
+            print("load: node 1 (one query thread) %.0f q/s idle, %.0f q/s while applying "
+                  "%.0f changes/s: ratio %.3f" % (idle, busy, done[0] / a.load_seconds,
+                                                  busy / idle))
+            print("ETCD qps_idle=%.0f qps_applying=%.0f changes_per_s=%.0f ratio=%.3f" % (
+                idle, busy, done[0] / a.load_seconds, busy / idle))
+    finally:
+        for fn in reversed(gslbtest._cleanups):
+            try:
+                fn()
+            except Exception:
+                pass
+        gslbtest.stop_all()
+        for t in gslbtest._tmpdirs:
+            shutil.rmtree(t, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
