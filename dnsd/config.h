@@ -54,6 +54,12 @@ struct config {
 	unsigned quorum_percent;       /* up when more than this % of fresh agents say up */
 	unsigned quorum_min_regions;   /* down needs down votes from this many regions */
 	unsigned agent_expiry;         /* seconds: forget silent agents */
+	/* The configuration from etcd (dnsd/etcdsync.h). */
+	const char *etcd[CONFIG_LIST_MAX];
+	size_t n_etcd;
+	const char *etcd_prefix;       /* NULL: /gslb/ */
+	const char *node_name;         /* NULL: the host name */
+	const char *etcd_ca_file, *etcd_cert_file, *etcd_key_file;
 	bool check;                    /* --check: validate and exit */
 	char *strings;                 /* owns the text of file values */
 };

@@ -25,6 +25,7 @@
 #include "dnsd/api.h"
 #include "dnsd/config.h"
 #include "dnsd/dnssec.h"
+#include "dnsd/etcdsync.h"
 #include "dnsd/hsrv.h"
 #include "dnsd/shiftd.h"
 #include "dnsd/status.h"
@@ -81,6 +82,7 @@ struct control {
 	struct api *api;             /* HTTP API (with --api) */
 	struct webui *web;           /* the status page (with --api) */
 	struct notify *notify;       /* webhooks (with notify-url) */
+	struct etcdsync *etcd;       /* the replica thread (with --etcd) */
 	struct status_src st;        /* times and results for status/metrics */
 	struct event *summary_ev;
 	struct event *shift_ev;      /* runs the staged shifts */
@@ -482,6 +484,7 @@ static void status_fill(struct control *sv, struct stats *sum, uint64_t *ep)
 	sv->st.n_zone_files = sv->conf.n_zone;
 	sv->st.ep_answers = ep;
 	sv->st.ep_cap = ep ? STATS_EP_COUNTERS : 0;
+	sv->st.config_revision = sv->etcd ? etcdsync_config_revision(sv->etcd) : 0;
 	if (ep)
 		net_ep_answers(sv->net, ep, STATS_EP_COUNTERS);
 }
@@ -525,6 +528,8 @@ static json_t *api_status(void *ctx)
 	}
 	if (doc && sv->hs)
 		json_object_set_new(doc, "damping", hsrv_damping_json(sv->hs));
+	if (doc && sv->etcd)
+		json_object_set_new(doc, "etcd", etcdsync_status_json(sv->etcd));
 	return doc;
 }
 
@@ -542,6 +547,8 @@ static int api_metrics(void *ctx, struct evbuffer *out)
 		rc = shiftd_metrics(sv->db, &sv->shift_st, out);
 	if (rc == 0 && sv->hs)
 		rc = hsrv_damping_metrics(sv->hs, out);
+	if (rc == 0 && sv->etcd)
+		rc = etcdsync_metrics(sv->etcd, out);
 	free(ep);
 	return rc;
 }
@@ -1257,6 +1264,23 @@ static void start_api(struct control *sv)
 		 sv->conf.api_tls_cert ? "https" : "http", cred_count(creds));
 }
 
+/* --etcd: the thread that keeps the store a replica of etcd's
+ * configuration; its commits reach the snapshot through the store poll. */
+static void start_etcd(struct control *sv)
+{
+	struct etcdsync_conf c = {
+		.urls = sv->conf.etcd, .n_urls = sv->conf.n_etcd,
+		.prefix = sv->conf.etcd_prefix, .node = sv->conf.node_name,
+		.db = sv->conf.db, .ca_file = sv->conf.etcd_ca_file,
+		.cert_file = sv->conf.etcd_cert_file,
+		.key_file = sv->conf.etcd_key_file,
+	};
+	char err[512];
+
+	if (!(sv->etcd = etcdsync_start(&c, err, sizeof(err))))
+		fatal("%s", err);
+}
+
 void control_start(struct control *sv, const struct rrl_conf *rrl)
 {
 	static const int sigs[3] = { SIGHUP, SIGTERM, SIGINT };
@@ -1297,6 +1321,8 @@ void control_start(struct control *sv, const struct rrl_conf *rrl)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	start_timer(sv, &sv->poll_ev, on_poll, sv->conf.db_poll_ms, "poll");
+	if (sv->conf.n_etcd)
+		start_etcd(sv);
 	if (sv->conf.api)
 		start_api(sv);
 	if (sv->db)
@@ -1324,6 +1350,8 @@ void control_free(struct control *sv)
 {
 	if (!sv)
 		return;
+	etcdsync_stop(sv->etcd);
+	sv->etcd = NULL;
 	api_free(sv->api);
 	webui_free(sv->web);
 	sv->web = NULL;

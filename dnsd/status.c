@@ -107,15 +107,15 @@ json_t *status_json(const struct status_src *s)
 			"policy", svc_policy_name(v->policy), "ttl", (json_int_t)v->ttl,
 			"served", sn->svcx->zone[i] != NULL, "endpoints", eps));
 	}
-	/* config_revision: the revision of a shared configuration source this
-	 * node has applied; the SQLite store alone has none, so 0. */
+	/* config_revision: the etcd revision of the configuration this node
+	 * has applied (dnsd --etcd); the SQLite store alone has none, so 0. */
 	doc = json_pack("{s:I, s:f, s:I, s:o, s:o, s:I, s:I, s:b, s:b, s:I}",
 			"generation", (json_int_t)sn->gen, "started", s->started,
 			"threads", (json_int_t)s->threads, "zones", zones,
 			"services", svcs, "services_skipped", (json_int_t)s->svc_skipped,
 			"db_problems", (json_int_t)s->db_problems,
 			"db_ok", s->db_ok, "last_reload_ok", s->last_reload_ok,
-			"config_revision", (json_int_t)0);
+			"config_revision", (json_int_t)s->config_revision);
 	if (have_rows)
 		hstate_rows_fini(&rows);
 	return doc;
@@ -370,6 +370,10 @@ int status_metrics(const struct status_src *s, struct evbuffer *out)
 	head(out, "dnsd_db_last_load_timestamp_seconds", "gauge",
 	     "Unix time the services were last loaded from the store.");
 	evbuffer_add_printf(out, "dnsd_db_last_load_timestamp_seconds %.3f\n", s->last_db_load);
+	head(out, "dnsd_config_revision", "gauge",
+	     "etcd revision of the configuration applied (0 without etcd).");
+	evbuffer_add_printf(out, "dnsd_config_revision %lld\n",
+			    (long long)s->config_revision);
 	head(out, "dnsd_services", "gauge", "Balanced names loaded from the store.");
 	evbuffer_add_printf(out, "dnsd_services %zu\n", sn->svc ? sn->svc->n : 0);
 	head(out, "dnsd_services_skipped", "gauge",

@@ -6,6 +6,7 @@
 #define DNSD_STATUS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -34,6 +35,8 @@ struct status_src {
 	const double *zone_loaded;    /* unix seconds */
 	const bool *zone_ok;
 	size_t n_zone_files;
+	/* The etcd revision of the configuration applied (0 without etcd). */
+	int64_t config_revision;
 };
 
 /* The status document (new reference) or NULL when out of memory. */
