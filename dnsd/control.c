@@ -721,6 +721,9 @@ static int config_write_on(struct store *db, const char *what,
  * replica applied it (at most ETCD_APPLY_WAIT_S), so the caller reads its
  * own write from this node. */
 #define ETCD_APPLY_WAIT_S 2.0
+/* Each etcd request of an API write (a member that does not answer within
+ * it is skipped for the next). */
+#define ETCD_WRITE_TIMEOUT_MS 2000
 
 /* The etcd revision this node's replica has applied (0 when unknown). */
 static long long applied_revision(struct control *sv)
@@ -1275,10 +1278,22 @@ static void start_etcd(struct control *sv)
 		.cert_file = sv->conf.etcd_cert_file,
 		.key_file = sv->conf.etcd_key_file,
 	};
+	struct etcd_config wc = {
+		.urls = sv->conf.etcd, .n_urls = sv->conf.n_etcd,
+		.ca_file = sv->conf.etcd_ca_file,
+		.cert_file = sv->conf.etcd_cert_file,
+		.key_file = sv->conf.etcd_key_file,
+		.timeout_ms = ETCD_WRITE_TIMEOUT_MS,
+	};
 	char err[512];
 
 	if (!(sv->etcd = etcdsync_start(&c, err, sizeof(err))))
 		fatal("%s", err);
+	/* The API's writes go to etcd too (cluster/write.h), with a client
+	 * of the control thread's own. */
+	if (!(sv->wr_etcd = etcd_new(&wc, err, sizeof(err))))
+		fatal("etcd: %s", err);
+	sv->wr_prefix = sv->conf.etcd_prefix;
 }
 
 void control_start(struct control *sv, const struct rrl_conf *rrl)
@@ -1351,6 +1366,7 @@ void control_free(struct control *sv)
 	if (!sv)
 		return;
 	etcdsync_stop(sv->etcd);
+	etcd_free(sv->wr_etcd);
 	sv->etcd = NULL;
 	api_free(sv->api);
 	webui_free(sv->web);
