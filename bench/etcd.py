@@ -36,7 +36,6 @@ import http.client
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import threading
