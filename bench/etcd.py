@@ -44,7 +44,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import gslbtest  # noqa: E402
-from gslbtest import (BIN, ZONES, Dnsd, EtcdCluster, answer_texts,  # noqa: E402
+from gslbtest import (ZONES, Dnsd, EtcdCluster, answer_texts,  # noqa: E402
                       free_port, tmpdir)
 
 SVC = "fo.gslb.example.com."
@@ -59,7 +59,7 @@ def b64(s):
 
 
 def ctl(urls, *args):
-    return subprocess.run([os.path.join(BIN, "gslbctl"), "--etcd", ",".join(urls)] +
+    return subprocess.run([os.path.join(gslbtest.BIN, "gslbctl"), "--etcd", ",".join(urls)] +
                           [str(a) for a in args], capture_output=True, text=True, timeout=120)
 
 
@@ -202,8 +202,14 @@ def main():
     a = ap.parse_args()
     skip = set(x for x in a.skip.split(",") if x)
     try:
-        etcd = EtcdCluster(3)
         d = tmpdir()
+        # Copies of the binaries: a rebuild during the run cannot touch them.
+        bindir = os.path.join(d, "bin")
+        os.makedirs(bindir)
+        for prog in ("dnsd", "gslbctl"):
+            shutil.copy2(os.path.join(gslbtest.BIN, prog), bindir)
+        gslbtest.BIN = bindir
+        etcd = EtcdCluster(3)
         nodes = [Node(i, etcd, d) for i in range(3)]
         for nd in nodes:
             nd.start(["--threads", "1"] if nd is nodes[0] else [])

@@ -839,6 +839,12 @@ static int api_config_write(void *ctx, const char *what, const json_t *b,
 
 		rc = etcd_write(sv, &ew, &rev, err, errlen);
 		cfg_write_use(NULL);
+		if (rc == 0 && cfg_plan_size(w.done) > 0 && !w.dry_run)
+			webui_event(sv->web, "api", jstr(b, "service") ?
+				    jstr(b, "service") : "configuration",
+				    "%s written to etcd (revision %lld)%s%s", what,
+				    rev, jstr(b, "target") ? ": " : "",
+				    jstr(b, "target") ? jstr(b, "target") : "");
 		cfg_write_done(&w);
 		return rc;
 	}
