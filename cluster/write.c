@@ -25,6 +25,9 @@
  * answers, and while it finds out whether a transaction whose answer was
  * lost was applied (seconds). */
 #define CW_BUDGET_S 8.0
+/* At least this long to find out whether a transaction whose answer was
+ * lost was applied (seconds). */
+#define CW_SETTLE_S 3.0
 
 /* A service key as ranged: its name and mod revision at the range. */
 struct cw_key {
@@ -407,7 +410,9 @@ static enum txn_outcome commit(struct etcd *e, const char *prefix,
 		out = res.succeeded ? TXN_DONE : TXN_CONFLICT;
 	} else if (etcd_outcome_unknown(e)) {
 		snprintf(err, errlen, "etcd: %s", etcd_error(e));
-		out = settle(e, akey, deadline, rev);
+		/* However late in the write: time for a new leader. */
+		out = settle(e, akey, deadline > clock_unix() + CW_SETTLE_S ?
+		             deadline : clock_unix() + CW_SETTLE_S, rev);
 	} else {
 		snprintf(err, errlen, "etcd: %s", etcd_error(e));
 		out = TXN_RETRY;
