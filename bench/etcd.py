@@ -2,7 +2,7 @@
 """bench/etcd.py - one configuration for three nodes through etcd.
 
   etcd.py [--changes N] [--kill-changes N] [--catchup N] [--load-seconds S]
-          [--rate R] [--skip PARTS]
+          [--rate R] [--db-poll-ms MS] [--skip PARTS]
 
 Starts, on 127.0.0.1 and in a temporary directory: three etcd members
 (Debian's etcd-server, --pre-vote) and three bin/dnsd with --etcd (each its
@@ -12,7 +12,8 @@ own replica --db and API), then measures:
                 bin/gslbctl --etcd, one after the other: from gslbctl's exit
                 0 (etcd committed) to the moment all three nodes answer the
                 new endpoint (each node queried over UDP every ~1 ms);
-                p50, p99, max;
+                p50, p99, max (a node serves what its replica applied
+                within its --db-poll-ms: 250 ms by default);
   leader kill   the same for --kill-changes (default 300) flips while the
                 etcd leader is killed -9 (after a third of them) and
                 restarted 2 s later; also the longest gap between two
@@ -70,14 +71,17 @@ class Node:
         self.tok = os.path.join(d, "token")
         with open(self.tok, "w") as f:
             f.write(TOKEN + "\n")
+        os.chmod(self.tok, 0o600)
         self.urls = etcd.urls[i:] + etcd.urls[:i]
         self.port = free_port()
         self.api_port = free_port()
         self.dnsd = None
+        self.extra = []
 
     def start(self, extra=()):
         args = ["--zone", ZONE, "--db", self.db, "--api", "127.0.0.1:%d" % self.api_port,
-                "--api-token-file", self.tok, "--node-name", self.name] + list(extra)
+                "--api-token-file", self.tok, "--node-name", self.name] + self.extra + \
+            list(extra)
         for u in self.urls:
             args += ["--etcd", u]
         self.dnsd = Dnsd(args, port=self.port, wait=True)
@@ -199,6 +203,8 @@ def main():
     ap.add_argument("--load-seconds", type=int, default=10)
     ap.add_argument("--rate", type=int, default=100)
     ap.add_argument("--skip", default="")
+    ap.add_argument("--db-poll-ms", type=int, default=0,
+                    help="dnsd --db-poll-ms of the nodes (0: dnsd's default, 250)")
     a = ap.parse_args()
     skip = set(x for x in a.skip.split(",") if x)
     try:
@@ -211,7 +217,9 @@ def main():
         gslbtest.BIN = bindir
         etcd = EtcdCluster(3)
         nodes = [Node(i, etcd, d) for i in range(3)]
+        poll = ["--db-poll-ms", str(a.db_poll_ms)] if a.db_poll_ms else []
         for nd in nodes:
+            nd.extra = poll
             nd.start(["--threads", "1"] if nd is nodes[0] else [])
         for args in (("service", "add", SVC, "--policy", "failover"),
                      ("endpoint", "add", SVC, "192.0.2.1", "--priority", 1),
