@@ -37,6 +37,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -87,7 +88,7 @@ class Node:
         self.dnsd = Dnsd(args, port=self.port, wait=True)
 
     def status(self):
-        c = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=5)
+        c = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=30)
         c.request("GET", "/v1/status")
         r = json.loads(c.getresponse().read())
         c.close()
@@ -95,6 +96,20 @@ class Node:
 
     def answer(self, name=SVC):
         return answer_texts(self.dnsd.udp(name))
+
+
+def replica_revision(db):
+    """The configuration revision the node's replica applied (0: none yet)."""
+    import sqlite3
+    try:
+        con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+        try:
+            row = con.execute("SELECT config_revision FROM replica").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+    return row[0] if row else 0
 
 
 def pct(xs, p):
@@ -206,6 +221,8 @@ def main():
     ap.add_argument("--db-poll-ms", type=int, default=0,
                     help="dnsd --db-poll-ms of the nodes (0: dnsd's default, 250)")
     a = ap.parse_args()
+    # SIGTERM too runs the cleanup below (stops every process by its PID).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     skip = set(x for x in a.skip.split(",") if x)
     try:
         d = tmpdir()
@@ -255,19 +272,26 @@ def main():
         if "catchup" not in skip:
             nodes[2].dnsd.stop()
             secs = bulk(etcd, a.catchup)
-            target = etcd.revision()
+            # The revision of the last change (registrations of the other
+            # nodes move etcd's revision too).
+            c = http.client.HTTPConnection(*etcd.urls[0].split("//")[1].split(":"), timeout=10)
+            c.request("POST", "/v3/kv/range", json.dumps({"key": b64("/gslb/services/" + BULK)}))
+            target = int(json.loads(c.getresponse().read())["kvs"][0]["mod_revision"])
+            c.close()
             print("catch-up: %d changes written in %.1f s (%.0f/s) while node 3 was down" % (
                 a.catchup, secs, a.catchup / secs), flush=True)
             t0 = time.monotonic()
             nodes[2].start()
             deadline = t0 + 1800
-            while nodes[2].status().get("config_revision", 0) < target - 1:
+            # Read from the replica itself: the node's API may be slow to
+            # answer while it applies.
+            while replica_revision(nodes[2].db) < target:
                 if time.monotonic() > deadline:
                     raise RuntimeError("node 3 did not catch up")
                 time.sleep(0.05)
             took = time.monotonic() - t0
             print("catch-up: node 3 at config revision %d %.2f s after its start" % (
-                nodes[2].status()["config_revision"], took))
+                replica_revision(nodes[2].db), took))
             print("ETCD catchup_changes=%d catchup_s=%.2f" % (a.catchup, took))
 
         if "load" not in skip:
