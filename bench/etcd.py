@@ -297,9 +297,8 @@ def main():
         if "load" not in skip:
             if not os.access(LOADGEN, os.X_OK):
                 os.makedirs(os.path.dirname(LOADGEN), exist_ok=True)
-                subprocess.run(["cc", "-O2", "-o", LOADGEN, os.path.join(ROOT, "bench",
-                                                                        "loadgen.c")],
-                               check=True)
+                subprocess.run(["cc", "-O2", "-std=c11", "-D_GNU_SOURCE", "-o", LOADGEN,
+                                os.path.join(ROOT, "bench", "loadgen.c")], check=True)
             qfile = os.path.join(d, "queries")
             with open(qfile, "w") as f:
                 for k in range(1000):

@@ -463,6 +463,7 @@ int cw_run(struct etcd *e, const char *prefix, unsigned flags, cw_fn fn,
 		    cfg_write_current()->dry_run ||
 		    (rc = changes_of(v.scratch, v.base, &hist, &c, &nc, err,
 		                     errlen)) < 0 || nc == 0) {
+			changes_free(c, nc);
 			json_decref(hist);
 			view_fini(&v);
 			goto out;
