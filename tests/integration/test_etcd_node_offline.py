@@ -130,6 +130,28 @@ def a_restarted_node_resumes_from_its_revision():
 
 
 @test
+def a_node_catches_up_after_many_changes_while_it_was_stopped():
+    cluster, nodes = start(n_etcd=1, n_nodes=2)
+    a, b = nodes
+    b.stop()
+    n = 1500
+    for i in range(n):
+        name = "s%d.gslb.example.com." % (i % 40)
+        cluster.put(key(name), json.dumps(service(name, ttl=30 + i % 7)))
+    last = cluster.revision()
+    t0 = time.monotonic()
+    b.start()
+    wait(lambda: b.status()["config_revision"] == last, 20,
+         lambda: "b catches up: %s" % b.status()["etcd"])
+    took = time.monotonic() - t0
+    expect(b.status()["etcd"]["resyncs"] == 0, "no full read")
+    wait(lambda: a.config() == b.config(), 2, lambda: "same configuration: %s" % [
+        (x, y) for x, y in zip(a.config()["services"], b.config()["services"]) if x != y][:2])
+    expect(len(b.config()["services"]) == 40, "40 services")
+    print("%d changes made while stopped: caught up %.2f s after the start" % (n, took))
+
+
+@test
 def the_leader_killed_under_a_watch():
     cluster, nodes = start(n_nodes=1)
     nd = nodes[0]

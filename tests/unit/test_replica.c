@@ -124,57 +124,76 @@ int main(void)
 	                         "s.id = e.service_id WHERE s.name = 'a.gslb.example.com.' "
 	                         "AND target = '192.0.2.1'");
 
-	/* Events: a change of a with the writer's audit rows (one revision), a
-	 * delete of b, a bad doc for a (kept), a node key only. */
+	/* Events, one response: a change of a with the writer's audit rows. */
 	const char *rows = "[{\"time\": 1.5, \"who\": \"alice\", \"source\": \"api\", "
 	                   "\"op\": \"change\", \"kind\": \"service\", \"service\": "
 	                   "\"a.gslb.example.com.\", \"field\": \"ttl\", \"old\": 30, "
 	                   "\"new\": 60}]";
-	struct etcd_event ev[5] = {
+	struct etcd_event ev[2] = {
 		{ ETCD_EVENT_PUT, kv(P "services/a.gslb.example.com.",
 		                     svc_doc("a.gslb.example.com.", "192.0.2.1", 60), 10) },
 		{ ETCD_EVENT_PUT, kv(P "audit/2", rows, 10) },
+	};
+	CHECK(replica_events(r, ev, 2, err, sizeof(err)) == 0, "events: %s", err);
+	CHECK(one_int(path, "SELECT count(*) FROM audit WHERE who = 'alice' AND "
+	              "source = 'api' AND version = 2 AND new = '60'") == 1,
+	      "the writer's row recorded as it is");
+	CHECK(one_int(path, "SELECT count(*) FROM audit WHERE version = 2") == 1,
+	      "and not the node's own for the same change");
+	/* Another: a delete of b, a bad doc for a (a stays), a node key. */
+	struct etcd_event ev2[3] = {
 		{ ETCD_EVENT_DELETE, kv(P "services/b.gslb.example.com.", NULL, 11) },
 		{ ETCD_EVENT_PUT, kv(P "services/a.gslb.example.com.",
 		                     svc_doc("other.gslb.example.com.", "192.0.2.9", 60), 12) },
 		{ ETCD_EVENT_PUT, kv(P "nodes/ns2", "{}", 13) },
 	};
-	CHECK(replica_events(r, ev, 5, err, sizeof(err)) == 0, "events: %s", err);
+	CHECK(replica_events(r, ev2, 3, err, sizeof(err)) == 0, "events: %s", err);
 	replica_stats(r, &st);
 	summary(db, sum, sizeof(sum));
 	CHECK(strcmp(sum, "a.gslb.example.com./60/192.0.2.1") == 0, "after events: %s", sum);
 	CHECK(st.revision == 13 && st.config_revision == 12 && st.invalid == 2,
 	      "events: rev %lld config %lld invalid %llu", (long long)st.revision,
 	      (long long)st.config_revision, (unsigned long long)st.invalid);
-	CHECK(cfg_store_version(db) == 3, "a version per revision that changed something: %lld",
+	CHECK(cfg_store_version(db) == 3, "a version per response that changed something: %lld",
 	      cfg_store_version(db));
 	CHECK(one_int(path, "SELECT e.id FROM endpoints e JOIN services s ON s.id = "
 	              "e.service_id WHERE s.name = 'a.gslb.example.com.' AND target = "
 	              "'192.0.2.1'") == id_a, "the endpoint kept its id");
-	CHECK(one_int(path, "SELECT count(*) FROM audit WHERE who = 'alice' AND "
-	              "source = 'api' AND version = 2 AND new = '60'") == 1,
-	      "the writer's row recorded as it is");
-	CHECK(one_int(path, "SELECT count(*) FROM audit WHERE version = 2") == 1,
-	      "and not the node's own for the same change");
 	CHECK(one_int(path, "SELECT count(*) FROM audit WHERE version = 3 AND who = "
 	              "'etcd' AND op = 'remove' AND kind = 'service'") == 1,
 	      "a change without rows is recorded by etcd");
 	/* The same events again (a watch started too early): nothing twice. */
-	CHECK(replica_events(r, ev, 5, err, sizeof(err)) == 0 &&
+	CHECK(replica_events(r, ev2, 3, err, sizeof(err)) == 0 &&
 	      cfg_store_version(db) == 3, "events applied twice");
+	/* A response with many revisions (a watch catching up): each service
+	 * ends where its last good value leaves it, in one version. */
+	struct etcd_event ev3[4] = {
+		{ ETCD_EVENT_PUT, kv(P "services/a.gslb.example.com.",
+		                     svc_doc("a.gslb.example.com.", "192.0.2.1", 61), 14) },
+		{ ETCD_EVENT_PUT, kv(P "services/e.gslb.example.com.",
+		                     svc_doc("e.gslb.example.com.", "192.0.2.5", 30), 15) },
+		{ ETCD_EVENT_PUT, kv(P "services/a.gslb.example.com.",
+		                     svc_doc("a.gslb.example.com.", "192.0.2.1", 62), 16) },
+		{ ETCD_EVENT_PUT, kv(P "services/a.gslb.example.com.", "[1]", 17) },
+	};
+	CHECK(replica_events(r, ev3, 4, err, sizeof(err)) == 0, "events: %s", err);
+	summary(db, sum, sizeof(sum));
+	CHECK(strcmp(sum, "a.gslb.example.com./62/192.0.2.1 "
+	                  "e.gslb.example.com./30/192.0.2.200") == 0, "after catching up: %s", sum);
+	CHECK(cfg_store_version(db) == 4, "one version: %lld", cfg_store_version(db));
 	/* Only a node key: no write, the position moves in memory. */
 	struct etcd_event nodes_only[1] = {
-		{ ETCD_EVENT_PUT, kv(P "nodes/ns3", "{}", 14) } };
+		{ ETCD_EVENT_PUT, kv(P "nodes/ns3", "{}", 18) } };
 	CHECK(replica_events(r, nodes_only, 1, err, sizeof(err)) == 0, "%s", err);
 	replica_stats(r, &st);
-	CHECK(st.revision == 14 && st.config_revision == 12, "node key only");
+	CHECK(st.revision == 18 && st.config_revision == 17, "node key only");
 	replica_free(r);
 
 	/* The position survives (the last written one); another prefix has
 	 * none. */
 	r = replica_new(db, P, err, sizeof(err));
 	replica_stats(r, &st);
-	CHECK(st.revision == 13 && st.config_revision == 12, "position reloaded: %lld %lld",
+	CHECK(st.revision == 17 && st.config_revision == 17, "position reloaded: %lld %lld",
 	      (long long)st.revision, (long long)st.config_revision);
 	replica_free(r);
 	r = replica_new(db, "/other/", err, sizeof(err));
@@ -193,7 +212,7 @@ int main(void)
 	struct etcd_range rg2 = { .kvs = full2, .n = 2, .revision = 21 };
 	CHECK(replica_full(r, &rg2, err, sizeof(err)) == 0, "full 2: %s", err);
 	summary(db, sum, sizeof(sum));
-	CHECK(strcmp(sum, "a.gslb.example.com./60/192.0.2.1 "
+	CHECK(strcmp(sum, "a.gslb.example.com./62/192.0.2.1 "
 	                  "d.gslb.example.com./30/192.0.2.200") == 0, "after full 2: %s", sum);
 	replica_stats(r, &st);
 	CHECK(st.revision == 21 && st.config_revision == 20, "full 2 revisions");
@@ -216,8 +235,12 @@ int main(void)
 
 	kvs_free(full, 6);
 	kvs_free(full2, 2);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 2; i++)
 		kvs_free(&ev[i].kv, 1);
+	for (int i = 0; i < 3; i++)
+		kvs_free(&ev2[i].kv, 1);
+	for (int i = 0; i < 4; i++)
+		kvs_free(&ev3[i].kv, 1);
 	kvs_free(&nodes_only[0].kv, 1);
 	store_close(db);
 	snprintf(err, sizeof(err), "rm -rf '%s'", dir);
