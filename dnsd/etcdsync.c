@@ -520,11 +520,13 @@ json_t *etcdsync_status_json(struct etcdsync *s)
 	for (size_t i = 0; urls && i < s->n_urls; i++)
 		json_array_append_new(urls, json_string(s->urls[i]));
 	pthread_mutex_lock(&s->mu);
-	o = json_pack("{s:b, s:f, s:o, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, "
+	o = json_pack("{s:b, s:f, s:o, s:s, s:o, s:s, s:s, s:I, s:I, s:I, s:I, "
 	              "s:I}",
 	              "connected", s->connected, "since", s->since,
 	              "urls", urls ? urls : json_array(), "url", s->cur_url,
-	              "last_error", s->last_error, "prefix", s->prefix,
+	              "last_error", s->last_error[0] ? json_string(s->last_error)
+	                                             : json_null(),
+	              "prefix", s->prefix,
 	              "node", s->node,
 	              "revision", (json_int_t)s->st.revision,
 	              "config_revision", (json_int_t)s->st.config_revision,
