@@ -69,7 +69,7 @@ PROGS    := $(BIN)/dnsd $(BIN)/gslbctl $(BIN)/gslb-probe
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all build deb deps generated layers test unit integration run bench asan tsan fuzz clean check install uninstall
+.PHONY: all build deb deps generated layers test unit integration run cluster-demo bench asan tsan fuzz clean check install uninstall
 .DEFAULT_GOAL := all
 
 all: deps
@@ -136,7 +136,7 @@ $(SCHEMA_C:%.c=%.o): $(SCHEMA_C)
 db/schema_sql.c: ;
 
 # The generated sources (for builds outside this Makefile: tests/fuzz/run.sh).
-generated: $(BPF_EMB) $(SCHEMA_C) $(WEB_EMB)
+generated: $(BPF_EMB) $(SCHEMA_C) $(WEB_EMB) $(OPENAPI_EMB)
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
@@ -196,6 +196,10 @@ tsan: deps
 
 run: all
 	@$(PYTHON) tests/demo.py
+
+# Three etcd members and three dnsd sharing one configuration, on loopback.
+cluster-demo: all
+	@$(PYTHON) tests/cluster_demo.py
 
 bench: all
 	@bash bench/run.sh

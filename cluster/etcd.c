@@ -474,14 +474,47 @@ static const char *req_err_text(enum evhttp_request_error x)
 	return "error";
 }
 
+/* Why a TLS connection failed (a certificate not verified, an alert from
+ * the member), into buf; false when TLS did not fail (or not TLS). */
+static bool tls_reason(struct evhttp_connection *conn, char *buf, size_t len)
+{
+	struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn)
+	                               : NULL;
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+	unsigned long oe;
+	long v;
+
+	if (!ssl)
+		return false;
+	v = SSL_get_verify_result(ssl);
+	oe = bufferevent_get_openssl_error(bev);
+	if (v != X509_V_OK) {
+		snprintf(buf, len, "TLS: the member's certificate: %s",
+		         X509_verify_cert_error_string(v));
+	} else if (oe) {
+		char e[200];
+
+		ERR_error_string_n(oe, e, sizeof(e));
+		snprintf(buf, len, "TLS: %s", e);
+	} else if (!SSL_is_init_finished(ssl)) {
+		snprintf(buf, len, "TLS: handshake failed");
+	} else {
+		return false;
+	}
+	ERR_clear_error();
+	return true;
+}
+
 /* One synchronous request. */
 struct call {
 	struct event_base *base;
+	struct evhttp_connection *conn;
 	bool done, reached;
 	enum evhttp_request_error rerr;
 	int code;
 	char *body;
 	size_t body_len;
+	char tls[256];           /* why TLS failed ("" when it did not) */
 };
 
 static void call_error(enum evhttp_request_error x, void *arg)
@@ -489,8 +522,9 @@ static void call_error(enum evhttp_request_error x, void *arg)
 	struct call *c = arg;
 
 	/* libevent reports errors after the connection was made here; a
-	 * failed connect only completes the request with no status. */
-	c->reached = true;
+	 * failed connect only completes the request with no status. A TLS
+	 * failure means the request was not taken either. */
+	c->reached = !tls_reason(c->conn, c->tls, sizeof(c->tls));
 	c->rerr = x;
 }
 
@@ -555,7 +589,7 @@ static int post_one(struct etcd *e, size_t i, const char *path, const char *body
 	*reply = NULL;
 	*next = false;
 	if (!(c.base = event_base_new()) ||
-	    !(conn = conn_new(e, c.base, u, e->timeout_ms))) {
+	    !(c.conn = conn = conn_new(e, c.base, u, e->timeout_ms))) {
 		set_err(e, "etcd %s: out of memory", u->url);
 		rc = -ENOMEM;
 		goto out;
@@ -575,8 +609,16 @@ static int post_one(struct etcd *e, size_t i, const char *path, const char *body
 	}
 	while (!c.done && event_base_dispatch(c.base) == 0)
 		;
+	if (!c.reached && c.tls[0]) {
+		set_err(e, "etcd %s: %s (%s)", u->url, c.tls, path);
+		*next = true;
+		rc = -ECONNREFUSED;
+		goto out;
+	}
 	if (!c.reached) {
-		set_err(e, "etcd %s: cannot connect (%s)", u->url, path);
+		tls_reason(conn, c.tls, sizeof(c.tls));
+		set_err(e, "etcd %s: cannot connect%s%s (%s)", u->url,
+		        c.tls[0] ? ": " : "", c.tls, path);
 		*next = true;
 		rc = -ECONNREFUSED;
 		goto out;
@@ -984,6 +1026,7 @@ struct etcd_watch {
 	int code;
 	enum evhttp_request_error rerr;
 	bool rerr_set;
+	char tls[256];           /* why TLS failed ("" when it did not) */
 };
 
 static void watch_end(struct etcd_watch *w, enum etcd_watch_kind kind,
@@ -1120,6 +1163,7 @@ static void watch_error(enum evhttp_request_error x, void *arg)
 
 	w->rerr = x;
 	w->rerr_set = true;
+	tls_reason(w->conn, w->tls, sizeof(w->tls));
 }
 
 static void watch_done(struct evhttp_request *req, void *arg)
@@ -1154,6 +1198,8 @@ static void watch_done(struct evhttp_request *req, void *arg)
 			evbuffer_drain(w->acc, n);
 		}
 		snprintf(msg, sizeof(msg), "etcd %s: watch: stream ended", url);
+	} else if (w->tls[0] || tls_reason(w->conn, w->tls, sizeof(w->tls))) {
+		snprintf(msg, sizeof(msg), "etcd %s: watch: %s", url, w->tls);
 	} else if (w->rerr_set) {
 		snprintf(msg, sizeof(msg), "etcd %s: watch: %s", url,
 		         w->rerr == EVREQ_HTTP_TIMEOUT ? "no data (idle timeout)"

@@ -27,6 +27,7 @@ struct replica {
 	struct replica_stats st;
 	bool warned_unknown;
 	bool quiet;              /* a scratch store: changes not logged */
+	struct cfg_sync *sync;
 };
 
 enum kind { KEY_OTHER, KEY_SERVICE, KEY_AUDIT, KEY_NODE };
@@ -87,10 +88,14 @@ struct replica *replica_new(struct store *db, const char *prefix, char *err,
 		return NULL;
 	}
 	r->db = db;
+	if (!(r->sync = cfg_sync_new(db, err, errlen))) {
+		free(r);
+		return NULL;
+	}
 	snprintf(r->prefix, sizeof(r->prefix), "%s", prefix);
 	r->plen = strlen(prefix);
 	if (cfg_sync_position(db, &pos, err, errlen) < 0) {
-		free(r);
+		replica_free(r);
 		return NULL;
 	}
 	if (strcmp(pos.prefix, prefix) == 0) {
@@ -102,6 +107,9 @@ struct replica *replica_new(struct store *db, const char *prefix, char *err,
 
 void replica_free(struct replica *r)
 {
+	if (!r)
+		return;
+	cfg_sync_free(r->sync);
 	free(r);
 }
 
@@ -121,8 +129,9 @@ static void use_context(const struct replica *r, struct cfg_write *w)
 	w->log_stderr = !r->quiet;
 }
 
-/* A service document put at key (rev) into the group; a bad one is
- * skipped (full: the store keeps its current state of the service). */
+/* A service document put at key (rev) into the group. A bad one is
+ * skipped: 1 (full: the store keeps its current state of the service,
+ * and 0). */
 static int put_service(struct replica *r, struct cfg_sync *s, const char *key,
                        const char *name, const char *val, size_t len,
                        int64_t rev, bool full, char *err, size_t errlen)
@@ -147,19 +156,19 @@ static int put_service(struct replica *r, struct cfg_sync *s, const char *key,
 		snprintf(err, errlen, "%s", why);
 	}
 	json_decref(doc);
-	if (rc == -EINVAL)
-		return full ? cfg_sync_keep(s, name, err, errlen) : 0;
-	return rc;
+	if (rc == -EINVAL && full)
+		return cfg_sync_keep(s, name, err, errlen);
+	return rc == -EINVAL ? 1 : rc;
 }
 
 static int full_apply(struct replica *r, const struct etcd_range *rg,
                       struct cfg_sync_pos *pos, char *err, size_t errlen)
 {
-	struct cfg_sync *s = NULL;
+	struct cfg_sync *s = r->sync;
 	size_t changed = 0;
 	int rc;
 
-	if ((rc = cfg_sync_begin(r->db, &s, err, errlen)) < 0)
+	if ((rc = cfg_sync_begin(s, err, errlen)) < 0)
 		return rc;
 	for (size_t i = 0; i < rg->n; i++) {
 		const struct etcd_kv *kv = &rg->kvs[i];
@@ -224,26 +233,23 @@ int replica_full(struct replica *r, const struct etcd_range *rg, char *err,
 	return rc;
 }
 
-/* Applies the events of one revision (ev[0..n)) as one write. */
-static int apply_revision(struct replica *r, struct cfg_sync *s,
-                          const struct etcd_event *ev, size_t n, bool *config,
-                          char *err, size_t errlen)
+/* The writer's audit rows of the events (NULL: none), and whether every
+ * revision that changed a service brought some. */
+static json_t *audit_rows(struct replica *r, const struct etcd_event *ev,
+                          size_t n, bool *all)
 {
-	json_t *rows = NULL;
-	size_t changed = 0;
-	int rc = 0;
+	json_t *rows = NULL, *with = json_object();
+	const char *rest;
+	char rev[24];
 
-	*config = false;
-	/* The writer's audit rows of this revision, if it left some. */
-	for (size_t i = 0; i < n; i++) {
-		const char *rest;
+	*all = with != NULL;
+	for (size_t i = 0; with && i < n; i++) {
+		json_t *a;
 
 		if (ev[i].type != ETCD_EVENT_PUT ||
 		    key_kind(r, ev[i].kv.key, &rest) != KEY_AUDIT)
 			continue;
-		*config = true;
-		json_t *a = json_loadb(ev[i].kv.value, ev[i].kv.value_len, 0, NULL);
-
+		a = json_loadb(ev[i].kv.value, ev[i].kv.value_len, 0, NULL);
 		if (!json_is_array(a)) {
 			log_warn("etcd: key %s (revision %" PRId64 "): audit rows "
 			         "are not a JSON list; this node records its own",
@@ -251,6 +257,8 @@ static int apply_revision(struct replica *r, struct cfg_sync *s,
 			json_decref(a);
 			continue;
 		}
+		snprintf(rev, sizeof(rev), "%" PRId64, ev[i].kv.mod_revision);
+		json_object_set_new(with, rev, json_true());
 		if (!rows) {
 			rows = a;
 		} else {
@@ -258,42 +266,28 @@ static int apply_revision(struct replica *r, struct cfg_sync *s,
 			json_decref(a);
 		}
 	}
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		const struct etcd_kv *kv = &ev[i].kv;
-		const char *rest;
-
-		switch (key_kind(r, kv->key, &rest)) {
-		case KEY_SERVICE:
-			*config = true;
-			if (ev[i].type == ETCD_EVENT_DELETE)
-				rc = cfg_sync_remove(s, rest, err, errlen);
-			else
-				rc = put_service(r, s, kv->key, rest, kv->value,
-				                 kv->value_len, kv->mod_revision,
-				                 false, err, errlen);
-			break;
-		case KEY_OTHER:
-			unknown_key(r, kv->key, kv->mod_revision);
-			break;
-		default:
-			break;
-		}
+	for (size_t i = 0; *all && i < n; i++) {
+		if (key_kind(r, ev[i].kv.key, &rest) != KEY_SERVICE)
+			continue;
+		snprintf(rev, sizeof(rev), "%" PRId64, ev[i].kv.mod_revision);
+		*all = json_object_get(with, rev) != NULL;
 	}
-	if (rc == 0)
-		rc = cfg_sync_flush(s, false, rows, &changed, err, errlen);
-	if (rc == 0)
-		r->st.changes += changed;
-	json_decref(rows);
-	return rc;
+	json_decref(with);
+	return rows;
 }
 
+/* Applies one watch response as one write: for each service its last
+ * event only (a watch catching up brings many revisions at once; the
+ * store only needs where they end), with the writers' audit rows when
+ * every change brought some, else the node's own. */
 static int events_apply(struct replica *r, const struct etcd_event *ev,
                         size_t n, struct cfg_sync_pos *pos, char *err,
                         size_t errlen)
 {
-	struct cfg_sync *s = NULL;
-	bool any = false;
-	size_t i = 0;
+	struct cfg_sync *s = r->sync;
+	json_t *seen = NULL, *rows = NULL;
+	bool any = false, all_rows;
+	size_t changed = 0;
 	int rc = 0;
 
 	/* Only node registrations (or nothing): no write; the position
@@ -305,24 +299,58 @@ static int events_apply(struct replica *r, const struct etcd_event *ev,
 	}
 	if (!any)
 		return 0;
-	if ((rc = cfg_sync_begin(r->db, &s, err, errlen)) < 0)
-		return rc;
-	while (i < n) {
-		size_t j = i + 1;
-		bool config;
+	if (!(seen = json_object()))
+		return -ENOMEM;
+	rows = audit_rows(r, ev, n, &all_rows);
+	if ((rc = cfg_sync_begin(s, err, errlen)) < 0)
+		goto out;
+	for (size_t k = n; rc == 0 && k > 0; k--) {
+		const struct etcd_kv *kv = &ev[k - 1].kv;
+		const char *rest;
 
-		while (j < n && ev[j].kv.mod_revision == ev[i].kv.mod_revision)
-			j++;
-		if ((rc = apply_revision(r, s, ev + i, j - i, &config, err,
-		                         errlen)) < 0)
-			goto fail;
-		if (config)
-			pos->config_revision = ev[i].kv.mod_revision;
-		i = j;
+		switch (key_kind(r, kv->key, &rest)) {
+		case KEY_SERVICE:
+			if (kv->mod_revision > pos->config_revision)
+				pos->config_revision = kv->mod_revision;
+			if (json_object_get(seen, rest))
+				break;          /* a later event replaces it */
+			if (ev[k - 1].type == ETCD_EVENT_DELETE)
+				rc = cfg_sync_remove(s, rest, err, errlen);
+			else
+				rc = put_service(r, s, kv->key, rest, kv->value,
+				                 kv->value_len, kv->mod_revision,
+				                 false, err, errlen);
+			/* A bad value leaves the service as the one before it
+			 * left it, as for a node that saw them one by one. */
+			if (rc == 1)
+				rc = 0;
+			else if (rc == 0)
+				json_object_set_new(seen, rest, json_true());
+			break;
+		case KEY_AUDIT:
+			if (ev[k - 1].type == ETCD_EVENT_PUT &&
+			    kv->mod_revision > pos->config_revision)
+				pos->config_revision = kv->mod_revision;
+			break;
+		case KEY_OTHER:
+			unknown_key(r, kv->key, kv->mod_revision);
+			break;
+		case KEY_NODE:
+			break;
+		}
 	}
-	return cfg_sync_commit(s, pos, err, errlen);
-fail:
-	cfg_sync_abort(s);
+	if (rc == 0)
+		rc = cfg_sync_flush(s, false, all_rows ? rows : NULL, &changed,
+		                    err, errlen);
+	if (rc == 0)
+		rc = cfg_sync_commit(s, pos, err, errlen);
+	else
+		cfg_sync_abort(s);
+	if (rc == 0)
+		r->st.changes += changed;
+out:
+	json_decref(seen);
+	json_decref(rows);
 	return rc;
 }
 

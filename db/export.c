@@ -521,6 +521,37 @@ static int import_all(struct store *db, const json_t *doc, char *err,
 	return 0;
 }
 
+int cfg_import_add(struct store *db, const json_t *svc, char *err,
+                   size_t errlen)
+{
+	sqlite3 *h = db->h;
+	char msg[512];
+	const char *m;
+	int rc;
+
+	if (!json_is_object(svc))
+		return store_errf(err, errlen, -EINVAL, "not a JSON object");
+	if (store_exec(h, "SAVEPOINT cfg_import_add") < 0)
+		return store_sqlerr(h, err, errlen, "import");
+	rc = import_service(db, svc, 0, msg, sizeof msg);
+	if (rc < 0) {
+		store_exec(h, "ROLLBACK TO cfg_import_add");
+		/* "services[0] (NAME)" says nothing here: what follows does */
+		m = msg;
+		if (strncmp(m, "services[0]", 11) == 0) {
+			m += 11;
+			if (strncmp(m, " (", 2) == 0 && strstr(m, ")"))
+				m = strstr(m, ")") + 1;
+			m += strspn(m, " ");
+			if (strncmp(m, ": ", 2) == 0)
+				m += 2;
+		}
+		store_errf(err, errlen, rc, "%s", m);
+	}
+	store_exec(h, "RELEASE cfg_import_add");
+	return rc;
+}
+
 int cfg_import_fill(struct store *db, const json_t *doc, char *err,
                     size_t errlen)
 {

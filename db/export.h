@@ -62,6 +62,12 @@ int cfg_service_parse(const json_t *o, struct cfg_service *out,
 int cfg_endpoint_parse(const json_t *o, struct cfg_endpoint *out,
                        const char *where, char *err, size_t errlen);
 
+/* Adds one service object of the format above (with its endpoints and
+ * rules) to db, validated as import validates it; on error nothing is
+ * added and err says why. The service must not be in db yet. Runs in the
+ * caller's transaction if one is open. */
+int cfg_import_add(struct store *db, const json_t *svc, char *err,
+                   size_t errlen);
 /* Validates doc into db, which should be empty (a scratch store), in one
  * transaction. */
 int cfg_import_fill(struct store *db, const json_t *doc, char *err,

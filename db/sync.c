@@ -20,7 +20,6 @@
 struct cfg_sync {
 	struct store *db;
 	struct store *want;      /* the group's services as they should be */
-	struct store *check;     /* validates one document at a time */
 	json_t *names;           /* the group's service names */
 };
 
@@ -59,28 +58,44 @@ int cfg_sync_forget(struct store *db, char *err, size_t errlen)
 	return 0;
 }
 
-int cfg_sync_begin(struct store *db, struct cfg_sync **out, char *err,
-                   size_t errlen)
+struct cfg_sync *cfg_sync_new(struct store *db, char *err, size_t errlen)
 {
 	struct cfg_sync *s = calloc(1, sizeof(*s));
-	int rc;
 
-	*out = NULL;
-	if (!s)
-		return store_errf(err, errlen, -ENOMEM, "sync: out of memory");
+	if (!s) {
+		store_errf(err, errlen, -ENOMEM, "sync: out of memory");
+		return NULL;
+	}
 	s->db = db;
-	if ((rc = store_open(":memory:", STORE_CREATE, &s->check, err,
-	                     errlen)) < 0) {
-		free(s);
-		return rc;
+	return s;
+}
+
+void cfg_sync_free(struct cfg_sync *s)
+{
+	if (!s)
+		return;
+	store_rollback(s->db->h);
+	store_close(s->want);
+	json_decref(s->names);
+	free(s);
+}
+
+/* Empties the group (its scratch store is kept for the next one). */
+static void group_reset(struct cfg_sync *s)
+{
+	json_decref(s->names);
+	s->names = NULL;
+	if (s->want && store_exec(s->want->h, "DELETE FROM services") < 0) {
+		store_close(s->want);
+		s->want = NULL;
 	}
-	if (store_begin(db->h, true) < 0) {
-		rc = store_sqlerr(db->h, err, errlen, "sync: begin");
-		store_close(s->check);
-		free(s);
-		return rc;
-	}
-	*out = s;
+}
+
+int cfg_sync_begin(struct cfg_sync *s, char *err, size_t errlen)
+{
+	group_reset(s);
+	if (store_begin(s->db->h, true) < 0)
+		return store_sqlerr(s->db->h, err, errlen, "sync: begin");
 	return 0;
 }
 
@@ -123,9 +138,8 @@ static int group_name(struct cfg_sync *s, const char *name, char *err,
 int cfg_sync_put(struct cfg_sync *s, const char *name, const json_t *doc,
                  char *err, size_t errlen)
 {
-	char canon[256], e2[256];
+	char canon[256], e2[512];
 	const char *dn;
-	json_t *one;
 	int rc;
 
 	if (!json_is_object(doc))
@@ -138,23 +152,13 @@ int cfg_sync_put(struct cfg_sync *s, const char *name, const json_t *doc,
 	if (strcmp(canon, name) != 0)
 		return store_errf(err, errlen, -EINVAL, "the document names "
 		                  "service '%s', the key '%s'", canon, name);
-	one = json_pack("{s:i, s:[O]}", "version", 1, "services", doc);
-	if (!one)
-		return store_errf(err, errlen, -ENOMEM, "sync: out of memory");
-	rc = cfg_import_fill(s->check, one, e2, sizeof(e2));
-	json_decref(one);
-	if (rc < 0) {
-		/* import's "services[0] (name): " says nothing here */
-		const char *m = strstr(e2, "): ");
-
-		return store_errf(err, errlen, rc, "%s",
-		                  m && strncmp(e2, "services[0]", 11) == 0
-		                  ? m + 3 : e2);
-	}
 	if ((rc = group_name(s, name, err, errlen)) < 0)
 		return rc;
-	if (cfg_copy_service(s->check->h, name, s->want->h) < 0)
-		return store_sqlerr(s->want->h, err, errlen, "sync: copy");
+	if ((rc = cfg_import_add(s->want, doc, e2, sizeof(e2))) < 0) {
+		/* out of the group again: a bad document changes nothing */
+		json_array_remove(s->names, json_array_size(s->names) - 1);
+		return store_errf(err, errlen, rc, "%s", e2);
+	}
 	return 0;
 }
 
@@ -191,12 +195,8 @@ int cfg_sync_flush(struct cfg_sync *s, bool full, const json_t *rows,
 		return rc;
 	if (!full && !(only = json_dumps(s->names, JSON_COMPACT)))
 		return store_errf(err, errlen, -ENOMEM, "sync: out of memory");
-	/* The plan owns (and closes) the group's scratch store. */
-	rc = cfg_plan_make_some(s->db->h, s->want->h, only, s->want, &p, err,
+	rc = cfg_plan_make_some(s->db->h, s->want->h, only, NULL, &p, err,
 	                        errlen);
-	s->want = NULL;
-	json_decref(s->names);
-	s->names = NULL;
 	if (rc < 0)
 		goto out;
 	if (cfg_plan_size(p) == 0)
@@ -213,6 +213,9 @@ int cfg_sync_flush(struct cfg_sync *s, bool full, const json_t *rows,
 out:
 	cfg_plan_free(p);
 	free(only);
+	/* The scratch store serves the next group, emptied (cheaper than a
+	 * new one: a watch catching up brings thousands of revisions). */
+	group_reset(s);
 	return rc;
 }
 
@@ -242,20 +245,12 @@ int cfg_sync_commit(struct cfg_sync *s, const struct cfg_sync_pos *pos,
 		rc = store_sqlerr(h, err, errlen, "sync: commit");
 	if (rc < 0)
 		store_rollback(h);
-	store_close(s->want);
-	store_close(s->check);
-	json_decref(s->names);
-	free(s);
+	group_reset(s);
 	return rc;
 }
 
 void cfg_sync_abort(struct cfg_sync *s)
 {
-	if (!s)
-		return;
 	store_rollback(s->db->h);
-	store_close(s->want);
-	store_close(s->check);
-	json_decref(s->names);
-	free(s);
+	group_reset(s);
 }

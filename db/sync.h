@@ -35,10 +35,12 @@ int cfg_sync_position(struct store *db, struct cfg_sync_pos *pos, char *err,
  * configuration stays). 0 or -EIO. */
 int cfg_sync_forget(struct store *db, char *err, size_t errlen);
 
-/* Opens a write transaction on db. 0 with *out, or a negative errno with
- * err (-EBUSY-like failures as -EIO). */
-int cfg_sync_begin(struct store *db, struct cfg_sync **out, char *err,
-                   size_t errlen);
+/* A syncer for db (borrowed): its scratch stores are made once and serve
+ * every transaction. NULL with err on failure. */
+struct cfg_sync *cfg_sync_new(struct store *db, char *err, size_t errlen);
+void cfg_sync_free(struct cfg_sync *s);          /* NULL is fine */
+/* Opens a write transaction on the store. 0, or -EIO with err. */
+int cfg_sync_begin(struct cfg_sync *s, char *err, size_t errlen);
 /* Adds to the current group: service name (as the key names it) becomes
  * doc (one service object of the export format, db/export.h). The
  * document is validated as import validates it and must name the same
@@ -60,11 +62,11 @@ int cfg_sync_keep(struct cfg_sync *s, const char *name, char *err,
  * context (db/audit.h). *changed (may be NULL): the number of changes. */
 int cfg_sync_flush(struct cfg_sync *s, bool full, const json_t *rows,
                    size_t *changed, char *err, size_t errlen);
-/* Records pos and commits (a group not flushed is dropped). Frees s
- * whatever happens. */
+/* Records pos and commits (a group not flushed is dropped); rolls back
+ * on failure. */
 int cfg_sync_commit(struct cfg_sync *s, const struct cfg_sync_pos *pos,
                     char *err, size_t errlen);
-/* Rolls back and frees s. NULL is fine. */
+/* Rolls back. */
 void cfg_sync_abort(struct cfg_sync *s);
 
 #endif

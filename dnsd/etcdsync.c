@@ -30,6 +30,8 @@
 /* The node registration: its lease and how often it is refreshed. */
 #define LEASE_TTL_S 10
 #define LEASE_TICK_MS 3000
+/* At most this many received events wait to be applied together. */
+#define PENDING_MAX 10000
 
 struct etcdsync {
 	/* Set before the thread starts, then read-only. */
@@ -40,13 +42,15 @@ struct etcdsync {
 	struct store *db;
 	struct replica *rep;
 	struct event_base *base;
-	struct event *step_ev, *lease_ev, *stop_ev;
+	struct event *step_ev, *lease_ev, *stop_ev, *flush_ev;
 	int stop_pipe[2];
 	pthread_t thread;
 	bool started;
 
 	/* Thread only. */
 	struct etcd_watch *watch;
+	struct etcd_event *pend;     /* received, not applied yet */
+	size_t n_pend, cap_pend;
 	bool need_full;
 	int backoff_ms;
 	bool rotate;
@@ -123,10 +127,85 @@ static void retry(struct etcdsync *s)
 	                                                 : s->backoff_ms * 2;
 }
 
+/* Watch responses are applied together when they come faster than they
+ * are applied (a burst of writes, a watch catching up): copied here as
+ * they arrive, applied in one transaction once the stream has nothing more
+ * ready (or this many are waiting). */
+static void pend_clear(struct etcdsync *s)
+{
+	for (size_t i = 0; i < s->n_pend; i++) {
+		free(s->pend[i].kv.key);
+		free(s->pend[i].kv.value);
+	}
+	s->n_pend = 0;
+}
+
+static int pend_add(struct etcdsync *s, const struct etcd_event *ev, size_t n)
+{
+	if (s->n_pend + n > s->cap_pend) {
+		size_t cap = (s->n_pend + n) * 2;
+		struct etcd_event *p = realloc(s->pend, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		s->pend = p;
+		s->cap_pend = cap;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct etcd_event *e = &s->pend[s->n_pend];
+
+		*e = ev[i];
+		e->kv.key = malloc(ev[i].kv.key_len + 1);
+		e->kv.value = malloc(ev[i].kv.value_len + 1);
+		if (!e->kv.key || !e->kv.value) {
+			free(e->kv.key);
+			free(e->kv.value);
+			return -ENOMEM;
+		}
+		memcpy(e->kv.key, ev[i].kv.key, ev[i].kv.key_len + 1);
+		memcpy(e->kv.value, ev[i].kv.value, ev[i].kv.value_len + 1);
+		s->n_pend++;
+	}
+	return 0;
+}
+
+static void pend_flush(struct etcdsync *s)
+{
+	double t0 = clock_unix();
+	char err[640];
+
+	evtimer_del(s->flush_ev);
+	if (s->n_pend == 0)
+		return;
+	if (replica_events(s->rep, s->pend, s->n_pend, err, sizeof(err)) < 0) {
+		/* The store failed (disk full, locked): nothing was applied;
+		 * the watch restarts from what was. */
+		log_err("etcd: applying revisions %" PRId64 "..%" PRId64 ": %s",
+		        s->pend[0].kv.mod_revision,
+		        s->pend[s->n_pend - 1].kv.mod_revision, err);
+		note_error(s, err);
+		pend_clear(s);
+		schedule(s, BACKOFF_MAX_MS);
+		return;
+	}
+	log_debug("etcd: revisions %" PRId64 "..%" PRId64 ": %zu events applied "
+	          "in %.1f ms", s->pend[0].kv.mod_revision,
+	          s->pend[s->n_pend - 1].kv.mod_revision, s->n_pend,
+	          (clock_unix() - t0) * 1e3);
+	pend_clear(s);
+	publish(s);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pend_flush(arg);
+}
+
 static void on_watch(const struct etcd_watch_resp *r, void *arg)
 {
 	struct etcdsync *s = arg;
-	char err[640];
 
 	switch (r->kind) {
 	case ETCD_WATCH_CREATED:
@@ -134,24 +213,23 @@ static void on_watch(const struct etcd_watch_resp *r, void *arg)
 		set_state(s, true, etcd_watch_url(s->watch), NULL);
 		break;
 	case ETCD_WATCH_EVENTS:
-		if (replica_events(s->rep, r->events, r->n_events, err,
-		                   sizeof(err)) < 0) {
-			/* The store failed (disk full, locked): nothing was
-			 * applied; the watch restarts from what was. */
-			log_err("etcd: applying revision %" PRId64 ": %s",
-			        r->events[0].kv.mod_revision, err);
-			note_error(s, err);
-			schedule(s, BACKOFF_MAX_MS);
-			break;
+		if (pend_add(s, r->events, r->n_events) < 0 ||
+		    s->n_pend >= PENDING_MAX) {
+			pend_flush(s);
+		} else {
+			struct timeval now = { 0, 0 };
+
+			evtimer_add(s->flush_ev, &now);
 		}
-		publish(s);
 		break;
 	case ETCD_WATCH_COMPACTED:
+		pend_flush(s);
 		log_warn("%s: resyncing from a full read", r->message);
 		s->need_full = true;
 		schedule(s, 0);
 		break;
 	case ETCD_WATCH_CLOSED:
+		pend_flush(s);
 		if (strstr(r->message, "idle timeout") && s->connected) {
 			/* reopen quietly, on the next member in case this one
 			 * hangs without closing */
@@ -201,6 +279,7 @@ static void on_step(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	pend_flush(s);
 	etcd_watch_free(s->watch);
 	s->watch = NULL;
 	replica_stats(s->rep, &st);
@@ -280,6 +359,7 @@ static void *thread_main(void *arg)
 	struct etcdsync *s = arg;
 
 	event_base_dispatch(s->base);
+	pend_flush(s);
 	etcd_watch_free(s->watch);
 	s->watch = NULL;
 	/* Leaving: the registration goes with its lease at once. */
@@ -310,6 +390,10 @@ void etcdsync_stop(struct etcdsync *s)
 		event_free(s->lease_ev);
 	if (s->stop_ev)
 		event_free(s->stop_ev);
+	if (s->flush_ev)
+		event_free(s->flush_ev);
+	pend_clear(s);
+	free(s->pend);
 	if (s->base)
 		event_base_free(s->base);
 	for (int i = 0; i < 2; i++)
@@ -390,6 +474,7 @@ struct etcdsync *etcdsync_start(const struct etcdsync_conf *c, char *err,
 	    !(s->base = event_base_new()) ||
 	    !(s->step_ev = evtimer_new(s->base, on_step, s)) ||
 	    !(s->lease_ev = evtimer_new(s->base, on_lease, s)) ||
+	    !(s->flush_ev = evtimer_new(s->base, on_flush, s)) ||
 	    !(s->stop_ev = event_new(s->base, s->stop_pipe[0], EV_READ, on_stop,
 	                             s)) ||
 	    event_add(s->stop_ev, NULL) < 0) {
@@ -435,11 +520,13 @@ json_t *etcdsync_status_json(struct etcdsync *s)
 	for (size_t i = 0; urls && i < s->n_urls; i++)
 		json_array_append_new(urls, json_string(s->urls[i]));
 	pthread_mutex_lock(&s->mu);
-	o = json_pack("{s:b, s:f, s:o, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, "
+	o = json_pack("{s:b, s:f, s:o, s:s, s:o, s:s, s:s, s:I, s:I, s:I, s:I, "
 	              "s:I}",
 	              "connected", s->connected, "since", s->since,
 	              "urls", urls ? urls : json_array(), "url", s->cur_url,
-	              "last_error", s->last_error, "prefix", s->prefix,
+	              "last_error", s->last_error[0] ? json_string(s->last_error)
+	                                             : json_null(),
+	              "prefix", s->prefix,
 	              "node", s->node,
 	              "revision", (json_int_t)s->st.revision,
 	              "config_revision", (json_int_t)s->st.config_revision,

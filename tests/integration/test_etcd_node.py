@@ -7,11 +7,14 @@ at the same config_revision (never above etcd's) and the same GET
 /v1/config; a writer's audit rows travel with its change; bad values are
 skipped and reported, never stopping a node."""
 import json
+import os
+import ssl
 import subprocess
 import time
+import urllib.request
 
-from gslbtest import TIME_FACTOR, run, test
-from etcdnodes import PREFIX, expect, key, service, start, wait
+from gslbtest import ETCD, Proc, Skip, TIME_FACTOR, _b64, free_port, run, test, tmpdir
+from etcdnodes import PREFIX, Node, expect, key, service, start, wait
 
 WWW = "www.gslb.example.com."
 
@@ -78,7 +81,6 @@ def the_writers_audit_rows_are_recorded_as_they_are():
              "kind": "endpoint", "service": WWW, "target": "192.0.2.1"},
             {"time": 1700000000.5, "who": "alice", "source": "gslbctl", "op": "add",
              "kind": "endpoint", "service": WWW, "target": "192.0.2.2"}]
-    from gslbtest import _b64
     r = cluster.call("/v3/kv/txn", {"success": [
         {"request_put": {"key": _b64(key(WWW)), "value": _b64(json.dumps(service()))}},
         {"request_put": {"key": _b64(PREFIX + "audit/0001"), "value": _b64(json.dumps(rows))}}]})
@@ -134,6 +136,80 @@ def bad_values_are_skipped_and_reported_never_stopping_a_node():
     all_answer(nodes, ["192.0.2.4"], 1.0, "after unknown keys")
     for nd in nodes:
         expect(nd.log().count("not a service, audit or node key") == 1, nd.log())
+
+
+def make_certs(d):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate,
+    made now with openssl (P-256)."""
+    def sh(*a):
+        subprocess.run(a, check=True, capture_output=True, timeout=30)
+    path = lambda n: os.path.join(d, n)
+    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+       "-nodes", "-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "2",
+       "-subj", "/CN=gslb test CA")
+    for name, ext in [("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth"),
+                      ("client", "extendedKeyUsage=clientAuth")]:
+        with open(path(name + ".ext"), "w") as f:
+            f.write(ext + "\n")
+        sh("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+           "-keyout", path(name + ".key"), "-out", path(name + ".csr"), "-subj", "/CN=" + name)
+        sh("openssl", "x509", "-req", "-in", path(name + ".csr"), "-CA", path("ca.pem"),
+           "-CAkey", path("ca.key"), "-CAcreateserial", "-out", path(name + ".pem"), "-days", "2",
+           "-extfile", path(name + ".ext"))
+    return path
+
+
+@test
+def https_members_with_client_certificates():
+    if not os.access(ETCD, os.X_OK):
+        raise Skip("no %s" % ETCD)
+    d = tmpdir()
+    path = make_certs(d)
+    cport, pport = free_port(), free_port()
+    url = "https://127.0.0.1:%d" % cport
+    peer = "http://127.0.0.1:%d" % pport
+    etcd = Proc([ETCD, "--name", "t", "--data-dir", os.path.join(d, "data"),
+                 "--listen-client-urls", url, "--advertise-client-urls", url,
+                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                 "--initial-cluster", "t=" + peer, "--initial-cluster-state", "new",
+                 "--cert-file", path("server.pem"), "--key-file", path("server.key"),
+                 "--trusted-ca-file", path("ca.pem"), "--client-cert-auth",
+                 "--log-level", "warn", "--logger", "zap"])
+    ctx = ssl.create_default_context(cafile=path("ca.pem"))
+    ctx.load_cert_chain(path("client.pem"), path("client.key"))
+
+    def put(k, v):
+        body = json.dumps({"key": _b64(k), "value": _b64(v)}).encode()
+        req = urllib.request.Request(url + "/v3/kv/put", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, context=ctx, timeout=5) as r:
+            return json.loads(r.read())
+    wait(lambda: put("/probe", "x"), 20, lambda: "etcd with TLS: %s" % etcd.output())
+    put(key(WWW), json.dumps(service()))
+    tls = ["--etcd-ca-file", path("ca.pem"), "--etcd-cert-file", path("client.pem"),
+           "--etcd-key-file", path("client.key")]
+    good = Node("tls", [url], extra=tls)
+    # Without a client certificate the member refuses: the node says why.
+    bad = Node("nocert", [url], extra=["--etcd-ca-file", path("ca.pem")])
+    wait(lambda: good.answer() == ["192.0.2.1"] and good.status()["etcd"]["connected"], 5,
+         lambda: good.log())
+    put(key(WWW), json.dumps(service(first="192.0.2.2", second="192.0.2.1")))
+    wait(lambda: good.answer() == ["192.0.2.2"], 1, "change over https")
+    st = bad.status()["etcd"]
+    expect(not st["connected"] and url in st["last_error"] and "TLS" in st["last_error"] and
+           bad.answer() == [], "no client certificate: %s" % st)
+    # A CA that did not sign the member's certificate: refused too.
+    other = make_certs(tmpdir())
+    wrong = Node("wrongca", [url], extra=["--etcd-ca-file", other("ca.pem"),
+                                          "--etcd-cert-file", path("client.pem"),
+                                          "--etcd-key-file", path("client.key")])
+    time.sleep(1)
+    st = wrong.status()["etcd"]
+    expect(not st["connected"] and "certificate" in st["last_error"] and wrong.answer() == [],
+           "wrong CA: %s" % st)
+    print("no client certificate: %s; wrong CA: %s" % (bad.status()["etcd"]["last_error"],
+                                                        st["last_error"]))
+    etcd.stop()
 
 
 if __name__ == "__main__":

@@ -164,6 +164,11 @@ def install_into_destdir_and_uninstall():
         expect(os.access(dest + exe, os.X_OK), exe)
     u = parse_unit(os.path.join(unitdir, "dnsd.service"))
     expect("--config /etc/gslb/dnsd.conf" in unit_get(u, "Service", "ExecStart"), u)
+    # Ordered after a local etcd, never depending on it (dnsd serves its
+    # replica while etcd is down).
+    expect("etcd.service" in unit_get(u, "Unit", "After").split(), u)
+    expect(not any("etcd" in v for k, v in u["Unit"]
+                   if k in ("Requires", "Requisite", "BindsTo", "PartOf", "Wants")), u)
     u = parse_unit(os.path.join(unitdir, "gslb-probe@.service"))
     expect(unit_get(u, "Service", "EnvironmentFile") == "/etc/gslb/probe-%i.env", u)
     # Another PREFIX moves everything but /etc, and the unit paths follow.
