@@ -561,22 +561,25 @@ json_t *cw_cluster_status(struct etcd *e, const char *prefix, char *err,
 	for (size_t i = 0; i < rn.n; i++) {
 		const struct etcd_kv *kv = &rn.kvs[i];
 		json_t *o = json_loadb(kv->value, kv->value_len, 0, NULL);
-		json_t *rv = json_object_get(o, "revision");
-		json_t *n = json_is_object(o) ? json_deep_copy(o) : json_object();
-		int64_t nr = json_is_integer(rv) ? json_integer_value(rv) : -1;
+		json_t *cr = json_object_get(o, "revision");
+		json_t *ap = json_object_get(o, "applied");
+		json_t *t = json_object_get(o, "time");
+		int64_t nr = json_is_integer(cr) ? json_integer_value(cr) : -1;
 
-		json_object_set_new(n, "name", json_string(kv->key +
-		                                           strlen(npfx)));
-		json_object_set_new(n, "revision", nr >= 0 ? json_integer(nr) :
-		                    json_null());
-		json_object_set_new(n, "lag", nr >= 0 ?
-		                    json_integer(rs.revision - nr) : json_null());
-		json_object_set_new(n, "current", json_boolean(nr >= last));
-		json_array_append_new(nodes, n);
+		json_array_append_new(nodes, json_pack(
+			"{s:s, s:o, s:o, s:o, s:b, s:o}",
+			"name", kv->key + strlen(npfx),
+			"config_revision", nr >= 0 ? json_integer(nr) : json_null(),
+			"revision", json_is_integer(ap) ? json_copy(ap) :
+			json_null(),
+			"lag", nr >= 0 ? json_integer(last > nr ? last - nr : 0) :
+			json_null(),
+			"current", nr >= last,
+			"time", json_is_number(t) ? json_copy(t) : json_null()));
 		json_decref(o);
 	}
 	out = json_pack("{s:s, s:I, s:I, s:I, s:I, s:o}", "prefix", prefix,
-	                "revision", (json_int_t)rs.revision,
+	                "cluster_revision", (json_int_t)rs.revision,
 	                "config_revision", (json_int_t)last,
 	                "services", (json_int_t)rs.n,
 	                "audit", (json_int_t)ra.n, "nodes", nodes);

@@ -101,9 +101,12 @@ int cw_run(struct etcd *e, const char *prefix, unsigned flags, cw_fn fn,
 int cw_scratch(struct etcd *e, const char *prefix, struct store **out,
                long long *rev, char *err, size_t errlen);
 
-/* gslbctl --etcd status: {"prefix", "revision", "services",
- * "nodes": [{"name", "revision", "lag", ...}]} (new reference) or NULL
- * with err. */
+/* gslbctl --etcd status: {"prefix", "cluster_revision" (etcd's now),
+ * "config_revision" (of the last configuration change), "services",
+ * "audit" (keys), "nodes": [{"name", "config_revision" and "revision"
+ * (what the node recorded under PREFIX nodes/: the configuration change
+ * and the revision it applied), "lag" (configuration revisions behind),
+ * "current", "time" (of its record)}]} (new reference) or NULL with err. */
 json_t *cw_cluster_status(struct etcd *e, const char *prefix, char *err,
                           size_t errlen);
 

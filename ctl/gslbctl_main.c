@@ -851,21 +851,23 @@ static void print_cluster(const json_t *cl)
 	printf("etcd %s prefix %s: revision %lld, configuration revision "
 	       "%lld, %lld services\n", etcd_current_url(etcd),
 	       json_string_value(json_object_get(cl, "prefix")),
-	       (long long)json_integer_value(json_object_get(cl, "revision")),
+	       (long long)json_integer_value(json_object_get(cl,
+	                                                     "cluster_revision")),
 	       (long long)json_integer_value(json_object_get(cl,
 	                                                     "config_revision")),
 	       (long long)json_integer_value(json_object_get(cl, "services")));
 	json_array_foreach(json_object_get(cl, "nodes"), i, n) {
-		json_t *r = json_object_get(n, "revision");
+		json_t *r = json_object_get(n, "config_revision");
 
 		if (json_is_integer(r))
-			printf("  node %s: applied revision %lld (%s, lag %lld)\n",
+			printf("  node %s: configuration revision %lld (%s), "
+			       "applied up to %lld\n",
 			       json_string_value(json_object_get(n, "name")),
 			       (long long)json_integer_value(r),
 			       json_is_true(json_object_get(n, "current")) ?
 			       "current" : "behind",
 			       (long long)json_integer_value(json_object_get(n,
-			                                                     "lag")));
+			                                                     "revision")));
 		else
 			printf("  node %s: no revision recorded\n",
 			       json_string_value(json_object_get(n, "name")));

@@ -189,10 +189,12 @@ def writes_through_any_node_reach_all_within_a_second():
     st = wait_for(all_current, 5)
     assert st, json.loads(ctl(etcd.urls, "--json", "status").stdout)["etcd"]
     assert st["prefix"] == "/gslb/" and st["services"] == 2, st
-    assert all(n["revision"] >= st["config_revision"] and n["lag"] >= 0
+    assert all(n["config_revision"] == st["config_revision"] and n["lag"] == 0 and
+               st["cluster_revision"] >= n["revision"] >= n["config_revision"]
                for n in st["nodes"]), st
     txt = ctl(etcd.urls, "status").stdout
-    assert "prefix /gslb/" in txt and "node n1: applied revision" in txt, txt
+    assert "prefix /gslb/" in txt and "node n1: configuration revision %d (current)" % (
+        st["config_revision"]) in txt, txt
     # Errors keep their meaning: a guard rail is a 409, nothing committed.
     r0 = etcd.revision()
     code, body = nodes[0].call("DELETE", "/v1/services/%s" % SVC)
