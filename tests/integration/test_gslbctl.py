@@ -5,9 +5,10 @@
 equality, import to a new path, and the corrupt-file error."""
 import json
 import os
+import re
 import subprocess
 
-from gslbtest import BIN, FIXTURES, run, test, tmpdir
+from gslbtest import BIN, FIXTURES, ROOT, run, test, tmpdir
 
 GSLBCTL = os.path.join(BIN, "gslbctl")
 SVC = "www.gslb.example.com."
@@ -84,7 +85,9 @@ def init_creates_schema_and_is_idempotent():
     ctl(db, "init")
     out = subprocess.run(["sqlite3", db, "PRAGMA user_version; PRAGMA journal_mode;"],
                          capture_output=True, text=True, check=True).stdout.split()
-    assert_eq(out, ["3", "wal"], "version/journal")
+    with open(os.path.join(ROOT, "db", "store.h")) as f:
+        want = re.search(r"#define STORE_SCHEMA_VERSION (\d+)", f.read()).group(1)
+    assert_eq(out, [want, "wal"], "version/journal")
     assert_eq(ctl_json(db, "service", "list"), [], "empty list")
 
 
