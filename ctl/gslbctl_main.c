@@ -1444,6 +1444,24 @@ static void run_etcd(struct cmd *c)
 			die_rc(-EINVAL, "damping --%s: not available with --etcd: "
 			       "damping is set on each node's store",
 			       damp_writes[i]);
+	/* A document on stdin is read once but may be needed by every
+	 * attempt: keep it in an unlinked temporary file, reopened by each
+	 * through /dev/fd. */
+	if ((c->fn == cmd_import || c->fn == cmd_diff) &&
+	    strcmp(c->pos[0], "-") == 0) {
+		static char fdpath[32];
+		char tmpl[] = "/tmp/gslbctl-stdin-XXXXXX", buf[8192];
+		int fd = mkstemp(tmpl);
+		size_t n;
+
+		if (fd < 0 || unlink(tmpl) < 0)
+			die("temporary file: %s", strerror(errno));
+		while ((n = fread(buf, 1, sizeof buf, stdin)) > 0)
+			if (write(fd, buf, n) != (ssize_t)n)
+				die("temporary file: %s", strerror(errno));
+		snprintf(fdpath, sizeof fdpath, "/dev/fd/%d", fd);
+		c->pos[0] = fdpath;
+	}
 	rc = cw_run(etcd, etcd_prefix, c->fn == cmd_import ? CW_WHOLE : 0,
 	            etcd_attempt, c, &res, ebuf, sizeof ebuf);
 	if (rc < 0) {

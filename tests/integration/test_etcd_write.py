@@ -180,6 +180,11 @@ def import_seeds_cluster_and_splits_when_large():
     rows = audit_rows(c)
     assert {r["source"] for r in rows} == {"import"}, rows
     assert ctl(c, "import", f).stdout.strip() == "no change"
+    # From stdin too (kept for a retry after a conflict).
+    p = subprocess.run([os.path.join(BIN, "gslbctl"), "--etcd", ",".join(c.urls), "diff", "-"],
+                       input=exp.replace('"weight": 3', '"weight": 4'), capture_output=True,
+                       text=True, timeout=60 * TIME_FACTOR)
+    assert p.returncode == 0 and "weight: 3 -> 4" in p.stdout, (p.returncode, p.stdout, p.stderr)
     # More services than one transaction holds: several, and stderr says so.
     doc = json.loads(exp)
     base = doc["services"][0]
