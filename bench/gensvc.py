@@ -48,8 +48,8 @@ def main(argv):
     os.makedirs(out, exist_ok=True)
     con = sqlite3.connect(db)
     ver = con.execute("PRAGMA user_version").fetchone()[0]
-    if ver != 2:
-        sys.stderr.write("gensvc.py: %s: schema version %d, expected 2\n"
+    if ver < 2:
+        sys.stderr.write("gensvc.py: %s: schema version %d, expected 2 or later\n"
                          % (db, ver))
         return 1
     if con.execute("SELECT count(*) FROM services").fetchone()[0]:

@@ -125,6 +125,9 @@ int cfg_endpoint_insert(struct store *db, const char *service,
 int cfg_rule_insert(struct store *db, const char *service, const char *match,
                     const char *const *targets, size_t n, char *err,
                     size_t errlen);
+/* Bulk writes (import): on, the inserts above keep their statements
+ * prepared on db for this thread until called again with off. */
+void cfg_edit_keep(struct store *db, bool on);
 /* cfg_flip inside the caller's transaction (the end of a staged shift). */
 int cfg_flip_in(struct store *db, const char *service, const char *target,
                 char *err, size_t errlen);

@@ -425,8 +425,8 @@ int cfg_service_parse(const json_t *o, struct cfg_service *out,
 	return 0;
 }
 
-static int import_service(struct store *db, const json_t *o, size_t i, char *err,
-                          size_t errlen)
+int cfg_import_service(struct store *db, const json_t *o, size_t i, char *err,
+                       size_t errlen)
 {
 	struct cfg_service s = { .name = NULL };
 	const json_t *eps, *rules, *v;
@@ -516,7 +516,7 @@ static int import_all(struct store *db, const json_t *doc, char *err,
 	               "DELETE FROM services") < 0)
 		return store_sqlerr(h, err, errlen, "import");
 	json_array_foreach(svcs, i, v)
-		if ((rc = import_service(db, v, i, err, errlen)) < 0)
+		if ((rc = cfg_import_service(db, v, i, err, errlen)) < 0)
 			return rc;
 	return 0;
 }

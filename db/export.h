@@ -62,6 +62,12 @@ int cfg_service_parse(const json_t *o, struct cfg_service *out,
 int cfg_endpoint_parse(const json_t *o, struct cfg_endpoint *out,
                        const char *where, char *err, size_t errlen);
 
+/* Validates services[i] of a document, o, into db (a scratch store),
+ * inside the caller's transaction: the service, its endpoints, its
+ * rules. Errors name services[i], its name and the field. */
+int cfg_import_service(struct store *db, const json_t *o, size_t i, char *err,
+                       size_t errlen);
+
 /* Validates doc into db, which should be empty (a scratch store), in one
  * transaction. */
 int cfg_import_fill(struct store *db, const json_t *doc, char *err,
