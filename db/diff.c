@@ -48,6 +48,7 @@ static const struct field ep_fields[] = {
 };
 #define N_EP_FIELDS (sizeof ep_fields / sizeof ep_fields[0])
 #define EP_CHECK_URL 8          /* index of check_url in ep_fields */
+#define EP_LAT 3                /* index of lat (lon follows) */
 
 #define SVC_Q "SELECT id, name, policy, ttl, answers, sticky, when_down " \
 	"FROM services ORDER BY name"
@@ -355,7 +356,8 @@ static int copy_targets(struct cfg_plan *p, sqlite3 *cur, long long rule_id,
 /* The statements of an apply, prepared on first use: fixed ones, then
  * one UPDATE per service field and per endpoint field. */
 enum { S_SVC_SEL, S_SVC_INS, S_EP_SEL, S_EP_INS, S_RULE_SEL, S_RULE_INS,
-       S_RT_SEL, S_RT_INS, S_RT_DEL, S_DEL_RULE, S_DEL_EP, S_DEL_SVC, S_N,
+       S_RT_SEL, S_RT_INS, S_RT_DEL, S_DEL_RULE, S_DEL_EP, S_DEL_SVC,
+       S_LL_SEL, S_LL_UPD, S_N,
        S_UPD = S_N, S_ALL = S_N + N_SVC_FIELDS + N_EP_FIELDS };
 
 static int apply_one(struct cfg_plan *p, sqlite3 *cur, const struct change *c,
@@ -365,6 +367,29 @@ static int apply_one(struct cfg_plan *p, sqlite3 *cur, const struct change *c,
 	sqlite3_stmt *up = NULL;
 	int rc;
 
+	if (c->op == OP_CHANGE && c->kind == K_ENDPOINT &&
+	    (c->field == &ep_fields[EP_LAT] ||
+	     c->field == &ep_fields[EP_LAT + 1])) {
+		/* Both or neither (a CHECK): set together from want. */
+		if (stmt(p->want, &s[S_LL_SEL], "SELECT lat, lon FROM endpoints "
+		         "WHERE id = ?") < 0 ||
+		    stmt(cur, &s[S_LL_UPD], "UPDATE endpoints SET lat = ?, lon = "
+		         "? WHERE id = ?") < 0)
+			return -EIO;
+		sqlite3_bind_int64(s[S_LL_SEL], 1, c->want_id);
+		if (sqlite3_step(s[S_LL_SEL]) != SQLITE_ROW) {
+			sqlite3_reset(s[S_LL_SEL]);
+			return -EIO;
+		}
+		sqlite3_bind_value(s[S_LL_UPD], 1,
+		                   sqlite3_column_value(s[S_LL_SEL], 0));
+		sqlite3_bind_value(s[S_LL_UPD], 2,
+		                   sqlite3_column_value(s[S_LL_SEL], 1));
+		sqlite3_bind_int64(s[S_LL_UPD], 3, c->cur_id);
+		rc = step_done(s[S_LL_UPD]);
+		sqlite3_reset(s[S_LL_SEL]);
+		return rc;
+	}
 	if (c->op == OP_CHANGE && c->kind != K_RULE) {
 		size_t slot = S_UPD + (c->kind == K_SERVICE ?
 		              (size_t)(c->field - svc_fields) :

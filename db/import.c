@@ -142,6 +142,8 @@ struct imp {
 	 * order), reported after the whole document was read. */
 	bool bad[3];
 	char bad_name[3][256], bad_msg[3][512];
+	int apply_rc;
+	char apply_msg[512];
 	/* Progress. */
 	const struct cfg_import_out *out;
 	struct cfg_import_progress prog;
@@ -257,10 +259,17 @@ static int one_service(struct imp *im, const char *name)
 	}
 	if ((rc = record(im, p)) < 0)
 		return rc;
-	/* Nothing is written once the import is sure to fail. */
-	if (im->dry || im->bad[0] || im->bad[1] || im->bad[2])
+	/* Nothing more is written once the import is sure to fail; a
+	 * write that fails is reported after the document was read and
+	 * checked, as the whole plan's would be. */
+	if (im->dry || im->bad[0] || im->bad[1] || im->bad[2] ||
+	    im->apply_rc < 0)
 		return 0;
-	return cfg_planner_apply(im->pl, im->err, im->errlen);
+	if ((rc = cfg_planner_apply(im->pl, msg, sizeof msg)) < 0) {
+		im->apply_rc = rc;
+		snprintf(im->apply_msg, sizeof im->apply_msg, "%s", msg);
+	}
+	return 0;
 }
 
 static int clear_scratch(struct imp *im)
@@ -518,6 +527,9 @@ static int guard_result(struct imp *im)
 		if (im->bad[r])
 			return store_errf(im->err, im->errlen, -EPERM, "%s",
 			                  im->bad_msg[r]);
+	if (im->apply_rc < 0)
+		return store_errf(im->err, im->errlen, im->apply_rc, "%s",
+		                  im->apply_msg);
 	return 0;
 }
 

@@ -132,25 +132,25 @@ static int add(struct jstream *js, json_t *v)
 }
 
 /* A scalar where the document itself should start: not an object. */
-static int scalar(struct jstream *js, json_t *v)
+static int scalar(struct jstream *js, json_t *v, size_t len)
 {
 	if (js->depth == 0) {
 		json_decref(v);
 		return stop(js, -EINVAL, "not a JSON object");
 	}
 	if (js->bd == 0)
-		mark(js, 1);
+		mark(js, len);
 	return add(js, v);
 }
 
 static int on_null(void *ctx)
 {
-	return scalar(ctx, json_null());
+	return scalar(ctx, json_null(), 4);
 }
 
 static int on_bool(void *ctx, int b)
 {
-	return scalar(ctx, json_boolean(b));
+	return scalar(ctx, json_boolean(b), b ? 4 : 5);
 }
 
 static int on_number(void *ctx, const char *s, size_t len)
@@ -172,14 +172,14 @@ static int on_number(void *ctx, const char *s, size_t len)
 		if (errno == ERANGE && isinf(d))
 			rc = stop(js, -EINVAL, "real number overflow");
 		else
-			rc = scalar(js, v = json_real(d));
+			rc = scalar(js, v = json_real(d), len);
 	} else {
 		long long ll = strtoll(t, &end, 10);
 
 		if (errno == ERANGE)
 			rc = stop(js, -EINVAL, "too big integer");
 		else
-			rc = scalar(js, v = json_integer(ll));
+			rc = scalar(js, v = json_integer(ll), len);
 	}
 	if (t != buf)
 		free(t);
@@ -192,7 +192,7 @@ static int on_string(void *ctx, const unsigned char *s, size_t len)
 
 	if (memchr(s, '\0', len))
 		return stop(js, -EINVAL, "\\u0000 is not allowed");
-	return scalar(js, json_stringn((const char *)s, len));
+	return scalar(js, json_stringn((const char *)s, len), len + 2);
 }
 
 static int on_key(void *ctx, const unsigned char *s, size_t len)
@@ -340,7 +340,8 @@ static int result(struct jstream *js, yajl_status st, const unsigned char *buf,
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 		msg[--n] = '\0';
 	if (errlen)
-		snprintf(err, errlen, "line %lu, byte %llu: %s", p.line, p.byte,
+		snprintf(err, errlen, "line %lu, byte %llu: %s", p.line,
+		         p.byte > 0 ? p.byte - 1 : 0,  /* the offending byte */
 		         msg ? (char *)msg : "invalid JSON");
 	if (msg)
 		yajl_free_error(js->h, msg);
@@ -383,6 +384,15 @@ int jstream_finish(struct jstream *js, char *err, size_t errlen)
 	js->chunk = none;
 	js->counted = 0;
 	st = yajl_complete_parse(js->h);
+	if (st == yajl_status_error) {
+		/* The end came too early: say so at the end. */
+		if (errlen)
+			snprintf(err, errlen, "line %lu, byte %llu: %s", js->line,
+			         js->base, js->depth ? "the document ends early"
+			                             : "empty document");
+		js->chunk = NULL;
+		return js->rc = -EINVAL;
+	}
 	rc = result(js, st, none, 0, err, errlen);
 	js->chunk = NULL;
 	if (rc == 0 && !js->done) {
