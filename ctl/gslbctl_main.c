@@ -671,8 +671,7 @@ static int cmd_damping(struct cmd *c)
 
 static int cmd_export(struct cmd *c)
 {
-	print_json(export_or_die(c, NULL));
-	return 0;
+	return cfg_export_stream(db_of(c), stdout, err, sizeof err);
 }
 
 /* The streamed import's report: text lines, or {"changes": [...]} with

@@ -586,6 +586,56 @@ static void test_import_where(void)
 	store_close(b);
 }
 
+/* The streamed export writes the bytes of the whole-document one. */
+static void check_export(struct store *db, const char *what)
+{
+	char err[256] = "", *buf = NULL, *want;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	json_t *doc = cfg_export(db, NULL, err, sizeof err);
+	int rc = cfg_export_stream(db, f, err, sizeof err);
+
+	fclose(f);
+	want = json_dumps(doc, CFG_EXPORT_FLAGS);
+	CHECK(rc == 0 && want, "%s: export: %d %s", what, rc, err);
+	if (want) {
+		size_t n = strlen(want);
+
+		CHECK(len == n + 1 && memcmp(buf, want, n) == 0 &&
+		      buf[n] == '\n', "%s: streamed export differs:\n%s\n---\n"
+		      "%s", what, want, buf);
+	}
+	free(want);
+	free(buf);
+	json_decref(doc);
+}
+
+static void test_export(void)
+{
+	struct store *db = open_base("x.db");
+	struct cfg_write w = { .who = "test", .force = true };
+	FILE *in;
+	char err[600];
+
+	if (!db)
+		return;
+	check_export(db, "base");
+	cfg_write_use(&w);
+	in = fmemopen((void *)doc_a, strlen(doc_a), "r");
+	CHECK(cfg_import_stream(db, in, 0, NULL, NULL, err, sizeof err) == 0,
+	      "doc a: %s", err);
+	fclose(in);
+	check_export(db, "doc a");
+	in = fmemopen("{\"services\": []}", 16, "r");
+	CHECK(cfg_import_stream(db, in, 0, NULL, NULL, err, sizeof err) == 0,
+	      "empty: %s", err);
+	fclose(in);
+	cfg_write_use(NULL);
+	cfg_write_done(&w);
+	check_export(db, "empty");
+	store_close(db);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -597,6 +647,7 @@ int main(void)
 	test_import_same();
 	test_import_errors();
 	test_import_where();
+	test_export();
 	{
 		char cmd[64];
 
