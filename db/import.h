@@ -8,7 +8,10 @@
  * identity (db/diff.h: endpoints that stay keep their row ids), guarded
  * (unless the write context forces), written, and recorded (one new
  * store version, audit and changes rows in plan order). Services the
- * document does not name are removed. Everything is one transaction: on
+ * document does not name are removed. New rows are numbered in document
+ * order (cfg_import_plan numbers them in name order: the same for a
+ * document in name order, as cfg_export writes it). Everything is one
+ * transaction: on
  * any error the store is unchanged and err names the service, the field
  * and where in the document (line, byte). Load time only. */
 #ifndef DB_IMPORT_H
