@@ -425,10 +425,10 @@ static int apply_one(struct cfg_plan *p, sqlite3 *cur, const struct change *c,
 		                "WHERE id = ?", c->want_id, s[S_SVC_INS], 1, 6);
 	}
 	if (c->op == OP_ADD && c->kind == K_ENDPOINT) {
-		if (stmt(cur, &s[S_EP_INS], "INSERT INTO endpoints (service_id, "
-		         CFG_EP_COLS ") VALUES ((SELECT id FROM services WHERE "
-		         "name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-		         "?, ?, ?)") < 0)
+		if (stmt(cur, &s[S_EP_INS], "INSERT INTO endpoints (id, "
+		         "service_id, " CFG_EP_COLS ") VALUES (" CFG_EP_NEW_ID
+		         ", (SELECT id FROM services WHERE name = ?), ?, ?, ?, ?, "
+		         "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") < 0)
 			return -EIO;
 		sqlite3_bind_text(s[S_EP_INS], 1, c->service, -1, SQLITE_STATIC);
 		return copy_row(p->want, &s[S_EP_SEL], "SELECT " CFG_EP_COLS

@@ -677,9 +677,9 @@ static int ep_read(sqlite3 *h, long long id, struct ep_row *r)
 static int ep_write(sqlite3 *h, long long sid, long long id,
                     const struct ep_row *r)
 {
-	static const char ins[] = "INSERT INTO endpoints (service_id, "
-		CFG_EP_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-		"?, ?, ?, ?, ?)";
+	static const char ins[] = "INSERT INTO endpoints (id, service_id, "
+		CFG_EP_COLS ") VALUES (" CFG_EP_NEW_ID ", ?, ?, ?, ?, ?, ?, ?, "
+		"?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	static const char upd[] = "UPDATE endpoints SET service_id = ?, "
 		"target = ?, weight = ?, priority = ?, region = ?, lat = ?, "
 		"lon = ?, bias = ?, admin = ?, drained = ?, check_url = ?, "

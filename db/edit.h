@@ -30,6 +30,13 @@ struct store;
 	"check_rise, check_fall, check_tls_verify, check_expect, "        \
 	"check_body, check_host"
 
+/* The id of a new endpoint row (an SQL expression): one above the
+ * highest in use and the highest ever removed (db/schema.sql id_seq), so
+ * a removed endpoint's id is never given to another. */
+#define CFG_EP_NEW_ID "(SELECT max(coalesce((SELECT max(id) FROM " \
+	"endpoints), 0), coalesce((SELECT hi FROM id_seq WHERE name = " \
+	"'endpoints'), 0)) + 1)"
+
 /* A service as given by the user. Unset fields keep the default (add) or
  * the stored value (set). */
 struct cfg_service {

@@ -72,6 +72,12 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"service TEXT NOT NULL, target TEXT, field TEXT, old TEXT, new TEXT); "
 	"CREATE INDEX IF NOT EXISTS audit_service ON audit(service, version);",
 	migrate_v3,
+	/* 3 -> 4: endpoint ids never given twice. */
+	"CREATE TABLE IF NOT EXISTS id_seq (name TEXT PRIMARY KEY, hi INTEGER "
+	"NOT NULL DEFAULT 0); INSERT OR IGNORE INTO id_seq (name, hi) VALUES "
+	"('endpoints', 0); CREATE TRIGGER IF NOT EXISTS endpoints_removed "
+	"AFTER DELETE ON endpoints BEGIN UPDATE id_seq SET hi = OLD.id WHERE "
+	"name = 'endpoints' AND hi < OLD.id; END;",
 };
 
 static void seterr(char *err, size_t errlen, const char *path,

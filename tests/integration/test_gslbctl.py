@@ -84,7 +84,7 @@ def init_creates_schema_and_is_idempotent():
     ctl(db, "init")
     out = subprocess.run(["sqlite3", db, "PRAGMA user_version; PRAGMA journal_mode;"],
                          capture_output=True, text=True, check=True).stdout.split()
-    assert_eq(out, ["3", "wal"], "version/journal")
+    assert_eq(out, ["4", "wal"], "version/journal")
     assert_eq(ctl_json(db, "service", "list"), [], "empty list")
 
 

@@ -14,6 +14,7 @@
 
 #include "db/audit.h"
 #include "db/diff.h"
+#include "db/edit.h"
 #include "db/export.h"
 #include "db/import.h"
 #include "db/jstream.h"
@@ -636,6 +637,121 @@ static void test_export(void)
 	store_close(db);
 }
 
+static long long ep_id(struct store *db, const char *target)
+{
+	sqlite3_stmt *st = NULL;
+	long long id = -1;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT id FROM endpoints WHERE target "
+	                       "= ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			id = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return id;
+}
+
+static int import_text(struct store *db, const char *text, char *err,
+                       size_t errlen)
+{
+	FILE *in = fmemopen((void *)text, strlen(text), "r");
+	int rc = cfg_import_stream(db, in, 0, NULL, NULL, err, errlen);
+
+	fclose(in);
+	return rc;
+}
+
+/* A removed endpoint's id is never given to a new one: not after an
+ * endpoint rm, not after a service rm (cascade), not in an import that
+ * removes one and adds another, not by the whole-document import. */
+static void test_ids_not_reused(void)
+{
+	struct store *db = open_base("ids.db");
+	struct cfg_write w = { .who = "test", .force = true };
+	struct cfg_endpoint e = { .target = "192.0.2.50" };
+	json_t *doc;
+	struct cfg_plan *plan = NULL;
+	char err[600];
+	long long top;
+
+	if (!db)
+		return;
+	cfg_write_use(&w);
+	/* The base's highest id is 8 (old.'s endpoint). */
+	CHECK(cfg_endpoint_rm(db, "old.gslb.example.com", "192.0.2.40", err,
+	                      sizeof err) == 0, "rm: %s", err);
+	CHECK(cfg_endpoint_add(db, "old.gslb.example.com", &e, err,
+	                       sizeof err) == 0, "add: %s", err);
+	CHECK(ep_id(db, "192.0.2.50") == 9, "after rm of id 8, new id %lld",
+	      ep_id(db, "192.0.2.50"));
+	CHECK(cfg_service_rm(db, "old.gslb.example.com", err, sizeof err) == 0,
+	      "service rm: %s", err);
+	e.target = "192.0.2.51";
+	CHECK(cfg_endpoint_add(db, "geo.gslb.example.com", &e, err,
+	                       sizeof err) == 0, "add: %s", err);
+	CHECK(ep_id(db, "192.0.2.51") == 10, "after service rm, new id %lld",
+	      ep_id(db, "192.0.2.51"));
+	/* The streamed import removes the top id (zz.'s), then adds. */
+	CHECK(import_text(db, "{\"services\": [{\"name\": \"zz.example.\", "
+	                  "\"policy\": \"all\", \"endpoints\": [{\"target\": "
+	                  "\"192.0.2.60\"}]}]}", err, sizeof err) == 0,
+	      "import: %s", err);
+	top = ep_id(db, "192.0.2.60");
+	CHECK(top == 11, "zz. endpoint id %lld", top);
+	CHECK(import_text(db, "{\"services\": [{\"name\": \"aa.example.\", "
+	                  "\"policy\": \"all\", \"endpoints\": [{\"target\": "
+	                  "\"192.0.2.61\"}]}, {\"name\": \"zz.example.\", "
+	                  "\"policy\": \"all\", \"endpoints\": [{\"target\": "
+	                  "\"192.0.2.62\"}]}]}", err, sizeof err) == 0,
+	      "import: %s", err);
+	CHECK(ep_id(db, "192.0.2.61") == 12 && ep_id(db, "192.0.2.62") == 13,
+	      "streamed import: new ids %lld %lld", ep_id(db, "192.0.2.61"),
+	      ep_id(db, "192.0.2.62"));
+	/* The whole-document import: the top id removed, one added. */
+	doc = json_loads("{\"services\": [{\"name\": \"aa.example.\", "
+	                 "\"policy\": \"all\", \"endpoints\": [{\"target\": "
+	                 "\"192.0.2.61\"}, {\"target\": \"192.0.2.63\"}]}]}",
+	                 0, NULL);
+	CHECK(cfg_import_plan(db, doc, 0, &plan, err, sizeof err) == 0,
+	      "import plan: %s", err);
+	CHECK(ep_id(db, "192.0.2.63") == 14, "plan import: new id %lld",
+	      ep_id(db, "192.0.2.63"));
+	cfg_plan_free(plan);
+	json_decref(doc);
+	cfg_write_use(NULL);
+	cfg_write_done(&w);
+	store_close(db);
+}
+
+/* A version 3 store (no id_seq) is migrated; its ids are kept. */
+static void test_ids_migration(void)
+{
+	struct store *db = open_base("v3.db");
+	char path[256], err[256];
+
+	if (!db)
+		return;
+	CHECK(store_exec(db->h, "DROP TRIGGER endpoints_removed; DROP TABLE "
+	                 "id_seq; PRAGMA user_version = 3; DELETE FROM "
+	                 "endpoints WHERE id = 8") == 0, "make a v3 store");
+	store_close(db);
+	db = NULL;
+	snprintf(path, sizeof path, "%s/v3.db", dir);
+	CHECK(store_open(path, 0, &db, err, sizeof err) == 0, "migrate: %s",
+	      err);
+	if (!db)
+		return;
+	CHECK(store_exec(db->h, "DELETE FROM endpoints WHERE id = 7; INSERT "
+	                 "INTO endpoints (id, service_id, target) VALUES ("
+	                 CFG_EP_NEW_ID ", 3, '192.0.2.99')") == 0,
+	      "insert after migration");
+	CHECK(ep_id(db, "192.0.2.99") == 8 && ep_id(db, "192.0.2.11") == 4,
+	      "after migration: new id %lld (8: removed before the "
+	      "migration, not known)", ep_id(db, "192.0.2.99"));
+	store_close(db);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -648,6 +764,8 @@ int main(void)
 	test_import_errors();
 	test_import_where();
 	test_export();
+	test_ids_not_reused();
+	test_ids_migration();
 	{
 		char cmd[64];
 
