@@ -675,6 +675,47 @@ json_t *cfg_plan_change(const struct cfg_plan *p, size_t i)
 	return o;
 }
 
+static char *val_jtext(const json_t *v)
+{
+	char *s = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT |
+	                            JSON_REAL_PRECISION(15)) : NULL;
+
+	return s;
+}
+
+int cfg_plan_cols(const struct cfg_plan *p, size_t i,
+                  struct cfg_change_cols *out)
+{
+	const struct change *c = &p->c[i];
+	json_t *v;
+
+	memset(out, 0, sizeof *out);
+	out->rank = c->kind;
+	out->op = op_names[c->op];
+	out->kind = kind_names[c->kind];
+	out->service = c->service;
+	out->key = c->key;
+	if (c->op == OP_CHANGE) {
+		out->field = c->field->name;
+		v = val_json(c->old, c->field);
+		out->old = val_jtext(v);
+		json_decref(v);
+		v = val_json(c->new, c->field);
+		out->new = val_jtext(v);
+		json_decref(v);
+		if (!out->old || !out->new)
+			return -ENOMEM;
+	} else if (c->op == OP_ADD && c->kind == K_RULE) {
+		json_t *o = cfg_plan_change(p, i);
+
+		out->new = val_jtext(json_object_get(o, "targets"));
+		json_decref(o);
+		if (!out->new)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 json_t *cfg_plan_json(const struct cfg_plan *p)
 {
 	json_t *arr = json_array();

@@ -39,6 +39,17 @@ int cfg_copy_service(sqlite3 *from, const char *name, sqlite3 *to);
 int cfg_plan_guard(const struct cfg_plan *p, sqlite3 *before, sqlite3 *after,
                    char *err, size_t errlen);
 
+/* Change i of p in the columns of the audit table (db/audit_sql.h):
+ * rank orders the kinds as a plan does; old and new are JSON text (or
+ * NULL), to free; the strings point into p. 0 or -ENOMEM. */
+struct cfg_change_cols {
+	int rank;
+	const char *op, *kind, *service, *key, *field;
+	char *old, *new;
+};
+int cfg_plan_cols(const struct cfg_plan *p, size_t i,
+                  struct cfg_change_cols *out);
+
 /* A planner: the plan of one service at a time between cur and want
  * (want: a scratch store holding the validated target of that service,
  * or nothing to remove it), with its statements prepared once for many

@@ -27,6 +27,8 @@
 /* A service object larger than this is refused (bounds the memory). */
 #define MAX_SERVICE_BYTES (16u << 20)
 #define CHUNK (256u << 10)
+/* Services kept in the scratch store before it is emptied. */
+#define SCRATCH_SERVICES 256
 /* The page cache of the store's connection during an import. */
 #define IMPORT_CACHE_KB "131072"
 
@@ -175,58 +177,31 @@ static void progress(struct imp *im, bool done)
 	im->out->progress(im->out->arg, &im->prog);
 }
 
-static const char *jtext_or_null(const json_t *v, char **keep)
-{
-	*keep = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT |
-	                          JSON_REAL_PRECISION(15)) : NULL;
-	return *keep;
-}
-
-static int kind_rank(const char *kind)
-{
-	return strcmp(kind, "service") == 0 ? 0 :
-	       strcmp(kind, "endpoint") == 0 ? 1 : 2;
-}
-
 /* Keeps the changes of the planner's plan in the plan table. */
 static int record(struct imp *im, const struct cfg_plan *p)
 {
 	for (size_t i = 0; i < cfg_plan_size(p); i++) {
-		json_t *c = cfg_plan_change(p, i);
-		const char *key, *kind;
-		char *o = NULL, *n = NULL;
+		struct cfg_change_cols c;
 		int st;
 
-		if (!c)
+		if (cfg_plan_cols(p, i, &c) < 0) {
+			free(c.old);
+			free(c.new);
 			return store_errf(im->err, im->errlen, -ENOMEM,
 			                  "import: out of memory");
-		kind = json_string_value(json_object_get(c, "kind"));
-		key = json_string_value(json_object_get(c, "target"));
-		if (!key)
-			key = json_string_value(json_object_get(c, "match"));
-		jtext_or_null(json_object_get(c, "old"), &o);
-		if (json_object_get(c, "new"))
-			jtext_or_null(json_object_get(c, "new"), &n);
-		else
-			jtext_or_null(json_object_get(c, "targets"), &n);
-		sqlite3_bind_int(im->rec, 1, kind_rank(kind));
-		sqlite3_bind_text(im->rec, 2, json_string_value(
-		                  json_object_get(c, "service")), -1,
-		                  SQLITE_TRANSIENT);
-		sqlite3_bind_text(im->rec, 3, key, -1, SQLITE_TRANSIENT);
+		}
+		sqlite3_bind_int(im->rec, 1, c.rank);
+		sqlite3_bind_text(im->rec, 2, c.service, -1, SQLITE_STATIC);
+		sqlite3_bind_text(im->rec, 3, c.key, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(im->rec, 4, im->seq++);
-		sqlite3_bind_text(im->rec, 5, json_string_value(
-		                  json_object_get(c, "op")), -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(im->rec, 6, kind, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(im->rec, 7, json_string_value(
-		                  json_object_get(c, "field")), -1,
-		                  SQLITE_TRANSIENT);
-		sqlite3_bind_text(im->rec, 8, o, -1, free);
-		sqlite3_bind_text(im->rec, 9, n, -1, free);
+		sqlite3_bind_text(im->rec, 5, c.op, -1, SQLITE_STATIC);
+		sqlite3_bind_text(im->rec, 6, c.kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(im->rec, 7, c.field, -1, SQLITE_STATIC);
+		sqlite3_bind_text(im->rec, 8, c.old, -1, free);
+		sqlite3_bind_text(im->rec, 9, c.new, -1, free);
 		st = sqlite3_step(im->rec);
 		sqlite3_reset(im->rec);
 		sqlite3_clear_bindings(im->rec);
-		json_decref(c);
 		if (st != SQLITE_DONE)
 			return store_sqlerr(im->h, im->err, im->errlen, "import");
 		im->changes++;
@@ -317,10 +292,12 @@ static int on_service(void *arg, size_t i, json_t *o,
 	if (names_add(&im->seen, canon) < 0)
 		return store_errf(im->err, im->errlen, -ENOMEM,
 		                  "import: out of memory");
+	/* The planner reads the scratch store by name: it is emptied now
+	 * and then, not after each service. */
 	if ((rc = one_service(im, canon)) < 0 ||
-	    (rc = clear_scratch(im)) < 0)
+	    (++im->services % SCRATCH_SERVICES == 0 &&
+	     (rc = clear_scratch(im)) < 0))
 		return rc;
-	im->services++;
 	im->prog.bytes = pos->byte;
 	progress(im, false);
 	return 0;
