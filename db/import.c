@@ -276,7 +276,7 @@ static int on_service(void *arg, size_t i, json_t *o,
 {
 	struct imp *im = arg;
 	const char *raw = json_string_value(json_object_get(o, "name"));
-	char canon[256], e2[64];
+	char canon[256] = "", e2[64];
 	int rc;
 
 	/* A name seen before fails as the insert of a duplicate does. */
