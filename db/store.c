@@ -53,9 +53,9 @@ static const char migrate_v3[] =
 	"\treuse_at    REAL NOT NULL DEFAULT 0\n"
 	");\n";
 
-/* Version 4: the position of a replica of a cluster's configuration
+/* Version 5: the position of a replica of a cluster's configuration
  * (cluster/replica.c), as in db/schema.sql. */
-static const char migrate_v4[] =
+static const char migrate_v5[] =
 	"CREATE TABLE IF NOT EXISTS replica (\n"
 	"\tid              INTEGER PRIMARY KEY CHECK (id = 1),\n"
 	"\trevision        INTEGER NOT NULL DEFAULT 0 CHECK (revision >= 0),\n"
@@ -84,7 +84,14 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"service TEXT NOT NULL, target TEXT, field TEXT, old TEXT, new TEXT); "
 	"CREATE INDEX IF NOT EXISTS audit_service ON audit(service, version);",
 	migrate_v3,
-	migrate_v4,
+	/* 3 -> 4: endpoint ids never given twice. */
+	"CREATE TABLE IF NOT EXISTS id_seq (name TEXT PRIMARY KEY, hi INTEGER "
+	"NOT NULL DEFAULT 0); INSERT OR IGNORE INTO id_seq (name, hi) VALUES "
+	"('endpoints', 0); CREATE TRIGGER IF NOT EXISTS endpoints_removed "
+	"AFTER DELETE ON endpoints BEGIN UPDATE id_seq SET hi = OLD.id WHERE "
+	"name = 'endpoints' AND hi < OLD.id; END;",
+	/* 4 -> 5: a replica's position. */
+	migrate_v5,
 };
 
 static void seterr(char *err, size_t errlen, const char *path,
