@@ -260,3 +260,14 @@ CREATE TABLE damp_state (
 	suppressed  INTEGER NOT NULL CHECK (suppressed IN (0, 1)),
 	reuse_at    REAL NOT NULL DEFAULT 0
 );
+
+-- Spill-over by capacity (version 4): columns added to the tables above by
+-- the migration to version 4 (db/store.c added_columns, ALTER TABLE), which
+-- new stores run as well:
+--   endpoints.capacity REAL, NULL or 0.001..1e9: what the endpoint can
+--     take, in DNS answers per second when its service has a fill, else a
+--     relative number (only the ratio between endpoints counts).
+--   services.fill REAL, NULL or (0, 1]: the share of each endpoint's
+--     capacity to fill before its clients spill over to the next ones;
+--     NULL = capacities are relative and clients spill only when their
+--     nearest endpoint is down.
