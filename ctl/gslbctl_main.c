@@ -54,10 +54,12 @@ struct optspec {
 	{ "check-timeout", true }, { "check-rise", true },               \
 	{ "check-fall", true }, { "check-expect", true },                \
 	{ "check-body", true }, { "check-host", true },                  \
-	{ "check-insecure", false }, { "admin", true }
+	{ "check-insecure", false }, { "admin", true },                  \
+	{ "capacity", true }
 #define SVC_OPTS                                                          \
 	{ "policy", true }, { "ttl", true }, { "answers", true },         \
-	{ "sticky", false }, { "no-sticky", false }, { "when-down", true }
+	{ "sticky", false }, { "no-sticky", false }, { "when-down", true }, \
+	{ "fill", true }
 
 static const char ep_help[] =
 	"  --weight N          0..65535 (default 1; 0 = only when nothing\n"
@@ -71,7 +73,10 @@ static const char ep_help[] =
 	"                      dns://HOST[:PORT]/NAME ('' removes the check)\n"
 	"  --check-interval S --check-timeout S --check-rise N\n"
 	"  --check-fall N --check-expect 200-399|RCODE --check-body TEXT\n"
-	"  --check-host NAME --check-insecure (no TLS verification)\n";
+	"  --check-host NAME --check-insecure (no TLS verification)\n"
+	"  --capacity N        spill-over (geo): answers per second it takes\n"
+	"                      when the service has a --fill, else a relative\n"
+	"                      number (0 removes it)\n";
 
 struct cmd {
 	const char *w1, *w2;    /* subcommand words (w2 may be NULL) */
@@ -265,6 +270,10 @@ static void fill_service(const struct cmd *c, struct cfg_service *s)
 			die_rc(-EINVAL, "answers -1 outside 1..%d", SVC_MAX_ANSWERS);
 	}
 	s->when_down = opt(c, "when-down");
+	if ((v = opt(c, "fill"))) {
+		s->has_fill = true;
+		s->fill = parse_d("fill", v);
+	}
 }
 
 /* --if-missing: "already exists" is success (the store unchanged). */
@@ -378,6 +387,9 @@ static void print_endpoint_text(const json_t *e)
 	if (json_is_object(ck))
 		printf(" check %s",
 		       json_string_value(json_object_get(ck, "url")));
+	if (json_is_number(json_object_get(e, "capacity")))
+		printf(" capacity %g",
+		       json_number_value(json_object_get(e, "capacity")));
 	putchar('\n');
 }
 
@@ -407,9 +419,13 @@ static int cmd_service_show(struct cmd *c)
 		       json_string_value(json_object_get(v, "policy")),
 		       (long long)json_integer_value(json_object_get(v, "ttl")));
 		print_answers(json_object_get(v, "answers"));
-		printf(" sticky %s when-down %s\n",
+		printf(" sticky %s when-down %s",
 		       json_is_true(json_object_get(v, "sticky")) ? "yes" : "no",
 		       json_string_value(json_object_get(v, "when_down")));
+		if (json_is_number(json_object_get(v, "fill")))
+			printf(" fill %g", json_number_value(
+			       json_object_get(v, "fill")));
+		putchar('\n');
 		json_array_foreach(json_object_get(v, "endpoints"), i, x)
 			print_endpoint_text(x);
 		json_array_foreach(json_object_get(v, "rules"), i, x)
@@ -441,6 +457,7 @@ static const struct ep_field {
 	EPF("check-expect", 's', has_expect, expect),
 	EPF("check-body", 's', has_body, body),
 	EPF("check-host", 's', has_host, host),
+	EPF("capacity", 'd', has_capacity, capacity),
 };
 #undef EPF
 
@@ -1206,15 +1223,18 @@ static struct cmd cmds[] = {
 	{ "service", "add", 1, 1, svc_add_opts, cmd_service_add,
 	  "service add NAME --policy failover|weighted|geo|latency|all|"
 	  "roundrobin [--ttl S] [--answers N] [--sticky] "
-	  "[--when-down open|closed|TARGET] [--if-missing]",
+	  "[--when-down open|closed|TARGET] [--fill F] [--if-missing]",
 	  "Adds a balanced name (trailing dot optional). --ttl default 30;\n"
 	  "--answers default 1 (8 for all, every healthy one for roundrobin);\n"
 	  "--sticky (weighted): a client subnet keeps its answer;\n"
-	  "--when-down: open (default), closed (SERVFAIL) or a TARGET.\n"
+	  "--when-down: open (default), closed (SERVFAIL) or a TARGET;\n"
+	  "--fill F (geo, 0 < F <= 1): endpoint capacities are answers per\n"
+	  "second and clients spill over from an endpoint past F of its\n"
+	  "capacity (0 removes it).\n"
 	  "--if-missing: a service of that name already there is success.\n", 0, NULL, 0, NULL, NULL },
 	{ "service", "set", 1, 1, svc_opts, cmd_service_set,
 	  "service set NAME [--policy P] [--ttl S] [--answers N|default] "
-	  "[--sticky|--no-sticky] [--when-down open|closed|TARGET]",
+	  "[--sticky|--no-sticky] [--when-down open|closed|TARGET] [--fill F]",
 	  "Changes the given settings of a service.\n", 0, NULL, 0, NULL, NULL },
 	{ "service", "list", 0, 1, no_opts, cmd_service_list,
 	  "service list [NAME] [--json]", "Lists services (or just NAME).\n", 0, NULL, 0, NULL, NULL },

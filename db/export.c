@@ -50,7 +50,7 @@ static json_t *export_endpoints(sqlite3 *h, long long sid)
 	}
 	sqlite3_bind_int64(st, 1, sid);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *check = json_null();
+		json_t *check = json_null(), *ep;
 
 		if (sqlite3_column_type(st, 9) != SQLITE_NULL)
 			check = json_pack("{s:s, s:o, s:o, s:I, s:I, s:b, s:o, "
@@ -64,7 +64,7 @@ static json_t *export_endpoints(sqlite3 *h, long long sid)
 			        "expect", jstr_or_null(st, 15),
 			        "body", jstr_or_null(st, 16),
 			        "host", jstr_or_null(st, 17));
-		json_array_append_new(arr, json_pack(
+		ep = json_pack(
 			"{s:s, s:I, s:I, s:o, s:o, s:o, s:f, s:s, s:b, s:o}",
 			"target", sqlite3_column_text(st, 0),
 			"weight", (json_int_t)sqlite3_column_int64(st, 1),
@@ -75,7 +75,12 @@ static json_t *export_endpoints(sqlite3 *h, long long sid)
 			"bias", sqlite3_column_double(st, 6),
 			"admin", sqlite3_column_text(st, 7),
 			"drained", sqlite3_column_int(st, 8),
-			"check", check));
+			"check", check);
+		/* Spill-over capacity: only when declared. */
+		if (ep && sqlite3_column_type(st, 18) != SQLITE_NULL)
+			json_object_set_new(ep, "capacity", json_real(
+				sqlite3_column_double(st, 18)));
+		json_array_append_new(arr, ep);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -143,7 +148,7 @@ json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen)
 		goto fail;
 	if (store_begin(h, false) < 0 ||
 	    sqlite3_prepare_v2(h, "SELECT id, name, policy, ttl, answers, "
-	                       "sticky, when_down FROM services WHERE ?1 IS "
+	                       "sticky, when_down, fill FROM services WHERE ?1 IS "
 	                       "NULL OR name = ?1 ORDER BY name", -1, &st,
 	                       NULL) != SQLITE_OK) {
 		store_sqlerr(h, err, errlen, "export");
@@ -166,7 +171,7 @@ json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen)
 			store_sqlerr(h, err, errlen, "export");
 			goto fail;
 		}
-		json_array_append_new(svcs, json_pack(
+		json_t *sv = json_pack(
 			"{s:s, s:s, s:I, s:o, s:b, s:s, s:o, s:o}",
 			"name", sqlite3_column_text(st, 1),
 			"policy", sqlite3_column_text(st, 2),
@@ -174,7 +179,13 @@ json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen)
 			"answers", answers,
 			"sticky", sqlite3_column_int(st, 5),
 			"when_down", sqlite3_column_text(st, 6),
-			"endpoints", eps, "rules", rules));
+			"endpoints", eps, "rules", rules);
+
+		/* Spill-over fill: only when set. */
+		if (sv && sqlite3_column_type(st, 7) != SQLITE_NULL)
+			json_object_set_new(sv, "fill", json_real(
+				sqlite3_column_double(st, 7)));
+		json_array_append_new(svcs, sv);
 	}
 	if (rc != SQLITE_DONE) {
 		store_sqlerr(h, err, errlen, "export");
@@ -288,7 +299,7 @@ int cfg_endpoint_parse(const json_t *o, struct cfg_endpoint *out,
 {
 	static const char *const keys[] = { "target", "weight", "priority",
 		"region", "lat", "lon", "bias", "admin", "drained", "check",
-		NULL };
+		"capacity", NULL };
 	static const char *const ckeys[] = { "url", "interval", "timeout",
 		"rise", "fall", "tls_verify", "expect", "body", "host", NULL };
 	struct cfg_endpoint e = { .drained = -1, .target = out->target };
@@ -327,6 +338,10 @@ int cfg_endpoint_parse(const json_t *o, struct cfg_endpoint *out,
 		return rc;
 	if (rc > 0)
 		e.drained = drained;
+	/* capacity: null removes it. */
+	if ((rc = jnum(o, "capacity", &e.capacity, where, err, errlen)) < 0)
+		return rc;
+	e.has_capacity = rc || json_is_null(json_object_get(o, "capacity"));
 	c = json_object_get(o, "check");
 	if (c && json_is_null(c)) {
 		e.has_check = true;     /* no check (removes one) */
@@ -388,9 +403,9 @@ int cfg_service_parse(const json_t *o, struct cfg_service *out,
                       size_t errlen)
 {
 	static const char *const keys[] = { "name", "policy", "ttl", "answers",
-		"sticky", "when_down", "endpoints", "rules", NULL };
+		"sticky", "when_down", "fill", "endpoints", "rules", NULL };
 	static const char *const own[] = { "name", "policy", "ttl", "answers",
-		"sticky", "when_down", NULL };
+		"sticky", "when_down", "fill", NULL };
 	struct cfg_service s = { .sticky = -1, .name = out->name };
 	bool sticky = false;
 	int rc;
@@ -421,6 +436,10 @@ int cfg_service_parse(const json_t *o, struct cfg_service *out,
 		s.sticky = sticky;
 	if ((rc = jstr(o, "when_down", &s.when_down, where, err, errlen)) < 0)
 		return rc;
+	/* fill: null removes it. */
+	if ((rc = jnum(o, "fill", &s.fill, where, err, errlen)) < 0)
+		return rc;
+	s.has_fill = rc || json_is_null(json_object_get(o, "fill"));
 	*out = s;
 	return 0;
 }
