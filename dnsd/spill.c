@@ -192,16 +192,21 @@ void spill_tick(struct spill *sp, const struct svc_set *set,
 			sp->rate[id] = rate_over(sp, id, SPILL_WINDOW_S);
 			fast = rate_over(sp, id, SPILL_FAST_S);
 			k = sp->kept[id];
-			if (v->fill > 0 && e->capacity > 0 && fast > 0) {
+			if (v->fill <= 0 || e->capacity <= 0) {
+				k = 1;
+			} else if (fast > 0) {
 				target = v->fill * e->capacity;
 				k += (fmin(1, k * target / fast) - k) / 2;
-				if (k > 0.99)
-					k = 1;
-				if (k < SPILL_KEEP_MIN)
-					k = SPILL_KEEP_MIN;
 			} else {
-				k = 1;
+				/* No answers: no demand, or a share so small
+				 * that no client falls in it; open up step by
+				 * step rather than let everyone back at once. */
+				k = 2 * k + SPILL_KEEP_MIN;
 			}
+			if (k > 0.99)
+				k = 1;
+			if (k < SPILL_KEEP_MIN)
+				k = SPILL_KEEP_MIN;
 			sp->kept[id] = k;
 			set_entry(sp, id, fast, k);
 		}

@@ -15,7 +15,9 @@
  * the rate in status is over SPILL_WINDOW_S seconds (1 s buckets). The
  * kept share follows a damped multiplicative rule, once per tick:
  * target = fill x capacity; kept' = kept + (kept x target / rate - kept)/2,
- * within 1%..100%; no load: 100%. */
+ * within 1%..100%; no answers at all: kept' = 2 kept + 1% (back to 100% in
+ * a few seconds once the load is gone, without letting every client back
+ * at once while a small share happens to get no query). */
 #ifndef DNSD_SPILL_H
 #define DNSD_SPILL_H
 #include <stddef.h>
