@@ -810,7 +810,7 @@ static void test_spill(void)
 		  "SET fill = 0.5; UPDATE endpoints SET capacity = capacity * "
 		  "1000", false, { 0, 2000, 600, 1200 }, { 0, 0.25, 0, 0 },
 		  { 0, 1, 0, 0 }, "no other endpoint has spare" },
-		{ "fill: 250 q/s of room left in each (50%% west, 25%% east): 1:1", "UPDATE "
+		{ "fill: 250 q/s of room left in each (half of west, a quarter of east): 1:1", "UPDATE "
 		  "services SET fill = 0.5; UPDATE endpoints SET capacity = "
 		  "capacity * 1000", true, { 0, 0, 250, 750 }, { 0 },
 		  { 0, 0, 0.5, 0.5 }, "spilled from eu (down)" },
