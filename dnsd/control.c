@@ -610,10 +610,16 @@ static int endpoint_write(struct control *sv, const json_t *b, char *err,
 		e.has_priority = true;
 		e.priority = json_integer_value(v);
 	}
+	if ((v = json_object_get(b, "capacity"))) {     /* null removes it */
+		if (!json_is_number(v) && !json_is_null(v))
+			goto bad_type;
+		e.has_capacity = true;
+		e.capacity = json_is_null(v) ? 0 : json_number_value(v);
+	}
 	return cfg_endpoint_set(sv->db, jstr(b, "service"), &e, err, errlen);
 bad_type:
 	snprintf(err, errlen, "endpoint: drained must be a boolean, admin a string, "
-		 "weight and priority integers");
+		 "weight and priority integers, capacity a number or null");
 	return -EINVAL;
 }
 
@@ -683,14 +689,14 @@ static int known_keys(const json_t *b, const char *what, char *err,
 {
 	static const char *const flip_keys[] = { "service", "target" };
 	static const char *const ep_keys[] = { "service", "target", "drained",
-		"admin", "weight", "priority" };
+		"admin", "weight", "priority", "capacity" };
 	static const char *const shift_keys[] = { "service", "target",
 		"steps", "every", "max_rtt_ms", "action" };
 	bool flip = strcmp(what, "flip") == 0;
 	bool shift = strcmp(what, "shift") == 0;
 	const char *const *keys = flip ? flip_keys : shift ? shift_keys
 				: ep_keys;
-	size_t n = flip ? 2 : 6;
+	size_t n = flip ? 2 : shift ? 6 : 7;
 	const char *k, *near;
 	json_t *v;
 
