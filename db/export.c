@@ -9,13 +9,16 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/spell.h"
 #include "db/audit.h"
 #include "db/audit_sql.h"
+#include "db/damping.h"
 #include "db/diff.h"
 #include "db/diff_sql.h"
 #include "db/edit.h"
+#include "db/shift.h"
 #include "db/store.h"
 #include "db/store_sql.h"
 #include "policy/svc.h"
@@ -136,6 +139,18 @@ out:
 	return arr;
 }
 
+/* A service's staged shift and damping thresholds, when it has them. */
+static void export_steering(struct store *db, long long id, const char *name,
+                            json_t *sv)
+{
+	json_t *x;
+
+	if ((x = shift_export(db, id)))
+		json_object_set_new(sv, "shift", x);
+	if ((x = damping_export(db, name)))
+		json_object_set_new(sv, "damping", x);
+}
+
 json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen)
 {
 	sqlite3 *h = db->h;
@@ -185,6 +200,9 @@ json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen)
 		if (sv && sqlite3_column_type(st, 7) != SQLITE_NULL)
 			json_object_set_new(sv, "fill", json_real(
 				sqlite3_column_double(st, 7)));
+		if (sv)
+			export_steering(db, id, (const char *)
+			                sqlite3_column_text(st, 1), sv);
 		json_array_append_new(svcs, sv);
 	}
 	if (rc != SQLITE_DONE) {
@@ -403,7 +421,8 @@ int cfg_service_parse(const json_t *o, struct cfg_service *out,
                       size_t errlen)
 {
 	static const char *const keys[] = { "name", "policy", "ttl", "answers",
-		"sticky", "when_down", "fill", "endpoints", "rules", NULL };
+		"sticky", "when_down", "fill", "endpoints", "rules", "shift",
+		"damping", NULL };
 	static const char *const own[] = { "name", "policy", "ttl", "answers",
 		"sticky", "when_down", "fill", NULL };
 	struct cfg_service s = { .sticky = -1, .name = out->name };
@@ -472,6 +491,13 @@ static int import_service(struct store *db, const json_t *o, size_t i, char *err
 		if ((rc = import_endpoint(db, s.name, v, ew, err, errlen)) < 0)
 			return rc;
 	}
+	/* After the endpoints: a shift names its target. */
+	if ((v = json_object_get(o, "shift")) && !json_is_null(v) &&
+	    (rc = shift_import(db, s.name, v, where, err, errlen)) < 0)
+		return rc;
+	if ((v = json_object_get(o, "damping")) && !json_is_null(v) &&
+	    (rc = damping_import(db, s.name, v, where, err, errlen)) < 0)
+		return rc;
 	rules = json_object_get(o, "rules");
 	if (rules && !json_is_null(rules) && !json_is_array(rules))
 		return store_errf(err, errlen, -EINVAL, "%s: 'rules' must be a list",
@@ -577,6 +603,15 @@ static int plan_and_apply(sqlite3 *h, struct store *want, unsigned flags,
 		rc = cfg_plan_apply(*plan, h, err, errlen);
 		if (rc == 0)
 			rc = cfg_record(h, *plan, "import", err, errlen);
+	}
+	/* Shifts and damping thresholds are not in the plan: copied after
+	 * it, in the same transaction. */
+	if (rc == 0 && !(flags & CFG_IMPORT_DRY_RUN)) {
+		struct store cur = { .h = h };
+
+		rc = shift_copy(want, &cur, (double)time(NULL), err, errlen);
+		if (rc >= 0)
+			rc = damping_copy(want, &cur, err, errlen);
 	}
 	if (rc < 0) {
 		cfg_plan_free(*plan);

@@ -282,5 +282,59 @@ def test_spill_settings_validation_and_export():
     assert p.returncode != 0 and "did you mean 'capacity'" in p.stderr, p.stderr
 
 
+@test
+def test_shift_and_damping_in_export_import():
+    """A running shift and damping thresholds travel in the export document:
+    an import into a new store continues the shift where it was; the same
+    shift in an older export keeps the store's progress; a document
+    without them removes them."""
+    d = tmpdir()
+    a, b = os.path.join(d, "a.db"), os.path.join(d, "b.db")
+    svc = "fo.gslb.example.com."
+    gslbctl(a, "init")
+    gslbctl(a, "service", "add", svc, "--policy", "failover")
+    gslbctl(a, "endpoint", "add", svc, EU, "--priority", 0)
+    gslbctl(a, "endpoint", "add", svc, WEST, "--priority", 5)
+    gslbctl(a, "shift", svc, WEST, "--steps", "5,50,100", "--every", 600)
+    gslbctl(a, "damping", svc, "--half-life", 10, "--suppress", 3000)
+    doc = json.loads(gslbctl(a, "export").stdout)
+    v = doc["services"][0]
+    assert v["shift"]["target"] == WEST and v["shift"]["stage"] == 1, v
+    assert v["shift"]["state"] == "running" and v["shift"]["steps"] == "5,50,100", v
+    assert v["shift"]["prev"] == {EU: 0, WEST: 5}, v
+    assert v["damping"]["half_life"] == 10 and v["damping"]["suppress"] == 3000, v
+    path = os.path.join(d, "doc.json")
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    gslbctl(b, "import", path)
+    st = json.loads(gslbctl(b, "status", svc, "--json").stdout)["services"][0]["shift"]
+    assert st["stage"] == 1 and st["percent"] == 5 and st["state"] == "running", st
+    assert abs(st["started"] - v["shift"]["started"]) < 1e-6, st
+    assert gslbctl(b, "export").stdout == gslbctl(a, "export").stdout
+    # the store moved on (as dnsd would): an older export of the same
+    # shift does not take it back
+    import sqlite3
+    with sqlite3.connect(b) as c:
+        c.execute("UPDATE shifts SET stage = 2")
+    gslbctl(b, "import", path)
+    st = json.loads(gslbctl(b, "status", svc, "--json").stdout)["services"][0]["shift"]
+    assert st["stage"] == 2, st
+    # without them: the shift is gone, damping back to the defaults
+    del v["shift"], v["damping"]
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    gslbctl(b, "import", path)
+    st = json.loads(gslbctl(b, "status", svc, "--json").stdout)["services"][0]
+    assert not st.get("shift"), st
+    assert "damping" not in json.loads(gslbctl(b, "export").stdout)["services"][0]
+    # a bad shift is named
+    doc2 = json.loads(gslbctl(a, "export").stdout)
+    doc2["services"][0]["shift"]["target"] = "192.0.2.99"
+    with open(path, "w") as f:
+        json.dump(doc2, f)
+    p = gslbctl(b, "import", path, check=False)
+    assert p.returncode == 2 and "target 192.0.2.99 is not an endpoint" in p.stderr, p.stderr
+
+
 if __name__ == "__main__":
     run()
