@@ -843,6 +843,50 @@ static void print_shift(const json_t *sh)
 	putchar('\n');
 }
 
+/* Spill-over in status: per endpoint its capacity and the share of the
+ * service's clients it is expected to take while its region spills (its
+ * capacity's part of the capacity that is up), and the service's fill.
+ * The measured shares are dnsd's (GET /v1/status, "spill"). */
+static void status_spill(json_t *sj, const struct svc_service *v)
+{
+	double total = 0;
+	json_t *e;
+	size_t k;
+
+	if (!v || !v->spill)
+		return;
+	json_object_set_new(sj, "fill", v->fill > 0 ? json_real(v->fill)
+	                                            : json_null());
+	for (int pass = 0; pass < 2; pass++) {
+		json_array_foreach(json_object_get(sj, "endpoints"), k, e) {
+			const char *t = json_string_value(json_object_get(e,
+			                                  "target"));
+			const char *hl = json_string_value(json_object_get(e,
+			                                   "health"));
+			const char *ad = json_string_value(json_object_get(e,
+			                                   "admin"));
+			double cap = 0;
+			bool up;
+
+			for (size_t j = 0; t && j < v->n_eps; j++)
+				if (strcmp(v->eps[j].t.text, t) == 0)
+					cap = v->eps[j].capacity;
+			up = ad && strcmp(ad, "down") != 0 &&
+			     (strcmp(ad, "up") == 0 ||
+			      (!json_is_true(json_object_get(e, "drained")) &&
+			       !(hl && strcmp(hl, "down") == 0)));
+			if (pass == 0) {
+				total += up ? cap : 0;
+				continue;
+			}
+			json_object_set_new(e, "capacity", cap > 0 ?
+			                    json_real(cap) : json_null());
+			json_object_set_new(e, "expected", json_real(
+			        up && total > 0 ? cap / total : 0));
+		}
+	}
+}
+
 static int cmd_status(struct cmd *c)
 {
 	struct store *h = db_of(c);
@@ -873,6 +917,8 @@ static int cmd_status(struct cmd *c)
 
 		if (sh)
 			json_object_set(v, "shift", sh);
+		status_spill(v, svc_find_text(set, json_string_value(
+		                              json_object_get(v, "name"))));
 	}
 	json_decref(shifts);
 	doc = json_pack("{s:o, s:o}", "services", svcs, "problems", probs);
@@ -911,6 +957,15 @@ static int cmd_status(struct cmd *c)
 				               json_object_get(e, "priority")),
 				       json_is_true(json_object_get(e, "stale"))
 				               ? " (stale)" : "");
+				if (json_is_number(json_object_get(e,
+				                   "capacity")))
+					printf("      capacity %g: %.0f%% of the "
+					       "capacity up (expected share)\n",
+					       json_number_value(json_object_get(
+					               e, "capacity")),
+					       100 * json_number_value(
+					               json_object_get(e,
+					                       "expected")));
 				json_array_foreach(json_object_get(e, "agents"),
 				                   m, a)
 					printf("      agent %s (%s): %s %s\n",

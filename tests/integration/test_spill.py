@@ -185,6 +185,14 @@ def test_spill_when_nearest_down():
         assert abs(eps[EAST]["expected"] - 2 / 3) < 1e-9, eps
         assert abs(eps[WEST]["expected"] - 1 / 3) < 1e-9, eps
         assert s["fill"] is None and s["window_s"] == 10, s
+        # gslbctl status: the same expected shares from the stored health
+        def stored():
+            doc = json.loads(gslbctl(st.db, "status", SP, "--json").stdout)["services"][0]
+            return {e["target"]: e for e in doc["endpoints"]}
+        assert wait_for(lambda: stored()[EU]["health"] == "down", timeout=5)
+        got = stored()
+        assert got[EU]["expected"] == 0 and abs(got[EAST]["expected"] - 2 / 3) < 1e-9, got
+        assert got[WEST]["capacity"] == 1 and got[EAST]["capacity"] == 2, got
         # explain, from the health dnsd stored.
         assert wait_for(lambda: "spilled from eu (down)" in gslbctl(
             st.db, "explain", SP, "--client", "10.0.1.0/24", "--geoip", st.mmdb,
