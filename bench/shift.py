@@ -23,7 +23,12 @@
    rotating every round; per round, each rate over that round's plain
    rate, and the medians of those ratios: "SHIFTQPS ratio=X" and
    "SPILLQPS ratio=Y" (target >= 0.95 both; a median of paired ratios is
-   robust to the machine's load changing between rounds).
+   robust to the machine's load changing between rounds). On a machine
+   shared with other work the rate mostly measures the neighbours, so the
+   same rounds also give dnsd's CPU time per answer (utime + stime from
+   /proc, over loadgen's answered count): "SHIFTCPU ratio" and "SPILLCPU
+   ratio" are plain / shift and plain / spill of that (>= 0.95: at most
+   about 5% more work per answer).
 
 Everything on 127.0.0.1 in a temporary directory; every process is stopped
 by its PID at the end, also on errors. Exit 0 when both ratios are >= 0.95."""
@@ -66,6 +71,13 @@ def free_port():
             s.close()
         return port
     raise SystemExit("no free port")
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of process pid so far (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ctl(db, *args):
@@ -253,7 +265,9 @@ def qps(tmp, rounds, seconds, subnets):
                               "--server", api, "--token-file", tok, "--interval", "1"],
                              stderr=subprocess.DEVNULL)
     res = {n: [] for n in names}
+    cpu = {n: [] for n in names}        # dnsd CPU seconds per answer
     ratio = {SH: [], SP: []}
+    cratio = {SH: [], SP: []}
     try:
         time.sleep(1)
         got = ask(port, SH, range(len(subnets)), subnets)
@@ -273,16 +287,20 @@ def qps(tmp, rounds, seconds, subnets):
         for rnd in range(rounds):
             order = names[rnd % 3:] + names[:rnd % 3]
             for name in order:
+                c0 = cpu_seconds(dn.pid)
                 out = subprocess.run(["taskset", "-c", "1", LOADGEN, "-d", files[name],
                                       "-s", "127.0.0.1", "-p", str(port), "-l", str(seconds)],
                                      capture_output=True, text=True,
                                      timeout=seconds + 60).stdout
-                m = re.search(r"RESULT .*?qps=([0-9.]+)", out)
+                c1 = cpu_seconds(dn.pid)
+                m = re.search(r"RESULT .*?answered=(\d+).*?qps=([0-9.]+)", out)
                 if not m:
                     raise SystemExit("loadgen: no RESULT line:\n" + out)
-                res[name].append(float(m.group(1)))
+                res[name].append(float(m.group(2)))
+                cpu[name].append((c1 - c0) / max(1, int(m.group(1))))
             for name in (SH, SP):
                 ratio[name].append(res[name][-1] / res[FO][-1])
+                cratio[name].append(cpu[FO][-1] / cpu[name][-1])
             print("round %d: %s" % (rnd + 1, "  ".join(
                 "%s %.0f q/s" % (n.split(".")[0], res[n][-1]) for n in names)), flush=True)
     finally:
@@ -299,6 +317,13 @@ def qps(tmp, rounds, seconds, subnets):
         " ".join("%.3f" % r for r in ratio[SH]), " ".join("%.3f" % r for r in ratio[SP])))
     print("SHIFTQPS ratio=%.3f" % r_sh)
     print("SPILLQPS ratio=%.3f" % r_sp)
+    for name in names:
+        print("median dnsd CPU per answer %-22s %6.2f us" % (name, 1e6 * statistics.median(
+            cpu[name])))
+    print("per-round CPU-per-answer ratios (plain / this): shift %s; spill %s" % (
+        " ".join("%.3f" % r for r in cratio[SH]), " ".join("%.3f" % r for r in cratio[SP])))
+    print("SHIFTCPU ratio=%.3f" % statistics.median(cratio[SH]))
+    print("SPILLCPU ratio=%.3f" % statistics.median(cratio[SP]))
     return min(r_sh, r_sp)
 
 

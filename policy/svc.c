@@ -704,6 +704,10 @@ static void pick_spill(struct sel *S, uint16_t *poss, size_t np,
 		return;
 	}
 	rank_geo(S, poss, np);
+	for (size_t i = 0; i < np; i++)
+		if (!ok[poss[i]])
+			why_reason(S, poss[i], "unhealthy%s", i ? "" :
+			           " (the nearest: its clients spill over)");
 	home = &s->eps[poss[0]];
 	subnet = shift_subnet_key(&S->c->addr, S->c->src_plen) ^
 	         ((uint64_t)s->id << 32);
