@@ -228,21 +228,25 @@ def test_spill_when_full_by_query_load():
     gslbctl(st.db, "endpoint", "set", SP, EU, "--capacity", "%.0f" % cap)
     t0 = time.monotonic()
     kept = []
-    while time.monotonic() - t0 < 15 * TIME_FACTOR:
+    while time.monotonic() - t0 < 30 * TIME_FACTOR:
         pop = st.population()
         kept.append(shares(pop)[EU])
-        if time.monotonic() - t0 > 10 and len(kept) >= 5:
+        if time.monotonic() - t0 > 15 * TIME_FACTOR and len(kept) >= 5:
             break
     s = st.spill_status()
     eu = st.eu()
-    last = kept[-5:]
+    target = cap * 0.5
     print("  load ~%.0f q/s, eu capacity %.0f q/s at fill 0.5; eu share per round: %s; "
-          "eu kept %.2f" % (rate, cap, " ".join("%.2f" % k for k in kept[::10]), eu["kept"]))
+          "dnsd: eu %.0f q/s of %.0f over the last %d s, kept %.2f" % (
+              rate, cap, " ".join("%.2f" % k for k in kept[::10]), eu["rate"],
+              sum(e["rate"] for e in s["endpoints"]), s["window_s"], eu["kept"]))
     assert s["fill"] == 0.5, s
     assert eu["kept"] < 1, eu
-    # Near a third, as the capacity allows (the controller's own wobble
-    # and a changing load rate: wide bounds).
-    assert 0.1 <= sum(last) / len(last) <= 0.6, kept
+    assert max(kept[-5:]) < 0.9, kept
+    # eu answers about what its fill allows, as dnsd measured it over the
+    # last 10 s (the load of this loop changes with the machine's: wide
+    # bounds for the controller's wobble and the windows' lag)
+    assert 0.3 * target <= eu["rate"] <= 2 * target, (eu, target)
     sh = shares(pop)
     assert sh[WEST] > 0.1 and sh[EAST] > 0.1, sh
     # gslbctl has no load figures: there eu is never full.
