@@ -649,7 +649,7 @@ int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen)
 		goto out;
 	}
 	if ((rc = load_services(&L)) < 0 || (rc = load_endpoints(&L)) < 0 ||
-	    (rc = load_rules(&L)) < 0 ||
+	    (rc = load_rules(&L)) < 0 || (rc = svc_spill_index(s)) < 0 ||
 	    (rc = shift_load(db, s, err, errlen)) < 0)
 		goto out;
 	*out = s;

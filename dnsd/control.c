@@ -453,9 +453,8 @@ static void run_spill(struct control *sv)
 		return;
 	sv->spill_at = now;
 	need = spill_need(sv->spill, sv->snap->svc);
-	if (need == 0)
-		return;
-	net_ep_answers(sv->net, sv->spill_counts, need);
+	if (need > 0)
+		net_ep_answers(sv->net, sv->spill_counts, need);
 	spill_tick(sv->spill, sv->snap->svc, sv->spill_counts, need, now);
 }
 

@@ -12,9 +12,8 @@
 
 struct spill {
 	struct svc_load tab;             /* what the query path reads */
-	const struct svc_set *set;       /* the set ids was built for */
-	uint32_t *ids;                   /* endpoint ids of spill services */
-	size_t n_ids;
+	uint32_t *ids;                   /* entries the last tick wrote */
+	size_t n_ids, cap_ids;
 	size_t nid;                      /* per-id arrays below: ids < nid */
 	uint64_t *cum[SPILL_BUCKETS];    /* cumulative answers per tick */
 	double t[SPILL_BUCKETS];         /* and the tick's time */
@@ -83,45 +82,58 @@ static void set_entry(struct spill *sp, uint32_t id, double rate,
 			      memory_order_relaxed);
 }
 
-/* The endpoint ids of set's spill services (below the table's size). */
-static int rebuild(struct spill *sp, const struct svc_set *set)
-{
-	size_t n = 0, k = 0;
-	uint32_t *ids;
-
-	/* Endpoints that no longer spill keep all their clients again. */
-	for (size_t i = 0; i < sp->n_ids; i++)
-		set_entry(sp, sp->ids[i], 0, 1);
-	for (size_t i = 0; set && i < set->n; i++)
-		if (set->svcs[i].spill)
-			n += set->svcs[i].n_eps;
-	ids = malloc((n ? n : 1) * sizeof(*ids));
-	if (!ids)
-		return -ENOMEM;
-	for (size_t i = 0; set && i < set->n; i++) {
-		const struct svc_service *v = &set->svcs[i];
-
-		for (size_t j = 0; v->spill && j < v->n_eps; j++)
-			if (v->eps[j].id < sp->tab.n)
-				ids[k++] = v->eps[j].id;
-	}
-	free(sp->ids);
-	sp->ids = ids;
-	sp->n_ids = k;
-	sp->set = set;
-	return 0;
-}
-
 size_t spill_need(struct spill *sp, const struct svc_set *set)
 {
 	size_t need = 0;
 
-	if (sp->set != set && rebuild(sp, set) < 0)
-		return 0;
-	for (size_t i = 0; i < sp->n_ids; i++)
-		if (sp->ids[i] + 1u > need)
-			need = sp->ids[i] + 1u;
+	(void)sp;
+	for (size_t i = 0; set && i < set->n_spill; i++) {
+		uint32_t id = set->svcs[set->spill[i].svc].eps[set->spill[i].ep].id;
+
+		if (id + 1u > need)
+			need = id + 1u;
+	}
 	return need;
+}
+
+/* The entries of endpoints that spill no more (the set changed) go back
+ * to no load, all kept; then ids becomes the set's. */
+static void forget_gone(struct spill *sp, const struct svc_set *set)
+{
+	size_t n = set ? set->n_spill : 0;
+	uint8_t *keep;
+
+	if (n == 0 && sp->n_ids == 0)
+		return;
+	if (!(keep = calloc(sp->tab.n ? sp->tab.n : 1, 1)))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t id = set->svcs[set->spill[i].svc].eps[set->spill[i].ep].id;
+
+		if (id < sp->tab.n)
+			keep[id] = 1;
+	}
+	for (size_t i = 0; i < sp->n_ids; i++)
+		if (!keep[sp->ids[i]])
+			set_entry(sp, sp->ids[i], 0, 1);
+	free(keep);
+	if (n > sp->cap_ids) {
+		uint32_t *ids = realloc(sp->ids, n * sizeof(*ids));
+
+		if (!ids) {
+			sp->n_ids = 0;
+			return;
+		}
+		sp->ids = ids;
+		sp->cap_ids = n;
+	}
+	sp->n_ids = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t id = set->svcs[set->spill[i].svc].eps[set->spill[i].ep].id;
+
+		if (id < sp->tab.n)
+			sp->ids[sp->n_ids++] = id;
+	}
 }
 
 static int grow(struct spill *sp, size_t nid)
@@ -167,6 +179,7 @@ void spill_tick(struct spill *sp, const struct svc_set *set,
 {
 	size_t need = spill_need(sp, set);
 
+	forget_gone(sp, set);
 	if (need == 0)
 		return;
 	if (need > n)
@@ -179,37 +192,34 @@ void spill_tick(struct spill *sp, const struct svc_set *set,
 	sp->t[sp->head] = now;
 	if (sp->filled < SPILL_BUCKETS)
 		sp->filled++;
-	for (size_t i = 0; set && i < set->n; i++) {
-		const struct svc_service *v = &set->svcs[i];
+	for (size_t i = 0; i < set->n_spill; i++) {
+		const struct svc_service *v = &set->svcs[set->spill[i].svc];
+		const struct svc_endpoint *e = &v->eps[set->spill[i].ep];
+		uint32_t id = e->id;
+		double fast, target, k;
 
-		for (size_t j = 0; v->spill && j < v->n_eps; j++) {
-			const struct svc_endpoint *e = &v->eps[j];
-			uint32_t id = e->id;
-			double fast, target, k;
-
-			if (id >= sp->nid)
-				continue;
-			sp->rate[id] = rate_over(sp, id, SPILL_WINDOW_S);
-			fast = rate_over(sp, id, SPILL_FAST_S);
-			k = sp->kept[id];
-			if (v->fill <= 0 || e->capacity <= 0) {
-				k = 1;
-			} else if (fast > 0) {
-				target = v->fill * e->capacity;
-				k += (fmin(1, k * target / fast) - k) / 2;
-			} else {
-				/* No answers: no demand, or a share so small
-				 * that no client falls in it; open up step by
-				 * step rather than let everyone back at once. */
-				k = 2 * k + SPILL_KEEP_MIN;
-			}
-			if (k > 0.99)
-				k = 1;
-			if (k < SPILL_KEEP_MIN)
-				k = SPILL_KEEP_MIN;
-			sp->kept[id] = k;
-			set_entry(sp, id, fast, k);
+		if (id >= sp->nid)
+			continue;
+		sp->rate[id] = rate_over(sp, id, SPILL_WINDOW_S);
+		fast = rate_over(sp, id, SPILL_FAST_S);
+		k = sp->kept[id];
+		if (v->fill <= 0 || e->capacity <= 0) {
+			k = 1;
+		} else if (fast > 0) {
+			target = v->fill * e->capacity;
+			k += (fmin(1, k * target / fast) - k) / 2;
+		} else {
+			/* No answers: no demand, or a share so small that
+			 * no client falls in it; open up step by step rather
+			 * than let everyone back at once. */
+			k = 2 * k + SPILL_KEEP_MIN;
 		}
+		if (k > 0.99)
+			k = 1;
+		if (k < SPILL_KEEP_MIN)
+			k = SPILL_KEEP_MIN;
+		sp->kept[id] = k;
+		set_entry(sp, id, fast, k);
 	}
 }
 
@@ -286,12 +296,14 @@ json_t *spill_json(const struct spill *sp, const struct svc_set *set,
 {
 	json_t *arr = json_array();
 
-	for (size_t i = 0; arr && set && i < set->n; i++) {
+	/* set->spill lists a service's endpoints together: one object per
+	 * service, at its first endpoint. */
+	for (size_t i = 0; arr && set && i < set->n_spill; i++) {
 		json_t *o;
 
-		if (!set->svcs[i].spill)
+		if (set->spill[i].ep != 0)
 			continue;
-		if (!(o = service_json(sp, &set->svcs[i], hv)) ||
+		if (!(o = service_json(sp, &set->svcs[set->spill[i].svc], hv)) ||
 		    json_array_append_new(arr, o) < 0) {
 			json_decref(arr);
 			return NULL;

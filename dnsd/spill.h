@@ -42,12 +42,15 @@ void spill_free(struct spill *sp);                 /* NULL is fine */
 const struct svc_load *spill_load(const struct spill *sp);
 
 /* How many endpoint ids the next spill_tick() needs counts for (0: no
- * service of set spills; the caller need not count at all). */
+ * service of set spills; the caller need not count at all, but still
+ * ticks, so that endpoints that spilled before are reset). Walks
+ * set->spill (policy/svc.h), nothing else of the set. */
 size_t spill_need(struct spill *sp, const struct svc_set *set);
 
 /* One tick at unix time now: counts[0..n) are the cumulative answers per
- * endpoint id (summed over the workers). Updates the rates and kept
- * shares of the endpoints of set's spill services. */
+ * endpoint id (summed over the workers; n may be 0). Updates the rates
+ * and kept shares of the endpoints of set's spill services, and resets
+ * the entries of endpoints that no longer spill. */
 void spill_tick(struct spill *sp, const struct svc_set *set,
 		const uint64_t *counts, size_t n, double now);
 

@@ -251,6 +251,27 @@ void svc_index_add(struct svc_set *s, size_t idx)
 	*slot = (uint32_t)idx + 1;
 }
 
+int svc_spill_index(struct svc_set *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		if (s->svcs[i].spill)
+			n += s->svcs[i].n_eps;
+	s->spill = NULL;
+	s->n_spill = 0;
+	if (n == 0)
+		return 0;
+	if (!(s->spill = arena_alloc(&s->arena, n * sizeof *s->spill)))
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n; i++)
+		for (size_t j = 0; s->svcs[i].spill && j < s->svcs[i].n_eps;
+		     j++)
+			s->spill[s->n_spill++] = (struct svc_ref){
+				(uint32_t)i, (uint32_t)j };
+	return 0;
+}
+
 void svc_set_free(struct svc_set *s)
 {
 	if (!s)

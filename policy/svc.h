@@ -130,10 +130,19 @@ struct svc_service {
 	uint32_t next;          /* hash chain (index + 1, 0 = end) */
 };
 
+/* An endpoint by position: s->svcs[svc].eps[ep]. */
+struct svc_ref {
+	uint32_t svc, ep;
+};
+
 struct svc_set {
 	struct arena arena;     /* owns everything below */
 	struct svc_service *svcs;
 	size_t n;
+	/* The endpoints of the services that spill over, by service order
+	 * (svc_spill_index); what dnsd's load tracking walks. */
+	struct svc_ref *spill;
+	size_t n_spill;
 	uint32_t *slot;         /* hash of wire name -> index + 1 */
 	uint32_t mask;
 	uint32_t max_endpoint_id;
@@ -146,6 +155,11 @@ void svc_set_free(struct svc_set *s);                 /* NULL is fine */
 /* Load time, for the loader: links s->svcs[idx] (name and wire already
  * set) into the name hash (s->slot, s->mask sized by the loader). */
 void svc_index_add(struct svc_set *s, size_t idx);
+
+/* Load time, for the loader, once the services and their endpoints are
+ * in: sets s->spill to the endpoints of every spill service. 0 or
+ * -ENOMEM. */
+int svc_spill_index(struct svc_set *s);
 
 /* Records one more problem (printf format) in s; load time only (dnsd adds
  * "service outside every zone"). Returns 0 or -ENOMEM. */
