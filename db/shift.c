@@ -847,7 +847,7 @@ json_t *shift_export(struct store *db, long long sid)
 		goto out;
 	/* prev holds "ID:PRIORITY,...": ids are this store's, so the export
 	 * names the endpoints by target. */
-	if (!(prev = json_object()))
+	if (!(prev = json_array()))
 		goto out;
 	p = (const char *)sqlite3_column_text(st, 9);
 	while (p && *p) {
@@ -860,27 +860,42 @@ json_t *shift_export(struct store *db, long long sid)
 		sqlite3_bind_int64(pt, 1, id);
 		sqlite3_bind_int64(pt, 2, sid);
 		if (sqlite3_step(pt) == SQLITE_ROW)
-			json_object_set_new(prev, (const char *)
-			                    sqlite3_column_text(pt, 0),
-			                    json_integer(prio));
+			json_array_append_new(prev, json_pack("{s:s, s:I}",
+			        "target", sqlite3_column_text(pt, 0),
+			        "priority", (json_int_t)prio));
 		p += used;
 		if (*p == ',')
 			p++;
 	}
-	o = json_pack("{s:s, s:s, s:f, s:o, s:i, s:s, s:f, s:f, s:o, s:s, "
-	              "s:o, s:f}",
-	              "target", sqlite3_column_text(st, 11),
-	              "steps", sqlite3_column_text(st, 0),
-	              "every", sqlite3_column_double(st, 1),
-	              "max_rtt_ms", col_or_null(st, 2),
-	              "stage", sqlite3_column_int(st, 3),
-	              "state", sqlite3_column_text(st, 4),
-	              "started", sqlite3_column_double(st, 5),
-	              "stage_started", sqlite3_column_double(st, 6),
-	              "left", col_or_null(st, 7),
-	              "reason", sqlite3_column_text(st, 8),
-	              "prev", prev,
-	              "updated", sqlite3_column_double(st, 10));
+	{
+		unsigned stp[SHIFT_MAX_STEPS], n = 0;
+		json_t *steps = json_array();
+		const char *state = (const char *)sqlite3_column_text(st, 4);
+		bool paused = state && strcmp(state, "paused") == 0;
+
+		if (shift_parse_steps((const char *)sqlite3_column_text(st, 0),
+		                      stp, &n, NULL, 0) < 0)
+			n = 0;
+		for (unsigned i = 0; steps && i < n; i++)
+			json_array_append_new(steps, json_integer(stp[i]));
+		/* state and paused as status says them: a paused shift is
+		 * running with its clock stopped. */
+		o = json_pack("{s:s, s:o, s:f, s:o, s:i, s:s, s:b, s:f, s:f, "
+		              "s:o, s:s, s:o, s:f}",
+		              "target", sqlite3_column_text(st, 11),
+		              "steps", steps ? steps : json_null(),
+		              "every", sqlite3_column_double(st, 1),
+		              "max_rtt_ms", col_or_null(st, 2),
+		              "stage", sqlite3_column_int(st, 3),
+		              "state", paused ? "running" : state,
+		              "paused", paused,
+		              "started", sqlite3_column_double(st, 5),
+		              "stage_started", sqlite3_column_double(st, 6),
+		              "left", col_or_null(st, 7),
+		              "reason", sqlite3_column_text(st, 8),
+		              "prev", prev,
+		              "updated", sqlite3_column_double(st, 10));
+	}
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(pt);
@@ -898,12 +913,13 @@ int shift_import(struct store *db, const char *service, const json_t *o,
                  const char *where, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "target", "steps", "every",
-		"max_rtt_ms", "stage", "state", "started", "stage_started",
-		"left", "reason", "prev", "updated" };
+		"max_rtt_ms", "stage", "state", "paused", "started",
+		"stage_started", "left", "reason", "prev", "updated" };
 	sqlite3 *h = db->h;
 	const char *target = json_string_value(json_object_get(o, "target"));
-	const char *steps = json_string_value(json_object_get(o, "steps"));
 	const char *state = json_string_value(json_object_get(o, "state"));
+	const json_t *jsteps = json_object_get(o, "steps");
+	char steps[160] = "";
 	const char *reason = json_string_value(json_object_get(o, "reason"));
 	const json_t *prev = json_object_get(o, "prev"), *v;
 	char sname[256], tc[256], pbuf[4096] = "";
@@ -925,16 +941,32 @@ int shift_import(struct store *db, const char *service, const json_t *o,
 			return store_errf(err, errlen, -EINVAL, "%s: shift: "
 			                  "unknown key '%s'", where, k);
 	}
-	if (!target || !steps || !state || state_parse(state) < 0 ||
+	/* steps: [1, 5, 100] (as status prints them) or "1,5,100". */
+	if (json_is_string(jsteps)) {
+		snprintf(steps, sizeof steps, "%s", json_string_value(jsteps));
+	} else if (json_is_array(jsteps)) {
+		size_t i, sl = 0;
+
+		json_array_foreach(jsteps, i, v)
+			if (json_is_integer(v) && sl < sizeof steps)
+				sl += (size_t)snprintf(steps + sl,
+				        sizeof steps - sl, "%s%lld",
+				        sl ? "," : "",
+				        (long long)json_integer_value(v));
+	}
+	if (state && strcmp(state, "running") == 0 &&
+	    json_is_true(json_object_get(o, "paused")))
+		state = "paused";
+	if (!target || !steps[0] || !state || state_parse(state) < 0 ||
 	    !json_is_integer(json_object_get(o, "stage")) ||
 	    !json_is_number(json_object_get(o, "every")) ||
 	    !json_is_number(json_object_get(o, "started")) ||
 	    !json_is_number(json_object_get(o, "stage_started")) ||
-	    (prev && !json_is_object(prev)))
+	    (prev && !json_is_null(prev) && !json_is_array(prev)))
 		return store_errf(err, errlen, -EINVAL, "%s: shift: needs target, "
-		                  "steps (\"1,5,100\"), every, stage, state "
-		                  "(running|paused|done|rolled-back|aborted), "
-		                  "started, stage_started", where);
+		                  "steps ([1, 5, 100]), every, stage, state "
+		                  "(running|done|rolled-back|aborted), started, "
+		                  "stage_started; prev a list", where);
 	if ((rc = service_id(h, service, sname, &sid, NULL, 0, err,
 	                     errlen)) < 0)
 		return rc;
@@ -942,17 +974,28 @@ int shift_import(struct store *db, const char *service, const json_t *o,
 	    (tid = target_id(h, sid, tc)) < 0)
 		return store_errf(err, errlen, -EINVAL, "%s: shift: target %s is "
 		                  "not an endpoint of the service", where, target);
-	json_object_foreach((json_t *)prev, k, v) {
-		long long id = target_id(h, sid, k);
+	{
+		size_t i;
 
-		if (id < 0 || !json_is_integer(v))
-			return store_errf(err, errlen, -EINVAL, "%s: shift: prev "
-			                  "'%s' is not an endpoint with an integer "
-			                  "priority", where, k);
-		if (len < sizeof pbuf)
-			len += (size_t)snprintf(pbuf + len, sizeof pbuf - len,
-			                        "%s%lld:%lld", len ? "," : "", id,
-			                        (long long)json_integer_value(v));
+		json_array_foreach(prev, i, v) {
+			const char *t = json_string_value(json_object_get(v,
+			                                  "target"));
+			const json_t *pr = json_object_get(v, "priority");
+			char c[256];
+			long long id = t && cfg_canon_target(t, c, NULL, 0) == 0
+			               ? target_id(h, sid, c) : -1;
+
+			if (id < 0 || !json_is_integer(pr))
+				return store_errf(err, errlen, -EINVAL, "%s: "
+				                  "shift: prev[%zu] is not "
+				                  "{target: an endpoint, priority: "
+				                  "an integer}", where, i);
+			if (len < sizeof pbuf)
+				len += (size_t)snprintf(pbuf + len,
+				        sizeof pbuf - len, "%s%lld:%lld",
+				        len ? "," : "", id,
+				        (long long)json_integer_value(pr));
+		}
 	}
 	if (exec_bind(h, "INSERT OR REPLACE INTO shifts (service_id, "
 	              "target_id, steps, every, max_rtt_ms, stage, state, "

@@ -223,6 +223,8 @@ void spill_tick(struct spill *sp, const struct svc_set *set,
 	}
 }
 
+/* The endpoint's health as status says it (up, down, unknown), and
+ * whether it may take clients (*avail: admin, drain and health). */
 static const char *health_of(const struct svc_endpoint *e,
 			     const struct hstate_view *hv, bool *avail)
 {
@@ -233,11 +235,7 @@ static const char *health_of(const struct svc_endpoint *e,
 	*avail = e->admin == SVC_ADMIN_UP ||
 		 (e->admin == SVC_ADMIN_AUTO && !e->drained &&
 		  (!e->has_check || h != HSTATE_DOWN));
-	if (e->admin == SVC_ADMIN_DOWN)
-		return "forced down";
-	if (e->drained)
-		return "drained";
-	if (!e->has_check || e->admin == SVC_ADMIN_UP)
+	if (!e->has_check)
 		return "up";
 	return h == HSTATE_DOWN ? "down" : h == HSTATE_UP ? "up" : "unknown";
 }
@@ -266,8 +264,9 @@ static json_t *service_json(const struct spill *sp,
 		double rate = e->id < sp->nid ? sp->rate[e->id] : 0;
 		double kept = e->id < sp->nid ? sp->kept[e->id] : 1;
 		const char *h = health_of(e, hv, &avail);
-		json_t *x = json_pack("{s:s, s:s, s:f, s:s, s:f, s:f, s:f, s:f}",
-			"target", e->t.text, "region", e->region,
+		json_t *x = json_pack("{s:s, s:o, s:f, s:s, s:f, s:f, s:f, s:f}",
+			"target", e->t.text, "region", e->region[0] ?
+				json_string(e->region) : json_null(),
 			"capacity", e->capacity, "health", h,
 			"rate", rate,
 			"share", total_rate > 0 ? rate / total_rate : 0.0,
@@ -280,7 +279,7 @@ static json_t *service_json(const struct spill *sp,
 			return NULL;
 		}
 		if (v->fill > 0 && e->capacity > 0)
-			json_object_set_new(x, "fill", json_real(rate /
+			json_object_set_new(x, "filled", json_real(rate /
 					    e->capacity));
 	}
 	o = json_pack("{s:s, s:i, s:o}", "service", v->name, "window_s",

@@ -56,7 +56,8 @@ void spill_tick(struct spill *sp, const struct svc_set *set,
 
 /* Status of set's spill services (a JSON array, one object per service:
  * service, fill, window_s, endpoints[{target, region, capacity, health,
- * rate, share, expected, fill, kept}]) with health view hv (may be NULL).
+ * rate, share, expected, filled, kept}]) with health view hv (may be
+ * NULL).
  * NULL when out of memory. */
 json_t *spill_json(const struct spill *sp, const struct svc_set *set,
 		   const struct hstate_view *hv);

@@ -312,8 +312,10 @@ def test_shift_and_damping_in_export_import():
     doc = json.loads(gslbctl(a, "export").stdout)
     v = doc["services"][0]
     assert v["shift"]["target"] == WEST and v["shift"]["stage"] == 1, v
-    assert v["shift"]["state"] == "running" and v["shift"]["steps"] == "5,50,100", v
-    assert v["shift"]["prev"] == {EU: 0, WEST: 5}, v
+    assert v["shift"]["state"] == "running" and v["shift"]["steps"] == [5, 50, 100], v
+    assert v["shift"]["paused"] is False, v
+    assert v["shift"]["prev"] == [{"target": EU, "priority": 0},
+                                  {"target": WEST, "priority": 5}], v
     assert v["damping"]["half_life"] == 10 and v["damping"]["suppress"] == 3000, v
     path = os.path.join(d, "doc.json")
     with open(path, "w") as f:

@@ -82,7 +82,7 @@ static void test_controller(void)
 		                                   "endpoints"), 0);
 		CHECK(e && fabs(json_number_value(json_object_get(e,
 		      "expected")) - 100.0 / 4100) < 1e-9, "expected share");
-		CHECK(e && fabs(json_number_value(json_object_get(e, "fill")) -
+		CHECK(e && fabs(json_number_value(json_object_get(e, "filled")) -
 		      0.5) < 0.1, "eu fill about 50%% of its capacity");
 		json_decref(j);
 	}
