@@ -26,6 +26,7 @@
 #include "db/export.h"
 #include "db/damping.h"
 #include "db/health_store.h"
+#include "db/import.h"
 #include "db/shift.h"
 #include "db/store.h"
 #include "db/svc_load.h"
@@ -687,51 +688,75 @@ static int cmd_damping(struct cmd *c)
 
 static int cmd_export(struct cmd *c)
 {
-	print_json(export_or_die(c, NULL));
-	return 0;
+	return cfg_export_stream(db_of(c), stdout, err, sizeof err);
 }
 
-static json_t *load_doc(const char *path, const char *what)
-{
-	json_error_t je;
-	json_t *doc;
+/* The streamed import's report: text lines, or {"changes": [...]} with
+ * --json written one change at a time (the bytes print_json would
+ * give). */
+struct import_report {
+	size_t n;
+};
 
-	if (strcmp(path, "-") == 0)
-		doc = json_loadf(stdin, 0, &je);
-	else
-		doc = json_load_file(path, 0, &je);
-	if (!doc)
-		die_rc(je.line < 0 ? -EIO : -EINVAL, "%s: %s:%d: %s", what,
-		       strcmp(path, "-") ? path : "stdin", je.line, je.text);
-	return doc;
-}
-
-/* Prints a plan: one line per change, or {"changes": [...]} with --json;
- * nothing with --quiet. */
-static void print_plan(const struct cfg_plan *plan)
+static void print_change(void *arg, const char *line, const json_t *c)
 {
-	char line[1024];
+	struct import_report *r = arg;
+	char *s;
 
 	if (quiet)
 		return;
-	if (json_out) {
-		print_json(json_pack("{s:o}", "changes", cfg_plan_json(plan)));
+	if (!json_out) {
+		puts(line);
+		r->n++;
 		return;
 	}
-	for (size_t i = 0; i < cfg_plan_size(plan); i++) {
-		cfg_plan_line(plan, i, line, sizeof line);
-		puts(line);
+	s = json_dumps(c, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+	                  JSON_REAL_PRECISION(15));
+	if (!s)
+		die("out of memory");
+	fputs(r->n++ ? ",\n    " : "{\n  \"changes\": [\n    ", stdout);
+	for (const char *p = s; *p; p++) {
+		putchar(*p);
+		if (*p == '\n')
+			fputs("    ", stdout);
 	}
+	free(s);
+}
+
+/* A progress line on stderr when it is a terminal. */
+static void print_progress(void *arg, const struct cfg_import_progress *p)
+{
+	double mb = (double)p->bytes / 1e6;
+
+	(void)arg;
+	fprintf(stderr, "\r\033[Kimport: %zu services, %.1f", p->services, mb);
+	if (p->total)
+		fprintf(stderr, " of %.1f MB (%.0f%%)", (double)p->total / 1e6,
+		        100.0 * (double)p->bytes / (double)p->total);
+	else
+		fprintf(stderr, " MB");
+	fprintf(stderr, ", %.0f services/s, %zu changes%s",
+	        p->elapsed > 0 ? (double)p->services / p->elapsed : 0.0,
+	        p->changes, p->done ? "\n" : "");
+	fflush(stderr);
 }
 
 /* import / import --dry-run / diff. A plan only reads: a store that does
- * not exist yet is compared as an empty one and is not created. */
+ * not exist yet is compared as an empty one and is not created. The
+ * document is read as a stream (db/import.h). */
 static int import_or_plan(struct cmd *c, bool dry, const char *what)
 {
-	json_t *doc = load_doc(c->pos[0], what);
-	struct cfg_plan *plan = NULL;
+	struct import_report rep = { 0 };
+	struct cfg_import_out out = { print_change, NULL, &rep };
+	struct cfg_import_result res;
+	const char *path = c->pos[0];
+	FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	char msg[sizeof err];
 	int rc;
 
+	if (!in)
+		die_rc(errno == ENOENT ? -ENOENT : -EIO, "%s: %s: %s", what,
+		       path, strerror(errno));
 	if (!db_path)
 		die_rc(-EINVAL, "--db FILE is required");
 	if (dry && access(db_path, F_OK) < 0 && errno == ENOENT) {
@@ -740,15 +765,27 @@ static int import_or_plan(struct cmd *c, bool dry, const char *what)
 		if (rc < 0)
 			die_rc(rc, "%s", err);
 	}
-	rc = cfg_import_plan(db_of(c), doc, dry ? CFG_IMPORT_DRY_RUN : 0,
-	                     &plan, err, sizeof err);
-	json_decref(doc);
-	if (rc < 0)
+	if (isatty(STDERR_FILENO))
+		out.progress = print_progress;
+	if (quiet)
+		out.change = NULL;
+	rc = cfg_import_stream(db_of(c), in, dry ? CFG_IMPORT_DRY_RUN : 0,
+	                       &out, &res, err, sizeof err);
+	if (in != stdin)
+		fclose(in);
+	if (rc < 0) {
+		/* "import: FILE: ..." for what is wrong with the document. */
+		if (strncmp(err, "import: ", 8) == 0) {
+			snprintf(msg, sizeof msg, "%s", err + 8);
+			snprintf(err, sizeof err, "%.200s: %.800s",
+			         strcmp(path, "-") ? path : "stdin", msg);
+		}
 		return rc;
-	print_plan(plan);
-	if (!dry && !quiet && !json_out && cfg_plan_size(plan) == 0)
+	}
+	if (json_out && !quiet)
+		puts(rep.n ? "\n  ]\n}" : "{\n  \"changes\": []\n}");
+	if (!dry && !quiet && !json_out && res.changes == 0)
 		puts("no change");
-	cfg_plan_free(plan);
 	return 0;
 }
 

@@ -343,6 +343,22 @@ int damping_import(struct store *db, const char *service, const json_t *o,
 	return 0;
 }
 
+int damping_copy_one(struct store *from, struct store *to, const char *name,
+                     char *err, size_t errlen)
+{
+	json_t *a = damping_export(from, name);
+	json_t *b = damping_export(to, name);
+	int rc = 0;
+
+	if (a && !json_equal(a, b))
+		rc = damping_import(to, name, a, name, err, errlen);
+	else if (!a && b)
+		rc = reset(to->h, name, err, errlen);
+	json_decref(a);
+	json_decref(b);
+	return rc;
+}
+
 int damping_copy(struct store *from, struct store *to, char *err,
                  size_t errlen)
 {
@@ -352,18 +368,9 @@ int damping_copy(struct store *from, struct store *to, char *err,
 	if (sqlite3_prepare_v2(to->h, "SELECT name FROM services", -1, &st,
 	                       NULL) != SQLITE_OK)
 		return store_sqlerr(to->h, err, errlen, "import: damping");
-	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(st, 0);
-		json_t *a = damping_export(from, name);
-		json_t *b = damping_export(to, name);
-
-		if (a && !json_equal(a, b))
-			rc = damping_import(to, name, a, name, err, errlen);
-		else if (!a && b)
-			rc = reset(to->h, name, err, errlen);
-		json_decref(a);
-		json_decref(b);
-	}
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+		rc = damping_copy_one(from, to, (const char *)
+		                      sqlite3_column_text(st, 0), err, errlen);
 	sqlite3_finalize(st);
 	return rc;
 }

@@ -51,5 +51,8 @@ int damping_import(struct store *db, const char *service, const json_t *o,
                    const char *where, char *err, size_t errlen);
 int damping_copy(struct store *from, struct store *to, char *err,
                  size_t errlen);
+/* The same for one service name. */
+int damping_copy_one(struct store *from, struct store *to, const char *name,
+                     char *err, size_t errlen);
 
 #endif

@@ -30,6 +30,55 @@
  * when NAN, 'n' NULL. Returns SQLITE_DONE/ROW code; *id = last insert id.
  * If row != NULL and a row came, the statement is kept in *row for the
  * caller to read and finalize. */
+/* Statements run() keeps for one handle of the thread while a bulk
+ * writer asks for it (cfg_edit_keep), by their SQL text's address (the
+ * texts are string constants). */
+#define KEEP_MAX 24
+static _Thread_local struct {
+	sqlite3 *h;
+	const char *sql[KEEP_MAX];
+	sqlite3_stmt *st[KEEP_MAX];
+	int n;
+} keep;
+
+void cfg_edit_keep(struct store *db, bool on)
+{
+	for (int i = 0; i < keep.n; i++)
+		sqlite3_finalize(keep.st[i]);
+	keep.n = 0;
+	keep.h = on ? db->h : NULL;
+}
+
+/* A statement of run() is done with: kept ones are reset. */
+static void run_end(sqlite3_stmt *st)
+{
+	for (int i = 0; st && keep.h && i < keep.n; i++)
+		if (keep.st[i] == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+static int prepare(sqlite3 *h, const char *sql, sqlite3_stmt **st)
+{
+	if (h == keep.h) {
+		for (int i = 0; i < keep.n; i++)
+			if (keep.sql[i] == sql) {
+				*st = keep.st[i];
+				return SQLITE_OK;
+			}
+	}
+	if (sqlite3_prepare_v2(h, sql, -1, st, NULL) != SQLITE_OK)
+		return sqlite3_errcode(h);
+	if (h == keep.h && keep.n < KEEP_MAX) {
+		keep.sql[keep.n] = sql;
+		keep.st[keep.n++] = *st;
+	}
+	return SQLITE_OK;
+}
+
 static int run(sqlite3 *h, sqlite3_stmt **row, const char *sql,
                const char *fmt, ...)
 {
@@ -39,8 +88,8 @@ static int run(sqlite3 *h, sqlite3_stmt **row, const char *sql,
 
 	if (row)
 		*row = NULL;
-	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
-		return sqlite3_errcode(h);
+	if ((rc = prepare(h, sql, &st)) != SQLITE_OK)
+		return rc;
 	va_start(ap, fmt);
 	for (const char *f = fmt; *f; f++, i++) {
 		switch (*f) {
@@ -78,7 +127,7 @@ static int run(sqlite3 *h, sqlite3_stmt **row, const char *sql,
 		*row = st;
 		return rc;
 	}
-	sqlite3_finalize(st);
+	run_end(st);
 	return rc;
 }
 
@@ -230,7 +279,7 @@ static int find_service(sqlite3 *h, const char *name, char canon[256],
 	rc = run(h, &st, "SELECT id FROM services WHERE name = ?", "t", canon);
 	if (rc == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
+		run_end(st);
 		return 0;
 	}
 	if (rc != SQLITE_DONE)
@@ -251,7 +300,7 @@ static int find_endpoint(sqlite3 *h, long long sid, const char *sname,
 	         "target = ?", "it", sid, canon);
 	if (rc == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
+		run_end(st);
 		return 0;
 	}
 	if (rc != SQLITE_DONE)
@@ -342,7 +391,7 @@ int cfg_service_insert(struct store *db, const struct cfg_service *s,
 		return rc;
 	rc = run(h, &st, "SELECT 1 FROM services WHERE name = ?", "t", r.name);
 	if (rc == SQLITE_ROW) {
-		sqlite3_finalize(st);
+		run_end(st);
 		return store_errf(err, errlen, -EEXIST, "service %s already exists",
 		            r.name);
 	}
@@ -388,7 +437,7 @@ static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
 	         (const char *)sqlite3_column_text(st, 4));
 	r.fill = sqlite3_column_type(st, 5) == SQLITE_NULL ? NAN :
 	         sqlite3_column_double(st, 5);
-	sqlite3_finalize(st);
+	run_end(st);
 	if ((rc = svc_overlay(&r, s, err, errlen)) < 0)
 		return rc;
 	if (r.policy < 0)
@@ -645,16 +694,16 @@ static int ep_read(sqlite3 *h, long long id, struct ep_row *r)
 	r->host = dupcol(st, 17);
 	r->capacity = sqlite3_column_type(st, 18) == SQLITE_NULL ? NAN :
 	              sqlite3_column_double(st, 18);
-	sqlite3_finalize(st);
+	run_end(st);
 	return 0;
 }
 
 static int ep_write(sqlite3 *h, long long sid, long long id,
                     const struct ep_row *r)
 {
-	static const char ins[] = "INSERT INTO endpoints (service_id, "
-		CFG_EP_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-		"?, ?, ?, ?, ?, ?)";
+	static const char ins[] = "INSERT INTO endpoints (id, service_id, "
+		CFG_EP_COLS ") VALUES (" CFG_EP_NEW_ID ", ?, ?, ?, ?, ?, ?, ?, "
+		"?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	static const char upd[] = "UPDATE endpoints SET service_id = ?, "
 		"target = ?, weight = ?, priority = ?, region = ?, lat = ?, "
 		"lon = ?, bias = ?, admin = ?, drained = ?, check_url = ?, "
@@ -697,7 +746,7 @@ int cfg_endpoint_insert(struct store *db, const char *service,
 	rc = run(h, &st, "SELECT 1 FROM endpoints WHERE service_id = ? AND "
 	         "target = ?", "it", sid, r.target);
 	if (rc == SQLITE_ROW) {
-		sqlite3_finalize(st);
+		run_end(st);
 		rc = store_errf(err, errlen, -EEXIST, "%s is already an endpoint of "
 		          "%s", r.target, sname);
 		goto out;
@@ -707,7 +756,7 @@ int cfg_endpoint_insert(struct store *db, const char *service,
 	if (rc == SQLITE_ROW) {
 		long long n = sqlite3_column_int64(st, 0);
 
-		sqlite3_finalize(st);
+		run_end(st);
 		if (n >= SVC_MAX_ENDPOINTS) {
 			rc = store_errf(err, errlen, -EINVAL, "%s already has %lld "
 			          "endpoints, the most one service may have",
@@ -814,7 +863,7 @@ int cfg_rule_insert(struct store *db, const char *service, const char *match,
 	rc = run(h, &st, "SELECT 1 FROM rules WHERE service_id = ? AND kind = "
 	         "? AND pattern = ?", "itt", sid, kind, pat);
 	if (rc == SQLITE_ROW) {
-		sqlite3_finalize(st);
+		run_end(st);
 		return store_errf(err, errlen, -EEXIST, "rule %s%s%s of %s already "
 		            "exists", strcmp(kind, "cidr") ? kind : "",
 		            strcmp(kind, "cidr") ? ":" : "", pat, sname);
@@ -919,17 +968,17 @@ static int flip(sqlite3 *h, const char *service, const char *target,
 		return store_sqlerr(h, err, errlen, t);
 	mine = sqlite3_column_int64(st, 0);
 	if (sqlite3_column_int(st, 1)) {
-		sqlite3_finalize(st);
+		run_end(st);
 		return store_errf(err, errlen, -EINVAL, "cannot flip %s to %s: it is "
 		            "drained (undrain it first)", sname, t);
 	}
 	if (strcmp((const char *)sqlite3_column_text(st, 2), "down") == 0) {
-		sqlite3_finalize(st);
+		run_end(st);
 		return store_errf(err, errlen, -EINVAL, "cannot flip %s to %s: it is "
 		            "forced down (endpoint set --admin auto|up first)",
 		            sname, t);
 	}
-	sqlite3_finalize(st);
+	run_end(st);
 	rc = run(h, &st, "SELECT min(priority), max(priority) FROM endpoints "
 	         "WHERE service_id = ? AND id != ?", "ii", sid, id);
 	if (rc == SQLITE_ROW) {
@@ -937,7 +986,7 @@ static int flip(sqlite3 *h, const char *service, const char *target,
 			lowest = sqlite3_column_int64(st, 0);
 			highest = sqlite3_column_int64(st, 1);
 		}
-		sqlite3_finalize(st);
+		run_end(st);
 	} else {
 		return store_sqlerr(h, err, errlen, t);
 	}

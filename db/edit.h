@@ -30,6 +30,13 @@ struct store;
 	"check_rise, check_fall, check_tls_verify, check_expect, "        \
 	"check_body, check_host, capacity"
 
+/* The id of a new endpoint row (an SQL expression): one above the
+ * highest in use and the highest ever removed (db/schema.sql id_seq), so
+ * a removed endpoint's id is never given to another. */
+#define CFG_EP_NEW_ID "(SELECT max(coalesce((SELECT max(id) FROM " \
+	"endpoints), 0), coalesce((SELECT hi FROM id_seq WHERE name = " \
+	"'endpoints'), 0)) + 1)"
+
 /* A service as given by the user. Unset fields keep the default (add) or
  * the stored value (set). */
 struct cfg_service {
@@ -129,6 +136,9 @@ int cfg_endpoint_insert(struct store *db, const char *service,
 int cfg_rule_insert(struct store *db, const char *service, const char *match,
                     const char *const *targets, size_t n, char *err,
                     size_t errlen);
+/* Bulk writes (import): on, the inserts above keep their statements
+ * prepared on db for this thread until called again with off. */
+void cfg_edit_keep(struct store *db, bool on);
 /* cfg_flip inside the caller's transaction (the end of a staged shift). */
 int cfg_flip_in(struct store *db, const char *service, const char *target,
                 char *err, size_t errlen);

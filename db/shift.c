@@ -1014,54 +1014,91 @@ int shift_import(struct store *db, const char *service, const json_t *o,
 	return 0;
 }
 
+int shift_copy_one(struct store *from, struct store *to, const char *name,
+                   double now, char *err, size_t errlen)
+{
+	long long sid, fid;
+	json_t *a = NULL, *b;
+	struct shift_info o;
+	char canon[256];
+	int rc = 0, changed = 0;
+
+	if (service_id(to->h, name, canon, &sid, NULL, 0, NULL, 0) < 0)
+		return 0;               /* not in to: nothing to give it */
+	b = shift_export(to, sid);
+	if (service_id(from->h, canon, (char[256]){ 0 }, &fid, NULL, 0, NULL,
+	               0) == 0)
+		a = shift_export(from, fid);
+	/* The same shift (target and start) as in the store: the store's
+	 * progress stands. */
+	if (a && b && json_equal(json_object_get(a, "target"),
+	                         json_object_get(b, "target")) &&
+	    json_equal(json_object_get(a, "started"),
+	               json_object_get(b, "started"))) {
+		;
+	} else if (!a && b) {
+		if (row_get(to->h, sid, &o) == 0 &&
+		    (exec_bind(to->h, "DELETE FROM shifts WHERE service_id = ?",
+		               "i", sid) < 0 ||
+		     audit_shift(to->h, &o, "", "removed by import", false,
+		                 now) < 0))
+			rc = store_sqlerr(to->h, err, errlen, canon);
+		changed = 1;
+	} else if (a) {
+		char d[640];
+
+		rc = shift_import(to, canon, a, canon, err, errlen);
+		if (rc == 0 && row_get(to->h, sid, &o) == 0) {
+			describe(&o, d, sizeof d);
+			if (audit_shift(to->h, &o, "", d, false, now) < 0)
+				rc = store_sqlerr(to->h, err, errlen, canon);
+		}
+		changed = 1;
+	}
+	json_decref(a);
+	json_decref(b);
+	return rc < 0 ? rc : changed;
+}
+
 int shift_copy(struct store *from, struct store *to, double now, char *err,
                size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = 0, changed = 0;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
 
-	if (sqlite3_prepare_v2(to->h, "SELECT id, name FROM services ORDER BY "
+	/* Names first: the copies write to the table being read. */
+	if (sqlite3_prepare_v2(to->h, "SELECT name FROM services ORDER BY "
 	                       "name", -1, &st, NULL) != SQLITE_OK)
 		return store_sqlerr(to->h, err, errlen, "import: shifts");
-	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		long long sid = sqlite3_column_int64(st, 0), fid;
-		const char *name = (const char *)sqlite3_column_text(st, 1);
-		json_t *a = NULL, *b = shift_export(to, sid);
-		struct shift_info o;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			char **nn = realloc(names, (cap = cap ? 2 * cap : 64) *
+			                    sizeof *nn);
 
-		if (service_id(from->h, name, (char[256]){ 0 }, &fid, NULL, 0,
-		               NULL, 0) == 0)
-			a = shift_export(from, fid);
-		/* The same shift (target and start) as in the store: the
-		 * store's progress stands. */
-		if (a && b && json_equal(json_object_get(a, "target"),
-		                         json_object_get(b, "target")) &&
-		    json_equal(json_object_get(a, "started"),
-		               json_object_get(b, "started"))) {
-			;
-		} else if (!a && b) {
-			if (row_get(to->h, sid, &o) == 0 &&
-			    (exec_bind(to->h, "DELETE FROM shifts WHERE "
-			               "service_id = ?", "i", sid) < 0 ||
-			     audit_shift(to->h, &o, "", "removed by import",
-			                 false, now) < 0))
-				rc = store_sqlerr(to->h, err, errlen, name);
-			changed++;
-		} else if (a) {
-			char d[640];
-
-			rc = shift_import(to, name, a, name, err, errlen);
-			if (rc == 0 && row_get(to->h, sid, &o) == 0) {
-				describe(&o, d, sizeof d);
-				if (audit_shift(to->h, &o, "", d, false, now) < 0)
-					rc = store_sqlerr(to->h, err, errlen,
-					                  name);
+			if (!nn) {
+				rc = -ENOMEM;
+				break;
 			}
-			changed++;
+			names = nn;
 		}
-		json_decref(a);
-		json_decref(b);
+		if (!(names[n] = strdup((const char *)
+		                        sqlite3_column_text(st, 0)))) {
+			rc = -ENOMEM;
+			break;
+		}
+		n++;
 	}
 	sqlite3_finalize(st);
+	for (size_t i = 0; rc >= 0 && i < n; i++) {
+		rc = shift_copy_one(from, to, names[i], now, err, errlen);
+		changed += rc > 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (rc == -ENOMEM)
+		store_errf(err, errlen, rc, "import: out of memory");
 	return rc < 0 ? rc : changed;
 }

@@ -133,6 +133,10 @@ int shift_import(struct store *db, const char *service, const json_t *o,
  * is an audit row. Returns how many changed, or a negative errno. */
 int shift_copy(struct store *from, struct store *to, double now, char *err,
                size_t errlen);
+/* The same for one service name (nothing when to has no such service).
+ * Returns 1 when it changed, 0, or a negative errno. */
+int shift_copy_one(struct store *from, struct store *to, const char *name,
+                   double now, char *err, size_t errlen);
 
 /* Loader (db/svc_load.c, inside its read transaction on db): sets the shift of
  * every service of s that has one in force. Rows that do not fit (target

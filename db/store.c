@@ -62,10 +62,10 @@ static const struct {
 	int version;
 	const char *table, *column, *decl;
 } added_columns[] = {
-	/* 4: spill-over by capacity. */
-	{ 4, "endpoints", "capacity", "REAL CHECK (capacity IS NULL OR "
+	/* 5: spill-over by capacity. */
+	{ 5, "endpoints", "capacity", "REAL CHECK (capacity IS NULL OR "
 	  "capacity BETWEEN 0.001 AND 1000000000)" },
-	{ 4, "services", "fill", "REAL CHECK (fill IS NULL OR (fill > 0 AND "
+	{ 5, "services", "fill", "REAL CHECK (fill IS NULL OR (fill > 0 AND "
 	  "fill <= 1))" },
 };
 
@@ -88,7 +88,13 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"service TEXT NOT NULL, target TEXT, field TEXT, old TEXT, new TEXT); "
 	"CREATE INDEX IF NOT EXISTS audit_service ON audit(service, version);",
 	migrate_v3,
-	/* 3 -> 4: only added columns (added_columns). */
+	/* 3 -> 4: endpoint ids never given twice. */
+	"CREATE TABLE IF NOT EXISTS id_seq (name TEXT PRIMARY KEY, hi INTEGER "
+	"NOT NULL DEFAULT 0); INSERT OR IGNORE INTO id_seq (name, hi) VALUES "
+	"('endpoints', 0); CREATE TRIGGER IF NOT EXISTS endpoints_removed "
+	"AFTER DELETE ON endpoints BEGIN UPDATE id_seq SET hi = OLD.id WHERE "
+	"name = 'endpoints' AND hi < OLD.id; END;",
+	/* 4 -> 5: only added columns (added_columns). */
 	"",
 };
 
