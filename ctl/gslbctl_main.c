@@ -57,10 +57,12 @@ struct optspec {
 	{ "check-timeout", true }, { "check-rise", true },               \
 	{ "check-fall", true }, { "check-expect", true },                \
 	{ "check-body", true }, { "check-host", true },                  \
-	{ "check-insecure", false }, { "admin", true }
+	{ "check-insecure", false }, { "admin", true },                  \
+	{ "capacity", true }
 #define SVC_OPTS                                                          \
 	{ "policy", true }, { "ttl", true }, { "answers", true },         \
-	{ "sticky", false }, { "no-sticky", false }, { "when-down", true }
+	{ "sticky", false }, { "no-sticky", false }, { "when-down", true }, \
+	{ "fill", true }
 
 static const char ep_help[] =
 	"  --weight N          0..65535 (default 1; 0 = only when nothing\n"
@@ -74,7 +76,10 @@ static const char ep_help[] =
 	"                      dns://HOST[:PORT]/NAME ('' removes the check)\n"
 	"  --check-interval S --check-timeout S --check-rise N\n"
 	"  --check-fall N --check-expect 200-399|RCODE --check-body TEXT\n"
-	"  --check-host NAME --check-insecure (no TLS verification)\n";
+	"  --check-host NAME --check-insecure (no TLS verification)\n"
+	"  --capacity N        spill-over (geo): answers per second it takes\n"
+	"                      when the service has a --fill, else a relative\n"
+	"                      number (0 removes it)\n";
 
 struct cmd {
 	const char *w1, *w2;    /* subcommand words (w2 may be NULL) */
@@ -278,6 +283,10 @@ static void fill_service(const struct cmd *c, struct cfg_service *s)
 			die_rc(-EINVAL, "answers -1 outside 1..%d", SVC_MAX_ANSWERS);
 	}
 	s->when_down = opt(c, "when-down");
+	if ((v = opt(c, "fill"))) {
+		s->has_fill = true;
+		s->fill = parse_d("fill", v);
+	}
 }
 
 /* --if-missing: "already exists" is success (the store unchanged). */
@@ -391,6 +400,9 @@ static void print_endpoint_text(const json_t *e)
 	if (json_is_object(ck))
 		printf(" check %s",
 		       json_string_value(json_object_get(ck, "url")));
+	if (json_is_number(json_object_get(e, "capacity")))
+		printf(" capacity %g",
+		       json_number_value(json_object_get(e, "capacity")));
 	putchar('\n');
 }
 
@@ -420,9 +432,13 @@ static int cmd_service_show(struct cmd *c)
 		       json_string_value(json_object_get(v, "policy")),
 		       (long long)json_integer_value(json_object_get(v, "ttl")));
 		print_answers(json_object_get(v, "answers"));
-		printf(" sticky %s when-down %s\n",
+		printf(" sticky %s when-down %s",
 		       json_is_true(json_object_get(v, "sticky")) ? "yes" : "no",
 		       json_string_value(json_object_get(v, "when_down")));
+		if (json_is_number(json_object_get(v, "fill")))
+			printf(" fill %g", json_number_value(
+			       json_object_get(v, "fill")));
+		putchar('\n');
 		json_array_foreach(json_object_get(v, "endpoints"), i, x)
 			print_endpoint_text(x);
 		json_array_foreach(json_object_get(v, "rules"), i, x)
@@ -454,6 +470,7 @@ static const struct ep_field {
 	EPF("check-expect", 's', has_expect, expect),
 	EPF("check-body", 's', has_body, body),
 	EPF("check-host", 's', has_host, host),
+	EPF("capacity", 'd', has_capacity, capacity),
 };
 #undef EPF
 
@@ -913,6 +930,50 @@ static void print_cluster(const json_t *cl)
 		puts("  no node registered");
 }
 
+/* Spill-over in status: per endpoint its capacity and the share of the
+ * service's clients it is expected to take while its region spills (its
+ * capacity's part of the capacity that is up), and the service's fill.
+ * The measured shares are dnsd's (GET /v1/status, "spill"). */
+static void status_spill(json_t *sj, const struct svc_service *v)
+{
+	double total = 0;
+	json_t *e;
+	size_t k;
+
+	if (!v || !v->spill)
+		return;
+	json_object_set_new(sj, "fill", v->fill > 0 ? json_real(v->fill)
+	                                            : json_null());
+	for (int pass = 0; pass < 2; pass++) {
+		json_array_foreach(json_object_get(sj, "endpoints"), k, e) {
+			const char *t = json_string_value(json_object_get(e,
+			                                  "target"));
+			const char *hl = json_string_value(json_object_get(e,
+			                                   "health"));
+			const char *ad = json_string_value(json_object_get(e,
+			                                   "admin"));
+			double cap = 0;
+			bool up;
+
+			for (size_t j = 0; t && j < v->n_eps; j++)
+				if (strcmp(v->eps[j].t.text, t) == 0)
+					cap = v->eps[j].capacity;
+			up = ad && strcmp(ad, "down") != 0 &&
+			     (strcmp(ad, "up") == 0 ||
+			      (!json_is_true(json_object_get(e, "drained")) &&
+			       !(hl && strcmp(hl, "down") == 0)));
+			if (pass == 0) {
+				total += up ? cap : 0;
+				continue;
+			}
+			json_object_set_new(e, "capacity", cap > 0 ?
+			                    json_real(cap) : json_null());
+			json_object_set_new(e, "expected", json_real(
+			        up && total > 0 ? cap / total : 0));
+		}
+	}
+}
+
 static int cmd_status(struct cmd *c)
 {
 	struct store *h = db_of(c);
@@ -943,6 +1004,8 @@ static int cmd_status(struct cmd *c)
 
 		if (sh)
 			json_object_set(v, "shift", sh);
+		status_spill(v, svc_find_text(set, json_string_value(
+		                              json_object_get(v, "name"))));
 	}
 	json_decref(shifts);
 	doc = json_pack("{s:o, s:o}", "services", svcs, "problems", probs);
@@ -991,6 +1054,15 @@ static int cmd_status(struct cmd *c)
 				               json_object_get(e, "priority")),
 				       json_is_true(json_object_get(e, "stale"))
 				               ? " (stale)" : "");
+				if (json_is_number(json_object_get(e,
+				                   "capacity")))
+					printf("      capacity %g: %.0f%% of the "
+					       "capacity up (expected share)\n",
+					       json_number_value(json_object_get(
+					               e, "capacity")),
+					       100 * json_number_value(
+					               json_object_get(e,
+					                       "expected")));
 				json_array_foreach(json_object_get(e, "agents"),
 				                   m, a)
 					printf("      agent %s (%s): %s %s\n",
@@ -1303,15 +1375,18 @@ static struct cmd cmds[] = {
 	{ "service", "add", 1, 1, svc_add_opts, cmd_service_add,
 	  "service add NAME --policy failover|weighted|geo|latency|all|"
 	  "roundrobin [--ttl S] [--answers N] [--sticky] "
-	  "[--when-down open|closed|TARGET] [--if-missing]",
+	  "[--when-down open|closed|TARGET] [--fill F] [--if-missing]",
 	  "Adds a balanced name (trailing dot optional). --ttl default 30;\n"
 	  "--answers default 1 (8 for all, every healthy one for roundrobin);\n"
 	  "--sticky (weighted): a client subnet keeps its answer;\n"
-	  "--when-down: open (default), closed (SERVFAIL) or a TARGET.\n"
+	  "--when-down: open (default), closed (SERVFAIL) or a TARGET;\n"
+	  "--fill F (geo, 0 < F <= 1): endpoint capacities are answers per\n"
+	  "second and clients spill over from an endpoint past F of its\n"
+	  "capacity (0 removes it).\n"
 	  "--if-missing: a service of that name already there is success.\n", 0, NULL, 0, NULL, NULL },
 	{ "service", "set", 1, 1, svc_opts, cmd_service_set,
 	  "service set NAME [--policy P] [--ttl S] [--answers N|default] "
-	  "[--sticky|--no-sticky] [--when-down open|closed|TARGET]",
+	  "[--sticky|--no-sticky] [--when-down open|closed|TARGET] [--fill F]",
 	  "Changes the given settings of a service.\n", 0, NULL, 0, NULL, NULL },
 	{ "service", "list", 0, 1, no_opts, cmd_service_list,
 	  "service list [NAME] [--json]", "Lists services (or just NAME).\n", 0, NULL, 0, NULL, NULL },

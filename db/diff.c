@@ -26,7 +26,7 @@ struct field {
 static const struct field svc_fields[] = {
 	{ "policy", "policy", false }, { "ttl", "ttl", false },
 	{ "answers", "answers", false }, { "sticky", "sticky", true },
-	{ "when_down", "when_down", false },
+	{ "when_down", "when_down", false }, { "fill", "fill", false },
 };
 #define N_SVC_FIELDS (sizeof svc_fields / sizeof svc_fields[0])
 
@@ -45,6 +45,7 @@ static const struct field ep_fields[] = {
 	{ "check_expect", "check.expect", false },
 	{ "check_body", "check.body", false },
 	{ "check_host", "check.host", false },
+	{ "capacity", "capacity", false },
 };
 #define N_EP_FIELDS (sizeof ep_fields / sizeof ep_fields[0])
 #define EP_CHECK_URL 8          /* index of check_url in ep_fields */
@@ -54,8 +55,8 @@ static const struct field ep_fields[] = {
  * (cfg_plan_make_some). */
 #define ONLY(col) " WHERE ?1 IS NULL OR " col " IN (SELECT value FROM " \
 	"json_each(?1)) "
-#define SVC_Q "SELECT id, name, policy, ttl, answers, sticky, when_down " \
-	"FROM services" ONLY("name") "ORDER BY name"
+#define SVC_Q "SELECT id, name, policy, ttl, answers, sticky, when_down, " \
+	"fill FROM services" ONLY("name") "ORDER BY name"
 #define EP_Q "SELECT e.id, s.name, " CFG_EP_COLS " FROM endpoints e JOIN " \
 	"services s ON s.id = e.service_id" ONLY("s.name") "ORDER BY s.name, " \
 	"e.target"
@@ -191,11 +192,12 @@ static int merge_st(struct cfg_plan *p, sqlite3_stmt *a, sqlite3_stmt *b,
 			/* Without a check, its settings are not shown (the
 			 * export prints "check": null) and do not matter. */
 			if (fields == ep_fields && i > EP_CHECK_URL &&
+			    strncmp(fields[i].name, "check.", 6) == 0 &&
 			    sqlite3_column_type(a, first + EP_CHECK_URL) ==
 			            SQLITE_NULL &&
 			    sqlite3_column_type(b, first + EP_CHECK_URL) ==
 			            SQLITE_NULL)
-				break;
+				continue;
 			if (!val_eq(va, vb))
 				rc = push(p, OP_CHANGE, kind, a, keycol,
 				          fields ? &fields[i] : NULL, va, vb,
@@ -436,18 +438,19 @@ static int apply_one(struct cfg_plan *p, sqlite3 *cur, const struct change *c,
 	}
 	if (c->op == OP_ADD && c->kind == K_SERVICE) {
 		if (stmt(cur, &s[S_SVC_INS], "INSERT INTO services (name, "
-		         "policy, ttl, answers, sticky, when_down) VALUES (?, ?, "
-		         "?, ?, ?, ?)") < 0)
+		         "policy, ttl, answers, sticky, when_down, fill) VALUES "
+		         "(?, ?, ?, ?, ?, ?, ?)") < 0)
 			return -EIO;
 		return copy_row(p->want, &s[S_SVC_SEL], "SELECT name, policy, "
-		                "ttl, answers, sticky, when_down FROM services "
-		                "WHERE id = ?", c->want_id, s[S_SVC_INS], 1, 6);
+		                "ttl, answers, sticky, when_down, fill FROM "
+		                "services WHERE id = ?", c->want_id, s[S_SVC_INS],
+		                1, 7);
 	}
 	if (c->op == OP_ADD && c->kind == K_ENDPOINT) {
 		if (stmt(cur, &s[S_EP_INS], "INSERT INTO endpoints (id, "
 		         "service_id, " CFG_EP_COLS ") VALUES (" CFG_EP_NEW_ID
 		         ", (SELECT id FROM services WHERE name = ?), ?, ?, ?, ?, "
-		         "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") < 0)
+		         "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") < 0)
 			return -EIO;
 		sqlite3_bind_text(s[S_EP_INS], 1, c->service, -1, SQLITE_STATIC);
 		return copy_row(p->want, &s[S_EP_SEL], "SELECT " CFG_EP_COLS
@@ -530,7 +533,8 @@ int cfg_plan_apply(struct cfg_plan *p, sqlite3 *cur, char *err,
 /* ----------------------------------------------------------- planner */
 
 /* One service's rows, in the order and columns of SVC_Q, EP_Q, RULE_Q. */
-#define SVC_Q1 "SELECT id, name, policy, ttl, answers, sticky, when_down " \
+#define SVC_Q1 "SELECT id, name, policy, ttl, answers, sticky, when_down, " \
+	"fill " \
 	"FROM services WHERE name = ?1"
 #define EP_Q1 "SELECT e.id, s.name, " CFG_EP_COLS " FROM services s JOIN " \
 	"endpoints e ON e.service_id = s.id WHERE s.name = ?1 ORDER BY " \
@@ -935,11 +939,11 @@ int cfg_copy_service(sqlite3 *from, const char *name, sqlite3 *to)
 
 	/* The service row; none = nothing to copy. */
 	if (sqlite3_prepare_v2(from, "SELECT id, name, policy, ttl, answers, "
-	                       "sticky, when_down FROM services WHERE name = ?",
-	                       -1, &sel, NULL) != SQLITE_OK ||
+	                       "sticky, when_down, fill FROM services WHERE "
+	                       "name = ?", -1, &sel, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(to, "INSERT INTO services (name, policy, ttl, "
-	                       "answers, sticky, when_down) VALUES (?, ?, ?, ?, "
-	                       "?, ?)", -1, &ins, NULL) != SQLITE_OK)
+	                       "answers, sticky, when_down, fill) VALUES (?, ?, "
+	                       "?, ?, ?, ?, ?)", -1, &ins, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_bind_text(sel, 1, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(sel);
@@ -949,7 +953,7 @@ int cfg_copy_service(sqlite3 *from, const char *name, sqlite3 *to)
 	}
 	rc = -EIO;
 	sid = sqlite3_column_int64(sel, 0);
-	for (int i = 1; i <= 6; i++)
+	for (int i = 1; i <= 7; i++)
 		sqlite3_bind_value(ins, i, sqlite3_column_value(sel, i));
 	if (step_done(ins) < 0)
 		goto out;
@@ -963,7 +967,7 @@ int cfg_copy_service(sqlite3 *from, const char *name, sqlite3 *to)
 	    sqlite3_prepare_v2(to, "INSERT INTO endpoints (service_id, "
 	                       CFG_EP_COLS ") VALUES ((SELECT id FROM services "
 	                       "WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-	                       "?, ?, ?, ?, ?, ?, ?, ?)", -1, &ins, NULL) !=
+	                       "?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &ins, NULL) !=
 	            SQLITE_OK)
 		goto out;
 	sqlite3_bind_int64(sel, 1, sid);

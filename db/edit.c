@@ -318,6 +318,7 @@ struct svc_row {
 	long long answers;      /* 0 = NULL */
 	int sticky;
 	char when_down[256];
+	double fill;            /* NAN = NULL */
 };
 
 static int svc_overlay(struct svc_row *r, const struct cfg_service *s,
@@ -346,6 +347,13 @@ static int svc_overlay(struct svc_row *r, const struct cfg_service *s,
 	}
 	if (s->sticky >= 0)
 		r->sticky = s->sticky != 0;
+	if (s->has_fill) {
+		if (isnan(s->fill) || s->fill < 0 || s->fill > 1)
+			return store_errf(err, errlen, -EINVAL, "fill %g outside "
+			            "0..1 (a share of each endpoint's capacity; "
+			            "0 removes it)", s->fill);
+		r->fill = s->fill > 0 ? s->fill : NAN;
+	}
 	if (s->when_down) {
 		if (strcmp(s->when_down, "open") == 0 ||
 		    strcmp(s->when_down, "closed") == 0) {
@@ -369,7 +377,8 @@ int cfg_service_insert(struct store *db, const struct cfg_service *s,
                           long long *id, char *err, size_t errlen)
 {
 	sqlite3 *h = db->h;
-	struct svc_row r = { .policy = -1, .ttl = 30, .when_down = "open" };
+	struct svc_row r = { .policy = -1, .ttl = 30, .when_down = "open",
+	                     .fill = NAN };
 	sqlite3_stmt *st;
 	int rc;
 
@@ -388,10 +397,10 @@ int cfg_service_insert(struct store *db, const struct cfg_service *s,
 	}
 
 	rc = run(h, NULL, "INSERT INTO services (name, policy, ttl, answers, "
-	         "sticky, when_down) VALUES (?, ?, ?, nullif(?, 0), ?, ?)",
-	         "ttiiit",
+	         "sticky, when_down, fill) VALUES (?, ?, ?, nullif(?, 0), ?, "
+	         "?, ?)", "ttiiitD",
 	         r.name, svc_policy_name((unsigned)r.policy), r.ttl,
-	         r.answers, (long long)r.sticky, r.when_down);
+	         r.answers, (long long)r.sticky, r.when_down, r.fill);
 	if (rc != SQLITE_DONE)
 		return store_sqlerr(h, err, errlen, r.name);
 	if (id)
@@ -417,7 +426,7 @@ static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
 	if ((rc = find_service(h, s->name, r.name, &id, err, errlen)) < 0)
 		return rc;
 	rc = run(h, &st, "SELECT policy, ttl, ifnull(answers, 0), sticky, "
-	         "when_down FROM services WHERE id = ?", "i", id);
+	         "when_down, fill FROM services WHERE id = ?", "i", id);
 	if (rc != SQLITE_ROW)
 		return store_sqlerr(h, err, errlen, r.name);
 	r.policy = svc_policy_parse((const char *)sqlite3_column_text(st, 0));
@@ -426,6 +435,8 @@ static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
 	r.sticky = sqlite3_column_int(st, 3);
 	snprintf(r.when_down, sizeof r.when_down, "%s",
 	         (const char *)sqlite3_column_text(st, 4));
+	r.fill = sqlite3_column_type(st, 5) == SQLITE_NULL ? NAN :
+	         sqlite3_column_double(st, 5);
 	run_end(st);
 	if ((rc = svc_overlay(&r, s, err, errlen)) < 0)
 		return rc;
@@ -433,9 +444,9 @@ static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
 		return store_errf(err, errlen, -EINVAL, "service %s: stored policy "
 		            "is invalid; give --policy", r.name);
 	rc = run(h, NULL, "UPDATE services SET policy = ?, ttl = ?, answers = "
-	         "nullif(?, 0), sticky = ?, when_down = ? WHERE id = ?",
-	         "tiiiti", svc_policy_name((unsigned)r.policy), r.ttl,
-	         r.answers, (long long)r.sticky, r.when_down, id);
+	         "nullif(?, 0), sticky = ?, when_down = ?, fill = ? WHERE id = ?",
+	         "tiiitDi", svc_policy_name((unsigned)r.policy), r.ttl,
+	         r.answers, (long long)r.sticky, r.when_down, r.fill, id);
 	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, r.name);
 }
 
@@ -479,6 +490,7 @@ struct ep_row {
 	long long rise, fall;
 	int tls_verify;
 	char *expect, *body, *host;
+	double capacity;               /* NAN = NULL */
 };
 
 static void ep_row_init(struct ep_row *r)
@@ -486,6 +498,7 @@ static void ep_row_init(struct ep_row *r)
 	memset(r, 0, sizeof *r);
 	r->weight = 1;
 	r->interval = r->timeout = NAN;
+	r->capacity = NAN;
 	r->rise = 3;
 	r->fall = 2;
 	r->tls_verify = 1;
@@ -628,6 +641,15 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 		if (setstr(&r->host, e->host) < 0)
 			return -ENOMEM;
 	}
+	if (e->has_capacity) {
+		if (isnan(e->capacity) || (e->capacity != 0 &&
+		    (e->capacity < 0.001 || e->capacity > 1e9)))
+			return store_errf(err, errlen, -EINVAL, "capacity %g "
+			            "outside 0.001..1000000000 (answers per "
+			            "second, or a relative number; 0 removes it)",
+			            e->capacity);
+		r->capacity = e->capacity > 0 ? e->capacity : NAN;
+	}
 	/* A check must end before the next one starts. */
 	if (!isnan(r->interval) && !isnan(r->timeout) &&
 	    r->timeout >= r->interval)
@@ -670,6 +692,8 @@ static int ep_read(sqlite3 *h, long long id, struct ep_row *r)
 	r->expect = dupcol(st, 15);
 	r->body = dupcol(st, 16);
 	r->host = dupcol(st, 17);
+	r->capacity = sqlite3_column_type(st, 18) == SQLITE_NULL ? NAN :
+	              sqlite3_column_double(st, 18);
 	run_end(st);
 	return 0;
 }
@@ -679,20 +703,21 @@ static int ep_write(sqlite3 *h, long long sid, long long id,
 {
 	static const char ins[] = "INSERT INTO endpoints (id, service_id, "
 		CFG_EP_COLS ") VALUES (" CFG_EP_NEW_ID ", ?, ?, ?, ?, ?, ?, ?, "
-		"?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+		"?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	static const char upd[] = "UPDATE endpoints SET service_id = ?, "
 		"target = ?, weight = ?, priority = ?, region = ?, lat = ?, "
 		"lon = ?, bias = ?, admin = ?, drained = ?, check_url = ?, "
 		"check_interval = ?, check_timeout = ?, check_rise = ?, "
 		"check_fall = ?, check_tls_verify = ?, check_expect = ?, "
-		"check_body = ?, check_host = ? WHERE id = ?";
-	int rc = run(h, NULL, id ? upd : ins, id ? "itiitDDdtitDDiiittti"
-	             : "itiitDDdtitDDiiittt", sid, r->target, r->weight,
+		"check_body = ?, check_host = ?, capacity = ? WHERE id = ?";
+	int rc = run(h, NULL, id ? upd : ins, id ? "itiitDDdtitDDiiitttDi"
+	             : "itiitDDdtitDDiiitttD", sid, r->target, r->weight,
 	             r->priority, r->region, r->has_loc ? r->lat : NAN,
 	             r->has_loc ? r->lon : NAN, r->bias,
 	             svc_admin_name((unsigned)r->admin), (long long)r->drained,
 	             r->check_url, r->interval, r->timeout, r->rise, r->fall,
-	             (long long)r->tls_verify, r->expect, r->body, r->host, id);
+	             (long long)r->tls_verify, r->expect, r->body, r->host,
+	             r->capacity, id);
 
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }

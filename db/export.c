@@ -10,13 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/spell.h"
 #include "db/audit.h"
 #include "db/audit_sql.h"
+#include "db/damping.h"
 #include "db/diff.h"
 #include "db/diff_sql.h"
 #include "db/edit.h"
+#include "db/shift.h"
 #include "db/store.h"
 #include "db/store_sql.h"
 #include "policy/svc.h"
@@ -40,6 +43,7 @@ static json_t *jreal_or_null(sqlite3_stmt *st, int i)
 /* The statements of an export, prepared once. */
 struct exp {
 	sqlite3_stmt *svc, *eps, *rules, *targets;
+	sqlite3 *h;
 };
 
 static void exp_fini(struct exp *x)
@@ -54,8 +58,9 @@ static void exp_fini(struct exp *x)
 static int exp_init(struct exp *x, sqlite3 *h, const char *name)
 {
 	memset(x, 0, sizeof *x);
+	x->h = h;
 	if (sqlite3_prepare_v2(h, "SELECT id, name, policy, ttl, answers, "
-	                       "sticky, when_down FROM services WHERE ?1 IS "
+	                       "sticky, when_down, fill FROM services WHERE ?1 IS "
 	                       "NULL OR name = ?1 ORDER BY name", -1, &x->svc,
 	                       NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(h, "SELECT " CFG_EP_COLS " FROM endpoints WHERE "
@@ -85,7 +90,7 @@ static json_t *export_endpoints(struct exp *x, long long sid)
 	sqlite3_reset(st);
 	sqlite3_bind_int64(st, 1, sid);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *check = json_null();
+		json_t *check = json_null(), *ep;
 
 		if (sqlite3_column_type(st, 9) != SQLITE_NULL)
 			check = json_pack("{s:s, s:o, s:o, s:I, s:I, s:b, s:o, "
@@ -99,7 +104,7 @@ static json_t *export_endpoints(struct exp *x, long long sid)
 			        "expect", jstr_or_null(st, 15),
 			        "body", jstr_or_null(st, 16),
 			        "host", jstr_or_null(st, 17));
-		json_array_append_new(arr, json_pack(
+		ep = json_pack(
 			"{s:s, s:I, s:I, s:o, s:o, s:o, s:f, s:s, s:b, s:o}",
 			"target", sqlite3_column_text(st, 0),
 			"weight", (json_int_t)sqlite3_column_int64(st, 1),
@@ -110,7 +115,12 @@ static json_t *export_endpoints(struct exp *x, long long sid)
 			"bias", sqlite3_column_double(st, 6),
 			"admin", sqlite3_column_text(st, 7),
 			"drained", sqlite3_column_int(st, 8),
-			"check", check));
+			"check", check);
+		/* Spill-over capacity: only when declared. */
+		if (ep && sqlite3_column_type(st, 18) != SQLITE_NULL)
+			json_object_set_new(ep, "capacity", json_real(
+				sqlite3_column_double(st, 18)));
+		json_array_append_new(arr, ep);
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -156,6 +166,19 @@ static json_t *export_rules(struct exp *x, long long sid)
 	return arr;
 }
 
+/* A service's staged shift and damping thresholds, when it has them. */
+static void export_steering(sqlite3 *h, long long id, const char *name,
+                            json_t *sv)
+{
+	struct store db = { .h = h };
+	json_t *x;
+
+	if ((x = shift_export(&db, id)))
+		json_object_set_new(sv, "shift", x);
+	if ((x = damping_export(&db, name)))
+		json_object_set_new(sv, "damping", x);
+}
+
 /* The next service of x->svc as an export object: 1 with *out, 0 at
  * the end, -EIO. */
 static int export_next(struct exp *x, json_t **out)
@@ -187,7 +210,15 @@ static int export_next(struct exp *x, json_t **out)
 	                 "sticky", sqlite3_column_int(st, 5),
 	                 "when_down", sqlite3_column_text(st, 6),
 	                 "endpoints", eps, "rules", rules);
-	return *out ? 1 : -ENOMEM;
+	if (!*out)
+		return -ENOMEM;
+	/* Spill-over fill, a staged shift, damping: only when set. */
+	if (sqlite3_column_type(st, 7) != SQLITE_NULL)
+		json_object_set_new(*out, "fill", json_real(
+			sqlite3_column_double(st, 7)));
+	export_steering(x->h, id, (const char *)sqlite3_column_text(st, 1),
+	                *out);
+	return 1;
 }
 
 json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen)
@@ -373,7 +404,7 @@ int cfg_endpoint_parse(const json_t *o, struct cfg_endpoint *out,
 {
 	static const char *const keys[] = { "target", "weight", "priority",
 		"region", "lat", "lon", "bias", "admin", "drained", "check",
-		NULL };
+		"capacity", NULL };
 	static const char *const ckeys[] = { "url", "interval", "timeout",
 		"rise", "fall", "tls_verify", "expect", "body", "host", NULL };
 	struct cfg_endpoint e = { .drained = -1, .target = out->target };
@@ -412,6 +443,10 @@ int cfg_endpoint_parse(const json_t *o, struct cfg_endpoint *out,
 		return rc;
 	if (rc > 0)
 		e.drained = drained;
+	/* capacity: null removes it. */
+	if ((rc = jnum(o, "capacity", &e.capacity, where, err, errlen)) < 0)
+		return rc;
+	e.has_capacity = rc || json_is_null(json_object_get(o, "capacity"));
 	c = json_object_get(o, "check");
 	if (c && json_is_null(c)) {
 		e.has_check = true;     /* no check (removes one) */
@@ -473,9 +508,10 @@ int cfg_service_parse(const json_t *o, struct cfg_service *out,
                       size_t errlen)
 {
 	static const char *const keys[] = { "name", "policy", "ttl", "answers",
-		"sticky", "when_down", "endpoints", "rules", NULL };
+		"sticky", "when_down", "fill", "endpoints", "rules", "shift",
+		"damping", NULL };
 	static const char *const own[] = { "name", "policy", "ttl", "answers",
-		"sticky", "when_down", NULL };
+		"sticky", "when_down", "fill", NULL };
 	struct cfg_service s = { .sticky = -1, .name = out->name };
 	bool sticky = false;
 	int rc;
@@ -506,6 +542,10 @@ int cfg_service_parse(const json_t *o, struct cfg_service *out,
 		s.sticky = sticky;
 	if ((rc = jstr(o, "when_down", &s.when_down, where, err, errlen)) < 0)
 		return rc;
+	/* fill: null removes it. */
+	if ((rc = jnum(o, "fill", &s.fill, where, err, errlen)) < 0)
+		return rc;
+	s.has_fill = rc || json_is_null(json_object_get(o, "fill"));
 	*out = s;
 	return 0;
 }
@@ -538,6 +578,13 @@ int cfg_import_service(struct store *db, const json_t *o, size_t i, char *err,
 		if ((rc = import_endpoint(db, s.name, v, ew, err, errlen)) < 0)
 			return rc;
 	}
+	/* After the endpoints: a shift names its target. */
+	if ((v = json_object_get(o, "shift")) && !json_is_null(v) &&
+	    (rc = shift_import(db, s.name, v, where, err, errlen)) < 0)
+		return rc;
+	if ((v = json_object_get(o, "damping")) && !json_is_null(v) &&
+	    (rc = damping_import(db, s.name, v, where, err, errlen)) < 0)
+		return rc;
 	rules = json_object_get(o, "rules");
 	if (rules && !json_is_null(rules) && !json_is_array(rules))
 		return store_errf(err, errlen, -EINVAL, "%s: 'rules' must be a list",
@@ -674,6 +721,15 @@ static int plan_and_apply(sqlite3 *h, struct store *want, unsigned flags,
 		rc = cfg_plan_apply(*plan, h, err, errlen);
 		if (rc == 0)
 			rc = cfg_record(h, *plan, "import", err, errlen);
+	}
+	/* Shifts and damping thresholds are not in the plan: copied after
+	 * it, in the same transaction. */
+	if (rc == 0 && !(flags & CFG_IMPORT_DRY_RUN)) {
+		struct store cur = { .h = h };
+
+		rc = shift_copy(want, &cur, (double)time(NULL), err, errlen);
+		if (rc >= 0)
+			rc = damping_copy(want, &cur, err, errlen);
 	}
 	if (rc < 0) {
 		cfg_plan_free(*plan);

@@ -16,11 +16,13 @@
 #include "common/spell.h"
 #include "db/audit.h"
 #include "db/audit_sql.h"
+#include "db/damping.h"
 #include "db/diff.h"
 #include "db/diff_sql.h"
 #include "db/edit.h"
 #include "db/export.h"
 #include "db/jstream.h"
+#include "db/shift.h"
 #include "db/store.h"
 #include "db/store_sql.h"
 
@@ -211,6 +213,24 @@ static int record(struct imp *im, const struct cfg_plan *p)
 
 /* Plans service name (canonical) against the scratch store's content,
  * guards, records and writes it. */
+/* A service's staged shift and damping thresholds, which are not in the
+ * plan: copied from the scratch store once its rows are applied. */
+static int steering(struct imp *im, const char *name)
+{
+	struct store cur = { .h = im->h };
+	int rc;
+
+	if (im->dry || im->bad[0] || im->bad[1] || im->bad[2] ||
+	    im->apply_rc < 0)
+		return 0;
+	rc = shift_copy_one(im->want, &cur, name, (double)time(NULL),
+	                    im->err, im->errlen);
+	if (rc >= 0)
+		rc = damping_copy_one(im->want, &cur, name, im->err,
+		                      im->errlen);
+	return rc < 0 ? rc : 0;
+}
+
 static int one_service(struct imp *im, const char *name)
 {
 	const struct cfg_plan *p;
@@ -221,7 +241,7 @@ static int one_service(struct imp *im, const char *name)
 	                           im->errlen)) < 0)
 		return rc;
 	if (cfg_plan_size(p) == 0)
-		return 0;
+		return steering(im, name);
 	if (im->guard) {
 		rc = cfg_planner_guard(im->pl, &rule, msg, sizeof msg);
 		if (rc == -EPERM && rule >= 1 && rule <= 3 &&
@@ -243,8 +263,9 @@ static int one_service(struct imp *im, const char *name)
 	if ((rc = cfg_planner_apply(im->pl, msg, sizeof msg)) < 0) {
 		im->apply_rc = rc;
 		snprintf(im->apply_msg, sizeof im->apply_msg, "%s", msg);
+		return 0;
 	}
-	return 0;
+	return steering(im, name);
 }
 
 static int clear_scratch(struct imp *im)

@@ -1,4 +1,4 @@
--- db/schema.sql - the SQLite store of balanced names (schema version 5).
+-- db/schema.sql - the SQLite store of balanced names (schema version 6).
 --
 -- This is the current full schema. The build embeds it as a C string
 -- (tools/schema2c.py; tests/unit/test_store.c compares the two); store_open()
@@ -8,6 +8,7 @@
 -- Version 2 added store_version, changes and audit (the step in db/store.c
 -- creates them in a version 1 store); version 3 added shifts, damping and
 -- damp_state; version 4 id_seq (endpoint ids never given twice); version 5
+-- endpoints.capacity and services.fill (spill-over, at the end); version 6
 -- replica.
 --
 -- Conventions: names (services, CNAME targets) are lower-case, fully
@@ -277,7 +278,7 @@ CREATE TABLE damp_state (
 );
 
 -- Where this store stands as a replica of a cluster's configuration (dnsd
--- --etcd; version 5). One row, absent for a plain store. revision: the etcd
+-- --etcd; version 6). One row, absent for a plain store. revision: the etcd
 -- revision up to which everything under prefix was applied (the watch
 -- resumes after it); config_revision: the revision of the last change of
 -- the configuration among those (GET /v1/status config_revision).
@@ -289,3 +290,14 @@ CREATE TABLE IF NOT EXISTS replica (
 	prefix          TEXT NOT NULL DEFAULT '',
 	updated         REAL NOT NULL DEFAULT 0
 );
+
+-- Spill-over by capacity (version 5): columns added to the tables above by
+-- the migration to version 5 (db/store.c added_columns, ALTER TABLE), which
+-- new stores run as well:
+--   endpoints.capacity REAL, NULL or 0.001..1e9: what the endpoint can
+--     take, in DNS answers per second when its service has a fill, else a
+--     relative number (only the ratio between endpoints counts).
+--   services.fill REAL, NULL or (0, 1]: the share of each endpoint's
+--     capacity to fill before its clients spill over to the next ones;
+--     NULL = capacities are relative and clients spill only when their
+--     nearest endpoint is down.

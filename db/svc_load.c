@@ -208,6 +208,18 @@ static int load_service(struct loader *L, sqlite3_stmt *st,
 		if (target_keep(a, &v->fallback, type, rd, len, tt) < 0)
 			return -ENOMEM;
 	}
+	if (!col_null(st, 7)) {
+		double fill = sqlite3_column_double(st, 7);
+
+		if ((sqlite3_column_type(st, 7) != SQLITE_INTEGER &&
+		     sqlite3_column_type(st, 7) != SQLITE_FLOAT) ||
+		    !(fill > 0 && fill <= 1)) {
+			PROBLEM(L, "db: service id %lld (%s): fill must be a "
+			        "number in (0, 1]", id, text);
+			return 0;
+		}
+		v->fill = fill;
+	}
 	v->name = arena_strdup(a, text);
 	v->wire = arena_memdup(a, wire, (size_t)n);
 	v->wire_len = (size_t)n;
@@ -243,7 +255,7 @@ static int load_services(struct loader *L)
 		return -ENOMEM;
 	s->mask = slots - 1;
 	if (sqlite3_prepare_v2(L->h, "SELECT id, name, policy, ttl, answers, "
-	                       "sticky, when_down FROM services ORDER BY id",
+	                       "sticky, when_down, fill FROM services ORDER BY id",
 	                       -1, &st, NULL) != SQLITE_OK)
 		return ld_fail(L, "services");
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -338,6 +350,22 @@ static int load_endpoint(struct loader *L, sqlite3_stmt *st,
 	}
 	e->drained = x;
 	e->has_check = !col_null(st, 11);
+	if (!col_null(st, 12)) {
+		double cap = sqlite3_column_double(st, 12);
+
+		if (sqlite3_column_type(st, 12) != SQLITE_INTEGER &&
+		    sqlite3_column_type(st, 12) != SQLITE_FLOAT) {
+			PROBLEM(L, "db: endpoint id %lld (service %s): capacity "
+			        "is not a number", id, v->name);
+			return 0;
+		}
+		if (!(cap >= 0.001 && cap <= 1e9)) {
+			PROBLEM(L, "db: endpoint id %lld (service %s): capacity "
+			        "%g outside 0.001..1e9", id, v->name, cap);
+			return 0;
+		}
+		e->capacity = cap;
+	}
 	if (target_keep(a, &e->t, type, rd, len, tt) < 0)
 		return -ENOMEM;
 	e->region = arena_strdup(a, region ? region : "");
@@ -361,7 +389,7 @@ static int load_endpoints(struct loader *L)
 		return -ENOMEM;
 	if (sqlite3_prepare_v2(L->h, "SELECT id, service_id, target, weight, "
 	                       "priority, region, lat, lon, bias, admin, "
-	                       "drained, check_url FROM endpoints "
+	                       "drained, check_url, capacity FROM endpoints "
 	                       "ORDER BY service_id, id", -1, &st, NULL)
 	    != SQLITE_OK) {
 		rc = ld_fail(L, "endpoints");
@@ -409,6 +437,8 @@ static int load_endpoints(struct loader *L)
 				s->max_endpoint_id = tmp[ntmp].id;
 			if (tmp[ntmp].bias != 0)
 				v->any_bias = true;
+			if (tmp[ntmp].capacity > 0)
+				v->spill = true;
 			ntmp++;
 		}
 		rc = 0;
@@ -619,7 +649,7 @@ int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen)
 		goto out;
 	}
 	if ((rc = load_services(&L)) < 0 || (rc = load_endpoints(&L)) < 0 ||
-	    (rc = load_rules(&L)) < 0 ||
+	    (rc = load_rules(&L)) < 0 || (rc = svc_spill_index(s)) < 0 ||
 	    (rc = shift_load(db, s, err, errlen)) < 0)
 		goto out;
 	*out = s;

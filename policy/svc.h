@@ -18,6 +18,7 @@
  * HSTATE_UNKNOWN/UP/DOWN, probe regions, RTT per (region, id)). */
 #ifndef POLICY_SVC_H
 #define POLICY_SVC_H
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,8 @@ struct svc_endpoint {
 	bool drained;
 	bool has_check;         /* false: healthy unless forced down */
 	uint64_t key;           /* hash of the target text (sticky hashing) */
+	double capacity;        /* spill-over: answers/s (service with a
+	                           fill) or relative; 0 = none declared */
 	const struct svc_service *svc;
 };
 
@@ -115,16 +118,31 @@ struct svc_service {
 	bool has_geo_rules;     /* any country/continent rule */
 	bool any_bias;          /* an endpoint has a geo bias: rank by km */
 	struct svc_shift shift; /* staged shift (failover, weighted) */
+	/* Spill-over by capacity (geo): spill is set when an endpoint
+	 * declares a capacity; fill in (0, 1] makes capacities answers per
+	 * second and endpoints "full" at fill x capacity (0: relative
+	 * capacities, spilling only away from a down endpoint). */
+	bool spill;
+	double fill;
 	/* Free for the server: dnsd attaches the zone the name belongs to
 	 * before publishing the set. svc never reads it. */
 	void *zone;
 	uint32_t next;          /* hash chain (index + 1, 0 = end) */
 };
 
+/* An endpoint by position: s->svcs[svc].eps[ep]. */
+struct svc_ref {
+	uint32_t svc, ep;
+};
+
 struct svc_set {
 	struct arena arena;     /* owns everything below */
 	struct svc_service *svcs;
 	size_t n;
+	/* The endpoints of the services that spill over, by service order
+	 * (svc_spill_index); what dnsd's load tracking walks. */
+	struct svc_ref *spill;
+	size_t n_spill;
 	uint32_t *slot;         /* hash of wire name -> index + 1 */
 	uint32_t mask;
 	uint32_t max_endpoint_id;
@@ -137,6 +155,11 @@ void svc_set_free(struct svc_set *s);                 /* NULL is fine */
 /* Load time, for the loader: links s->svcs[idx] (name and wire already
  * set) into the name hash (s->slot, s->mask sized by the loader). */
 void svc_index_add(struct svc_set *s, size_t idx);
+
+/* Load time, for the loader, once the services and their endpoints are
+ * in: sets s->spill to the endpoints of every spill service. 0 or
+ * -ENOMEM. */
+int svc_spill_index(struct svc_set *s);
 
 /* Records one more problem (printf format) in s; load time only (dnsd adds
  * "service outside every zone"). Returns 0 or -ENOMEM. */
@@ -176,6 +199,23 @@ struct svc_client {
 	unsigned geo_plen;      /* 128-space prefix of the GeoIP network the
 	                           location came from (the whole block gets
 	                           the same location) */
+};
+
+/* The load of endpoints as the server measures it, for spill-over:
+ * per endpoint id, written by one thread (dnsd's control thread, about
+ * once a second) and read by any (relaxed atomics: each entry stands on
+ * its own). rate: answers per second over the recent window, in units of
+ * 1/SVC_RATE_UNIT; admit: the share of the endpoint's own clients it
+ * keeps while it is full, SVC_ADMIT_ONE = all (the rest spill over). */
+#define SVC_RATE_UNIT 100u
+#define SVC_ADMIT_ONE 65536u
+struct svc_load_ep {
+	_Atomic uint32_t rate;
+	_Atomic uint32_t admit;
+};
+struct svc_load {
+	struct svc_load_ep *ep;  /* indexed by endpoint id */
+	size_t n;                /* ids below n have an entry */
 };
 
 /* The result of one selection. */
@@ -246,6 +286,19 @@ void svc_select_type(const struct svc_service *s, uint16_t qtype,
                      const struct hstate_view *hv, uint64_t *rng,
                      uint32_t rr_step, struct svc_answer *out,
                      struct svc_why *why);
+
+/* The same with the endpoints' load for spill-over (NULL: none known:
+ * nobody is full, and spare capacity is the declared capacity). */
+void svc_select_load(const struct svc_service *s, uint16_t qtype,
+                     const struct svc_client *c,
+                     const struct hstate_view *hv,
+                     const struct svc_load *load, uint64_t *rng,
+                     uint32_t rr_step, struct svc_answer *out,
+                     struct svc_why *why);
+/* A load entry's answers per second and admitted share (0..1); 0 and 1
+ * for ids without an entry or without a table. Any thread. */
+double svc_load_rate(const struct svc_load *l, uint32_t id);
+double svc_load_admit(const struct svc_load *l, uint32_t id);
 
 /* Helpers shared with gslbctl (any thread, no allocation). */
 
