@@ -70,6 +70,7 @@ struct control {
 	struct store *db;            /* the store: polled (data_version),
 					and written by health and the API */
 	long long db_version;
+	bool db_full;                /* the next store read loads everything */
 	struct file_id db_id;        /* the file that handle has open */
 	struct file_id db_bad_id;    /* a replacement that failed to open */
 	size_t svc_skipped;          /* services not served (outside zones) */
@@ -219,6 +220,7 @@ static struct snap *clone_current(struct control *sv)
 }
 
 static void db_problem(struct control *sv, const char *msg);
+static void build_done(struct control *sv, int kind, double t0);
 
 /* Publishes s (snap_install). Returns 0 or -ENOMEM (s discarded, the old
  * snapshot stays). */
@@ -247,11 +249,13 @@ static int load_services(struct control *sv, struct svc_set **out)
 		return rc;
 	}
 	sv->db_version = v;
+	sv->db_full = false;
 	sv->st.db_ok = true;
 	sv->st.last_db_load = clock_unix();
 	sv->st.db_problems = (*out)->n_problems;
-	for (size_t i = 0; i < (*out)->n; i++)
-		eps += (*out)->svcs[i].n_eps;
+	for (size_t i = 0; i < (*out)->n_pos; i++)
+		if (svc_at(*out, i))
+			eps += svc_at(*out, i)->n_eps;
 	for (size_t i = 0; i < (*out)->n_problems; i++)
 		log_warn("%s", (*out)->problems[i]);
 	log_info("db %s: %zu services, %zu endpoints, %zu problems", sv->conf.db,
@@ -269,6 +273,8 @@ static void reload(struct control *sv)
 	struct zone **old = xcalloc(sv->conf.n_zone + 1, sizeof(*old));
 	struct zone **nz = xcalloc(sv->conf.n_zone + 1, sizeof(*nz));
 	struct snap *s = clone_current(sv);
+	const struct svc_set *old_svc = sv->snap ? sv->snap->svc : NULL;
+	double t0 = clock_mono();
 	unsigned failed;
 
 	if (!s) {
@@ -316,7 +322,8 @@ static void reload(struct control *sv)
 			log_err("geoip: keeping the database loaded before");
 		}
 	}
-	install(sv, s);
+	if (install(sv, s) == 0 && sv->db && s->svc != old_svc)
+		build_done(sv, STATUS_BUILD_FULL, t0);
 	if (sv->hs)
 		hsrv_reload(sv->hs, sv->db);
 	sv->st.last_reload = clock_unix();
@@ -342,10 +349,95 @@ static void db_problem(struct control *sv, const char *msg)
 	}
 }
 
+/* A snapshot build from the store: counted by kind for the metrics. */
+static void build_done(struct control *sv, int kind, double t0)
+{
+	double dt = clock_mono() - t0;
+
+	sv->st.builds[kind]++;
+	sv->st.build_seconds[kind] += dt;
+	sv->st.build_last[kind] = dt;
+}
+
+/* Whether one of the services named names[0..n) has a checked endpoint
+ * in a or in b: the health service's check list may have changed. */
+static bool checks_touched(const struct svc_set *a, const struct svc_set *b,
+			   char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct svc_service *v[2] = {
+			svc_find_text(a, names[i]), svc_find_text(b, names[i])
+		};
+
+		for (int k = 0; k < 2; k++)
+			for (size_t j = 0; v[k] && j < v[k]->n_eps; j++)
+				if (v[k]->eps[j].has_check)
+					return true;
+	}
+	return false;
+}
+
+/* The services changed since the set in force, from the store's change
+ * log (svc_load_since), swapped in sharing everything else. 1 done (or
+ * nothing configured changed), 0 when the change log cannot answer (load
+ * everything), < 0 when the store cannot be read (logged). */
+static int poll_incremental(struct control *sv)
+{
+	const struct svc_set *cur = sv->snap ? sv->snap->svc : NULL;
+	struct svc_set *set = NULL;
+	struct snap *s;
+	char **names = NULL, err[512];
+	size_t n = 0;
+	double t0 = clock_mono();
+	bool checks;
+	int rc;
+
+	if (!cur || sv->db_full)
+		return 0;
+	rc = svc_load_since(sv->db, cur, &set, &names, &n, err, sizeof(err));
+	if (rc == -ESTALE) {
+		log_info("db %s: %s; loading everything", sv->conf.db, err);
+		return 0;
+	}
+	if (rc < 0) {
+		db_problem(sv, err);
+		sv->st.db_ok = false;
+		return rc;
+	}
+	/* The file changed but not its configuration version: a write that
+	 * bypassed the change log (the sqlite3 shell); load everything. */
+	if (!set)
+		return 0;
+	sv->db_err[0] = 0;
+	sv->st.db_ok = true;
+	sv->st.last_db_load = clock_unix();
+	checks = checks_touched(cur, set, names, n);
+	if (!(s = clone_current(sv))) {
+		svc_set_free(set);
+		svc_names_free(names, n);
+		return -ENOMEM;
+	}
+	s->svc = set;
+	s->svc_delta = true;
+	s->svc_changed = names;
+	s->n_svc_changed = n;
+	rc = install(sv, s);
+	svc_names_free(names, n);
+	if (rc < 0)
+		return rc;
+	build_done(sv, STATUS_BUILD_INCREMENTAL, t0);
+	log_info("db %s: version %lld, %zu service%s changed, %zu services",
+		 sv->conf.db, set->version, n, n == 1 ? "" : "s", set->n);
+	if (sv->hs && checks)
+		hsrv_reload(sv->hs, sv->db);
+	return 1;
+}
+
 /* Picks up changes to the store: a file replaced under its name (mv) is
  * reopened; a new PRAGMA data_version (a commit by gslbctl, the API or the
- * sqlite3 shell) loads the services again. Whatever fails keeps the
- * services in force. */
+ * sqlite3 shell) loads what changed: the changed services only when the
+ * store's change log says which, else everything. Whatever fails keeps
+ * the services in force. */
 static void poll_db(struct control *sv)
 {
 	struct file_id id;
@@ -353,6 +445,7 @@ static void poll_db(struct control *sv)
 	struct snap *s;
 	long long v;
 	char err[512];
+	double t0;
 
 	file_id_of(sv->conf.db, &id);
 	if (id.ino && (id.ino != sv->db_id.ino || id.dev != sv->db_id.dev) &&
@@ -368,6 +461,7 @@ static void poll_db(struct control *sv)
 			sv->db = h;
 			sv->db_id = id;
 			sv->db_version = -1;
+			sv->db_full = true;     /* another store's versions */
 			if (sv->hs)     /* never leave it the closed handle */
 				hsrv_reload(sv->hs, sv->db);
 		}
@@ -382,6 +476,9 @@ static void poll_db(struct control *sv)
 	if (v == sv->db_version)
 		return;
 	sv->db_version = v;     /* a failed load is retried at the next change */
+	if (poll_incremental(sv) != 0)
+		return;
+	t0 = clock_mono();
 	if (load_services(sv, &set) < 0)
 		return;
 	sv->db_err[0] = 0;
@@ -390,7 +487,9 @@ static void poll_db(struct control *sv)
 		return;
 	}
 	s->svc = set;
-	install(sv, s);
+	if (install(sv, s) < 0)
+		return;
+	build_done(sv, STATUS_BUILD_FULL, t0);
 	if (sv->hs)
 		hsrv_reload(sv->hs, sv->db);
 }
@@ -1031,6 +1130,7 @@ unsigned control_check(struct control *sv)
 static void first_snapshot(struct control *sv)
 {
 	struct snap *s = clone_current(sv);
+	double t0 = clock_mono();
 
 	if (!s || snap_set_zones(s, sv->zones, sv->conf.n_zone) < 0)
 		fatal("out of memory building the first snapshot");
@@ -1062,6 +1162,8 @@ static void first_snapshot(struct control *sv)
 	}
 	if (install(sv, s) < 0)
 		fatal("out of memory building the first snapshot");
+	if (sv->db)
+		build_done(sv, STATUS_BUILD_FULL, t0);
 }
 
 static void start_timer(struct control *sv, struct event **ev,
