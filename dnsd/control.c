@@ -428,6 +428,9 @@ static int poll_incremental(struct control *sv)
 	build_done(sv, STATUS_BUILD_INCREMENTAL, t0);
 	log_info("db %s: version %lld, %zu service%s changed, %zu services",
 		 sv->conf.db, set->version, n, n == 1 ? "" : "s", set->n);
+	webui_event(sv->web, "config", sv->conf.db,
+		    "version %lld: %zu service%s changed, %zu services",
+		    set->version, n, n == 1 ? "" : "s", set->n);
 	if (sv->hs && checks)
 		hsrv_reload(sv->hs, sv->db);
 	return 1;

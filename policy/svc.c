@@ -839,7 +839,7 @@ static int nearest_region(struct sel *S)
 	double bd = INFINITY;
 	int best = -1;
 
-	if (!hv || !S->c->has_loc || !hv->rtt_ms)
+	if (!hv || !S->c->has_loc || !hv->n_regions)
 		return -1;
 	const double *cv = client_vec(S);
 
@@ -873,8 +873,7 @@ static void pick_latency(struct sel *S)
 		S->why->region = r;
 	for (size_t i = 0; r >= 0 && i < S->n; i++) {
 		const struct svc_endpoint *e = &S->s->eps[S->idx[i]];
-		double rtt = e->id < hv->n ?
-			hv->rtt_ms[(size_t)r * hv->n + e->id] : -1;
+		double rtt = hstate_view_rtt(hv, (size_t)r, e->id);
 
 		if (S->why && S->idx[i] < S->why->cap)
 			S->why->ep[S->idx[i]].rtt_ms = rtt;
@@ -1055,8 +1054,8 @@ void svc_select_type(const struct svc_service *s, uint16_t qtype,
 		uint8_t h = HSTATE_UNKNOWN;
 		bool healthy;
 
-		if (hv && e->id < hv->n && e->has_check)
-			h = hv->state[e->id];
+		if (hv && e->has_check)
+			h = hstate_view_state(hv, e->id);
 		healthy = e->admin == SVC_ADMIN_UP ||
 		          (e->admin == SVC_ADMIN_AUTO &&
 		           (!e->has_check || h != HSTATE_DOWN));
