@@ -106,6 +106,11 @@ struct loader {
 	size_t errlen;
 };
 
+/* The check columns after check_url, for svc_endpoint.check_key. */
+#define CHECK_COLS "check_interval, check_timeout, check_rise, check_fall, " \
+	"check_tls_verify, check_expect, check_body, check_host"
+#define CHECK_NCOLS 8
+
 /* Services changed since version ?1 (the change log, db/audit.h). */
 #define CHANGED_NAMES "(SELECT service FROM changes WHERE version > ?1)"
 #define CHANGED_IDS "(SELECT id FROM services WHERE name IN " \
@@ -385,6 +390,19 @@ static int load_endpoint(struct loader *L, sqlite3_stmt *st,
 	}
 	e->drained = x;
 	e->has_check = !col_null(st, 11);
+	if (e->has_check) {
+		/* What the probe agents are told to check (the query path
+		 * never reads it): a change shows as a new check_key. */
+		uint64_t k = hash_fnv64("check", 5);
+
+		for (int c = 11; c <= 11 + CHECK_NCOLS; c++) {
+			const unsigned char *t = sqlite3_column_text(st, c);
+			int n = sqlite3_column_bytes(st, c);
+
+			k = hash_mix64(k ^ (t ? hash_fnv64(t, (size_t)n) : 0x9e37u));
+		}
+		e->check_key = k;
+	}
 	if (target_keep(a, &e->t, type, rd, len, tt) < 0)
 		return -ENOMEM;
 	e->region = arena_strdup(a, region ? region : "");
@@ -408,12 +426,13 @@ static int load_endpoints(struct loader *L)
 		return -ENOMEM;
 	if (ld_prepare(L, L->since >= 0 ?
 	               "SELECT id, service_id, target, weight, priority, "
-	               "region, lat, lon, bias, admin, drained, check_url "
-	               "FROM endpoints WHERE service_id IN " CHANGED_IDS
+	               "region, lat, lon, bias, admin, drained, check_url, "
+	               CHECK_COLS " FROM endpoints WHERE service_id IN "
+	               CHANGED_IDS
 	               " ORDER BY service_id, id" :
 	               "SELECT id, service_id, target, weight, "
 	               "priority, region, lat, lon, bias, admin, "
-	               "drained, check_url FROM endpoints "
+	               "drained, check_url, " CHECK_COLS " FROM endpoints "
 	               "ORDER BY service_id, id", &st) < 0) {
 		rc = ld_fail(L, "endpoints");
 		goto out;

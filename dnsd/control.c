@@ -359,21 +359,38 @@ static void build_done(struct control *sv, int kind, double t0)
 	sv->st.build_last[kind] = dt;
 }
 
-/* Whether one of the services named names[0..n) has a checked endpoint
- * in a or in b: the health service's check list may have changed. */
+/* The checked endpoints of v, as the check list shows them: the same in
+ * a and b? */
+static bool same_checks(const struct svc_service *a,
+			const struct svc_service *b)
+{
+	size_t i = 0, j = 0;
+
+	for (;;) {
+		while (a && i < a->n_eps && !a->eps[i].has_check)
+			i++;
+		while (b && j < b->n_eps && !b->eps[j].has_check)
+			j++;
+		if (!a || i == a->n_eps || !b || j == b->n_eps)
+			return (!a || i == a->n_eps) && (!b || j == b->n_eps);
+		if (a->eps[i].id != b->eps[j].id ||
+		    a->eps[i].check_key != b->eps[j].check_key ||
+		    strcmp(a->eps[i].t.text, b->eps[j].t.text) != 0)
+			return false;
+		i++;
+		j++;
+	}
+}
+
+/* Whether the checks of one of the services named names[0..n) differ
+ * between a and b: the health service's check list must be read again. */
 static bool checks_touched(const struct svc_set *a, const struct svc_set *b,
 			   char *const *names, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		const struct svc_service *v[2] = {
-			svc_find_text(a, names[i]), svc_find_text(b, names[i])
-		};
-
-		for (int k = 0; k < 2; k++)
-			for (size_t j = 0; v[k] && j < v[k]->n_eps; j++)
-				if (v[k]->eps[j].has_check)
-					return true;
-	}
+	for (size_t i = 0; i < n; i++)
+		if (!same_checks(svc_find_text(a, names[i]),
+				 svc_find_text(b, names[i])))
+			return true;
 	return false;
 }
 

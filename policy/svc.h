@@ -69,6 +69,8 @@ struct svc_endpoint {
 	uint8_t admin;          /* enum svc_admin */
 	bool drained;
 	bool has_check;         /* false: healthy unless forced down */
+	uint64_t check_key;     /* hash of the check's settings (0: none);
+	                           load time only: has the check changed? */
 	uint64_t key;           /* hash of the target text (sticky hashing) */
 	const struct svc_service *svc;
 };

@@ -200,7 +200,8 @@ static bool ep_eq(const struct svc_endpoint *a, const struct svc_endpoint *b)
 	       a->lat == b->lat && a->lon == b->lon && a->v[0] == b->v[0] &&
 	       a->v[1] == b->v[1] && a->v[2] == b->v[2] && a->bias == b->bias &&
 	       a->admin == b->admin && a->drained == b->drained &&
-	       a->has_check == b->has_check && a->key == b->key;
+	       a->has_check == b->has_check && a->key == b->key &&
+	       a->check_key == b->check_key;
 }
 
 static bool rule_eq(const struct svc_rule *a, const struct svc_rule *b)
