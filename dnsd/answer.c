@@ -111,16 +111,31 @@ static void servfail(struct ctx *x)
  * TC when the signatures do not fit, or when the signing budget is spent
  * over UDP (the client retries over TCP, which a spoofed flood cannot);
  * SERVFAIL otherwise. */
+/* The identity under which records made from object o (an RRset, a node)
+ * are memoised with their signatures (dnssec_sign_static): o when they are
+ * owned by a pointer to the question name, o + 1 when owned by an
+ * uncompressed name (o's own name: a CNAME target or a delegation).
+ * Addresses inside o are never another object's, so identities of other
+ * records cannot collide; NULL when the records depend on the name asked
+ * (a wildcard). */
+static const void *memo_id(const void *o, const uint8_t *owner, bool wild)
+{
+	return wild ? NULL : owner ? (const void *)((const uint8_t *)o + 1) : o;
+}
+
 static bool sign(struct ctx *x, const struct zone *z, size_t mark,
-		 uint16_t *count, bool keyset)
+		 uint16_t *count, bool keyset, const void *id)
 {
 	const struct dnssec_zone *dz;
 	int rc;
 
 	if (!x->sign || mark == x->r.len || !(dz = dnssec_zone_of(x->s->sec, z)))
 		return true;
-	rc = dnssec_sign(x->w->dw, dz, keyset, x->r.p, mark, &x->r.len,
-			 x->r.limit, count, x->now);
+	rc = id ? dnssec_sign_static(x->w->dw, dz, keyset, id, x->s->gen,
+				     x->r.p, mark, &x->r.len, x->r.limit,
+				     count, x->now)
+		: dnssec_sign(x->w->dw, dz, keyset, x->r.p, mark, &x->r.len,
+			      x->r.limit, count, x->now);
 	if (rc == 0)
 		return true;
 	if (rc == -ENOSPC || (rc == -EAGAIN && !x->c->tcp))
@@ -148,7 +163,8 @@ static void add_type(uint16_t *types, unsigned *n, unsigned cap, uint16_t t)
  * client set CO; for a name that exists (node n of a zone, or the balanced
  * name svc) the bitmap holds its real types. */
 static void deny(struct ctx *x, const struct zone *z, const uint8_t *owner,
-		 size_t olen, const struct node *n, const struct svc_service *svc)
+		 size_t olen, const struct node *n, const struct svc_service *svc,
+		 const void *id)
 {
 	static const uint8_t qptr[2] = { 0xc0, 0x0c };
 	const struct dnssec_zone *dz = dnssec_zone_of(x->s->sec, z);
@@ -196,15 +212,16 @@ static void deny(struct ctx *x, const struct zone *z, const uint8_t *owner,
 	}
 	x->r.len += len;
 	x->r.ns++;
-	sign(x, z, mark, &x->r.ns, false);
+	sign(x, z, mark, &x->r.ns, false, id);
 }
 
 /* A negative answer from zone z (RFC 2308), with its proof for DO. The
  * name denied is owner (NULL: the query name); n or svc is what exists
- * there (NODATA), neither for NXDOMAIN. */
+ * there (NODATA), neither for NXDOMAIN. id: the proof's memo identity
+ * (memo_id()), NULL when it changes from one answer to the next. */
 static void negative(struct ctx *x, const struct zone *z, uint8_t rcode,
 		     const uint8_t *owner, size_t olen, const struct node *n,
-		     const struct svc_service *svc)
+		     const struct svc_service *svc, const void *id)
 {
 	size_t mark = x->r.len;
 
@@ -213,8 +230,8 @@ static void negative(struct ctx *x, const struct zone *z, uint8_t rcode,
 		truncate_all(x);
 		return;
 	}
-	if (sign(x, z, mark, &x->r.ns, false) && x->sign)
-		deny(x, z, owner, olen, n, svc);
+	if (sign(x, z, mark, &x->r.ns, false, z->neg_soa) && x->sign)
+		deny(x, z, owner, olen, n, svc, id);
 }
 
 /* RFC 1034 4.3.2 step 3b: a referral to the delegation at cut. */
@@ -256,7 +273,11 @@ static void referral(struct ctx *x, const struct node *cut)
 			x->r.len += len;
 			x->r.ns++;
 		}
-		if (!sign(x, cut->zone, mark, &x->r.ns, false))
+		/* The DS RRset owned like a CNAME target's (memo_id()), the
+		 * NSEC under an identity of its own inside the cut node. */
+		if (!sign(x, cut->zone, mark, &x->r.ns, false,
+			  ds ? memo_id(ds, cut->name, false)
+			     : (const void *)((const uint8_t *)cut + 2)))
 			return;
 	}
 	/* Glue is needed to follow the referral: missing glue is TC
@@ -285,11 +306,14 @@ static void chase(struct ctx *x, const uint8_t *t, unsigned depth);
 static bool service(struct ctx *x, const struct svc_service *svc,
 		    const uint8_t *owner, size_t olen, unsigned depth);
 
-/* Answers from node n (an exact match or a wildcard source) for the owner
- * name: the query name when owner is NULL. Follows CNAMEs inside our
- * zones. */
+/* Answers from node n (an exact match, or a wildcard source when wild) for
+ * the owner name: the query name when owner is NULL. Follows CNAMEs inside
+ * our zones. An exact match's RRsets are always the same records under the
+ * same owner octets, so their signatures are memoised (dnssec_sign_static);
+ * a wildcard's records take the name asked. */
 static void from_node(struct ctx *x, const struct node *n,
-		      const uint8_t *owner, size_t olen, unsigned depth)
+		      const uint8_t *owner, size_t olen, unsigned depth,
+		      bool wild)
 {
 	uint16_t qtype = x->q->qtype;
 	const struct rrset *set, *cname;
@@ -313,14 +337,16 @@ static void from_node(struct ctx *x, const struct node *n,
 			truncate_all(x);
 			return;
 		}
-		if (!sign(x, n->zone, mark, &x->r.an, keyset))
+		if (!sign(x, n->zone, mark, &x->r.an, keyset,
+			  memo_id(set, owner, wild)))
 			return;
 		additional(x, set);
 		return;
 	}
 	cname = zone_rrset(n, TYPE_CNAME);
 	if (!cname) {
-		negative(x, n->zone, RCODE_NOERROR, owner, olen, n, NULL); /* NODATA */
+		negative(x, n->zone, RCODE_NOERROR, owner, olen, n, NULL,
+			 memo_id(n, owner, wild));        /* NODATA */
 		return;
 	}
 	if (!(owner ? put_set_owned(&x->r, cname, owner, olen, &x->r.an)
@@ -328,7 +354,7 @@ static void from_node(struct ctx *x, const struct node *n,
 		truncate_all(x);
 		return;
 	}
-	if (!sign(x, n->zone, mark, &x->r.an, false))
+	if (!sign(x, n->zone, mark, &x->r.an, false, memo_id(cname, owner, wild)))
 		return;
 	chase(x, cname->data + 12, depth + 1);
 }
@@ -352,20 +378,21 @@ static void chase(struct ctx *x, const uint8_t *t, unsigned depth)
 	n = zonetab_find(x->s->zt, target, tlen);
 	if (n) {
 		if (!(n->flags & (NODE_CUT | NODE_OCCLUDED)))
-			from_node(x, n, target, tlen, depth);
+			from_node(x, n, target, tlen, depth, false);
 		return;
 	}
 	if ((n = snap_svc_ent(x->s, target, tlen)) != NULL) {
-		from_node(x, n, target, tlen, depth);  /* NODATA */
+		from_node(x, n, target, tlen, depth, false);  /* NODATA */
 		return;
 	}
 	n = zonetab_encloser(x->s->zt, target, tlen);
 	if (!n || (n->flags & (NODE_CUT | NODE_OCCLUDED)))
 		return;             /* not ours, or delegated */
 	if (n->wild)
-		from_node(x, n->wild, target, tlen, depth);
+		from_node(x, n->wild, target, tlen, depth, true);
 	else
-		negative(x, n->zone, RCODE_NXDOMAIN, target, tlen, NULL, NULL);
+		negative(x, n->zone, RCODE_NXDOMAIN, target, tlen, NULL, NULL,
+			 NULL);
 }
 
 /* The address a client is located by: the ECS subnet with its source
@@ -519,7 +546,7 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 	stats_inc(&x->w->st->service_answers);
 	if (qtype != TYPE_A && qtype != TYPE_AAAA && qtype != TYPE_CNAME &&
 	    qtype != TYPE_ANY) {
-		negative(x, z, RCODE_NOERROR, owner, olen, NULL, svc);  /* NODATA */
+		negative(x, z, RCODE_NOERROR, owner, olen, NULL, svc, NULL); /* NODATA */
 		return true;
 	}
 	client_of(x, &cl);
@@ -554,7 +581,7 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 		}
 		x->r.an++;
 		count_endpoint(x->w, ans.ep[0]);
-		if (!sign(x, z, mark, &x->r.an, false))
+		if (!sign(x, z, mark, &x->r.an, false, NULL))
 			return true;
 		if (qtype != TYPE_CNAME)
 			chase(x, cname->rdata, depth + 1);
@@ -572,9 +599,10 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 		count_endpoint(x->w, ans.ep[i]);
 	}
 	if (x->r.an == before)
-		negative(x, z, RCODE_NOERROR, owner, olen, NULL, svc); /* e.g. AAAA at IPv4 only */
+		negative(x, z, RCODE_NOERROR, owner, olen, NULL, svc,
+			 NULL);           /* e.g. AAAA at IPv4 only */
 	else
-		sign(x, z, mark, &x->r.an, false);
+		sign(x, z, mark, &x->r.an, false, NULL);
 	return true;
 }
 
@@ -605,11 +633,11 @@ static void lookup(struct ctx *x)
 			if (cut)
 				n = cut;
 		}
-		from_node(x, n, NULL, 0, 0);
+		from_node(x, n, NULL, 0, 0, false);
 		return;
 	}
 	if ((n = snap_svc_ent(x->s, q->lname, q->qname_len)) != NULL) {
-		from_node(x, n, NULL, 0, 0);          /* NODATA */
+		from_node(x, n, NULL, 0, 0, false);          /* NODATA */
 		return;
 	}
 	n = zonetab_encloser(x->s->zt, q->lname, q->qname_len);
@@ -627,10 +655,10 @@ static void lookup(struct ctx *x)
 		return;
 	}
 	if (n->wild) {                 /* RFC 4592 3.3.1: closest encloser */
-		from_node(x, n->wild, NULL, 0, 0);
+		from_node(x, n->wild, NULL, 0, 0, true);
 		return;
 	}
-	negative(x, n->zone, RCODE_NXDOMAIN, NULL, 0, NULL, NULL);
+	negative(x, n->zone, RCODE_NXDOMAIN, NULL, 0, NULL, NULL, NULL);
 }
 
 /* Octets the OPT record will take. */

@@ -753,6 +753,19 @@ struct rec_ref {
 
 #define TEMPLATES 8
 
+/* A memo entry: the RRSIG records dnssec_sign() appended after the records
+ * that id stands for in snapshot generation gen. 232 octets hold two ECDSA
+ * or Ed25519 RRSIGs of a zone name up to about 60 octets; longer ones are
+ * not memoised. */
+#define MEMO_DATA 232
+struct memo_entry {
+	const void *id;
+	uint64_t gen;
+	uint32_t expiration, inception;
+	uint16_t len, count;
+	uint8_t data[MEMO_DATA];
+};
+
 struct dnssec_worker {
 	EVP_MD_CTX *md;
 	/* Per key, a context on which EVP_DigestSignInit() ran once: each
@@ -771,6 +784,12 @@ struct dnssec_worker {
 	struct rec_ref recs[RRSET_MAX];
 	uint16_t order[RRSET_MAX];
 	uint8_t der[128];
+	/* Finished RRSIGs of RRsets that stay the same for a snapshot's life
+	 * (dnssec_sign_static), direct-mapped. */
+	struct memo_entry *memo;
+	size_t memo_n;               /* power of two, 0: no memo */
+	uint32_t sig_exp, sig_inc;   /* the last dnssec_sign(): the earliest
+	                                expiration, the latest inception */
 	uint8_t rd[65536];           /* canonical rdata of one RRset */
 	uint8_t tbs[TBS_MAX];        /* what is signed */
 };
@@ -788,8 +807,17 @@ struct dnssec_worker *dnssec_worker_new(uint64_t seed)
 		for (sets = 1; sets * 2 * 2 * sizeof(struct sig_entry) <= g_cache_bytes;)
 			sets *= 2;
 	if (sets) {
+		size_t m = 1;
+
 		w->cache = calloc(sets * 2, sizeof(*w->cache));
 		w->sets = w->cache ? sets : 0;
+		/* The memo takes an eighth of the cache's budget again. */
+		while (m * 2 * sizeof(struct memo_entry) <= g_cache_bytes / 8)
+			m *= 2;
+		if (m * sizeof(struct memo_entry) <= g_cache_bytes / 8) {
+			w->memo = calloc(m, sizeof(*w->memo));
+			w->memo_n = w->memo ? m : 0;
+		}
 	}
 	w->tokens = g_sign_rate;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &w->last);
@@ -808,6 +836,7 @@ void dnssec_worker_free(struct dnssec_worker *w)
 	for (unsigned i = 0; i < TEMPLATES; i++)
 		EVP_MD_CTX_free(w->tmpl[i].ctx);
 	free(w->cache);
+	free(w->memo);
 	free(w);
 }
 
@@ -1141,6 +1170,10 @@ static int sign_type(struct dnssec_worker *w, const struct dnssec_zone *z,
 		rc = signature(w, k, tbs, at, now, sig, &siglen);
 		if (rc < 0)
 			return rc;
+		if (wire_get32(tbs + 8) < w->sig_exp)
+			w->sig_exp = wire_get32(tbs + 8);
+		if (wire_get32(tbs + 12) > w->sig_inc)
+			w->sig_inc = wire_get32(tbs + 12);
 		rdlen = hdr + siglen;
 		if (*len + owner_len + 10 + rdlen > limit)
 			return -ENOSPC;
@@ -1170,6 +1203,8 @@ int dnssec_sign(struct dnssec_worker *w, const struct dnssec_zone *z,
 
 	if (!w)
 		return -EINVAL;
+	w->sig_exp = UINT32_MAX;
+	w->sig_inc = 0;
 	while (off < end) {
 		size_t o = off;
 		int nl = wire_read_name(pkt, end, &off, nrec ? NULL : lname);
@@ -1207,24 +1242,65 @@ int dnssec_sign(struct dnssec_worker *w, const struct dnssec_zone *z,
 	return 0;
 }
 
+int dnssec_sign_static(struct dnssec_worker *w, const struct dnssec_zone *z,
+		       bool keyset, const void *id, uint64_t gen, uint8_t *pkt,
+		       size_t start, size_t *len, size_t limit,
+		       uint16_t *count, time_t now)
+{
+	struct memo_entry *e;
+	size_t before = *len;
+	uint16_t added = 0;
+	int rc;
+
+	if (!w || !w->memo_n)
+		return dnssec_sign(w, z, keyset, pkt, start, len, limit, count, now);
+	/* Fibonacci hashing of the address: RRsets are spread over memory. */
+	e = &w->memo[((uintptr_t)id * 0x9e3779b97f4a7c15ull ^ gen) >> 20 &
+		     (w->memo_n - 1)];
+	if (e->id == id && e->gen == gen && e->len &&
+	    (int64_t)e->expiration - REFRESH_BEFORE > (int64_t)now &&
+	    (int64_t)e->inception <= (int64_t)now) {
+		if (*len + e->len > limit)
+			return -ENOSPC;
+		memcpy(pkt + *len, e->data, e->len);
+		*len += e->len;
+		*count += e->count;
+		w->ctr.cache_hits += e->count;
+		return 0;
+	}
+	rc = dnssec_sign(w, z, keyset, pkt, start, len, limit, &added, now);
+	if (rc == 0 && *len - before <= MEMO_DATA && added) {
+		e->id = id;
+		e->gen = gen;
+		e->expiration = w->sig_exp;
+		e->inception = w->sig_inc;
+		e->len = (uint16_t)(*len - before);
+		e->count = added;
+		memcpy(e->data, pkt + before, e->len);
+	}
+	*count += added;
+	return rc;
+}
+
 size_t dnssec_put_nsec(uint8_t *p, size_t room, const uint8_t *owner,
 		       size_t owner_len, const uint8_t *name, size_t nlen,
 		       uint32_t ttl, const uint16_t *types, unsigned n)
 {
-	uint8_t bits[256][32];
+	uint8_t bits[256][32];       /* a window's row is zeroed when used */
 	bool used[256] = { false };
 	uint8_t blen[256] = { 0 };
 	size_t rdlen = 2 + nlen, at;
 
 	if (nlen + 2 > WIRE_NAME_MAX)
 		return 0;
-	memset(bits, 0, sizeof(bits));
 	for (unsigned i = 0; i < n + 2; i++) {
 		uint16_t t = i < n ? types[i] : i == n ? TYPE_RRSIG : TYPE_NSEC;
 		unsigned win = t >> 8, lo = t & 0xff;
 
-		if (!used[win])
+		if (!used[win]) {
 			used[win] = true;
+			memset(bits[win], 0, sizeof(bits[win]));
+		}
 		bits[win][lo / 8] |= (uint8_t)(0x80 >> (lo % 8));
 		if (lo / 8 + 1 > blen[win])
 			blen[win] = (uint8_t)(lo / 8 + 1);

@@ -145,6 +145,17 @@ int dnssec_sign(struct dnssec_worker *w, const struct dnssec_zone *z,
 		bool keyset, uint8_t *pkt, size_t start, size_t *len,
 		size_t limit, uint16_t *count, time_t now);
 
+/* Query path: dnssec_sign() for records that stay the same as long as a
+ * snapshot does (a zone's static RRsets): id (the RRset's address) and the
+ * snapshot's generation gen name them, with the same owner octets. Their
+ * finished RRSIGs are memoised per worker, so the next answer copies them
+ * without parsing, sorting or hashing the records; a memoised signature is
+ * used as long as a cached one would be. */
+int dnssec_sign_static(struct dnssec_worker *w, const struct dnssec_zone *z,
+		       bool keyset, const void *id, uint64_t gen, uint8_t *pkt,
+		       size_t start, size_t *len, size_t limit,
+		       uint16_t *count, time_t now);
+
 /* Query path: writes an NSEC record at p (room octets) owned by owner
  * (owner_len octets as they go on the wire: a pointer or a name) for the
  * lower-case name (nlen octets), next name \000.name, with the types[n]

@@ -355,6 +355,46 @@ def referrals_carry_signed_ds_or_its_absence():
 
 
 @test
+def memoised_signatures_follow_the_owner():
+    """dnsd keeps the finished RRSIGs of static RRsets per worker: the same
+    records under another owner (asked directly, then as a CNAME target,
+    or a DS asked directly and then in a referral; a NODATA proof asked
+    directly and then behind a CNAME) must each get signatures of their
+    own owner, in any order, repeated (the second time from the memo).
+    One worker thread, so every query meets the memo of the ones before."""
+    e = setup()
+    d = Dnsd(["--zone", e["ez"], "--zone", e["gz"], "--db", e["db"],
+              "--dnssec-keys", e["keys"], "--threads", "1"])
+    seq = [("www.example.com.", "A"), ("alias.example.com.", "A"),
+           ("WwW.ExAmPlE.cOm.", "A"), ("alias.example.com.", "A"),
+           ("www.example.com.", "TXT"), ("alias.example.com.", "TXT"),
+           ("www.example.com.", "TXT"), ("alias.example.com.", "TXT"),
+           ("host.sub.example.com.", "A"), ("sub.example.com.", "DS"),
+           ("host.sub.example.com.", "A"), ("sub.example.com.", "DS"),
+           ("host.insec.example.com.", "A"), ("insec.example.com.", "DS"),
+           ("host.insec.example.com.", "A"), ("insec.example.com.", "DS")]
+    checked = 0
+    for qname, qtype in seq:
+        r = d.udp(None, query=do_query(qname, qtype))
+        expect(r.rcode() == dns.rcode.NOERROR, "%s %s: %s" % (qname, qtype, r))
+        try:
+            n = validate_sections(e, r)
+        except Exception as ex:       # noqa: BLE001 - the failing answer
+            raise AssertionError("%s %s does not validate (%s): %s" %
+                                 (qname, qtype, ex, r))
+        expect(n >= 1, "%s %s: nothing signed: %s" % (qname, qtype, r))
+        checked += n
+    # the referral's NSEC lists NS only, the NODATA one at the cut its types
+    r = d.udp(None, query=do_query("insec.example.com.", "DS"))
+    nsec = [rs for rs in r.authority if rs.rdtype == dns.rdatatype.NSEC]
+    expect(len(nsec) == 1, r)
+    types = [dns.rdatatype.to_text(t) for w in nsec[0][0].windows for t in _bits(w)]
+    expect("NS" in types and "DS" not in types, types)
+    expect(checked >= 24, "only %d RRsets checked" % checked)
+    d.stop()
+
+
+@test
 def ttl_change_is_not_served_with_a_stale_signature():
     """The cache is keyed by the RRset with its TTL: a signature made for
     TTL 30 must not be reused after the TTL becomes 31 (it would be bogus)."""

@@ -295,10 +295,90 @@ static void test_sign(void)
 	dnssec_key_fini(&z.keys[0]);
 }
 
+/* dnssec_sign_static(): the same bytes as dnssec_sign(), copied from the
+ * memo for the same RRset and generation, made again for another
+ * generation, another RRset, or when the memoised signature is too old. */
+static void test_memo(void)
+{
+	static const uint8_t addrs[2][4] = { { 192, 0, 2, 9 }, { 192, 0, 2, 1 } };
+	static const uint8_t sorted[2][4] = { { 192, 0, 2, 1 }, { 192, 0, 2, 9 } };
+	static struct dnssec_zone z;
+	static const int set_a = 0, set_b = 0;  /* two RRset identities */
+	struct dnssec_worker *w;
+	struct dnssec_counters c;
+	uint8_t p[2048], first[256];
+	char err[256];
+	size_t len, end, flen;
+	uint16_t count = 2;
+	time_t now = time(NULL);
+
+	CHECK(dnssec_key_parse(ECDSA_PUB, strlen(ECDSA_PUB), ECDSA_PRIV,
+			       strlen(ECDSA_PRIV), true, &z.keys[0], err,
+			       sizeof(err)) == 0, "%s", err);
+	z.keys[0].id = 43;
+	z.n_keys = 1;
+	z.zsk[0] = z.ksk[0] = &z.keys[0];
+	z.n_zsk = z.n_ksk = 1;
+	memcpy(z.apex, "\7example\3com", 13);
+	z.apex_len = 13;
+	dnssec_configure(1 << 20, 0);
+	w = dnssec_worker_new(2);
+	CHECK(w != NULL, "worker");
+	if (!w)
+		return;
+	end = len = response(p, addrs, 2, 300);
+	CHECK(dnssec_sign_static(w, &z, false, &set_a, 7, p, WIRE_HDR + 21, &len,
+				 sizeof(p), &count, now) == 0 && count == 3,
+	      "static sign: count %u", count);
+	CHECK(verify(&z.keys[0], p + end, sorted, 2, 300), "memoised RRSIG verifies");
+	flen = len - end;
+	memcpy(first, p + end, flen);
+
+	/* Same identity and generation: copied, nothing parsed or signed. */
+	end = len = response(p, addrs, 2, 300);
+	count = 2;
+	CHECK(dnssec_sign_static(w, &z, false, &set_a, 7, p, WIRE_HDR + 21, &len,
+				 sizeof(p), &count, now) == 0 && count == 3 &&
+	      len - end == flen && !memcmp(first, p + end, flen), "memo hit");
+	dnssec_worker_counters(w, &c);
+	CHECK(c.signed_ == 1 && c.cache_hits == 1, "memo hit counted: %llu/%llu",
+	      (unsigned long long)c.signed_, (unsigned long long)c.cache_hits);
+	/* Not past the limit. */
+	len = end;
+	CHECK(dnssec_sign_static(w, &z, false, &set_a, 7, p, WIRE_HDR + 21, &len,
+				 end + 20, &count, now) == -ENOSPC && len == end,
+	      "memo hit, no room");
+
+	/* Another generation or another RRset: through the signing path
+	 * (here a signature-cache hit, the records being the same). */
+	end = len = response(p, addrs, 2, 300);
+	CHECK(dnssec_sign_static(w, &z, false, &set_a, 8, p, WIRE_HDR + 21, &len,
+				 sizeof(p), &count, now) == 0, "generation 8");
+	len = end;
+	CHECK(dnssec_sign_static(w, &z, false, &set_b, 8, p, WIRE_HDR + 21, &len,
+				 sizeof(p), &count, now) == 0, "other RRset");
+	dnssec_worker_counters(w, &c);
+	CHECK(c.signed_ == 1 && c.cache_hits == 3, "memo misses use the cache: %llu/%llu",
+	      (unsigned long long)c.signed_, (unsigned long long)c.cache_hits);
+
+	/* Eight days on, the memoised signature is within the refresh window:
+	 * a new one is made, with a later expiration. */
+	end = len = response(p, addrs, 2, 300);
+	CHECK(dnssec_sign_static(w, &z, false, &set_a, 7, p, WIRE_HDR + 21, &len,
+				 sizeof(p), &count, now + 8 * 86400) == 0, "8 days on");
+	dnssec_worker_counters(w, &c);
+	CHECK(c.signed_ == 2, "old memo entry signed anew: %llu",
+	      (unsigned long long)c.signed_);
+	CHECK(wire_get32(p + end + 20) > wire_get32(first + 20), "later expiration");
+	dnssec_worker_free(w);
+	dnssec_key_fini(&z.keys[0]);
+}
+
 int main(void)
 {
 	test_parse();
 	test_nsec();
 	test_sign();
+	test_memo();
 	return TEST_DONE();
 }
