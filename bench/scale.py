@@ -272,9 +272,12 @@ def run_size(n):
 
         # Health transitions through the API.
         hl = []
-        for k in range(HEALTH):
-            i = rnd.randrange(min(n // 3, CHECKED)) * 3
-            first = i * 4        # priority 0 unless flipped above
+        pool = [i * 3 for i in range(min(n // 3, CHECKED)) if i * 3 not in used]
+        rnd.shuffle(pool)
+        for i in pool[:HEALTH]:
+            # Each endpoint goes down and up once: two flaps stay below
+            # the flap damping's suppress threshold.
+            first = i * 4        # priority 0 (not flipped above)
             cur = query(port, name(i))
             if cur != [addr(first)]:
                 continue

@@ -258,8 +258,16 @@ static int load_services(struct control *sv, struct svc_set **out)
 			eps += svc_at(*out, i)->n_eps;
 	for (size_t i = 0; i < (*out)->n_problems; i++)
 		log_warn("%s", (*out)->problems[i]);
-	log_info("db %s: %zu services, %zu endpoints, %zu problems", sv->conf.db,
-		 (*out)->n, eps, (*out)->n_problems);
+	{
+		size_t blocks, idx = svc_set_bytes(*out, &blocks, NULL);
+
+		log_info("db %s: %zu services, %zu endpoints, %zu problems; "
+			 "%.0f bytes per service in the snapshot (%zu MB in "
+			 "service blocks, %zu MB name index and positions)",
+			 sv->conf.db, (*out)->n, eps, (*out)->n_problems,
+			 (*out)->n ? (double)(blocks + idx) / (double)(*out)->n : 0,
+			 blocks >> 20, idx >> 20);
+	}
 	webui_event(sv->web, "config", sv->conf.db,
 		    "loaded %zu services, %zu endpoints, %zu problems",
 		    (*out)->n, eps, (*out)->n_problems);

@@ -357,6 +357,8 @@ static void *pk_take(struct packer *k, const void *src, size_t n)
 
 static const char *pk_str(struct packer *k, const char *s)
 {
+	if (s && !*s)
+		return "";      /* shared: most endpoints have no region */
 	return s ? pk_take(k, s, strlen(s) + 1) : NULL;
 }
 

@@ -56,22 +56,24 @@ struct svc_target {
 
 struct svc_service;
 
+/* Field order: what the query path reads first, and no padding (this is
+ * the bulk of the snapshot: one per endpoint). */
 struct svc_endpoint {
 	uint32_t id;            /* endpoints.id (index into health views) */
-	struct svc_target t;
 	uint32_t weight;        /* 0..65535 */
 	uint32_t priority;      /* lower is preferred */
-	const char *region;     /* "" when none */
-	bool has_loc;
-	double lat, lon;        /* degrees, when has_loc */
-	double v[3];            /* lat/lon as a unit vector (geo_unit_vector) */
-	double bias;            /* -99..99 */
 	uint8_t admin;          /* enum svc_admin */
 	bool drained;
 	bool has_check;         /* false: healthy unless forced down */
+	bool has_loc;
+	struct svc_target t;
+	const char *region;     /* "" when none */
+	double lat, lon;        /* degrees, when has_loc */
+	double v[3];            /* lat/lon as a unit vector (geo_unit_vector) */
+	double bias;            /* -99..99 */
+	uint64_t key;           /* hash of the target text (sticky hashing) */
 	uint64_t check_key;     /* hash of the check's settings (0: none);
 	                           load time only: has the check changed? */
-	uint64_t key;           /* hash of the target text (sticky hashing) */
 	const struct svc_service *svc;
 };
 
@@ -99,29 +101,29 @@ struct svc_shift {
 
 struct svc_service {
 	uint32_t id;
-	const char *name;       /* "www.example.com." */
-	const uint8_t *wire;    /* lower-case wire form of name */
-	size_t wire_len;
-	uint8_t policy;         /* enum svc_policy */
 	uint32_t ttl;
 	unsigned answers;       /* resolved (never 0); roundrobin default:
 	                           SVC_MAX_ANSWERS, i.e. every healthy one */
+	/* Set by svc_pack()/svc_set_put(); the query path reads only hash. */
+	uint32_t hash;          /* svc_hash() of wire */
+	uint32_t pos;           /* position in its set (svc_at) */
+	uint32_t refs;          /* owners: set chunks holding it (load time) */
+	uint8_t policy;         /* enum svc_policy */
+	uint8_t when_down;      /* enum svc_down */
 	bool answers_set;       /* answers came from the row, not the default */
 	bool sticky;
-	uint8_t when_down;      /* enum svc_down */
+	bool has_geo_rules;     /* any country/continent rule */
+	bool any_bias;          /* an endpoint has a geo bias: rank by km */
+	const char *name;       /* "www.example.com." */
+	const uint8_t *wire;    /* lower-case wire form of name */
+	size_t wire_len;
 	struct svc_target fallback;   /* when_down == SVC_DOWN_TARGET */
 	struct svc_endpoint *eps;     /* ordered by endpoint id */
 	size_t n_eps;
 	struct svc_rule *rules; /* most specific first: CIDR by prefix length
 	                           (longest first), then country, continent */
 	size_t n_rules;
-	bool has_geo_rules;     /* any country/continent rule */
-	bool any_bias;          /* an endpoint has a geo bias: rank by km */
 	struct svc_shift shift; /* staged shift (failover, weighted) */
-	/* Set by svc_pack()/svc_set_put(); the query path reads only hash. */
-	uint32_t hash;          /* svc_hash() of wire */
-	uint32_t pos;           /* position in its set (svc_at) */
-	uint32_t refs;          /* owners: set chunks holding it (load time) */
 };
 
 /* The service set. Services are refcounted objects, each in one block
