@@ -215,9 +215,13 @@ def run_size(n):
             if p.poll() is not None:
                 raise RuntimeError("dnsd exited")
         row["start_s"] = time.monotonic() - t0
+        with open("/proc/%d/stat" % p.pid) as f:
+            st = f.read().rsplit(")", 1)[1].split()
+        row["start_cpu_s"] = (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
         time.sleep(1)
         row["rss_mb"] = rss_kb(p.pid) / 1024.0
-        say("  start %.2f s, RSS %.0f MB" % (row["start_s"], row["rss_mb"]))
+        say("  start %.2f s (%.2f s of CPU), RSS %.0f MB" % (row["start_s"],
+                                                          row["start_cpu_s"], row["rss_mb"]))
         row["idle_qps"], _ = loadgen(port, qf, 5)
         say("  idle: %.0f q/s" % row["idle_qps"])
 
@@ -316,12 +320,12 @@ def main(argv):
         say("== scale: %d services x 4 endpoints" % n)
         rows.append(run_size(n))
     say("")
-    say("| store | dnsd ready | dnsd RSS | flip served p50 / p99 | health served p50 / p99 "
+    say("| store | dnsd ready (CPU) | dnsd RSS | flip served p50 / p99 | health served p50 / p99 "
         "| q/s idle / during flips | RSS growth during flips |")
     say("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        say("| %dk services | %.2f s | %.0f MB | %.0f / %.0f ms | %.0f / %.0f ms | %.0fk / %.0fk (%.2f) "
-            "| %+.1f%% |" % (r["services"] // 1000, r["start_s"], r["rss_mb"], r["flip_p50_ms"],
+        say("| %dk services | %.2f s (%.2f s) | %.0f MB | %.0f / %.0f ms | %.0f / %.0f ms | %.0fk / %.0fk (%.2f) "
+            "| %+.1f%% |" % (r["services"] // 1000, r["start_s"], r["start_cpu_s"], r["rss_mb"], r["flip_p50_ms"],
                               r["flip_p99_ms"], r["health_p50_ms"], r["health_p99_ms"],
                               r["idle_qps"] / 1000, r["flip_qps"] / 1000,
                               r["flip_qps"] / r["idle_qps"], r["rss_growth_pct"]))
