@@ -214,8 +214,11 @@ static struct hstate_view *view_build_from(struct hsrv *h, const uint32_t *ids,
 		uint32_t *both = malloc((n + h->n_ddirty + 1) * sizeof(*both));
 
 		if (both) {
-			memcpy(both, ids, n * sizeof(*both));
-			memcpy(both + n, h->ddirty, h->n_ddirty * sizeof(*both));
+			if (n)
+				memcpy(both, ids, n * sizeof(*both));
+			if (h->n_ddirty)
+				memcpy(both + n, h->ddirty,
+				       h->n_ddirty * sizeof(*both));
 			v = hstate_view_update(h->last, h->st, both,
 					       n + h->n_ddirty);
 			for (size_t i = 0; v && i < n + h->n_ddirty; i++)
