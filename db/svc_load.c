@@ -713,6 +713,8 @@ int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen)
 		rc = ld_fail(&L, "store_version");
 		goto out;
 	}
+	/* Read inside the transaction: the counter of the snapshot read. */
+	L.s->data_version = store_data_version(db);
 	if ((rc = load_all(db, &L)) < 0)
 		goto out;
 	*out = L.s;
@@ -800,7 +802,7 @@ void svc_names_free(char **names, size_t n)
 
 int svc_load_since(struct store *db, const struct svc_set *base,
                    struct svc_set **out, char ***names, size_t *n_names,
-                   char *err, size_t errlen)
+                   long long *data_version, char *err, size_t errlen)
 {
 	sqlite3 *h = db->h;
 	struct loader L = { .h = h, .err = err, .errlen = errlen,
@@ -820,6 +822,7 @@ int svc_load_since(struct store *db, const struct svc_set *base,
 		rc = ld_fail(&L, "store_version");
 		goto out;
 	}
+	*data_version = store_data_version(db);
 	if (now == base->version) {
 		rc = 0;         /* nothing configured changed */
 		goto out;
@@ -871,6 +874,7 @@ int svc_load_since(struct store *db, const struct svc_set *base,
 	}
 	rc = 0;
 	s->version = now;
+	s->data_version = *data_version;
 	*out = s;
 	s = NULL;
 out:

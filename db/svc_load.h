@@ -27,14 +27,16 @@ int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen);
  * with the services changed since base->version read again from the
  * change log (db/audit.h): a new set sharing every unchanged service with
  * base, with its version, and the canonical names that changed (*names,
- * *n_names; free with svc_names_free). Returns 0 with *out NULL when the
+ * *n_names; free with svc_names_free). *data_version gets the store's
+ * PRAGMA data_version as of the transaction that read it (also when
+ * nothing changed). Returns 0 with *out NULL when the
  * configuration did not change; -ESTALE when the change log cannot answer
  * (versions missing from it, a store that went back, base or a changed
  * service with problems, or so many changes that a full load is cheaper):
  * then load everything (svc_load); -EIO/-ENOMEM with err set. */
 int svc_load_since(struct store *db, const struct svc_set *base,
                    struct svc_set **out, char ***names, size_t *n_names,
-                   char *err, size_t errlen);
+                   long long *data_version, char *err, size_t errlen);
 void svc_names_free(char **names, size_t n);     /* NULL is fine */
 
 /* Same as svc_load, opening path read-only (db/store.h) for the duration. */

@@ -239,7 +239,6 @@ static int install(struct control *sv, struct snap *s)
 static int load_services(struct control *sv, struct svc_set **out)
 {
 	char err[512];
-	long long v = store_data_version(sv->db);
 	int rc = svc_load(sv->db, out, err, sizeof(err));
 	size_t eps = 0;
 
@@ -248,7 +247,9 @@ static int load_services(struct control *sv, struct svc_set **out)
 		sv->st.db_ok = false;
 		return rc;
 	}
-	sv->db_version = v;
+	/* The counter as of the snapshot read: a commit after it is seen at
+	 * the next poll, one before it is already loaded. */
+	sv->db_version = (*out)->data_version;
 	sv->db_full = false;
 	sv->st.db_ok = true;
 	sv->st.last_db_load = clock_unix();
@@ -414,12 +415,14 @@ static int poll_incremental(struct control *sv)
 	char **names = NULL, err[512];
 	size_t n = 0;
 	double t0 = clock_mono();
+	long long dv = -1;
 	bool checks;
 	int rc;
 
 	if (!cur || sv->db_full)
 		return 0;
-	rc = svc_load_since(sv->db, cur, &set, &names, &n, err, sizeof(err));
+	rc = svc_load_since(sv->db, cur, &set, &names, &n, &dv, err,
+			    sizeof(err));
 	if (rc == -ESTALE) {
 		log_info("db %s: %s; loading everything", sv->conf.db, err);
 		return 0;
@@ -433,6 +436,7 @@ static int poll_incremental(struct control *sv)
 	 * bypassed the change log (the sqlite3 shell); load everything. */
 	if (!set)
 		return 0;
+	sv->db_version = dv;
 	sv->db_err[0] = 0;
 	sv->st.db_ok = true;
 	sv->st.last_db_load = clock_unix();

@@ -295,6 +295,7 @@ struct svc_set *svc_set_new(size_t hint)
 	arena_init(&s->arena);
 	cowvec_init(&s->svcs, sizeof(struct svc_service *), &svcs_ops);
 	s->version = -1;
+	s->data_version = -1;
 	if (slots_init(s, hint) < 0) {
 		svc_set_free(s);
 		return NULL;
@@ -321,6 +322,7 @@ struct svc_set *svc_set_clone(const struct svc_set *base)
 	s->mask = base->mask;
 	s->max_endpoint_id = base->max_endpoint_id;
 	s->version = -1;
+	s->data_version = -1;
 	return s;
 }
 

@@ -143,6 +143,8 @@ struct svc_set {
 	uint32_t mask;          /* slots - 1 */
 	uint32_t max_endpoint_id;  /* an upper bound of the endpoint ids */
 	long long version;      /* store version the set reflects, -1 unknown */
+	long long data_version; /* the store file's change counter read in
+	                           the same transaction, -1 unknown */
 	const char **problems;  /* skipped rows and why, "db: ..." */
 	size_t n_problems, cap_problems;
 };

@@ -321,13 +321,15 @@ static void random_edits(struct store *db, struct zonetab *zt)
 	for (int step = 1; step <= 400; step++) {
 		struct svc_set *cur = sets[(step - 1) % KEEP], *next = NULL, *full;
 		struct svc_index *xn = NULL, *xf;
+		long long dv;
 		char **names = NULL;
 		size_t n = 0;
 		int rc;
 
 		for (unsigned e = 1 + rnd(step % 50 == 0 ? 40 : 3); e > 0; e--)
 			edit(db);
-		rc = svc_load_since(db, cur, &next, &names, &n, err, sizeof err);
+		rc = svc_load_since(db, cur, &next, &names, &n, &dv,
+		                    err, sizeof err);
 		CHECK(rc == 0, "step %d: svc_load_since: %d %s", step, rc, err);
 		if (rc == 0 && !next) {
 			/* nothing changed: the same set stays in force */
@@ -379,10 +381,13 @@ static void fallbacks(struct store *db)
 	                         .sticky = -1 };
 	char **names = NULL, err[512];
 	size_t n = 0;
+	long long dv;
 
 	CHECK(svc_load(db, &base, err, sizeof err) == 0, "svc_load: %s", err);
+	CHECK(base && base->data_version >= 0, "data_version read with the set");
 	/* Nothing changed. */
-	CHECK(svc_load_since(db, base, &next, &names, &n, err, sizeof err) ==
+	CHECK(svc_load_since(db, base, &next, &names, &n, &dv, err,
+	                     sizeof err) ==
 	      0 && !next && n == 0, "unchanged store");
 	/* A gap in the change log (pruned rows). */
 	CHECK(cfg_service_add(db, &s, err, sizeof err) == 0, "add: %s", err);
@@ -390,13 +395,15 @@ static void fallbacks(struct store *db)
 	CHECK(cfg_service_add(db, &s, err, sizeof err) == 0, "add: %s", err);
 	CHECK(store_exec(db->h, "DELETE FROM changes WHERE version = (SELECT "
 	                 "max(version) - 1 FROM changes)") == 0, "prune");
-	CHECK(svc_load_since(db, base, &next, &names, &n, err, sizeof err) ==
+	CHECK(svc_load_since(db, base, &next, &names, &n, &dv, err,
+	                     sizeof err) ==
 	      -ESTALE && !next, "a gap in the change log: %s", err);
 	svc_set_free(base);
 	/* A store that went back (restored from an older copy). */
 	CHECK(svc_load(db, &base, err, sizeof err) == 0, "svc_load: %s", err);
 	base->version += 5;
-	CHECK(svc_load_since(db, base, &next, &names, &n, err, sizeof err) ==
+	CHECK(svc_load_since(db, base, &next, &names, &n, &dv, err,
+	                     sizeof err) ==
 	      -ESTALE && !next, "version went back");
 	base->version -= 5;
 	/* A hand edit that breaks a row, then a logged write of it: the
@@ -408,13 +415,15 @@ static void fallbacks(struct store *db)
 	                 "'fb.example.com.'); UPDATE store_version SET version "
 	                 "= version + 1; PRAGMA ignore_check_constraints = 0")
 	      == 0, "hand edit: %s", store_errmsg(db));
-	CHECK(svc_load_since(db, base, &next, &names, &n, err, sizeof err) ==
+	CHECK(svc_load_since(db, base, &next, &names, &n, &dv, err,
+	                     sizeof err) ==
 	      -ESTALE && !next, "a changed service with a problem");
 	svc_set_free(base);
 	CHECK(svc_load(db, &base, err, sizeof err) == 0 && base->n_problems == 1,
 	      "the full load records the problem");
 	/* A set with problems always falls back. */
-	CHECK(svc_load_since(db, base, &next, &names, &n, err, sizeof err) ==
+	CHECK(svc_load_since(db, base, &next, &names, &n, &dv, err,
+	                     sizeof err) ==
 	      -ESTALE, "base with problems");
 	svc_set_free(base);
 }
