@@ -136,7 +136,7 @@ $(SCHEMA_C:%.c=%.o): $(SCHEMA_C)
 db/schema_sql.c: ;
 
 # The generated sources (for builds outside this Makefile: tests/fuzz/run.sh).
-generated: $(BPF_EMB) $(SCHEMA_C) $(WEB_EMB)
+generated: $(BPF_EMB) $(SCHEMA_C) $(WEB_EMB) $(OPENAPI_EMB)
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@

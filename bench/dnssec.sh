@@ -75,6 +75,61 @@ run "dnsd weighted name, unsigned" "$D1" "$P1" "$T/wt.txt" -e
 run "dnsd weighted name, signed (warm cache)" "$D1" "$P1" "$T/wt.txt" -D
 run "dnsd random new names, signed (1 new sig each)" "$D1" "$P1" "$T/rnd.txt" -D
 
+# 100,000 balanced names x 4 endpoints (bench/gensvc.py) and a geo service
+# asked with random ECS subnets (bench/gengeo.py, 100,000 queries), signed
+# by a second dnsd: CPU per answer with a cold cache (every service's answer
+# RRset signed for the first time) and warm, the signature cache's memory
+# (RSS growth over the cold pass, per service), and the geo service with
+# ECS signed vs unsigned.
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+mkdir -p "$T/svc" "$T/keys2" "$T/geo"
+(cd "$T/keys2" && ldns-keygen -a ECDSAP256SHA256 -k svc.test >/dev/null &&
+ ldns-keygen -a ECDSAP256SHA256 svc.test >/dev/null &&
+ ldns-keygen -a ECDSAP256SHA256 -k geo.test >/dev/null &&
+ ldns-keygen -a ECDSAP256SHA256 geo.test >/dev/null && rm -f ./*.ds)
+bin/gslbctl --db "$T/svc/s.db" init >/dev/null
+/usr/bin/python3 bench/gensvc.py "$T/svc/s.db" "$T/svc" 100000 >/dev/null
+/usr/bin/python3 bench/gengeo.py "$T/geo" 30000 100000 >/dev/null
+perl tests/tools/mkmmdb.pl "$T/geo/geo.tsv" "$T/geo/geo.mmdb"
+bin/gslbctl --db "$T/svc/s.db" service add geo.geo.test --policy geo --ttl 30 >/dev/null
+while IFS=$'\t' read -r dc addr lat lon; do
+	bin/gslbctl --db "$T/svc/s.db" endpoint add geo.geo.test "$addr" --region "$dc" \
+		--lat "$lat" --lon "$lon" >/dev/null
+done < "$T/geo/dcs.tsv"
+P3=$(port)
+bin/dnsd --zone "$T/svc/svc.zone" --zone "$T/geo/dnsd.zone" --db "$T/svc/s.db" \
+	--geoip "$T/geo/geo.mmdb" --dnssec-keys "$T/keys2" --dnssec-cache-mb 256 \
+	--dnssec-sign-rate 0 --listen "127.0.0.1:$P3" --threads 1 >"$T/dnsd3.log" 2>&1 &
+D3=$!; PIDS+=("$D3")
+wait_up3() {
+	for _ in $(seq 1 100); do
+		$LG -P "s1.svc.test./A" -p "$P3" -t 2000 >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "dnsd with 100k services did not answer" >&2
+	return 1
+}
+wait_up3
+# one pass each: cold (all 100,000 answers signed now), then warm
+once() { # label file flags: CPU us per answer over exactly one pass
+	local c0 c1 out n
+	c0=$(cpu "$D3")
+	out=$($LG -d "$2" -p "$P3" -n 100000 -l 120 -w 128 -c 4 -b 64 $3 2>&1 | grep RESULT)
+	c1=$(cpu "$D3")
+	n=$(echo "$out" | grep -o 'answered=[0-9]*' | cut -d= -f2)
+	python3 -c "print('%-44s %8.2f us/query  %8s' % ('$1', ($c1 - $c0) * 1e6 / $ticks / max($n, 1), '$(echo "$out" | grep -o 'qps=[0-9]*')'))"
+}
+r0=$(rss "$D3")
+once "100k names x 4, unsigned (first pass)" "$T/svc/q-svc.txt" -e
+r1=$(rss "$D3")
+once "100k names x 4, signed, cold cache" "$T/svc/q-svc.txt" -D
+r2=$(rss "$D3")
+once "100k names x 4, signed, warm cache" "$T/svc/q-svc.txt" -D
+python3 -c "print('signature cache for 100k names x 4 (answered once each): RSS +%.1f MiB, %.0f octets per name' % (($r2 - $r1) / 1024, ($r2 - $r1) * 1024 / 100000))"
+run "geo + random ECS subnets, unsigned" "$D3" "$P3" "$T/geo/q-geo.txt" -e
+run "geo + random ECS subnets, signed" "$D3" "$P3" "$T/geo/q-geo.txt" -D
+kill "$D3"
+
 if command -v knotd >/dev/null; then
 	P2=$(port)
 	mkdir -p "$T/knot/db"

@@ -48,9 +48,10 @@ def main(argv):
     os.makedirs(out, exist_ok=True)
     con = sqlite3.connect(db)
     ver = con.execute("PRAGMA user_version").fetchone()[0]
-    if ver != 2:
-        sys.stderr.write("gensvc.py: %s: schema version %d, expected 2\n"
-                         % (db, ver))
+    # Later schema versions only add tables and columns with defaults.
+    if ver < 2:
+        sys.stderr.write("gensvc.py: %s: schema version %d, expected 2 or "
+                         "later\n" % (db, ver))
         return 1
     if con.execute("SELECT count(*) FROM services").fetchone()[0]:
         sys.stderr.write("gensvc.py: %s: store is not empty\n" % db)

@@ -898,7 +898,7 @@ static int cmd_status(struct cmd *c)
 				                   m, a)
 					printf("      agent %s (%s): %s %s\n",
 					       json_string_value(json_object_get(
-					               a, "probe")),
+					               a, "agent")),
 					       json_string_value(json_object_get(
 					               a, "region")),
 					       json_string_value(json_object_get(

@@ -467,7 +467,7 @@ static json_t *status_endpoint(sqlite3 *h, sqlite3_stmt *st)
 		while (sqlite3_step(q) == SQLITE_ROW)
 			json_array_append_new(agents, json_pack(
 				"{s:s, s:s, s:s, s:b, s:o, s:s, s:f, s:f, s:f}",
-				"probe", sqlite3_column_text(q, 0),
+				"agent", sqlite3_column_text(q, 0),
 				"region", sqlite3_column_text(q, 1),
 				"state", sqlite3_column_text(q, 2),
 				"ok", sqlite3_column_int(q, 3),

@@ -413,16 +413,17 @@ int api_set_limits(struct api *a, unsigned max_conns, unsigned timeout_s,
 	return 0;
 }
 
-int api_set_tls(struct api *a, const char *cert, const char *key, char *err,
-                size_t errlen)
+/* A server context for cert and key (PEM), TLS 1.2 or later; NULL with err
+ * set. */
+static SSL_CTX *tls_ctx_new(const char *cert, const char *key, char *err,
+                            size_t errlen)
 {
 	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
 	char e[256];
-	int rc = -EINVAL;
 
 	if (!c) {
 		snprintf(err, errlen, "tls: %s", tls_error(e, sizeof(e)));
-		return -ENOMEM;
+		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
 	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION |
@@ -430,26 +431,43 @@ int api_set_tls(struct api *a, const char *cert, const char *key, char *err,
 	if (SSL_CTX_use_certificate_chain_file(c, cert) != 1) {
 		snprintf(err, errlen, "tls: certificate %s: %s", cert,
 		         tls_error(e, sizeof(e)));
-		goto out;
+		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1) {
 		snprintf(err, errlen, "tls: key %s: %s", key,
 		         tls_error(e, sizeof(e)));
-		goto out;
+		goto fail;
 	}
 	if (SSL_CTX_check_private_key(c) != 1) {
 		snprintf(err, errlen, "tls: key %s does not match certificate "
 		         "%s", key, cert);
 		ERR_clear_error();
-		goto out;
+		goto fail;
 	}
+	return c;
+fail:
+	SSL_CTX_free(c);
+	return NULL;
+}
+
+int api_tls_check(const char *cert, const char *key, char *err, size_t errlen)
+{
+	SSL_CTX *c = tls_ctx_new(cert, key, err, errlen);
+
+	SSL_CTX_free(c);
+	return c ? 0 : -EINVAL;
+}
+
+int api_set_tls(struct api *a, const char *cert, const char *key, char *err,
+                size_t errlen)
+{
+	SSL_CTX *c = tls_ctx_new(cert, key, err, errlen);
+
+	if (!c)
+		return -EINVAL;
 	SSL_CTX_free(a->tls);           /* live connections hold their own */
 	a->tls = c;
-	c = NULL;
-	rc = 0;
-out:
-	SSL_CTX_free(c);
-	return rc;
+	return 0;
 }
 
 static void on_checks(struct api *a, struct evhttp_request *req)

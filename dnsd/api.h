@@ -125,6 +125,10 @@ void api_free(struct api *a);                   /* NULL is fine */
 /* Replaces the credentials (the api takes ownership; the old set is
  * freed). Requests from now on are checked against creds. */
 void api_set_creds(struct api *a, struct cred_set *creds);
+/* Whether cert and key (PEM) make a TLS server context, as api_set_tls()
+ * would build (dnsd --check, and before starting). 0, or -EINVAL with the
+ * file and the reason in err. */
+int api_tls_check(const char *cert, const char *key, char *err, size_t errlen);
 /* Makes the API HTTPS only (TLS 1.2 or later) with the PEM certificate
  * chain and key; called again (SIGHUP), the new pair serves connections
  * accepted from then on. 0, or -EINVAL / -ENOMEM with err naming the file

@@ -18,6 +18,7 @@
 #include <urcu-qsbr.h>
 
 #include "common/clock.h"
+#include "common/hostport.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "dnsd/api.h"
@@ -1011,6 +1012,51 @@ static int api_creds_load(const struct config *c, struct cred_set **out,
 	return rc;
 }
 
+/* What starting the API needs, checked without binding (control_new, so
+ * that dnsd --check finds what would stop dnsd from starting): a
+ * credential, readable credentials files, the listen address, and a
+ * certificate and key that go together. Returns the problems, each
+ * logged. */
+static unsigned api_preflight(const struct config *c)
+{
+	struct cred_set *creds = NULL;
+	char err[512], host[128];
+	unsigned failed = 0, port;
+	bool v6;
+
+	if (!c->api) {
+		if (c->api_tls_cert || c->api_tls_key || c->api_tokens ||
+		    c->api_token_file)
+			log_warn("api: credentials or TLS given without --api: "
+				 "no API is served");
+		return 0;
+	}
+	if (hostport_split(c->api, host, sizeof(host), &port, &v6) < 0) {
+		log_err("api: listen address '%s': expected ADDR:PORT or "
+			"[ADDR]:PORT", c->api);
+		failed++;
+	}
+	if (!c->api_token_file && !c->api_tokens) {
+		log_err("api: --api needs --api-tokens or --api-token-file "
+			"(writes need a credential)");
+		failed++;
+	} else if (api_creds_load(c, &creds, err, sizeof(err)) < 0) {
+		log_err("api: %s", err);
+		failed++;
+	}
+	cred_free(creds);
+	if (!!c->api_tls_cert != !!c->api_tls_key) {
+		log_err("api: api-tls-cert and api-tls-key come together");
+		failed++;
+	} else if (c->api_tls_cert &&
+		   api_tls_check(c->api_tls_cert, c->api_tls_key, err,
+				 sizeof(err)) < 0) {
+		log_err("api: %s", err);
+		failed++;
+	}
+	return failed;
+}
+
 /* SIGHUP: reread the API's credentials and TLS certificate; a bad file
  * keeps the old ones. */
 static void api_creds_reload(struct control *sv)
@@ -1124,6 +1170,7 @@ struct control *control_new(const struct config *conf, unsigned *problems)
 			failed++;
 		}
 	}
+	failed += api_preflight(&sv->conf);
 	*problems = failed;
 	return sv;
 }
@@ -1213,9 +1260,7 @@ static void start_api(struct control *sv)
 	char err[512];
 	struct cred_set *creds = NULL;
 
-	if (!sv->conf.api_token_file && !sv->conf.api_tokens)
-		fatal("api: --api needs --api-tokens or --api-token-file "
-		      "(writes need a credential)");
+	/* api_preflight() checked the rest before starting. */
 	if (api_creds_load(&sv->conf, &creds, err, sizeof(err)) < 0)
 		fatal("api: %s", err);
 	sv->web = webui_new(sv->base, &(struct webui_conf) {
@@ -1232,8 +1277,6 @@ static void start_api(struct control *sv)
 	if (api_set_limits(sv->api, sv->conf.api_max_connections,
 			   sv->conf.api_request_timeout, err, sizeof(err)) < 0)
 		fatal("%s", err);
-	if (!!sv->conf.api_tls_cert != !!sv->conf.api_tls_key)
-		fatal("api: api-tls-cert and api-tls-key come together");
 	if (sv->conf.api_tls_cert &&
 	    api_set_tls(sv->api, sv->conf.api_tls_cert, sv->conf.api_tls_key, err,
 			sizeof(err)) < 0)

@@ -34,13 +34,19 @@ static json_t *endpoint_json(const struct status_src *s,
 	bool stale;
 	const char *h = health_of(s, e, &stale);
 	json_t *agents = json_array();
-	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:b, s:b, s:I, s:I, s:s, s:b}",
+	/* The key names are the export's and gslbctl status --json's
+	 * (docs/keys.md): region null when there is none; "checked" says
+	 * whether there is a check (its definition is the configuration's,
+	 * which needs a read credential). */
+	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:b, s:b, s:I, s:I, s:o, s:b}",
 			      "id", (json_int_t)e->id, "target", e->t.text,
 			      "health", h, "admin", svc_admin_name(e->admin),
 			      "drained", e->drained, "stale", stale,
 			      "weight", (json_int_t)e->weight,
 			      "priority", (json_int_t)e->priority,
-			      "region", e->region, "check", e->has_check);
+			      "region", e->region && *e->region ?
+			      json_string(e->region) : json_null(),
+			      "checked", e->has_check);
 
 	json_t *lat = json_array();
 

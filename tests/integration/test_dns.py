@@ -496,6 +496,48 @@ def check_mode_reports_file_and_line():
 
 
 @test
+def check_mode_finds_what_would_stop_the_start():
+    """dnsd --check fails, naming the option, on what dnsd would refuse to
+    start with: an API without a credential, a credentials file that is not
+    there, a bad API address, a certificate without its key or one that
+    does not load; and each of those starts fails the same way."""
+    import subprocess
+    from gslbtest import BIN
+    dnsd = os.path.join(BIN, "dnsd")
+    d = tmpdir()
+    tok = os.path.join(d, "tokens")
+    with open(tok, "w") as f:
+        f.write("admin op check-mode-token-0123456789\n")
+    os.chmod(tok, 0o600)
+    junk = os.path.join(d, "junk.pem")
+    with open(junk, "w") as f:
+        f.write("not a certificate\n")
+    api = "127.0.0.1:%d" % free_port()
+    cases = [
+        (["--api", api], "--api needs --api-tokens"),
+        (["--api", api, "--api-tokens", os.path.join(d, "missing")], "missing"),
+        (["--api", "nonsense", "--api-tokens", tok], "listen address 'nonsense'"),
+        (["--api", api, "--api-tokens", tok, "--api-tls-cert", junk],
+         "api-tls-cert and api-tls-key come together"),
+        (["--api", api, "--api-tokens", tok, "--api-tls-cert", junk,
+          "--api-tls-key", junk], "certificate %s" % junk),
+    ]
+    for extra, why in cases:
+        p = subprocess.run([dnsd, "--check", "--zone", EXAMPLE_COM] + extra,
+                           capture_output=True, text=True, timeout=30)
+        expect(p.returncode != 0 and why in p.stderr,
+               "--check %s: rc %d, %s" % (extra, p.returncode, p.stderr))
+        p = subprocess.run([dnsd, "--zone", EXAMPLE_COM, "--listen",
+                            "127.0.0.1:%d" % free_port()] + extra,
+                           capture_output=True, text=True, timeout=30)
+        expect(p.returncode != 0 and why in p.stderr,
+               "start %s: rc %d, %s" % (extra, p.returncode, p.stderr))
+    p = subprocess.run([dnsd, "--check", "--zone", EXAMPLE_COM, "--api", api,
+                        "--api-tokens", tok], capture_output=True, text=True, timeout=30)
+    expect(p.returncode == 0, p.stderr)
+
+
+@test
 def config_file_and_flags_win():
     d = tmpdir()
     conf = os.path.join(d, "dnsd.conf")

@@ -214,7 +214,7 @@ def test_failover_recovery_status_metrics():
     assert wait_for(ctl_all_up, 3, 0.1), c.ctl_status()[(FO, "192.0.2.1")]
     e = c.ctl_status()[(FO, "192.0.2.1")]
     assert e["health"] == "up" and e["stale"] is False, e
-    assert sorted(a["probe"] for a in e["agents"]) == sorted(a[0] for a in AGENTS), e
+    assert sorted(a["agent"] for a in e["agents"]) == sorted(a[0] for a in AGENTS), e
     for a in e["agents"]:
         assert a["state"] == "up" and a["ok"] is True, a
         assert isinstance(a["rtt_ms"], (int, float)) and 0 < a["rtt_ms"] < 1000, a

@@ -25,6 +25,11 @@ entirely inside network namespaces this test creates (never the host's lo).
 5. test_xdp_reload_health_rrl: SIGHUP with a rewritten zone, a health
    report and a drained endpoint change the XDP answers; response rate
    limiting applies to XDP answers (dnsd_rrl_responses_total).
+6. test_xdp_signed_answers: with --dnssec-keys, queries with the DO bit
+   (positive, CNAME chain, NXDOMAIN, NODATA, wildcard, referral, DNSKEY)
+   answered by XDP carry RRSIGs that validate against the zone's DNSKEY,
+   twice (the second time from the signature memo), with the same records
+   as the socket reference (signatures differ: ECDSA is randomised).
 
 Skipped (never passed) when not root, without `ip netns`, or when the
 kernel has no AF_XDP. Every namespace is removed, also on failure; every
@@ -32,6 +37,7 @@ process is stopped by PID; every wait is bounded."""
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -49,7 +55,11 @@ import dns.exception  # noqa: E402
 import dns.flags  # noqa: E402
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
+import dns.dnssec  # noqa: E402
+import dns.name  # noqa: E402
 import dns.rcode  # noqa: E402
+import dns.rdataclass  # noqa: E402
+import dns.rdatatype  # noqa: E402
 
 from gslbtest import (BIN, FIXTURES, ZONES, Proc, Skip, gslbctl, in_netns,  # noqa: E402
                       on_cleanup, run, test, tmpdir)
@@ -898,6 +908,91 @@ def test_xdp_reload_health_rrl():
     expect(xdp == got["full"] + got["tc"] + got["legit"],
            "xdp answers %d, client saw %s" % (xdp, got))
     d.stop()
+
+
+# --- 6 ----------------------------------------------------------------------------
+
+def _records(r):
+    """The sections as comparable text, RRSIG rdata left out (an ECDSA
+    signature differs each time it is made)."""
+    out = []
+    for sec, rrsets in (("an", r.answer), ("ns", r.authority)):
+        for rs in rrsets:
+            if rs.rdtype == dns.rdatatype.RRSIG:
+                out.append("%s %s RRSIG %s" % (sec, rs.name, dns.rdatatype.to_text(rs.covers)))
+            else:
+                out += ["%s %s %s" % (sec, rs.name, rd.to_text()) for rd in rs]
+    return sorted(out)
+
+
+def _validate(what, r, keys):
+    """Every RRset of answer and authority (a referral's NS excepted) has an
+    RRSIG that validates with keys; returns how many were checked."""
+    n = 0
+    for sec, rrsets in (("answer", r.answer), ("authority", r.authority)):
+        for rs in rrsets:
+            if rs.rdtype == dns.rdatatype.RRSIG or (sec == "authority" and
+                                                   rs.rdtype == dns.rdatatype.NS):
+                continue
+            sigs = [x for x in rrsets if x.rdtype == dns.rdatatype.RRSIG and
+                    x.name == rs.name and x.covers == rs.rdtype]
+            expect(sigs, "%s: no RRSIG over %s" % (what, rs))
+            try:
+                dns.dnssec.validate(rs, sigs[0], keys)
+            except dns.dnssec.ValidationFailure as e:
+                raise AssertionError("%s: %s does not validate: %s" % (what, rs, e))
+            n += 1
+    return n
+
+
+@test
+def test_xdp_signed_answers():
+    require_support()
+    if not shutil.which("ldns-keygen"):
+        raise Skip("ldns-keygen not installed")
+    ns = add_ns("lo")
+    loopback_sysctls(ns)
+    keys = os.path.join(tmpdir(), "keys")
+    os.mkdir(keys)
+    for ksk in (True, False):
+        sh("sh", "-c", "cd %s && ldns-keygen -a ECDSAP256SHA256 %s example.com >/dev/null"
+           % (keys, "-k" if ksk else ""))
+    for f in os.listdir(keys):
+        if f.endswith(".ds"):
+            os.unlink(os.path.join(keys, f))
+    args = ["--zone", EXAMPLE_COM, "--dnssec-keys", keys, "--threads", "1"]
+    x = NsDnsd(ns, ["127.0.0.1:%d" % XDP_PORT], args, xdp="lo",
+               api="127.0.0.1:%d" % XDP_API)
+    ref = NsDnsd(ns, ["127.0.0.1:%d" % REF_PORT], args, api="127.0.0.1:%d" % REF_API)
+    do = lambda name, t="A": q(name, t, use_edns=0, payload=1232,  # noqa: E731
+                               want_dnssec=True)
+    kr = udp_all(ns, [do("example.com.", "DNSKEY")], "127.0.0.1", XDP_PORT)[0]
+    dnskey = kr.find_rrset(kr.answer, dns.name.from_text("example.com."),
+                           dns.rdataclass.IN, dns.rdatatype.DNSKEY)
+    keyset = {dns.name.from_text("example.com."): dnskey}
+    cases = [("A", do("www.example.com.")), ("CNAME chain", do("alias.example.com.")),
+             ("NXDOMAIN", do("nothere.example.com.")),
+             ("NODATA", do("www.example.com.", "MX")),
+             ("wildcard", do("anything.wild.example.com.")),
+             ("referral", do("host.sub.example.com.")),
+             ("DNSKEY", do("example.com.", "DNSKEY"))]
+    for rnd in (1, 2):
+        m0 = x.metrics()
+        got = udp_all(ns, [m for _, m in cases], "127.0.0.1", XDP_PORT)
+        want = udp_all(ns, [m for _, m in cases], "127.0.0.1", REF_PORT)
+        m1 = x.metrics()
+        expect(m1["dnsd_xdp_answers_total"] - m0["dnsd_xdp_answers_total"] == len(cases),
+               "round %d: not every signed answer went through XDP: %s -> %s" %
+               (rnd, m0["dnsd_xdp_answers_total"], m1["dnsd_xdp_answers_total"]))
+        for (label, m), a, b in zip(cases, got, want):
+            what = "signed %s, round %d" % (label, rnd)
+            expect(a is not None and a.id == m.id and a.ednsflags & dns.flags.DO,
+                   "%s: %s" % (what, a))
+            expect(a.rcode() == b.rcode() and _records(a) == _records(b),
+                   "%s: xdp and socket differ:\n%s\n---\n%s" % (what, a, b))
+            expect(_validate(what, a, keyset) >= 1, "%s: nothing signed: %s" % (what, a))
+    x.stop()
+    ref.stop()
 
 
 if __name__ == "__main__":

@@ -206,6 +206,30 @@ static bool verify(const struct dnssec_key *k, const uint8_t *rrsig,
 	return ok;
 }
 
+/* Zone example.com with the test key (id) signing everything, and a
+ * worker with a 1 MiB cache and sign_rate signatures a second (0: no
+ * limit). NULL (and a failed check) when either cannot be made. */
+static struct dnssec_worker *signing_setup(struct dnssec_zone *z, uint64_t id,
+					   unsigned sign_rate)
+{
+	struct dnssec_worker *w;
+	char err[256];
+
+	CHECK(dnssec_key_parse(ECDSA_PUB, strlen(ECDSA_PUB), ECDSA_PRIV,
+			       strlen(ECDSA_PRIV), true, &z->keys[0], err,
+			       sizeof(err)) == 0, "%s", err);
+	z->keys[0].id = id;
+	z->n_keys = 1;
+	z->zsk[0] = z->ksk[0] = &z->keys[0];
+	z->n_zsk = z->n_ksk = 1;
+	memcpy(z->apex, "\7example\3com", 13);
+	z->apex_len = 13;
+	dnssec_configure(1 << 20, sign_rate);
+	w = dnssec_worker_new(id);
+	CHECK(w != NULL, "worker");
+	return w;
+}
+
 static void test_sign(void)
 {
 	static const uint8_t addrs[3][4] = { { 192, 0, 2, 9 }, { 192, 0, 2, 1 },
@@ -218,23 +242,11 @@ static void test_sign(void)
 	struct dnssec_worker *w;
 	struct dnssec_counters c;
 	uint8_t p[2048], sig1[64];
-	char err[256];
 	size_t len, end;
 	uint16_t count = 3;
 	time_t now = time(NULL);
 
-	CHECK(dnssec_key_parse(ECDSA_PUB, strlen(ECDSA_PUB), ECDSA_PRIV,
-			       strlen(ECDSA_PRIV), true, &z.keys[0], err,
-			       sizeof(err)) == 0, "%s", err);
-	z.keys[0].id = 42;
-	z.n_keys = 1;
-	z.zsk[0] = z.ksk[0] = &z.keys[0];
-	z.n_zsk = z.n_ksk = 1;
-	memcpy(z.apex, "\7example\3com", 13);
-	z.apex_len = 13;
-	dnssec_configure(1 << 20, 3);
-	w = dnssec_worker_new(1);
-	CHECK(w != NULL, "worker");
+	w = signing_setup(&z, 42, 3);
 	if (!w)
 		return;
 
@@ -307,23 +319,11 @@ static void test_memo(void)
 	struct dnssec_worker *w;
 	struct dnssec_counters c;
 	uint8_t p[2048], first[256];
-	char err[256];
 	size_t len, end, flen;
 	uint16_t count = 2;
 	time_t now = time(NULL);
 
-	CHECK(dnssec_key_parse(ECDSA_PUB, strlen(ECDSA_PUB), ECDSA_PRIV,
-			       strlen(ECDSA_PRIV), true, &z.keys[0], err,
-			       sizeof(err)) == 0, "%s", err);
-	z.keys[0].id = 43;
-	z.n_keys = 1;
-	z.zsk[0] = z.ksk[0] = &z.keys[0];
-	z.n_zsk = z.n_ksk = 1;
-	memcpy(z.apex, "\7example\3com", 13);
-	z.apex_len = 13;
-	dnssec_configure(1 << 20, 0);
-	w = dnssec_worker_new(2);
-	CHECK(w != NULL, "worker");
+	w = signing_setup(&z, 43, 0);
 	if (!w)
 		return;
 	end = len = response(p, addrs, 2, 300);
