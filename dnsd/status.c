@@ -392,18 +392,17 @@ int status_metrics(const struct status_src *s, struct evbuffer *out)
 	for (int k = 0; k < STATUS_BUILD_KINDS; k++)
 		evbuffer_add_printf(out, "dnsd_snapshot_builds_total{kind=\"%s\"} %llu\n",
 				    build_kind[k], (unsigned long long)s->builds[k]);
-	head(out, "dnsd_snapshot_build_seconds", "summary",
-	     "Seconds from reading the store to publishing the snapshot.");
+	head(out, "dnsd_snapshot_build_seconds", "gauge",
+	     "Seconds the last snapshot build of each kind took, from reading the "
+	     "store to publishing.");
 	for (int k = 0; k < STATUS_BUILD_KINDS; k++)
-		evbuffer_add_printf(out, "dnsd_snapshot_build_seconds_sum{kind=\"%s\"} %.6f\n"
-				    "dnsd_snapshot_build_seconds_count{kind=\"%s\"} %llu\n",
-				    build_kind[k], s->build_seconds[k], build_kind[k],
-				    (unsigned long long)s->builds[k]);
-	head(out, "dnsd_snapshot_last_build_seconds", "gauge",
-	     "Seconds the last snapshot build of each kind took.");
-	for (int k = 0; k < STATUS_BUILD_KINDS; k++)
-		evbuffer_add_printf(out, "dnsd_snapshot_last_build_seconds{kind=\"%s\"} %.6f\n",
+		evbuffer_add_printf(out, "dnsd_snapshot_build_seconds{kind=\"%s\"} %.6f\n",
 				    build_kind[k], s->build_last[k]);
+	head(out, "dnsd_snapshot_build_seconds_total", "counter",
+	     "Seconds spent building snapshots from the store, by kind.");
+	for (int k = 0; k < STATUS_BUILD_KINDS; k++)
+		evbuffer_add_printf(out, "dnsd_snapshot_build_seconds_total{kind=\"%s\"} %.6f\n",
+				    build_kind[k], s->build_seconds[k]);
 	head(out, "dnsd_services", "gauge", "Balanced names loaded from the store.");
 	evbuffer_add_printf(out, "dnsd_services %zu\n", sn->svc ? sn->svc->n : 0);
 	head(out, "dnsd_services_skipped", "gauge",
