@@ -11,7 +11,7 @@
 # `make -j` on a fresh machine never compiles before the headers exist.
 
 PKGS   := ldns libmaxminddb libevent libevent_openssl libevent_pthreads \
-          sqlite3 jansson liburcu-qsbr openssl libsystemd libxdp libbpf
+          sqlite3 jansson yajl liburcu-qsbr openssl libsystemd libxdp libbpf
 WARN   := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
           -Wmissing-prototypes -Wpointer-arith -Wvla
 CC     ?= cc
@@ -35,7 +35,7 @@ PYTHON := /usr/bin/python3
 # Debian packages that the build and the tests need (make deps).
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             libldns-dev libmaxminddb-dev libevent-dev libsqlite3-dev \
-            libjansson-dev liburcu-dev libssl-dev libsystemd-dev sqlite3 \
+            libjansson-dev libyajl-dev liburcu-dev libssl-dev libsystemd-dev sqlite3 \
             python3 python3-dnspython dnsutils libmaxmind-db-writer-perl \
             mmdb-bin iproute2 openssl curl prometheus man-db groff-base \
             systemd libxdp-dev libbpf-dev ethtool procps \

@@ -2,6 +2,7 @@
 """bench/gensvc.py - the 100k-balanced-names bench (bench_services).
 
   gensvc.py DB OUTDIR [SERVICES]
+  gensvc.py --json FILE [SERVICES]
 
 DB must be a store created by `gslbctl --db DB init` (the schema of
 db/schema.sql) and empty; SERVICES (default 100,000) services with 4
@@ -18,6 +19,9 @@ Into OUTDIR:
   q-static.txt   one query per static name, in a random order
   q-svc.txt      one query per service, in the same order (same lengths)
   last           the name of the last service inserted
+With --json, the same services are written to FILE as the document
+`gslbctl export` would print for that store, compact (one line), in name
+order: what `gslbctl import` reads (bench/import.sh).
 Deterministic (fixed seed).
 """
 import os
@@ -32,7 +36,33 @@ def addr(n):
     return "10.%d.%d.%d" % ((n >> 16) & 255, (n >> 8) & 255, n & 255)
 
 
+def write_json(path, n):
+    """The export document of the store main() fills, compact, written
+    one service at a time."""
+    ep = ('{"target":"%s","weight":%d,"priority":%d,"region":null,'
+          '"lat":null,"lon":null,"bias":0.0,"admin":"auto","drained":false,'
+          '"check":null}')
+    with open(path, "w") as f:
+        f.write('{"version":1,"services":[')
+        for k, i in enumerate(sorted(range(n), key=lambda i: "b%d.svc.test." % i)):
+            pol = POLICIES[i % 3]
+            eps = ",".join(ep % (addr(4 * i + j), j + 1 if pol == "weighted" else 1,
+                                 10 * j if pol == "failover" else 0)
+                           for j in sorted(range(4), key=lambda j: addr(4 * i + j)))
+            f.write('%s{"name":"b%d.svc.test.","policy":"%s","ttl":30,'
+                    '"answers":null,"sticky":false,"when_down":"open",'
+                    '"endpoints":[%s],"rules":[]}' % ("," if k else "", i, pol, eps))
+        f.write("]}\n")
+    return 0
+
+
 def main(argv):
+    if len(argv) in (3, 4) and argv[1] == "--json":
+        n = int(argv[3]) if len(argv) == 4 else 100000
+        if not 1 <= n <= 1000000:
+            sys.stderr.write("gensvc.py: SERVICES must be 1..1000000\n")
+            return 2
+        return write_json(argv[2], n)
     if len(argv) not in (3, 4):
         sys.stderr.write(__doc__)
         return 2

@@ -26,6 +26,7 @@
 #include "db/export.h"
 #include "db/damping.h"
 #include "db/health_store.h"
+#include "db/import.h"
 #include "db/shift.h"
 #include "db/store.h"
 #include "db/svc_load.h"
@@ -54,10 +55,12 @@ struct optspec {
 	{ "check-timeout", true }, { "check-rise", true },               \
 	{ "check-fall", true }, { "check-expect", true },                \
 	{ "check-body", true }, { "check-host", true },                  \
-	{ "check-insecure", false }, { "admin", true }
+	{ "check-insecure", false }, { "admin", true },                  \
+	{ "capacity", true }
 #define SVC_OPTS                                                          \
 	{ "policy", true }, { "ttl", true }, { "answers", true },         \
-	{ "sticky", false }, { "no-sticky", false }, { "when-down", true }
+	{ "sticky", false }, { "no-sticky", false }, { "when-down", true }, \
+	{ "fill", true }
 
 static const char ep_help[] =
 	"  --weight N          0..65535 (default 1; 0 = only when nothing\n"
@@ -71,7 +74,10 @@ static const char ep_help[] =
 	"                      dns://HOST[:PORT]/NAME ('' removes the check)\n"
 	"  --check-interval S --check-timeout S --check-rise N\n"
 	"  --check-fall N --check-expect 200-399|RCODE --check-body TEXT\n"
-	"  --check-host NAME --check-insecure (no TLS verification)\n";
+	"  --check-host NAME --check-insecure (no TLS verification)\n"
+	"  --capacity N        spill-over (geo): answers per second it takes\n"
+	"                      when the service has a --fill, else a relative\n"
+	"                      number (0 removes it)\n";
 
 struct cmd {
 	const char *w1, *w2;    /* subcommand words (w2 may be NULL) */
@@ -265,6 +271,10 @@ static void fill_service(const struct cmd *c, struct cfg_service *s)
 			die_rc(-EINVAL, "answers -1 outside 1..%d", SVC_MAX_ANSWERS);
 	}
 	s->when_down = opt(c, "when-down");
+	if ((v = opt(c, "fill"))) {
+		s->has_fill = true;
+		s->fill = parse_d("fill", v);
+	}
 }
 
 /* --if-missing: "already exists" is success (the store unchanged). */
@@ -378,6 +388,9 @@ static void print_endpoint_text(const json_t *e)
 	if (json_is_object(ck))
 		printf(" check %s",
 		       json_string_value(json_object_get(ck, "url")));
+	if (json_is_number(json_object_get(e, "capacity")))
+		printf(" capacity %g",
+		       json_number_value(json_object_get(e, "capacity")));
 	putchar('\n');
 }
 
@@ -407,9 +420,13 @@ static int cmd_service_show(struct cmd *c)
 		       json_string_value(json_object_get(v, "policy")),
 		       (long long)json_integer_value(json_object_get(v, "ttl")));
 		print_answers(json_object_get(v, "answers"));
-		printf(" sticky %s when-down %s\n",
+		printf(" sticky %s when-down %s",
 		       json_is_true(json_object_get(v, "sticky")) ? "yes" : "no",
 		       json_string_value(json_object_get(v, "when_down")));
+		if (json_is_number(json_object_get(v, "fill")))
+			printf(" fill %g", json_number_value(
+			       json_object_get(v, "fill")));
+		putchar('\n');
 		json_array_foreach(json_object_get(v, "endpoints"), i, x)
 			print_endpoint_text(x);
 		json_array_foreach(json_object_get(v, "rules"), i, x)
@@ -441,6 +458,7 @@ static const struct ep_field {
 	EPF("check-expect", 's', has_expect, expect),
 	EPF("check-body", 's', has_body, body),
 	EPF("check-host", 's', has_host, host),
+	EPF("capacity", 'd', has_capacity, capacity),
 };
 #undef EPF
 
@@ -670,51 +688,75 @@ static int cmd_damping(struct cmd *c)
 
 static int cmd_export(struct cmd *c)
 {
-	print_json(export_or_die(c, NULL));
-	return 0;
+	return cfg_export_stream(db_of(c), stdout, err, sizeof err);
 }
 
-static json_t *load_doc(const char *path, const char *what)
-{
-	json_error_t je;
-	json_t *doc;
+/* The streamed import's report: text lines, or {"changes": [...]} with
+ * --json written one change at a time (the bytes print_json would
+ * give). */
+struct import_report {
+	size_t n;
+};
 
-	if (strcmp(path, "-") == 0)
-		doc = json_loadf(stdin, 0, &je);
-	else
-		doc = json_load_file(path, 0, &je);
-	if (!doc)
-		die_rc(je.line < 0 ? -EIO : -EINVAL, "%s: %s:%d: %s", what,
-		       strcmp(path, "-") ? path : "stdin", je.line, je.text);
-	return doc;
-}
-
-/* Prints a plan: one line per change, or {"changes": [...]} with --json;
- * nothing with --quiet. */
-static void print_plan(const struct cfg_plan *plan)
+static void print_change(void *arg, const char *line, const json_t *c)
 {
-	char line[1024];
+	struct import_report *r = arg;
+	char *s;
 
 	if (quiet)
 		return;
-	if (json_out) {
-		print_json(json_pack("{s:o}", "changes", cfg_plan_json(plan)));
+	if (!json_out) {
+		puts(line);
+		r->n++;
 		return;
 	}
-	for (size_t i = 0; i < cfg_plan_size(plan); i++) {
-		cfg_plan_line(plan, i, line, sizeof line);
-		puts(line);
+	s = json_dumps(c, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+	                  JSON_REAL_PRECISION(15));
+	if (!s)
+		die("out of memory");
+	fputs(r->n++ ? ",\n    " : "{\n  \"changes\": [\n    ", stdout);
+	for (const char *p = s; *p; p++) {
+		putchar(*p);
+		if (*p == '\n')
+			fputs("    ", stdout);
 	}
+	free(s);
+}
+
+/* A progress line on stderr when it is a terminal. */
+static void print_progress(void *arg, const struct cfg_import_progress *p)
+{
+	double mb = (double)p->bytes / 1e6;
+
+	(void)arg;
+	fprintf(stderr, "\r\033[Kimport: %zu services, %.1f", p->services, mb);
+	if (p->total)
+		fprintf(stderr, " of %.1f MB (%.0f%%)", (double)p->total / 1e6,
+		        100.0 * (double)p->bytes / (double)p->total);
+	else
+		fprintf(stderr, " MB");
+	fprintf(stderr, ", %.0f services/s, %zu changes%s",
+	        p->elapsed > 0 ? (double)p->services / p->elapsed : 0.0,
+	        p->changes, p->done ? "\n" : "");
+	fflush(stderr);
 }
 
 /* import / import --dry-run / diff. A plan only reads: a store that does
- * not exist yet is compared as an empty one and is not created. */
+ * not exist yet is compared as an empty one and is not created. The
+ * document is read as a stream (db/import.h). */
 static int import_or_plan(struct cmd *c, bool dry, const char *what)
 {
-	json_t *doc = load_doc(c->pos[0], what);
-	struct cfg_plan *plan = NULL;
+	struct import_report rep = { 0 };
+	struct cfg_import_out out = { print_change, NULL, &rep };
+	struct cfg_import_result res;
+	const char *path = c->pos[0];
+	FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	char msg[sizeof err];
 	int rc;
 
+	if (!in)
+		die_rc(errno == ENOENT ? -ENOENT : -EIO, "%s: %s: %s", what,
+		       path, strerror(errno));
 	if (!db_path)
 		die_rc(-EINVAL, "--db FILE is required");
 	if (dry && access(db_path, F_OK) < 0 && errno == ENOENT) {
@@ -723,15 +765,27 @@ static int import_or_plan(struct cmd *c, bool dry, const char *what)
 		if (rc < 0)
 			die_rc(rc, "%s", err);
 	}
-	rc = cfg_import_plan(db_of(c), doc, dry ? CFG_IMPORT_DRY_RUN : 0,
-	                     &plan, err, sizeof err);
-	json_decref(doc);
-	if (rc < 0)
+	if (isatty(STDERR_FILENO))
+		out.progress = print_progress;
+	if (quiet)
+		out.change = NULL;
+	rc = cfg_import_stream(db_of(c), in, dry ? CFG_IMPORT_DRY_RUN : 0,
+	                       &out, &res, err, sizeof err);
+	if (in != stdin)
+		fclose(in);
+	if (rc < 0) {
+		/* "import: FILE: ..." for what is wrong with the document. */
+		if (strncmp(err, "import: ", 8) == 0) {
+			snprintf(msg, sizeof msg, "%s", err + 8);
+			snprintf(err, sizeof err, "%.200s: %.800s",
+			         strcmp(path, "-") ? path : "stdin", msg);
+		}
 		return rc;
-	print_plan(plan);
-	if (!dry && !quiet && !json_out && cfg_plan_size(plan) == 0)
+	}
+	if (json_out && !quiet)
+		puts(rep.n ? "\n  ]\n}" : "{\n  \"changes\": []\n}");
+	if (!dry && !quiet && !json_out && res.changes == 0)
 		puts("no change");
-	cfg_plan_free(plan);
 	return 0;
 }
 
@@ -826,6 +880,50 @@ static void print_shift(const json_t *sh)
 	putchar('\n');
 }
 
+/* Spill-over in status: per endpoint its capacity and the share of the
+ * service's clients it is expected to take while its region spills (its
+ * capacity's part of the capacity that is up), and the service's fill.
+ * The measured shares are dnsd's (GET /v1/status, "spill"). */
+static void status_spill(json_t *sj, const struct svc_service *v)
+{
+	double total = 0;
+	json_t *e;
+	size_t k;
+
+	if (!v || !v->spill)
+		return;
+	json_object_set_new(sj, "fill", v->fill > 0 ? json_real(v->fill)
+	                                            : json_null());
+	for (int pass = 0; pass < 2; pass++) {
+		json_array_foreach(json_object_get(sj, "endpoints"), k, e) {
+			const char *t = json_string_value(json_object_get(e,
+			                                  "target"));
+			const char *hl = json_string_value(json_object_get(e,
+			                                   "health"));
+			const char *ad = json_string_value(json_object_get(e,
+			                                   "admin"));
+			double cap = 0;
+			bool up;
+
+			for (size_t j = 0; t && j < v->n_eps; j++)
+				if (strcmp(v->eps[j].t.text, t) == 0)
+					cap = v->eps[j].capacity;
+			up = ad && strcmp(ad, "down") != 0 &&
+			     (strcmp(ad, "up") == 0 ||
+			      (!json_is_true(json_object_get(e, "drained")) &&
+			       !(hl && strcmp(hl, "down") == 0)));
+			if (pass == 0) {
+				total += up ? cap : 0;
+				continue;
+			}
+			json_object_set_new(e, "capacity", cap > 0 ?
+			                    json_real(cap) : json_null());
+			json_object_set_new(e, "expected", json_real(
+			        up && total > 0 ? cap / total : 0));
+		}
+	}
+}
+
 static int cmd_status(struct cmd *c)
 {
 	struct store *h = db_of(c);
@@ -856,6 +954,8 @@ static int cmd_status(struct cmd *c)
 
 		if (sh)
 			json_object_set(v, "shift", sh);
+		status_spill(v, svc_find_text(set, json_string_value(
+		                              json_object_get(v, "name"))));
 	}
 	json_decref(shifts);
 	doc = json_pack("{s:o, s:o}", "services", svcs, "problems", probs);
@@ -894,6 +994,15 @@ static int cmd_status(struct cmd *c)
 				               json_object_get(e, "priority")),
 				       json_is_true(json_object_get(e, "stale"))
 				               ? " (stale)" : "");
+				if (json_is_number(json_object_get(e,
+				                   "capacity")))
+					printf("      capacity %g: %.0f%% of the "
+					       "capacity up (expected share)\n",
+					       json_number_value(json_object_get(
+					               e, "capacity")),
+					       100 * json_number_value(
+					               json_object_get(e,
+					                       "expected")));
 				json_array_foreach(json_object_get(e, "agents"),
 				                   m, a)
 					printf("      agent %s (%s): %s %s\n",
@@ -1206,15 +1315,18 @@ static struct cmd cmds[] = {
 	{ "service", "add", 1, 1, svc_add_opts, cmd_service_add,
 	  "service add NAME --policy failover|weighted|geo|latency|all|"
 	  "roundrobin [--ttl S] [--answers N] [--sticky] "
-	  "[--when-down open|closed|TARGET] [--if-missing]",
+	  "[--when-down open|closed|TARGET] [--fill F] [--if-missing]",
 	  "Adds a balanced name (trailing dot optional). --ttl default 30;\n"
 	  "--answers default 1 (8 for all, every healthy one for roundrobin);\n"
 	  "--sticky (weighted): a client subnet keeps its answer;\n"
-	  "--when-down: open (default), closed (SERVFAIL) or a TARGET.\n"
+	  "--when-down: open (default), closed (SERVFAIL) or a TARGET;\n"
+	  "--fill F (geo, 0 < F <= 1): endpoint capacities are answers per\n"
+	  "second and clients spill over from an endpoint past F of its\n"
+	  "capacity (0 removes it).\n"
 	  "--if-missing: a service of that name already there is success.\n", 0, NULL, 0, NULL, NULL },
 	{ "service", "set", 1, 1, svc_opts, cmd_service_set,
 	  "service set NAME [--policy P] [--ttl S] [--answers N|default] "
-	  "[--sticky|--no-sticky] [--when-down open|closed|TARGET]",
+	  "[--sticky|--no-sticky] [--when-down open|closed|TARGET] [--fill F]",
 	  "Changes the given settings of a service.\n", 0, NULL, 0, NULL, NULL },
 	{ "service", "list", 0, 1, no_opts, cmd_service_list,
 	  "service list [NAME] [--json]", "Lists services (or just NAME).\n", 0, NULL, 0, NULL, NULL },

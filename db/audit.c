@@ -157,16 +157,14 @@ static char *jtext(const json_t *v)
 	                          JSON_REAL_PRECISION(15)) : NULL;
 }
 
-static void log_change(const struct cfg_plan *p, size_t i, const json_t *c,
-                       long long version, const char *who,
-                       const char *source)
+/* Logs one change (line: its text form, c: its change object). */
+static void log_line(const char *line, const json_t *c, long long version,
+                     const char *who, const char *source)
 {
 	const struct cfg_write *w = cfg_write_current();
-	char line[1024];
 	const char *key;
 	char *o, *n;
 
-	cfg_plan_line(p, i, line, sizeof line);
 	if (getenv("INVOCATION_ID")) {
 		key = json_string_value(json_object_get(c, "target"));
 		if (!key)
@@ -194,6 +192,83 @@ static void log_change(const struct cfg_plan *p, size_t i, const json_t *c,
 		log_info("config v%lld by %s (%s): %s", version, who, source,
 		         line);
 	}
+}
+
+static void log_change(const struct cfg_plan *p, size_t i, const json_t *c,
+                       long long version, const char *who,
+                       const char *source)
+{
+	char line[1024];
+
+	cfg_plan_line(p, i, line, sizeof line);
+	log_line(line, c, version, who, source);
+}
+
+bool cfg_record_logs(void)
+{
+	return getenv("INVOCATION_ID") || cfg_write_current()->log_stderr;
+}
+
+void cfg_record_log(long long version, const char *source, size_t i,
+                    size_t n, const char *line, const json_t *c)
+{
+	const struct cfg_write *w = cfg_write_current();
+	char whobuf[128];
+	const char *who = who_am_i(whobuf, sizeof whobuf);
+
+	if (!source)
+		source = w->source ? w->source : "gslbctl";
+	if (i < LOG_MAX_LINES)
+		log_line(line, c, version, who, source);
+	if (i == LOG_MAX_LINES && w->log_stderr)
+		log_info("config v%lld by %s (%s): ... and %zu more changes",
+		         version, who, source, n - LOG_MAX_LINES);
+}
+
+int cfg_record_table(sqlite3 *h, const char *table, const char *order,
+                     const char *source, long long *version, char *err,
+                     size_t errlen)
+{
+	const struct cfg_write *w = cfg_write_current();
+	sqlite3_stmt *au = NULL, *ch = NULL;
+	struct timeval tv;
+	char whobuf[128], sql[512];
+	const char *who = who_am_i(whobuf, sizeof whobuf);
+	int rc = -EIO;
+
+	if (!source)
+		source = w->source ? w->source : "gslbctl";
+	gettimeofday(&tv, NULL);
+	snprintf(sql, sizeof sql, "INSERT INTO audit (version, time, who, "
+	         "source, op, kind, service, target, field, old, new) SELECT "
+	         "?1, ?2, ?3, ?4, op, kind, service, key, field, old, new FROM "
+	         "%s ORDER BY %s", table, order);
+	if (store_exec(h, "INSERT OR IGNORE INTO store_version (id, version) "
+	               "VALUES (1, 0); UPDATE store_version SET version = "
+	               "version + 1 WHERE id = 1") < 0 ||
+	    (*version = cfg_version_of(h)) < 0 ||
+	    sqlite3_prepare_v2(h, sql, -1, &au, NULL) != SQLITE_OK)
+		goto out;
+	snprintf(sql, sizeof sql, "INSERT OR IGNORE INTO changes (version, "
+	         "service) SELECT DISTINCT ?1, service FROM %s", table);
+	if (sqlite3_prepare_v2(h, sql, -1, &ch, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(au, 1, *version);
+	sqlite3_bind_double(au, 2, tv.tv_sec + tv.tv_usec / 1e6);
+	sqlite3_bind_text(au, 3, who, -1, SQLITE_STATIC);
+	sqlite3_bind_text(au, 4, source, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ch, 1, *version);
+	if (sqlite3_step(au) != SQLITE_DONE || sqlite3_step(ch) != SQLITE_DONE)
+		goto out;
+	if (cur_write)
+		cur_write->version = *version;
+	rc = 0;
+out:
+	if (rc < 0)
+		store_sqlerr(h, err, errlen, "audit");
+	sqlite3_finalize(au);
+	sqlite3_finalize(ch);
+	return rc;
 }
 
 int cfg_record(sqlite3 *h, const struct cfg_plan *p, const char *source,

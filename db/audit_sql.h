@@ -3,8 +3,10 @@
  * configuration write of db/edit.c runs in. */
 #ifndef DB_AUDIT_SQL_H
 #define DB_AUDIT_SQL_H
+#include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include "db/store_sql.h"
@@ -32,6 +34,21 @@ void cfg_observe_abort(struct cfg_observe *o);
  * context's. Nothing when p is empty. */
 int cfg_record(sqlite3 *h, const struct cfg_plan *p, const char *source,
                char *err, size_t errlen);
+
+/* A bulk write's record (import): the changes are rows of table (columns
+ * op, kind, service, key, field, old, new: the audit columns, key the
+ * target or match), listed in the order of db/diff.h plans by order (an
+ * ORDER BY clause). Bumps the version (into *version), writes audit and
+ * changes rows, inside h's transaction. 0 or -EIO with err. */
+int cfg_record_table(sqlite3 *h, const char *table, const char *order,
+                     const char *source, long long *version, char *err,
+                     size_t errlen);
+/* Whether changes are logged (journal, or the context's log_stderr);
+ * then cfg_record_log logs change i of n (its text line and change
+ * object) of version, the first ones one by one as cfg_record does. */
+bool cfg_record_logs(void);
+void cfg_record_log(long long version, const char *source, size_t i,
+                    size_t n, const char *line, const json_t *c);
 
 /* The version in h (inside the caller's transaction), or -EIO. */
 long long cfg_version_of(sqlite3 *h);

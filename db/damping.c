@@ -283,3 +283,94 @@ int damping_state_save(struct store *db, const struct damp_state *st,
 
 	STORE_TXN(h, err, errlen, save(h, st, conf, n, err, errlen));
 }
+
+/* ------------------------------------------------------ export/import */
+
+json_t *damping_export(struct store *db, const char *service)
+{
+	struct damp_conf c;
+	bool custom = false;
+
+	if (damping_get(db, service, &c, &custom, NULL, 0) < 0 || !custom)
+		return NULL;
+	return json_pack("{s:b, s:f, s:f, s:f, s:f, s:f}", "on", c.on,
+	                 "penalty", c.penalty, "suppress", c.suppress,
+	                 "reuse", c.reuse, "half_life", c.half_life,
+	                 "max_suppress", c.max_suppress);
+}
+
+int damping_import(struct store *db, const char *service, const json_t *o,
+                   const char *where, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "on", "penalty", "suppress",
+		"reuse", "half_life", "max_suppress" };
+	double *num[5];
+	struct damp_conf c;
+	char msg[512];
+	const char *k;
+	json_t *v;
+	int rc;
+
+	damp_conf_default(&c);
+	num[0] = &c.penalty;
+	num[1] = &c.suppress;
+	num[2] = &c.reuse;
+	num[3] = &c.half_life;
+	num[4] = &c.max_suppress;
+	if (!json_is_object(o))
+		return store_errf(err, errlen, -EINVAL, "%s: 'damping' must be "
+		                  "an object or null", where);
+	json_object_foreach((json_t *)o, k, v) {
+		size_t i = 0;
+
+		while (i < 6 && strcmp(k, keys[i]) != 0)
+			i++;
+		if (i == 6 || (i == 0 && !json_is_boolean(v)) ||
+		    (i > 0 && !json_is_number(v)))
+			return store_errf(err, errlen, -EINVAL, "%s: damping: "
+			                  "'%s' is not on (true/false), penalty, "
+			                  "suppress, reuse, half_life or "
+			                  "max_suppress (numbers)", where, k);
+		if (i == 0)
+			c.on = json_is_true(v);
+		else
+			*num[i - 1] = json_number_value(v);
+	}
+	if ((rc = set(db->h, service, &c, err, errlen)) < 0) {
+		snprintf(msg, sizeof msg, "%s", err);
+		return store_errf(err, errlen, rc, "%s: %s", where, msg);
+	}
+	return 0;
+}
+
+int damping_copy_one(struct store *from, struct store *to, const char *name,
+                     char *err, size_t errlen)
+{
+	json_t *a = damping_export(from, name);
+	json_t *b = damping_export(to, name);
+	int rc = 0;
+
+	if (a && !json_equal(a, b))
+		rc = damping_import(to, name, a, name, err, errlen);
+	else if (!a && b)
+		rc = reset(to->h, name, err, errlen);
+	json_decref(a);
+	json_decref(b);
+	return rc;
+}
+
+int damping_copy(struct store *from, struct store *to, char *err,
+                 size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(to->h, "SELECT name FROM services", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return store_sqlerr(to->h, err, errlen, "import: damping");
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+		rc = damping_copy_one(from, to, (const char *)
+		                      sqlite3_column_text(st, 0), err, errlen);
+	sqlite3_finalize(st);
+	return rc;
+}

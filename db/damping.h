@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "health/damp.h"
 
 struct store;
@@ -37,5 +39,20 @@ int damping_state_load(struct store *db, struct damp_state **out, size_t *n,
 int damping_state_save(struct store *db, const struct damp_state *st,
                        const struct damp_conf *conf, size_t n, char *err,
                        size_t errlen);
+
+/* Export and import (db/export.c): service's thresholds as {on, penalty,
+ * suppress, reuse, half_life, max_suppress}, or NULL when it uses the
+ * defaults; written back from such an object (missing keys: defaults;
+ * checked as damping_set), in the caller's transaction; and, for an
+ * import, every service of to given the thresholds it has in from (by
+ * name; none there: the defaults). 0 or a negative errno with err. */
+json_t *damping_export(struct store *db, const char *service);
+int damping_import(struct store *db, const char *service, const json_t *o,
+                   const char *where, char *err, size_t errlen);
+int damping_copy(struct store *from, struct store *to, char *err,
+                 size_t errlen);
+/* The same for one service name. */
+int damping_copy_one(struct store *from, struct store *to, const char *name,
+                     char *err, size_t errlen);
 
 #endif

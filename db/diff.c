@@ -26,7 +26,7 @@ struct field {
 static const struct field svc_fields[] = {
 	{ "policy", "policy", false }, { "ttl", "ttl", false },
 	{ "answers", "answers", false }, { "sticky", "sticky", true },
-	{ "when_down", "when_down", false },
+	{ "when_down", "when_down", false }, { "fill", "fill", false },
 };
 #define N_SVC_FIELDS (sizeof svc_fields / sizeof svc_fields[0])
 
@@ -45,11 +45,14 @@ static const struct field ep_fields[] = {
 	{ "check_expect", "check.expect", false },
 	{ "check_body", "check.body", false },
 	{ "check_host", "check.host", false },
+	{ "capacity", "capacity", false },
 };
 #define N_EP_FIELDS (sizeof ep_fields / sizeof ep_fields[0])
 #define EP_CHECK_URL 8          /* index of check_url in ep_fields */
+#define EP_LAT 3                /* index of lat (lon follows) */
 
-#define SVC_Q "SELECT id, name, policy, ttl, answers, sticky, when_down " \
+#define SVC_Q "SELECT id, name, policy, ttl, answers, sticky, when_down, " \
+	"fill " \
 	"FROM services ORDER BY name"
 #define EP_Q "SELECT e.id, s.name, " CFG_EP_COLS " FROM endpoints e JOIN " \
 	"services s ON s.id = e.service_id ORDER BY s.name, e.target"
@@ -151,21 +154,16 @@ static int key_cmp(sqlite3_stmt *a, bool a_row, sqlite3_stmt *b, bool b_row,
 	return 0;
 }
 
-/* Merges one table of cur (a) and want (b), both ordered by their keys:
- * nkeys key columns from column 1, then nf compared fields. */
-static int merge(struct cfg_plan *p, sqlite3 *cur, sqlite3 *want,
-                 const char *sql, int kind, int nkeys,
-                 const struct field *fields, size_t nf)
+/* Merges one table of cur (a) and want (b), statements ready to step,
+ * both ordered by their keys: nkeys key columns from column 1, then nf
+ * compared fields. Leaves a and b reset. */
+static int merge_st(struct cfg_plan *p, sqlite3_stmt *a, sqlite3_stmt *b,
+                    int kind, int nkeys, const struct field *fields,
+                    size_t nf)
 {
-	sqlite3_stmt *a = NULL, *b = NULL;
 	int ra, rb, rc = 0, keycol = nkeys > 1 ? 2 : -1;
 	int first = 1 + nkeys;  /* first compared column */
 
-	if (sqlite3_prepare_v2(cur, sql, -1, &a, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(want, sql, -1, &b, NULL) != SQLITE_OK) {
-		rc = -EIO;
-		goto out;
-	}
 	ra = sqlite3_step(a);
 	rb = sqlite3_step(b);
 	while (rc == 0 && (ra == SQLITE_ROW || rb == SQLITE_ROW)) {
@@ -190,11 +188,12 @@ static int merge(struct cfg_plan *p, sqlite3 *cur, sqlite3 *want,
 			/* Without a check, its settings are not shown (the
 			 * export prints "check": null) and do not matter. */
 			if (fields == ep_fields && i > EP_CHECK_URL &&
+			    strncmp(fields[i].name, "check.", 6) == 0 &&
 			    sqlite3_column_type(a, first + EP_CHECK_URL) ==
 			            SQLITE_NULL &&
 			    sqlite3_column_type(b, first + EP_CHECK_URL) ==
 			            SQLITE_NULL)
-				break;
+				continue;
 			if (!val_eq(va, vb))
 				rc = push(p, OP_CHANGE, kind, a, keycol,
 				          fields ? &fields[i] : NULL, va, vb,
@@ -207,7 +206,22 @@ static int merge(struct cfg_plan *p, sqlite3 *cur, sqlite3 *want,
 	if (rc == 0 && ((ra != SQLITE_DONE && ra != SQLITE_ROW) ||
 	                (rb != SQLITE_DONE && rb != SQLITE_ROW)))
 		rc = -EIO;
-out:
+	sqlite3_reset(a);
+	sqlite3_reset(b);
+	return rc;
+}
+
+/* merge_st over whole tables: sql run on cur and on want. */
+static int merge(struct cfg_plan *p, sqlite3 *cur, sqlite3 *want,
+                 const char *sql, int kind, int nkeys,
+                 const struct field *fields, size_t nf)
+{
+	sqlite3_stmt *a = NULL, *b = NULL;
+	int rc = -EIO;
+
+	if (sqlite3_prepare_v2(cur, sql, -1, &a, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(want, sql, -1, &b, NULL) == SQLITE_OK)
+		rc = merge_st(p, a, b, kind, nkeys, fields, nf);
 	sqlite3_finalize(a);
 	sqlite3_finalize(b);
 	return rc;
@@ -342,8 +356,12 @@ static int copy_targets(struct cfg_plan *p, sqlite3 *cur, long long rule_id,
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
+/* The statements of an apply, prepared on first use: fixed ones, then
+ * one UPDATE per service field and per endpoint field. */
 enum { S_SVC_SEL, S_SVC_INS, S_EP_SEL, S_EP_INS, S_RULE_SEL, S_RULE_INS,
-       S_RT_SEL, S_RT_INS, S_RT_DEL, S_DEL_RULE, S_DEL_EP, S_DEL_SVC, S_N };
+       S_RT_SEL, S_RT_INS, S_RT_DEL, S_DEL_RULE, S_DEL_EP, S_DEL_SVC,
+       S_LL_SEL, S_LL_UPD, S_N,
+       S_UPD = S_N, S_ALL = S_N + N_SVC_FIELDS + N_EP_FIELDS };
 
 static int apply_one(struct cfg_plan *p, sqlite3 *cur, const struct change *c,
                      sqlite3_stmt **s)
@@ -352,17 +370,43 @@ static int apply_one(struct cfg_plan *p, sqlite3 *cur, const struct change *c,
 	sqlite3_stmt *up = NULL;
 	int rc;
 
+	if (c->op == OP_CHANGE && c->kind == K_ENDPOINT &&
+	    (c->field == &ep_fields[EP_LAT] ||
+	     c->field == &ep_fields[EP_LAT + 1])) {
+		/* Both or neither (a CHECK): set together from want. */
+		if (stmt(p->want, &s[S_LL_SEL], "SELECT lat, lon FROM endpoints "
+		         "WHERE id = ?") < 0 ||
+		    stmt(cur, &s[S_LL_UPD], "UPDATE endpoints SET lat = ?, lon = "
+		         "? WHERE id = ?") < 0)
+			return -EIO;
+		sqlite3_bind_int64(s[S_LL_SEL], 1, c->want_id);
+		if (sqlite3_step(s[S_LL_SEL]) != SQLITE_ROW) {
+			sqlite3_reset(s[S_LL_SEL]);
+			return -EIO;
+		}
+		sqlite3_bind_value(s[S_LL_UPD], 1,
+		                   sqlite3_column_value(s[S_LL_SEL], 0));
+		sqlite3_bind_value(s[S_LL_UPD], 2,
+		                   sqlite3_column_value(s[S_LL_SEL], 1));
+		sqlite3_bind_int64(s[S_LL_UPD], 3, c->cur_id);
+		rc = step_done(s[S_LL_UPD]);
+		sqlite3_reset(s[S_LL_SEL]);
+		return rc;
+	}
 	if (c->op == OP_CHANGE && c->kind != K_RULE) {
+		size_t slot = S_UPD + (c->kind == K_SERVICE ?
+		              (size_t)(c->field - svc_fields) :
+		              N_SVC_FIELDS + (size_t)(c->field - ep_fields));
+
 		snprintf(sql, sizeof sql, "UPDATE %s SET %s = ? WHERE id = ?",
 		         c->kind == K_SERVICE ? "services" : "endpoints",
 		         c->field->col);
-		if (sqlite3_prepare_v2(cur, sql, -1, &up, NULL) != SQLITE_OK)
+		if (stmt(cur, &s[slot], sql) < 0)
 			return -EIO;
+		up = s[slot];
 		sqlite3_bind_value(up, 1, c->new);
 		sqlite3_bind_int64(up, 2, c->cur_id);
-		rc = step_done(up);
-		sqlite3_finalize(up);
-		return rc;
+		return step_done(up);
 	}
 	if (c->op == OP_CHANGE) {       /* a rule's targets */
 		if (stmt(cur, &s[S_RT_DEL], "DELETE FROM rule_targets WHERE "
@@ -376,18 +420,19 @@ static int apply_one(struct cfg_plan *p, sqlite3 *cur, const struct change *c,
 	}
 	if (c->op == OP_ADD && c->kind == K_SERVICE) {
 		if (stmt(cur, &s[S_SVC_INS], "INSERT INTO services (name, "
-		         "policy, ttl, answers, sticky, when_down) VALUES (?, ?, "
-		         "?, ?, ?, ?)") < 0)
+		         "policy, ttl, answers, sticky, when_down, fill) VALUES "
+		         "(?, ?, ?, ?, ?, ?, ?)") < 0)
 			return -EIO;
 		return copy_row(p->want, &s[S_SVC_SEL], "SELECT name, policy, "
-		                "ttl, answers, sticky, when_down FROM services "
-		                "WHERE id = ?", c->want_id, s[S_SVC_INS], 1, 6);
+		                "ttl, answers, sticky, when_down, fill FROM "
+		                "services WHERE id = ?", c->want_id, s[S_SVC_INS],
+		                1, 7);
 	}
 	if (c->op == OP_ADD && c->kind == K_ENDPOINT) {
-		if (stmt(cur, &s[S_EP_INS], "INSERT INTO endpoints (service_id, "
-		         CFG_EP_COLS ") VALUES ((SELECT id FROM services WHERE "
-		         "name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-		         "?, ?, ?)") < 0)
+		if (stmt(cur, &s[S_EP_INS], "INSERT INTO endpoints (id, "
+		         "service_id, " CFG_EP_COLS ") VALUES (" CFG_EP_NEW_ID
+		         ", (SELECT id FROM services WHERE name = ?), ?, ?, ?, ?, "
+		         "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") < 0)
 			return -EIO;
 		sqlite3_bind_text(s[S_EP_INS], 1, c->service, -1, SQLITE_STATIC);
 		return copy_row(p->want, &s[S_EP_SEL], "SELECT " CFG_EP_COLS
@@ -424,8 +469,10 @@ static int apply_one(struct cfg_plan *p, sqlite3 *cur, const struct change *c,
 	return step_done(up);
 }
 
-int cfg_plan_apply(struct cfg_plan *p, sqlite3 *cur, char *err,
-                   size_t errlen)
+/* cfg_plan_apply with the caller's statements (S_ALL, prepared on first
+ * use, kept). */
+static int apply_with(struct cfg_plan *p, sqlite3 *cur, sqlite3_stmt **s,
+                      char *err, size_t errlen)
 {
 	/* Adds first (services, endpoints), then changes, then rules, then
 	 * removals from the leaves up: a new row never reuses the id of a
@@ -437,7 +484,6 @@ int cfg_plan_apply(struct cfg_plan *p, sqlite3 *cur, char *err,
 		{ OP_REMOVE, K_RULE }, { OP_REMOVE, K_ENDPOINT },
 		{ OP_REMOVE, K_SERVICE },
 	};
-	sqlite3_stmt *s[S_N] = { NULL };
 	int rc = 0;
 	char line[512];
 
@@ -452,9 +498,133 @@ int cfg_plan_apply(struct cfg_plan *p, sqlite3 *cur, char *err,
 				store_sqlerr(cur, err, errlen, line);
 			}
 		}
-	for (int i = 0; i < S_N; i++)
+	return rc;
+}
+
+int cfg_plan_apply(struct cfg_plan *p, sqlite3 *cur, char *err,
+                   size_t errlen)
+{
+	sqlite3_stmt *s[S_ALL] = { NULL };
+	int rc = apply_with(p, cur, s, err, errlen);
+
+	for (int i = 0; i < S_ALL; i++)
 		sqlite3_finalize(s[i]);
 	return rc;
+}
+
+/* ----------------------------------------------------------- planner */
+
+/* One service's rows, in the order and columns of SVC_Q, EP_Q, RULE_Q. */
+#define SVC_Q1 "SELECT id, name, policy, ttl, answers, sticky, when_down, " \
+	"fill " \
+	"FROM services WHERE name = ?1"
+#define EP_Q1 "SELECT e.id, s.name, " CFG_EP_COLS " FROM services s JOIN " \
+	"endpoints e ON e.service_id = s.id WHERE s.name = ?1 ORDER BY " \
+	"e.target"
+#define RULE_Q1 "SELECT r.id, s.name, " RULE_MATCH " AS m, (SELECT " \
+	"group_concat(t, ' ') FROM (SELECT e.target AS t FROM rule_targets " \
+	"rt JOIN endpoints e ON e.id = rt.endpoint_id WHERE rt.rule_id = " \
+	"r.id ORDER BY e.target)) FROM services s JOIN rules r ON " \
+	"r.service_id = s.id WHERE s.name = ?1 ORDER BY m"
+
+static int guard_with(const struct cfg_plan *p, sqlite3 *before,
+                      sqlite3 *after, sqlite3_stmt **rot, int *rule,
+                      char *err, size_t errlen);
+
+struct cfg_planner {
+	sqlite3 *cur, *want;
+	sqlite3_stmt *q[2][3];          /* [cur, want][services, endpoints,
+	                                 * rules] of one service */
+	sqlite3_stmt *s[S_ALL];         /* apply */
+	sqlite3_stmt *rot[2];           /* guard */
+	struct cfg_plan plan;
+};
+
+static void plan_clear(struct cfg_plan *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->c[i].service);
+		free(p->c[i].key);
+		sqlite3_value_free(p->c[i].old);
+		sqlite3_value_free(p->c[i].new);
+	}
+	p->n = 0;
+	p->removed_services = 0;
+}
+
+int cfg_planner_new(sqlite3 *cur, sqlite3 *want, struct cfg_planner **out)
+{
+	static const char *const sql[3] = { SVC_Q1, EP_Q1, RULE_Q1 };
+	struct cfg_planner *pl = calloc(1, sizeof *pl);
+
+	*out = NULL;
+	if (!pl)
+		return -ENOMEM;
+	pl->cur = cur;
+	pl->want = want;
+	pl->plan.want = want;
+	for (int i = 0; i < 3; i++)
+		if (sqlite3_prepare_v2(cur, sql[i], -1, &pl->q[0][i], NULL) !=
+		            SQLITE_OK ||
+		    sqlite3_prepare_v2(want, sql[i], -1, &pl->q[1][i], NULL) !=
+		            SQLITE_OK) {
+			cfg_planner_free(pl);
+			return -EIO;
+		}
+	*out = pl;
+	return 0;
+}
+
+void cfg_planner_free(struct cfg_planner *pl)
+{
+	if (!pl)
+		return;
+	for (int i = 0; i < 3; i++) {
+		sqlite3_finalize(pl->q[0][i]);
+		sqlite3_finalize(pl->q[1][i]);
+	}
+	for (int i = 0; i < S_ALL; i++)
+		sqlite3_finalize(pl->s[i]);
+	sqlite3_finalize(pl->rot[0]);
+	sqlite3_finalize(pl->rot[1]);
+	plan_clear(&pl->plan);
+	free(pl->plan.c);
+	free(pl);
+}
+
+int cfg_planner_plan(struct cfg_planner *pl, const char *name,
+                     const struct cfg_plan **out, char *err, size_t errlen)
+{
+	static const struct field *const fields[3] = { svc_fields, ep_fields,
+		rule_fields };
+	static const size_t nf[3] = { N_SVC_FIELDS, N_EP_FIELDS, 1 };
+	int rc = 0;
+
+	plan_clear(&pl->plan);
+	for (int i = 0; rc == 0 && i < 3; i++) {
+		sqlite3_bind_text(pl->q[0][i], 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(pl->q[1][i], 1, name, -1, SQLITE_STATIC);
+		rc = merge_st(&pl->plan, pl->q[0][i], pl->q[1][i], i, i ? 2 : 1,
+		              fields[i], nf[i]);
+	}
+	if (rc == -ENOMEM)
+		return store_errf(err, errlen, rc, "plan: out of memory");
+	if (rc < 0)
+		return store_sqlerr(pl->cur, err, errlen, "plan");
+	*out = &pl->plan;
+	return 0;
+}
+
+int cfg_planner_guard(struct cfg_planner *pl, int *rule, char *err,
+                      size_t errlen)
+{
+	return guard_with(&pl->plan, pl->cur, pl->want, pl->rot, rule, err,
+	                  errlen);
+}
+
+int cfg_planner_apply(struct cfg_planner *pl, char *err, size_t errlen)
+{
+	return apply_with(&pl->plan, pl->cur, pl->s, err, errlen);
 }
 
 /* ------------------------------------------------------------ output */
@@ -508,6 +678,47 @@ json_t *cfg_plan_change(const struct cfg_plan *p, size_t i)
 		json_object_set_new(o, "targets", arr);
 	}
 	return o;
+}
+
+static char *val_jtext(const json_t *v)
+{
+	char *s = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT |
+	                            JSON_REAL_PRECISION(15)) : NULL;
+
+	return s;
+}
+
+int cfg_plan_cols(const struct cfg_plan *p, size_t i,
+                  struct cfg_change_cols *out)
+{
+	const struct change *c = &p->c[i];
+	json_t *v;
+
+	memset(out, 0, sizeof *out);
+	out->rank = c->kind;
+	out->op = op_names[c->op];
+	out->kind = kind_names[c->kind];
+	out->service = c->service;
+	out->key = c->key;
+	if (c->op == OP_CHANGE) {
+		out->field = c->field->name;
+		v = val_json(c->old, c->field);
+		out->old = val_jtext(v);
+		json_decref(v);
+		v = val_json(c->new, c->field);
+		out->new = val_jtext(v);
+		json_decref(v);
+		if (!out->old || !out->new)
+			return -ENOMEM;
+	} else if (c->op == OP_ADD && c->kind == K_RULE) {
+		json_t *o = cfg_plan_change(p, i);
+
+		out->new = val_jtext(json_object_get(o, "targets"));
+		json_decref(o);
+		if (!out->new)
+			return -ENOMEM;
+	}
+	return 0;
 }
 
 json_t *cfg_plan_json(const struct cfg_plan *p)
@@ -589,20 +800,26 @@ void cfg_plan_line(const struct cfg_plan *p, size_t i, char *out,
 
 /* Endpoints of service name in rotation (not drained, not forced down)
  * in h; -1 when the service does not exist there. */
-static long long in_rotation(sqlite3 *h, const char *name)
+static long long in_rotation(sqlite3 *h, const char *name,
+                             sqlite3_stmt **keep)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = keep ? *keep : NULL;
 	long long n = -1;
 
-	if (sqlite3_prepare_v2(h, "SELECT (SELECT count(*) FROM endpoints e "
-	                       "WHERE e.service_id = s.id AND e.drained = 0 AND "
-	                       "e.admin != 'down') FROM services s WHERE s.name "
-	                       "= ?", -1, &st, NULL) == SQLITE_OK) {
+	if (st || sqlite3_prepare_v2(h, "SELECT (SELECT count(*) FROM "
+	                             "endpoints e WHERE e.service_id = s.id AND "
+	                             "e.drained = 0 AND e.admin != 'down') FROM "
+	                             "services s WHERE s.name = ?", -1, &st,
+	                             NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW)
 			n = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
 	}
-	sqlite3_finalize(st);
+	if (keep)
+		*keep = st;
+	else
+		sqlite3_finalize(st);
 	return n;
 }
 
@@ -619,9 +836,19 @@ static bool names_target(sqlite3_value *targets, const char *target)
 	return false;
 }
 
-int cfg_plan_guard(const struct cfg_plan *p, sqlite3 *before, sqlite3 *after,
-                   char *err, size_t errlen)
+/* cfg_plan_guard; rot: two statements kept for in_rotation on before
+ * and after (NULL: prepared each time); *rule (may be NULL) says which
+ * rule failed: 1 a service removed, 2 an endpoint a rule names, 3 no
+ * endpoint left in rotation. */
+static int guard_with(const struct cfg_plan *p, sqlite3 *before,
+                      sqlite3 *after, sqlite3_stmt **rot, int *rule,
+                      char *err, size_t errlen)
 {
+	int dummy;
+
+	if (!rule)
+		rule = &dummy;
+	*rule = 1;
 	for (size_t i = 0; i < p->n; i++) {
 		const struct change *c = &p->c[i];
 
@@ -633,6 +860,7 @@ int cfg_plan_guard(const struct cfg_plan *p, sqlite3 *before, sqlite3 *after,
 			                  c->service, p->removed_services,
 			                  p->removed_services == 1 ? "" : "s");
 	}
+	*rule = 2;
 	for (size_t i = 0; i < p->n; i++) {
 		const struct change *c = &p->c[i];
 
@@ -652,6 +880,7 @@ int cfg_plan_guard(const struct cfg_plan *p, sqlite3 *before, sqlite3 *after,
 				                  c->service, r->key);
 		}
 	}
+	*rule = 3;
 	for (size_t i = 0; i < p->n; i++) {
 		const struct change *c = &p->c[i];
 		long long b, a;
@@ -660,8 +889,8 @@ int cfg_plan_guard(const struct cfg_plan *p, sqlite3 *before, sqlite3 *after,
 		    (i > 0 && p->c[i - 1].kind == K_ENDPOINT &&
 		     strcmp(p->c[i - 1].service, c->service) == 0))
 			continue;       /* one check per service */
-		b = in_rotation(before, c->service);
-		a = in_rotation(after, c->service);
+		b = in_rotation(before, c->service, rot ? &rot[0] : NULL);
+		a = in_rotation(after, c->service, rot ? &rot[1] : NULL);
 		if (b > 0 && a == 0)
 			return store_errf(err, errlen, -EPERM, "%s would have no "
 			                  "endpoint in rotation left (%s %s was "
@@ -671,7 +900,14 @@ int cfg_plan_guard(const struct cfg_plan *p, sqlite3 *before, sqlite3 *after,
 			                  c->op == OP_REMOVE ? "removing" :
 			                  "changing", c->key);
 	}
+	*rule = 0;
 	return 0;
+}
+
+int cfg_plan_guard(const struct cfg_plan *p, sqlite3 *before, sqlite3 *after,
+                   char *err, size_t errlen)
+{
+	return guard_with(p, before, after, NULL, NULL, err, errlen);
 }
 
 /* -------------------------------------------------------------- copy */
@@ -685,11 +921,11 @@ int cfg_copy_service(sqlite3 *from, const char *name, sqlite3 *to)
 
 	/* The service row; none = nothing to copy. */
 	if (sqlite3_prepare_v2(from, "SELECT id, name, policy, ttl, answers, "
-	                       "sticky, when_down FROM services WHERE name = ?",
-	                       -1, &sel, NULL) != SQLITE_OK ||
+	                       "sticky, when_down, fill FROM services WHERE "
+	                       "name = ?", -1, &sel, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(to, "INSERT INTO services (name, policy, ttl, "
-	                       "answers, sticky, when_down) VALUES (?, ?, ?, ?, "
-	                       "?, ?)", -1, &ins, NULL) != SQLITE_OK)
+	                       "answers, sticky, when_down, fill) VALUES (?, ?, "
+	                       "?, ?, ?, ?, ?)", -1, &ins, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_bind_text(sel, 1, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(sel);
@@ -699,7 +935,7 @@ int cfg_copy_service(sqlite3 *from, const char *name, sqlite3 *to)
 	}
 	rc = -EIO;
 	sid = sqlite3_column_int64(sel, 0);
-	for (int i = 1; i <= 6; i++)
+	for (int i = 1; i <= 7; i++)
 		sqlite3_bind_value(ins, i, sqlite3_column_value(sel, i));
 	if (step_done(ins) < 0)
 		goto out;
@@ -713,7 +949,7 @@ int cfg_copy_service(sqlite3 *from, const char *name, sqlite3 *to)
 	    sqlite3_prepare_v2(to, "INSERT INTO endpoints (service_id, "
 	                       CFG_EP_COLS ") VALUES ((SELECT id FROM services "
 	                       "WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-	                       "?, ?, ?, ?, ?, ?, ?, ?)", -1, &ins, NULL) !=
+	                       "?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &ins, NULL) !=
 	            SQLITE_OK)
 		goto out;
 	sqlite3_bind_int64(sel, 1, sid);

@@ -39,4 +39,34 @@ int cfg_copy_service(sqlite3 *from, const char *name, sqlite3 *to);
 int cfg_plan_guard(const struct cfg_plan *p, sqlite3 *before, sqlite3 *after,
                    char *err, size_t errlen);
 
+/* Change i of p in the columns of the audit table (db/audit_sql.h):
+ * rank orders the kinds as a plan does; old and new are JSON text (or
+ * NULL), to free; the strings point into p. 0 or -ENOMEM. */
+struct cfg_change_cols {
+	int rank;
+	const char *op, *kind, *service, *key, *field;
+	char *old, *new;
+};
+int cfg_plan_cols(const struct cfg_plan *p, size_t i,
+                  struct cfg_change_cols *out);
+
+/* A planner: the plan of one service at a time between cur and want
+ * (want: a scratch store holding the validated target of that service,
+ * or nothing to remove it), with its statements prepared once for many
+ * services. The plan is the planner's, valid until its next plan. */
+struct cfg_planner;
+int cfg_planner_new(sqlite3 *cur, sqlite3 *want, struct cfg_planner **out);
+void cfg_planner_free(struct cfg_planner *pl);         /* NULL is fine */
+/* What turns cur's service name (canonical) into want's. 0 or -EIO /
+ * -ENOMEM with err. */
+int cfg_planner_plan(struct cfg_planner *pl, const char *name,
+                     const struct cfg_plan **out, char *err, size_t errlen);
+/* cfg_plan_guard of the last plan (before = cur, after = want); *rule
+ * says which check failed (1 service removed, 2 endpoint named by a
+ * rule, 3 none left in rotation), 0 none. */
+int cfg_planner_guard(struct cfg_planner *pl, int *rule, char *err,
+                      size_t errlen);
+/* cfg_plan_apply of the last plan into cur. */
+int cfg_planner_apply(struct cfg_planner *pl, char *err, size_t errlen);
+
 #endif

@@ -30,6 +30,55 @@
  * when NAN, 'n' NULL. Returns SQLITE_DONE/ROW code; *id = last insert id.
  * If row != NULL and a row came, the statement is kept in *row for the
  * caller to read and finalize. */
+/* Statements run() keeps for one handle of the thread while a bulk
+ * writer asks for it (cfg_edit_keep), by their SQL text's address (the
+ * texts are string constants). */
+#define KEEP_MAX 24
+static _Thread_local struct {
+	sqlite3 *h;
+	const char *sql[KEEP_MAX];
+	sqlite3_stmt *st[KEEP_MAX];
+	int n;
+} keep;
+
+void cfg_edit_keep(struct store *db, bool on)
+{
+	for (int i = 0; i < keep.n; i++)
+		sqlite3_finalize(keep.st[i]);
+	keep.n = 0;
+	keep.h = on ? db->h : NULL;
+}
+
+/* A statement of run() is done with: kept ones are reset. */
+static void run_end(sqlite3_stmt *st)
+{
+	for (int i = 0; st && keep.h && i < keep.n; i++)
+		if (keep.st[i] == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+static int prepare(sqlite3 *h, const char *sql, sqlite3_stmt **st)
+{
+	if (h == keep.h) {
+		for (int i = 0; i < keep.n; i++)
+			if (keep.sql[i] == sql) {
+				*st = keep.st[i];
+				return SQLITE_OK;
+			}
+	}
+	if (sqlite3_prepare_v2(h, sql, -1, st, NULL) != SQLITE_OK)
+		return sqlite3_errcode(h);
+	if (h == keep.h && keep.n < KEEP_MAX) {
+		keep.sql[keep.n] = sql;
+		keep.st[keep.n++] = *st;
+	}
+	return SQLITE_OK;
+}
+
 static int run(sqlite3 *h, sqlite3_stmt **row, const char *sql,
                const char *fmt, ...)
 {
@@ -39,8 +88,8 @@ static int run(sqlite3 *h, sqlite3_stmt **row, const char *sql,
 
 	if (row)
 		*row = NULL;
-	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
-		return sqlite3_errcode(h);
+	if ((rc = prepare(h, sql, &st)) != SQLITE_OK)
+		return rc;
 	va_start(ap, fmt);
 	for (const char *f = fmt; *f; f++, i++) {
 		switch (*f) {
@@ -78,7 +127,7 @@ static int run(sqlite3 *h, sqlite3_stmt **row, const char *sql,
 		*row = st;
 		return rc;
 	}
-	sqlite3_finalize(st);
+	run_end(st);
 	return rc;
 }
 
@@ -230,7 +279,7 @@ static int find_service(sqlite3 *h, const char *name, char canon[256],
 	rc = run(h, &st, "SELECT id FROM services WHERE name = ?", "t", canon);
 	if (rc == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
+		run_end(st);
 		return 0;
 	}
 	if (rc != SQLITE_DONE)
@@ -251,7 +300,7 @@ static int find_endpoint(sqlite3 *h, long long sid, const char *sname,
 	         "target = ?", "it", sid, canon);
 	if (rc == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
+		run_end(st);
 		return 0;
 	}
 	if (rc != SQLITE_DONE)
@@ -269,6 +318,7 @@ struct svc_row {
 	long long answers;      /* 0 = NULL */
 	int sticky;
 	char when_down[256];
+	double fill;            /* NAN = NULL */
 };
 
 static int svc_overlay(struct svc_row *r, const struct cfg_service *s,
@@ -297,6 +347,13 @@ static int svc_overlay(struct svc_row *r, const struct cfg_service *s,
 	}
 	if (s->sticky >= 0)
 		r->sticky = s->sticky != 0;
+	if (s->has_fill) {
+		if (isnan(s->fill) || s->fill < 0 || s->fill > 1)
+			return store_errf(err, errlen, -EINVAL, "fill %g outside "
+			            "0..1 (a share of each endpoint's capacity; "
+			            "0 removes it)", s->fill);
+		r->fill = s->fill > 0 ? s->fill : NAN;
+	}
 	if (s->when_down) {
 		if (strcmp(s->when_down, "open") == 0 ||
 		    strcmp(s->when_down, "closed") == 0) {
@@ -320,7 +377,8 @@ int cfg_service_insert(struct store *db, const struct cfg_service *s,
                           long long *id, char *err, size_t errlen)
 {
 	sqlite3 *h = db->h;
-	struct svc_row r = { .policy = -1, .ttl = 30, .when_down = "open" };
+	struct svc_row r = { .policy = -1, .ttl = 30, .when_down = "open",
+	                     .fill = NAN };
 	sqlite3_stmt *st;
 	int rc;
 
@@ -333,16 +391,16 @@ int cfg_service_insert(struct store *db, const struct cfg_service *s,
 		return rc;
 	rc = run(h, &st, "SELECT 1 FROM services WHERE name = ?", "t", r.name);
 	if (rc == SQLITE_ROW) {
-		sqlite3_finalize(st);
+		run_end(st);
 		return store_errf(err, errlen, -EEXIST, "service %s already exists",
 		            r.name);
 	}
 
 	rc = run(h, NULL, "INSERT INTO services (name, policy, ttl, answers, "
-	         "sticky, when_down) VALUES (?, ?, ?, nullif(?, 0), ?, ?)",
-	         "ttiiit",
+	         "sticky, when_down, fill) VALUES (?, ?, ?, nullif(?, 0), ?, "
+	         "?, ?)", "ttiiitD",
 	         r.name, svc_policy_name((unsigned)r.policy), r.ttl,
-	         r.answers, (long long)r.sticky, r.when_down);
+	         r.answers, (long long)r.sticky, r.when_down, r.fill);
 	if (rc != SQLITE_DONE)
 		return store_sqlerr(h, err, errlen, r.name);
 	if (id)
@@ -368,7 +426,7 @@ static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
 	if ((rc = find_service(h, s->name, r.name, &id, err, errlen)) < 0)
 		return rc;
 	rc = run(h, &st, "SELECT policy, ttl, ifnull(answers, 0), sticky, "
-	         "when_down FROM services WHERE id = ?", "i", id);
+	         "when_down, fill FROM services WHERE id = ?", "i", id);
 	if (rc != SQLITE_ROW)
 		return store_sqlerr(h, err, errlen, r.name);
 	r.policy = svc_policy_parse((const char *)sqlite3_column_text(st, 0));
@@ -377,16 +435,18 @@ static int service_update(sqlite3 *h, const struct cfg_service *s, char *err,
 	r.sticky = sqlite3_column_int(st, 3);
 	snprintf(r.when_down, sizeof r.when_down, "%s",
 	         (const char *)sqlite3_column_text(st, 4));
-	sqlite3_finalize(st);
+	r.fill = sqlite3_column_type(st, 5) == SQLITE_NULL ? NAN :
+	         sqlite3_column_double(st, 5);
+	run_end(st);
 	if ((rc = svc_overlay(&r, s, err, errlen)) < 0)
 		return rc;
 	if (r.policy < 0)
 		return store_errf(err, errlen, -EINVAL, "service %s: stored policy "
 		            "is invalid; give --policy", r.name);
 	rc = run(h, NULL, "UPDATE services SET policy = ?, ttl = ?, answers = "
-	         "nullif(?, 0), sticky = ?, when_down = ? WHERE id = ?",
-	         "tiiiti", svc_policy_name((unsigned)r.policy), r.ttl,
-	         r.answers, (long long)r.sticky, r.when_down, id);
+	         "nullif(?, 0), sticky = ?, when_down = ?, fill = ? WHERE id = ?",
+	         "tiiitDi", svc_policy_name((unsigned)r.policy), r.ttl,
+	         r.answers, (long long)r.sticky, r.when_down, r.fill, id);
 	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, r.name);
 }
 
@@ -430,6 +490,7 @@ struct ep_row {
 	long long rise, fall;
 	int tls_verify;
 	char *expect, *body, *host;
+	double capacity;               /* NAN = NULL */
 };
 
 static void ep_row_init(struct ep_row *r)
@@ -437,6 +498,7 @@ static void ep_row_init(struct ep_row *r)
 	memset(r, 0, sizeof *r);
 	r->weight = 1;
 	r->interval = r->timeout = NAN;
+	r->capacity = NAN;
 	r->rise = 3;
 	r->fall = 2;
 	r->tls_verify = 1;
@@ -579,6 +641,15 @@ static int ep_overlay(struct ep_row *r, const struct cfg_endpoint *e,
 		if (setstr(&r->host, e->host) < 0)
 			return -ENOMEM;
 	}
+	if (e->has_capacity) {
+		if (isnan(e->capacity) || (e->capacity != 0 &&
+		    (e->capacity < 0.001 || e->capacity > 1e9)))
+			return store_errf(err, errlen, -EINVAL, "capacity %g "
+			            "outside 0.001..1000000000 (answers per "
+			            "second, or a relative number; 0 removes it)",
+			            e->capacity);
+		r->capacity = e->capacity > 0 ? e->capacity : NAN;
+	}
 	/* A check must end before the next one starts. */
 	if (!isnan(r->interval) && !isnan(r->timeout) &&
 	    r->timeout >= r->interval)
@@ -621,29 +692,32 @@ static int ep_read(sqlite3 *h, long long id, struct ep_row *r)
 	r->expect = dupcol(st, 15);
 	r->body = dupcol(st, 16);
 	r->host = dupcol(st, 17);
-	sqlite3_finalize(st);
+	r->capacity = sqlite3_column_type(st, 18) == SQLITE_NULL ? NAN :
+	              sqlite3_column_double(st, 18);
+	run_end(st);
 	return 0;
 }
 
 static int ep_write(sqlite3 *h, long long sid, long long id,
                     const struct ep_row *r)
 {
-	static const char ins[] = "INSERT INTO endpoints (service_id, "
-		CFG_EP_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-		"?, ?, ?, ?, ?)";
+	static const char ins[] = "INSERT INTO endpoints (id, service_id, "
+		CFG_EP_COLS ") VALUES (" CFG_EP_NEW_ID ", ?, ?, ?, ?, ?, ?, ?, "
+		"?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	static const char upd[] = "UPDATE endpoints SET service_id = ?, "
 		"target = ?, weight = ?, priority = ?, region = ?, lat = ?, "
 		"lon = ?, bias = ?, admin = ?, drained = ?, check_url = ?, "
 		"check_interval = ?, check_timeout = ?, check_rise = ?, "
 		"check_fall = ?, check_tls_verify = ?, check_expect = ?, "
-		"check_body = ?, check_host = ? WHERE id = ?";
-	int rc = run(h, NULL, id ? upd : ins, id ? "itiitDDdtitDDiiittti"
-	             : "itiitDDdtitDDiiittt", sid, r->target, r->weight,
+		"check_body = ?, check_host = ?, capacity = ? WHERE id = ?";
+	int rc = run(h, NULL, id ? upd : ins, id ? "itiitDDdtitDDiiitttDi"
+	             : "itiitDDdtitDDiiitttD", sid, r->target, r->weight,
 	             r->priority, r->region, r->has_loc ? r->lat : NAN,
 	             r->has_loc ? r->lon : NAN, r->bias,
 	             svc_admin_name((unsigned)r->admin), (long long)r->drained,
 	             r->check_url, r->interval, r->timeout, r->rise, r->fall,
-	             (long long)r->tls_verify, r->expect, r->body, r->host, id);
+	             (long long)r->tls_verify, r->expect, r->body, r->host,
+	             r->capacity, id);
 
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
@@ -672,7 +746,7 @@ int cfg_endpoint_insert(struct store *db, const char *service,
 	rc = run(h, &st, "SELECT 1 FROM endpoints WHERE service_id = ? AND "
 	         "target = ?", "it", sid, r.target);
 	if (rc == SQLITE_ROW) {
-		sqlite3_finalize(st);
+		run_end(st);
 		rc = store_errf(err, errlen, -EEXIST, "%s is already an endpoint of "
 		          "%s", r.target, sname);
 		goto out;
@@ -682,7 +756,7 @@ int cfg_endpoint_insert(struct store *db, const char *service,
 	if (rc == SQLITE_ROW) {
 		long long n = sqlite3_column_int64(st, 0);
 
-		sqlite3_finalize(st);
+		run_end(st);
 		if (n >= SVC_MAX_ENDPOINTS) {
 			rc = store_errf(err, errlen, -EINVAL, "%s already has %lld "
 			          "endpoints, the most one service may have",
@@ -789,7 +863,7 @@ int cfg_rule_insert(struct store *db, const char *service, const char *match,
 	rc = run(h, &st, "SELECT 1 FROM rules WHERE service_id = ? AND kind = "
 	         "? AND pattern = ?", "itt", sid, kind, pat);
 	if (rc == SQLITE_ROW) {
-		sqlite3_finalize(st);
+		run_end(st);
 		return store_errf(err, errlen, -EEXIST, "rule %s%s%s of %s already "
 		            "exists", strcmp(kind, "cidr") ? kind : "",
 		            strcmp(kind, "cidr") ? ":" : "", pat, sname);
@@ -894,17 +968,17 @@ static int flip(sqlite3 *h, const char *service, const char *target,
 		return store_sqlerr(h, err, errlen, t);
 	mine = sqlite3_column_int64(st, 0);
 	if (sqlite3_column_int(st, 1)) {
-		sqlite3_finalize(st);
+		run_end(st);
 		return store_errf(err, errlen, -EINVAL, "cannot flip %s to %s: it is "
 		            "drained (undrain it first)", sname, t);
 	}
 	if (strcmp((const char *)sqlite3_column_text(st, 2), "down") == 0) {
-		sqlite3_finalize(st);
+		run_end(st);
 		return store_errf(err, errlen, -EINVAL, "cannot flip %s to %s: it is "
 		            "forced down (endpoint set --admin auto|up first)",
 		            sname, t);
 	}
-	sqlite3_finalize(st);
+	run_end(st);
 	rc = run(h, &st, "SELECT min(priority), max(priority) FROM endpoints "
 	         "WHERE service_id = ? AND id != ?", "ii", sid, id);
 	if (rc == SQLITE_ROW) {
@@ -912,7 +986,7 @@ static int flip(sqlite3 *h, const char *service, const char *target,
 			lowest = sqlite3_column_int64(st, 0);
 			highest = sqlite3_column_int64(st, 1);
 		}
-		sqlite3_finalize(st);
+		run_end(st);
 	} else {
 		return store_sqlerr(h, err, errlen, t);
 	}

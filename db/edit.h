@@ -28,7 +28,14 @@ struct store;
 #define CFG_EP_COLS "target, weight, priority, region, lat, lon, bias, " \
 	"admin, drained, check_url, check_interval, check_timeout, "      \
 	"check_rise, check_fall, check_tls_verify, check_expect, "        \
-	"check_body, check_host"
+	"check_body, check_host, capacity"
+
+/* The id of a new endpoint row (an SQL expression): one above the
+ * highest in use and the highest ever removed (db/schema.sql id_seq), so
+ * a removed endpoint's id is never given to another. */
+#define CFG_EP_NEW_ID "(SELECT max(coalesce((SELECT max(id) FROM " \
+	"endpoints), 0), coalesce((SELECT hi FROM id_seq WHERE name = " \
+	"'endpoints'), 0)) + 1)"
 
 /* A service as given by the user. Unset fields keep the default (add) or
  * the stored value (set). */
@@ -41,6 +48,8 @@ struct cfg_service {
 	long long answers;         /* 1..16, or -1 = the policy's default */
 	int sticky;                /* -1 unset, 0, 1 */
 	const char *when_down;     /* NULL unset; open|closed|TARGET */
+	bool has_fill;
+	double fill;               /* (0, 1]; 0 removes it */
 };
 
 /* An endpoint as given by the user; has_* = the option was given. */
@@ -68,6 +77,8 @@ struct cfg_endpoint {
 	bool has_expect, has_body, has_host;
 	const char *expect;        /* HTTP "200-399" / DNS rcode; NULL clears */
 	const char *body, *host;   /* NULL clears */
+	bool has_capacity;
+	double capacity;           /* 0.001..1e9; 0 removes it */
 };
 
 int cfg_service_add(struct store *db, const struct cfg_service *s, char *err,
@@ -125,6 +136,9 @@ int cfg_endpoint_insert(struct store *db, const char *service,
 int cfg_rule_insert(struct store *db, const char *service, const char *match,
                     const char *const *targets, size_t n, char *err,
                     size_t errlen);
+/* Bulk writes (import): on, the inserts above keep their statements
+ * prepared on db for this thread until called again with off. */
+void cfg_edit_keep(struct store *db, bool on);
 /* cfg_flip inside the caller's transaction (the end of a staged shift). */
 int cfg_flip_in(struct store *db, const char *service, const char *target,
                 char *err, size_t errlen);

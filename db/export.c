@@ -8,14 +8,18 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/spell.h"
 #include "db/audit.h"
 #include "db/audit_sql.h"
+#include "db/damping.h"
 #include "db/diff.h"
 #include "db/diff_sql.h"
 #include "db/edit.h"
+#include "db/shift.h"
 #include "db/store.h"
 #include "db/store_sql.h"
 #include "policy/svc.h"
@@ -36,21 +40,57 @@ static json_t *jreal_or_null(sqlite3_stmt *st, int i)
 	return json_real(sqlite3_column_double(st, i));
 }
 
-static json_t *export_endpoints(sqlite3 *h, long long sid)
+/* The statements of an export, prepared once. */
+struct exp {
+	sqlite3_stmt *svc, *eps, *rules, *targets;
+	sqlite3 *h;
+};
+
+static void exp_fini(struct exp *x)
+{
+	sqlite3_finalize(x->svc);
+	sqlite3_finalize(x->eps);
+	sqlite3_finalize(x->rules);
+	sqlite3_finalize(x->targets);
+}
+
+/* Prepares x on h for the services named name (NULL: all). */
+static int exp_init(struct exp *x, sqlite3 *h, const char *name)
+{
+	memset(x, 0, sizeof *x);
+	x->h = h;
+	if (sqlite3_prepare_v2(h, "SELECT id, name, policy, ttl, answers, "
+	                       "sticky, when_down, fill FROM services WHERE ?1 IS "
+	                       "NULL OR name = ?1 ORDER BY name", -1, &x->svc,
+	                       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(h, "SELECT " CFG_EP_COLS " FROM endpoints WHERE "
+	                       "service_id = ? ORDER BY target", -1, &x->eps,
+	                       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(h, "SELECT id, kind, pattern FROM rules WHERE "
+	                       "service_id = ? ORDER BY kind, pattern", -1,
+	                       &x->rules, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(h, "SELECT e.target FROM rule_targets r JOIN "
+	                       "endpoints e ON e.id = r.endpoint_id WHERE "
+	                       "r.rule_id = ? ORDER BY e.target", -1,
+	                       &x->targets, NULL) != SQLITE_OK) {
+		exp_fini(x);
+		return -EIO;
+	}
+	if (name)
+		sqlite3_bind_text(x->svc, 1, name, -1, SQLITE_TRANSIENT);
+	return 0;
+}
+
+static json_t *export_endpoints(struct exp *x, long long sid)
 {
 	json_t *arr = json_array();
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = x->eps;
 	int rc;
 
-	if (sqlite3_prepare_v2(h, "SELECT " CFG_EP_COLS " FROM endpoints WHERE "
-	                       "service_id = ? ORDER BY target", -1, &st,
-	                       NULL) != SQLITE_OK) {
-		json_decref(arr);
-		return NULL;
-	}
+	sqlite3_reset(st);
 	sqlite3_bind_int64(st, 1, sid);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *check = json_null();
+		json_t *check = json_null(), *ep;
 
 		if (sqlite3_column_type(st, 9) != SQLITE_NULL)
 			check = json_pack("{s:s, s:o, s:o, s:I, s:I, s:b, s:o, "
@@ -64,7 +104,7 @@ static json_t *export_endpoints(sqlite3 *h, long long sid)
 			        "expect", jstr_or_null(st, 15),
 			        "body", jstr_or_null(st, 16),
 			        "host", jstr_or_null(st, 17));
-		json_array_append_new(arr, json_pack(
+		ep = json_pack(
 			"{s:s, s:I, s:I, s:o, s:o, s:o, s:f, s:s, s:b, s:o}",
 			"target", sqlite3_column_text(st, 0),
 			"weight", (json_int_t)sqlite3_column_int64(st, 1),
@@ -75,9 +115,14 @@ static json_t *export_endpoints(sqlite3 *h, long long sid)
 			"bias", sqlite3_column_double(st, 6),
 			"admin", sqlite3_column_text(st, 7),
 			"drained", sqlite3_column_int(st, 8),
-			"check", check));
+			"check", check);
+		/* Spill-over capacity: only when declared. */
+		if (ep && sqlite3_column_type(st, 18) != SQLITE_NULL)
+			json_object_set_new(ep, "capacity", json_real(
+				sqlite3_column_double(st, 18)));
+		json_array_append_new(arr, ep);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		json_decref(arr);
 		return NULL;
@@ -85,22 +130,13 @@ static json_t *export_endpoints(sqlite3 *h, long long sid)
 	return arr;
 }
 
-static json_t *export_rules(sqlite3 *h, long long sid)
+static json_t *export_rules(struct exp *x, long long sid)
 {
 	json_t *arr = json_array();
-	sqlite3_stmt *st = NULL, *tt = NULL;
+	sqlite3_stmt *st = x->rules, *tt = x->targets;
 	int rc;
 
-	if (sqlite3_prepare_v2(h, "SELECT id, kind, pattern FROM rules WHERE "
-	                       "service_id = ? ORDER BY kind, pattern", -1,
-	                       &st, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(h, "SELECT e.target FROM rule_targets r JOIN "
-	                       "endpoints e ON e.id = r.endpoint_id WHERE "
-	                       "r.rule_id = ? ORDER BY e.target", -1, &tt,
-	                       NULL) != SQLITE_OK) {
-		rc = SQLITE_ERROR;
-		goto out;
-	}
+	sqlite3_reset(st);
 	sqlite3_bind_int64(st, 1, sid);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *kind = (const char *)sqlite3_column_text(st, 1);
@@ -121,9 +157,8 @@ static json_t *export_rules(sqlite3 *h, long long sid)
 		                                     match, "targets",
 		                                     targets));
 	}
-out:
-	sqlite3_finalize(st);
-	sqlite3_finalize(tt);
+	sqlite3_reset(st);
+	sqlite3_reset(tt);
 	if (rc != SQLITE_DONE) {
 		json_decref(arr);
 		return NULL;
@@ -131,52 +166,81 @@ out:
 	return arr;
 }
 
+/* A service's staged shift and damping thresholds, when it has them. */
+static void export_steering(sqlite3 *h, long long id, const char *name,
+                            json_t *sv)
+{
+	struct store db = { .h = h };
+	json_t *x;
+
+	if ((x = shift_export(&db, id)))
+		json_object_set_new(sv, "shift", x);
+	if ((x = damping_export(&db, name)))
+		json_object_set_new(sv, "damping", x);
+}
+
+/* The next service of x->svc as an export object: 1 with *out, 0 at
+ * the end, -EIO. */
+static int export_next(struct exp *x, json_t **out)
+{
+	int rc = sqlite3_step(x->svc);
+	sqlite3_stmt *st = x->svc;
+	long long id;
+	json_t *eps, *rules, *answers;
+
+	*out = NULL;
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : -EIO;
+	id = sqlite3_column_int64(st, 0);
+	eps = export_endpoints(x, id);
+	rules = export_rules(x, id);
+	answers = sqlite3_column_type(st, 4) == SQLITE_NULL ? json_null() :
+	          json_integer(sqlite3_column_int64(st, 4));
+	if (!eps || !rules) {
+		json_decref(eps);
+		json_decref(rules);
+		json_decref(answers);
+		return -EIO;
+	}
+	*out = json_pack("{s:s, s:s, s:I, s:o, s:b, s:s, s:o, s:o}",
+	                 "name", sqlite3_column_text(st, 1),
+	                 "policy", sqlite3_column_text(st, 2),
+	                 "ttl", (json_int_t)sqlite3_column_int64(st, 3),
+	                 "answers", answers,
+	                 "sticky", sqlite3_column_int(st, 5),
+	                 "when_down", sqlite3_column_text(st, 6),
+	                 "endpoints", eps, "rules", rules);
+	if (!*out)
+		return -ENOMEM;
+	/* Spill-over fill, a staged shift, damping: only when set. */
+	if (sqlite3_column_type(st, 7) != SQLITE_NULL)
+		json_object_set_new(*out, "fill", json_real(
+			sqlite3_column_double(st, 7)));
+	export_steering(x->h, id, (const char *)sqlite3_column_text(st, 1),
+	                *out);
+	return 1;
+}
+
 json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen)
 {
 	sqlite3 *h = db->h;
-	json_t *svcs = json_array(), *doc = NULL;
-	sqlite3_stmt *st = NULL;
+	json_t *svcs = json_array(), *doc = NULL, *o;
+	struct exp x = { NULL };
+	bool prepared = false;
 	char canon[256];
 	int rc;
 
 	if (name && cfg_canon_name(name, canon, err, errlen) < 0)
 		goto fail;
 	if (store_begin(h, false) < 0 ||
-	    sqlite3_prepare_v2(h, "SELECT id, name, policy, ttl, answers, "
-	                       "sticky, when_down FROM services WHERE ?1 IS "
-	                       "NULL OR name = ?1 ORDER BY name", -1, &st,
-	                       NULL) != SQLITE_OK) {
+	    exp_init(&x, h, name ? canon : NULL) < 0) {
 		store_sqlerr(h, err, errlen, "export");
 		goto fail;
 	}
-	if (name)
-		sqlite3_bind_text(st, 1, canon, -1, SQLITE_TRANSIENT);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		long long id = sqlite3_column_int64(st, 0);
-		json_t *eps = export_endpoints(h, id);
-		json_t *rules = export_rules(h, id);
-		json_t *answers = sqlite3_column_type(st, 4) == SQLITE_NULL ?
-			json_null() :
-			json_integer(sqlite3_column_int64(st, 4));
-
-		if (!eps || !rules) {
-			json_decref(eps);
-			json_decref(rules);
-			json_decref(answers);
-			store_sqlerr(h, err, errlen, "export");
-			goto fail;
-		}
-		json_array_append_new(svcs, json_pack(
-			"{s:s, s:s, s:I, s:o, s:b, s:s, s:o, s:o}",
-			"name", sqlite3_column_text(st, 1),
-			"policy", sqlite3_column_text(st, 2),
-			"ttl", (json_int_t)sqlite3_column_int64(st, 3),
-			"answers", answers,
-			"sticky", sqlite3_column_int(st, 5),
-			"when_down", sqlite3_column_text(st, 6),
-			"endpoints", eps, "rules", rules));
-	}
-	if (rc != SQLITE_DONE) {
+	prepared = true;
+	while ((rc = export_next(&x, &o)) > 0)
+		json_array_append_new(svcs, o);
+	if (rc < 0) {
 		store_sqlerr(h, err, errlen, "export");
 		goto fail;
 	}
@@ -186,10 +250,62 @@ json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen)
 	}
 	doc = json_pack("{s:i, s:O}", "version", 1, "services", svcs);
 fail:
-	sqlite3_finalize(st);
+	if (prepared)
+		exp_fini(&x);
 	store_rollback(h);
 	json_decref(svcs);
 	return doc;
+}
+
+/* Writes s with every line after the first indented by indent spaces. */
+static void put_indented(FILE *out, const char *s, int indent)
+{
+	for (const char *p = s; *p; p++) {
+		putc(*p, out);
+		if (*p == '\n')
+			fprintf(out, "%*s", indent, "");
+	}
+}
+
+int cfg_export_stream(struct store *db, FILE *out, char *err, size_t errlen)
+{
+	sqlite3 *h = db->h;
+	struct exp x;
+	size_t n = 0;
+	json_t *o;
+	char *s;
+	int rc;
+
+	if (store_begin(h, false) < 0)
+		return store_sqlerr(h, err, errlen, "export");
+	if (exp_init(&x, h, NULL) < 0) {
+		rc = store_sqlerr(h, err, errlen, "export");
+		store_rollback(h);
+		return rc;
+	}
+	fputs("{\n  \"version\": 1,\n  \"services\": [", out);
+	while ((rc = export_next(&x, &o)) > 0) {
+		s = json_dumps(o, CFG_EXPORT_FLAGS);
+		json_decref(o);
+		if (!s) {
+			rc = -ENOMEM;
+			break;
+		}
+		fputs(n++ ? ",\n    " : "\n    ", out);
+		put_indented(out, s, 4);
+		free(s);
+	}
+	exp_fini(&x);
+	store_rollback(h);
+	if (rc == -ENOMEM)
+		return store_errf(err, errlen, rc, "export: out of memory");
+	if (rc < 0)
+		return store_sqlerr(h, err, errlen, "export");
+	fputs(n ? "\n  ]\n}\n" : "]\n}\n", out);
+	if (fflush(out) != 0 || ferror(out))
+		return store_errf(err, errlen, -EIO, "export: write error: %s",
+		                  strerror(errno));
+	return 0;
 }
 
 /* ------------------------------------------------------------- import */
@@ -288,7 +404,7 @@ int cfg_endpoint_parse(const json_t *o, struct cfg_endpoint *out,
 {
 	static const char *const keys[] = { "target", "weight", "priority",
 		"region", "lat", "lon", "bias", "admin", "drained", "check",
-		NULL };
+		"capacity", NULL };
 	static const char *const ckeys[] = { "url", "interval", "timeout",
 		"rise", "fall", "tls_verify", "expect", "body", "host", NULL };
 	struct cfg_endpoint e = { .drained = -1, .target = out->target };
@@ -327,6 +443,10 @@ int cfg_endpoint_parse(const json_t *o, struct cfg_endpoint *out,
 		return rc;
 	if (rc > 0)
 		e.drained = drained;
+	/* capacity: null removes it. */
+	if ((rc = jnum(o, "capacity", &e.capacity, where, err, errlen)) < 0)
+		return rc;
+	e.has_capacity = rc || json_is_null(json_object_get(o, "capacity"));
 	c = json_object_get(o, "check");
 	if (c && json_is_null(c)) {
 		e.has_check = true;     /* no check (removes one) */
@@ -388,9 +508,10 @@ int cfg_service_parse(const json_t *o, struct cfg_service *out,
                       size_t errlen)
 {
 	static const char *const keys[] = { "name", "policy", "ttl", "answers",
-		"sticky", "when_down", "endpoints", "rules", NULL };
+		"sticky", "when_down", "fill", "endpoints", "rules", "shift",
+		"damping", NULL };
 	static const char *const own[] = { "name", "policy", "ttl", "answers",
-		"sticky", "when_down", NULL };
+		"sticky", "when_down", "fill", NULL };
 	struct cfg_service s = { .sticky = -1, .name = out->name };
 	bool sticky = false;
 	int rc;
@@ -421,12 +542,16 @@ int cfg_service_parse(const json_t *o, struct cfg_service *out,
 		s.sticky = sticky;
 	if ((rc = jstr(o, "when_down", &s.when_down, where, err, errlen)) < 0)
 		return rc;
+	/* fill: null removes it. */
+	if ((rc = jnum(o, "fill", &s.fill, where, err, errlen)) < 0)
+		return rc;
+	s.has_fill = rc || json_is_null(json_object_get(o, "fill"));
 	*out = s;
 	return 0;
 }
 
-static int import_service(struct store *db, const json_t *o, size_t i, char *err,
-                          size_t errlen)
+int cfg_import_service(struct store *db, const json_t *o, size_t i, char *err,
+                       size_t errlen)
 {
 	struct cfg_service s = { .name = NULL };
 	const json_t *eps, *rules, *v;
@@ -453,6 +578,13 @@ static int import_service(struct store *db, const json_t *o, size_t i, char *err
 		if ((rc = import_endpoint(db, s.name, v, ew, err, errlen)) < 0)
 			return rc;
 	}
+	/* After the endpoints: a shift names its target. */
+	if ((v = json_object_get(o, "shift")) && !json_is_null(v) &&
+	    (rc = shift_import(db, s.name, v, where, err, errlen)) < 0)
+		return rc;
+	if ((v = json_object_get(o, "damping")) && !json_is_null(v) &&
+	    (rc = damping_import(db, s.name, v, where, err, errlen)) < 0)
+		return rc;
 	rules = json_object_get(o, "rules");
 	if (rules && !json_is_null(rules) && !json_is_array(rules))
 		return store_errf(err, errlen, -EINVAL, "%s: 'rules' must be a list",
@@ -516,7 +648,7 @@ static int import_all(struct store *db, const json_t *doc, char *err,
 	               "DELETE FROM services") < 0)
 		return store_sqlerr(h, err, errlen, "import");
 	json_array_foreach(svcs, i, v)
-		if ((rc = import_service(db, v, i, err, errlen)) < 0)
+		if ((rc = cfg_import_service(db, v, i, err, errlen)) < 0)
 			return rc;
 	return 0;
 }
@@ -558,6 +690,15 @@ static int plan_and_apply(sqlite3 *h, struct store *want, unsigned flags,
 		rc = cfg_plan_apply(*plan, h, err, errlen);
 		if (rc == 0)
 			rc = cfg_record(h, *plan, "import", err, errlen);
+	}
+	/* Shifts and damping thresholds are not in the plan: copied after
+	 * it, in the same transaction. */
+	if (rc == 0 && !(flags & CFG_IMPORT_DRY_RUN)) {
+		struct store cur = { .h = h };
+
+		rc = shift_copy(want, &cur, (double)time(NULL), err, errlen);
+		if (rc >= 0)
+			rc = damping_copy(want, &cur, err, errlen);
 	}
 	if (rc < 0) {
 		cfg_plan_free(*plan);

@@ -25,6 +25,7 @@
 #define DB_EXPORT_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct store;
 
@@ -33,6 +34,17 @@ struct store;
 /* The whole configuration / one service (NULL name = all) as JSON in the
  * format above. New reference (caller json_decref) or NULL with err. */
 json_t *cfg_export(struct store *db, const char *name, char *err, size_t errlen);
+/* The json_dumps flags of the export as gslbctl prints it: 15
+ * significant digits (40.7 prints as 40.7, and export -> import ->
+ * export stays byte-equal). */
+#define CFG_EXPORT_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | \
+	JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
+/* The whole configuration written to out service by service (memory
+ * independent of its size): the bytes of cfg_export's document dumped
+ * with CFG_EXPORT_FLAGS, and a newline. 0, or -EIO / -ENOMEM with err
+ * (out may then hold a part). */
+int cfg_export_stream(struct store *db, FILE *out, char *err,
+                      size_t errlen);
 /* Replaces the whole configuration with doc (format above), validating
  * every field as the add commands do. One transaction. */
 int cfg_import(struct store *db, const json_t *doc, char *err, size_t errlen);
@@ -61,6 +73,12 @@ int cfg_service_parse(const json_t *o, struct cfg_service *out,
                       size_t errlen);
 int cfg_endpoint_parse(const json_t *o, struct cfg_endpoint *out,
                        const char *where, char *err, size_t errlen);
+
+/* Validates services[i] of a document, o, into db (a scratch store),
+ * inside the caller's transaction: the service, its endpoints, its
+ * rules. Errors name services[i], its name and the field. */
+int cfg_import_service(struct store *db, const json_t *o, size_t i, char *err,
+                       size_t errlen);
 
 /* Validates doc into db, which should be empty (a scratch store), in one
  * transaction. */

@@ -1,4 +1,4 @@
--- db/schema.sql - the SQLite store of balanced names (schema version 2).
+-- db/schema.sql - the SQLite store of balanced names (schema version 5).
 --
 -- This is the current full schema. The build embeds it as a C string
 -- (tools/schema2c.py; tests/unit/test_store.c compares the two); store_open()
@@ -7,7 +7,8 @@
 -- this file.
 -- Version 2 added store_version, changes and audit (the step in db/store.c
 -- creates them in a version 1 store); version 3 added shifts, damping and
--- damp_state.
+-- damp_state; version 4 id_seq (endpoint ids never given twice); version 5
+-- endpoints.capacity and services.fill (spill-over, at the end).
 --
 -- Conventions: names (services, CNAME targets) are lower-case, fully
 -- qualified, with the trailing dot. Times are unix seconds (REAL). Config
@@ -93,6 +94,20 @@ CREATE TABLE endpoints (
 	UNIQUE (service_id, target)
 );
 CREATE INDEX endpoints_service ON endpoints(service_id);
+
+-- Endpoint ids are never given twice (version 4): SQLite would give a new
+-- row the id of the highest row removed, and health, agent results and
+-- history are kept by id. The db/ writers give a new endpoint one above
+-- both the highest id in use and the highest one ever removed (hi).
+CREATE TABLE IF NOT EXISTS id_seq (
+	name TEXT PRIMARY KEY,             -- the table: 'endpoints'
+	hi   INTEGER NOT NULL DEFAULT 0    -- the highest id removed from it
+);
+INSERT OR IGNORE INTO id_seq (name, hi) VALUES ('endpoints', 0);
+CREATE TRIGGER IF NOT EXISTS endpoints_removed AFTER DELETE ON endpoints
+BEGIN
+	UPDATE id_seq SET hi = OLD.id WHERE name = 'endpoints' AND hi < OLD.id;
+END;
 
 -- A geolocation rule of a service: clients it matches are answered only
 -- from its targets (most specific rule first: longest CIDR, then country,
@@ -260,3 +275,14 @@ CREATE TABLE damp_state (
 	suppressed  INTEGER NOT NULL CHECK (suppressed IN (0, 1)),
 	reuse_at    REAL NOT NULL DEFAULT 0
 );
+
+-- Spill-over by capacity (version 5): columns added to the tables above by
+-- the migration to version 5 (db/store.c added_columns, ALTER TABLE), which
+-- new stores run as well:
+--   endpoints.capacity REAL, NULL or 0.001..1e9: what the endpoint can
+--     take, in DNS answers per second when its service has a fill, else a
+--     relative number (only the ratio between endpoints counts).
+--   services.fill REAL, NULL or (0, 1]: the share of each endpoint's
+--     capacity to fill before its clients spill over to the next ones;
+--     NULL = capacities are relative and clients spill only when their
+--     nearest endpoint is down.

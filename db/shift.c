@@ -814,3 +814,305 @@ int shift_load(struct store *db, struct svc_set *s, char *err, size_t errlen)
 	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen,
 	                                            "db: shifts");
 }
+
+/* ------------------------------------------------------ export/import */
+
+/* A target's id in service sid, or -1. */
+static long long target_id(sqlite3 *h, long long sid, const char *target)
+{
+	sqlite3_stmt *st = NULL;
+	long long id = -1;
+
+	if (sqlite3_prepare_v2(h, "SELECT id FROM endpoints WHERE service_id "
+	                       "= ? AND target = ?", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, sid);
+	sqlite3_bind_text(st, 2, target, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return id;
+}
+
+static json_t *col_or_null(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null()
+	       : json_real(sqlite3_column_double(st, i));
+}
+
+json_t *shift_export(struct store *db, long long sid)
+{
+	sqlite3 *h = db->h;
+	sqlite3_stmt *st = NULL, *pt = NULL;
+	json_t *o = NULL, *prev;
+	const char *p;
+
+	if (sqlite3_prepare_v2(h, "SELECT sh.steps, sh.every, sh.max_rtt_ms, "
+	                       "sh.stage, sh.state, sh.started, "
+	                       "sh.stage_started, sh.left, sh.reason, sh.prev, "
+	                       "sh.updated, e.target FROM shifts sh JOIN "
+	                       "endpoints e ON e.id = sh.target_id WHERE "
+	                       "sh.service_id = ?", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(h, "SELECT target FROM endpoints WHERE id = ? "
+	                       "AND service_id = ?", -1, &pt, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, sid);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		goto out;
+	/* prev holds "ID:PRIORITY,...": ids are this store's, so the export
+	 * names the endpoints by target. */
+	if (!(prev = json_array()))
+		goto out;
+	p = (const char *)sqlite3_column_text(st, 9);
+	while (p && *p) {
+		long long id, prio;
+		int used = 0;
+
+		if (sscanf(p, "%lld:%lld%n", &id, &prio, &used) != 2)
+			break;
+		sqlite3_reset(pt);
+		sqlite3_bind_int64(pt, 1, id);
+		sqlite3_bind_int64(pt, 2, sid);
+		if (sqlite3_step(pt) == SQLITE_ROW)
+			json_array_append_new(prev, json_pack("{s:s, s:I}",
+			        "target", sqlite3_column_text(pt, 0),
+			        "priority", (json_int_t)prio));
+		p += used;
+		if (*p == ',')
+			p++;
+	}
+	{
+		unsigned stp[SHIFT_MAX_STEPS], n = 0;
+		json_t *steps = json_array();
+		const char *state = (const char *)sqlite3_column_text(st, 4);
+		bool paused = state && strcmp(state, "paused") == 0;
+
+		if (shift_parse_steps((const char *)sqlite3_column_text(st, 0),
+		                      stp, &n, NULL, 0) < 0)
+			n = 0;
+		for (unsigned i = 0; steps && i < n; i++)
+			json_array_append_new(steps, json_integer(stp[i]));
+		/* state and paused as status says them: a paused shift is
+		 * running with its clock stopped. */
+		o = json_pack("{s:s, s:o, s:f, s:o, s:i, s:s, s:b, s:f, s:f, "
+		              "s:o, s:s, s:o, s:f}",
+		              "target", sqlite3_column_text(st, 11),
+		              "steps", steps ? steps : json_null(),
+		              "every", sqlite3_column_double(st, 1),
+		              "max_rtt_ms", col_or_null(st, 2),
+		              "stage", sqlite3_column_int(st, 3),
+		              "state", paused ? "running" : state,
+		              "paused", paused,
+		              "started", sqlite3_column_double(st, 5),
+		              "stage_started", sqlite3_column_double(st, 6),
+		              "left", col_or_null(st, 7),
+		              "reason", sqlite3_column_text(st, 8),
+		              "prev", prev,
+		              "updated", sqlite3_column_double(st, 10));
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(pt);
+	return o;
+}
+
+static double jnum_or(const json_t *o, const char *k, double dflt)
+{
+	const json_t *v = json_object_get(o, k);
+
+	return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+int shift_import(struct store *db, const char *service, const json_t *o,
+                 const char *where, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "target", "steps", "every",
+		"max_rtt_ms", "stage", "state", "paused", "started",
+		"stage_started", "left", "reason", "prev", "updated" };
+	sqlite3 *h = db->h;
+	const char *target = json_string_value(json_object_get(o, "target"));
+	const char *state = json_string_value(json_object_get(o, "state"));
+	const json_t *jsteps = json_object_get(o, "steps");
+	char steps[160] = "";
+	const char *reason = json_string_value(json_object_get(o, "reason"));
+	const json_t *prev = json_object_get(o, "prev"), *v;
+	char sname[256], tc[256], pbuf[4096] = "";
+	struct shift_info chk;
+	long long sid, tid;
+	size_t len = 0;
+	const char *k;
+	int rc;
+
+	if (!json_is_object(o))
+		return store_errf(err, errlen, -EINVAL, "%s: 'shift' must be an "
+		                  "object or null", where);
+	json_object_foreach((json_t *)o, k, v) {
+		bool ok = false;
+
+		for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+			ok |= strcmp(k, keys[i]) == 0;
+		if (!ok)
+			return store_errf(err, errlen, -EINVAL, "%s: shift: "
+			                  "unknown key '%s'", where, k);
+	}
+	/* steps: [1, 5, 100] (as status prints them) or "1,5,100". */
+	if (json_is_string(jsteps)) {
+		snprintf(steps, sizeof steps, "%s", json_string_value(jsteps));
+	} else if (json_is_array(jsteps)) {
+		size_t i, sl = 0;
+
+		json_array_foreach(jsteps, i, v)
+			if (json_is_integer(v) && sl < sizeof steps)
+				sl += (size_t)snprintf(steps + sl,
+				        sizeof steps - sl, "%s%lld",
+				        sl ? "," : "",
+				        (long long)json_integer_value(v));
+	}
+	if (state && strcmp(state, "running") == 0 &&
+	    json_is_true(json_object_get(o, "paused")))
+		state = "paused";
+	if (!target || !steps[0] || !state || state_parse(state) < 0 ||
+	    !json_is_integer(json_object_get(o, "stage")) ||
+	    !json_is_number(json_object_get(o, "every")) ||
+	    !json_is_number(json_object_get(o, "started")) ||
+	    !json_is_number(json_object_get(o, "stage_started")) ||
+	    (prev && !json_is_null(prev) && !json_is_array(prev)))
+		return store_errf(err, errlen, -EINVAL, "%s: shift: needs target, "
+		                  "steps ([1, 5, 100]), every, stage, state "
+		                  "(running|done|rolled-back|aborted), started, "
+		                  "stage_started; prev a list", where);
+	if ((rc = service_id(h, service, sname, &sid, NULL, 0, err,
+	                     errlen)) < 0)
+		return rc;
+	if (cfg_canon_target(target, tc, err, errlen) < 0 ||
+	    (tid = target_id(h, sid, tc)) < 0)
+		return store_errf(err, errlen, -EINVAL, "%s: shift: target %s is "
+		                  "not an endpoint of the service", where, target);
+	{
+		size_t i;
+
+		json_array_foreach(prev, i, v) {
+			const char *t = json_string_value(json_object_get(v,
+			                                  "target"));
+			const json_t *pr = json_object_get(v, "priority");
+			char c[256];
+			long long id = t && cfg_canon_target(t, c, NULL, 0) == 0
+			               ? target_id(h, sid, c) : -1;
+
+			if (id < 0 || !json_is_integer(pr))
+				return store_errf(err, errlen, -EINVAL, "%s: "
+				                  "shift: prev[%zu] is not "
+				                  "{target: an endpoint, priority: "
+				                  "an integer}", where, i);
+			if (len < sizeof pbuf)
+				len += (size_t)snprintf(pbuf + len,
+				        sizeof pbuf - len, "%s%lld:%lld",
+				        len ? "," : "", id,
+				        (long long)json_integer_value(pr));
+		}
+	}
+	if (exec_bind(h, "INSERT OR REPLACE INTO shifts (service_id, "
+	              "target_id, steps, every, max_rtt_ms, stage, state, "
+	              "started, stage_started, left, reason, prev, updated) "
+	              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	              "iitdDitddDttd", sid, tid, steps,
+	              jnum_or(o, "every", 0), jnum_or(o, "max_rtt_ms", 0),
+	              (long long)json_integer_value(json_object_get(o, "stage")),
+	              state, jnum_or(o, "started", 0),
+	              jnum_or(o, "stage_started", 0), jnum_or(o, "left", 0),
+	              reason ? reason : "", pbuf, jnum_or(o, "updated", 0)) < 0 ||
+	    row_get(h, sid, &chk) < 0)
+		return store_errf(err, errlen, -EINVAL, "%s: shift: not a valid "
+		                  "shift (steps, stage within them, every > 0)",
+		                  where);
+	return 0;
+}
+
+int shift_copy_one(struct store *from, struct store *to, const char *name,
+                   double now, char *err, size_t errlen)
+{
+	long long sid, fid;
+	json_t *a = NULL, *b;
+	struct shift_info o;
+	char canon[256];
+	int rc = 0, changed = 0;
+
+	if (service_id(to->h, name, canon, &sid, NULL, 0, NULL, 0) < 0)
+		return 0;               /* not in to: nothing to give it */
+	b = shift_export(to, sid);
+	if (service_id(from->h, canon, (char[256]){ 0 }, &fid, NULL, 0, NULL,
+	               0) == 0)
+		a = shift_export(from, fid);
+	/* The same shift (target and start) as in the store: the store's
+	 * progress stands. */
+	if (a && b && json_equal(json_object_get(a, "target"),
+	                         json_object_get(b, "target")) &&
+	    json_equal(json_object_get(a, "started"),
+	               json_object_get(b, "started"))) {
+		;
+	} else if (!a && b) {
+		if (row_get(to->h, sid, &o) == 0 &&
+		    (exec_bind(to->h, "DELETE FROM shifts WHERE service_id = ?",
+		               "i", sid) < 0 ||
+		     audit_shift(to->h, &o, "", "removed by import", false,
+		                 now) < 0))
+			rc = store_sqlerr(to->h, err, errlen, canon);
+		changed = 1;
+	} else if (a) {
+		char d[640];
+
+		rc = shift_import(to, canon, a, canon, err, errlen);
+		if (rc == 0 && row_get(to->h, sid, &o) == 0) {
+			describe(&o, d, sizeof d);
+			if (audit_shift(to->h, &o, "", d, false, now) < 0)
+				rc = store_sqlerr(to->h, err, errlen, canon);
+		}
+		changed = 1;
+	}
+	json_decref(a);
+	json_decref(b);
+	return rc < 0 ? rc : changed;
+}
+
+int shift_copy(struct store *from, struct store *to, double now, char *err,
+               size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = 0, changed = 0;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+
+	/* Names first: the copies write to the table being read. */
+	if (sqlite3_prepare_v2(to->h, "SELECT name FROM services ORDER BY "
+	                       "name", -1, &st, NULL) != SQLITE_OK)
+		return store_sqlerr(to->h, err, errlen, "import: shifts");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			char **nn = realloc(names, (cap = cap ? 2 * cap : 64) *
+			                    sizeof *nn);
+
+			if (!nn) {
+				rc = -ENOMEM;
+				break;
+			}
+			names = nn;
+		}
+		if (!(names[n] = strdup((const char *)
+		                        sqlite3_column_text(st, 0)))) {
+			rc = -ENOMEM;
+			break;
+		}
+		n++;
+	}
+	sqlite3_finalize(st);
+	for (size_t i = 0; rc >= 0 && i < n; i++) {
+		rc = shift_copy_one(from, to, names[i], now, err, errlen);
+		changed += rc > 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (rc == -ENOMEM)
+		store_errf(err, errlen, rc, "import: out of memory");
+	return rc < 0 ? rc : changed;
+}

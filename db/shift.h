@@ -115,6 +115,29 @@ int shift_advance(struct store *db, long long sid, double now,
 int shift_rollback(struct store *db, long long sid, const char *reason, double now,
                    char *err, size_t errlen);
 
+/* Export and import (db/export.c). The shift of service id sid as an
+ * object of the export format - target, steps ("1,5,100"), every,
+ * max_rtt_ms (null), stage, state, started, stage_started, left (null),
+ * reason, prev ({TARGET: priority} the shift found, for an abort after
+ * done), updated - or NULL when it has none. */
+json_t *shift_export(struct store *db, long long sid);
+/* Writes the shift of service from such an object, in the caller's
+ * transaction (validated: known keys, a member target, steps and stage
+ * that make sense). 0 or -EINVAL with err naming where. */
+int shift_import(struct store *db, const char *service, const json_t *o,
+                 const char *where, char *err, size_t errlen);
+/* Import: gives every service of to the shift it has in from (matched by
+ * service name and target), in the caller's transaction: a shift that is
+ * the same one (same target and start) keeps to's progress, others are
+ * replaced, and a service without one in from loses its own. Each change
+ * is an audit row. Returns how many changed, or a negative errno. */
+int shift_copy(struct store *from, struct store *to, double now, char *err,
+               size_t errlen);
+/* The same for one service name (nothing when to has no such service).
+ * Returns 1 when it changed, 0, or a negative errno. */
+int shift_copy_one(struct store *from, struct store *to, const char *name,
+                   double now, char *err, size_t errlen);
+
 /* Loader (db/svc_load.c, inside its read transaction on db): sets the shift of
  * every service of s that has one in force. Rows that do not fit (target
  * not an endpoint, bad steps) are skipped as problems. 0 or -EIO/-ENOMEM. */

@@ -53,6 +53,22 @@ static const char migrate_v3[] =
 	"\treuse_at    REAL NOT NULL DEFAULT 0\n"
 	");\n";
 
+/* Columns added to existing tables, with the schema version that adds
+ * them. SQLite has no ADD COLUMN IF NOT EXISTS, so migrate() adds each one
+ * that is missing after running its version's step: every step stays
+ * repeatable, new stores get them the same way, and db/schema.sql lists
+ * them in a comment at its end. */
+static const struct {
+	int version;
+	const char *table, *column, *decl;
+} added_columns[] = {
+	/* 5: spill-over by capacity. */
+	{ 5, "endpoints", "capacity", "REAL CHECK (capacity IS NULL OR "
+	  "capacity BETWEEN 0.001 AND 1000000000)" },
+	{ 5, "services", "fill", "REAL CHECK (fill IS NULL OR (fill > 0 AND "
+	  "fill <= 1))" },
+};
+
 /* Migration steps: migrations[v] takes a database at user_version v to
  * v + 1. Version 0 is the empty database, so step 0 is the full current
  * schema; the later steps are written so that they also run after it
@@ -72,6 +88,14 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"service TEXT NOT NULL, target TEXT, field TEXT, old TEXT, new TEXT); "
 	"CREATE INDEX IF NOT EXISTS audit_service ON audit(service, version);",
 	migrate_v3,
+	/* 3 -> 4: endpoint ids never given twice. */
+	"CREATE TABLE IF NOT EXISTS id_seq (name TEXT PRIMARY KEY, hi INTEGER "
+	"NOT NULL DEFAULT 0); INSERT OR IGNORE INTO id_seq (name, hi) VALUES "
+	"('endpoints', 0); CREATE TRIGGER IF NOT EXISTS endpoints_removed "
+	"AFTER DELETE ON endpoints BEGIN UPDATE id_seq SET hi = OLD.id WHERE "
+	"name = 'endpoints' AND hi < OLD.id; END;",
+	/* 4 -> 5: only added columns (added_columns). */
+	"",
 };
 
 static void seterr(char *err, size_t errlen, const char *path,
@@ -176,6 +200,32 @@ static int fail(sqlite3 *h, int code, const char *path, char *err,
 	return prim == SQLITE_CANTOPEN ? -ENOENT : -EIO;
 }
 
+/* Adds the columns of schema version `version` that table lacks. */
+static int add_columns(sqlite3 *h, long long version)
+{
+	char sql[512];
+	int code;
+
+	for (size_t i = 0; i < sizeof added_columns / sizeof *added_columns;
+	     i++) {
+		if (added_columns[i].version != version)
+			continue;
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM "
+		         "pragma_table_info('%s') WHERE name = '%s'",
+		         added_columns[i].table, added_columns[i].column);
+		if (query_int(h, sql, &code) > 0)
+			continue;
+		if (code != SQLITE_OK)
+			return -EIO;
+		snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s",
+		         added_columns[i].table, added_columns[i].column,
+		         added_columns[i].decl);
+		if (store_exec(h, sql) < 0)
+			return -EIO;
+	}
+	return 0;
+}
+
 static int migrate(sqlite3 *h, long long from, const char *path, char *err,
                    size_t errlen)
 {
@@ -184,7 +234,8 @@ static int migrate(sqlite3 *h, long long from, const char *path, char *err,
 	if (store_begin(h, true) < 0)
 		return fail(h, sqlite3_errcode(h), path, err, errlen);
 	for (long long v = from; v < STORE_SCHEMA_VERSION; v++) {
-		if (store_exec(h, migrations[v]) < 0) {
+		if (store_exec(h, migrations[v]) < 0 ||
+		    add_columns(h, v + 1) < 0) {
 			snprintf(why, sizeof why, "migration to schema %lld: %s",
 			         v + 1, sqlite3_errmsg(h));
 			store_rollback(h);

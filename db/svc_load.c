@@ -106,7 +106,8 @@ struct loader {
 	size_t errlen;
 };
 
-/* The check columns after check_url, for svc_endpoint.check_key. */
+/* The check columns after check_url and capacity, for
+ * svc_endpoint.check_key. */
 #define CHECK_COLS "check_interval, check_timeout, check_rise, check_fall, " \
 	"check_tls_verify, check_expect, check_body, check_host"
 #define CHECK_NCOLS 8
@@ -256,6 +257,18 @@ static int load_service(struct loader *L, sqlite3_stmt *st,
 		if (target_keep(a, &v->fallback, type, rd, len, tt) < 0)
 			return -ENOMEM;
 	}
+	if (!col_null(st, 7)) {
+		double fill = sqlite3_column_double(st, 7);
+
+		if ((sqlite3_column_type(st, 7) != SQLITE_INTEGER &&
+		     sqlite3_column_type(st, 7) != SQLITE_FLOAT) ||
+		    !(fill > 0 && fill <= 1)) {
+			PROBLEM(L, "db: service id %lld (%s): fill must be a "
+			        "number in (0, 1]", id, text);
+			return 0;
+		}
+		v->fill = fill;
+	}
 	v->name = arena_strdup(a, text);
 	v->wire = arena_memdup(a, wire, (size_t)n);
 	v->wire_len = (size_t)n;
@@ -295,10 +308,11 @@ static int load_services(struct loader *L)
 	L->fmask = slots - 1;
 	if (ld_prepare(L, L->since >= 0 ?
 	               "SELECT id, name, policy, ttl, answers, sticky, "
-	               "when_down FROM services WHERE name IN " CHANGED_NAMES
-	               " ORDER BY id" :
+	               "when_down, fill FROM services WHERE name IN "
+	               CHANGED_NAMES " ORDER BY id" :
 	               "SELECT id, name, policy, ttl, answers, "
-	               "sticky, when_down FROM services ORDER BY id", &st) < 0)
+	               "sticky, when_down, fill FROM services ORDER BY id",
+	               &st) < 0)
 		return ld_fail(L, "services");
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((long long)L->n >= total)
@@ -390,15 +404,35 @@ static int load_endpoint(struct loader *L, sqlite3_stmt *st,
 	}
 	e->drained = x;
 	e->has_check = !col_null(st, 11);
+	if (!col_null(st, 12)) {
+		double cap = sqlite3_column_double(st, 12);
+
+		if (sqlite3_column_type(st, 12) != SQLITE_INTEGER &&
+		    sqlite3_column_type(st, 12) != SQLITE_FLOAT) {
+			PROBLEM(L, "db: endpoint id %lld (service %s): capacity "
+			        "is not a number", id, v->name);
+			return 0;
+		}
+		if (!(cap >= 0.001 && cap <= 1e9)) {
+			PROBLEM(L, "db: endpoint id %lld (service %s): capacity "
+			        "%g outside 0.001..1e9", id, v->name, cap);
+			return 0;
+		}
+		e->capacity = cap;
+	}
 	if (e->has_check) {
 		/* What the probe agents are told to check (the query path
 		 * never reads it): a change shows as a new check_key. */
 		uint64_t k = hash_fnv64("check", 5);
 
-		for (int c = 11; c <= 11 + CHECK_NCOLS; c++) {
-			const unsigned char *t = sqlite3_column_text(st, c);
-			int n = sqlite3_column_bytes(st, c);
+		for (int c = 11; c <= 12 + CHECK_NCOLS; c++) {
+			const unsigned char *t;
+			int n;
 
+			if (c == 12)
+				continue;       /* capacity */
+			t = sqlite3_column_text(st, c);
+			n = sqlite3_column_bytes(st, c);
 			k = hash_mix64(k ^ (t ? hash_fnv64(t, (size_t)n) : 0x9e37u));
 		}
 		e->check_key = k;
@@ -427,13 +461,12 @@ static int load_endpoints(struct loader *L)
 	if (ld_prepare(L, L->since >= 0 ?
 	               "SELECT id, service_id, target, weight, priority, "
 	               "region, lat, lon, bias, admin, drained, check_url, "
-	               CHECK_COLS " FROM endpoints WHERE service_id IN "
-	               CHANGED_IDS
-	               " ORDER BY service_id, id" :
+	               "capacity, " CHECK_COLS " FROM endpoints WHERE "
+	               "service_id IN " CHANGED_IDS " ORDER BY service_id, id" :
 	               "SELECT id, service_id, target, weight, "
 	               "priority, region, lat, lon, bias, admin, "
-	               "drained, check_url, " CHECK_COLS " FROM endpoints "
-	               "ORDER BY service_id, id", &st) < 0) {
+	               "drained, check_url, capacity, " CHECK_COLS
+	               " FROM endpoints ORDER BY service_id, id", &st) < 0) {
 		rc = ld_fail(L, "endpoints");
 		goto out;
 	}
@@ -477,6 +510,8 @@ static int load_endpoints(struct loader *L)
 		if (rc == 1) {
 			if (tmp[ntmp].bias != 0)
 				v->any_bias = true;
+			if (tmp[ntmp].capacity > 0)
+				v->spill = true;
 			ntmp++;
 		}
 		rc = 0;
@@ -715,7 +750,7 @@ int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen)
 	}
 	/* Read inside the transaction: the counter of the snapshot read. */
 	L.s->data_version = store_data_version(db);
-	if ((rc = load_all(db, &L)) < 0)
+	if ((rc = load_all(db, &L)) < 0 || (rc = svc_spill_index(L.s)) < 0)
 		goto out;
 	*out = L.s;
 	L.s = NULL;
@@ -809,6 +844,7 @@ int svc_load_since(struct store *db, const struct svc_set *base,
 	                    .since = base->version };
 	struct svc_set *s = NULL;
 	long long now;
+	bool spill = false;
 	int rc;
 
 	*out = NULL;
@@ -872,6 +908,12 @@ int svc_load_since(struct store *db, const struct svc_set *base,
 		if (rc < 0)
 			goto out;
 	}
+	/* The spill index lists positions of the whole set: made again
+	 * when spill services are (or were) involved. */
+	for (size_t i = 0; !spill && i < L.s->n_pos; i++)
+		spill = svc_at(L.s, i) && svc_at(L.s, i)->spill;
+	if ((spill || base->n_spill) && (rc = svc_spill_index(s)) < 0)
+		goto out;
 	rc = 0;
 	s->version = now;
 	s->data_version = *data_version;

@@ -550,8 +550,9 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 		return true;
 	}
 	client_of(x, &cl);
-	svc_select_type(svc, qtype == TYPE_A || qtype == TYPE_AAAA ? qtype : 0,
-			&cl, x->s->hv, &x->w->rng, x->w->rr++, &ans, NULL);
+	svc_select_load(svc, qtype == TYPE_A || qtype == TYPE_AAAA ? qtype : 0,
+			&cl, x->s->hv, x->s->conf.load, &x->w->rng, x->w->rr++,
+			&ans, NULL);
 	/* The honest ECS scope, in the query's family (RFC 7871 7.2.1). */
 	if (x->q->ecs && x->q->ecs_source > 0) {
 		scope = ans.scope;

@@ -26,6 +26,7 @@
 #include "dnsd/dnssec.h"
 #include "dnsd/hsrv.h"
 #include "dnsd/shiftd.h"
+#include "dnsd/spill.h"
 #include "dnsd/status.h"
 #include "dnsd/notify.h"
 #include "dnsd/webui.h"
@@ -84,6 +85,9 @@ struct control {
 	struct event *summary_ev;
 	struct event *shift_ev;      /* runs the staged shifts */
 	struct shiftd_stats shift_st;
+	struct spill *spill;         /* spill-over load (with --db) */
+	double spill_at;             /* its last tick */
+	uint64_t *spill_counts;      /* STATS_EP_COUNTERS, for its ticks */
 	struct stats last;           /* counters at the last summary */
 	bool zone_ok[CONFIG_LIST_MAX];       /* per zone file: last load */
 	double zone_loaded[CONFIG_LIST_MAX];
@@ -570,11 +574,28 @@ static void run_shifts(struct control *sv)
 	}
 }
 
+/* About once a second: the answers per endpoint into the spill-over
+ * load table (only when a service spills). */
+static void run_spill(struct control *sv)
+{
+	double now = clock_unix();
+	size_t need;
+
+	if (!sv->spill || !sv->net || !sv->snap || now - sv->spill_at < 1)
+		return;
+	sv->spill_at = now;
+	need = spill_need(sv->spill, sv->snap->svc);
+	if (need > 0)
+		net_ep_answers(sv->net, sv->spill_counts, need);
+	spill_tick(sv->spill, sv->snap->svc, sv->spill_counts, need, now);
+}
+
 static void on_shift_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	run_shifts(arg);
+	run_spill(arg);
 }
 
 /* A new health view from the health service: swap it in. A shift whose
@@ -652,6 +673,9 @@ static json_t *api_status(void *ctx)
 	}
 	if (doc && sv->hs)
 		json_object_set_new(doc, "damping", hsrv_damping_json(sv->hs));
+	if (doc && sv->spill)
+		json_object_set_new(doc, "spill", spill_json(sv->spill,
+				    sv->snap->svc, sv->snap->hv));
 	return doc;
 }
 
@@ -717,10 +741,16 @@ static int endpoint_write(struct control *sv, const json_t *b, char *err,
 		e.has_priority = true;
 		e.priority = json_integer_value(v);
 	}
+	if ((v = json_object_get(b, "capacity"))) {     /* null removes it */
+		if (!json_is_number(v) && !json_is_null(v))
+			goto bad_type;
+		e.has_capacity = true;
+		e.capacity = json_is_null(v) ? 0 : json_number_value(v);
+	}
 	return cfg_endpoint_set(sv->db, jstr(b, "service"), &e, err, errlen);
 bad_type:
 	snprintf(err, errlen, "endpoint: drained must be a boolean, admin a string, "
-		 "weight and priority integers");
+		 "weight and priority integers, capacity a number or null");
 	return -EINVAL;
 }
 
@@ -790,14 +820,14 @@ static int known_keys(const json_t *b, const char *what, char *err,
 {
 	static const char *const flip_keys[] = { "service", "target" };
 	static const char *const ep_keys[] = { "service", "target", "drained",
-		"admin", "weight", "priority" };
+		"admin", "weight", "priority", "capacity" };
 	static const char *const shift_keys[] = { "service", "target",
 		"steps", "every", "max_rtt_ms", "action" };
 	bool flip = strcmp(what, "flip") == 0;
 	bool shift = strcmp(what, "shift") == 0;
 	const char *const *keys = flip ? flip_keys : shift ? shift_keys
 				: ep_keys;
-	size_t n = flip ? 2 : 6;
+	size_t n = flip ? 2 : shift ? 6 : 7;
 	const char *k, *near;
 	json_t *v;
 
@@ -1155,6 +1185,14 @@ struct control *control_new(const struct config *conf, unsigned *problems)
 		}
 	}
 	answer_conf_init(&sv->conf, &sv->aconf);
+	if (sv->db) {
+		sv->spill = spill_new(STATS_EP_COUNTERS);
+		sv->spill_counts = calloc(STATS_EP_COUNTERS,
+					  sizeof(*sv->spill_counts));
+		if (!sv->spill || !sv->spill_counts)
+			fatal("out of memory for the spill-over load table");
+		sv->aconf.load = spill_load(sv->spill);
+	}
 	if (sv->conf.default_location) {
 		if (parse_default_location(sv->conf.default_location,
 					   &sv->aconf.default_loc) < 0)
@@ -1379,6 +1417,8 @@ void control_free(struct control *sv)
 	geo_free(sv->geo);
 	dnssec_set_free(sv->sec);
 	store_close(sv->db);
+	spill_free(sv->spill);
+	free(sv->spill_counts);
 	if (sv->rcu)
 		rcu_unregister_thread();
 	free(sv);

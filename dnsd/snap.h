@@ -59,6 +59,9 @@ struct answer_conf {
 	/* Where clients with no location are taken to be. */
 	bool has_default_loc;
 	struct geo_loc default_loc;
+	/* Endpoint load for spill-over (dnsd/spill.h): one table for the
+	 * process's life, written by the control thread, NULL without --db. */
+	const struct svc_load *load;
 };
 
 struct snap {

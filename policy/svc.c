@@ -326,6 +326,32 @@ struct svc_set *svc_set_clone(const struct svc_set *base)
 	return s;
 }
 
+int svc_spill_index(struct svc_set *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n_pos; i++) {
+		const struct svc_service *v = svc_at(s, i);
+
+		if (v && v->spill)
+			n += v->n_eps;
+	}
+	s->spill = NULL;
+	s->n_spill = 0;
+	if (n == 0)
+		return 0;
+	if (!(s->spill = arena_alloc(&s->arena, n * sizeof *s->spill)))
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n_pos; i++) {
+		const struct svc_service *v = svc_at(s, i);
+
+		for (size_t j = 0; v && v->spill && j < v->n_eps; j++)
+			s->spill[s->n_spill++] = (struct svc_ref){
+				(uint32_t)i, (uint32_t)j };
+	}
+	return 0;
+}
+
 void svc_set_free(struct svc_set *s)
 {
 	if (!s)
@@ -647,6 +673,9 @@ struct sel {
 	size_t n;
 	double key[SVC_MAX_ENDPOINTS];     /* sort key per endpoint index */
 	double cv[3];                      /* client vector if made here */
+	const struct svc_load *load;       /* spill-over: endpoint load */
+	bool hashed;                       /* the answer depends on the
+	                                      client subnet's hash */
 };
 
 static void why_reason(struct sel *S, size_t i, const char *fmt, ...)
@@ -930,6 +959,193 @@ static void pick_rr(struct sel *S, uint32_t rr_step)
 	S->n = k;
 }
 
+/* ---------------------------------------------------------- spill-over */
+
+double svc_load_rate(const struct svc_load *l, uint32_t id)
+{
+	if (!l || !l->ep || id >= l->n)
+		return 0;
+	return atomic_load_explicit(&l->ep[id].rate, memory_order_relaxed) /
+	       (double)SVC_RATE_UNIT;
+}
+
+double svc_load_admit(const struct svc_load *l, uint32_t id)
+{
+	if (!l || !l->ep || id >= l->n)
+		return 1;
+	return atomic_load_explicit(&l->ep[id].admit, memory_order_relaxed) /
+	       (double)SVC_ADMIT_ONE;
+}
+
+/* Salts that keep the spill hashes independent of each other and of the
+ * shift's (which client stays home, where a spilled client goes). */
+#define SPILL_SALT_KEEP 0x5bd1e9955bd1e995ull
+#define SPILL_SALT_PICK 0xc2b2ae3d27d4eb4full
+
+/* The name of an endpoint in explain lines: its region, else target. */
+static const char *ep_label(const struct svc_endpoint *e)
+{
+	return e->region[0] ? e->region : e->t.text;
+}
+
+/* Spare capacity of candidate e as a share of what it may take (0..1)
+ * and in the capacity's units (*abs): fill x capacity minus the measured
+ * rate with a fill, else the whole (relative) capacity. */
+static double spare_of(const struct sel *S, const struct svc_endpoint *e,
+                       double *abs)
+{
+	double room, rate;
+
+	*abs = 0;
+	if (e->capacity <= 0)
+		return 0;
+	if (S->s->fill <= 0) {
+		*abs = e->capacity;
+		return 1;
+	}
+	if (svc_load_admit(S->load, e->id) < 1)
+		return 0;                  /* full itself */
+	room = S->s->fill * e->capacity;
+	rate = svc_load_rate(S->load, e->id);
+	if (rate >= room)
+		return 0;
+	*abs = room - rate;
+	return *abs / room;
+}
+
+/* Geo with spill-over: the client's home is the nearest endpoint that
+ * could answer it (healthy or not: poss). When the home is down, or full
+ * (it admits only part of its clients and this client's hash is past that
+ * part), the client goes to one of the other candidates, chosen by
+ * weighted rendezvous hashing of its subnet with weight spare capacity /
+ * distance: spilled clients spread over the next endpoints in proportion
+ * to their room and closeness, and a client keeps its choice from one
+ * query to the next. No room anywhere: plain geo (the nearest healthy).
+ * poss: endpoint indices ranked here; *np entries. */
+static void pick_spill(struct sel *S, uint16_t *poss, size_t np,
+                       const uint8_t *ok)
+{
+	const struct svc_service *s = S->s;
+	const struct svc_endpoint *home, *e;
+	uint64_t subnet;
+	double admit = 1, keep_pos = 0, best = -1, rate_h;
+	double sp_share[SVC_MAX_ENDPOINTS];
+	const double *cv;
+	int pick = -1;
+	bool full = false;
+	size_t len;
+
+	if (np == 0) {
+		pick_geo(S);
+		return;
+	}
+	rank_geo(S, poss, np);
+	for (size_t i = 0; i < np; i++)
+		if (!ok[poss[i]])
+			why_reason(S, poss[i], "unhealthy%s", i ? "" :
+			           " (the nearest: its clients spill over)");
+	home = &s->eps[poss[0]];
+	subnet = shift_subnet_key(&S->c->addr, S->c->src_plen) ^
+	         ((uint64_t)s->id << 32);
+	if (ok[poss[0]]) {
+		if (s->fill > 0 && home->capacity > 0)
+			admit = svc_load_admit(S->load, home->id);
+		if (admit >= 1) {
+			pick_geo(S);
+			return;
+		}
+		S->hashed = true;
+		keep_pos = unit_open(hash_mix64(subnet ^ SPILL_SALT_KEEP));
+		if (keep_pos < admit) {
+			if (S->why) {
+				len = strlen(S->why->note);
+				snprintf(S->why->note + len,
+				         sizeof S->why->note - len, "%s%s is "
+				         "full: keeps %.0f%% of its clients, this "
+				         "client's hash %.2f -> stays",
+				         len ? "; " : "", ep_label(home),
+				         admit * 100, keep_pos);
+			}
+			pick_geo(S);
+			return;
+		}
+		full = true;
+	}
+	S->hashed = true;
+	cv = S->c->has_loc ? client_vec(S) : NULL;
+	rank_geo(S, S->idx, S->n);
+	for (size_t i = 0; i < S->n; i++) {
+		uint16_t k = S->idx[i];
+		double abs, w, d = 0, u, sc;
+
+		e = &s->eps[k];
+		sp_share[k] = 0;
+		if (k == poss[0])
+			continue;
+		sp_share[k] = spare_of(S, e, &abs);
+		if (abs <= 0) {
+			why_reason(S, k, "no spare capacity");
+			continue;
+		}
+		if (cv && e->has_loc)
+			d = geo_dot_km(dot3(cv, e->v));
+		w = abs / (d > 100 ? d : 100);
+		u = unit_open(hash_mix64(subnet ^ e->key ^ SPILL_SALT_PICK));
+		sc = w / -log(u);
+		why_reason(S, k, "spill candidate: spare %.0f%%, %.0f km",
+		           sp_share[k] * 100, d);
+		if (sc > best) {
+			best = sc;
+			pick = k;
+		}
+	}
+	if (pick < 0) {
+		/* Nowhere to spill to: a full home keeps its clients, a down
+		 * one leaves them to plain geo. */
+		if (S->why) {
+			len = strlen(S->why->note);
+			snprintf(S->why->note + len, sizeof S->why->note - len,
+			         "%s%s is %s, no other endpoint has spare "
+			         "capacity", len ? "; " : "", ep_label(home),
+			         full ? "full" : "down");
+		}
+		pick_geo(S);
+		return;
+	}
+	rate_h = svc_load_rate(S->load, home->id);
+	if (S->why) {
+		len = strlen(S->why->note);
+		if (full)
+			snprintf(S->why->note + len, sizeof S->why->note - len,
+			         "%sspilled from %s (full, %.0f%% of capacity "
+			         "%g q/s; keeps %.0f%%, this client's hash %.2f) "
+			         "to %s (spare %.0f%%)", len ? "; " : "",
+			         ep_label(home), 100 * rate_h / home->capacity,
+			         home->capacity, admit * 100, keep_pos,
+			         ep_label(&s->eps[pick]), sp_share[pick] * 100);
+		else
+			snprintf(S->why->note + len, sizeof S->why->note - len,
+			         "%sspilled from %s (down) to %s (spare %.0f%%)",
+			         len ? "; " : "", ep_label(home),
+			         ep_label(&s->eps[pick]), sp_share[pick] * 100);
+	}
+	why_reason(S, (size_t)pick, "spilled to: spare %.0f%%",
+	           sp_share[pick] * 100);
+	/* The chosen one first, then the rest in geo order (S->idx was
+	 * ranked above). */
+	{
+		size_t k = 1;
+		uint16_t tmp[SVC_MAX_ENDPOINTS];
+
+		tmp[0] = (uint16_t)pick;
+		for (size_t i = 0; i < S->n && k < s->answers; i++)
+			if (S->idx[i] != pick)
+				tmp[k++] = S->idx[i];
+		memcpy(S->idx, tmp, k * sizeof *tmp);
+		S->n = k;
+	}
+}
+
 /* A staged shift (policy/shift.h): true when the client moves to the
  * shift's target, which is then the whole answer. A target that cannot
  * answer (unhealthy, drained, outside the matching rule, other family)
@@ -984,7 +1200,7 @@ static void pick_window(struct sel *S, uint32_t rr_step)
 
 /* The longest prefix for which the answer cannot change: see svc.h. */
 static unsigned answer_scope(const struct svc_service *s,
-                             const struct svc_client *c)
+                             const struct svc_client *c, bool hashed)
 {
 	unsigned sc = 0;
 
@@ -993,7 +1209,7 @@ static unsigned answer_scope(const struct svc_service *s,
 	if (s->policy == SVC_GEO || s->policy == SVC_LATENCY ||
 	    s->has_geo_rules)
 		sc = c->geo_plen;
-	if (((s->policy == SVC_WEIGHTED && s->sticky) ||
+	if (((s->policy == SVC_WEIGHTED && s->sticky) || hashed ||
 	     (s->shift.on && (s->policy == SVC_WEIGHTED ||
 	                      s->policy == SVC_FAILOVER))) &&
 	    c->src_plen > sc)
@@ -1035,7 +1251,19 @@ void svc_select_type(const struct svc_service *s, uint16_t qtype,
                      uint32_t rr_step, struct svc_answer *out,
                      struct svc_why *why)
 {
-	uint8_t ok[SVC_MAX_ENDPOINTS];
+	svc_select_load(s, qtype, c, hv, NULL, rng, rr_step, out, why);
+}
+
+void svc_select_load(const struct svc_service *s, uint16_t qtype,
+                     const struct svc_client *c,
+                     const struct hstate_view *hv,
+                     const struct svc_load *load, uint64_t *rng,
+                     uint32_t rr_step, struct svc_answer *out,
+                     struct svc_why *why)
+{
+	uint8_t ok[SVC_MAX_ENDPOINTS], poss[SVC_MAX_ENDPOINTS];
+	uint16_t home[SVC_MAX_ENDPOINTS];
+	size_t nhome = 0;
 	struct sel S;
 	size_t n = s->n_eps, cands = 0, fits = 0, usable = 0;
 	const struct svc_rule *rule = NULL;
@@ -1045,6 +1273,8 @@ void svc_select_type(const struct svc_service *s, uint16_t qtype,
 	S.hv = hv;
 	S.why = why;
 	S.n = 0;
+	S.load = load;
+	S.hashed = false;
 	out->n = 0;
 	out->servfail = false;
 	out->scope = 0;
@@ -1064,6 +1294,8 @@ void svc_select_type(const struct svc_service *s, uint16_t qtype,
 		          (e->admin == SVC_ADMIN_AUTO &&
 		           (!e->has_check || h != HSTATE_DOWN));
 		ok[i] = healthy && !e->drained && type_fits(e, qtype);
+		poss[i] = e->admin != SVC_ADMIN_DOWN && !e->drained &&
+		          type_fits(e, qtype);
 		cands += ok[i];
 		if (e->admin != SVC_ADMIN_DOWN) {
 			fits += type_fits(e, qtype);
@@ -1154,6 +1386,7 @@ void svc_select_type(const struct svc_service *s, uint16_t qtype,
 		for (size_t j = 0; j < rule->n_eps; j++)
 			in[rule->eps[j]] = 1;
 		for (size_t i = 0; i < n; i++) {
+			poss[i] &= in[i];
 			if (ok[i] && !in[i]) {
 				ok[i] = 0;
 				why_reason(&S, i, "not a target of rule %s",
@@ -1176,7 +1409,16 @@ void svc_select_type(const struct svc_service *s, uint16_t qtype,
 	switch (s->policy) {
 	case SVC_FAILOVER: pick_failover(&S); break;
 	case SVC_WEIGHTED: pick_weighted(&S, rng); break;
-	case SVC_GEO:      pick_geo(&S); break;
+	case SVC_GEO:
+		if (s->spill && out->mode == SVC_MODE_NORMAL) {
+			for (size_t i = 0; i < n; i++)
+				if (poss[i])
+					home[nhome++] = (uint16_t)i;
+			pick_spill(&S, home, nhome, ok);
+		} else {
+			pick_geo(&S);
+		}
+		break;
 	case SVC_LATENCY:  pick_latency(&S); break;
 	case SVC_ALL:
 		for (size_t i = 0; i < n; i++)
@@ -1195,5 +1437,5 @@ chosen:
 		if (why && S.idx[i] < why->cap)
 			why->ep[S.idx[i]].chosen = true;
 	}
-	out->scope = answer_scope(s, c);
+	out->scope = answer_scope(s, c, S.hashed);
 }

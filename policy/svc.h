@@ -18,6 +18,7 @@
  * HSTATE_UNKNOWN/UP/DOWN, probe regions, RTT per (region, id)). */
 #ifndef POLICY_SVC_H
 #define POLICY_SVC_H
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,6 +75,8 @@ struct svc_endpoint {
 	uint64_t key;           /* hash of the target text (sticky hashing) */
 	uint64_t check_key;     /* hash of the check's settings (0: none);
 	                           load time only: has the check changed? */
+	double capacity;        /* spill-over: answers/s (service with a
+	                           fill) or relative; 0 = none declared */
 	const struct svc_service *svc;
 };
 
@@ -124,6 +127,17 @@ struct svc_service {
 	                           (longest first), then country, continent */
 	size_t n_rules;
 	struct svc_shift shift; /* staged shift (failover, weighted) */
+	/* Spill-over by capacity (geo): spill is set when an endpoint
+	 * declares a capacity; fill in (0, 1] makes capacities answers per
+	 * second and endpoints "full" at fill x capacity (0: relative
+	 * capacities, spilling only away from a down endpoint). */
+	bool spill;
+	double fill;
+};
+
+/* An endpoint by position: svc_at(s, svc)->eps[ep]. */
+struct svc_ref {
+	uint32_t svc, ep;
 };
 
 /* The service set. Services are refcounted objects, each in one block
@@ -135,7 +149,7 @@ struct svc_service {
  * service's life in a lineage of sets; a removed service leaves a hole
  * (svc_at() returns NULL). */
 struct svc_set {
-	struct arena arena;     /* the problem strings */
+	struct arena arena;     /* the problem strings, the spill index */
 	struct cowvec svcs;     /* struct svc_service * by position (owning) */
 	size_t n;               /* services */
 	size_t n_pos;           /* positions used: services and holes */
@@ -145,6 +159,10 @@ struct svc_set {
 	long long version;      /* store version the set reflects, -1 unknown */
 	long long data_version; /* the store file's change counter read in
 	                           the same transaction, -1 unknown */
+	/* The endpoints of the services that spill over, by position
+	 * (svc_spill_index); what dnsd's load tracking walks. */
+	struct svc_ref *spill;
+	size_t n_spill;
 	const char **problems;  /* skipped rows and why, "db: ..." */
 	size_t n_problems, cap_problems;
 };
@@ -181,6 +199,11 @@ int svc_set_del(struct svc_set *s, const uint8_t *wire, size_t len);
  * its service blocks and *ep_count their endpoints. */
 size_t svc_set_bytes(const struct svc_set *s, size_t *svc_bytes,
                      size_t *ep_count);
+
+/* Load time, for the loader, once the services and their endpoints are
+ * in: sets s->spill to the endpoints of every spill service. 0 or
+ * -ENOMEM. */
+int svc_spill_index(struct svc_set *s);
 
 /* Records one more problem (printf format) in s; load time only (dnsd adds
  * "service outside every zone"). Returns 0 or -ENOMEM. */
@@ -220,6 +243,23 @@ struct svc_client {
 	unsigned geo_plen;      /* 128-space prefix of the GeoIP network the
 	                           location came from (the whole block gets
 	                           the same location) */
+};
+
+/* The load of endpoints as the server measures it, for spill-over:
+ * per endpoint id, written by one thread (dnsd's control thread, about
+ * once a second) and read by any (relaxed atomics: each entry stands on
+ * its own). rate: answers per second over the recent window, in units of
+ * 1/SVC_RATE_UNIT; admit: the share of the endpoint's own clients it
+ * keeps while it is full, SVC_ADMIT_ONE = all (the rest spill over). */
+#define SVC_RATE_UNIT 100u
+#define SVC_ADMIT_ONE 65536u
+struct svc_load_ep {
+	_Atomic uint32_t rate;
+	_Atomic uint32_t admit;
+};
+struct svc_load {
+	struct svc_load_ep *ep;  /* indexed by endpoint id */
+	size_t n;                /* ids below n have an entry */
 };
 
 /* The result of one selection. */
@@ -290,6 +330,19 @@ void svc_select_type(const struct svc_service *s, uint16_t qtype,
                      const struct hstate_view *hv, uint64_t *rng,
                      uint32_t rr_step, struct svc_answer *out,
                      struct svc_why *why);
+
+/* The same with the endpoints' load for spill-over (NULL: none known:
+ * nobody is full, and spare capacity is the declared capacity). */
+void svc_select_load(const struct svc_service *s, uint16_t qtype,
+                     const struct svc_client *c,
+                     const struct hstate_view *hv,
+                     const struct svc_load *load, uint64_t *rng,
+                     uint32_t rr_step, struct svc_answer *out,
+                     struct svc_why *why);
+/* A load entry's answers per second and admitted share (0..1); 0 and 1
+ * for ids without an entry or without a table. Any thread. */
+double svc_load_rate(const struct svc_load *l, uint32_t id);
+double svc_load_admit(const struct svc_load *l, uint32_t id);
 
 /* Helpers shared with gslbctl (any thread, no allocation). */
 

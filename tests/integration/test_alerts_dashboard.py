@@ -143,6 +143,12 @@ def test_promtool_check_and_unit_tests():
         f.write(tests)
     p = promtool("test", "rules", tfile)
     assert p.returncode != 0 and "DnsdAgentStale" in p.stdout + p.stderr, p.stdout
+    # The same for the shift rollback alert.
+    with open(broken, "w") as f:
+        f.write(rules.replace("increase(dnsd_shift_rollbacks_total[15m]) > 0",
+                              "increase(dnsd_shift_rollbacks_total[15m]) > 1"))
+    p = promtool("test", "rules", tfile)
+    assert p.returncode != 0 and "DnsdShiftRolledBack" in p.stdout + p.stderr, p.stdout
 
 
 @test

@@ -5,6 +5,7 @@
 equality, import to a new path, and the corrupt-file error."""
 import json
 import os
+import re
 import subprocess
 
 from gslbtest import BIN, FIXTURES, run, test, tmpdir
@@ -84,7 +85,9 @@ def init_creates_schema_and_is_idempotent():
     ctl(db, "init")
     out = subprocess.run(["sqlite3", db, "PRAGMA user_version; PRAGMA journal_mode;"],
                          capture_output=True, text=True, check=True).stdout.split()
-    assert_eq(out, ["3", "wal"], "version/journal")
+    with open(os.path.join(os.path.dirname(FIXTURES), "..", "db", "store.h")) as f:
+        ver = re.search(r"#define STORE_SCHEMA_VERSION (\d+)", f.read()).group(1)
+    assert_eq(out, [ver, "wal"], "version/journal")
     assert_eq(ctl_json(db, "service", "list"), [], "empty list")
 
 

@@ -353,9 +353,22 @@ def example_config_names_every_key_and_all_of_it_is_valid():
     tok = os.path.join(d, "token")
     with open(tok, "w") as f:
         f.write("t\n")
+    # --check reads the credentials and the TLS pair as a start would
+    creds = os.path.join(d, "api-tokens")
+    with open(creds, "w") as f:
+        f.write("admin op example-config-token-0123456789\n")
+    os.chmod(creds, 0o600)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    "/CN=localhost", "-keyout", os.path.join(d, "api.key"),
+                    "-out", os.path.join(d, "api.pem")],
+                   check=True, capture_output=True, timeout=60)
     text = re.sub(r"^#([a-z])", r"\1", text, flags=re.M)
     text = (text.replace("@SYSCONFDIR@/gslb/gslb.example.com.zone",
                          os.path.join(ZONES, "gslb.example.com.zone"))
+            .replace("@SYSCONFDIR@/gslb/api-tokens", creds)
+            .replace("@SYSCONFDIR@/gslb/api.pem", os.path.join(d, "api.pem"))
+            .replace("@SYSCONFDIR@/gslb/api.key", os.path.join(d, "api.key"))
             .replace("@SYSCONFDIR@/gslb/token", tok).replace("/var/lib/gslb/gslb.db", db)
             .replace("@SYSCONFDIR@/gslb/keys", d)
             .replace("/var/lib/GeoIP/GeoLite2-City.mmdb", make_mmdb()))

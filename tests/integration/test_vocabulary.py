@@ -114,11 +114,11 @@ def setup():
     for i, w in enumerate((1, 2, 3)):
         gslbctl(db, "endpoint", "add", WT, "198.51.100.%d" % (i + 1),
                 "--weight", str(w))
-    gslbctl(db, "service", "add", GEO, "--policy", "geo")
+    gslbctl(db, "service", "add", GEO, "--policy", "geo", "--fill", "0.8")
     gslbctl(db, "endpoint", "add", GEO, "192.0.2.10", "--region", "eu",
-            "--lat", "50.1", "--lon", "8.7")
+            "--lat", "50.1", "--lon", "8.7", "--capacity", "100")
     gslbctl(db, "endpoint", "add", GEO, "192.0.2.20", "--region", "us",
-            "--lat", "39.0", "--lon", "-77.5")
+            "--lat", "39.0", "--lon", "-77.5", "--capacity", "200")
     gslbctl(db, "rule", "add", GEO, "country:GB", "192.0.2.10")
     tok = os.path.join(t, "tokens")
     with open(tok, "w") as f:

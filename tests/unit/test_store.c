@@ -141,7 +141,7 @@ static void test_create(void)
 	h = NULL;
 	rc = store_open(p, 0, &h, err, sizeof err);
 	CHECK(rc == 0 && one_int(h->h, "SELECT count(*) FROM sqlite_master "
-	                         "WHERE type = 'table'") == 14,
+	                         "WHERE type = 'table'") == 15,
 	      "reopen: %d %s", rc, err);
 	CHECK(store_data_version(h) > 0, "data_version");
 	/* A version 1 store (no version, change log, audit) is migrated. */

@@ -802,6 +802,124 @@ static void test_scope_honest(void)
 	      "addresses inside the scope got another answer", bad, checked);
 }
 
+/* Spill-over by capacity (geo): shares of a population of 3,000 client
+ * subnets in Frankfurt between eu (there, capacity 1 or 1000 q/s), west
+ * and east (equidistant from it, capacities 1 and 2 or 1000 and 2000 q/s),
+ * given health, drain and the load table. */
+static void test_spill(void)
+{
+	static const char base[] =
+		"INSERT INTO services (id, name, policy) VALUES "
+		"(1, 'sp.x.', 'geo');"
+		"INSERT INTO endpoints (id, service_id, target, region, lat, "
+		"lon, capacity, check_url) VALUES "
+		"(1, 1, '192.0.2.1', 'eu', 50.11, 8.68, 1, 'tcp://192.0.2.1:80'),"
+		"(2, 1, '192.0.2.2', 'west', 50.11, -11.32, 1, NULL),"
+		"(3, 1, '192.0.2.3', 'east', 50.11, 28.68, 2, NULL);";
+	static const struct {
+		const char *name, *sql;
+		bool eu_down;
+		double rate[4], admit[4];     /* by endpoint id; admit 0 = 1 */
+		double want[4];               /* share per endpoint id */
+		const char *note;             /* in explain's note, or NULL */
+	} cases[] = {
+		{ "all up: all stay home", "", false, { 0 }, { 0 },
+		  { 0, 1, 0, 0 }, NULL },
+		{ "eu down: 1:2 by capacity", "", true, { 0 }, { 0 },
+		  { 0, 0, 1.0 / 3, 2.0 / 3 }, "spilled from eu (down) to " },
+		{ "eu down, east drained: all west", "UPDATE endpoints SET "
+		  "drained = 1 WHERE id = 3", true, { 0 }, { 0 },
+		  { 0, 0, 1, 0 }, "(spare 100%)" },
+		{ "eu down, only eu has a capacity: plain geo", "UPDATE "
+		  "endpoints SET capacity = NULL WHERE id > 1", true, { 0 },
+		  { 0 }, { 0, 0, 1, 0 }, "no other endpoint has spare" },
+		{ "fill: relative capacities become q/s, eu keeps 25%, east "
+		  "full: the rest to west", "UPDATE services SET fill = 0.5;"
+		  "UPDATE endpoints SET capacity = capacity * 1000", false,
+		  { 0, 2000, 0, 1500 }, { 0, 0.25, 0, 0 },
+		  { 0, 0.25, 0.75, 0 }, "spilled from eu (full, 200% of "
+		  "capacity 1000 q/s" },
+		{ "fill: nobody has room, eu keeps everyone", "UPDATE services "
+		  "SET fill = 0.5; UPDATE endpoints SET capacity = capacity * "
+		  "1000", false, { 0, 2000, 600, 1200 }, { 0, 0.25, 0, 0 },
+		  { 0, 1, 0, 0 }, "no other endpoint has spare" },
+		{ "fill: 250 q/s of room left in each (half of west, a quarter of east): 1:1", "UPDATE "
+		  "services SET fill = 0.5; UPDATE endpoints SET capacity = "
+		  "capacity * 1000", true, { 0, 0, 250, 750 }, { 0 },
+		  { 0, 0, 0.5, 0.5 }, "spilled from eu (down)" },
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		char sql[1024];
+		struct svc_set *set;
+		const struct svc_service *v;
+		struct svc_load_ep lep[16];
+		struct svc_load load = { lep, 16 };
+		struct view w;
+		unsigned cnt[4] = { 0 };
+		const unsigned n = 3000;
+
+		snprintf(sql, sizeof sql, "%s%s", base, cases[k].sql);
+		set = load_sql(sql);
+		v = set ? svc_find_text(set, "sp.x.") : NULL;
+		CHECK(v && v->spill, "%s: spill service loaded", cases[k].name);
+		if (!v) {
+			svc_set_free(set);
+			continue;
+		}
+		view_init(&w);
+		w.state[1] = cases[k].eu_down ? HSTATE_DOWN : HSTATE_UP;
+		for (size_t i = 0; i < 16; i++) {
+			double ad = i < 4 && cases[k].admit[i] > 0 ?
+			            cases[k].admit[i] : 1;
+
+			atomic_init(&lep[i].rate, (uint32_t)((i < 4 ?
+			            cases[k].rate[i] : 0) * SVC_RATE_UNIT));
+			atomic_init(&lep[i].admit,
+			            (uint32_t)(ad * SVC_ADMIT_ONE));
+		}
+		for (unsigned i = 0; i < n; i++) {
+			struct svc_client c;
+			struct svc_answer a;
+			char addr[32];
+			uint64_t rng = 1;
+
+			snprintf(addr, sizeof addr, "10.%u.%u.0", i / 250,
+			         i % 250);
+			client_v4(&c, addr, 24);
+			c.has_loc = true;
+			c.lat = 50.11;
+			c.lon = 8.68;
+			c.geo_plen = 104;
+			svc_select_load(v, 1, &c, view_of(&w), &load, &rng, 0, &a,
+			                NULL);
+			if (a.n == 1 && a.ep[0] && a.ep[0]->id < 4)
+				cnt[a.ep[0]->id]++;
+			if (i == 0) {
+				struct svc_answer b;
+				struct svc_why_ep wep[4];
+				struct svc_why why = { wep, 4, "", -1 };
+
+				/* the same client again: the same answer */
+				svc_select_load(v, 1, &c, view_of(&w), &load, &rng, 0,
+				                &b, &why);
+				CHECK(b.n == 1 && b.ep[0] == a.ep[0],
+				      "%s: explain agrees", cases[k].name);
+				CHECK(!cases[k].note ||
+				      strstr(why.note, cases[k].note),
+				      "%s: note '%s'", cases[k].name, why.note);
+			}
+		}
+		for (unsigned id = 1; id < 4; id++) {
+			double got = (double)cnt[id] / n, p = cases[k].want[id];
+			double tol = 5 * sqrt(fmax(p * (1 - p), 0.0025) / n);
+
+			CHECK(fabs(got - p) <= tol, "%s: endpoint %u share "
+			      "%.3f, want %.3f", cases[k].name, id, got, p);
+		}
+		svc_set_free(set);
+	}
+}
+
 int main(void)
 {
 	test_names();
@@ -815,6 +933,7 @@ int main(void)
 	test_all_rr();
 	test_why();
 	test_scope_honest();
+	test_spill();
 	view_release();
 	return TEST_DONE();
 }

@@ -1,0 +1,698 @@
+/* db/import.c - streaming import: each service object of the document is
+ * validated into a small scratch store, planned against the store by
+ * identity (db/diff_sql.h's planner), guarded, written, and its changes
+ * kept in a temporary table; at the end the services the document did
+ * not name are removed and the table becomes the audit trail and the
+ * report, in plan order. Load time only; see db/import.h. */
+#include "db/import.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/spell.h"
+#include "db/audit.h"
+#include "db/audit_sql.h"
+#include "db/damping.h"
+#include "db/diff.h"
+#include "db/diff_sql.h"
+#include "db/edit.h"
+#include "db/export.h"
+#include "db/jstream.h"
+#include "db/shift.h"
+#include "db/store.h"
+#include "db/store_sql.h"
+
+/* A service object larger than this is refused (bounds the memory). */
+#define MAX_SERVICE_BYTES (16u << 20)
+#define CHUNK (256u << 10)
+/* Services kept in the scratch store before it is emptied. */
+#define SCRATCH_SERVICES 256
+/* The page cache of the store's connection during an import. */
+#define IMPORT_CACHE_KB "131072"
+
+/* The changes, in the columns of the audit table; rank orders the kinds
+ * as a plan does (services, endpoints, rules), seq the changes of one
+ * object. */
+#define PLAN_TABLE "temp.import_plan"
+#define PLAN_ORDER "rank, service, key, seq"
+
+/* ------------------------------------------------------------ names */
+
+/* The canonical names seen: an open-addressing set of strings kept in
+ * large blocks. */
+struct nameset {
+	const char **slot;
+	size_t cap, n;
+	char *block;
+	size_t used, size;
+	char **blocks;
+	size_t nblocks;
+};
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static bool names_has(const struct nameset *ns, const char *s)
+{
+	if (!ns->cap)
+		return false;
+	for (size_t i = hash_str(s) & (ns->cap - 1); ns->slot[i];
+	     i = (i + 1) & (ns->cap - 1))
+		if (strcmp(ns->slot[i], s) == 0)
+			return true;
+	return false;
+}
+
+static void names_put_slot(const char **slot, size_t cap, const char *s)
+{
+	size_t i = hash_str(s) & (cap - 1);
+
+	while (slot[i])
+		i = (i + 1) & (cap - 1);
+	slot[i] = s;
+}
+
+/* Adds s (not yet there). 0 or -ENOMEM. */
+static int names_add(struct nameset *ns, const char *s)
+{
+	size_t len = strlen(s) + 1;
+	char *copy;
+
+	if (2 * (ns->n + 1) > ns->cap) {
+		size_t cap = ns->cap ? ns->cap * 2 : 1024;
+		const char **slot = calloc(cap, sizeof *slot);
+
+		if (!slot)
+			return -ENOMEM;
+		for (size_t i = 0; i < ns->cap; i++)
+			if (ns->slot[i])
+				names_put_slot(slot, cap, ns->slot[i]);
+		free(ns->slot);
+		ns->slot = slot;
+		ns->cap = cap;
+	}
+	if (!ns->block || ns->used + len > ns->size) {
+		char **b = realloc(ns->blocks, (ns->nblocks + 1) * sizeof *b);
+
+		if (!b)
+			return -ENOMEM;
+		ns->blocks = b;
+		ns->size = 1u << 20;
+		if (!(ns->block = malloc(ns->size)))
+			return -ENOMEM;
+		ns->blocks[ns->nblocks++] = ns->block;
+		ns->used = 0;
+	}
+	copy = ns->block + ns->used;
+	memcpy(copy, s, len);
+	ns->used += len;
+	names_put_slot(ns->slot, ns->cap, copy);
+	ns->n++;
+	return 0;
+}
+
+static void names_fini(struct nameset *ns)
+{
+	for (size_t i = 0; i < ns->nblocks; i++)
+		free(ns->blocks[i]);
+	free(ns->blocks);
+	free(ns->slot);
+	memset(ns, 0, sizeof *ns);
+}
+
+/* ----------------------------------------------------------- import */
+
+struct imp {
+	struct store *db, *want;
+	sqlite3 *h;
+	struct cfg_planner *pl;
+	sqlite3_stmt *clear[4], *rec;
+	struct nameset seen;
+	bool dry, guard;
+	bool services_seen;
+	size_t services, changes, removed;
+	long long seq;
+	/* The first guard failure of each rule, by service name (the plan
+	 * order), reported after the whole document was read. */
+	bool bad[3];
+	char bad_name[3][256], bad_msg[3][512];
+	int apply_rc;
+	char apply_msg[512];
+	/* Progress. */
+	const struct cfg_import_out *out;
+	struct cfg_import_progress prog;
+	struct timespec t0, last;
+	char *err;
+	size_t errlen;
+};
+
+static double since(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) +
+	       (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void progress(struct imp *im, bool done)
+{
+	struct timespec now;
+
+	if (!im->out || !im->out->progress)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!done && since(&im->last, &now) < 0.25)
+		return;
+	im->last = now;
+	im->prog.services = im->services;
+	im->prog.changes = im->changes;
+	im->prog.elapsed = since(&im->t0, &now);
+	im->prog.done = done;
+	im->out->progress(im->out->arg, &im->prog);
+}
+
+/* Keeps the changes of the planner's plan in the plan table. */
+static int record(struct imp *im, const struct cfg_plan *p)
+{
+	for (size_t i = 0; i < cfg_plan_size(p); i++) {
+		struct cfg_change_cols c;
+		int st;
+
+		if (cfg_plan_cols(p, i, &c) < 0) {
+			free(c.old);
+			free(c.new);
+			return store_errf(im->err, im->errlen, -ENOMEM,
+			                  "import: out of memory");
+		}
+		sqlite3_bind_int(im->rec, 1, c.rank);
+		sqlite3_bind_text(im->rec, 2, c.service, -1, SQLITE_STATIC);
+		sqlite3_bind_text(im->rec, 3, c.key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(im->rec, 4, im->seq++);
+		sqlite3_bind_text(im->rec, 5, c.op, -1, SQLITE_STATIC);
+		sqlite3_bind_text(im->rec, 6, c.kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(im->rec, 7, c.field, -1, SQLITE_STATIC);
+		sqlite3_bind_text(im->rec, 8, c.old, -1, free);
+		sqlite3_bind_text(im->rec, 9, c.new, -1, free);
+		st = sqlite3_step(im->rec);
+		sqlite3_reset(im->rec);
+		sqlite3_clear_bindings(im->rec);
+		if (st != SQLITE_DONE)
+			return store_sqlerr(im->h, im->err, im->errlen, "import");
+		im->changes++;
+	}
+	return 0;
+}
+
+/* Plans service name (canonical) against the scratch store's content,
+ * guards, records and writes it. */
+/* A service's staged shift and damping thresholds, which are not in the
+ * plan: copied from the scratch store once its rows are applied. */
+static int steering(struct imp *im, const char *name)
+{
+	struct store cur = { .h = im->h };
+	int rc;
+
+	if (im->dry || im->bad[0] || im->bad[1] || im->bad[2] ||
+	    im->apply_rc < 0)
+		return 0;
+	rc = shift_copy_one(im->want, &cur, name, (double)time(NULL),
+	                    im->err, im->errlen);
+	if (rc >= 0)
+		rc = damping_copy_one(im->want, &cur, name, im->err,
+		                      im->errlen);
+	return rc < 0 ? rc : 0;
+}
+
+static int one_service(struct imp *im, const char *name)
+{
+	const struct cfg_plan *p;
+	char msg[512];
+	int rc, rule = 0;
+
+	if ((rc = cfg_planner_plan(im->pl, name, &p, im->err,
+	                           im->errlen)) < 0)
+		return rc;
+	if (cfg_plan_size(p) == 0)
+		return steering(im, name);
+	if (im->guard) {
+		rc = cfg_planner_guard(im->pl, &rule, msg, sizeof msg);
+		if (rc == -EPERM && rule >= 1 && rule <= 3 &&
+		    (!im->bad[rule - 1] ||
+		     strcmp(name, im->bad_name[rule - 1]) < 0)) {
+			im->bad[rule - 1] = true;
+			snprintf(im->bad_name[rule - 1], 256, "%s", name);
+			snprintf(im->bad_msg[rule - 1], 512, "%s", msg);
+		}
+	}
+	if ((rc = record(im, p)) < 0)
+		return rc;
+	/* Nothing more is written once the import is sure to fail; a
+	 * write that fails is reported after the document was read and
+	 * checked, as the whole plan's would be. */
+	if (im->dry || im->bad[0] || im->bad[1] || im->bad[2] ||
+	    im->apply_rc < 0)
+		return 0;
+	if ((rc = cfg_planner_apply(im->pl, msg, sizeof msg)) < 0) {
+		im->apply_rc = rc;
+		snprintf(im->apply_msg, sizeof im->apply_msg, "%s", msg);
+		return 0;
+	}
+	return steering(im, name);
+}
+
+static int clear_scratch(struct imp *im)
+{
+	for (int i = 0; i < 4; i++) {
+		int st = sqlite3_step(im->clear[i]);
+
+		sqlite3_reset(im->clear[i]);
+		if (st != SQLITE_DONE)
+			return store_sqlerr(im->want->h, im->err, im->errlen,
+			                    "import");
+	}
+	return 0;
+}
+
+/* " (line L, byte B)" after the message in err. */
+static int at(struct imp *im, int rc, const struct jstream_pos *pos)
+{
+	size_t n = strlen(im->err);
+
+	if (n < im->errlen)
+		snprintf(im->err + n, im->errlen - n, " (line %lu, byte %llu)",
+		         pos->line, pos->byte);
+	return rc;
+}
+
+static int on_service(void *arg, size_t i, json_t *o,
+                      const struct jstream_pos *pos)
+{
+	struct imp *im = arg;
+	const char *raw = json_string_value(json_object_get(o, "name"));
+	char canon[256] = "", e2[64];
+	int rc;
+
+	/* A name seen before fails as the insert of a duplicate does. */
+	if (raw && cfg_canon_name(raw, canon, e2, sizeof e2) == 0 &&
+	    names_has(&im->seen, canon))
+		return at(im, store_errf(im->err, im->errlen, -EEXIST,
+		                         "services[%zu] (%s): service %s "
+		                         "already exists", i, raw, canon),
+		          pos);
+	if ((rc = cfg_import_service(im->want, o, i, im->err,
+	                             im->errlen)) < 0)
+		return at(im, rc, pos);
+	if (names_add(&im->seen, canon) < 0)
+		return store_errf(im->err, im->errlen, -ENOMEM,
+		                  "import: out of memory");
+	/* The planner reads the scratch store by name: it is emptied now
+	 * and then, not after each service. */
+	if ((rc = one_service(im, canon)) < 0 ||
+	    (++im->services % SCRATCH_SERVICES == 0 &&
+	     (rc = clear_scratch(im)) < 0))
+		return rc;
+	im->prog.bytes = pos->byte;
+	progress(im, false);
+	return 0;
+}
+
+static int on_member(void *arg, const char *key, json_t *v,
+                     const struct jstream_pos *pos)
+{
+	static const char *const keys[] = { "version", "services" };
+	struct imp *im = arg;
+	const char *near;
+
+	if (strcmp(key, "version") == 0) {
+		if (json_is_null(v))
+			return 0;
+		if (!json_is_integer(v))
+			return at(im, store_errf(im->err, im->errlen, -EINVAL,
+			                         "import: 'version' must be an "
+			                         "integer"), pos);
+		if (json_integer_value(v) != 1)
+			return at(im, store_errf(im->err, im->errlen, -EINVAL,
+			                         "import: version %lld is not "
+			                         "supported (1)", (long long)
+			                         json_integer_value(v)), pos);
+		return 0;
+	}
+	if (strcmp(key, "services") == 0)
+		return at(im, store_errf(im->err, im->errlen, -EINVAL,
+		                         "import: 'services' must be a list"),
+		          pos);
+	near = spell_nearest(key, keys, 2);
+	return at(im, store_errf(im->err, im->errlen, -EINVAL, "import: "
+	                         "unknown key '%s'%s%s%s", key,
+	                         near ? " (did you mean '" : "",
+	                         near ? near : "", near ? "'?)" : ""), pos);
+}
+
+/* Removes the services the document did not name, in name order. */
+static int remove_unseen(struct imp *im)
+{
+	sqlite3_stmt *st = NULL;
+	char **gone = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0, s;
+
+	if (sqlite3_prepare_v2(im->h, "SELECT name FROM services ORDER BY name",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return store_sqlerr(im->h, im->err, im->errlen, "import");
+	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+
+		if (names_has(&im->seen, name))
+			continue;
+		if (n == cap) {
+			char **g = realloc(gone, (cap = cap ? 2 * cap : 64) *
+			                         sizeof *g);
+
+			if (!g) {
+				rc = -ENOMEM;
+				break;
+			}
+			gone = g;
+		}
+		if (!(gone[n] = strdup(name))) {
+			rc = -ENOMEM;
+			break;
+		}
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc == 0 && s != SQLITE_DONE)
+		rc = store_sqlerr(im->h, im->err, im->errlen, "import");
+	else if (rc == -ENOMEM)
+		store_errf(im->err, im->errlen, rc, "import: out of memory");
+	im->removed = n;
+	if (rc == 0 && n > 0 && im->guard) {
+		im->bad[0] = true;
+		snprintf(im->bad_name[0], sizeof im->bad_name[0], "%s",
+		         gone[0]);
+		snprintf(im->bad_msg[0], sizeof im->bad_msg[0], "would remove "
+		         "service %s: its name stops answering (%zu service%s "
+		         "removed in all); give --force (API: \"force\": true)",
+		         gone[0], n, n == 1 ? "" : "s");
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = one_service(im, gone[i]);
+	for (size_t i = 0; i < n; i++)
+		free(gone[i]);
+	free(gone);
+	return rc;
+}
+
+/* The text line of a change as db/diff.h prints it, from its object. */
+static void val_text(const json_t *v, char *out, size_t n)
+{
+	if (json_is_string(v))
+		snprintf(out, n, "%s", json_string_value(v));
+	else if (json_is_boolean(v))
+		snprintf(out, n, "%s", json_is_true(v) ? "true" : "false");
+	else if (json_is_integer(v))
+		snprintf(out, n, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v))
+		snprintf(out, n, "%.15g", json_real_value(v));
+	else
+		snprintf(out, n, "null");
+}
+
+static void change_line(const json_t *c, char *out, size_t outlen)
+{
+	const char *op = json_string_value(json_object_get(c, "op"));
+	const char *kind = json_string_value(json_object_get(c, "kind"));
+	const char *key = json_string_value(json_object_get(c, "target"));
+	const json_t *t = json_object_get(c, "targets"), *v;
+	char a[256], b[256];
+	size_t i;
+	int n;
+
+	if (!key)
+		key = json_string_value(json_object_get(c, "match"));
+	n = snprintf(out, outlen, "%c %s %s%s%s", op[0] == 'a' ? '+' :
+	             op[0] == 'r' ? '-' : '~', kind,
+	             json_string_value(json_object_get(c, "service")),
+	             key ? " " : "", key ? key : "");
+	if (n < 0 || (size_t)n >= outlen)
+		return;
+	if (json_object_get(c, "field")) {
+		val_text(json_object_get(c, "old"), a, sizeof a);
+		val_text(json_object_get(c, "new"), b, sizeof b);
+		snprintf(out + n, outlen - (size_t)n, " %s: %s -> %s",
+		         json_string_value(json_object_get(c, "field")), a, b);
+	} else if (t) {
+		size_t m = 0;
+
+		a[0] = '\0';
+		json_array_foreach(t, i, v)
+			if (m < sizeof a)
+				m += (size_t)snprintf(a + m, sizeof a - m, "%s%s",
+				                      m ? " " : "",
+				                      json_string_value(v));
+		snprintf(out + n, outlen - (size_t)n, " -> %s", a);
+	}
+}
+
+/* Reads the plan table back in plan order: to the caller and the log. */
+static int report(struct imp *im, long long version)
+{
+	bool logs = !im->dry && cfg_record_logs();
+	sqlite3_stmt *st = NULL;
+	size_t i = 0;
+	int s;
+
+	if (!logs && (!im->out || !im->out->change))
+		return 0;
+	if (sqlite3_prepare_v2(im->h, "SELECT op, kind, service, key, field, "
+	                       "old, new FROM " PLAN_TABLE " ORDER BY "
+	                       PLAN_ORDER, -1, &st, NULL) != SQLITE_OK)
+		return store_sqlerr(im->h, im->err, im->errlen, "import");
+	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(st, 1);
+		const char *key = (const char *)sqlite3_column_text(st, 3);
+		const char *old = (const char *)sqlite3_column_text(st, 5);
+		const char *nv = (const char *)sqlite3_column_text(st, 6);
+		json_t *c = json_pack("{s:s, s:s, s:s}", "op",
+		                      sqlite3_column_text(st, 0), "kind", kind,
+		                      "service", sqlite3_column_text(st, 2));
+		char line[1024];
+
+		if (!c)
+			break;
+		if (key)
+			json_object_set_new(c, strcmp(kind, "rule") == 0 ?
+			                    "match" : "target", json_string(key));
+		if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
+			json_object_set_new(c, "field", json_string(
+			        (const char *)sqlite3_column_text(st, 4)));
+			json_object_set_new(c, "old", old ? json_loads(old,
+			                    JSON_DECODE_ANY, NULL) : json_null());
+			json_object_set_new(c, "new", nv ? json_loads(nv,
+			                    JSON_DECODE_ANY, NULL) : json_null());
+		} else if (nv) {
+			json_object_set_new(c, "targets", json_loads(nv,
+			                    JSON_DECODE_ANY, NULL));
+		}
+		change_line(c, line, sizeof line);
+		if (im->out && im->out->change)
+			im->out->change(im->out->arg, line, c);
+		if (logs)
+			cfg_record_log(version, "import", i, im->changes, line,
+			               c);
+		json_decref(c);
+		i++;
+	}
+	sqlite3_finalize(st);
+	if (s != SQLITE_DONE)
+		return store_sqlerr(im->h, im->err, im->errlen, "import");
+	return 0;
+}
+
+/* The first guard failure, as cfg_plan_guard reports it for the whole
+ * plan. */
+static int guard_result(struct imp *im)
+{
+	for (int r = 0; r < 3; r++)
+		if (im->bad[r])
+			return store_errf(im->err, im->errlen, -EPERM, "%s",
+			                  im->bad_msg[r]);
+	if (im->apply_rc < 0)
+		return store_errf(im->err, im->errlen, im->apply_rc, "%s",
+		                  im->apply_msg);
+	return 0;
+}
+
+/* Reads in through the parser. */
+static int read_all(struct imp *im, FILE *in)
+{
+	static const struct jstream_cb cb = { on_member, on_service };
+	struct jstream *js = jstream_new("services", MAX_SERVICE_BYTES, &cb,
+	                                 im);
+	char *buf = malloc(CHUNK), perr[600];
+	size_t n;
+	int rc = 0;
+
+	if (!js || !buf) {
+		rc = store_errf(im->err, im->errlen, -ENOMEM,
+		                "import: out of memory");
+		goto out;
+	}
+	perr[0] = '\0';
+	while (rc == 0 && (n = fread(buf, 1, CHUNK, in)) > 0) {
+		im->err[0] = '\0';
+		rc = jstream_feed(js, buf, n, perr, sizeof perr);
+		im->prog.bytes = jstream_bytes(js);
+		if (rc == 0)
+			progress(im, false);
+	}
+	if (rc == 0 && ferror(in))
+		rc = store_errf(im->err, im->errlen, -EIO, "import: read error");
+	if (rc == 0)
+		rc = jstream_finish(js, perr, sizeof perr);
+	/* A parse error is the parser's; a callback's is already in err. */
+	if (rc < 0 && perr[0])
+		store_errf(im->err, im->errlen, rc, "import: %s", perr);
+	im->services_seen = js && jstream_streamed(js);
+out:
+	jstream_free(js);
+	free(buf);
+	return rc;
+}
+
+static int run_import(struct imp *im, FILE *in)
+{
+	int rc;
+
+	if ((rc = read_all(im, in)) < 0)
+		return rc;
+	if (!im->services_seen)
+		return store_errf(im->err, im->errlen, -EINVAL,
+		                  "import: 'services' must be a list");
+	if ((rc = remove_unseen(im)) < 0)
+		return rc;
+	return guard_result(im);
+}
+
+static long long pragma_int(sqlite3 *h, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	long long v = -2000;
+
+	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+int cfg_import_stream(struct store *db, FILE *in, unsigned flags,
+                      const struct cfg_import_out *out,
+                      struct cfg_import_result *res, char *err,
+                      size_t errlen)
+{
+	const struct cfg_write *w = cfg_write_current();
+	struct imp im = { .db = db, .h = db->h, .out = out, .err = err,
+	                  .errlen = errlen };
+	long long version = 0, old_cache = -2000;
+	char sql[64];
+	bool began = false;
+	struct stat sb;
+	int rc;
+
+	if (errlen)
+		err[0] = '\0';
+	im.dry = (flags & CFG_IMPORT_DRY_RUN) || w->dry_run;
+	im.guard = !im.dry && !w->force;
+	clock_gettime(CLOCK_MONOTONIC, &im.t0);
+	im.last = im.t0;
+	if (fstat(fileno(in), &sb) == 0 && S_ISREG(sb.st_mode))
+		im.prog.total = (unsigned long long)sb.st_size;
+	if ((rc = store_open(":memory:", STORE_CREATE, &im.want, err,
+	                     errlen)) < 0)
+		return rc;
+	cfg_edit_keep(im.want, true);
+	/* The scratch store holds one service at a time: emptied without
+	 * cascades (the tables in order), so without foreign keys. */
+	if (store_exec(im.want->h, "PRAGMA foreign_keys = OFF") < 0 ||
+	    store_begin(im.want->h, true) < 0 ||
+	    sqlite3_prepare_v2(im.want->h, "DELETE FROM rule_targets",
+	                       -1, &im.clear[0], NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(im.want->h, "DELETE FROM rules", -1,
+	                       &im.clear[1], NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(im.want->h, "DELETE FROM endpoints", -1,
+	                       &im.clear[2], NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(im.want->h, "DELETE FROM services", -1,
+	                       &im.clear[3], NULL) != SQLITE_OK) {
+		rc = store_sqlerr(im.want->h, err, errlen, "import");
+		goto out;
+	}
+	/* A larger page cache for the import's connection (bounded). */
+	old_cache = pragma_int(im.h, "PRAGMA cache_size");
+	store_exec(im.h, "PRAGMA cache_size = -" IMPORT_CACHE_KB);
+	if (store_begin(im.h, !im.dry) < 0) {
+		rc = store_sqlerr(im.h, err, errlen, "begin");
+		goto out;
+	}
+	began = true;
+	if (store_exec(im.h, "CREATE TEMP TABLE IF NOT EXISTS import_plan ("
+	               "rank INTEGER, service TEXT, key TEXT, seq INTEGER, "
+	               "op TEXT, kind TEXT, field TEXT, old TEXT, new TEXT); "
+	               "DELETE FROM " PLAN_TABLE) < 0 ||
+	    sqlite3_prepare_v2(im.h, "INSERT INTO " PLAN_TABLE " VALUES (?, ?, "
+	                       "?, ?, ?, ?, ?, ?, ?)", -1, &im.rec, NULL) !=
+	            SQLITE_OK ||
+	    cfg_planner_new(im.h, im.want->h, &im.pl) < 0) {
+		rc = store_sqlerr(im.h, err, errlen, "import");
+		goto out;
+	}
+	if ((rc = run_import(&im, in)) < 0)
+		goto out;
+	if (!im.dry && im.changes > 0 &&
+	    (rc = cfg_record_table(im.h, PLAN_TABLE, PLAN_ORDER, "import",
+	                           &version, err, errlen)) < 0)
+		goto out;
+	if (im.dry && (rc = report(&im, 0)) < 0)
+		goto out;
+	if (!im.dry) {
+		if (store_commit(im.h) < 0) {
+			rc = store_sqlerr(im.h, err, errlen, "commit");
+			goto out;
+		}
+		began = false;
+		rc = report(&im, version);
+	}
+out:
+	sqlite3_finalize(im.rec);
+	for (int i = 0; i < 4; i++)
+		sqlite3_finalize(im.clear[i]);
+	cfg_planner_free(im.pl);
+	if (began)
+		store_rollback(im.h);
+	store_exec(im.h, "DROP TABLE IF EXISTS " PLAN_TABLE);
+	snprintf(sql, sizeof sql, "PRAGMA cache_size = %lld", old_cache);
+	store_exec(im.h, sql);
+	cfg_edit_keep(im.want, false);
+	store_rollback(im.want->h);
+	store_close(im.want);
+	if (rc == 0) {
+		progress(&im, true);
+		if (res) {
+			res->services = im.services;
+			res->changes = im.changes;
+			res->removed_services = im.removed;
+			res->version = im.dry || im.changes == 0 ?
+			               cfg_store_version(db) : version;
+		}
+	}
+	names_fini(&im.seen);
+	return rc;
+}
