@@ -151,6 +151,10 @@ static void edit(struct store *db)
 			e.has_check = true;
 			e.check_url = "tcp://192.0.2.1:80";
 		}
+		if (rnd(4) == 0) {      /* spill-over */
+			e.has_capacity = true;
+			e.capacity = 1 + rnd(100);
+		}
 		cfg_endpoint_add(db, name, &e, err, sizeof err);
 		break;
 	case 7:
@@ -201,7 +205,7 @@ static bool ep_eq(const struct svc_endpoint *a, const struct svc_endpoint *b)
 	       a->v[1] == b->v[1] && a->v[2] == b->v[2] && a->bias == b->bias &&
 	       a->admin == b->admin && a->drained == b->drained &&
 	       a->has_check == b->has_check && a->key == b->key &&
-	       a->check_key == b->check_key;
+	       a->check_key == b->check_key && a->capacity == b->capacity;
 }
 
 static bool rule_eq(const struct svc_rule *a, const struct svc_rule *b)
@@ -227,7 +231,8 @@ static bool svc_eq(const struct svc_service *a, const struct svc_service *b)
 	     !target_eq(&a->fallback, &b->fallback)) ||
 	    a->n_eps != b->n_eps || a->n_rules != b->n_rules ||
 	    a->has_geo_rules != b->has_geo_rules || a->any_bias != b->any_bias ||
-	    a->shift.on != b->shift.on || a->hash != b->hash)
+	    a->shift.on != b->shift.on || a->hash != b->hash ||
+	    a->spill != b->spill || a->fill != b->fill)
 		return false;
 	for (size_t k = 0; k < a->n_eps; k++)
 		if (!ep_eq(&a->eps[k], &b->eps[k]) || a->eps[k].svc != a ||
@@ -284,6 +289,18 @@ static void compare(int step, const struct svc_set *incr,
 	}
 	for (size_t i = 0; i < incr->n_pos; i++)
 		seen += svc_at(incr, i) != NULL;
+	/* The spill index: the same endpoints (positions differ). */
+	CHECK(incr->n_spill == full->n_spill, "step %d: %zu spill endpoints, "
+	      "full load %zu", step, incr->n_spill, full->n_spill);
+	for (size_t i = 0; i < incr->n_spill; i++) {
+		const struct svc_service *v = svc_at(incr, incr->spill[i].svc);
+		const struct svc_service *f = v ? svc_find(full, v->wire,
+		                                           v->wire_len) : NULL;
+
+		CHECK(v && v->spill && f && f->spill &&
+		      incr->spill[i].ep < v->n_eps,
+		      "step %d: spill entry %zu", step, i);
+	}
 	CHECK(seen == incr->n, "step %d: %zu positions used, %zu services",
 	      step, seen, incr->n);
 	CHECK(xi->skipped == xf->skipped, "step %d: skipped %zu vs %zu", step,
@@ -336,6 +353,8 @@ static void random_edits(struct store *db, struct zonetab *zt)
 			CHECK(n == 0, "step %d: names without a change", step);
 			next = svc_set_clone(cur);
 			next->version = cur->version;
+			if (svc_spill_index(next) < 0)
+				CHECK(0, "step %d: spill index", step);
 			xn = svc_index_update(idx[(step - 1) % KEEP], cur, next,
 			                      zt, NULL, 0);
 		} else if (rc == 0) {
