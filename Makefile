@@ -69,7 +69,7 @@ PROGS    := $(BIN)/dnsd $(BIN)/gslbctl $(BIN)/gslb-probe
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all build deb deps generated layers test unit integration run cluster-demo bench asan tsan fuzz clean check install uninstall
+.PHONY: all build deb deps generated layers test unit integration run cluster-demo bench bench-scale asan tsan fuzz clean check install uninstall
 .DEFAULT_GOAL := all
 
 all: deps
@@ -203,6 +203,11 @@ cluster-demo: all
 
 bench: all
 	@bash bench/run.sh
+
+# Many balanced names: start, RSS, flip and health transition to served
+# while queries run (bench/scale.py; BENCH_SCALE="100000 1000000").
+bench-scale: all
+	@$(PYTHON) bench/scale.py
 
 fuzz: deps
 	@bash tests/fuzz/run.sh

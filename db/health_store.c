@@ -196,19 +196,44 @@ static int step_row(sqlite3_stmt *st)
 	return (rc & 0xff) == SQLITE_CONSTRAINT ? 1 : -EIO;
 }
 
-int hstore_save(struct store *db, const struct hstate_rows *rows, size_t *skipped,
-                char *err, size_t errlen)
+/* Deletes the rows of the endpoints ids[0..n) (every row when ids is
+ * NULL) and writes rows in their place. */
+static int save_rows(struct store *db, const struct hstate_rows *rows,
+                     const uint32_t *ids, size_t n, size_t *skipped,
+                     char *err, size_t errlen)
 {
 	sqlite3 *h = db->h;
-	sqlite3_stmt *ep = NULL, *pr = NULL, *ob = NULL, *la = NULL;
+	sqlite3_stmt *ep = NULL, *pr = NULL, *ob = NULL, *la = NULL, *del = NULL;
 	size_t skip = 0;
 	int rc = -EIO, r;
 
 	if (store_begin(h, true) < 0)
 		return sqlerr(h, err, errlen, "begin");
-	if (store_exec(h, "DELETE FROM health; DELETE FROM endpoint_health; "
-	                  "DELETE FROM latency") < 0 ||
-	    sqlite3_prepare_v2(h, "INSERT INTO endpoint_health (endpoint_id, "
+	if (!ids && store_exec(h, "DELETE FROM health; DELETE FROM "
+	                       "endpoint_health; DELETE FROM latency") < 0)
+		goto fail;
+	if (ids) {
+		for (int t = 0; t < 3; t++) {
+			static const char *const sql[3] = {
+				"DELETE FROM health WHERE endpoint_id = ?1",
+				"DELETE FROM endpoint_health WHERE endpoint_id = ?1",
+				"DELETE FROM latency WHERE endpoint_id = ?1",
+			};
+
+			if (sqlite3_prepare_v2(h, sql[t], -1, &del, NULL) !=
+			    SQLITE_OK)
+				goto fail;
+			for (size_t i = 0; i < n; i++) {
+				sqlite3_bind_int64(del, 1, ids[i]);
+				if (sqlite3_step(del) != SQLITE_DONE)
+					goto fail;
+				sqlite3_reset(del);
+			}
+			sqlite3_finalize(del);
+			del = NULL;
+		}
+	}
+	if (sqlite3_prepare_v2(h, "INSERT INTO endpoint_health (endpoint_id, "
 	        "state, stale, since, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
 	        -1, &ep, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(h, "INSERT INTO probes (name, region, lat, lon, "
@@ -295,7 +320,21 @@ out:
 	sqlite3_finalize(pr);
 	sqlite3_finalize(ob);
 	sqlite3_finalize(la);
+	sqlite3_finalize(del);
 	return rc;
+}
+
+int hstore_save(struct store *db, const struct hstate_rows *rows, size_t *skipped,
+                char *err, size_t errlen)
+{
+	return save_rows(db, rows, NULL, 0, skipped, err, errlen);
+}
+
+int hstore_save_ids(struct store *db, const struct hstate_rows *rows,
+                    const uint32_t *ids, size_t n, size_t *skipped, char *err,
+                    size_t errlen)
+{
+	return save_rows(db, rows, ids, n, skipped, err, errlen);
 }
 
 static json_t *text_or_null(sqlite3_stmt *st, int i)

@@ -28,6 +28,11 @@ int hstore_load(struct store *db, struct hstate_rows *out, char *err,
  * transaction is rolled back: the tables are unchanged). */
 int hstore_save(struct store *db, const struct hstate_rows *rows, size_t *skipped,
                 char *err, size_t errlen);
+/* The same for the endpoints ids[0..n) only: their rows are replaced by
+ * rows (which should hold only theirs), the others' left alone. */
+int hstore_save_ids(struct store *db, const struct hstate_rows *rows,
+                    const uint32_t *ids, size_t n, size_t *skipped, char *err,
+                    size_t errlen);
 
 /* The GET /v1/checks document (health/PROTOCOL.md) for every endpoint with
  * a check_url, and the matching hstate endpoint list (interval NULL in the

@@ -239,9 +239,11 @@ static int exec_bind(sqlite3 *h, const char *sql, const char *fmt, ...)
 }
 
 /* One audit row for a change of a shift (kind service, field "shift",
- * old and new as JSON strings), at the store's current version: shift
- * state is not configuration, so the version does not move. by_dnsd:
- * written by dnsd itself, else by the writer of cfg_write_current(). */
+ * old and new as JSON strings). A shift changes what the service answers
+ * (its stage, the priorities it restores), so the store's version moves
+ * and the change log names the service, as for a configuration write:
+ * readers that reload only what changed see it. by_dnsd: written by dnsd
+ * itself, else by the writer of cfg_write_current(). */
 static int audit_shift(sqlite3 *h, const struct shift_info *o,
                        const char *old, const char *new_, bool by_dnsd,
                        double now)
@@ -251,9 +253,21 @@ static int audit_shift(sqlite3 *h, const struct shift_info *o,
 	json_t *a = json_string(old), *b = json_string(new_);
 	char *ta = a ? json_dumps(a, JSON_ENCODE_ANY) : NULL;
 	char *tb = b ? json_dumps(b, JSON_ENCODE_ANY) : NULL;
-	long long v = cfg_version_of(h);
+	long long v;
 	int rc;
 
+	if (store_exec(h, "INSERT OR IGNORE INTO store_version (id, version) "
+	               "VALUES (1, 0); UPDATE store_version SET version = "
+	               "version + 1 WHERE id = 1") < 0 ||
+	    (v = cfg_version_of(h)) < 0 ||
+	    exec_bind(h, "INSERT OR IGNORE INTO changes (version, service) "
+	              "VALUES (?, ?)", "it", v, o->service) < 0) {
+		free(ta);
+		free(tb);
+		json_decref(a);
+		json_decref(b);
+		return -EIO;
+	}
 	snprintf(jo, sizeof jo, "%s", ta ? ta : "null");
 	snprintf(jn, sizeof jn, "%s", tb ? tb : "null");
 	free(ta);
@@ -269,7 +283,7 @@ static int audit_shift(sqlite3 *h, const struct shift_info *o,
 	rc = exec_bind(h, "INSERT INTO audit (version, time, who, source, op, "
 	               "kind, service, target, field, old, new) VALUES (?, ?, "
 	               "?, ?, 'change', 'service', ?, ?, 'shift', ?, ?)",
-	               "idtttttt", v < 0 ? 0 : v, now, who,
+	               "idtttttt", v, now, who,
 	               by_dnsd ? "dnsd" : w->source ? w->source : "gslbctl",
 	               o->service, o->target, jo, jn);
 	return rc;

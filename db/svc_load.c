@@ -2,9 +2,11 @@
  * one read transaction. See db/svc_load.h for the contract.
  *
  * Design note. svc_load() validates every row again (the schema's CHECKs
- * can be bypassed by hand edits or old files) and builds one arena:
- * services in id order, each with its endpoints (id order) and rules (most
- * specific first), plus the open hash on the wire name (svc_index_add). */
+ * can be bypassed by hand edits or old files): services in id order, each
+ * with its endpoints (id order) and rules (most specific first), each
+ * service packed into its own block and put into the set (svc_set_put).
+ * svc_load_since() runs the same statements restricted to the services
+ * the change log names. */
 #include "db/svc_load.h"
 
 #include <ctype.h>
@@ -17,6 +19,7 @@
 #include "common/addr.h"
 #include "common/hash.h"
 #include "common/search.h"
+#include "db/audit_sql.h"
 #include "db/bounds.h"
 #include "db/shift.h"
 #include "db/store.h"
@@ -87,13 +90,59 @@ static int target_keep(struct arena *a, struct svc_target *t, uint16_t type,
 	return t->rdata && t->text ? 0 : -ENOMEM;
 }
 
+/* Rows are read into a flat array of services in a scratch arena (the
+ * statements walk each table once, in id order), then each service is
+ * packed into its own block (svc_pack) and put into the set. */
 struct loader {
 	sqlite3 *h;
-	struct svc_set *s;
-	int rc;                 /* first hard error */
+	struct svc_set *s;      /* the result; receives the problems */
+	struct arena tmp;       /* the flat services while loading */
+	struct svc_service *flat;
+	size_t n;
+	uint32_t *fslot;        /* name hash over flat: index + 1 */
+	uint32_t fmask;
+	long long since;        /* >= 0: only services changed since then */
 	char *err;
 	size_t errlen;
 };
+
+/* The check columns after check_url and capacity, for
+ * svc_endpoint.check_key. */
+#define CHECK_COLS "check_interval, check_timeout, check_rise, check_fall, " \
+	"check_tls_verify, check_expect, check_body, check_host"
+#define CHECK_NCOLS 8
+
+/* Services changed since version ?1 (the change log, db/audit.h). */
+#define CHANGED_NAMES "(SELECT service FROM changes WHERE version > ?1)"
+#define CHANGED_IDS "(SELECT id FROM services WHERE name IN " \
+	CHANGED_NAMES ")"
+
+/* Prepares sql, binding ?1 to the version a filtered load starts from. */
+static int ld_prepare(struct loader *L, const char *sql, sqlite3_stmt **st)
+{
+	if (sqlite3_prepare_v2(L->h, sql, -1, st, NULL) != SQLITE_OK)
+		return -EIO;
+	if (L->since >= 0 && sqlite3_bind_parameter_count(*st) >= 1)
+		sqlite3_bind_int64(*st, 1, L->since);
+	return 0;
+}
+
+static struct svc_service *flat_find(struct loader *L, const uint8_t *wire,
+                                     size_t len, uint32_t **slot)
+{
+	uint32_t h = hash_fnv32(wire, len);
+
+	for (uint32_t i = h & L->fmask;; i = (i + 1) & L->fmask) {
+		struct svc_service *v;
+
+		*slot = &L->fslot[i];
+		if (!L->fslot[i])
+			return NULL;
+		v = &L->flat[L->fslot[i] - 1];
+		if (v->wire_len == len && memcmp(v->wire, wire, len) == 0)
+			return v;
+	}
+}
 
 static int ld_fail(struct loader *L, const char *what)
 {
@@ -114,18 +163,17 @@ static long long count_rows(struct loader *L, const char *sql)
 	sqlite3_stmt *st = NULL;
 	long long n = -1;
 
-	if (sqlite3_prepare_v2(L->h, sql, -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
+	if (ld_prepare(L, sql, &st) == 0 && sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return n;
 }
 
-static struct svc_service *svc_by_id(struct svc_set *s, long long id)
+static struct svc_service *svc_by_id(struct loader *L, long long id)
 {
-	long i = SEARCH_ID(s->svcs, s->n, id, id);
+	long i = SEARCH_ID(L->flat, L->n, id, id);
 
-	return i < 0 ? NULL : &s->svcs[i];
+	return i < 0 ? NULL : &L->flat[i];
 }
 
 /* One service row into *v. 1 = kept, 0 = skipped (problem recorded),
@@ -133,12 +181,13 @@ static struct svc_service *svc_by_id(struct svc_set *s, long long id)
 static int load_service(struct loader *L, sqlite3_stmt *st,
                         struct svc_service *v)
 {
-	struct arena *a = &L->s->arena;
+	struct arena *a = &L->tmp;
 	long long id = sqlite3_column_int64(st, 0), x;
 	const char *name = col_text(st, 1), *pol = col_text(st, 2);
 	const char *wd = col_text(st, 6), *why;
 	uint8_t wire[SVC_NAME_MAX];
 	char text[256], why_b[BOUND_MSG];
+	uint32_t *slot;
 	int n, p;
 
 	memset(v, 0, sizeof *v);
@@ -152,7 +201,7 @@ static int load_service(struct loader *L, sqlite3_stmt *st,
 		        name ? name : "(not text)", name ? why : "NULL");
 		return 0;
 	}
-	if (svc_find(L->s, wire, (size_t)n)) {
+	if (flat_find(L, wire, (size_t)n, &slot)) {
 		PROBLEM(L, "db: service id %lld: duplicate name %s", id, text);
 		return 0;
 	}
@@ -225,6 +274,7 @@ static int load_service(struct loader *L, sqlite3_stmt *st,
 	v->wire_len = (size_t)n;
 	if (!v->name || !v->wire)
 		return -ENOMEM;
+	*slot = (uint32_t)(v - L->flat) + 1;
 	return 1;
 }
 
@@ -232,7 +282,9 @@ static int load_services(struct loader *L)
 {
 	struct svc_set *s = L->s;
 	sqlite3_stmt *st = NULL;
-	long long total = count_rows(L, "SELECT count(*) FROM services");
+	long long total = count_rows(L, L->since >= 0 ?
+	        "SELECT count(*) FROM services WHERE name IN " CHANGED_NAMES :
+	        "SELECT count(*) FROM services");
 	uint32_t slots = 16;
 	int rc = 0, step;
 
@@ -248,26 +300,28 @@ static int load_services(struct loader *L)
 	}
 	while (slots < 2 * (uint64_t)total)
 		slots <<= 1;
-	s->svcs = arena_calloc(&s->arena,
-	                       (size_t)(total ? total : 1) * sizeof *s->svcs);
-	s->slot = arena_calloc(&s->arena, slots * sizeof *s->slot);
-	if (!s->svcs || !s->slot)
+	L->flat = arena_calloc(&L->tmp,
+	                       (size_t)(total ? total : 1) * sizeof *L->flat);
+	L->fslot = arena_calloc(&L->tmp, slots * sizeof *L->fslot);
+	if (!L->flat || !L->fslot)
 		return -ENOMEM;
-	s->mask = slots - 1;
-	if (sqlite3_prepare_v2(L->h, "SELECT id, name, policy, ttl, answers, "
-	                       "sticky, when_down, fill FROM services ORDER BY id",
-	                       -1, &st, NULL) != SQLITE_OK)
+	L->fmask = slots - 1;
+	if (ld_prepare(L, L->since >= 0 ?
+	               "SELECT id, name, policy, ttl, answers, sticky, "
+	               "when_down, fill FROM services WHERE name IN "
+	               CHANGED_NAMES " ORDER BY id" :
+	               "SELECT id, name, policy, ttl, answers, "
+	               "sticky, when_down, fill FROM services ORDER BY id",
+	               &st) < 0)
 		return ld_fail(L, "services");
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((long long)s->n >= total)
+		if ((long long)L->n >= total)
 			break;  /* the cap above (rows cannot appear mid-read) */
-		rc = load_service(L, st, &s->svcs[s->n]);
+		rc = load_service(L, st, &L->flat[L->n]);
 		if (rc < 0)
 			goto out;
-		if (rc == 1) {
-			svc_index_add(s, s->n);
-			s->n++;
-		}
+		if (rc == 1)
+			L->n++;
 		rc = 0;
 	}
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
@@ -281,7 +335,7 @@ out:
 static int load_endpoint(struct loader *L, sqlite3_stmt *st,
                          const struct svc_service *v, struct svc_endpoint *e)
 {
-	struct arena *a = &L->s->arena;
+	struct arena *a = &L->tmp;
 	long long id = sqlite3_column_int64(st, 0), x;
 	const char *target = col_text(st, 2), *region, *adm, *why;
 	uint8_t rd[SVC_NAME_MAX];
@@ -366,6 +420,23 @@ static int load_endpoint(struct loader *L, sqlite3_stmt *st,
 		}
 		e->capacity = cap;
 	}
+	if (e->has_check) {
+		/* What the probe agents are told to check (the query path
+		 * never reads it): a change shows as a new check_key. */
+		uint64_t k = hash_fnv64("check", 5);
+
+		for (int c = 11; c <= 12 + CHECK_NCOLS; c++) {
+			const unsigned char *t;
+			int n;
+
+			if (c == 12)
+				continue;       /* capacity */
+			t = sqlite3_column_text(st, c);
+			n = sqlite3_column_bytes(st, c);
+			k = hash_mix64(k ^ (t ? hash_fnv64(t, (size_t)n) : 0x9e37u));
+		}
+		e->check_key = k;
+	}
 	if (target_keep(a, &e->t, type, rd, len, tt) < 0)
 		return -ENOMEM;
 	e->region = arena_strdup(a, region ? region : "");
@@ -387,11 +458,15 @@ static int load_endpoints(struct loader *L)
 	tmp = malloc(SVC_MAX_ENDPOINTS * sizeof *tmp);
 	if (!tmp)
 		return -ENOMEM;
-	if (sqlite3_prepare_v2(L->h, "SELECT id, service_id, target, weight, "
-	                       "priority, region, lat, lon, bias, admin, "
-	                       "drained, check_url, capacity FROM endpoints "
-	                       "ORDER BY service_id, id", -1, &st, NULL)
-	    != SQLITE_OK) {
+	if (ld_prepare(L, L->since >= 0 ?
+	               "SELECT id, service_id, target, weight, priority, "
+	               "region, lat, lon, bias, admin, drained, check_url, "
+	               "capacity, " CHECK_COLS " FROM endpoints WHERE "
+	               "service_id IN " CHANGED_IDS " ORDER BY service_id, id" :
+	               "SELECT id, service_id, target, weight, "
+	               "priority, region, lat, lon, bias, admin, "
+	               "drained, check_url, capacity, " CHECK_COLS
+	               " FROM endpoints ORDER BY service_id, id", &st) < 0) {
 		rc = ld_fail(L, "endpoints");
 		goto out;
 	}
@@ -401,9 +476,9 @@ static int load_endpoints(struct loader *L)
 
 		step = sqlite3_step(st);
 		if (step == SQLITE_ROW)
-			v = svc_by_id(s, sqlite3_column_int64(st, 1));
+			v = svc_by_id(L, sqlite3_column_int64(st, 1));
 		if (cur && (step != SQLITE_ROW || v != cur)) {
-			cur->eps = arena_memdup(&s->arena, tmp,
+			cur->eps = arena_memdup(&L->tmp, tmp,
 			                        ntmp * sizeof *tmp);
 			if (ntmp && !cur->eps) {
 				rc = -ENOMEM;
@@ -433,8 +508,6 @@ static int load_endpoints(struct loader *L)
 		if (rc < 0)
 			goto out;
 		if (rc == 1) {
-			if (tmp[ntmp].id > s->max_endpoint_id)
-				s->max_endpoint_id = tmp[ntmp].id;
 			if (tmp[ntmp].bias != 0)
 				v->any_bias = true;
 			if (tmp[ntmp].capacity > 0)
@@ -445,10 +518,6 @@ static int load_endpoints(struct loader *L)
 	}
 	if (step != SQLITE_DONE)
 		rc = ld_fail(L, "endpoints");
-	/* Endpoint pointers to their service are final only now. */
-	for (size_t i = 0; i < s->n; i++)
-		for (size_t j = 0; j < s->svcs[i].n_eps; j++)
-			s->svcs[i].eps[j].svc = &s->svcs[i];
 out:
 	sqlite3_finalize(st);
 	free(tmp);
@@ -509,7 +578,9 @@ static int load_rules(struct loader *L)
 {
 	struct svc_set *s = L->s;
 	sqlite3_stmt *st = NULL, *tt = NULL;
-	long long nr = count_rows(L, "SELECT count(*) FROM rules");
+	long long nr = count_rows(L, L->since >= 0 ?
+	        "SELECT count(*) FROM rules WHERE service_id IN " CHANGED_IDS :
+	        "SELECT count(*) FROM rules");
 	struct svc_rule *all = NULL;
 	struct svc_service **owner = NULL;
 	size_t n = 0;
@@ -525,9 +596,11 @@ static int load_rules(struct loader *L)
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (sqlite3_prepare_v2(L->h, "SELECT id, service_id, kind, pattern "
-	                       "FROM rules ORDER BY service_id, id", -1, &st,
-	                       NULL) != SQLITE_OK ||
+	if (ld_prepare(L, L->since >= 0 ?
+	               "SELECT id, service_id, kind, pattern FROM rules WHERE "
+	               "service_id IN " CHANGED_IDS " ORDER BY service_id, id" :
+	               "SELECT id, service_id, kind, pattern "
+	               "FROM rules ORDER BY service_id, id", &st) < 0 ||
 	    sqlite3_prepare_v2(L->h, "SELECT endpoint_id FROM rule_targets "
 	                       "WHERE rule_id = ? ORDER BY endpoint_id", -1,
 	                       &tt, NULL) != SQLITE_OK) {
@@ -536,7 +609,7 @@ static int load_rules(struct loader *L)
 	}
 	while ((step = sqlite3_step(st)) == SQLITE_ROW && (long long)n < nr) {
 		long long id = sqlite3_column_int64(st, 0);
-		struct svc_service *v = svc_by_id(s, sqlite3_column_int64(st, 1));
+		struct svc_service *v = svc_by_id(L, sqlite3_column_int64(st, 1));
 		const char *kind = col_text(st, 2), *pat = col_text(st, 3);
 		const char *why = NULL;
 		struct svc_rule *r = &all[n];
@@ -589,8 +662,8 @@ static int load_rules(struct loader *L)
 				goto out;
 			continue;
 		}
-		r->text = arena_strdup(&s->arena, pat);
-		r->eps = arena_memdup(&s->arena, idx, k * sizeof *idx);
+		r->text = arena_strdup(&L->tmp, pat);
+		r->eps = arena_memdup(&L->tmp, idx, k * sizeof *idx);
 		if (!r->text || !r->eps) {
 			rc = -ENOMEM;
 			goto out;
@@ -611,7 +684,7 @@ static int load_rules(struct loader *L)
 		while (j < n && owner[j] == v)
 			j++;
 		qsort(&all[i], j - i, sizeof *all, rule_cmp);
-		v->rules = arena_memdup(&s->arena, &all[i],
+		v->rules = arena_memdup(&L->tmp, &all[i],
 		                        (j - i) * sizeof *all);
 		if (!v->rules) {
 			rc = -ENOMEM;
@@ -632,32 +705,233 @@ out:
 	return rc;
 }
 
+/* Reads the rows (all, or those changed since L->since) and packs the
+ * services into L->s. Inside a read transaction. */
+static int load_all(struct store *db, struct loader *L)
+{
+	int rc;
+
+	arena_init(&L->tmp);
+	if ((rc = load_services(L)) < 0 || (rc = load_endpoints(L)) < 0 ||
+	    (rc = load_rules(L)) < 0)
+		goto out;
+	for (size_t i = 0; i < L->n; i++) {
+		struct svc_service *v = svc_pack(&L->flat[i]);
+
+		if (!v || svc_set_put(L->s, v) < 0) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	rc = shift_load(db, L->s, L->err, L->errlen);
+out:
+	arena_fini(&L->tmp);
+	return rc;
+}
+
 int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen)
 {
 	sqlite3 *h = db->h;
-	struct loader L = { .h = h, .err = err, .errlen = errlen };
-	struct svc_set *s;
+	struct loader L = { .h = h, .err = err, .errlen = errlen, .since = -1 };
+	long long services;
 	int rc;
 
 	*out = NULL;
-	if (!(s = calloc(1, sizeof *s)))
-		return -ENOMEM;
-	arena_init(&s->arena);
-	L.s = s;
-	if (store_begin(h, false) < 0) {
-		rc = ld_fail(&L, "begin");
+	if (store_begin(h, false) < 0)
+		return ld_fail(&L, "begin");
+	services = count_rows(&L, "SELECT count(*) FROM services");
+	if (!(L.s = svc_set_new(services > 0 ? (size_t)services : 0))) {
+		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = load_services(&L)) < 0 || (rc = load_endpoints(&L)) < 0 ||
-	    (rc = load_rules(&L)) < 0 || (rc = svc_spill_index(s)) < 0 ||
-	    (rc = shift_load(db, s, err, errlen)) < 0)
+	if ((L.s->version = cfg_version_of(h)) < 0) {
+		rc = ld_fail(&L, "store_version");
 		goto out;
-	*out = s;
-	s = NULL;
+	}
+	/* Read inside the transaction: the counter of the snapshot read. */
+	L.s->data_version = store_data_version(db);
+	if ((rc = load_all(db, &L)) < 0 || (rc = svc_spill_index(L.s)) < 0)
+		goto out;
+	*out = L.s;
+	L.s = NULL;
 out:
 	store_rollback(h);      /* read transaction: nothing to keep */
 	if (rc == -ENOMEM && err && errlen)
 		snprintf(err, errlen, "db: out of memory");
+	svc_set_free(L.s);
+	return rc;
+}
+
+/* The names of the services changed since version since, up to version
+ * to, after checking that the log holds every version in between.
+ * -ESTALE when it does not. */
+static int changed_names(struct loader *L, long long since, long long to,
+                         char ***names, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	char **out = NULL;
+	size_t cap = 0, k = 0;
+	int rc = -ESTALE, step;
+
+	if (sqlite3_prepare_v2(L->h, "SELECT count(DISTINCT version) FROM "
+	                       "changes WHERE version > ?1 AND version <= ?2",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return ld_fail(L, "changes");
+	sqlite3_bind_int64(st, 1, since);
+	sqlite3_bind_int64(st, 2, to);
+	if (sqlite3_step(st) != SQLITE_ROW ||
+	    sqlite3_column_int64(st, 0) != to - since)
+		goto out;       /* pruned, or versions without a log */
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(L->h, "SELECT DISTINCT service FROM changes "
+	                       "WHERE version > ?1 AND version <= ?2", -1, &st,
+	                       NULL) != SQLITE_OK) {
+		st = NULL;
+		rc = ld_fail(L, "changes");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, since);
+	sqlite3_bind_int64(st, 2, to);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *t = col_text(st, 0);
+
+		if (!t)
+			goto out;
+		if (k == cap) {
+			char **nn = realloc(out, (cap = cap ? 2 * cap : 16) *
+			                    sizeof *nn);
+
+			if (!nn) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			out = nn;
+		}
+		if (!(out[k] = strdup(t))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		k++;
+	}
+	if (step != SQLITE_DONE) {
+		rc = ld_fail(L, "changes");
+		goto out;
+	}
+	*names = out;
+	*n = k;
+	out = NULL;
+	k = 0;
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	svc_names_free(out, k);
+	return rc;
+}
+
+void svc_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; names && i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int svc_load_since(struct store *db, const struct svc_set *base,
+                   struct svc_set **out, char ***names, size_t *n_names,
+                   long long *data_version, char *err, size_t errlen)
+{
+	sqlite3 *h = db->h;
+	struct loader L = { .h = h, .err = err, .errlen = errlen,
+	                    .since = base->version };
+	struct svc_set *s = NULL;
+	long long now;
+	bool spill = false;
+	int rc;
+
+	*out = NULL;
+	*names = NULL;
+	*n_names = 0;
+	if (base->version < 0 || base->n_problems)
+		return -ESTALE;
+	if (store_begin(h, false) < 0)
+		return ld_fail(&L, "begin");
+	if ((now = cfg_version_of(h)) < 0) {
+		rc = ld_fail(&L, "store_version");
+		goto out;
+	}
+	*data_version = store_data_version(db);
+	if (now == base->version) {
+		rc = 0;         /* nothing configured changed */
+		goto out;
+	}
+	if (now < base->version) {
+		rc = -ESTALE;   /* another store, or one restored from a copy */
+		goto out;
+	}
+	if ((rc = changed_names(&L, base->version, now, names, n_names)) < 0)
+		goto out;
+	/* Far-reaching changes: one pass over everything is cheaper. */
+	if (*n_names > 1024 && *n_names > base->n / 4) {
+		rc = -ESTALE;
+		goto out;
+	}
+	/* The changed services as they are now, then put into a clone of
+	 * base (the names missing from the store are removed). */
+	if (!(L.s = svc_set_new(*n_names)) || !(s = svc_set_clone(base))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* Rows written behind the change log may have appeared since. */
+	if ((rc = load_all(db, &L)) < 0)
+		goto out;
+	if (L.s->n_problems) {
+		rc = -ESTALE;   /* a full load records and reports them */
+		goto out;
+	}
+	for (size_t i = 0; i < *n_names; i++) {
+		uint8_t wire[SVC_NAME_MAX];
+		char text[256];
+		const char *why;
+		int len = svc_name_parse((*names)[i], wire, text, &why);
+		const struct svc_service *nv;
+
+		if (len < 0)
+			continue;
+		nv = svc_find(L.s, wire, (size_t)len);
+		if (nv) {
+			struct svc_service *v = (struct svc_service *)nv;
+
+			v->refs++;      /* one for s, one stays with L.s */
+			rc = svc_set_put(s, v);
+		} else {
+			rc = svc_set_del(s, wire, (size_t)len);
+		}
+		if (rc < 0)
+			goto out;
+	}
+	/* The spill index lists positions of the whole set: made again
+	 * when spill services are (or were) involved. */
+	for (size_t i = 0; !spill && i < L.s->n_pos; i++)
+		spill = svc_at(L.s, i) && svc_at(L.s, i)->spill;
+	if ((spill || base->n_spill) && (rc = svc_spill_index(s)) < 0)
+		goto out;
+	rc = 0;
+	s->version = now;
+	s->data_version = *data_version;
+	*out = s;
+	s = NULL;
+out:
+	store_rollback(h);
+	if (rc < 0) {
+		svc_names_free(*names, *n_names);
+		*names = NULL;
+		*n_names = 0;
+	}
+	if (rc == -ENOMEM && err && errlen)
+		snprintf(err, errlen, "db: out of memory");
+	if (rc == -ESTALE && err && errlen)
+		snprintf(err, errlen, "db: the change log cannot say what "
+		         "changed since version %lld", base->version);
+	svc_set_free(L.s);
 	svc_set_free(s);
 	return rc;
 }

@@ -20,7 +20,26 @@ struct store;
  * (*out)->problems, e.g. "db: endpoint id 7 (service www.x.): latitude
  * 95.2 outside -90..90". */
 int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen);
-/* Same, opening path read-only (db/store.h) for the duration. */
+/* The set's version (svc_set.version) is the store's configuration
+ * version read in the same transaction (db/audit.h). */
+
+/* Incremental: base (a set loaded from this store, never written again)
+ * with the services changed since base->version read again from the
+ * change log (db/audit.h): a new set sharing every unchanged service with
+ * base, with its version, and the canonical names that changed (*names,
+ * *n_names; free with svc_names_free). *data_version gets the store's
+ * PRAGMA data_version as of the transaction that read it (also when
+ * nothing changed). Returns 0 with *out NULL when the
+ * configuration did not change; -ESTALE when the change log cannot answer
+ * (versions missing from it, a store that went back, base or a changed
+ * service with problems, or so many changes that a full load is cheaper):
+ * then load everything (svc_load); -EIO/-ENOMEM with err set. */
+int svc_load_since(struct store *db, const struct svc_set *base,
+                   struct svc_set **out, char ***names, size_t *n_names,
+                   long long *data_version, char *err, size_t errlen);
+void svc_names_free(char **names, size_t n);     /* NULL is fine */
+
+/* Same as svc_load, opening path read-only (db/store.h) for the duration. */
 int svc_load_path(const char *path, struct svc_set **out, char *err,
                   size_t errlen);
 

@@ -511,14 +511,16 @@ static uint32_t ttl_until_change(const struct svc_service *svc,
 	now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
 	if (svc->shift.on)
 		ttl = shift_ttl(ttl, svc->shift.next, now);
-	if (hv && hv->change_at) {
+	if (hv && hv->has_change_at) {
 		for (size_t i = 0; i < svc->n_eps; i++) {
 			uint32_t id = svc->eps[i].id;
 
 			/* A change that is overdue is no longer expected at
 			 * a known time: only future ones lower the TTL. */
-			if (id < hv->n && hv->change_at[id] > now)
-				ttl = shift_ttl(ttl, hv->change_at[id], now);
+			double at = hstate_view_next_change(hv, id);
+
+			if (at > now)
+				ttl = shift_ttl(ttl, at, now);
 		}
 	}
 	return ttl;
@@ -567,7 +569,7 @@ static bool service(struct ctx *x, const struct svc_service *svc,
 	/* A shift's next step is a change coming: no cache may hold the
 	 * answer past it (the coarse clock is a vDSO read, no syscall). */
 	if ((svc->shift.on && svc->shift.next > 0) ||
-	    (x->s->hv && x->s->hv->change_at))
+	    (x->s->hv && x->s->hv->has_change_at))
 		ttl = ttl_until_change(svc, x->s->hv);
 	/* A name owns one CNAME at most: if the first choice is a CNAME the
 	 * answer is that CNAME (and what it leads to). */

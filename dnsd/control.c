@@ -76,6 +76,7 @@ struct control {
 	struct store *db;            /* the store: polled (data_version),
 					and written by health and the API */
 	long long db_version;
+	bool db_full;                /* the next store read loads everything */
 	struct file_id db_id;        /* the file that handle has open */
 	struct file_id db_bad_id;    /* a replacement that failed to open */
 	size_t svc_skipped;          /* services not served (outside zones) */
@@ -231,6 +232,7 @@ static struct snap *clone_current(struct control *sv)
 }
 
 static void db_problem(struct control *sv, const char *msg);
+static void build_done(struct control *sv, int kind, double t0);
 
 /* Publishes s (snap_install). Returns 0 or -ENOMEM (s discarded, the old
  * snapshot stays). */
@@ -249,7 +251,6 @@ static int install(struct control *sv, struct snap *s)
 static int load_services(struct control *sv, struct svc_set **out)
 {
 	char err[512];
-	long long v = store_data_version(sv->db);
 	int rc = svc_load(sv->db, out, err, sizeof(err));
 	size_t eps = 0;
 
@@ -258,16 +259,28 @@ static int load_services(struct control *sv, struct svc_set **out)
 		sv->st.db_ok = false;
 		return rc;
 	}
-	sv->db_version = v;
+	/* The counter as of the snapshot read: a commit after it is seen at
+	 * the next poll, one before it is already loaded. */
+	sv->db_version = (*out)->data_version;
+	sv->db_full = false;
 	sv->st.db_ok = true;
 	sv->st.last_db_load = clock_unix();
 	sv->st.db_problems = (*out)->n_problems;
-	for (size_t i = 0; i < (*out)->n; i++)
-		eps += (*out)->svcs[i].n_eps;
+	for (size_t i = 0; i < (*out)->n_pos; i++)
+		if (svc_at(*out, i))
+			eps += svc_at(*out, i)->n_eps;
 	for (size_t i = 0; i < (*out)->n_problems; i++)
 		log_warn("%s", (*out)->problems[i]);
-	log_info("db %s: %zu services, %zu endpoints, %zu problems", sv->conf.db,
-		 (*out)->n, eps, (*out)->n_problems);
+	{
+		size_t blocks, idx = svc_set_bytes(*out, &blocks, NULL);
+
+		log_info("db %s: %zu services, %zu endpoints, %zu problems; "
+			 "%.0f bytes per service in the snapshot (%zu MB in "
+			 "service blocks, %zu MB name index and positions)",
+			 sv->conf.db, (*out)->n, eps, (*out)->n_problems,
+			 (*out)->n ? (double)(blocks + idx) / (double)(*out)->n : 0,
+			 blocks >> 20, idx >> 20);
+	}
 	webui_event(sv->web, "config", sv->conf.db,
 		    "loaded %zu services, %zu endpoints, %zu problems",
 		    (*out)->n, eps, (*out)->n_problems);
@@ -281,6 +294,8 @@ static void reload(struct control *sv)
 	struct zone **old = xcalloc(sv->conf.n_zone + 1, sizeof(*old));
 	struct zone **nz = xcalloc(sv->conf.n_zone + 1, sizeof(*nz));
 	struct snap *s = clone_current(sv);
+	const struct svc_set *old_svc = sv->snap ? sv->snap->svc : NULL;
+	double t0 = clock_mono();
 	unsigned failed;
 
 	if (!s) {
@@ -328,7 +343,8 @@ static void reload(struct control *sv)
 			log_err("geoip: keeping the database loaded before");
 		}
 	}
-	install(sv, s);
+	if (install(sv, s) == 0 && sv->db && s->svc != old_svc)
+		build_done(sv, STATUS_BUILD_FULL, t0);
 	if (sv->hs)
 		hsrv_reload(sv->hs, sv->db);
 	sv->st.last_reload = clock_unix();
@@ -354,10 +370,118 @@ static void db_problem(struct control *sv, const char *msg)
 	}
 }
 
+/* A snapshot build from the store: counted by kind for the metrics. */
+static void build_done(struct control *sv, int kind, double t0)
+{
+	double dt = clock_mono() - t0;
+
+	sv->st.builds[kind]++;
+	sv->st.build_seconds[kind] += dt;
+	sv->st.build_last[kind] = dt;
+}
+
+/* The checked endpoints of v, as the check list shows them: the same in
+ * a and b? */
+static bool same_checks(const struct svc_service *a,
+			const struct svc_service *b)
+{
+	size_t i = 0, j = 0;
+
+	for (;;) {
+		while (a && i < a->n_eps && !a->eps[i].has_check)
+			i++;
+		while (b && j < b->n_eps && !b->eps[j].has_check)
+			j++;
+		if (!a || i == a->n_eps || !b || j == b->n_eps)
+			return (!a || i == a->n_eps) && (!b || j == b->n_eps);
+		if (a->eps[i].id != b->eps[j].id ||
+		    a->eps[i].check_key != b->eps[j].check_key ||
+		    strcmp(a->eps[i].t.text, b->eps[j].t.text) != 0)
+			return false;
+		i++;
+		j++;
+	}
+}
+
+/* Whether the checks of one of the services named names[0..n) differ
+ * between a and b: the health service's check list must be read again. */
+static bool checks_touched(const struct svc_set *a, const struct svc_set *b,
+			   char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!same_checks(svc_find_text(a, names[i]),
+				 svc_find_text(b, names[i])))
+			return true;
+	return false;
+}
+
+/* The services changed since the set in force, from the store's change
+ * log (svc_load_since), swapped in sharing everything else. 1 done (or
+ * nothing configured changed), 0 when the change log cannot answer (load
+ * everything), < 0 when the store cannot be read (logged). */
+static int poll_incremental(struct control *sv)
+{
+	const struct svc_set *cur = sv->snap ? sv->snap->svc : NULL;
+	struct svc_set *set = NULL;
+	struct snap *s;
+	char **names = NULL, err[512];
+	size_t n = 0;
+	double t0 = clock_mono();
+	long long dv = -1;
+	bool checks;
+	int rc;
+
+	if (!cur || sv->db_full)
+		return 0;
+	rc = svc_load_since(sv->db, cur, &set, &names, &n, &dv, err,
+			    sizeof(err));
+	if (rc == -ESTALE) {
+		log_info("db %s: %s; loading everything", sv->conf.db, err);
+		return 0;
+	}
+	if (rc < 0) {
+		db_problem(sv, err);
+		sv->st.db_ok = false;
+		return rc;
+	}
+	/* The file changed but not its configuration version: a write that
+	 * bypassed the change log (the sqlite3 shell); load everything. */
+	if (!set)
+		return 0;
+	sv->db_version = dv;
+	sv->db_err[0] = 0;
+	sv->st.db_ok = true;
+	sv->st.last_db_load = clock_unix();
+	checks = checks_touched(cur, set, names, n);
+	if (!(s = clone_current(sv))) {
+		svc_set_free(set);
+		svc_names_free(names, n);
+		return -ENOMEM;
+	}
+	s->svc = set;
+	s->svc_delta = true;
+	s->svc_changed = names;
+	s->n_svc_changed = n;
+	rc = install(sv, s);
+	svc_names_free(names, n);
+	if (rc < 0)
+		return rc;
+	build_done(sv, STATUS_BUILD_INCREMENTAL, t0);
+	log_info("db %s: version %lld, %zu service%s changed, %zu services",
+		 sv->conf.db, set->version, n, n == 1 ? "" : "s", set->n);
+	webui_event(sv->web, "config", sv->conf.db,
+		    "version %lld: %zu service%s changed, %zu services",
+		    set->version, n, n == 1 ? "" : "s", set->n);
+	if (sv->hs && checks)
+		hsrv_reload(sv->hs, sv->db);
+	return 1;
+}
+
 /* Picks up changes to the store: a file replaced under its name (mv) is
  * reopened; a new PRAGMA data_version (a commit by gslbctl, the API or the
- * sqlite3 shell) loads the services again. Whatever fails keeps the
- * services in force. */
+ * sqlite3 shell) loads what changed: the changed services only when the
+ * store's change log says which, else everything. Whatever fails keeps
+ * the services in force. */
 static void poll_db(struct control *sv)
 {
 	struct file_id id;
@@ -365,6 +489,7 @@ static void poll_db(struct control *sv)
 	struct snap *s;
 	long long v;
 	char err[512];
+	double t0;
 
 	file_id_of(sv->conf.db, &id);
 	if (id.ino && (id.ino != sv->db_id.ino || id.dev != sv->db_id.dev) &&
@@ -380,6 +505,7 @@ static void poll_db(struct control *sv)
 			sv->db = h;
 			sv->db_id = id;
 			sv->db_version = -1;
+			sv->db_full = true;     /* another store's versions */
 			if (sv->hs)     /* never leave it the closed handle */
 				hsrv_reload(sv->hs, sv->db);
 		}
@@ -394,6 +520,9 @@ static void poll_db(struct control *sv)
 	if (v == sv->db_version)
 		return;
 	sv->db_version = v;     /* a failed load is retried at the next change */
+	if (poll_incremental(sv) != 0)
+		return;
+	t0 = clock_mono();
 	if (load_services(sv, &set) < 0)
 		return;
 	sv->db_err[0] = 0;
@@ -402,7 +531,9 @@ static void poll_db(struct control *sv)
 		return;
 	}
 	s->svc = set;
-	install(sv, s);
+	if (install(sv, s) < 0)
+		return;
+	build_done(sv, STATUS_BUILD_FULL, t0);
 	if (sv->hs)
 		hsrv_reload(sv->hs, sv->db);
 }
@@ -1280,6 +1411,7 @@ unsigned control_check(struct control *sv)
 static void first_snapshot(struct control *sv)
 {
 	struct snap *s = clone_current(sv);
+	double t0 = clock_mono();
 
 	if (!s || snap_set_zones(s, sv->zones, sv->conf.n_zone) < 0)
 		fatal("out of memory building the first snapshot");
@@ -1311,6 +1443,8 @@ static void first_snapshot(struct control *sv)
 	}
 	if (install(sv, s) < 0)
 		fatal("out of memory building the first snapshot");
+	if (sv->db)
+		build_done(sv, STATUS_BUILD_FULL, t0);
 }
 
 static void start_timer(struct control *sv, struct event **ev,

@@ -31,7 +31,36 @@ struct hsrv {
 	size_t n_dconf;
 	struct damp_state *dst;
 	size_t n_dst;
+	/* The checked endpoints and their intervals, by id (for lookups). */
+	struct hstate_ep *ivals;
+	size_t n_ivals;
+	/* The last view published (one reference held): the next one is
+	 * built from it when only some endpoints changed. */
+	struct hstate_view *last;
+	/* Endpoints whose flap damping changed since the last view. */
+	uint32_t *ddirty;
+	size_t n_ddirty, cap_ddirty;
+	bool ddirty_all;
 };
+
+/* Notes that id's damping changed (its view cell must be redone). */
+static void damp_dirty(struct hsrv *h, uint32_t id)
+{
+	if (h->ddirty_all)
+		return;
+	if (h->n_ddirty == h->cap_ddirty) {
+		size_t cap = h->cap_ddirty ? 2 * h->cap_ddirty : 64;
+		uint32_t *n = realloc(h->ddirty, cap * sizeof(*n));
+
+		if (!n) {
+			h->ddirty_all = true;
+			return;
+		}
+		h->ddirty = n;
+		h->cap_ddirty = cap;
+	}
+	h->ddirty[h->n_ddirty++] = id;
+}
 
 static const struct damp_conf *dconf_of(const struct hsrv *h, uint32_t id)
 {
@@ -101,6 +130,7 @@ static void damp_event(struct hsrv *h, const struct hstate_event *e)
 	      (e->old_state == HSTATE_DOWN && e->new_state == HSTATE_UP)) ||
 	    !(d = dst_of(h, e->id)))
 		return;
+	damp_dirty(h, e->id);
 	if (damp_flap(d, c, e->at > 0 ? e->at : clock_unix()))
 		log_warn("health: endpoint %u (%s): suppressed by flap damping "
 			 "(penalty %.0f above %.0f) for %.0f s", e->id,
@@ -127,6 +157,7 @@ static void damp_tick(struct hsrv *h, double now)
 			log_info("health: endpoint %zu (%s): flap damping ends "
 				 "(penalty %.0f)", id,
 				 label_of(h, (uint32_t)id), d->penalty);
+			damp_dirty(h, (uint32_t)id);
 			h->dirty = true;
 		}
 	}
@@ -135,59 +166,102 @@ static void damp_tick(struct hsrv *h, double now)
 /* The check interval of endpoint id (its check's, else the default). */
 static double interval_of(struct hsrv *h, uint32_t id)
 {
-	json_t *c;
-	size_t i;
+	size_t lo = 0, hi = h->n_ivals;
 
-	json_array_foreach(json_object_get(h->checks, "checks"), i, c) {
-		if (json_integer_value(json_object_get(c, "id")) == id) {
-			json_t *iv = json_object_get(c, "interval");
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
 
-			if (json_is_number(iv) && json_number_value(iv) > 0)
-				return json_number_value(iv);
-			break;
-		}
+		if (h->ivals[mid].id == id)
+			return h->ivals[mid].interval;
+		if (h->ivals[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
 	return h->conf.default_interval > 0 ? h->conf.default_interval : 10;
 }
 
-/* When an endpoint's state may change soon: a fresh agent whose latest
- * result disagrees with its own state is rising or falling - the quorum
- * state may follow within about one check interval. */
-static void mark_in_progress(struct hsrv *h, struct hstate_view *v,
-			     double now)
+/* What the view says of id besides hstate's state: down while flap
+ * damping suppresses it (until reuse), and when its state may change - a
+ * fresh agent whose latest result disagrees with its own state is rising
+ * or falling: the quorum state may follow within about one check
+ * interval. 0 or -ENOMEM. */
+static int view_mark(struct hsrv *h, struct hstate_view *v, uint32_t id,
+		     double now)
 {
-	struct hstate_rows rows;
-
-	if (hstate_export(h->st, now, &rows) < 0)
-		return;
-	for (size_t i = 0; i < rows.n_obs; i++) {
-		const struct hstate_obs_row *o = &rows.obs[i];
-
-		if (o->fresh && ((o->state == HSTATE_UP && !o->ok) ||
-				 (o->state == HSTATE_DOWN && o->ok)))
-			hstate_view_change_at(v, o->endpoint_id,
-					      now + interval_of(h, o->endpoint_id));
-	}
-	hstate_rows_fini(&rows);
+	if (id < h->n_dst && h->dst[id].suppressed &&
+	    (hstate_view_set(v, id, HSTATE_DOWN) < 0 ||
+	     hstate_view_change_at(v, id, damp_reuse_at(&h->dst[id],
+							 dconf_of(h, id))) < 0))
+		return -ENOMEM;
+	if (hstate_in_progress(h->st, id, now) &&
+	    hstate_view_change_at(v, id, now + interval_of(h, id)) < 0)
+		return -ENOMEM;
+	return 0;
 }
 
 /* A view of the health with suppressed endpoints down, and when each
- * endpoint may change (damping reuse, rise/fall in progress). */
-static struct hstate_view *view_build(struct hsrv *h)
+ * endpoint may change (damping reuse, rise/fall in progress): from the
+ * last view when only some endpoints changed (ids[0..n), all: every
+ * one), cell by cell, else whole. */
+static struct hstate_view *view_build_from(struct hsrv *h, const uint32_t *ids,
+					   size_t n, bool all)
 {
-	struct hstate_view *v = hstate_view_build(h->st);
+	struct hstate_view *v = NULL;
 	double now = clock_unix();
 
-	for (size_t id = 0; v && id < h->n_dst && id < v->n; id++) {
-		if (!h->dst[id].suppressed)
-			continue;
-		hstate_view_set(v, (uint32_t)id, HSTATE_DOWN);
-		hstate_view_change_at(v, (uint32_t)id,
-				      damp_reuse_at(&h->dst[id],
-						    dconf_of(h, (uint32_t)id)));
+	if (!all && h->last && !h->ddirty_all) {
+		uint32_t *both = malloc((n + h->n_ddirty + 1) * sizeof(*both));
+
+		if (both) {
+			if (n)
+				memcpy(both, ids, n * sizeof(*both));
+			if (h->n_ddirty)
+				memcpy(both + n, h->ddirty,
+				       h->n_ddirty * sizeof(*both));
+			v = hstate_view_update(h->last, h->st, both,
+					       n + h->n_ddirty);
+			for (size_t i = 0; v && i < n + h->n_ddirty; i++)
+				if (view_mark(h, v, both[i], now) < 0) {
+					hstate_view_free(v);
+					v = NULL;
+				}
+			free(both);
+		}
 	}
-	if (v)
-		mark_in_progress(h, v, now);
+	if (!v) {
+		v = hstate_view_build(h->st);
+		for (size_t i = 0; v && i < h->n_ivals; i++)
+			if (view_mark(h, v, h->ivals[i].id, now) < 0) {
+				hstate_view_free(v);
+				v = NULL;
+			}
+		for (size_t id = 0; v && id < h->n_dst; id++)
+			if (h->dst[id].suppressed &&
+			    view_mark(h, v, (uint32_t)id, now) < 0) {
+				hstate_view_free(v);
+				v = NULL;
+			}
+	}
+	if (v) {
+		h->n_ddirty = 0;
+		h->ddirty_all = false;
+		hstate_view_free(h->last);
+		h->last = hstate_view_ref(v);
+	}
+	return v;
+}
+
+static struct hstate_view *view_build(struct hsrv *h)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0;
+	bool all;
+	struct hstate_view *v;
+
+	hstate_take_dirty(h->st, &ids, &n, &all);
+	v = view_build_from(h, ids, n, all);
+	free(ids);
 	return v;
 }
 
@@ -206,12 +280,16 @@ static int load_checks(struct hsrv *h)
 		return rc;
 	}
 	rc = hstate_set_endpoints(h->st, eps, n);
-	free(eps);
 	if (rc < 0) {
 		log_err("health: cannot set %zu checked endpoints: %s", n, strerror(-rc));
+		free(eps);
 		json_decref(doc);
 		return rc;
 	}
+	/* hstore_checks lists them by id. */
+	free(h->ivals);
+	h->ivals = eps;
+	h->n_ivals = n;
 	labels = json_object();
 	json_array_foreach(json_object_get(doc, "checks"), i, c) {
 		char key[16], text[600];
@@ -245,17 +323,23 @@ static int load_checks(struct hsrv *h)
 	return 0;
 }
 
-static void save(struct hsrv *h)
+/* Persists the endpoints ids[0..n) (all: everything). */
+static void save_some(struct hsrv *h, const uint32_t *ids, size_t n, bool all)
 {
 	struct hstate_rows rows;
 	char err[512];
 	size_t skipped = 0;
+	int rc;
 
-	if (hstate_export(h->st, clock_unix(), &rows) < 0) {
+	if ((all ? hstate_export(h->st, clock_unix(), &rows)
+		 : hstate_export_ids(h->st, clock_unix(), ids, n, &rows)) < 0) {
 		log_err("health: out of memory exporting the state");
 		return;
 	}
-	if (hstore_save(h->db, &rows, &skipped, err, sizeof(err)) < 0) {
+	rc = all ? hstore_save(h->db, &rows, &skipped, err, sizeof(err))
+		 : hstore_save_ids(h->db, &rows, ids, n, &skipped, err,
+				   sizeof(err));
+	if (rc < 0) {
 		if (strcmp(err, h->err) != 0)
 			log_err("health: cannot persist: %s", err);
 		snprintf(h->err, sizeof(h->err), "%s", err);
@@ -276,8 +360,13 @@ static void save(struct hsrv *h)
 	}
 }
 
-/* Logs queued transitions; then, if anything changed, persists and
- * publishes a new view. */
+static void save(struct hsrv *h)
+{
+	save_some(h, NULL, 0, true);
+}
+
+/* Logs queued transitions; then, if anything changed, persists what
+ * changed and publishes a new view. */
 static void flush(struct hsrv *h)
 {
 	struct hstate_event ev[EVENTS_MAX];
@@ -291,10 +380,16 @@ static void flush(struct hsrv *h)
 	if (!h->dirty)
 		return;
 	h->dirty = false;
-	save(h);
 	{
-		struct hstate_view *v = view_build(h);
+		uint32_t *ids = NULL;
+		size_t nd = 0;
+		bool all;
+		struct hstate_view *v;
 
+		hstate_take_dirty(h->st, &ids, &nd, &all);
+		save_some(h, ids, nd, all);
+		v = view_build_from(h, ids, nd, all);
+		free(ids);
 		if (v)
 			h->conf.publish(h->conf.ctx, v);
 		else
@@ -394,6 +489,9 @@ void hsrv_free(struct hsrv *h)
 	json_decref(h->checks);
 	json_decref(h->labels);
 	hstate_free(h->st);
+	hstate_view_free(h->last);
+	free(h->ivals);
+	free(h->ddirty);
 	free(h->dconf);
 	free(h->dst);
 	free(h);

@@ -21,14 +21,14 @@ static void check_target(const struct shift_info *s,
 	why[0] = '\0';
 	if (!hv || id >= hv->n)
 		return;
-	if (hv->state[id] == HSTATE_DOWN) {
+	if (hstate_view_state(hv, id) == HSTATE_DOWN) {
 		snprintf(why, cap, "target %s down (quorum)", s->target);
 		return;
 	}
-	if (s->max_rtt_ms <= 0 || !hv->rtt_ms)
+	if (s->max_rtt_ms <= 0)
 		return;
 	for (size_t r = 0; r < hv->n_regions; r++) {
-		float v = hv->rtt_ms[r * hv->n + id];
+		float v = hstate_view_rtt(hv, r, id);
 
 		if (v >= 0) {
 			sum += v;

@@ -174,22 +174,101 @@ const struct node *zonetab_find(const struct zonetab *t, const uint8_t *name,
 	return slots_find(t->slot, t->mask, name, len);
 }
 
+/* The ENT nodes of the indexes derived from one full build: append-only,
+ * freed with the last index that uses them. */
+struct svc_ents {
+	uint32_t refs;
+	struct arena arena;
+};
+
+static const struct zslot *ent_slot(const struct svc_index *x, size_t i)
+{
+	return cowvec_at(&x->ent, i);
+}
+
 const struct node *snap_svc_ent(const struct snap *s, const uint8_t *name,
 				size_t len)
 {
-	if (!s->svcx || !s->svcx->n_ents)
+	const struct svc_index *x = s->svcx;
+	uint32_t h;
+
+	if (!x || !x->n_ents)
 		return NULL;
-	return slots_find(s->svcx->ent_slot, s->svcx->ent_mask, name, len);
+	h = zone_name_hash(name, len);
+	for (size_t i = h & x->ent_mask;; i = (i + 1) & x->ent_mask) {
+		const struct zslot *z = ent_slot(x, i);
+
+		if (!z->n)
+			return NULL;
+		if (z->hash == h && z->len == len &&
+		    memcmp(z->n->name, name, len) == 0)
+			return z->n;
+	}
 }
 
 void svc_index_free(struct svc_index *x)
 {
 	if (!x)
 		return;
-	free(x->zone);
-	free(x->ent_slot);
-	arena_fini(&x->arena);
+	cowvec_fini(&x->zone);
+	cowvec_fini(&x->ent);
+	if (x->nodes && --x->nodes->refs == 0) {
+		arena_fini(&x->nodes->arena);
+		free(x->nodes);
+	}
 	free(x);
+}
+
+/* The slot of name in the ENT hash, or the empty one where it would go. */
+static size_t ent_pos(const struct svc_index *x, const uint8_t *name,
+		      size_t len, uint32_t h)
+{
+	size_t i;
+
+	for (i = h & x->ent_mask;; i = (i + 1) & x->ent_mask) {
+		const struct zslot *z = ent_slot(x, i);
+
+		if (!z->n || (z->hash == h && z->len == len &&
+			      memcmp(z->n->name, name, len) == 0))
+			return i;
+	}
+}
+
+static int ent_put(struct svc_index *x, const struct zslot *z)
+{
+	struct zslot *d = cowvec_mut(&x->ent, ent_pos(x, z->n->name, z->len,
+						      z->hash));
+
+	if (!d)
+		return -ENOMEM;
+	*d = *z;
+	return 0;
+}
+
+/* An ENT hash of size slots (a power of two) holding x's ENTs. */
+static int ent_resize(struct svc_index *x, size_t size)
+{
+	struct cowvec old = x->ent;
+	uint32_t old_mask = x->ent_mask;
+	size_t old_size = old.n_chunks ? (size_t)old_mask + 1 : 0;
+
+	cowvec_init(&x->ent, sizeof(struct zslot), NULL);
+	x->ent_mask = (uint32_t)(size - 1);
+	if (cowvec_reserve(&x->ent, size) < 0)
+		goto fail;
+	for (size_t i = 0; i < old_size; i++) {
+		const struct zslot *z = cowvec_at(&old, i);
+
+		if (z->n && ent_put(x, z) < 0)
+			goto fail;
+	}
+	cowvec_fini(&old);
+	return 0;
+fail:
+	cowvec_fini(&x->ent);
+	x->ent = old;
+	x->ent_mask = old_mask;
+	return -ENOMEM;
 }
 
 /* Adds an ENT node for name in zone z unless it is there already. */
@@ -197,74 +276,164 @@ static int ent_add(struct svc_index *x, const uint8_t *name, size_t len,
 		   const struct zone *z)
 {
 	uint32_t h = zone_name_hash(name, len);
-	struct zslot *s = slot_of(x->ent_slot, x->ent_mask, name, len, h);
+	struct zslot s;
 	struct node *n;
 
-	if (s->n)
+	if (ent_slot(x, ent_pos(x, name, len, h))->n)
 		return 0;
-	n = arena_calloc(&x->arena, sizeof(*n));
-	if (!n || !(n->name = arena_memdup(&x->arena, name, len)))
+	if ((x->n_ents + 1) * 2 > (size_t)x->ent_mask + 1 &&
+	    ent_resize(x, ((size_t)x->ent_mask + 1) * 2) < 0)
+		return -ENOMEM;
+	n = arena_calloc(&x->nodes->arena, sizeof(*n));
+	if (!n || !(n->name = arena_memdup(&x->nodes->arena, name, len)))
 		return -ENOMEM;
 	n->hash = h;
 	n->name_len = (uint8_t)len;
 	n->labels = (uint8_t)wire_name_labels(name);
 	n->zone = z;
-	s->hash = h;
-	s->len = (uint32_t)len;
-	s->n = n;
+	s.hash = h;
+	s.len = (uint32_t)len;
+	s.n = n;
 	x->n_ents++;
+	return ent_put(x, &s);
+}
+
+/* Ties service v to its zone in x (and adds the ENTs its name makes);
+ * logs and counts it when no zone serves it. */
+static int index_one(struct svc_index *x, const struct svc_service *v,
+		     const struct zonetab *zt)
+{
+	const struct node *n = zonetab_find(zt, v->wire, v->wire_len);
+	const struct zone **slot;
+	const uint8_t *p = v->wire;
+	size_t len = v->wire_len;
+
+	if (!(slot = cowvec_mut(&x->zone, v->pos)))
+		return -ENOMEM;
+	*slot = NULL;
+	if (!n)
+		n = zonetab_encloser(zt, v->wire, v->wire_len);
+	if (!n) {
+		log_warn("db: service %s: outside every zone served; skipped",
+			 v->name);
+		x->skipped++;
+		return 0;
+	}
+	if (n->flags & (NODE_CUT | NODE_OCCLUDED)) {
+		log_warn("db: service %s: at or below a delegation in zone %s; skipped",
+			 v->name, n->zone->origin);
+		x->skipped++;
+		return 0;
+	}
+	*slot = n->zone;
+	/* Names between the service and the zone that the zone does not
+	 * have become empty non-terminals. */
+	while (len > n->zone->apex->name_len) {
+		len -= (size_t)*p + 1;
+		p += *p + 1;
+		if (zonetab_find(zt, p, len))
+			break;
+		if (ent_add(x, p, len, n->zone) < 0)
+			return -ENOMEM;
+	}
 	return 0;
+}
+
+static struct svc_index *index_new(void)
+{
+	struct svc_index *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		return NULL;
+	cowvec_init(&x->zone, sizeof(const struct zone *), NULL);
+	cowvec_init(&x->ent, sizeof(struct zslot), NULL);
+	return x;
 }
 
 struct svc_index *svc_index_build(const struct svc_set *set,
 				  const struct zonetab *zt)
 {
-	struct svc_index *x = calloc(1, sizeof(*x));
-	size_t size = 64;
+	struct svc_index *x = index_new();
 
 	if (!x)
 		return NULL;
-	arena_init(&x->arena);
-	/* Each service adds at most a few ENTs; 2 x 4 per service is ample
-	 * and keeps the load factor under one half. */
-	while (size < set->n * 8)
-		size *= 2;
-	x->zone = calloc(set->n + 1, sizeof(*x->zone));
-	x->ent_slot = calloc(size, sizeof(*x->ent_slot));
-	if (!x->zone || !x->ent_slot)
+	x->nodes = calloc(1, sizeof(*x->nodes));
+	if (!x->nodes)
 		goto fail;
-	x->ent_mask = (uint32_t)(size - 1);
-	for (size_t i = 0; i < set->n; i++) {
-		const struct svc_service *v = &set->svcs[i];
-		const struct node *n = zonetab_find(zt, v->wire, v->wire_len);
-		const uint8_t *p = v->wire;
-		size_t len = v->wire_len;
+	x->nodes->refs = 1;
+	arena_init(&x->nodes->arena);
+	if (cowvec_reserve(&x->zone, set->n_pos + 1) < 0 ||
+	    ent_resize(x, 64) < 0)
+		goto fail;
+	for (size_t i = 0; i < set->n_pos; i++) {
+		const struct svc_service *v = svc_at(set, i);
 
-		if (!n)
-			n = zonetab_encloser(zt, v->wire, v->wire_len);
-		if (!n) {
-			log_warn("db: service %s: outside every zone served; skipped",
-				 v->name);
-			x->skipped++;
-			continue;
-		}
-		if (n->flags & (NODE_CUT | NODE_OCCLUDED)) {
-			log_warn("db: service %s: at or below a delegation in zone %s; skipped",
-				 v->name, n->zone->origin);
-			x->skipped++;
-			continue;
-		}
-		x->zone[i] = n->zone;
-		/* Names between the service and the zone that the zone does
-		 * not have become empty non-terminals. */
-		while (len > n->zone->apex->name_len) {
-			len -= (size_t)*p + 1;
-			p += *p + 1;
-			if (zonetab_find(zt, p, len))
-				break;
-			if (x->n_ents * 2 >= size || ent_add(x, p, len, n->zone) < 0)
+		if (v && index_one(x, v, zt) < 0)
+			goto fail;
+	}
+	return x;
+fail:
+	svc_index_free(x);
+	return NULL;
+}
+
+/* Whether one of the names between v and its zone apex is an ENT of x. */
+static bool has_ents(const struct svc_index *x, const struct svc_service *v)
+{
+	const struct zone *z = *(const struct zone *const *)
+		cowvec_at(&x->zone, v->pos);
+	const uint8_t *p = v->wire;
+	size_t len = v->wire_len;
+
+	if (!z || !x->n_ents)
+		return false;
+	while (len > z->apex->name_len) {
+		len -= (size_t)*p + 1;
+		p += *p + 1;
+		if (ent_slot(x, ent_pos(x, p, len, zone_name_hash(p, len)))->n)
+			return true;
+	}
+	return false;
+}
+
+struct svc_index *svc_index_update(const struct svc_index *base,
+				   const struct svc_set *old,
+				   const struct svc_set *set,
+				   const struct zonetab *zt,
+				   char *const *names, size_t n)
+{
+	struct svc_index *x = index_new();
+
+	if (!x)
+		return NULL;
+	if (cowvec_clone(&x->zone, &base->zone) < 0 ||
+	    cowvec_clone(&x->ent, &base->ent) < 0 ||
+	    cowvec_reserve(&x->zone, set->n_pos + 1) < 0)
+		goto fail;
+	x->ent_mask = base->ent_mask;
+	x->n_ents = base->n_ents;
+	x->skipped = base->skipped;
+	x->nodes = base->nodes;
+	x->nodes->refs++;
+	for (size_t i = 0; i < n; i++) {
+		const struct svc_service *ov = svc_find_text(old, names[i]);
+		const struct svc_service *nv = svc_find_text(set, names[i]);
+
+		if (ov) {
+			const struct zone *const *z = cowvec_at(&x->zone,
+								ov->pos);
+			const struct zone **w;
+
+			if (!nv && has_ents(x, ov))
+				goto fail;      /* they may have to go */
+			if (!*z)
+				x->skipped--;
+			if (!(w = cowvec_mut(&x->zone, ov->pos)))
 				goto fail;
+			*w = NULL;
 		}
+		if (nv && index_one(x, nv, zt) < 0)
+			goto fail;
 	}
 	return x;
 fail:
@@ -407,7 +576,14 @@ int snap_install(struct snap *s, const struct snap *cur)
 	struct snap *old;
 
 	if (s->svc && (!cur || s->svc != cur->svc || s->zt != cur->zt)) {
-		s->svcx = svc_index_build(s->svc, s->zt);
+		s->svcx = NULL;
+		if (s->svc_delta && cur && cur->svc && cur->svcx &&
+		    s->zt == cur->zt)
+			s->svcx = svc_index_update(cur->svcx, cur->svc, s->svc,
+						   s->zt, s->svc_changed,
+						   s->n_svc_changed);
+		if (!s->svcx)
+			s->svcx = svc_index_build(s->svc, s->zt);
 		if (!s->svcx) {
 			log_err("snapshot: out of memory, keeping the one in force");
 			snap_discard(s, cur);
@@ -416,6 +592,9 @@ int snap_install(struct snap *s, const struct snap *cur)
 	} else if (!s->svc) {
 		s->svcx = NULL;
 	}
+	s->svc_delta = false;
+	s->svc_changed = NULL;
+	s->n_svc_changed = 0;
 	old = snap_publish(s);
 	snap_retire(old, s);
 	return 0;

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/cowvec.h"
 #include "dnsd/zone.h"
 #include "policy/svc.h"
 #include "geo/geo.h"
@@ -82,33 +83,56 @@ struct snap {
 	/* Keys of the signed zones (dnssec.h), NULL without --dnssec-keys;
 	 * loaded with the zones, shared until they are reloaded. */
 	struct dnssec_set *sec;
+	/* Before snap_install() only: svc differs from the installed
+	 * snapshot's in the services named here (borrowed), so the index is
+	 * updated rather than rebuilt. n_svc_changed 0 with svc_delta false:
+	 * unknown, rebuild. */
+	bool svc_delta;
+	char *const *svc_changed;
+	size_t n_svc_changed;
 };
 
-/* What ties a service set to a name table: per service the zone that
- * serves it (NULL: outside every zone or below a delegation, so skipped),
- * and the empty non-terminals that service names create between
+/* What ties a service set to a name table: per service position the zone
+ * that serves it (NULL: outside every zone or below a delegation, so
+ * skipped), and the empty non-terminals that service names create between
  * themselves and their zone apex (a.b.gslb.example.com makes
- * b.gslb.example.com exist, RFC 8020: it must not be NXDOMAIN). */
+ * b.gslb.example.com exist, RFC 8020: it must not be NXDOMAIN).
+ *
+ * Both tables are copy-on-write vectors (common/cowvec.h), so an index
+ * for a set that changed in k services (svc_index_update) shares all the
+ * rest with the index before it. The ENT nodes live in an append-only
+ * arena shared by the indexes derived from one full build and freed with
+ * the last of them. */
+struct svc_ents;
 struct svc_index {
-	const struct zone **zone;
-	struct zslot *ent_slot;
+	struct cowvec zone;      /* const struct zone * by service position */
+	struct cowvec ent;       /* struct zslot: open hash of ENT nodes */
 	uint32_t ent_mask;
 	size_t n_ents;
 	size_t skipped;          /* services with no zone */
-	struct arena arena;      /* the ENT nodes and names */
+	struct svc_ents *nodes;  /* the ENT nodes and names */
 };
 
 /* Load time: builds the index, logging each skipped service. NULL when
  * out of memory. */
 struct svc_index *svc_index_build(const struct svc_set *set,
 				  const struct zonetab *zt);
+/* Load time: the index of set, which differs from old (indexed by base,
+ * over the same zt) in the services named names[0..n) only. NULL when out
+ * of memory, or when a removed service made empty non-terminals (those
+ * may have to go: build the index again). */
+struct svc_index *svc_index_update(const struct svc_index *base,
+				   const struct svc_set *old,
+				   const struct svc_set *set,
+				   const struct zonetab *zt,
+				   char *const *names, size_t n);
 void svc_index_free(struct svc_index *x);      /* NULL is fine */
 
 /* The zone serving a service in this snapshot, or NULL. Query path. */
 static inline const struct zone *snap_svc_zone(const struct snap *s,
 					       const struct svc_service *v)
 {
-	return s->svcx->zone[v - s->svc->svcs];
+	return *(const struct zone *const *)cowvec_at(&s->svcx->zone, v->pos);
 }
 
 /* Query path: the empty non-terminal made by service names, or NULL. */
@@ -187,7 +211,8 @@ void snap_retire(struct snap *old, const struct snap *cur);
 void snap_discard(struct snap *s, const struct snap *base);
 /* Publishes s in place of cur (the snapshot in force, or NULL). The
  * per-service zones (svc_index) are rebuilt when its services or zones
- * differ from cur's. Returns 0 (cur retired: freed but what s shares), or
+ * differ from cur's (updated only for the changed services when
+ * s->svc_delta says which). Returns 0 (cur retired: freed but what s shares), or
  * -ENOMEM (logged; s discarded, cur stays in force). */
 int snap_install(struct snap *s, const struct snap *cur);
 

@@ -88,7 +88,7 @@ size_t spill_need(struct spill *sp, const struct svc_set *set)
 
 	(void)sp;
 	for (size_t i = 0; set && i < set->n_spill; i++) {
-		uint32_t id = set->svcs[set->spill[i].svc].eps[set->spill[i].ep].id;
+		uint32_t id = svc_at(set, set->spill[i].svc)->eps[set->spill[i].ep].id;
 
 		if (id + 1u > need)
 			need = id + 1u;
@@ -108,7 +108,7 @@ static void forget_gone(struct spill *sp, const struct svc_set *set)
 	if (!(keep = calloc(sp->tab.n ? sp->tab.n : 1, 1)))
 		return;
 	for (size_t i = 0; i < n; i++) {
-		uint32_t id = set->svcs[set->spill[i].svc].eps[set->spill[i].ep].id;
+		uint32_t id = svc_at(set, set->spill[i].svc)->eps[set->spill[i].ep].id;
 
 		if (id < sp->tab.n)
 			keep[id] = 1;
@@ -129,7 +129,7 @@ static void forget_gone(struct spill *sp, const struct svc_set *set)
 	}
 	sp->n_ids = 0;
 	for (size_t i = 0; i < n; i++) {
-		uint32_t id = set->svcs[set->spill[i].svc].eps[set->spill[i].ep].id;
+		uint32_t id = svc_at(set, set->spill[i].svc)->eps[set->spill[i].ep].id;
 
 		if (id < sp->tab.n)
 			sp->ids[sp->n_ids++] = id;
@@ -193,7 +193,7 @@ void spill_tick(struct spill *sp, const struct svc_set *set,
 	if (sp->filled < SPILL_BUCKETS)
 		sp->filled++;
 	for (size_t i = 0; i < set->n_spill; i++) {
-		const struct svc_service *v = &set->svcs[set->spill[i].svc];
+		const struct svc_service *v = svc_at(set, set->spill[i].svc);
 		const struct svc_endpoint *e = &v->eps[set->spill[i].ep];
 		uint32_t id = e->id;
 		double fast, target, k;
@@ -230,8 +230,8 @@ static const char *health_of(const struct svc_endpoint *e,
 {
 	uint8_t h = HSTATE_UNKNOWN;
 
-	if (hv && e->id < hv->n && e->has_check)
-		h = hv->state[e->id];
+	if (hv && e->has_check)
+		h = hstate_view_state(hv, e->id);
 	*avail = e->admin == SVC_ADMIN_UP ||
 		 (e->admin == SVC_ADMIN_AUTO && !e->drained &&
 		  (!e->has_check || h != HSTATE_DOWN));
@@ -302,7 +302,7 @@ json_t *spill_json(const struct spill *sp, const struct svc_set *set,
 
 		if (set->spill[i].ep != 0)
 			continue;
-		if (!(o = service_json(sp, &set->svcs[set->spill[i].svc], hv)) ||
+		if (!(o = service_json(sp, svc_at(set, set->spill[i].svc), hv)) ||
 		    json_array_append_new(arr, o) < 0) {
 			json_decref(arr);
 			return NULL;

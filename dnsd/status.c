@@ -101,17 +101,20 @@ json_t *status_json(const struct status_src *s)
 			"serial", (json_int_t)z->serial,
 			"records", (json_int_t)z->n_records));
 	}
-	for (size_t i = 0; sn->svc && i < sn->svc->n; i++) {
-		const struct svc_service *v = &sn->svc->svcs[i];
-		json_t *eps = json_array();
+	for (size_t i = 0; sn->svc && i < sn->svc->n_pos; i++) {
+		const struct svc_service *v = svc_at(sn->svc, i);
+		json_t *eps;
 
+		if (!v)
+			continue;
+		eps = json_array();
 		for (size_t k = 0; k < v->n_eps; k++)
 			json_array_append_new(eps, endpoint_json(s, &v->eps[k],
 							have_rows ? &rows : NULL));
 		json_array_append_new(svcs, json_pack(
 			"{s:s, s:s, s:I, s:b, s:o}", "name", v->name,
 			"policy", svc_policy_name(v->policy), "ttl", (json_int_t)v->ttl,
-			"served", sn->svcx->zone[i] != NULL, "endpoints", eps));
+			"served", snap_svc_zone(sn, v) != NULL, "endpoints", eps));
 	}
 	/* config_revision: the etcd revision of the configuration this node
 	 * has applied (dnsd --etcd); the SQLite store alone has none, so 0. */
@@ -152,12 +155,15 @@ static const struct svc_endpoint *endpoint_by_id(const struct snap *sn,
 						 uint32_t id,
 						 const char **service)
 {
-	for (size_t i = 0; sn->svc && i < sn->svc->n; i++)
-		for (size_t k = 0; k < sn->svc->svcs[i].n_eps; k++)
-			if (sn->svc->svcs[i].eps[k].id == id) {
-				*service = sn->svc->svcs[i].name;
-				return &sn->svc->svcs[i].eps[k];
+	for (size_t i = 0; sn->svc && i < sn->svc->n_pos; i++) {
+		const struct svc_service *v = svc_at(sn->svc, i);
+
+		for (size_t k = 0; v && k < v->n_eps; k++)
+			if (v->eps[k].id == id) {
+				*service = v->name;
+				return &v->eps[k];
 			}
+	}
 	return NULL;
 }
 
@@ -250,10 +256,10 @@ static void endpoint_state_metrics(const struct status_src *s,
 			     "(no quorum; the last state stands), else 0."
 			   : "1 if the probe agents' quorum says the checked endpoint is "
 			     "down, else 0 (up or unknown).");
-		for (size_t i = 0; sn->svc && i < sn->svc->n; i++) {
-			const struct svc_service *v = &sn->svc->svcs[i];
+		for (size_t i = 0; sn->svc && i < sn->svc->n_pos; i++) {
+			const struct svc_service *v = svc_at(sn->svc, i);
 
-			for (size_t k = 0; k < v->n_eps; k++) {
+			for (size_t k = 0; v && k < v->n_eps; k++) {
 				const struct svc_endpoint *e = &v->eps[k];
 				bool stale;
 				const char *h = health_of(s, e, &stale);
@@ -284,6 +290,10 @@ static const char *rcode_name(unsigned r)
 
 	return r < 6 ? n[r] : r == 16 ? "BADVERS" : NULL;
 }
+
+static const char *const build_kind[STATUS_BUILD_KINDS] = {
+	"full", "incremental"
+};
 
 int status_metrics(const struct status_src *s, struct evbuffer *out)
 {
@@ -380,6 +390,23 @@ int status_metrics(const struct status_src *s, struct evbuffer *out)
 	     "etcd revision of the configuration applied (0 without etcd).");
 	evbuffer_add_printf(out, "dnsd_config_revision %lld\n",
 			    (long long)s->config_revision);
+	head(out, "dnsd_snapshot_builds_total", "counter",
+	     "Snapshots built from the store: full (start, SIGHUP, fallback) or "
+	     "incremental (only the services the change log names).");
+	for (int k = 0; k < STATUS_BUILD_KINDS; k++)
+		evbuffer_add_printf(out, "dnsd_snapshot_builds_total{kind=\"%s\"} %llu\n",
+				    build_kind[k], (unsigned long long)s->builds[k]);
+	head(out, "dnsd_snapshot_build_seconds", "gauge",
+	     "Seconds the last snapshot build of each kind took, from reading the "
+	     "store to publishing.");
+	for (int k = 0; k < STATUS_BUILD_KINDS; k++)
+		evbuffer_add_printf(out, "dnsd_snapshot_build_seconds{kind=\"%s\"} %.6f\n",
+				    build_kind[k], s->build_last[k]);
+	head(out, "dnsd_snapshot_build_seconds_total", "counter",
+	     "Seconds spent building snapshots from the store, by kind.");
+	for (int k = 0; k < STATUS_BUILD_KINDS; k++)
+		evbuffer_add_printf(out, "dnsd_snapshot_build_seconds_total{kind=\"%s\"} %.6f\n",
+				    build_kind[k], s->build_seconds[k]);
 	head(out, "dnsd_services", "gauge", "Balanced names loaded from the store.");
 	evbuffer_add_printf(out, "dnsd_services %zu\n", sn->svc ? sn->svc->n : 0);
 	head(out, "dnsd_services_skipped", "gauge",
@@ -405,10 +432,10 @@ int status_metrics(const struct status_src *s, struct evbuffer *out)
 	endpoint_state_metrics(s, out);
 	head(out, "dnsd_endpoint_healthy", "gauge",
 	     "1 if the endpoint may answer (health and admin state), else 0.");
-	for (size_t i = 0; sn->svc && i < sn->svc->n; i++) {
-		const struct svc_service *v = &sn->svc->svcs[i];
+	for (size_t i = 0; sn->svc && i < sn->svc->n_pos; i++) {
+		const struct svc_service *v = svc_at(sn->svc, i);
 
-		for (size_t k = 0; k < v->n_eps; k++) {
+		for (size_t k = 0; v && k < v->n_eps; k++) {
 			const struct svc_endpoint *e = &v->eps[k];
 			bool stale;
 			const char *h = health_of(s, e, &stale);
@@ -426,10 +453,10 @@ int status_metrics(const struct status_src *s, struct evbuffer *out)
 		return 0;
 	head(out, "dnsd_endpoint_answers_total", "counter",
 	     "Answers that carried the endpoint, since dnsd started.");
-	for (size_t i = 0; sn->svc && i < sn->svc->n; i++) {
-		const struct svc_service *v = &sn->svc->svcs[i];
+	for (size_t i = 0; sn->svc && i < sn->svc->n_pos; i++) {
+		const struct svc_service *v = svc_at(sn->svc, i);
 
-		for (size_t k = 0; k < v->n_eps; k++) {
+		for (size_t k = 0; v && k < v->n_eps; k++) {
 			const struct svc_endpoint *e = &v->eps[k];
 
 			if (e->id >= s->ep_cap)

@@ -16,6 +16,9 @@
 #include "dnsd/stats.h"
 #include "health/hstate.h"
 
+/* Kinds of snapshot builds from the store. */
+enum { STATUS_BUILD_FULL, STATUS_BUILD_INCREMENTAL, STATUS_BUILD_KINDS };
+
 struct status_src {
 	const struct snap *snap;      /* in force */
 	const struct stats *stats;    /* summed over the workers */
@@ -28,6 +31,11 @@ struct status_src {
 	bool last_reload_ok;
 	double last_db_load;          /* unix seconds of the last store load */
 	bool db_ok;                   /* the last store read worked */
+	/* Snapshot builds from the store by kind: how many, seconds spent
+	 * (reading the store to publishing), the last one's seconds. */
+	uint64_t builds[STATUS_BUILD_KINDS];
+	double build_seconds[STATUS_BUILD_KINDS];
+	double build_last[STATUS_BUILD_KINDS];
 	const uint64_t *ep_answers;   /* answers per endpoint id, or NULL */
 	size_t ep_cap;
 	/* Per configured zone file: its last load attempt. */

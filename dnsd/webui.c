@@ -419,7 +419,7 @@ static json_t *services_json(struct webui *w, const struct webui_src *src,
                              const struct webui_query *q)
 {
 	const struct snap *sn = src->snap;
-	size_t n = sn->svc ? sn->svc->n : 0, matched = 0;
+	size_t n = sn->svc ? sn->svc->n_pos : 0, matched = 0;
 	double now = clock_unix(), window = 0;
 	size_t n_ans = ep_cap_of(sn);
 	uint64_t *ans = NULL;
@@ -430,11 +430,11 @@ static json_t *services_json(struct webui *w, const struct webui_src *src,
 		goto out;
 	ans = answers_window(w, n_ans, now, &window);
 	for (size_t i = 0; i < n; i++) {
-		const struct svc_service *v = &sn->svc->svcs[i];
+		const struct svc_service *v = svc_at(sn->svc, i);
 		json_t *eps, *so;
 		uint64_t total = 0;
 
-		if (!matches(src, v, q))
+		if (!v || !matches(src, v, q))
 			continue;
 		if (matched++ < q->offset || json_array_size(arr) >= q->limit)
 			continue;
@@ -446,7 +446,7 @@ static json_t *services_json(struct webui *w, const struct webui_src *src,
 		               "id", (json_int_t)v->id, "name", v->name,
 		               "policy", svc_policy_name(v->policy),
 		               "ttl", (json_int_t)v->ttl,
-		               "served", sn->svcx && sn->svcx->zone[i] != NULL,
+		               "served", sn->svcx && snap_svc_zone(sn, v) != NULL,
 		               "answers", (json_int_t)total, "endpoints", eps);
 		if (!so || json_array_append_new(arr, so) < 0)
 			goto out;
@@ -502,7 +502,7 @@ static json_t *overview_json(struct webui *w, const struct webui_src *src)
 {
 	const struct snap *sn = src->snap;
 	double now = clock_unix();
-	size_t n_svc = sn->svc ? sn->svc->n : 0, n_ep = 0, served = 0;
+	size_t n_svc = sn->svc ? sn->svc->n_pos : 0, n_ep = 0, served = 0;
 	size_t by[3] = { 0 }, serving = 0;
 	json_t *regions = json_object(), *agents = json_object(), *list = NULL;
 	json_t *doc = NULL, *rlist = NULL;
@@ -513,9 +513,11 @@ static json_t *overview_json(struct webui *w, const struct webui_src *src)
 	if (!regions || !agents)
 		goto out;
 	for (size_t i = 0; i < n_svc; i++) {
-		const struct svc_service *v = &sn->svc->svcs[i];
+		const struct svc_service *v = svc_at(sn->svc, i);
 
-		served += sn->svcx && sn->svcx->zone[i] != NULL;
+		if (!v)
+			continue;
+		served += sn->svcx && snap_svc_zone(sn, v) != NULL;
 		for (size_t k = 0; k < v->n_eps; k++) {
 			const struct svc_endpoint *e = &v->eps[k];
 			bool stale;
@@ -576,7 +578,8 @@ static json_t *overview_json(struct webui *w, const struct webui_src *src)
 	doc = json_pack("{s:I, s:f, s:f, s:I, s:I, s:I, s:{s:I, s:I, s:I}, "
 	                "s:I, s:O, s:O, s:I, s:b}",
 	                "generation", (json_int_t)sn->gen, "now", now,
-	                "started", src->started, "services", (json_int_t)n_svc,
+	                "started", src->started, "services",
+	                (json_int_t)(sn->svc ? sn->svc->n : 0),
 	                "served", (json_int_t)served, "endpoints", (json_int_t)n_ep,
 	                "health", "up", (json_int_t)by[0], "down",
 	                (json_int_t)by[1], "unknown", (json_int_t)by[2],

@@ -40,6 +40,7 @@ struct ep {
 	size_t n_obs, cap_obs;
 	struct lat *lat;        /* [n_lat], by region index */
 	size_t n_lat;
+	bool dirty;             /* in h->dirty */
 };
 
 struct agent {
@@ -65,6 +66,10 @@ struct hstate {
 	struct hstate_event *ev;
 	size_t n_ev, cap_ev;
 	double last_expire;
+	/* Endpoints changed since hstate_take_dirty(), or all of them. */
+	uint32_t *dirty;
+	size_t n_dirty, cap_dirty;
+	bool all_dirty;
 };
 
 void hstate_params_default(struct hstate_params *p)
@@ -109,7 +114,23 @@ void hstate_free(struct hstate *h)
 	free(h->agents);
 	free(h->regions);
 	free(h->ev);
+	free(h->dirty);
 	free(h);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size);
+
+static void mark_dirty(struct hstate *h, struct ep *e)
+{
+	if (e->dirty || h->all_dirty)
+		return;
+	if (grow((void **)&h->dirty, &h->cap_dirty, h->n_dirty + 1,
+	         sizeof(*h->dirty)) < 0) {
+		h->all_dirty = true;
+		return;
+	}
+	h->dirty[h->n_dirty++] = e->id;
+	e->dirty = true;
 }
 
 static struct ep *ep_find(const struct hstate *h, uint32_t id)
@@ -168,6 +189,7 @@ int hstate_set_endpoints(struct hstate *h, const struct hstate_ep *eps,
 	free(h->eps);
 	h->eps = ne;
 	h->n_eps = n;
+	h->all_dirty = true;
 	return 0;
 }
 
@@ -355,6 +377,7 @@ static void evaluate(struct hstate *h, struct ep *e, double now)
 		e->state = ns;
 		e->stale = nstale;
 		snprintf(e->reason, sizeof(e->reason), "%s", why);
+		mark_dirty(h, e);
 	}
 }
 
@@ -455,6 +478,7 @@ int hstate_report(struct hstate *h, const struct hstate_agent *a,
 		 * inequality rather than ">" keeps an agent whose clock
 		 * stepped back from freezing its RTT and detail. */
 		newer = r->ts != o->ts;
+		mark_dirty(h, e);
 		if (o->state != r->state)
 			o->since = now;
 		o->state = r->state;
@@ -556,6 +580,8 @@ size_t hstate_expire(struct hstate *h, double now)
 			e->n_lat = m;
 		}
 	}
+	if (gone || nr != h->n_regions)
+		h->all_dirty = true;
 	h->n_regions = nr;
 out:
 	free(amap);
@@ -602,117 +628,258 @@ int hstate_rtt(const struct hstate *h, const char *region, uint32_t id,
 	return 0;
 }
 
+/* A view and what it owns besides its vectors. */
 struct view_box {
 	struct hstate_view v;
-	struct arena a;
+	struct hstate_region *regions;
+	struct arena a;         /* region names */
 };
 
-void hstate_view_set(struct hstate_view *v, uint32_t id, uint8_t state)
+int hstate_view_set(struct hstate_view *v, uint32_t id, uint8_t state)
 {
-	/* The arrays are the view's own arena memory: writable until the
-	 * view is handed to readers. */
-	if (v && id < v->n)
-		((uint8_t *)v->state)[id] = state;
+	struct hstate_vcell *c;
+
+	if (!v || id >= v->n)
+		return 0;
+	if (!(c = cowvec_mut(&v->cell, id)))
+		return -ENOMEM;
+	c->state = state;
+	return 0;
 }
 
 int hstate_view_change_at(struct hstate_view *v, uint32_t id, double at)
 {
-	struct view_box *b = (struct view_box *)v;  /* v is the first member */
-	double *c = (double *)v->change_at;
+	struct hstate_vcell *c;
+	double up = ceil(at);
 
-	if (id >= v->n || !(at > 0))
+	if (!v || id >= v->n || !(at > 0))
 		return 0;
-	if (!c) {
-		if (!(c = arena_calloc(&b->a, v->n * sizeof(*c))))
-			return -ENOMEM;
-		v->change_at = c;
+	if (up > UINT32_MAX)
+		up = UINT32_MAX;
+	if (!(c = cowvec_mut(&v->cell, id)))
+		return -ENOMEM;
+	if (c->change_at == 0 || up < c->change_at)
+		c->change_at = (uint32_t)up;
+	v->has_change_at = true;
+	return 0;
+}
+
+static struct view_box *view_new(size_t n, size_t n_regions)
+{
+	struct view_box *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	arena_init(&b->a);
+	b->v.refs = 1;
+	b->v.n = n;
+	b->v.n_regions = n_regions;
+	cowvec_init(&b->v.cell, sizeof(struct hstate_vcell), NULL);
+	b->v.rtt = calloc(n_regions + 1, sizeof(*b->v.rtt));
+	b->regions = calloc(n_regions + 1, sizeof(*b->regions));
+	b->v.regions = b->regions;
+	if (!b->v.rtt || !b->regions) {
+		hstate_view_free(&b->v);
+		return NULL;
 	}
-	if (c[id] == 0 || at < c[id])
-		c[id] = at;
+	for (size_t r = 0; r < n_regions; r++)
+		cowvec_init(&b->v.rtt[r], sizeof(float), NULL);
+	return b;
+}
+
+/* Writes endpoint e's cell and RTTs into v (its chunks copied first when
+ * shared). 0 or -ENOMEM. */
+static int view_put(struct hstate_view *v, const struct ep *e)
+{
+	struct hstate_vcell *c = cowvec_mut(&v->cell, e->id);
+
+	if (!c)
+		return -ENOMEM;
+	c->state = e->state;
+	c->stale = e->stale;
+	c->change_at = 0;
+	for (size_t r = 0; r < v->n_regions; r++) {
+		float *f = cowvec_mut(&v->rtt[r], e->id);
+
+		if (!f)
+			return -ENOMEM;
+		*f = r < e->n_lat && e->lat[r].samples ?
+		     (float)e->lat[r].rtt_ms : -1.0f;
+	}
 	return 0;
 }
 
 struct hstate_view *hstate_view_build(const struct hstate *h)
 {
-	struct view_box *b = calloc(1, sizeof(*b));
 	size_t n = h->n_eps ? (size_t)h->eps[h->n_eps - 1].id + 1 : 0;
-	uint8_t *state, *stale;
-	struct hstate_region *regs;
-	float *rtt;
+	struct view_box *b = view_new(n, h->n_regions);
 
 	if (!b)
 		return NULL;
-	arena_init(&b->a);
-	state = arena_calloc(&b->a, n + 1);
-	stale = arena_calloc(&b->a, n + 1);
-	regs = arena_calloc(&b->a, (h->n_regions + 1) * sizeof(*regs));
-	rtt = arena_alloc(&b->a, (h->n_regions * n + 1) * sizeof(*rtt));
-	if (!state || !stale || !regs || !rtt)
+	if (cowvec_reserve(&b->v.cell, n) < 0)
 		goto fail;
-	for (size_t i = 0; i < h->n_regions * n; i++)
-		rtt[i] = -1.0f;
 	for (size_t r = 0; r < h->n_regions; r++) {
-		if (!(regs[r].name = arena_strdup(&b->a, h->regions[r].name)))
-			goto fail;
-		regs[r].has_coords = h->regions[r].has_coords;
-		regs[r].lat = h->regions[r].lat;
-		regs[r].lon = h->regions[r].lon;
-		if (regs[r].has_coords)
-			geo_unit_vector(regs[r].lat, regs[r].lon, regs[r].v);
-	}
-	for (size_t i = 0; i < h->n_eps; i++) {
-		const struct ep *e = &h->eps[i];
+		size_t cap;
 
-		state[e->id] = e->state;
-		stale[e->id] = e->stale;
-		for (size_t r = 0; r < e->n_lat; r++)
-			if (e->lat[r].samples)
-				rtt[r * n + e->id] = (float)e->lat[r].rtt_ms;
+		if (cowvec_reserve(&b->v.rtt[r], n) < 0)
+			goto fail;
+		cap = cowvec_cap(&b->v.rtt[r]);
+		for (size_t i = 0; i < cap; i += COWVEC_N) {
+			float *f = cowvec_mut(&b->v.rtt[r], i);
+
+			for (size_t k = 0; k < COWVEC_N; k++)
+				f[k] = -1.0f;
+		}
+		if (!(b->regions[r].name = arena_strdup(&b->a,
+		                                         h->regions[r].name)))
+			goto fail;
+		b->regions[r].has_coords = h->regions[r].has_coords;
+		b->regions[r].lat = h->regions[r].lat;
+		b->regions[r].lon = h->regions[r].lon;
+		if (b->regions[r].has_coords)
+			geo_unit_vector(b->regions[r].lat, b->regions[r].lon,
+			                b->regions[r].v);
 	}
-	b->v.state = state;
-	b->v.stale = stale;
-	b->v.n = n;
-	b->v.n_regions = h->n_regions;
-	b->v.regions = regs;
-	b->v.rtt_ms = rtt;
+	for (size_t i = 0; i < h->n_eps; i++)
+		if (view_put(&b->v, &h->eps[i]) < 0)
+			goto fail;
 	return &b->v;
 fail:
-	arena_fini(&b->a);
-	free(b);
+	hstate_view_free(&b->v);
 	return NULL;
+}
+
+struct hstate_view *hstate_view_update(const struct hstate_view *base,
+                                       const struct hstate *h,
+                                       const uint32_t *ids, size_t n)
+{
+	size_t want = h->n_eps ? (size_t)h->eps[h->n_eps - 1].id + 1 : 0;
+	struct view_box *b;
+
+	if (!base || base->n != want || base->n_regions != h->n_regions)
+		return NULL;
+	for (size_t r = 0; r < h->n_regions; r++)
+		if (strcmp(base->regions[r].name, h->regions[r].name) != 0 ||
+		    base->regions[r].has_coords != h->regions[r].has_coords ||
+		    base->regions[r].lat != h->regions[r].lat ||
+		    base->regions[r].lon != h->regions[r].lon)
+			return NULL;
+	if (!(b = view_new(want, h->n_regions)))
+		return NULL;
+	if (cowvec_clone(&b->v.cell, &base->cell) < 0)
+		goto fail;
+	for (size_t r = 0; r < h->n_regions; r++) {
+		b->regions[r] = base->regions[r];
+		if (!(b->regions[r].name = arena_strdup(&b->a,
+		                                         base->regions[r].name)) ||
+		    cowvec_clone(&b->v.rtt[r], &base->rtt[r]) < 0)
+			goto fail;
+	}
+	b->v.has_change_at = base->has_change_at;
+	for (size_t i = 0; i < n; i++) {
+		const struct ep *e = ep_find(h, ids[i]);
+
+		if (e && view_put(&b->v, e) < 0)
+			goto fail;
+	}
+	return &b->v;
+fail:
+	hstate_view_free(&b->v);
+	return NULL;
+}
+
+struct hstate_view *hstate_view_ref(struct hstate_view *v)
+{
+	if (v)
+		v->refs++;
+	return v;
 }
 
 void hstate_view_free(struct hstate_view *v)
 {
 	struct view_box *b = (struct view_box *)v;  /* v is the first member */
 
-	if (!b)
+	if (!b || --v->refs > 0)
 		return;
+	cowvec_fini(&v->cell);
+	for (size_t r = 0; v->rtt && r < v->n_regions; r++)
+		cowvec_fini(&v->rtt[r]);
+	free(v->rtt);
+	free(b->regions);
 	arena_fini(&b->a);
 	free(b);
 }
 
-int hstate_export(const struct hstate *h, double now, struct hstate_rows *out)
+int hstate_take_dirty(struct hstate *h, uint32_t **ids, size_t *n, bool *all)
 {
+	*ids = h->dirty;
+	*n = h->n_dirty;
+	*all = h->all_dirty;
+	for (size_t i = 0; i < h->n_dirty; i++) {
+		struct ep *e = ep_find(h, h->dirty[i]);
+
+		if (e)
+			e->dirty = false;
+	}
+	if (h->all_dirty)
+		for (size_t i = 0; i < h->n_eps; i++)
+			h->eps[i].dirty = false;
+	h->dirty = NULL;
+	h->n_dirty = h->cap_dirty = 0;
+	h->all_dirty = false;
+	return 0;
+}
+
+bool hstate_in_progress(const struct hstate *h, uint32_t id, double now)
+{
+	const struct ep *e = ep_find(h, id);
+
+	for (size_t i = 0; e && i < e->n_obs; i++) {
+		const struct obs *o = &e->obs[i];
+
+		if (now - o->seen <= h->p.stale_mult * e->interval &&
+		    ((o->state == HSTATE_UP && !o->ok) ||
+		     (o->state == HSTATE_DOWN && o->ok)))
+			return true;
+	}
+	return false;
+}
+
+/* The endpoints ids[0..n) (all when ids is NULL) into out. */
+static int export_some(const struct hstate *h, double now, const uint32_t *ids,
+                       size_t n, struct hstate_rows *out)
+{
+#define EP_AT(i) (ids ? ep_find(h, ids[i]) : &h->eps[i])
 	size_t n_obs = 0, n_lat = 0, k = 0, l = 0;
 	struct arena *a = &out->arena;
 
 	memset(out, 0, sizeof(*out));
 	arena_init(a);
-	for (size_t i = 0; i < h->n_eps; i++) {
-		n_obs += h->eps[i].n_obs;
-		for (size_t r = 0; r < h->eps[i].n_lat; r++)
-			n_lat += h->eps[i].lat[r].samples > 0;
+	size_t m = 0;
+
+	if (!ids)
+		n = h->n_eps;
+	for (size_t i = 0; i < n; i++) {
+		const struct ep *e = EP_AT(i);
+
+		if (!e)
+			continue;
+		n_obs += e->n_obs;
+		for (size_t r = 0; r < e->n_lat; r++)
+			n_lat += e->lat[r].samples > 0;
 	}
-	out->eps = arena_calloc(a, (h->n_eps + 1) * sizeof(*out->eps));
+	out->eps = arena_calloc(a, (n + 1) * sizeof(*out->eps));
 	out->obs = arena_calloc(a, (n_obs + 1) * sizeof(*out->obs));
 	out->lat = arena_calloc(a, (n_lat + 1) * sizeof(*out->lat));
 	if (!out->eps || !out->obs || !out->lat)
 		goto fail;
-	for (size_t i = 0; i < h->n_eps; i++) {
-		const struct ep *e = &h->eps[i];
-		struct hstate_ep_row *er = &out->eps[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct ep *e = EP_AT(i);
+		struct hstate_ep_row *er;
 
+		if (!e)
+			continue;
+		er = &out->eps[m++];
 		er->endpoint_id = e->id;
 		er->state = e->state;
 		er->stale = e->stale;
@@ -757,13 +924,25 @@ int hstate_export(const struct hstate *h, double now, struct hstate_rows *out)
 			lr->updated = e->lat[r].updated;
 		}
 	}
-	out->n_eps = h->n_eps;
+	out->n_eps = m;
 	out->n_obs = k;
 	out->n_lat = l;
 	return 0;
 fail:
 	hstate_rows_fini(out);
 	return -ENOMEM;
+#undef EP_AT
+}
+
+int hstate_export(const struct hstate *h, double now, struct hstate_rows *out)
+{
+	return export_some(h, now, NULL, 0, out);
+}
+
+int hstate_export_ids(const struct hstate *h, double now, const uint32_t *ids,
+                      size_t n, struct hstate_rows *out)
+{
+	return export_some(h, now, ids, n, out);
 }
 
 void hstate_rows_fini(struct hstate_rows *r)
@@ -779,6 +958,8 @@ int hstate_restore(struct hstate *h, const struct hstate_rows *rows,
                    size_t *skipped)
 {
 	size_t skip = 0;
+
+	h->all_dirty = true;
 
 	for (size_t i = 0; i < rows->n_eps; i++) {
 		const struct hstate_ep_row *r = &rows->eps[i];

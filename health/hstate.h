@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "common/arena.h"
+#include "common/cowvec.h"
 
 enum hstate_state { HSTATE_UNKNOWN = 0, HSTATE_UP = 1, HSTATE_DOWN = 2 };
 
@@ -131,37 +132,100 @@ int hstate_get(const struct hstate *h, uint32_t id, uint8_t *state,
 int hstate_rtt(const struct hstate *h, const char *region, uint32_t id,
                double *rtt_ms);
 
-/* Immutable compact view for the query path; the layout matches what the
- * policy engine (struct svc_health_view) reads. */
+/* Immutable compact view for the query path; the policy engine reads it
+ * through the accessors below.
+ *
+ * Per endpoint id one cell (state, stale, the time by which the state may
+ * change) and per probe region one RTT per id, all in copy-on-write
+ * vectors (common/cowvec.h): hstate_view_update() makes the view after a
+ * few endpoints changed by copying only the chunks that hold them. Views
+ * are refcounted (load time, one thread): the snapshot holds one, the
+ * health service may hold the last one it built as the base of the next. */
 struct hstate_region {
 	const char *name;
 	bool has_coords;
 	double lat, lon;
 	double v[3];            /* unit vector of lat/lon (geo_unit_vector) */
 };
+struct hstate_vcell {
+	uint8_t state;          /* enum hstate_state */
+	uint8_t stale;          /* 1 = no fresh agent */
+	uint8_t pad[2];
+	/* Unix seconds (rounded up) by which the endpoint's state may change
+	 * (flap damping reuse, a rise or fall in progress); 0 = none. Answers
+	 * are not cached past it. */
+	uint32_t change_at;
+};
 struct hstate_view {
-	const uint8_t *state;   /* [n] by endpoint id: enum hstate_state */
-	const uint8_t *stale;   /* [n] by endpoint id: 1 = no fresh agent */
 	size_t n;               /* max endpoint id + 1 (0 if no endpoint) */
 	size_t n_regions;
 	const struct hstate_region *regions;
-	const float *rtt_ms;    /* [region * n + id], < 0: no measurement */
-	/* [n] by endpoint id, or NULL: unix time by which the endpoint's
-	 * state may change (flap damping reuse, a rise or fall in progress);
-	 * 0 = no change expected. Answers are not cached past it. */
-	const double *change_at;
+	struct cowvec cell;     /* struct hstate_vcell by endpoint id */
+	struct cowvec *rtt;     /* [n_regions]: float by id, < 0 none */
+	bool has_change_at;     /* some cell has a change_at */
+	uint32_t refs;
 };
+static inline const struct hstate_vcell *hstate_view_cell(
+	const struct hstate_view *v, uint32_t id)
+{
+	return (const struct hstate_vcell *)cowvec_at(&v->cell, id);
+}
+/* Query path: the state of endpoint id (HSTATE_UNKNOWN outside v). */
+static inline uint8_t hstate_view_state(const struct hstate_view *v,
+                                        uint32_t id)
+{
+	return id < v->n ? hstate_view_cell(v, id)->state : HSTATE_UNKNOWN;
+}
+static inline bool hstate_view_stale(const struct hstate_view *v,
+                                     uint32_t id)
+{
+	return id < v->n && hstate_view_cell(v, id)->stale;
+}
+/* Query path: the RTT EWMA of region r for endpoint id, < 0 none. */
+static inline float hstate_view_rtt(const struct hstate_view *v, size_t r,
+                                    uint32_t id)
+{
+	return id < v->n && r < v->n_regions ?
+	       *(const float *)cowvec_at(&v->rtt[r], id) : -1.0f;
+}
+/* Query path: unix time by which id may change state, 0 none. */
+static inline double hstate_view_next_change(const struct hstate_view *v,
+                                             uint32_t id)
+{
+	return id < v->n ? (double)hstate_view_cell(v, id)->change_at : 0;
+}
 /* Builds a view of the current state, or NULL (-ENOMEM). Ids without a
  * check read HSTATE_UNKNOWN. Caller owns it: hstate_view_free(); it is
  * independent of h afterwards. */
 struct hstate_view *hstate_view_build(const struct hstate *h);
+/* The view of h when only the endpoints ids[0..n) changed since base was
+ * built (from h, with the same endpoints and regions; change_at marks are
+ * not carried over for these ids): shares everything else with base.
+ * NULL when base cannot serve (other endpoints or regions) or out of
+ * memory: build it whole. */
+struct hstate_view *hstate_view_update(const struct hstate_view *base,
+                                       const struct hstate *h,
+                                       const uint32_t *ids, size_t n);
+/* One more owner of v. */
+struct hstate_view *hstate_view_ref(struct hstate_view *v);
 void hstate_view_free(struct hstate_view *v);          /* NULL is fine */
 /* Before v is published: endpoint id reads state (flap damping keeps a
- * suppressed endpoint down). Ids outside the view are ignored. */
-void hstate_view_set(struct hstate_view *v, uint32_t id, uint8_t state);
+ * suppressed endpoint down). Ids outside the view are ignored. 0 or
+ * -ENOMEM. */
+int hstate_view_set(struct hstate_view *v, uint32_t id, uint8_t state);
 /* Before v is published: endpoint id may change state by unix time at
  * (the earliest given wins). 0 or -ENOMEM; ids outside v are ignored. */
 int hstate_view_change_at(struct hstate_view *v, uint32_t id, double at);
+
+/* The endpoints whose state, staleness, RTTs or observations changed
+ * since the last call: *ids (caller frees) and their number, or *all set
+ * when everything must be taken as changed (endpoints set, restored,
+ * agents or regions forgotten). 0 or -ENOMEM (then *all is set). */
+int hstate_take_dirty(struct hstate *h, uint32_t **ids, size_t *n,
+                      bool *all);
+/* Whether a fresh agent's latest result disagrees with its own state for
+ * endpoint id: its state may follow within about one check interval. */
+bool hstate_in_progress(const struct hstate *h, uint32_t id, double now);
 
 /* Plain rows for persistence and status output (the caller does SQL). */
 struct hstate_ep_row {          /* table endpoint_health */
@@ -204,6 +268,9 @@ struct hstate_rows {
 /* Exports everything (freshness judged at now) into out, which the caller
  * releases with hstate_rows_fini(). Returns 0 or -ENOMEM. */
 int hstate_export(const struct hstate *h, double now, struct hstate_rows *out);
+/* The same for the endpoints ids[0..n) only (ids not set are skipped). */
+int hstate_export_ids(const struct hstate *h, double now, const uint32_t *ids,
+                      size_t n, struct hstate_rows *out);
 void hstate_rows_fini(struct hstate_rows *r);
 /* Restores state from rows (e.g. read back from SQLite) after
  * hstate_set_endpoints(). Rows for endpoints not set are skipped and

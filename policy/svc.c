@@ -165,42 +165,46 @@ uint32_t svc_hash(const uint8_t *wire_lower, size_t len)
 	return hash_fnv32(wire_lower, len);
 }
 
+static struct svc_service *slot_get(const struct svc_set *s, size_t i)
+{
+	return *(struct svc_service *const *)cowvec_at(&s->slot, i);
+}
+
 bool svc_prefetch(const struct svc_set *s, uint32_t h, int stage)
 {
-	const uint32_t *slot;
+	const struct svc_service *v;
 
 	if (!s || s->n == 0)
 		return false;
-	slot = &s->slot[h & s->mask];
 	if (stage == 0) {
-		__builtin_prefetch(slot);
-	} else if (*slot) {
-		const struct svc_service *v = &s->svcs[*slot - 1];
-
-		__builtin_prefetch(v);
-		__builtin_prefetch(v->wire);
-	} else {
-		return false;
+		__builtin_prefetch(cowvec_at(&s->slot, h & s->mask));
+		return true;
 	}
+	v = slot_get(s, h & s->mask);
+	if (!v)
+		return false;
+	__builtin_prefetch(v);
+	__builtin_prefetch(v->wire);
 	return true;
 }
 
 const struct svc_service *svc_find(const struct svc_set *s,
                                    const uint8_t *wire_lower, size_t len)
 {
-	uint32_t i;
+	uint32_t h;
 
 	if (!s || s->n == 0)
 		return NULL;
-	i = s->slot[hash_fnv32(wire_lower, len) & s->mask];
-	while (i) {
-		const struct svc_service *v = &s->svcs[i - 1];
+	h = hash_fnv32(wire_lower, len);
+	for (size_t i = h & s->mask;; i = (i + 1) & s->mask) {
+		const struct svc_service *v = slot_get(s, i);
 
-		if (v->wire_len == len && memcmp(v->wire, wire_lower, len) == 0)
+		if (!v)
+			return NULL;
+		if (v->hash == h && v->wire_len == len &&
+		    memcmp(v->wire, wire_lower, len) == 0)
 			return v;
-		i = v->next;
 	}
-	return NULL;
 }
 
 const struct svc_service *svc_find_text(const struct svc_set *s,
@@ -242,33 +246,109 @@ int svc_problem_add(struct svc_set *s, const char *fmt, ...)
 	return 0;
 }
 
-void svc_index_add(struct svc_set *s, size_t idx)
+/* The position vector owns its services: a copied chunk holds them once
+ * more, a freed chunk lets them go. */
+static void svcs_hold(void *elems, size_t n)
 {
-	struct svc_service *v = &s->svcs[idx];
-	uint32_t *slot = &s->slot[hash_fnv32(v->wire, v->wire_len) & s->mask];
+	struct svc_service **p = elems;
 
-	v->next = *slot;
-	*slot = (uint32_t)idx + 1;
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			p[i]->refs++;
+}
+
+static void svcs_drop(void *elems, size_t n)
+{
+	struct svc_service **p = elems;
+
+	for (size_t i = 0; i < n; i++)
+		svc_unref(p[i]);
+}
+
+static const struct cowvec_ops svcs_ops = { svcs_hold, svcs_drop };
+
+void svc_unref(struct svc_service *v)
+{
+	if (v && --v->refs == 0)
+		free(v);
+}
+
+static int slots_init(struct svc_set *s, size_t hint)
+{
+	size_t slots = 16;
+
+	while (slots < 2 * (hint + 1))
+		slots <<= 1;
+	if (slots > (size_t)UINT32_MAX + 1)
+		return -ENOMEM;
+	cowvec_init(&s->slot, sizeof(struct svc_service *), NULL);
+	s->mask = (uint32_t)(slots - 1);
+	return cowvec_reserve(&s->slot, slots);
+}
+
+struct svc_set *svc_set_new(size_t hint)
+{
+	struct svc_set *s = calloc(1, sizeof *s);
+
+	if (!s)
+		return NULL;
+	arena_init(&s->arena);
+	cowvec_init(&s->svcs, sizeof(struct svc_service *), &svcs_ops);
+	s->version = -1;
+	s->data_version = -1;
+	if (slots_init(s, hint) < 0) {
+		svc_set_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+struct svc_set *svc_set_clone(const struct svc_set *base)
+{
+	struct svc_set *s = calloc(1, sizeof *s);
+
+	if (!s)
+		return NULL;
+	arena_init(&s->arena);
+	cowvec_init(&s->svcs, sizeof(struct svc_service *), &svcs_ops);
+	cowvec_init(&s->slot, sizeof(struct svc_service *), NULL);
+	if (cowvec_clone(&s->svcs, &base->svcs) < 0 ||
+	    cowvec_clone(&s->slot, &base->slot) < 0) {
+		svc_set_free(s);
+		return NULL;
+	}
+	s->n = base->n;
+	s->n_pos = base->n_pos;
+	s->mask = base->mask;
+	s->max_endpoint_id = base->max_endpoint_id;
+	s->version = -1;
+	s->data_version = -1;
+	return s;
 }
 
 int svc_spill_index(struct svc_set *s)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < s->n; i++)
-		if (s->svcs[i].spill)
-			n += s->svcs[i].n_eps;
+	for (size_t i = 0; i < s->n_pos; i++) {
+		const struct svc_service *v = svc_at(s, i);
+
+		if (v && v->spill)
+			n += v->n_eps;
+	}
 	s->spill = NULL;
 	s->n_spill = 0;
 	if (n == 0)
 		return 0;
 	if (!(s->spill = arena_alloc(&s->arena, n * sizeof *s->spill)))
 		return -ENOMEM;
-	for (size_t i = 0; i < s->n; i++)
-		for (size_t j = 0; s->svcs[i].spill && j < s->svcs[i].n_eps;
-		     j++)
+	for (size_t i = 0; i < s->n_pos; i++) {
+		const struct svc_service *v = svc_at(s, i);
+
+		for (size_t j = 0; v && v->spill && j < v->n_eps; j++)
 			s->spill[s->n_spill++] = (struct svc_ref){
 				(uint32_t)i, (uint32_t)j };
+	}
 	return 0;
 }
 
@@ -276,8 +356,244 @@ void svc_set_free(struct svc_set *s)
 {
 	if (!s)
 		return;
+	cowvec_fini(&s->slot);
+	cowvec_fini(&s->svcs);
 	arena_fini(&s->arena);
 	free(s);
+}
+
+/* Bump allocation inside one block, 8-byte aligned. */
+struct packer {
+	char *p;
+	size_t used;
+};
+
+static void *pk_take(struct packer *k, const void *src, size_t n)
+{
+	void *d;
+
+	if (!k->p) {
+		k->used += (n + 7) & ~(size_t)7;
+		return NULL;
+	}
+	d = k->p + k->used;
+	if (src)
+		memcpy(d, src, n);
+	k->used += (n + 7) & ~(size_t)7;
+	return d;
+}
+
+static const char *pk_str(struct packer *k, const char *s)
+{
+	if (s && !*s)
+		return "";      /* shared: most endpoints have no region */
+	return s ? pk_take(k, s, strlen(s) + 1) : NULL;
+}
+
+static void pk_target(struct packer *k, struct svc_target *d,
+                      const struct svc_target *s)
+{
+	*d = *s;
+	d->rdata = s->rdata ? pk_take(k, s->rdata, s->len) : NULL;
+	d->text = pk_str(k, s->text);
+}
+
+/* Lays src out at k (sizing only when k->p is NULL). */
+static struct svc_service *pack_into(struct packer *k,
+                                     const struct svc_service *src)
+{
+	struct svc_service tmp, *v = pk_take(k, NULL, sizeof *v);
+	struct svc_endpoint *eps;
+	struct svc_rule *rules;
+
+	if (!v)
+		v = &tmp;
+	*v = *src;
+	v->name = pk_str(k, src->name);
+	v->wire = pk_take(k, src->wire, src->wire_len);
+	pk_target(k, &v->fallback, &src->fallback);
+	eps = pk_take(k, src->eps, src->n_eps * sizeof *eps);
+	for (size_t i = 0; i < src->n_eps; i++) {
+		struct svc_endpoint e = src->eps[i];
+
+		pk_target(k, &e.t, &src->eps[i].t);
+		e.region = pk_str(k, src->eps[i].region);
+		e.svc = v;
+		if (eps)
+			eps[i] = e;
+	}
+	v->eps = src->n_eps ? eps : NULL;
+	rules = pk_take(k, src->rules, src->n_rules * sizeof *rules);
+	for (size_t i = 0; i < src->n_rules; i++) {
+		struct svc_rule r = src->rules[i];
+
+		r.text = pk_str(k, src->rules[i].text);
+		r.eps = pk_take(k, src->rules[i].eps,
+		                src->rules[i].n_eps * sizeof *r.eps);
+		if (rules)
+			rules[i] = r;
+	}
+	v->rules = src->n_rules ? rules : NULL;
+	v->hash = hash_fnv32(src->wire, src->wire_len);
+	v->refs = 1;
+	v->pos = 0;
+	return k->p ? (struct svc_service *)(void *)k->p : NULL;
+}
+
+struct svc_service *svc_pack(const struct svc_service *src)
+{
+	struct packer k = { 0 };
+
+	pack_into(&k, src);
+	k.p = malloc(k.used);
+	if (!k.p)
+		return NULL;
+	k.used = 0;
+	return pack_into(&k, src);
+}
+
+/* The slot holding the service named wire, or the empty slot where it
+ * would go. */
+static size_t slot_of(const struct svc_set *s, const uint8_t *wire,
+                      size_t len, uint32_t h)
+{
+	size_t i;
+
+	for (i = h & s->mask;; i = (i + 1) & s->mask) {
+		const struct svc_service *v = slot_get(s, i);
+
+		if (!v || (v->hash == h && v->wire_len == len &&
+		           memcmp(v->wire, wire, len) == 0))
+			return i;
+	}
+}
+
+static int slot_set(struct svc_set *s, size_t i, struct svc_service *v)
+{
+	struct svc_service **p = cowvec_mut(&s->slot, i);
+
+	if (!p)
+		return -ENOMEM;
+	*p = v;
+	return 0;
+}
+
+/* A name hash twice as large, over every service. */
+static int slots_grow(struct svc_set *s)
+{
+	struct cowvec old = s->slot;
+	uint32_t old_mask = s->mask;
+
+	if (slots_init(s, (size_t)(s->mask + 1)) < 0) {
+		cowvec_fini(&s->slot);
+		s->slot = old;
+		s->mask = old_mask;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i <= old_mask; i++) {
+		struct svc_service *v =
+			*(struct svc_service *const *)cowvec_at(&old, i);
+
+		if (v && slot_set(s, slot_of(s, v->wire, v->wire_len, v->hash),
+		                  v) < 0) {
+			cowvec_fini(&s->slot);
+			s->slot = old;
+			s->mask = old_mask;
+			return -ENOMEM;
+		}
+	}
+	cowvec_fini(&old);
+	return 0;
+}
+
+int svc_set_put(struct svc_set *s, struct svc_service *v)
+{
+	struct svc_service **pp, *old;
+	size_t i;
+
+	if ((s->n + 1) * 2 > (size_t)s->mask + 1 && slots_grow(s) < 0)
+		goto nomem;
+	i = slot_of(s, v->wire, v->wire_len, v->hash);
+	old = slot_get(s, i);
+	if (old) {
+		v->pos = old->pos;
+	} else {
+		if (s->n_pos >= UINT32_MAX ||
+		    cowvec_reserve(&s->svcs, s->n_pos + 1) < 0)
+			goto nomem;
+		v->pos = (uint32_t)s->n_pos;
+	}
+	if (!(pp = cowvec_mut(&s->svcs, v->pos)) || slot_set(s, i, v) < 0)
+		goto nomem;
+	/* old (if any) stays alive through the slot until here: the
+	 * position vector held it. */
+	svc_unref(*pp);
+	*pp = v;
+	if (!old) {
+		s->n_pos++;
+		s->n++;
+	}
+	for (size_t k = 0; k < v->n_eps; k++)
+		if (v->eps[k].id > s->max_endpoint_id)
+			s->max_endpoint_id = v->eps[k].id;
+	return 0;
+nomem:
+	svc_unref(v);
+	return -ENOMEM;
+}
+
+int svc_set_del(struct svc_set *s, const uint8_t *wire, size_t len)
+{
+	uint32_t h = hash_fnv32(wire, len);
+	size_t i = slot_of(s, wire, len, h), j;
+	struct svc_service *v = slot_get(s, i), **pp;
+
+	if (!v)
+		return 0;
+	/* Backward-shift deletion keeps every probe sequence unbroken. */
+	for (j = i;;) {
+		struct svc_service *w;
+		size_t k;
+
+		j = (j + 1) & s->mask;
+		if (!(w = slot_get(s, j)))
+			break;
+		k = w->hash & s->mask;
+		if ((j > i && (k <= i || k > j)) ||
+		    (j < i && (k <= i && k > j))) {
+			if (slot_set(s, i, w) < 0)
+				return -ENOMEM;
+			i = j;
+		}
+	}
+	if (slot_set(s, i, NULL) < 0 || !(pp = cowvec_mut(&s->svcs, v->pos)))
+		return -ENOMEM;
+	*pp = NULL;
+	svc_unref(v);
+	s->n--;
+	return 1;
+}
+
+size_t svc_set_bytes(const struct svc_set *s, size_t *svc_bytes,
+                     size_t *ep_count)
+{
+	size_t b = 0, e = 0;
+
+	for (size_t i = 0; i < s->n_pos; i++) {
+		const struct svc_service *v = svc_at(s, i);
+		struct packer k = { 0 };
+
+		if (!v)
+			continue;
+		pack_into(&k, v);
+		b += k.used;
+		e += v->n_eps;
+	}
+	if (svc_bytes)
+		*svc_bytes = b;
+	if (ep_count)
+		*ep_count = e;
+	return cowvec_bytes(&s->svcs) + cowvec_bytes(&s->slot) + sizeof *s;
 }
 
 /* ----------------------------------------------------------- selection */
@@ -556,7 +872,7 @@ static int nearest_region(struct sel *S)
 	double bd = INFINITY;
 	int best = -1;
 
-	if (!hv || !S->c->has_loc || !hv->rtt_ms)
+	if (!hv || !S->c->has_loc || !hv->n_regions)
 		return -1;
 	const double *cv = client_vec(S);
 
@@ -590,8 +906,7 @@ static void pick_latency(struct sel *S)
 		S->why->region = r;
 	for (size_t i = 0; r >= 0 && i < S->n; i++) {
 		const struct svc_endpoint *e = &S->s->eps[S->idx[i]];
-		double rtt = e->id < hv->n ?
-			hv->rtt_ms[(size_t)r * hv->n + e->id] : -1;
+		double rtt = hstate_view_rtt(hv, (size_t)r, e->id);
 
 		if (S->why && S->idx[i] < S->why->cap)
 			S->why->ep[S->idx[i]].rtt_ms = rtt;
@@ -973,8 +1288,8 @@ void svc_select_load(const struct svc_service *s, uint16_t qtype,
 		uint8_t h = HSTATE_UNKNOWN;
 		bool healthy;
 
-		if (hv && e->id < hv->n && e->has_check)
-			h = hv->state[e->id];
+		if (hv && e->has_check)
+			h = hstate_view_state(hv, e->id);
 		healthy = e->admin == SVC_ADMIN_UP ||
 		          (e->admin == SVC_ADMIN_AUTO &&
 		           (!e->has_check || h != HSTATE_DOWN));

@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 
 #include "common/arena.h"
+#include "common/cowvec.h"
 #include "health/hstate.h"
 
 #define SVC_MAX_ANSWERS   16    /* records in one answer */
@@ -56,20 +57,24 @@ struct svc_target {
 
 struct svc_service;
 
+/* Field order: what the query path reads first, and no padding (this is
+ * the bulk of the snapshot: one per endpoint). */
 struct svc_endpoint {
 	uint32_t id;            /* endpoints.id (index into health views) */
-	struct svc_target t;
 	uint32_t weight;        /* 0..65535 */
 	uint32_t priority;      /* lower is preferred */
-	const char *region;     /* "" when none */
-	bool has_loc;
-	double lat, lon;        /* degrees, when has_loc */
-	double v[3];            /* lat/lon as a unit vector (geo_unit_vector) */
-	double bias;            /* -99..99 */
 	uint8_t admin;          /* enum svc_admin */
 	bool drained;
 	bool has_check;         /* false: healthy unless forced down */
+	bool has_loc;
+	struct svc_target t;
+	const char *region;     /* "" when none */
+	double lat, lon;        /* degrees, when has_loc */
+	double v[3];            /* lat/lon as a unit vector (geo_unit_vector) */
+	double bias;            /* -99..99 */
 	uint64_t key;           /* hash of the target text (sticky hashing) */
+	uint64_t check_key;     /* hash of the check's settings (0: none);
+	                           load time only: has the check changed? */
 	double capacity;        /* spill-over: answers/s (service with a
 	                           fill) or relative; 0 = none declared */
 	const struct svc_service *svc;
@@ -99,24 +104,28 @@ struct svc_shift {
 
 struct svc_service {
 	uint32_t id;
-	const char *name;       /* "www.example.com." */
-	const uint8_t *wire;    /* lower-case wire form of name */
-	size_t wire_len;
-	uint8_t policy;         /* enum svc_policy */
 	uint32_t ttl;
 	unsigned answers;       /* resolved (never 0); roundrobin default:
 	                           SVC_MAX_ANSWERS, i.e. every healthy one */
+	/* Set by svc_pack()/svc_set_put(); the query path reads only hash. */
+	uint32_t hash;          /* svc_hash() of wire */
+	uint32_t pos;           /* position in its set (svc_at) */
+	uint32_t refs;          /* owners: set chunks holding it (load time) */
+	uint8_t policy;         /* enum svc_policy */
+	uint8_t when_down;      /* enum svc_down */
 	bool answers_set;       /* answers came from the row, not the default */
 	bool sticky;
-	uint8_t when_down;      /* enum svc_down */
+	bool has_geo_rules;     /* any country/continent rule */
+	bool any_bias;          /* an endpoint has a geo bias: rank by km */
+	const char *name;       /* "www.example.com." */
+	const uint8_t *wire;    /* lower-case wire form of name */
+	size_t wire_len;
 	struct svc_target fallback;   /* when_down == SVC_DOWN_TARGET */
 	struct svc_endpoint *eps;     /* ordered by endpoint id */
 	size_t n_eps;
 	struct svc_rule *rules; /* most specific first: CIDR by prefix length
 	                           (longest first), then country, continent */
 	size_t n_rules;
-	bool has_geo_rules;     /* any country/continent rule */
-	bool any_bias;          /* an endpoint has a geo bias: rank by km */
 	struct svc_shift shift; /* staged shift (failover, weighted) */
 	/* Spill-over by capacity (geo): spill is set when an endpoint
 	 * declares a capacity; fill in (0, 1] makes capacities answers per
@@ -124,37 +133,72 @@ struct svc_service {
 	 * capacities, spilling only away from a down endpoint). */
 	bool spill;
 	double fill;
-	/* Free for the server: dnsd attaches the zone the name belongs to
-	 * before publishing the set. svc never reads it. */
-	void *zone;
-	uint32_t next;          /* hash chain (index + 1, 0 = end) */
 };
 
-/* An endpoint by position: s->svcs[svc].eps[ep]. */
+/* An endpoint by position: svc_at(s, svc)->eps[ep]. */
 struct svc_ref {
 	uint32_t svc, ep;
 };
 
+/* The service set. Services are refcounted objects, each in one block
+ * (svc_pack), reached by position through a copy-on-write vector and by
+ * name through an open hash (also copy-on-write): a new version of a set
+ * (svc_set_clone, then svc_set_put/svc_set_del) shares every unchanged
+ * service and chunk with the one before, so changing k services costs
+ * O(k) whatever the size of the set. A position keeps its service for the
+ * service's life in a lineage of sets; a removed service leaves a hole
+ * (svc_at() returns NULL). */
 struct svc_set {
-	struct arena arena;     /* owns everything below */
-	struct svc_service *svcs;
-	size_t n;
-	/* The endpoints of the services that spill over, by service order
+	struct arena arena;     /* the problem strings, the spill index */
+	struct cowvec svcs;     /* struct svc_service * by position (owning) */
+	size_t n;               /* services */
+	size_t n_pos;           /* positions used: services and holes */
+	struct cowvec slot;     /* open hash: struct svc_service * or NULL */
+	uint32_t mask;          /* slots - 1 */
+	uint32_t max_endpoint_id;  /* an upper bound of the endpoint ids */
+	long long version;      /* store version the set reflects, -1 unknown */
+	long long data_version; /* the store file's change counter read in
+	                           the same transaction, -1 unknown */
+	/* The endpoints of the services that spill over, by position
 	 * (svc_spill_index); what dnsd's load tracking walks. */
 	struct svc_ref *spill;
 	size_t n_spill;
-	uint32_t *slot;         /* hash of wire name -> index + 1 */
-	uint32_t mask;
-	uint32_t max_endpoint_id;
 	const char **problems;  /* skipped rows and why, "db: ..." */
 	size_t n_problems, cap_problems;
 };
 
+/* The service at position pos (< s->n_pos), or NULL (a hole). Any
+ * thread. */
+static inline const struct svc_service *svc_at(const struct svc_set *s,
+                                               size_t pos)
+{
+	return *(struct svc_service *const *)cowvec_at(&s->svcs, pos);
+}
+
 void svc_set_free(struct svc_set *s);                 /* NULL is fine */
 
-/* Load time, for the loader: links s->svcs[idx] (name and wire already
- * set) into the name hash (s->slot, s->mask sized by the loader). */
-void svc_index_add(struct svc_set *s, size_t idx);
+/* Load time. An empty set with a name hash sized for about hint services,
+ * or NULL (ENOMEM). */
+struct svc_set *svc_set_new(size_t hint);
+/* A new set holding the same services as base (shared, not copied), no
+ * problems, version -1. NULL on ENOMEM. */
+struct svc_set *svc_set_clone(const struct svc_set *base);
+/* Copies src (with its endpoints, rules and strings, wherever they live)
+ * into one new block with one reference (the caller's). NULL on ENOMEM. */
+struct svc_service *svc_pack(const struct svc_service *src);
+/* Drops a reference; the last one frees the block. NULL is fine. */
+void svc_unref(struct svc_service *v);
+/* Puts v (a packed service; the caller's reference moves into s) into s,
+ * in place of the service of the same name if there is one (same
+ * position), else at a new position. 0 or -ENOMEM (v released). */
+int svc_set_put(struct svc_set *s, struct svc_service *v);
+/* Removes the service named wire (lower-case wire form). 1 removed, 0 no
+ * such service, -ENOMEM. */
+int svc_set_del(struct svc_set *s, const uint8_t *wire, size_t len);
+/* Bytes held by s's vectors; *svc_bytes (may be NULL) gets the bytes of
+ * its service blocks and *ep_count their endpoints. */
+size_t svc_set_bytes(const struct svc_set *s, size_t *svc_bytes,
+                     size_t *ep_count);
 
 /* Load time, for the loader, once the services and their endpoints are
  * in: sets s->spill to the endpoints of every spill service. 0 or

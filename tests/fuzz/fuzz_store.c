@@ -142,11 +142,13 @@ static void sf_query(const struct svc_set *s)
 	c[1].addr.s6_addr[2] = 0x0d;
 	c[1].addr.s6_addr[3] = 0xb8;
 	c[1].src_plen = 56;
-	for (size_t i = 0; i < s->n; i++) {
-		const struct svc_service *v = &s->svcs[i];
+	for (size_t i = 0; i < s->n_pos; i++) {
+		const struct svc_service *v = svc_at(s, i);
 		struct svc_answer a;
 		struct svc_why why = { .ep = why_eps, .cap = 4096 };
 
+		if (!v)
+			continue;
 		if (svc_find_text(s, v->name) != v ||
 		    svc_find(s, v->wire, v->wire_len) != v) {
 			fprintf(stderr, "fuzz_store: %s not found by name\n",

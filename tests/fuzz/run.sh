@@ -16,8 +16,8 @@ objs=()
 shopt -s nullglob
 # An object is stale when its source or any header is newer (a struct that
 # changed under an old object makes the targets read garbage).
-newest_h=$(ls -t common/*.h geo/*.h health/*.h policy/*.h db/*.h dnsd/*.h | head -1)
-for src in common/*.c geo/*.c health/*.c policy/*.c db/*.c dnsd/*.c build/dnsd/xdp_filter_obj.c build/db/schema_sql.c build/web/*.c build/docs/*.c; do
+newest_h=$(ls -t common/*.h geo/*.h health/*.h policy/*.h db/*.h cluster/*.h dnsd/*.h | head -1)
+for src in common/*.c geo/*.c health/*.c policy/*.c db/*.c cluster/*.c dnsd/*.c build/dnsd/xdp_filter_obj.c build/db/schema_sql.c build/web/*.c build/docs/*.c; do
   case "$src" in *_main.c|*.bpf.c) continue ;; esac
   o=build-fuzz/obj/$(echo "$src" | tr / _).o
   if [ ! -e "$o" ] || [ "$src" -nt "$o" ] || [ "$newest_h" -nt "$o" ]; then

@@ -331,12 +331,14 @@ static void test_ewma(void)
 	struct hstate_view *v = hstate_view_build(h);
 	CHECK(v != NULL, "view built");
 	if (v) {
-		CHECK(v->n == 3 && v->state[2] == HSTATE_UP && !v->stale[2],
-		      "view: n %zu state %u", v->n, v->state[2]);
-		CHECK(v->state[0] == HSTATE_UNKNOWN, "view: unchecked id unknown");
+		CHECK(v->n == 3 && hstate_view_state(v, 2) == HSTATE_UP &&
+		      !hstate_view_stale(v, 2),
+		      "view: n %zu state %u", v->n, hstate_view_state(v, 2));
+		CHECK(hstate_view_state(v, 0) == HSTATE_UNKNOWN,
+		      "view: unchecked id unknown");
 		CHECK(v->n_regions == 2, "view: %zu regions", v->n_regions);
 		for (size_t i = 0; i < v->n_regions; i++) {
-			float x = v->rtt_ms[i * v->n + 2];
+			float x = hstate_view_rtt(v, i, 2);
 
 			if (strcmp(v->regions[i].name, "eu") == 0)
 				CHECK(fabsf(x - 15.0f) < 1e-4 && v->regions[i].has_coords
@@ -344,7 +346,7 @@ static void test_ewma(void)
 				      "view eu: %f", x);
 			else
 				CHECK(fabsf(x - 100.0f) < 1e-4, "view us: %f", x);
-			CHECK(v->rtt_ms[i * v->n + 1] < 0, "view: id 1 no rtt");
+			CHECK(hstate_view_rtt(v, i, 1) < 0, "view: id 1 no rtt");
 		}
 	}
 	hstate_view_free(v);

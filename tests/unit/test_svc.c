@@ -48,9 +48,10 @@ static void client_v4(struct svc_client *c, const char *a, unsigned plen)
 	c->src_plen = 96 + plen;
 }
 
-/* Health view over endpoint ids 0..15. */
+/* Health view over endpoint ids 0..15: the test writes the arrays, and
+ * view_of() turns them into the hstate_view the policy engine reads. */
 struct view {
-	struct hstate_view v;
+	size_t n_regions;
 	uint8_t state[16], stale[16];
 	struct hstate_region regions[2];
 	float rtt[2 * 16];
@@ -59,13 +60,45 @@ struct view {
 static void view_init(struct view *w)
 {
 	memset(w, 0, sizeof *w);
-	w->v.state = w->state;
-	w->v.stale = w->stale;
-	w->v.n = 16;
-	w->v.regions = w->regions;
-	w->v.rtt_ms = w->rtt;
 	for (size_t i = 0; i < 32; i++)
 		w->rtt[i] = -1;
+}
+
+static struct hstate_view g_view;
+static struct cowvec g_rtt[2];
+
+static void view_release(void)
+{
+	cowvec_fini(&g_view.cell);
+	for (int r = 0; r < 2; r++)
+		cowvec_fini(&g_rtt[r]);
+}
+
+static const struct hstate_view *view_of(const struct view *w)
+{
+	view_release();
+	memset(&g_view, 0, sizeof g_view);
+	cowvec_init(&g_view.cell, sizeof(struct hstate_vcell), NULL);
+	if (cowvec_reserve(&g_view.cell, 16) < 0)
+		abort();
+	for (uint32_t i = 0; i < 16; i++) {
+		struct hstate_vcell *c = cowvec_mut(&g_view.cell, i);
+
+		c->state = w->state[i];
+		c->stale = w->stale[i];
+	}
+	for (int r = 0; r < 2; r++) {
+		cowvec_init(&g_rtt[r], sizeof(float), NULL);
+		if (cowvec_reserve(&g_rtt[r], 16) < 0)
+			abort();
+		for (uint32_t i = 0; i < 16; i++)
+			*(float *)cowvec_mut(&g_rtt[r], i) = w->rtt[r * 16 + i];
+	}
+	g_view.n = 16;
+	g_view.n_regions = w->n_regions;
+	g_view.regions = w->regions;
+	g_view.rtt = g_rtt;
+	return &g_view;
 }
 
 /* The answer as "a,b,c" text. */
@@ -315,7 +348,7 @@ static void test_failover(void)
 		view_init(&w);
 		memcpy(w.state, cases[i].st, 6);
 		client_v4(&c, "198.51.100.1", 24);
-		svc_select(v, &c, &w.v, &rng, 0, &a, NULL);
+		svc_select(v, &c, view_of(&w), &rng, 0, &a, NULL);
 		CHECK(strcmp(answer_text(&a, buf, sizeof buf),
 		             cases[i].want) == 0 && a.mode == cases[i].mode,
 		      "%s: got %s mode %u, want %s mode %u", cases[i].name,
@@ -374,7 +407,7 @@ static void test_weighted_split(void)
 	/* Weight 0 only when nothing positive is up. */
 	view_init(&w);
 	w.state[1] = w.state[2] = w.state[3] = HSTATE_DOWN;
-	svc_select(v, &c, &w.v, &rng, 0, &a, NULL);
+	svc_select(v, &c, view_of(&w), &rng, 0, &a, NULL);
 	CHECK(a.n == 1 && a.ep[0]->id == 4 && a.mode == SVC_MODE_NORMAL,
 	      "weight 0 not used when the rest is down");
 	/* Two answers with one positive weight up: never the weight-0 one. */
@@ -429,8 +462,8 @@ static void test_sticky(void)
 
 		snprintf(addr, sizeof addr, "10.%d.%d.0", i / 256, i % 256);
 		client_v4(&c, addr, 24);
-		svc_select(v, &c, &w.v, &r1, 0, &a, NULL);
-		svc_select(v, &c, &w.v, &r2, 0, &b, NULL);
+		svc_select(v, &c, view_of(&w), &r1, 0, &a, NULL);
+		svc_select(v, &c, view_of(&w), &r2, 0, &b, NULL);
 		unstable += a.ep[0] != b.ep[0];
 		before[i] = a.ep[0]->id;
 		share[before[i]]++;
@@ -451,7 +484,7 @@ static void test_sticky(void)
 
 		snprintf(addr, sizeof addr, "10.%d.%d.0", i / 256, i % 256);
 		client_v4(&c, addr, 24);
-		svc_select(v, &c, &w.v, &r, 0, &a, NULL);
+		svc_select(v, &c, view_of(&w), &r, 0, &a, NULL);
 		if (before[i] == 3)
 			moved += a.ep[0]->id != 3;
 		else
@@ -585,7 +618,7 @@ static void test_latency(void)
 	if (!v)
 		return;
 	view_init(&w);
-	w.v.n_regions = 2;
+	w.n_regions = 2;
 	w.regions[0] = (struct hstate_region){ .name = "eu", .has_coords = true,
 					       .lat = 50, .lon = 8 };
 	w.regions[1] = (struct hstate_region){ .name = "us", .has_coords = true,
@@ -596,14 +629,14 @@ static void test_latency(void)
 	c.lon = 2.35;
 	c.geo_plen = 112;
 	/* No measurement: geo (fra is nearer). */
-	svc_select(v, &c, &w.v, &rng, 0, &a, &why);
+	svc_select(v, &c, view_of(&w), &rng, 0, &a, &why);
 	CHECK(a.n == 1 && strcmp(a.t[0]->text, "fra.example.net.") == 0,
 	      "latency without rtt falls back to geo");
 	/* From eu, nyc measures faster (odd but it is what was measured). */
 	w.rtt[0 * 16 + 5] = 40;
 	w.rtt[0 * 16 + 6] = 12;
 	w.rtt[1 * 16 + 5] = 5;          /* us region: ignored for Paris */
-	svc_select(v, &c, &w.v, &rng, 0, &a, &why);
+	svc_select(v, &c, view_of(&w), &rng, 0, &a, &why);
 	CHECK(a.n == 1 && strcmp(a.t[0]->text, "nyc.example.net.") == 0 &&
 	      why.region == 0, "latency picks lowest rtt from eu");
 	CHECK(a.scope == 112, "latency scope %u", a.scope);
@@ -613,7 +646,7 @@ static void test_latency(void)
 	/* A view state for an endpoint without a check is ignored: an
 	 * endpoint without a check is healthy. */
 	w.state[6] = HSTATE_DOWN;
-	svc_select(v, &c, &w.v, &rng, 0, &a, NULL);
+	svc_select(v, &c, view_of(&w), &rng, 0, &a, NULL);
 	CHECK(a.n == 1 && strcmp(a.t[0]->text, "nyc.example.net.") == 0,
 	      "latency: unchecked endpoint follows no health data");
 	svc_set_free(s);
@@ -679,7 +712,7 @@ static void test_why(void)
 	w.state[1] = HSTATE_DOWN;
 	w.state[2] = HSTATE_UP;
 	client_v4(&c, "192.0.2.1", 24);
-	svc_select(v, &c, &w.v, &rng, 0, &a, &why);
+	svc_select(v, &c, view_of(&w), &rng, 0, &a, &why);
 	CHECK(!wep[0].chosen && strcmp(wep[0].reason, "unhealthy") == 0 &&
 	      wep[0].health == HSTATE_DOWN, "why a: %s", wep[0].reason);
 	CHECK(wep[1].chosen && strstr(wep[1].reason, "priority 10 (best 10)"),
@@ -857,7 +890,7 @@ static void test_spill(void)
 			c.lat = 50.11;
 			c.lon = 8.68;
 			c.geo_plen = 104;
-			svc_select_load(v, 1, &c, &w.v, &load, &rng, 0, &a,
+			svc_select_load(v, 1, &c, view_of(&w), &load, &rng, 0, &a,
 			                NULL);
 			if (a.n == 1 && a.ep[0] && a.ep[0]->id < 4)
 				cnt[a.ep[0]->id]++;
@@ -867,7 +900,7 @@ static void test_spill(void)
 				struct svc_why why = { wep, 4, "", -1 };
 
 				/* the same client again: the same answer */
-				svc_select_load(v, 1, &c, &w.v, &load, &rng, 0,
+				svc_select_load(v, 1, &c, view_of(&w), &load, &rng, 0,
 				                &b, &why);
 				CHECK(b.n == 1 && b.ep[0] == a.ep[0],
 				      "%s: explain agrees", cases[k].name);
@@ -901,5 +934,6 @@ int main(void)
 	test_why();
 	test_scope_honest();
 	test_spill();
+	view_release();
 	return TEST_DONE();
 }
