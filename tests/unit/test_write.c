@@ -6,6 +6,7 @@
  * failing with nothing committed, the audit rows of a write, the history.
  * Without /usr/bin/etcd it is skipped (and says so). */
 #include "cluster/write.h"
+#include "tests/unit/etcd_member.h"
 #include "tests/unit/harness.h"
 
 #include <errno.h>
@@ -25,71 +26,6 @@
 #include "db/export.h"
 #include "db/store.h"
 
-static pid_t etcd_pid;
-static char etcd_dir[64];
-
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-static void etcd_stop(void)
-{
-	char cmd[128];
-
-	if (etcd_pid > 0) {
-		kill(etcd_pid, SIGKILL);
-		waitpid(etcd_pid, NULL, 0);
-		etcd_pid = 0;
-	}
-	if (etcd_dir[0]) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", etcd_dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cannot remove %s\n", etcd_dir);
-		etcd_dir[0] = 0;
-	}
-}
-
-static int etcd_start(char *url, size_t len)
-{
-	char peer[64], data[96], cluster[96];
-	int cport = free_port(), pport = free_port();
-
-	snprintf(etcd_dir, sizeof(etcd_dir), "/tmp/test_write.XXXXXX");
-	if (cport < 0 || pport < 0 || !mkdtemp(etcd_dir))
-		return -1;
-	snprintf(url, len, "http://127.0.0.1:%d", cport);
-	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", pport);
-	snprintf(data, sizeof(data), "%s/data", etcd_dir);
-	snprintf(cluster, sizeof(cluster), "t=%s", peer);
-	if ((etcd_pid = fork()) < 0)
-		return -1;
-	if (etcd_pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		if (null >= 0) {
-			dup2(null, 1);
-			dup2(null, 2);
-		}
-		execl("/usr/bin/etcd", "etcd", "--name", "t", "--data-dir", data,
-		      "--listen-client-urls", url, "--advertise-client-urls", url,
-		      "--listen-peer-urls", peer, "--initial-advertise-peer-urls",
-		      peer, "--initial-cluster", cluster,
-		      "--initial-cluster-state", "new", (char *)NULL);
-		_exit(127);
-	}
-	return 0;
-}
 
 #define SVC "www.example.com."
 
@@ -316,7 +252,7 @@ int main(void)
 		fprintf(stderr, "SKIP: no /usr/bin/etcd\n");
 		return TEST_DONE();
 	}
-	if (etcd_start(url, sizeof(url)) < 0) {
+	if (etcd_start("test_write", url, sizeof(url)) < 0) {
 		CHECK(0, "cannot start etcd");
 		return TEST_DONE();
 	}
