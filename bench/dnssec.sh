@@ -51,9 +51,10 @@ run() {
 		awk -v n="$name" '{printf "%-44s %8s us/query  %8s q/s\n", n, $1, $2}'
 }
 
+# wait_up PORT [NAME/TYPE]: until the server answers (host1.bench.test./A).
 wait_up() {
 	for _ in $(seq 1 100); do
-		$LG -P "host1.bench.test./A" -p "$1" -t 2000 >/dev/null 2>&1 && return 0
+		$LG -P "${2:-host1.bench.test./A}" -p "$1" -t 2000 >/dev/null 2>&1 && return 0
 		sleep 0.1
 	done
 	echo "server on port $1 did not answer" >&2
@@ -101,15 +102,7 @@ bin/dnsd --zone "$T/svc/svc.zone" --zone "$T/geo/dnsd.zone" --db "$T/svc/s.db" \
 	--geoip "$T/geo/geo.mmdb" --dnssec-keys "$T/keys2" --dnssec-cache-mb 256 \
 	--dnssec-sign-rate 0 --listen "127.0.0.1:$P3" --threads 1 >"$T/dnsd3.log" 2>&1 &
 D3=$!; PIDS+=("$D3")
-wait_up3() {
-	for _ in $(seq 1 100); do
-		$LG -P "s1.svc.test./A" -p "$P3" -t 2000 >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "dnsd with 100k services did not answer" >&2
-	return 1
-}
-wait_up3
+wait_up "$P3" "s1.svc.test./A"
 # one pass each: cold (all 100,000 answers signed now), then warm
 once() { # label file flags: CPU us per answer over exactly one pass
 	local c0 c1 out n
