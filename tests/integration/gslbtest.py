@@ -327,8 +327,18 @@ class EtcdCluster:
         self.n = n
         self.dir = tmpdir()
         self.names = ["m%d" % i for i in range(n)]
-        self.client_ports = [free_port() for _ in range(n)]
-        self.peer_ports = [free_port() for _ in range(n)]
+        # 2n distinct ports: free_port() may hand out a port it gave before
+        # (it is closed again), and etcd refuses a cluster with a port twice.
+        ports = []
+        for _ in range(50 * n):
+            p = free_port()
+            if p not in ports:
+                ports.append(p)
+            if len(ports) == 2 * n:
+                break
+        if len(ports) < 2 * n:
+            raise RuntimeError("no %d distinct free ports" % (2 * n))
+        self.client_ports, self.peer_ports = ports[:n], ports[n:]
         self.urls = ["http://127.0.0.1:%d" % p for p in self.client_ports]
         self.token = "gslbtest-%d-%d" % (os.getpid(), self.client_ports[0])
         self.compaction = compaction
