@@ -371,16 +371,35 @@ static void on_trim(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* The request on req's connection is complete: its deadline restarts. */
-static void limit_request_done(struct api *a, struct evhttp_request *req)
+static int request_fd(struct evhttp_request *req)
 {
 	struct evhttp_connection *c = evhttp_request_get_connection(req);
 	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c)
 	                            : NULL;
 
-	if (a->limit && bev)
-		connlimit_request_done(a->limit, (int)bufferevent_getfd(bev),
-		                       mono());
+	return bev ? (int)bufferevent_getfd(bev) : -1;
+}
+
+/* The reply on req's connection is sent: its deadline restarts. */
+static void on_reply_sent(struct evhttp_request *req, void *arg)
+{
+	struct api *a = arg;
+	int fd = request_fd(req);
+
+	if (a->limit && fd >= 0)
+		connlimit_request_done(a->limit, fd, mono());
+}
+
+/* The request on req's connection is complete: no deadline while it is
+ * answered, which restarts it once the reply is sent. */
+static void limit_request_start(struct api *a, struct evhttp_request *req)
+{
+	int fd = request_fd(req);
+
+	if (a->limit && fd >= 0) {
+		connlimit_request_start(a->limit, fd, mono());
+		evhttp_request_set_on_complete_cb(req, on_reply_sent, a);
+	}
 }
 
 int api_set_limits(struct api *a, unsigned max_conns, unsigned timeout_s,
@@ -534,14 +553,20 @@ out:
 
 static void on_status(struct api *a, struct evhttp_request *req)
 {
-	json_t *d = a->ops->status ? a->ops->status(a->ctx) : NULL;
+	struct evbuffer *b = evbuffer_new();
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 
-	if (!d) {
+	if (!b || !a->ops->status || a->ops->status(a->ctx, b) < 0) {
+		if (b)
+			evbuffer_free(b);
 		reply_error(req, 500, "Internal Server Error",
 		            "status unavailable");
 		return;
 	}
-	api_reply_json(req, 200, "OK", d);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
 }
 
 static void on_metrics(struct api *a, struct evhttp_request *req)
@@ -843,7 +868,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 	char allow[32] = "";
 
-	limit_request_done(a, req);
+	limit_request_start(a, req);
 	if (!path)
 		path = "";
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {

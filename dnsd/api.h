@@ -74,8 +74,9 @@ struct api_ops {
 	 * gets the reason for the error body. */
 	int (*report)(void *ctx, const struct api_report *r, char *err,
 	              size_t errlen);
-	/* Status document; the API takes the reference. NULL -> 500. */
-	json_t *(*status)(void *ctx);
+	/* Appends the status document (JSON text) to out. 0, or -errno
+	 * (500). */
+	int (*status)(void *ctx, struct evbuffer *out);
 	/* Appends Prometheus text to out. Returns 0 or -errno (500). */
 	int (*metrics)(void *ctx, struct evbuffer *out);
 	/* GET /v1/config: the whole configuration (db/export.h format;

@@ -22,7 +22,9 @@
 struct slot {
 	uint64_t cookie;        /* 0: none */
 	double since;           /* start of the current request's deadline */
+	double stalled_at;      /* the connlimit's stalled at that start */
 	bool closing;           /* shut down, the HTTP layer not done yet */
+	bool busy;              /* a request is being answered */
 };
 
 struct cand {
@@ -41,8 +43,17 @@ struct connlimit {
 	struct cand *cands;
 	size_t cap_cands;
 	size_t estimate;        /* open at the last scan + accepted since */
+	/* Seconds the event loop could not read (a sweep came late): no
+	 * connection's deadline runs while the server is not reading. */
+	double last_sweep, stalled;
 	struct connlimit_stats st;
 };
+
+static void slot_start(const struct connlimit *c, struct slot *s, double now)
+{
+	s->since = now;
+	s->stalled_at = c->stalled;
+}
 
 struct connlimit *connlimit_new(int listen_fd, unsigned max_conns,
                                 double deadline_s)
@@ -183,10 +194,12 @@ static void scan(struct connlimit *c, double now, size_t target)
 			               &il) < 0 || acc)
 				continue;
 			s->cookie = ck;
-			s->since = now;
+			slot_start(c, s, now);
 			s->closing = false;
+			s->busy = false;
 		}
-		if (now - s->since > c->deadline) {
+		if (!s->busy && now - s->since - (c->stalled - s->stalled_at) >
+		    c->deadline) {
 			shutdown(fd, SHUT_RDWR);
 			c->st.closed_deadline++;
 			s->closing = true;
@@ -235,7 +248,7 @@ void connlimit_trim(struct connlimit *c, double now)
 	scan(c, now, (size_t)c->max_conns * 9 / 10);
 }
 
-void connlimit_request_done(struct connlimit *c, int fd, double now)
+static void request_mark(struct connlimit *c, int fd, double now, bool busy)
 {
 	struct slot *s = slot_of(c, fd);
 	uint64_t ck;
@@ -245,13 +258,27 @@ void connlimit_request_done(struct connlimit *c, int fd, double now)
 	/* A connection not scanned yet starts its deadline now as well. */
 	if ((ck = cookie_of(fd)) != 0 && !(s->cookie == ck && s->closing)) {
 		s->cookie = ck;
-		s->since = now;
+		slot_start(c, s, now);
 		s->closing = false;
+		s->busy = busy;
 	}
+}
+
+void connlimit_request_start(struct connlimit *c, int fd, double now)
+{
+	request_mark(c, fd, now, true);
+}
+
+void connlimit_request_done(struct connlimit *c, int fd, double now)
+{
+	request_mark(c, fd, now, false);
 }
 
 void connlimit_sweep(struct connlimit *c, double now)
 {
+	if (c->last_sweep > 0 && now - c->last_sweep > 2)
+		c->stalled += now - c->last_sweep - 1;
+	c->last_sweep = now;
 	scan(c, now, c->max_conns);
 }
 

@@ -46,10 +46,17 @@ enum connlimit_verdict connlimit_accepted(struct connlimit *c);
 /* Rescans and closes the longest idle down to 9/10 of the cap (a flood
  * costs one scan per tenth of the cap); now in monotonic seconds. */
 void connlimit_trim(struct connlimit *c, double now);
-/* The connection on fd completed a request: its deadline starts again. */
+/* The connection on fd has a complete request being answered: no deadline
+ * until connlimit_request_done() (a slow handler or a long reply is not
+ * the peer's fault; the HTTP layer's write timeout bounds a peer that
+ * does not read). */
+void connlimit_request_start(struct connlimit *c, int fd, double now);
+/* The connection on fd completed a request (its reply is sent): its
+ * deadline starts again. */
 void connlimit_request_done(struct connlimit *c, int fd, double now);
 /* Once a second: rescan, close connections past the deadline and any over
- * the cap. */
+ * the cap. Time the event loop spent away (a sweep more than 2 s after
+ * the last) does not count against any deadline. */
 void connlimit_sweep(struct connlimit *c, double now);
 
 void connlimit_stats(const struct connlimit *c, struct connlimit_stats *out);

@@ -665,7 +665,7 @@ static int api_report(void *ctx, const struct api_report *r, char *err,
 	return hsrv_report(sv->hs, &a, r->results, r->n, err, errlen);
 }
 
-static json_t *api_status(void *ctx)
+static int api_status(void *ctx, struct evbuffer *out)
 {
 	struct control *sv = ctx;
 	struct stats sum;
@@ -686,7 +686,7 @@ static json_t *api_status(void *ctx)
 	if (doc && sv->spill)
 		json_object_set_new(doc, "spill", spill_json(sv->spill,
 				    sv->snap->svc, sv->snap->hv));
-	return doc;
+	return doc ? status_write(&sv->st, doc, out) : -ENOMEM;
 }
 
 static int api_metrics(void *ctx, struct evbuffer *out)
@@ -1528,6 +1528,8 @@ void control_start(struct control *sv, const struct rrl_conf *rrl)
 		fatal("event_base_new failed");
 	sv->st.started = clock_unix();
 	sv->st.last_reload_ok = true;
+	/* Without it every request renders (out of memory only). */
+	sv->st.cache = status_cache_new();
 	first_snapshot(sv);
 	if (sv->conf.dnssec_keys)
 		dnssec_configure((size_t)sv->conf.dnssec_cache_mb << 20,
@@ -1617,6 +1619,7 @@ void control_free(struct control *sv)
 	store_close(sv->db);
 	spill_free(sv->spill);
 	free(sv->spill_counts);
+	status_cache_free(sv->st.cache);
 	if (sv->rcu)
 		rcu_unregister_thread();
 	free(sv);

@@ -16,6 +16,21 @@
 #include "dnsd/stats.h"
 #include "health/hstate.h"
 
+/* The documents whose snapshot- and health-only part is cached. */
+enum { STATUS_DOC_STATUS, STATUS_DOC_METRICS, STATUS_DOCS };
+
+/* The cache of those parts, keyed by (snapshot generation, health state
+ * and its hstate_generation()): a request in the same generation reuses
+ * the bytes rendered by the first one. Control thread only. */
+struct status_cache;
+/* New empty cache, or NULL. */
+struct status_cache *status_cache_new(void);
+/* Frees c (NULL is fine); replies still being sent keep their bytes. */
+void status_cache_free(struct status_cache *c);
+/* How often doc's part was rendered and served from c (0 with c NULL). */
+void status_cache_counts(const struct status_cache *c, unsigned doc,
+			 uint64_t *renders, uint64_t *hits);
+
 /* Kinds of snapshot builds from the store. */
 enum { STATUS_BUILD_FULL, STATUS_BUILD_INCREMENTAL, STATUS_BUILD_KINDS };
 
@@ -45,11 +60,21 @@ struct status_src {
 	size_t n_zone_files;
 	/* The etcd revision of the configuration applied (0 without etcd). */
 	int64_t config_revision;
+	struct status_cache *cache;   /* NULL: render every time */
 };
 
-/* The status document (new reference) or NULL when out of memory. */
+/* The status document but its "services" (new reference), or NULL when
+ * out of memory: the caller may add keys before status_write(). */
 json_t *status_json(const struct status_src *s);
-/* Appends the Prometheus text exposition to out. 0 or -ENOMEM. */
+/* Appends the whole status document to out: {"services": [...]} (from
+ * the cache when the generations are the same as its last render), then
+ * doc's keys (doc is consumed; status_json() and what the caller added).
+ * Linear in the document. 0 or -ENOMEM. */
+int status_write(const struct status_src *s, json_t *doc,
+		 struct evbuffer *out);
+/* Appends the Prometheus text exposition to out; the per-endpoint health
+ * families come from the cache as the status's services do, the counters
+ * and ages are read now. Linear in the output. 0 or -ENOMEM. */
 int status_metrics(const struct status_src *s, struct evbuffer *out);
 
 #endif

@@ -70,6 +70,10 @@ struct hstate {
 	uint32_t *dirty;
 	size_t n_dirty, cap_dirty;
 	bool all_dirty;
+	/* Bumps on every change of what hstate_export() shows (but for the
+	 * freshness of observations, which hstate_tick() notices). */
+	uint64_t gen;
+	double last_tick;
 };
 
 void hstate_params_default(struct hstate_params *p)
@@ -122,6 +126,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t size);
 
 static void mark_dirty(struct hstate *h, struct ep *e)
 {
+	h->gen++;
 	if (e->dirty || h->all_dirty)
 		return;
 	if (grow((void **)&h->dirty, &h->cap_dirty, h->n_dirty + 1,
@@ -190,6 +195,7 @@ int hstate_set_endpoints(struct hstate *h, const struct hstate_ep *eps,
 	h->eps = ne;
 	h->n_eps = n;
 	h->all_dirty = true;
+	h->gen++;
 	return 0;
 }
 
@@ -501,8 +507,21 @@ int hstate_report(struct hstate *h, const struct hstate_agent *a,
 
 void hstate_tick(struct hstate *h, double now)
 {
-	for (size_t i = 0; i < h->n_eps; i++)
-		evaluate(h, &h->eps[i], now);
+	for (size_t i = 0; i < h->n_eps; i++) {
+		struct ep *e = &h->eps[i];
+		double window = h->p.stale_mult * e->interval;
+
+		/* An observation that went stale since the last tick changes
+		 * what an export says ("fresh"). */
+		for (size_t k = 0; k < e->n_obs; k++)
+			if (h->last_tick - e->obs[k].seen <= window &&
+			    now - e->obs[k].seen > window) {
+				h->gen++;
+				break;
+			}
+		evaluate(h, e, now);
+	}
+	h->last_tick = now;
 	if (h->p.expire_s > 0 && now - h->last_expire >= 10)
 		hstate_expire(h, now);
 }
@@ -511,6 +530,22 @@ void hstate_counts(const struct hstate *h, size_t *agents, size_t *regions)
 {
 	*agents = h->n_agents;
 	*regions = h->n_regions;
+}
+
+uint64_t hstate_generation(const struct hstate *h)
+{
+	return h->gen;
+}
+
+int hstate_agent_at(const struct hstate *h, size_t i, const char **name,
+                    const char **region, double *seen)
+{
+	if (i >= h->n_agents)
+		return -ENOENT;
+	*name = h->agents[i].name;
+	*region = h->regions[h->agents[i].region].name;
+	*seen = h->agents[i].seen;
+	return 0;
 }
 
 size_t hstate_expire(struct hstate *h, double now)
@@ -580,8 +615,10 @@ size_t hstate_expire(struct hstate *h, double now)
 			e->n_lat = m;
 		}
 	}
-	if (gone || nr != h->n_regions)
+	if (gone || nr != h->n_regions) {
 		h->all_dirty = true;
+		h->gen++;
+	}
 	h->n_regions = nr;
 out:
 	free(amap);
@@ -960,6 +997,7 @@ int hstate_restore(struct hstate *h, const struct hstate_rows *rows,
 	size_t skip = 0;
 
 	h->all_dirty = true;
+	h->gen++;
 
 	for (size_t i = 0; i < rows->n_eps; i++) {
 		const struct hstate_ep_row *r = &rows->eps[i];

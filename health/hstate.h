@@ -111,6 +111,17 @@ void hstate_tick(struct hstate *h, double now);
 size_t hstate_expire(struct hstate *h, double now);
 /* Agents and regions currently known. */
 void hstate_counts(const struct hstate *h, size_t *agents, size_t *regions);
+/* Agent i (0 .. agents-1 of hstate_counts): its name and region (borrowed
+ * until the next change of h) and when its latest report was received
+ * (unix seconds, 0 = none). 0 or -ENOENT. */
+int hstate_agent_at(const struct hstate *h, size_t i, const char **name,
+                    const char **region, double *seen);
+/* A number that changes whenever what hstate_export() returns may have
+ * changed: every report, transition, endpoint set, restore and expiry,
+ * and an observation going stale (noticed by hstate_tick(), so within a
+ * tick). Equal numbers mean equal exports, but for the "fresh" flags of
+ * observations that aged out since the last tick. */
+uint64_t hstate_generation(const struct hstate *h);
 
 /* A transition of an endpoint's quorum state or of its stale flag. */
 struct hstate_event {

@@ -73,10 +73,10 @@ static int af_report(void *ctx, const struct api_report *r, char *err,
 	return hstate_report(af_h, &a, r->results, r->n, 1e9, err, errlen);
 }
 
-static json_t *af_status(void *ctx)
+static int af_status(void *ctx, struct evbuffer *out)
 {
 	(void)ctx;
-	return json_pack("{s:i}", "generation", 1);
+	return evbuffer_add_printf(out, "{\"generation\":1}") < 0 ? -ENOMEM : 0;
 }
 
 static int af_metrics(void *ctx, struct evbuffer *out)

@@ -190,11 +190,12 @@ static int ops_report(void *arg, const struct api_report *r, char *err,
 	                     errlen);
 }
 
-static json_t *ops_status(void *arg)
+static int ops_status(void *arg, struct evbuffer *out)
 {
 	struct ctx *c = arg;
 
-	return json_pack("{s:i}", "reports", c->reports);
+	return evbuffer_add_printf(out, "{\"reports\":%d}", c->reports) < 0
+	       ? -ENOMEM : 0;
 }
 
 static int ops_metrics(void *arg, struct evbuffer *out)
