@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -44,6 +45,11 @@ struct api {
 	const struct api_ops *ops;
 	void *ctx;
 	unsigned port;
+	size_t max_body;                /* bytes; api-max-body */
+	bool rewriting;                 /* in on_output's own changes */
+	/* Host header values answered (api-hosts); NULL: the defaults. */
+	char **hosts;
+	size_t n_hosts;
 };
 
 /* ---- report parsing --------------------------------------------------- */
@@ -229,6 +235,17 @@ static void reply_error(struct evhttp_request *req, int code,
 	api_reply_json(req, code, reason, d);
 }
 
+/* A body over api-max-body (libevent refuses it from its Content-Length or
+ * its chunks before it is read: this is for a body that got past it). */
+static void body_too_large(const struct api *a, struct evhttp_request *req)
+{
+	char msg[120];
+
+	snprintf(msg, sizeof(msg), "body: larger than %zu bytes (api-max-body)",
+	         a->max_body);
+	reply_error(req, 413, "Payload Too Large", msg);
+}
+
 /* ---- who is calling ---------------------------------------------------- */
 
 /* The bearer token of req into *out: 0, or -ENOENT when the request has
@@ -324,6 +341,94 @@ static void limit_accepted(struct api *a)
 	}
 }
 
+/* ---- libevent's own error pages, as JSON --------------------------------
+ *
+ * libevent answers a few errors itself, before any handler runs: a body
+ * or headers over the limits (413, also for a chunked body once its chunks
+ * pass the limit), a malformed request (400), a method it does not know
+ * (501). Its page is HTML; the API speaks JSON. Each connection's output is
+ * watched: such a page, once complete (libevent writes it in one go, then
+ * closes the connection), is replaced by the same status line and a JSON
+ * body saying what was wrong and which setting bounds it. */
+
+#define PAGE_HEAD "<HTML><HEAD>\n<TITLE>"
+#define PAGE_TAIL "</BODY></HTML>\n"
+
+static void error_page_json(const struct api *a, int code, char *msg,
+                            size_t len)
+{
+	if (code == 413)
+		snprintf(msg, len, "request: body larger than %zu bytes "
+		         "(api-max-body) or headers larger than %d bytes",
+		         a->max_body, API_HEADERS_MAX);
+	else if (code == 400)
+		snprintf(msg, len, "request: malformed request line, header "
+		         "or chunked body");
+	else if (code == 501)
+		snprintf(msg, len, "method: not implemented");
+	else
+		snprintf(msg, len, "request: refused (HTTP %d)", code);
+}
+
+static void on_output(struct evbuffer *out, const struct evbuffer_cb_info *info,
+                      void *arg)
+{
+	struct api *a = arg;
+	size_t len = evbuffer_get_length(out), tl = strlen(PAGE_TAIL);
+	struct evbuffer_ptr p, page, start, at;
+	char tail[32], line[64], msg[200];
+	struct evbuffer *keep = NULL;
+	json_t *doc;
+	char *body = NULL;
+	int code;
+
+	if (a->rewriting || info->n_added == 0 || len < tl + 16)
+		return;
+	evbuffer_ptr_set(out, &p, len - tl, EVBUFFER_PTR_SET);
+	if (evbuffer_copyout_from(out, &p, tail, tl) != (ev_ssize_t)tl ||
+	    memcmp(tail, PAGE_TAIL, tl) != 0)
+		return;
+	page = evbuffer_search(out, PAGE_HEAD, strlen(PAGE_HEAD), NULL);
+	if (page.pos < 0)
+		return;
+	/* The page's response starts at the last status line before it. */
+	start.pos = -1;
+	for (at = evbuffer_search(out, "HTTP/1.", 7, NULL);
+	     at.pos >= 0 && at.pos < page.pos;) {
+		start = at;
+		if (evbuffer_ptr_set(out, &at, 1, EVBUFFER_PTR_ADD) < 0)
+			break;
+		at = evbuffer_search(out, "HTTP/1.", 7, &at);
+	}
+	if (start.pos < 0)
+		return;
+	memset(line, 0, sizeof(line));
+	evbuffer_copyout_from(out, &start, line, sizeof(line) - 1);
+	line[strcspn(line, "\r\n")] = '\0';
+	if (strlen(line) < 12 || sscanf(line + 9, "%3d", &code) != 1)
+		return;
+	error_page_json(a, code, msg, sizeof(msg));
+	doc = json_pack("{s:s}", "error", msg);
+	body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	if (!body || !(keep = evbuffer_new()))
+		goto out;
+	a->rewriting = true;
+	/* What precedes the page (earlier replies) stays as it was. */
+	evbuffer_remove_buffer(out, keep, (size_t)start.pos);
+	evbuffer_drain(out, evbuffer_get_length(out));
+	evbuffer_add_buffer(out, keep);
+	evbuffer_add_printf(out, "%s\r\nContent-Type: application/json\r\n"
+	                    "Cache-Control: no-store\r\nConnection: close\r\n"
+	                    "Content-Length: %zu\r\n\r\n%s\n", line,
+	                    strlen(body) + 1, body);
+	a->rewriting = false;
+out:
+	if (keep)
+		evbuffer_free(keep);
+	free(body);
+}
+
 /* Each new API connection (evhttp's bevcb): counted against the cap, then
  * a plain bufferevent, or a TLS server one on the context in force (a
  * reloaded certificate applies to connections made after). */
@@ -335,15 +440,22 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
 
 	if (a->limit)
 		limit_accepted(a);
-	if (!a->tls)
-		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (!(ssl = SSL_new(a->tls)))
-		return NULL;
-	bev = bufferevent_openssl_socket_new(base, -1, ssl,
-	                                     BUFFEREVENT_SSL_ACCEPTING,
-	                                     BEV_OPT_CLOSE_ON_FREE);
-	if (!bev)
-		SSL_free(ssl);
+	if (!a->tls) {
+		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	} else {
+		if (!(ssl = SSL_new(a->tls)))
+			return NULL;
+		bev = bufferevent_openssl_socket_new(base, -1, ssl,
+		                                     BUFFEREVENT_SSL_ACCEPTING,
+		                                     BEV_OPT_CLOSE_ON_FREE);
+		if (!bev)
+			SSL_free(ssl);
+	}
+	/* Freed with the bufferevent's buffer. */
+	if (bev && !evbuffer_add_cb(bufferevent_get_output(bev), on_output, a)) {
+		bufferevent_free(bev);
+		bev = NULL;
+	}
 	return bev;
 }
 
@@ -511,8 +623,8 @@ static void on_reports(struct api *a, struct evhttp_request *req)
 	char *body;
 	int rc;
 
-	if (len > API_BODY_MAX) {
-		reply_error(req, 413, "Payload Too Large", "body: too large");
+	if (len > a->max_body) {
+		body_too_large(a, req);
 		return;
 	}
 	arena_init(&arena);
@@ -631,8 +743,8 @@ static void config_write(struct api *a, struct evhttp_request *req,
 	char err[512] = "";
 	int rc;
 
-	if (len > API_BODY_MAX) {
-		reply_error(req, 413, "Payload Too Large", "body: too large");
+	if (len > a->max_body) {
+		body_too_large(a, req);
 		return;
 	}
 	doc = json_loadb(body, len, 0, &jerr);
@@ -771,8 +883,8 @@ static void on_config_rest(struct api *a, struct evhttp_request *req,
 	                        : !admit(a, req, R_ADMIN, false))
 		return;
 	who.name = a->caller.name[0] ? a->caller.name : "token";
-	if (len > API_BODY_MAX) {
-		reply_error(req, 413, "Payload Too Large", "body: too large");
+	if (len > a->max_body) {
+		body_too_large(a, req);
 		return;
 	}
 	if (len) {
@@ -860,15 +972,118 @@ static const char *method_name(enum evhttp_cmd_type m)
 	return m == EVHTTP_REQ_GET ? "GET" : m == EVHTTP_REQ_PUT ? "PUT" : "POST";
 }
 
+/* ---- the Host header ----------------------------------------------------
+ *
+ * Against DNS rebinding: a web page of another site whose name an attacker
+ * points at the API's address would otherwise read the status page and the
+ * metrics through the victim's browser, which sends that site's name as
+ * Host. Over plain HTTP the API answers only an IP address, "localhost"
+ * and the names of api-hosts ("*": any); with TLS any name (a browser
+ * refuses a certificate that does not name the site it asked for). A
+ * request without Host (HTTP/1.0, tools) is answered. */
+
+int api_set_hosts(struct api *a, const char *const *hosts, size_t n)
+{
+	char **h = n ? calloc(n, sizeof(*h)) : NULL;
+
+	if (n && !h)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (!(h[i] = strdup(hosts[i]))) {
+			while (i--)
+				free(h[i]);
+			free(h);
+			return -ENOMEM;
+		}
+	for (size_t i = 0; i < a->n_hosts; i++)
+		free(a->hosts[i]);
+	free(a->hosts);
+	a->hosts = h;
+	a->n_hosts = n;
+	return 0;
+}
+
+void api_set_max_body(struct api *a, size_t bytes)
+{
+	a->max_body = bytes;
+	evhttp_set_max_body_size(a->http, (ev_ssize_t)bytes);
+}
+
+/* Host's name without port, brackets and final dot into out (false when
+ * malformed or too long). */
+static bool host_name(const char *h, char *out, size_t len, bool *literal6)
+{
+	const char *end;
+	size_t n;
+
+	*literal6 = false;
+	if (*h == '[') {
+		if (!(end = strchr(h, ']')) || (end[1] && end[1] != ':'))
+			return false;
+		h++;
+		*literal6 = true;
+	} else {
+		end = strchr(h, ':');
+		if (!end)
+			end = h + strlen(h);
+	}
+	n = (size_t)(end - h);
+	if (n > 0 && h[n - 1] == '.' && !*literal6)
+		n--;
+	if (n == 0 || n >= len)
+		return false;
+	memcpy(out, h, n);
+	out[n] = '\0';
+	return true;
+}
+
+static bool host_allowed(const struct api *a, struct evhttp_request *req,
+                         char *name, size_t len)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
+	                                   "Host");
+	unsigned char buf[sizeof(struct in6_addr)];
+	bool v6;
+
+	if (!h || a->tls)
+		return true;
+	if (!host_name(h, name, len, &v6)) {
+		snprintf(name, len, "%s", h);
+		return false;
+	}
+	if (v6 ? inet_pton(AF_INET6, name, buf) == 1
+	       : inet_pton(AF_INET, name, buf) == 1)
+		return true;
+	if (strcasecmp(name, "localhost") == 0)
+		return true;
+	for (size_t i = 0; i < a->n_hosts; i++) {
+		const char *x = a->hosts[i];
+		size_t n = strlen(x);
+
+		if (n > 1 && x[n - 1] == '.')
+			n--;
+		if (strcmp(x, "*") == 0 ||
+		    (n == strlen(name) && strncasecmp(x, name, n) == 0))
+			return true;
+	}
+	return false;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct api *a = arg;
 	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
 	const char *path = u ? evhttp_uri_get_path(u) : NULL;
-
-	char allow[32] = "";
+	char allow[32] = "", name[256], msg[400];
 
 	limit_request_start(a, req);
+	if (!host_allowed(a, req, name, sizeof(name))) {
+		snprintf(msg, sizeof(msg), "host: '%.255s' is not a name this "
+		         "API answers to: an IP address, localhost or a name "
+		         "of api-hosts", name);
+		reply_error(req, 421, "Misdirected Request", msg);
+		return;
+	}
 	if (!path)
 		path = "";
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
@@ -943,8 +1158,9 @@ struct api *api_new(struct event_base *base, const char *listen,
 	a->base = base;
 	a->ops = ops;
 	a->ctx = ctx;
+	a->max_body = API_BODY_MAX;
 	evhttp_set_max_body_size(a->http, API_BODY_MAX);
-	evhttp_set_max_headers_size(a->http, 16 * 1024);
+	evhttp_set_max_headers_size(a->http, API_HEADERS_MAX);
 	evhttp_set_timeout(a->http, 30);
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	                           EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
@@ -993,6 +1209,7 @@ void api_free(struct api *a)
 		evhttp_free(a->http);
 	cred_free(a->creds);
 	SSL_CTX_free(a->tls);
+	api_set_hosts(a, NULL, 0);
 	if (a->sweep)
 		event_free(a->sweep);
 	if (a->trim)

@@ -22,8 +22,10 @@
  * 403; a report naming an agent other than its agent credential's, or one
  * not named by the credentials file: 403. Nothing else happens on any of
  * them. The api_caller handed to writes names the credential. Unknown path 404,
- * known path with another method 405, body too large 413. Error bodies are
- * JSON: {"error": "text", "field": "results[2].rtt_ms"} (field optional). */
+ * known path with another method 405, body too large 413 (also when
+ * libevent refuses it: its HTML error pages are rewritten), a Host name
+ * not answered 421 (api_set_hosts). Error bodies are JSON: {"error":
+ * "text", "field": "results[2].rtt_ms"} (field optional). */
 #ifndef DNSD_API_H
 #define DNSD_API_H
 #include <stdbool.h>
@@ -38,7 +40,8 @@
 #include "health/cred.h"
 #include "health/hstate.h"
 
-#define API_BODY_MAX    (1024 * 1024)
+#define API_BODY_MAX    (1024 * 1024)   /* default of api_set_max_body */
+#define API_HEADERS_MAX (16 * 1024)
 #define API_RESULTS_MAX 100000
 #define API_MAX_CONNS_DEFAULT 512
 #define API_TIMEOUT_DEFAULT   10        /* seconds */
@@ -146,6 +149,14 @@ int api_set_tls(struct api *a, const char *cert, const char *key, char *err,
  * -ENOMEM, with err. */
 int api_set_limits(struct api *a, unsigned max_conns, unsigned timeout_s,
                    char *err, size_t errlen);
+/* Bodies larger than bytes are refused with 413 (from the Content-Length,
+ * or as a chunked body's chunks pass it) before they are buffered; for
+ * connections accepted from now on. api_new() applies API_BODY_MAX. */
+void api_set_max_body(struct api *a, size_t bytes);
+/* The Host names answered over plain HTTP besides IP addresses and
+ * "localhost" ("*": any; a final dot is ignored); others get 421. With TLS
+ * every name is answered. Copied; 0 or -ENOMEM (the old list stays). */
+int api_set_hosts(struct api *a, const char *const *hosts, size_t n);
 /* The bound port (useful after port 0). */
 unsigned api_port(const struct api *a);
 
