@@ -212,7 +212,7 @@ static size_t af_exchange(const uint8_t *in, size_t len, char *out,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char ok[] = "GET /v1/status HTTP/1.1\r\nHost: x\r\n"
+	static const char ok[] = "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 	                         "Connection: close\r\n\r\n";
 	static unsigned runs;
 	char out[8192];
