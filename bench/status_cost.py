@@ -123,12 +123,18 @@ def run(api, agents, tokens, timeout):
         for k in range(0, len(ids), BATCH):
             res = [{"id": e, "state": "up", "ok": True, "rtt_ms": 5 + a,
                     "ts": time.time(), "detail": None} for e in ids[k:k + BATCH]]
-            c.request("POST", "/v1/reports", body=json.dumps(
-                {"agent": "a%d" % a, "region": "r%d" % a, "results": res}),
-                headers={"Authorization": "Bearer " + tokens[a],
-                         "Content-Type": "application/json"})
-            r = c.getresponse()
-            r.read()
+            body = json.dumps({"agent": "a%d" % a, "region": "r%d" % a, "results": res})
+            for attempt in range(3):
+                try:
+                    c.request("POST", "/v1/reports", body=body,
+                              headers={"Authorization": "Bearer " + tokens[a],
+                                       "Content-Type": "application/json"})
+                    r = c.getresponse()
+                    r.read()
+                    break
+                except (OSError, http.client.HTTPException):
+                    # closed while the server was busy: a new connection
+                    c = http.client.HTTPConnection("127.0.0.1", api, timeout=60)
             assert r.status == 200, r.status
     print("%d endpoints, %d agents: reports folded in %.1f s"
           % (len(ids), agents, time.monotonic() - t0))

@@ -73,19 +73,25 @@ static int op_report(void *ctx, const struct api_report *r, char *err,
 	return rc;
 }
 
-static json_t *op_status(void *ctx)
+static int op_status(void *ctx, struct evbuffer *out)
 {
 	struct srv *s = ctx;
 	struct hstate_rows rows;
 	json_t *d;
+	char *text;
+	int rc;
 
 	if (hstate_export(s->h, wall(), &rows) < 0)
-		return NULL;
+		return -ENOMEM;
 	d = api_health_json(&rows);
 	hstate_rows_fini(&rows);
 	if (d)
 		json_object_set_new(d, "reports", json_integer(s->reports));
-	return d;
+	text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+	json_decref(d);
+	rc = text && evbuffer_add(out, text, strlen(text)) == 0 ? 0 : -ENOMEM;
+	free(text);
+	return rc;
 }
 
 static int op_metrics(void *ctx, struct evbuffer *out)
