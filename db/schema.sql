@@ -179,6 +179,8 @@ CREATE TABLE latency (
 	updated     REAL NOT NULL,
 	PRIMARY KEY (region, endpoint_id)
 );
+-- An endpoint's rows (dnsd rewrites those of the endpoints that changed).
+CREATE INDEX IF NOT EXISTS latency_endpoint ON latency(endpoint_id);
 
 -- The configuration's version: every configuration write (gslbctl, the
 -- HTTP API, import) adds one, in the transaction that writes. One row.

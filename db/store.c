@@ -110,6 +110,9 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"",
 	/* 5 -> 6: a replica's position. */
 	migrate_v6,
+	/* 6 -> 7: latency rows found by endpoint (incremental health
+	 * writes delete an endpoint's rows; the key starts with the region). */
+	"CREATE INDEX IF NOT EXISTS latency_endpoint ON latency(endpoint_id);",
 };
 
 static void seterr(char *err, size_t errlen, const char *path,

@@ -2,6 +2,7 @@
 #include "dnsd/api.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +46,12 @@ struct api {
 	const struct api_ops *ops;
 	void *ctx;
 	unsigned port;
-	size_t max_body;                /* bytes; api-max-body */
+	size_t max_body;                /* bytes; api-max-body (admin) */
+	size_t max_report_body;         /* api-max-report-body (others) */
 	bool rewriting;                 /* in on_output's own changes */
+	bool gating;                    /* in the gate's own changes */
+	struct gate **gates;            /* by descriptor (the gate below) */
+	size_t n_gates;
 	/* Host header values answered (api-hosts); NULL: the defaults. */
 	char **hosts;
 	size_t n_hosts;
@@ -354,13 +359,13 @@ static void limit_accepted(struct api *a)
 #define PAGE_HEAD "<HTML><HEAD>\n<TITLE>"
 #define PAGE_TAIL "</BODY></HTML>\n"
 
-static void error_page_json(const struct api *a, int code, char *msg,
-                            size_t len)
+static void error_page_json(size_t limit, const char *key, int code,
+                            char *msg, size_t len)
 {
 	if (code == 413)
 		snprintf(msg, len, "request: body larger than %zu bytes "
-		         "(api-max-body) or headers larger than %d bytes",
-		         a->max_body, API_HEADERS_MAX);
+		         "(%s) or headers larger than %d bytes", limit, key,
+		         API_HEADERS_MAX);
 	else if (code == 400)
 		snprintf(msg, len, "request: malformed request line, header "
 		         "or chunked body");
@@ -370,10 +375,18 @@ static void error_page_json(const struct api *a, int code, char *msg,
 		snprintf(msg, len, "request: refused (HTTP %d)", code);
 }
 
+static struct api *api_of(const struct evhttp *http);
+static void gate_limit(struct api *a, struct bufferevent *bev, size_t *limit,
+                       const char **key);
+
 static void on_output(struct evbuffer *out, const struct evbuffer_cb_info *info,
                       void *arg)
 {
-	struct api *a = arg;
+	struct bufferevent *bev = arg;
+	void *evcon = NULL;
+	struct api *a;
+	size_t limit;
+	const char *key;
 	size_t len = evbuffer_get_length(out), tl = strlen(PAGE_TAIL);
 	struct evbuffer_ptr p, page, start, at;
 	char tail[32], line[64], msg[200];
@@ -382,7 +395,11 @@ static void on_output(struct evbuffer *out, const struct evbuffer_cb_info *info,
 	char *body = NULL;
 	int code;
 
-	if (a->rewriting || info->n_added == 0 || len < tl + 16)
+	if (info->n_added == 0 || len < tl + 16)
+		return;
+	bufferevent_getcb(bev, NULL, NULL, NULL, &evcon);
+	if (!evcon || !(a = api_of(evhttp_connection_get_server(evcon))) ||
+	    a->rewriting)
 		return;
 	evbuffer_ptr_set(out, &p, len - tl, EVBUFFER_PTR_SET);
 	if (evbuffer_copyout_from(out, &p, tail, tl) != (ev_ssize_t)tl ||
@@ -407,7 +424,8 @@ static void on_output(struct evbuffer *out, const struct evbuffer_cb_info *info,
 	line[strcspn(line, "\r\n")] = '\0';
 	if (strlen(line) < 12 || sscanf(line + 9, "%3d", &code) != 1)
 		return;
-	error_page_json(a, code, msg, sizeof(msg));
+	gate_limit(a, bev, &limit, &key);
+	error_page_json(limit, key, code, msg, sizeof(msg));
 	doc = json_pack("{s:s}", "error", msg);
 	body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	json_decref(doc);
@@ -427,6 +445,405 @@ out:
 	if (keep)
 		evbuffer_free(keep);
 	free(body);
+}
+
+/* ---- one request at a time, its body bounded by the caller's role --------
+ *
+ * Each connection's bytes pass through a filter (the gate) before evhttp
+ * reads them. The gate lets one request through at a time: it holds a
+ * request's head until it is complete, then sets the connection's body
+ * limit for that request from the caller's role (admin: api-max-body;
+ * anyone else: api-max-report-body), which evhttp applies from the
+ * Content-Length or as chunks arrive, before buffering the body; it lets
+ * the body through (its Content-Length, or its chunks up to the last), and
+ * holds whatever follows until the reply is sent. libevent 2.1 offers no
+ * hook between a request's headers and its body: this is that hook. What
+ * it cannot follow (a body without length, a malformed head) it lets
+ * through as it comes, and evhttp refuses it or closes the connection. */
+
+enum gate_phase { G_HEAD, G_BODY, G_CHUNK_SIZE, G_CHUNK_DATA, G_TRAILER,
+                  G_WAIT, G_PASS };
+
+struct gate {
+	struct api *a;
+	uint64_t cookie;                /* the socket's SO_COOKIE */
+	struct bufferevent *bev;
+	void *evcon;                    /* its struct evhttp_connection */
+	struct evbuffer *held;          /* bytes not shown to evhttp yet */
+	enum gate_phase phase;
+	uint64_t left;                  /* G_BODY, G_CHUNK_DATA: bytes */
+	size_t limit;
+	bool admin;
+};
+
+#define GATE_HOLD_MAX (API_HEADERS_MAX + 4096)   /* read stops past it */
+
+/* The body limit in force on bev's connection and its setting. */
+static void gate_limit(struct api *a, struct bufferevent *bev, size_t *limit,
+                       const char **key)
+{
+	int fd = (int)bufferevent_getfd(bev);
+	const struct gate *g = fd >= 0 && (size_t)fd < a->n_gates ?
+	                       a->gates[fd] : NULL;
+	bool admin = g && g->bev == bev && g->admin;
+
+	*limit = admin ? a->max_body : g && g->bev == bev ? g->limit
+	                                                   : a->max_report_body;
+	*key = admin ? "api-max-body" : "api-max-report-body";
+}
+
+/* Moves n bytes of src to dst. */
+static void gate_pass(struct evbuffer *src, struct evbuffer *dst, size_t n)
+{
+	evbuffer_remove_buffer(src, dst, n);
+}
+
+/* The line at the start of src: its length without the end of line into
+ * *len, with it into *total; false when no complete line. */
+static bool gate_line(struct evbuffer *src, size_t *len, size_t *total)
+{
+	size_t eol = 0;
+	struct evbuffer_ptr p = evbuffer_search_eol(src, NULL, &eol,
+	                                            EVBUFFER_EOL_CRLF);
+
+	if (p.pos < 0)
+		return false;
+	*len = (size_t)p.pos;
+	*total = (size_t)p.pos + eol;
+	return true;
+}
+
+/* The caller's role for the Authorization value v: admin or not. */
+static bool gate_admin(const struct api *a, const char *v)
+{
+	struct cred_caller c;
+	size_t n;
+
+	if (strncasecmp(v, "Bearer ", 7) != 0)
+		return false;
+	for (v += 7; *v == ' '; v++)
+		;
+	n = strlen(v);
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	return n <= CRED_TOKEN_MAX && cred_check(a->creds, v, n, &c) == 0 &&
+	       c.role == CRED_ADMIN;
+}
+
+/* A complete head at the start of src (ends with an empty line)? Parses it
+ * (phase and limit for what follows) and sets the connection's body limit;
+ * returns its length, 0 when incomplete. */
+static size_t gate_head(struct gate *g, struct evbuffer *src)
+{
+	char line[API_HEADERS_MAX + 1];
+	struct evbuffer_ptr at, eolp;
+	size_t eol = 0, off = 0, n;
+	bool chunked = false, has_len = false, first = true, body = false;
+	uint64_t clen = 0;
+	void *cbarg = NULL;
+
+	for (;;) {
+		evbuffer_ptr_set(src, &at, off, EVBUFFER_PTR_SET);
+		eolp = evbuffer_search_eol(src, &at, &eol, EVBUFFER_EOL_CRLF);
+		if (eolp.pos < 0)
+			return 0;
+		n = (size_t)eolp.pos - off;
+		if (n > API_HEADERS_MAX)
+			n = API_HEADERS_MAX;
+		evbuffer_copyout_from(src, &at, line, n);
+		line[n] = '\0';
+		off = (size_t)eolp.pos + eol;
+		if (n == 0 && !first)
+			break;
+		if (n == 0)
+			continue;               /* evhttp skips leading blank lines */
+		if (first) {
+			first = false;
+			body = strncmp(line, "POST ", 5) == 0 ||
+			       strncmp(line, "PUT ", 4) == 0 ||
+			       strncmp(line, "PATCH ", 6) == 0;
+		} else if (strncasecmp(line, "Content-Length:", 15) == 0) {
+			char *end;
+
+			clen = strtoull(line + 15, &end, 10);
+			while (*end == ' ' || *end == '\t')
+				end++;
+			has_len = *end == '\0';
+			if (!has_len)
+				g->phase = G_PASS;
+		} else if (strncasecmp(line, "Transfer-Encoding:", 18) == 0) {
+			chunked = strcasestr(line + 18, "chunked") != NULL;
+		} else if (strncasecmp(line, "Authorization:", 14) == 0) {
+			const char *v = line + 14;
+
+			while (*v == ' ' || *v == '\t')
+				v++;
+			g->admin = gate_admin(g->a, v);
+		}
+	}
+	g->limit = g->admin ? g->a->max_body : g->a->max_report_body;
+	(void)cbarg;
+	if (g->evcon)
+		evhttp_connection_set_max_body_size(g->evcon,
+		                                    (ev_ssize_t)g->limit);
+	if (g->phase == G_PASS)
+		return off;
+	if (chunked) {
+		g->phase = G_CHUNK_SIZE;
+	} else if (has_len) {
+		g->phase = clen ? G_BODY : G_WAIT;
+		g->left = clen;
+		if (clen > g->limit)
+			g->phase = G_PASS;      /* refused, then closed */
+	} else {
+		/* No length: a body would run to the end of the stream. */
+		g->phase = body ? G_PASS : G_WAIT;
+	}
+	return off;
+}
+
+static enum bufferevent_filter_result gate_in(struct evbuffer *src,
+                                              struct evbuffer *dst,
+                                              ev_ssize_t limit,
+                                              enum bufferevent_flush_mode mode,
+                                              void *arg)
+{
+	struct gate *g = arg;
+	size_t n, total;
+	char num[32];
+
+	(void)limit;
+	(void)mode;
+	for (;;) {
+		size_t have = evbuffer_get_length(src);
+
+		switch (g->phase) {
+		case G_HEAD:
+			if (!have)
+				return BEV_NEED_MORE;
+			if (!(n = gate_head(g, src))) {
+				if (have <= GATE_HOLD_MAX)
+					return BEV_NEED_MORE;
+				g->phase = G_PASS;      /* evhttp refuses it */
+				continue;
+			}
+			gate_pass(src, dst, n);
+			continue;
+		case G_BODY:
+		case G_CHUNK_DATA:
+			if (!have)
+				return BEV_OK;
+			n = have < g->left ? have : (size_t)g->left;
+			gate_pass(src, dst, n);
+			g->left -= n;
+			if (g->left == 0)
+				g->phase = g->phase == G_BODY ? G_WAIT
+				                              : G_CHUNK_SIZE;
+			continue;
+		case G_CHUNK_SIZE:
+			if (!gate_line(src, &n, &total)) {
+				if (have > 1024)
+					g->phase = G_PASS;
+				else
+					return BEV_OK;
+				continue;
+			}
+			memset(num, 0, sizeof(num));
+			evbuffer_copyout(src, num, n < sizeof(num) - 1 ? n
+			                 : sizeof(num) - 1);
+			gate_pass(src, dst, total);
+			{
+				char *end;
+				unsigned long long v = strtoull(num, &end, 16);
+
+				if (end == num) {
+					g->phase = G_PASS;
+				} else if (v == 0) {
+					g->phase = G_TRAILER;
+				} else {
+					g->left = v + 2;     /* and its CRLF */
+					g->phase = G_CHUNK_DATA;
+				}
+			}
+			continue;
+		case G_TRAILER:
+			if (!gate_line(src, &n, &total)) {
+				if (have > GATE_HOLD_MAX)
+					g->phase = G_PASS;
+				else
+					return BEV_OK;
+				continue;
+			}
+			gate_pass(src, dst, total);
+			if (n == 0)
+				g->phase = G_WAIT;
+			continue;
+		case G_WAIT:
+			return BEV_OK;          /* until the reply is sent */
+		case G_PASS:
+			if (have)
+				gate_pass(src, dst, have);
+			return BEV_OK;
+		}
+	}
+}
+
+#ifndef SO_COOKIE
+#define SO_COOKIE 57
+#endif
+
+static uint64_t sock_cookie(int fd)
+{
+	uint64_t ck = 0;
+	socklen_t l = sizeof(ck);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &ck, &l) < 0)
+		return 0;
+	return ck;
+}
+
+/* The APIs of this process by their evhttp (a connection's bufferevent
+ * leads to its evhttp_connection, and that to its evhttp). */
+static pthread_mutex_t apis_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct api *apis[16];
+
+static void api_register(struct api *a, bool on)
+{
+	pthread_mutex_lock(&apis_lock);
+	for (size_t i = 0; i < sizeof(apis) / sizeof(apis[0]); i++)
+		if (on ? !apis[i] : apis[i] == a) {
+			apis[i] = on ? a : NULL;
+			break;
+		}
+	pthread_mutex_unlock(&apis_lock);
+}
+
+static struct api *api_of(const struct evhttp *http)
+{
+	struct api *a = NULL;
+
+	pthread_mutex_lock(&apis_lock);
+	for (size_t i = 0; !a && i < sizeof(apis) / sizeof(apis[0]); i++)
+		if (apis[i] && apis[i]->http == http)
+			a = apis[i];
+	pthread_mutex_unlock(&apis_lock);
+	return a;
+}
+
+/* The gate of the connection on fd (cookie ck): one slot per descriptor,
+ * reset for each new connection; NULL when out of memory. */
+static struct gate *gate_at(struct api *a, int fd, uint64_t ck)
+{
+	struct gate *g;
+
+	if (fd < 0 || fd >= (1 << 22))
+		return NULL;
+	if ((size_t)fd >= a->n_gates) {
+		size_t n = a->n_gates ? a->n_gates : 256;
+		struct gate **ng;
+
+		while (n <= (size_t)fd)
+			n *= 2;
+		if (!(ng = realloc(a->gates, n * sizeof(*ng))))
+			return NULL;
+		memset(ng + a->n_gates, 0, (n - a->n_gates) * sizeof(*ng));
+		a->gates = ng;
+		a->n_gates = n;
+	}
+	if (!(g = a->gates[fd])) {
+		if (!(g = calloc(1, sizeof(*g))) ||
+		    !(g->held = evbuffer_new())) {
+			free(g);
+			return NULL;
+		}
+		a->gates[fd] = g;
+	}
+	if (g->cookie != ck) {
+		evbuffer_drain(g->held, evbuffer_get_length(g->held));
+		g->a = a;
+		g->cookie = ck;
+		g->bev = NULL;
+		g->evcon = NULL;
+		g->phase = G_HEAD;
+		g->admin = false;
+		g->limit = a->max_report_body;
+	}
+	return g;
+}
+
+/* Bytes arrived on a connection's input (bev: arg): what evhttp may see of
+ * them stays, the rest is held. */
+static void gate_cb(struct evbuffer *in, const struct evbuffer_cb_info *info,
+                    void *arg)
+{
+	struct bufferevent *bev = arg;
+	void *evcon = NULL;
+	struct api *a;
+	struct gate *g;
+	struct evbuffer *front;
+	size_t keep;
+	int fd;
+
+	if (info->n_added == 0)
+		return;
+	bufferevent_getcb(bev, NULL, NULL, NULL, &evcon);
+	if (!evcon || !(a = api_of(evhttp_connection_get_server(evcon))) ||
+	    a->gating)
+		return;
+	fd = (int)bufferevent_getfd(bev);
+	if (!(g = gate_at(a, fd, sock_cookie(fd))))
+		return;                 /* out of memory: ungated */
+	g->bev = bev;
+	g->evcon = evcon;
+	if (g->phase == G_PASS && !evbuffer_get_length(g->held))
+		return;
+	a->gating = true;
+	/* The new bytes are the last n_added: held behind what was there. */
+	keep = evbuffer_get_length(in) - info->n_added;
+	if ((front = evbuffer_new())) {
+		evbuffer_remove_buffer(in, front, keep);
+		evbuffer_add_buffer(g->held, in);
+		evbuffer_add_buffer(in, front);
+		evbuffer_free(front);
+		gate_in(g->held, in, -1, BEV_NORMAL, g);
+	}
+	a->gating = false;
+}
+
+/* The reply on fd's connection was sent: the next request may pass (evhttp
+ * reads what is in the input once it starts its next request). */
+static void gate_next(struct api *a, int fd)
+{
+	struct gate *g = fd >= 0 && (size_t)fd < a->n_gates ? a->gates[fd]
+	                                                    : NULL;
+
+	if (!g || !g->bev || g->cookie != sock_cookie(fd) ||
+	    g->phase != G_WAIT)
+		return;
+	g->phase = G_HEAD;
+	g->admin = false;
+	if (evbuffer_get_length(g->held)) {
+		a->gating = true;
+		/* A bufferevent's input takes bytes only from its own reads
+		 * (frozen at its end otherwise). */
+		evbuffer_unfreeze(bufferevent_get_input(g->bev), 0);
+		gate_in(g->held, bufferevent_get_input(g->bev), -1, BEV_NORMAL,
+		        g);
+		evbuffer_freeze(bufferevent_get_input(g->bev), 0);
+		a->gating = false;
+	}
+}
+
+static void gates_free(struct api *a)
+{
+	for (size_t i = 0; i < a->n_gates; i++)
+		if (a->gates[i]) {
+			evbuffer_free(a->gates[i]->held);
+			free(a->gates[i]);
+		}
+	free(a->gates);
+	a->gates = NULL;
+	a->n_gates = 0;
 }
 
 /* Each new API connection (evhttp's bevcb): counted against the cap, then
@@ -451,8 +868,11 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
 		if (!bev)
 			SSL_free(ssl);
 	}
-	/* Freed with the bufferevent's buffer. */
-	if (bev && !evbuffer_add_cb(bufferevent_get_output(bev), on_output, a)) {
+	/* Freed with the bufferevent's buffers. */
+	if (bev && (!evbuffer_add_cb(bufferevent_get_output(bev), on_output,
+	                             bev) ||
+	            !evbuffer_add_cb(bufferevent_get_input(bev), gate_cb,
+	                             bev))) {
 		bufferevent_free(bev);
 		bev = NULL;
 	}
@@ -500,6 +920,7 @@ static void on_reply_sent(struct evhttp_request *req, void *arg)
 
 	if (a->limit && fd >= 0)
 		connlimit_request_done(a->limit, fd, mono());
+	gate_next(a, fd);
 }
 
 /* The request on req's connection is complete: no deadline while it is
@@ -623,7 +1044,7 @@ static void on_reports(struct api *a, struct evhttp_request *req)
 	char *body;
 	int rc;
 
-	if (len > a->max_body) {
+	if (len > a->max_body && len > a->max_report_body) {
 		body_too_large(a, req);
 		return;
 	}
@@ -1003,10 +1424,14 @@ int api_set_hosts(struct api *a, const char *const *hosts, size_t n)
 	return 0;
 }
 
-void api_set_max_body(struct api *a, size_t bytes)
+void api_set_max_body(struct api *a, size_t admin, size_t others)
 {
-	a->max_body = bytes;
-	evhttp_set_max_body_size(a->http, (ev_ssize_t)bytes);
+	a->max_body = admin;
+	a->max_report_body = others;
+	/* Each request's own limit is set by its gate; this bounds a body
+	 * that got past it. */
+	evhttp_set_max_body_size(a->http, (ev_ssize_t)(admin > others ? admin
+	                                                               : others));
 }
 
 /* Host's name without port, brackets and final dot into out (false when
@@ -1158,8 +1583,7 @@ struct api *api_new(struct event_base *base, const char *listen,
 	a->base = base;
 	a->ops = ops;
 	a->ctx = ctx;
-	a->max_body = API_BODY_MAX;
-	evhttp_set_max_body_size(a->http, API_BODY_MAX);
+	api_set_max_body(a, API_BODY_MAX, API_REPORT_BODY_MAX);
 	evhttp_set_max_headers_size(a->http, API_HEADERS_MAX);
 	evhttp_set_timeout(a->http, 30);
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
@@ -1168,6 +1592,7 @@ struct api *api_new(struct event_base *base, const char *listen,
 	                           EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(a->http, on_request, a);
 	evhttp_set_bevcb(a->http, new_bev, a);
+	api_register(a, true);
 	a->sock = evhttp_bind_socket_with_handle(a->http, host,
 	                                         (ev_uint16_t)port);
 	if (!a->sock) {
@@ -1210,6 +1635,8 @@ void api_free(struct api *a)
 	cred_free(a->creds);
 	SSL_CTX_free(a->tls);
 	api_set_hosts(a, NULL, 0);
+	api_register(a, false);
+	gates_free(a);
 	if (a->sweep)
 		event_free(a->sweep);
 	if (a->trim)

@@ -40,7 +40,8 @@
 #include "health/cred.h"
 #include "health/hstate.h"
 
-#define API_BODY_MAX    (1024 * 1024)   /* default of api_set_max_body */
+#define API_BODY_MAX    (16 * 1024 * 1024)  /* api_set_max_body defaults */
+#define API_REPORT_BODY_MAX (1024 * 1024)
 #define API_HEADERS_MAX (16 * 1024)
 #define API_RESULTS_MAX 100000
 #define API_MAX_CONNS_DEFAULT 512
@@ -149,10 +150,13 @@ int api_set_tls(struct api *a, const char *cert, const char *key, char *err,
  * -ENOMEM, with err. */
 int api_set_limits(struct api *a, unsigned max_conns, unsigned timeout_s,
                    char *err, size_t errlen);
-/* Bodies larger than bytes are refused with 413 (from the Content-Length,
- * or as a chunked body's chunks pass it) before they are buffered; for
- * connections accepted from now on. api_new() applies API_BODY_MAX. */
-void api_set_max_body(struct api *a, size_t bytes);
+/* Request bodies larger than admin bytes (a request with an admin
+ * credential) or others (any other request: agents' reports, no token)
+ * are refused with 413 before they are buffered (from the Content-Length,
+ * or as a chunked body's chunks pass it): each connection takes one
+ * request at a time, whose limit is set once its head is read. api_new()
+ * applies API_BODY_MAX and API_REPORT_BODY_MAX. */
+void api_set_max_body(struct api *a, size_t admin, size_t others);
 /* The Host names answered over plain HTTP besides IP addresses and
  * "localhost" ("*": any; a final dot is ignored); others get 421. With TLS
  * every name is answered. Copied; 0 or -ENOMEM (the old list stays). */

@@ -46,7 +46,9 @@ static const struct opt opts[] = {
 	{ "api-request-timeout", OPT_UINT, OFF(api_request_timeout), 0, 1, 3600,
 	  "seconds an API connection has to complete a request, from its start or its previous request (default 10)" },
 	{ "api-max-body", OPT_UINT, OFF(api_max_body), 0, 1024, 1073741824,
-	  "bytes: a request body larger is refused (413) before it is read (default 1048576)" },
+	  "bytes: an admin request's body larger is refused (413) before it is read (default 16777216)" },
+	{ "api-max-report-body", OPT_UINT, OFF(api_max_report_body), 0, 1024, 1073741824,
+	  "bytes: the same for every other request: agents' reports, no token (default 1048576)" },
 	{ "api-hosts", OPT_LIST, OFF(api_hosts), OFF(n_api_hosts), 0, 0,
 	  "a Host name the plain-HTTP API answers to besides IP addresses and localhost, or * for any (repeatable)" },
 	{ "api-tokens-allow-others", OPT_UINT, OFF(api_tokens_allow_others), 0, 0, 1,
@@ -141,7 +143,8 @@ void config_init(struct config *c)
 	c->api_max_connections = 512;
 	c->agent_expiry = 86400;
 	c->api_request_timeout = 10;
-	c->api_max_body = 1024 * 1024;
+	c->api_max_body = 16 * 1024 * 1024;
+	c->api_max_report_body = 1024 * 1024;
 	c->log_level = "info";
 	c->log_format = "auto";
 }

@@ -28,7 +28,8 @@ struct config {
 	const char *api_tls_cert, *api_tls_key;   /* PEM: HTTPS only */
 	unsigned api_max_connections;
 	unsigned api_request_timeout;  /* seconds */
-	unsigned api_max_body;         /* bytes */
+	unsigned api_max_body;         /* bytes, admin requests */
+	unsigned api_max_report_body;  /* bytes, any other */
 	const char *api_hosts[CONFIG_LIST_MAX];   /* Host names answered */
 	size_t n_api_hosts;
 	const char *notify_url;      /* webhook for health transitions */

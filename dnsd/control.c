@@ -1479,7 +1479,8 @@ static void start_api(struct control *sv)
 	if (api_set_limits(sv->api, sv->conf.api_max_connections,
 			   sv->conf.api_request_timeout, err, sizeof(err)) < 0)
 		fatal("%s", err);
-	api_set_max_body(sv->api, sv->conf.api_max_body);
+	api_set_max_body(sv->api, sv->conf.api_max_body,
+			 sv->conf.api_max_report_body);
 	if (api_set_hosts(sv->api, sv->conf.api_hosts, sv->conf.n_api_hosts) < 0)
 		fatal("api: out of memory");
 	if (sv->conf.api_tls_cert &&

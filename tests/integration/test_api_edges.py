@@ -2,9 +2,11 @@
 """The API's edges, through a real dnsd: GET /v1/status and /metrics served
 from the cache within one snapshot and health generation (same bytes, no
 new render; a report makes the next request render again), every error as
-JSON also where libevent refuses a request itself (a body over api-max-body
-by Content-Length or as chunks: 413, the connection closed, not a sink;
-a malformed request: 400), and the Host check against DNS rebinding (421
+JSON also where libevent refuses a request itself (a body over the
+caller's limit, api-max-body for admin requests and api-max-report-body for
+any other, by Content-Length or as chunks: 413 before it is read, the
+connection closed; a malformed request: 400), pipelined requests each
+judged, and the Host check against DNS rebinding (421
 for names not answered, IP addresses, localhost and api-hosts answered)."""
 import json
 import os
@@ -125,31 +127,54 @@ def test_status_and_metrics_cached_per_generation():
 
 @test
 def test_oversized_bodies_refused_as_json():
-    s = creds_server(["--api-max-body", "65536"])
+    s = creds_server(["--api-max-report-body", "65536", "--api-max-body", "262144"])
     port = s.api_port
-    head = ("POST /v1/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
-            "Content-Type: application/json\r\n" % TOK["eu-1"])
-    # By Content-Length: refused before the body is read.
-    status, hdrs, body, sent = raw(port, [(head + "Content-Length: %d\r\n\r\n"
-                                           % (64 << 20)).encode()]
-                                   + [b" " * 65536] * 1024)
-    assert status.startswith("HTTP/1.1 413"), (status, body[:300])
-    assert hdrs.get("content-type") == "application/json", hdrs
-    err = json.loads(body)["error"]
-    assert "65536" in err and "api-max-body" in err, err
-    assert sent < (32 << 20), "the server read %d bytes of a refused body" % sent
+
+    def head(token, method="POST", path="/v1/reports"):
+        auth = "Authorization: Bearer %s\r\n" % token if token else ""
+        return ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s"
+                "Content-Type: application/json\r\n" % (method, path, auth))
+
+    def refused(status, hdrs, body, sent, limit, key):
+        assert status.startswith("HTTP/1.1 413"), (status, body[:300])
+        assert hdrs.get("content-type") == "application/json", hdrs
+        err = json.loads(body)["error"]
+        assert str(limit) in err and key in err, err
+        assert sent < (32 << 20), "the server read %d bytes of a refused body" % sent
+
+    # By Content-Length, refused before the body is read: an agent's
+    # report, a request without a token, an admin's write over its limit.
+    big = [b" " * 65536] * 1024
+    for token, method, path, limit, key in (
+            (TOK["eu-1"], "POST", "/v1/reports", 65536, "api-max-report-body"),
+            (None, "PUT", "/v1/config", 65536, "api-max-report-body"),
+            (TOK["read"], "PUT", "/v1/config", 65536, "api-max-report-body"),
+            (TOK["admin"], "PUT", "/v1/config", 262144, "api-max-body")):
+        refused(*raw(port, [(head(token, method, path) + "Content-Length: %d\r\n\r\n"
+                             % (64 << 20)).encode()] + big), limit, key)
+    # The admin's larger limit: a 200 KB body is read and judged (not 413).
+    status, _, body, _ = raw(port, (head(TOK["admin"], "PUT", "/v1/config")
+                                    + "Content-Length: 200000\r\nConnection: close\r\n\r\n"
+                                    ).encode() + b" " * 200000)
+    assert status.startswith("HTTP/1.1 400"), (status, body[:300])
     # Chunked: refused once the chunks pass the limit, connection closed.
     chunk = b"%x\r\n%s\r\n" % (16384, b" " * 16384)
-    status, hdrs, body, sent = raw(port, [(head + "Transfer-Encoding: chunked\r\n\r\n")
-                                          .encode()] + [chunk] * 4096)
-    assert status.startswith("HTTP/1.1 413"), (status, body[:300])
-    assert hdrs.get("content-type") == "application/json", hdrs
-    assert "api-max-body" in json.loads(body)["error"], body
-    assert sent < (32 << 20), "the server read %d bytes of a refused chunked body" % sent
-    # A body under the limit still works, and so does a malformed request
-    # get a JSON 400.
-    code, text = s.report(TOK["eu-1"], "eu-1", "eu", s.ep("192.0.2.1")["id"], "up")
-    assert code == 200, (code, text)
+    refused(*raw(port, [(head(TOK["eu-1"]) + "Transfer-Encoding: chunked\r\n\r\n").encode()]
+                 + [chunk] * 4096), 65536, "api-max-report-body")
+    # Requests pipelined on one connection are each judged and answered,
+    # chunked ones too.
+    rep = json.dumps({"agent": "eu-1", "region": "eu", "results": [
+        {"id": s.ep("192.0.2.1")["id"], "state": "up", "ok": True, "rtt_ms": 3,
+         "ts": time.time(), "detail": None}]}).encode()
+    one = (head(TOK["eu-1"]) + "Content-Length: %d\r\n\r\n" % len(rep)).encode() + rep
+    chunked = (head(TOK["eu-1"]) + "Transfer-Encoding: chunked\r\n\r\n").encode() + \
+        b"%x\r\n%s\r\n0\r\n\r\n" % (len(rep), rep)
+    last = b"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    status, _, body, _ = raw(port, one + chunked + one + last)
+    assert status.startswith("HTTP/1.1 200"), (status, body[:300])
+    assert body.count(b"HTTP/1.1 200") == 3, body[:2000]
+    assert b'"accepted":1' in body, body[:500]
+    # A malformed request gets a JSON 400.
     status, hdrs, body, _ = raw(port, b"GARBAGE\x01 / HTTP/9.9\r\n\r\n")
     assert status.startswith("HTTP/1.1 400"), (status, body)
     assert json.loads(body)["error"], body
