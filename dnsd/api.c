@@ -539,6 +539,7 @@ static size_t gate_head(struct gate *g, struct evbuffer *src)
 	struct evbuffer_ptr at, eolp;
 	size_t eol = 0, off = 0, n;
 	bool chunked = false, has_len = false, first = true, body = false;
+	bool report = false;
 	uint64_t clen = 0;
 	void *cbarg = NULL;
 
@@ -562,6 +563,8 @@ static size_t gate_head(struct gate *g, struct evbuffer *src)
 			body = strncmp(line, "POST ", 5) == 0 ||
 			       strncmp(line, "PUT ", 4) == 0 ||
 			       strncmp(line, "PATCH ", 6) == 0;
+			report = strncmp(line, "POST /v1/reports", 16) == 0 &&
+			         (line[16] == ' ' || line[16] == '?');
 		} else if (strncasecmp(line, "Content-Length:", 15) == 0) {
 			char *end;
 
@@ -581,6 +584,9 @@ static size_t gate_head(struct gate *g, struct evbuffer *src)
 			g->admin = gate_admin(g->a, v);
 		}
 	}
+	/* Reports are an agent's, whoever sends them. */
+	if (report)
+		g->admin = false;
 	g->limit = g->admin ? g->a->max_body : g->a->max_report_body;
 	(void)cbarg;
 	if (g->evcon)
