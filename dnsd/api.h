@@ -4,7 +4,7 @@
  * that runs the event_base given to api_new(). Protocol: health/PROTOCOL.md.
  *
  *   GET  /v1/checks   agent   200 JSON from ops->checks
- *   POST /v1/reports  agent   body <= API_BODY_MAX, parsed and validated in
+ *   POST /v1/reports  agent   body <= the report limit, parsed and validated in
  *                             full, then ops->report: 200, 400, 422
  *   GET  /v1/status   -       200 JSON from ops->status
  *   GET  /metrics     -       200 text from ops->metrics
