@@ -53,6 +53,12 @@ def test(fn):
     return fn
 
 
+def forget_tests():
+    """Drops the tests registered so far: a script that imports another
+    test script for its helpers then runs only the tests it defines."""
+    del _tests[:]
+
+
 # tests/run_tests.py runs several scripts at once and gives each running
 # script a block of ports of its own (GSLB_PORT_BLOCK=K: ports PORT_BASE +
 # K * PORT_SPAN and up), below the kernel's ephemeral range, so two scripts
