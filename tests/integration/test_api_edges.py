@@ -18,12 +18,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import gslbtest  # noqa: E402
-from gslbtest import TIME_FACTOR, on_cleanup, run, test  # noqa: E402
+from gslbtest import TIME_FACTOR, forget_tests, on_cleanup, run, test  # noqa: E402
 from test_trust import TOK, creds_server  # noqa: E402
 
-# test_trust's server helper only: its own tests are not run from here.
-del gslbtest._tests[:]
+forget_tests()          # test_trust.py's own tests run in their script
 
 
 def raw(port, data, host="127.0.0.1", read_all=True, timeout=5):
