@@ -738,7 +738,8 @@ static struct api *api_of(const struct evhttp *http)
 
 /* The gate of the connection on fd (cookie ck): one slot per descriptor,
  * reset for each new connection; NULL when out of memory. */
-static struct gate *gate_at(struct api *a, int fd, uint64_t ck)
+static struct gate *gate_at(struct api *a, int fd, uint64_t ck,
+                            const struct bufferevent *bev)
 {
 	struct gate *g;
 
@@ -764,7 +765,7 @@ static struct gate *gate_at(struct api *a, int fd, uint64_t ck)
 		}
 		a->gates[fd] = g;
 	}
-	if (g->cookie != ck) {
+	if (g->cookie != ck || (g->bev && g->bev != bev)) {
 		evbuffer_drain(g->held, evbuffer_get_length(g->held));
 		g->a = a;
 		g->cookie = ck;
@@ -797,7 +798,7 @@ static void gate_cb(struct evbuffer *in, const struct evbuffer_cb_info *info,
 	    a->gating)
 		return;
 	fd = (int)bufferevent_getfd(bev);
-	if (!(g = gate_at(a, fd, sock_cookie(fd))))
+	if (!(g = gate_at(a, fd, sock_cookie(fd), bev)))
 		return;                 /* out of memory: ungated */
 	g->bev = bev;
 	g->evcon = evcon;
