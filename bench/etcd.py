@@ -218,6 +218,11 @@ def main():
     ap.add_argument("--load-seconds", type=int, default=10)
     ap.add_argument("--rate", type=int, default=100)
     ap.add_argument("--skip", default="")
+    ap.add_argument("--members", type=int, default=3,
+                    help="etcd members (default 3)")
+    ap.add_argument("--etcd-dir", default=None,
+                    help="where the members keep their data (e.g. /dev/shm: no fsync cost, "
+                    "to seed --catchup fast); default a temporary directory")
     ap.add_argument("--db-poll-ms", type=int, default=0,
                     help="dnsd --db-poll-ms of the nodes (0: dnsd's default, 250)")
     a = ap.parse_args()
@@ -232,7 +237,7 @@ def main():
         for prog in ("dnsd", "gslbctl"):
             shutil.copy2(os.path.join(gslbtest.BIN, prog), bindir)
         gslbtest.BIN = bindir
-        etcd = EtcdCluster(3)
+        etcd = EtcdCluster(a.members, data_dir=a.etcd_dir)
         nodes = [Node(i, etcd, d) for i in range(3)]
         poll = ["--db-poll-ms", str(a.db_poll_ms)] if a.db_poll_ms else []
         for nd in nodes:
@@ -310,7 +315,7 @@ def main():
             def writer(k):
                 # Four connections, each a quarter of the rate: one
                 # transaction takes tens of ms on a busy machine.
-                w = Writer(etcd.urls[k % 3])
+                w = Writer(etcd.urls[k % len(etcd.urls)])
                 i = 0
                 t_next = time.monotonic()
                 while not stop.is_set():

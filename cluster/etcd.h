@@ -79,6 +79,11 @@ const char *etcd_url(const struct etcd *e, size_t i);
  * negative errno. */
 int etcd_range(struct etcd *e, const char *key, bool prefix, int64_t rev,
                int64_t limit, struct etcd_range *out);
+/* The same, only the keys last changed at min_mod or later (etcd's
+ * min_mod_revision filter: the server still scans the range, the reply
+ * carries only those). */
+int etcd_range_since(struct etcd *e, const char *key, bool prefix,
+                     int64_t rev, int64_t min_mod, struct etcd_range *out);
 void etcd_range_fini(struct etcd_range *r);      /* zeroes it */
 
 /* Put key = value (len bytes) with lease (0: none). *rev (may be NULL):
