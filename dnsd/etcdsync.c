@@ -561,6 +561,7 @@ struct etcdsync *etcdsync_start(const struct etcdsync_conf *c, char *err,
 		goto fail;
 	}
 	s->started = true;
+	pthread_setname_np(s->thread, "dnsd-etcd");   /* for top -H, /proc */
 	return s;
 fail:
 	etcdsync_stop(s);
