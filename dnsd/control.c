@@ -938,8 +938,11 @@ static int etcd_attempt(struct store *scratch, void *arg, char *err,
 				       errlen);
 	}
 	if (strcmp(w->what, "shift") == 0) {
-		snprintf(err, errlen, "shift: not available with --etcd: staged "
-			 "shifts are run by each node from its own store");
+		snprintf(err, errlen, "shift: not available with --etcd: a "
+			 "staged shift is run by each node from its own store, "
+			 "its stages advanced and rolled back on that node's "
+			 "health and clock; start it on every node with gslbctl "
+			 "--db REPLICA shift (nothing was changed)");
 		return -EINVAL;
 	}
 	rc = config_write_on(scratch, w->what, w->body, err, errlen);
