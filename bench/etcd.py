@@ -413,6 +413,9 @@ def main():
                   "GET /v1/config as node 1: %s)" % (
                       replica_revision(nodes[2].db), took,
                       "from ranges" if st.get("catchups") else "through the watch", same))
+            for ln in nodes[2].dnsd.output().splitlines():
+                if "caught up from" in ln or "etcd: catching up" in ln:
+                    print("catch-up: node 3 says: %s" % ln)
             print("ETCD catchup_changes=%d catchup_s=%.2f catchup_ranges=%d catchup_same=%d" % (
                 a.catchup, took, st.get("catchups", 0), same))
 

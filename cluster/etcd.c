@@ -748,6 +748,15 @@ out:
 	return rc;
 }
 
+int etcd_timeout(struct etcd *e, int timeout_ms)
+{
+	int prev = e->timeout_ms;
+
+	if (timeout_ms > 0)
+		e->timeout_ms = timeout_ms;
+	return prev;
+}
+
 int etcd_range(struct etcd *e, const char *key, bool prefix, int64_t rev,
                int64_t limit, struct etcd_range *out)
 {

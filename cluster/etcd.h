@@ -73,6 +73,10 @@ const char *etcd_current_url(const struct etcd *e);
 size_t etcd_url_count(const struct etcd *e);
 const char *etcd_url(const struct etcd *e, size_t i);
 
+/* Sets how long a synchronous call waits for data (ms; > 0), e.g. longer
+ * for a large range; returns the previous value. */
+int etcd_timeout(struct etcd *e, int timeout_ms);
+
 /* Range over key (prefix: every key starting with key) at revision rev
  * (0: the latest). limit 0: no limit. out is filled (caller frees it with
  * etcd_range_fini()). 0, -ECANCELED when rev was compacted, or another

@@ -21,6 +21,9 @@
 
 /* Requests to etcd give up after this long (a stop waits at most this). */
 #define REQUEST_TIMEOUT_MS 2000
+/* ... but the ranges of a catch-up, which etcd takes seconds to answer
+ * when they hold 100,000 audit keys (a stop then waits up to this). */
+#define CATCHUP_TIMEOUT_MS 60000
 /* Reconnect backoff: doubles from the first to the last. */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 3000
@@ -295,6 +298,7 @@ static int catch_up(struct etcdsync *s, int64_t applied)
 	if (etcd_status(s->etcd, &now, NULL, NULL) < 0 ||
 	    now - applied < s->catchup_min)
 		return 0;
+	etcd_timeout(s->etcd, CATCHUP_TIMEOUT_MS);
 	snprintf(key, sizeof(key), "%sservices/", s->prefix);
 	if ((rc = etcd_range(s->etcd, key, true, 0, 0, &svc)) < 0)
 		goto net;
@@ -319,6 +323,7 @@ net:
 	else
 		set_state(s, false, NULL, etcd_error(s->etcd));
 out:
+	etcd_timeout(s->etcd, REQUEST_TIMEOUT_MS);
 	etcd_range_fini(&svc);
 	etcd_range_fini(&au);
 	return rc;
