@@ -407,6 +407,12 @@ def main():
                     raise RuntimeError("node 3 did not catch up")
                 time.sleep(0.05)
             took = time.monotonic() - t0
+            # Then the watch from there (status and the log line come just
+            # after the commit the loop above saw).
+            while not nodes[2].status()["etcd"]["connected"]:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("node 3 did not reconnect")
+                time.sleep(0.05)
             st = nodes[2].status()["etcd"]
             same = nodes[2].config() == nodes[0].config()
             print("catch-up: node 3 at config revision %d %.2f s after its start (%s; the same "
