@@ -180,10 +180,11 @@ class Writer:
     bulk(i mod n_svc) (the weights move with i, so every write changes
     something)."""
 
-    def __init__(self, url, n_svc=1):
+    def __init__(self, url, n_svc=1, prefix="/gslb/"):
         host, port = url.split("//")[1].split(":")
         self.c = http.client.HTTPConnection(host, int(port), timeout=30)
         self.n_svc = n_svc
+        self.prefix = prefix
 
     def write(self, i, rev_out=None):
         name = bulk_name(i, self.n_svc)
@@ -197,12 +198,15 @@ class Writer:
                  "kind": "endpoint", "service": name, "target": "192.0.2.31",
                  "field": "weight", "old": (i + 30) % 1000 + 1, "new": (i + 31) % 1000 + 1}]
         body = {"success": [
-            {"request_put": {"key": b64("/gslb/services/" + name), "value": b64(json.dumps(doc))}},
-            {"request_put": {"key": b64("/gslb/audit/%016x-bench%08d" % (time.time_ns(), i)),
+            {"request_put": {"key": b64(self.prefix + "services/" + name),
+                             "value": b64(json.dumps(doc))}},
+            {"request_put": {"key": b64(self.prefix + "audit/%016x-bench%08d" % (time.time_ns(), i)),
                              "value": b64(json.dumps(rows))}}]}
         self.c.request("POST", "/v3/kv/txn", json.dumps(body),
                        {"Content-Type": "application/json"})
         r = json.loads(self.c.getresponse().read())
+        if "header" not in r:
+            raise RuntimeError("etcd txn: %s" % r)
         return int(r["header"]["revision"])
 
 
@@ -332,6 +336,9 @@ def main():
                     help="connections writing --rate changes/s together (default 8)")
     ap.add_argument("--offline-seconds", type=float, default=60,
                     help="how long every etcd member is stopped under query load (default 60)")
+    ap.add_argument("--load-all-nodes", action="store_true",
+                    help="keep nodes 2 and 3 running during the load part (by default they are "
+                    "stopped: on one machine they would apply every change on the same cores)")
     ap.add_argument("--members", type=int, default=3,
                     help="etcd members (default 3)")
     ap.add_argument("--etcd-dir", default=None,
@@ -437,47 +444,74 @@ def main():
             with open(qfile, "w") as f:
                 for k in range(1000):
                     f.write("%s A\n" % (SVC if k % 2 else "static.gslb.example.com."))
-            idle = loadgen(nodes[0].port, a.load_seconds, qfile)
-            applied0 = nodes[0].status()["etcd"]["changes"]
-            cpu0 = thread_cpu(nodes[0].dnsd.pid)
-            stop = threading.Event()
-            n_w = a.writers
-            done = [0] * n_w
+            def under_writes(prefix):
+                """q/s of node 1 while --rate writes/s go to prefix; the
+                writes done, seconds, store changes node 1 applied, and the
+                CPU of its threads."""
+                applied0 = nodes[0].status()["etcd"]["changes"]
+                cpu0 = thread_cpu(nodes[0].dnsd.pid)
+                stop = threading.Event()
+                n_w = a.writers
+                done = [0] * n_w
+                errors = []
 
-            def writer(k):
-                # n_w connections, each 1/n_w of the rate, paced on a
-                # schedule (a late write does not move the next one): one
-                # transaction takes tens of ms when three members fsync it.
-                w = Writer(etcd.urls[k % len(etcd.urls)], a.bulk_services)
-                i = 0
-                t_next = time.monotonic() + k * 1.0 / a.rate
-                while not stop.is_set():
-                    time.sleep(max(0, t_next - time.monotonic()))
-                    w.write(10 ** 6 + i * n_w + k)  # every write changes a service
-                    i += 1
-                    t_next += float(n_w) / a.rate
-                done[k] = i
-            wts = [threading.Thread(target=writer, args=(k,)) for k in range(n_w)]
-            t0 = time.monotonic()
-            for wt in wts:
-                wt.start()
-            busy = loadgen(nodes[0].port, a.load_seconds, qfile)
-            stop.set()
-            for wt in wts:
-                wt.join()
-            span = time.monotonic() - t0
-            rate = sum(done) / span
-            applied = nodes[0].status()["etcd"]["changes"] - applied0
-            cpu1 = thread_cpu(nodes[0].dnsd.pid)
-            cpu_ms = {k: 1000 * (cpu1[k] - cpu0[k]) / max(1, sum(done)) for k in cpu1}
+                def writer(k):
+                    # n_w connections, each 1/n_w of the rate, paced on a
+                    # schedule (a late write does not move the next one):
+                    # one transaction takes tens of ms when three members
+                    # fsync it.
+                    w = Writer(etcd.urls[k % len(etcd.urls)], a.bulk_services, prefix)
+                    i = 0
+                    t_next = time.monotonic() + k * 1.0 / a.rate
+                    while not stop.is_set():
+                        time.sleep(max(0, t_next - time.monotonic()))
+                        try:
+                            w.write(10 ** 6 + i * n_w + k)  # every write changes a service
+                            done[k] += 1
+                        except Exception as e:
+                            errors.append(str(e)[:300])
+                            w = Writer(etcd.urls[k % len(etcd.urls)], a.bulk_services, prefix)
+                        i += 1
+                        t_next += float(n_w) / a.rate
+                wts = [threading.Thread(target=writer, args=(k,)) for k in range(n_w)]
+                t0 = time.monotonic()
+                for wt in wts:
+                    wt.start()
+                qps = loadgen(nodes[0].port, a.load_seconds, qfile)
+                stop.set()
+                for wt in wts:
+                    wt.join()
+                span = time.monotonic() - t0
+                cpu1 = thread_cpu(nodes[0].dnsd.pid)
+                if errors:
+                    print("load: %d writes to %s failed, e.g. %s" % (len(errors), prefix,
+                                                                    errors[0]))
+                return (qps, sum(done), span,
+                        nodes[0].status()["etcd"]["changes"] - applied0,
+                        {k: 1000 * (cpu1[k] - cpu0[k]) / max(1, sum(done)) for k in cpu1})
+
+            if not a.load_all_nodes:
+                # Node 1 alone, as on a host of its own: nodes 2 and 3
+                # would apply every change on the same two cores.
+                for nd in nodes[1:]:
+                    nd.dnsd.stop()
+            idle = loadgen(nodes[0].port, a.load_seconds, qfile)
+            busy, n, span, applied, cpu_ms = under_writes("/gslb/")
+            # The same writes under a prefix no node follows: etcd and the
+            # writers load the machine alike, the nodes apply nothing.
+            other, n_o, span_o, applied_o, _ = under_writes("/bench-other/")
             # Idle again after it: the ratio is against the mean of both,
             # so a change of the machine's load during the run shows less.
             idle = (idle + loadgen(nodes[0].port, a.load_seconds, qfile)) / 2
             print("load: node 1 (one query thread) %.0f q/s idle, %.0f q/s while etcd took %.0f "
                   "changes/s (%d writes, %d store changes applied by node 1): ratio %.3f" % (
-                      idle, busy, rate, sum(done), applied, busy / idle))
-            print("ETCD qps_idle=%.0f qps_applying=%.0f changes_per_s=%.0f ratio=%.3f" % (
-                idle, busy, rate, busy / idle))
+                      idle, busy, n / span, n, applied, busy / idle))
+            print("load: the same writes under a prefix no node follows (%.0f/s, %d applied): "
+                  "%.0f q/s, ratio %.3f; applying them costs node 1 %.3f of that" % (
+                      n_o / span_o, applied_o, other, other / idle, busy / other))
+            print("ETCD qps_idle=%.0f qps_applying=%.0f changes_per_s=%.0f ratio=%.3f "
+                  "qps_writes_not_followed=%.0f ratio_not_followed=%.3f" % (
+                      idle, busy, n / span, busy / idle, other, other / idle))
             print("load: CPU per write on node 1: %.2f ms in the etcd thread (apply to the "
                   "replica), %.2f ms in the control thread (serve it)" % (
                       cpu_ms["etcd"], cpu_ms["control"]))
