@@ -9,7 +9,7 @@ into a new store, starts bin/dnsd on it with AGENTS agent credentials
 results), then times one GET /metrics and one GET /v1/status (the first
 request of a generation renders, the second must come from the cache: its
 bytes are compared) and prints their sizes and times. TIMEOUT (default
-300 s) bounds each request: a request that takes longer is reported as
+300 s) bounds each request; DNSD_ARGS adds dnsd options: a request that takes longer is reported as
 such. Everything runs on 127.0.0.1; dnsd is stopped by its PID."""
 import http.client
 import json
@@ -92,7 +92,8 @@ def main():
     api, dnsp = free_port(), free_port()
     p = subprocess.Popen([os.path.join(BIN, "dnsd"), "--listen", "127.0.0.1:%d" % dnsp,
                           "--zone", ZONE, "--db", db, "--api", "127.0.0.1:%d" % api,
-                          "--api-tokens", creds, "--threads", "1"],
+                          "--api-tokens", creds, "--threads", "1"]
+                         + os.environ.get("DNSD_ARGS", "").split(),
                          stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(d, "log"), "w"))
     try:
