@@ -313,6 +313,8 @@ static int on_service(void *arg, size_t i, json_t *o,
 	if (names_add(&im->seen, canon) < 0)
 		return store_errf(im->err, im->errlen, -ENOMEM,
 		                  "import: out of memory");
+	if (im->out && im->out->service)
+		im->out->service(im->out->arg, canon);
 	/* The planner reads the scratch store by name: it is emptied now
 	 * and then, not after each service. */
 	if ((rc = one_service(im, canon)) < 0 ||

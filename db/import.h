@@ -43,6 +43,10 @@ struct cfg_import_out {
 	 * end with done set. May be NULL. */
 	void (*progress)(void *arg, const struct cfg_import_progress *p);
 	void *arg;
+	/* Each service of the document once it is read and valid, by its
+	 * canonical name, in document order (before the plan is applied).
+	 * May be NULL. */
+	void (*service)(void *arg, const char *name);
 };
 
 struct cfg_import_result {

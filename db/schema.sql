@@ -291,6 +291,19 @@ CREATE TABLE IF NOT EXISTS replica (
 	updated         REAL NOT NULL DEFAULT 0
 );
 
+-- The zones each dnsd serves (version 7; db/served.h): their apex names,
+-- lower case with the final dot, written by dnsd when its zones load (at
+-- start and on SIGHUP) under its node name (node-name, else the host name).
+-- gslbctl flags a service whose name is under none of them. Not
+-- configuration: no store version, and not replicated under --etcd (each
+-- node's store holds its own rows).
+CREATE TABLE IF NOT EXISTS served_zones (
+	node    TEXT NOT NULL CHECK (length(node) > 0),
+	zone    TEXT NOT NULL CHECK (length(zone) > 0),
+	updated REAL NOT NULL,
+	PRIMARY KEY (node, zone)
+);
+
 -- Spill-over by capacity (version 5): columns added to the tables above by
 -- the migration to version 5 (db/store.c added_columns, ALTER TABLE), which
 -- new stores run as well:

@@ -53,6 +53,16 @@ static const char migrate_v3[] =
 	"\treuse_at    REAL NOT NULL DEFAULT 0\n"
 	");\n";
 
+/* Version 7: the zones each dnsd serves (db/served.h), as in
+ * db/schema.sql. */
+static const char migrate_v7[] =
+	"CREATE TABLE IF NOT EXISTS served_zones (\n"
+	"\tnode    TEXT NOT NULL CHECK (length(node) > 0),\n"
+	"\tzone    TEXT NOT NULL CHECK (length(zone) > 0),\n"
+	"\tupdated REAL NOT NULL,\n"
+	"\tPRIMARY KEY (node, zone)\n"
+	");\n";
+
 /* Version 6: the position of a replica of a cluster's configuration
  * (cluster/replica.c), as in db/schema.sql. */
 static const char migrate_v6[] =
@@ -110,6 +120,8 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"",
 	/* 5 -> 6: a replica's position. */
 	migrate_v6,
+	/* 6 -> 7: the zones each dnsd serves. */
+	migrate_v7,
 };
 
 static void seterr(char *err, size_t errlen, const char *path,

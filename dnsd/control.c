@@ -42,6 +42,7 @@
 #include "dnsd/api_config.h"
 #include "db/edit.h"
 #include "db/export.h"
+#include "db/served.h"
 #include "db/shift.h"
 #include "db/store.h"
 #include "db/sync.h"
@@ -287,6 +288,32 @@ static int load_services(struct control *sv, struct svc_set **out)
 	return 0;
 }
 
+/* Records the apex names of the zones s serves in the store, under this
+ * node's name (node-name, else the host name), for gslbctl to flag a
+ * service outside them. A failure is logged; serving goes on. */
+static void record_zones(struct control *sv, const struct snap *s)
+{
+	const char **apex;
+	char host[256] = "", err[512];
+	const char *node = sv->conf.node_name;
+	size_t n = 0;
+
+	if (!sv->db || sv->conf.check)
+		return;
+	if (!node) {
+		if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+			snprintf(host, sizeof(host), "localhost");
+		node = host;
+	}
+	apex = xcalloc(s->n_zones + 1, sizeof(*apex));
+	for (size_t i = 0; i < s->n_zones; i++)
+		if (s->zones[i])
+			apex[n++] = s->zones[i]->origin;
+	if (served_record(sv->db, node, apex, n, err, sizeof(err)) < 0)
+		log_warn("db %s: %s", sv->conf.db, err);
+	free(apex);
+}
+
 /* SIGHUP: reparse every zone file and the GeoIP database off the query
  * path; whatever fails keeps its old version serving. */
 static void reload(struct control *sv)
@@ -343,8 +370,11 @@ static void reload(struct control *sv)
 			log_err("geoip: keeping the database loaded before");
 		}
 	}
-	if (install(sv, s) == 0 && sv->db && s->svc != old_svc)
-		build_done(sv, STATUS_BUILD_FULL, t0);
+	if (install(sv, s) == 0) {
+		if (sv->db && s->svc != old_svc)
+			build_done(sv, STATUS_BUILD_FULL, t0);
+		record_zones(sv, s);
+	}
 	if (sv->hs)
 		hsrv_reload(sv->hs, sv->db);
 	sv->st.last_reload = clock_unix();
@@ -1445,6 +1475,7 @@ static void first_snapshot(struct control *sv)
 		fatal("out of memory building the first snapshot");
 	if (sv->db)
 		build_done(sv, STATUS_BUILD_FULL, t0);
+	record_zones(sv, s);
 }
 
 static void start_timer(struct control *sv, struct event **ev,

@@ -357,7 +357,7 @@ static int both(struct store *a, struct store *b, const char *text,
 	                       .force = force };
 	struct cfg_plan *plan = NULL;
 	struct report r = { .changes = json_array() };
-	struct cfg_import_out out = { on_change, NULL, &r };
+	struct cfg_import_out out = { on_change, NULL, &r, NULL };
 	struct cfg_import_result res = { 0 };
 	unsigned flags = dry ? CFG_IMPORT_DRY_RUN : 0;
 	char ea[512] = "", eb[600] = "";
