@@ -392,7 +392,7 @@ static void chase(struct ctx *x, const uint8_t *t, unsigned depth)
 		from_node(x, n->wild, target, tlen, depth, true);
 	else
 		negative(x, n->zone, RCODE_NXDOMAIN, target, tlen, NULL, NULL,
-			 NULL);
+			 x->sign ? dnssec_nxname_id(target, tlen, true) : NULL);
 }
 
 /* The address a client is located by: the ECS subnet with its source
@@ -659,7 +659,9 @@ static void lookup(struct ctx *x)
 		from_node(x, n->wild, NULL, 0, 0, true);
 		return;
 	}
-	negative(x, n->zone, RCODE_NXDOMAIN, NULL, 0, NULL, NULL, NULL);
+	negative(x, n->zone, RCODE_NXDOMAIN, NULL, 0, NULL, NULL,
+		 x->sign ? dnssec_nxname_id(x->q->lname, x->q->qname_len, false)
+			 : NULL);
 }
 
 /* Octets the OPT record will take. */
