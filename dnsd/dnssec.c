@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -800,6 +801,41 @@ struct dnssec_worker {
 	uint8_t tbs[TBS_MAX];        /* what is signed */
 };
 
+#define HUGE_PAGE (2u << 20)
+
+/* A zeroed table of n octets for the signature cache or the memo, on
+ * transparent huge pages where the kernel gives them: a lookup is one
+ * random access into tens of MiB, and with 4 KiB pages each one also
+ * misses the TLB. The pages are touched now, at worker start, so that no
+ * answer waits for a page fault (or for the kernel to assemble a huge
+ * page). NULL on failure; free with table_free(p, n). */
+static void *table_alloc(size_t n)
+{
+	size_t len = n + HUGE_PAGE;
+	uint8_t *base, *p;
+
+	base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+		return NULL;
+	p = (uint8_t *)(((uintptr_t)base + HUGE_PAGE - 1) &
+			~(uintptr_t)(HUGE_PAGE - 1));
+	/* Only the aligned part is kept. */
+	if (p > base)
+		munmap(base, (size_t)(p - base));
+	if (base + len > p + n)
+		munmap(p + n, (size_t)(base + len - (p + n)));
+	(void)madvise(p, n, MADV_HUGEPAGE);
+	memset(p, 0, n);
+	return p;
+}
+
+static void table_free(void *p, size_t n)
+{
+	if (p)
+		munmap(p, n);
+}
+
 /* h (uniform over 64 bits) reduced to 0..n-1 without a division. */
 static inline size_t range(uint64_t h, size_t n)
 {
@@ -823,10 +859,10 @@ struct dnssec_worker *dnssec_worker_new(uint64_t seed)
 		size_t m = g_cache_bytes / 3 /
 			   (MEMO_WAYS * sizeof(struct memo_entry));
 
-		w->cache = calloc(sets * SIG_WAYS, sizeof(*w->cache));
+		w->cache = table_alloc(sets * SIG_WAYS * sizeof(*w->cache));
 		w->sets = w->cache ? sets : 0;
 		if (m) {
-			w->memo = calloc(m * MEMO_WAYS, sizeof(*w->memo));
+			w->memo = table_alloc(m * MEMO_WAYS * sizeof(*w->memo));
 			w->memo_n = w->memo ? m : 0;
 		}
 	}
@@ -846,8 +882,8 @@ void dnssec_worker_free(struct dnssec_worker *w)
 	EVP_MD_CTX_free(w->md);
 	for (unsigned i = 0; i < TEMPLATES; i++)
 		EVP_MD_CTX_free(w->tmpl[i].ctx);
-	free(w->cache);
-	free(w->memo);
+	table_free(w->cache, w->sets * SIG_WAYS * sizeof(*w->cache));
+	table_free(w->memo, w->memo_n * MEMO_WAYS * sizeof(*w->memo));
 	free(w);
 }
 
@@ -1255,6 +1291,29 @@ int dnssec_sign(struct dnssec_worker *w, const struct dnssec_zone *z,
 	return 0;
 }
 
+static inline struct memo_entry *memo_set(const struct dnssec_worker *w,
+					  const void *id, uint64_t gen)
+{
+	/* Fibonacci hashing of the address: RRsets are spread over memory. */
+	return &w->memo[range(((uintptr_t)id ^ gen) * 0x9e3779b97f4a7c15ull,
+			      w->memo_n) * MEMO_WAYS];
+}
+
+void dnssec_memo_prefetch(const struct dnssec_worker *w, const void *id,
+			  uint64_t gen)
+{
+	const uint8_t *p;
+
+	if (!w || !w->memo_n)
+		return;
+	/* Way 0's tag and records (what a hit copies), way 1's tag. */
+	p = (const uint8_t *)memo_set(w, id, gen);
+	__builtin_prefetch(p);
+	__builtin_prefetch(p + 64);
+	__builtin_prefetch(p + 128);
+	__builtin_prefetch(p + sizeof(struct memo_entry));
+}
+
 int dnssec_sign_static(struct dnssec_worker *w, const struct dnssec_zone *z,
 		       bool keyset, const void *id, uint64_t gen, uint8_t *pkt,
 		       size_t start, size_t *len, size_t limit,
@@ -1267,9 +1326,7 @@ int dnssec_sign_static(struct dnssec_worker *w, const struct dnssec_zone *z,
 
 	if (!w || !w->memo_n)
 		return dnssec_sign(w, z, keyset, pkt, start, len, limit, count, now);
-	/* Fibonacci hashing of the address: RRsets are spread over memory. */
-	set = &w->memo[range(((uintptr_t)id ^ gen) * 0x9e3779b97f4a7c15ull,
-			     w->memo_n) * MEMO_WAYS];
+	set = memo_set(w, id, gen);
 	for (int i = 0; i < MEMO_WAYS; i++) {
 		e = &set[i];
 		if (e->id != id || e->gen != gen || !e->len ||

@@ -156,6 +156,11 @@ int dnssec_sign_static(struct dnssec_worker *w, const struct dnssec_zone *z,
 		       size_t start, size_t *len, size_t limit,
 		       uint16_t *count, time_t now);
 
+/* Query path: starts fetching the memo set where dnssec_sign_static()
+ * will look id up (the caches of a batch's answers load in parallel). */
+void dnssec_memo_prefetch(const struct dnssec_worker *w, const void *id,
+			  uint64_t gen);
+
 /* Query path: the memo identity (dnssec_sign_static) of the proof that
  * the lower-case name name[0..len) does not exist: its NSEC (owned by a
  * pointer to the question name, or by the name itself when owned) is the
