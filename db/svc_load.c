@@ -101,6 +101,7 @@ struct loader {
 	size_t n;
 	uint32_t *fslot;        /* name hash over flat: index + 1 */
 	uint32_t fmask;
+	struct svc_endpoint *eps;       /* every service's endpoints (malloc) */
 	long long since;        /* >= 0: only services changed since then */
 	char *err;
 	size_t errlen;
@@ -446,56 +447,59 @@ static int load_endpoint(struct loader *L, sqlite3_stmt *st,
 	return 1;
 }
 
+/* The service of endpoint rows: mostly the one of the row before or the
+ * next one (rows come in endpoint id order, services usually made with
+ * their endpoints), else a binary search. */
+static struct svc_service *ep_owner(struct loader *L, long long sid,
+                                    struct svc_service *prev)
+{
+	if (prev && prev->id == sid)
+		return prev;
+	if (prev && prev + 1 < L->flat + L->n && prev[1].id == sid)
+		return prev + 1;
+	return svc_by_id(L, sid);
+}
+
+/* Endpoint rows are read in id order (the table's own order: reading them
+ * grouped by service through the service_id index costs a random table
+ * access per row) into one array, then each service's endpoints are made
+ * contiguous: in place when every service's rows came together (the
+ * usual case), else by a stable counting sort into a second array. The
+ * array lives until the services are packed (L->eps). */
 static int load_endpoints(struct loader *L)
 {
 	struct svc_set *s = L->s;
 	sqlite3_stmt *st = NULL;
-	struct svc_endpoint *tmp = NULL;
-	struct svc_service *cur = NULL;
-	size_t ntmp = 0;
+	struct svc_endpoint *rows = NULL, *sorted = NULL;
+	uint32_t *owner = NULL;
+	size_t *first = NULL;
+	struct svc_service *v = NULL, *last = NULL;
+	size_t n = 0, cap = 0;
+	bool scattered = false;
 	int rc = 0, step;
 
-	tmp = malloc(SVC_MAX_ENDPOINTS * sizeof *tmp);
-	if (!tmp)
-		return -ENOMEM;
 	if (ld_prepare(L, L->since >= 0 ?
 	               "SELECT id, service_id, target, weight, priority, "
 	               "region, lat, lon, bias, admin, drained, check_url, "
 	               "capacity, " CHECK_COLS " FROM endpoints WHERE "
-	               "service_id IN " CHANGED_IDS " ORDER BY service_id, id" :
+	               "service_id IN " CHANGED_IDS " ORDER BY id" :
 	               "SELECT id, service_id, target, weight, "
 	               "priority, region, lat, lon, bias, admin, "
 	               "drained, check_url, capacity, " CHECK_COLS
-	               " FROM endpoints ORDER BY service_id, id", &st) < 0) {
+	               " FROM endpoints ORDER BY id", &st) < 0) {
 		rc = ld_fail(L, "endpoints");
 		goto out;
 	}
-	/* Rows come grouped by service: collect one group, then copy it. */
-	for (;;) {
-		struct svc_service *v = NULL;
-
-		step = sqlite3_step(st);
-		if (step == SQLITE_ROW)
-			v = svc_by_id(L, sqlite3_column_int64(st, 1));
-		if (cur && (step != SQLITE_ROW || v != cur)) {
-			cur->eps = arena_memdup(&L->tmp, tmp,
-			                        ntmp * sizeof *tmp);
-			if (ntmp && !cur->eps) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			cur->n_eps = ntmp;
-			ntmp = 0;
-			cur = NULL;
-		}
-		if (step != SQLITE_ROW)
-			break;
+	first = malloc((L->n ? L->n : 1) * sizeof *first);
+	if (!first) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		v = ep_owner(L, sqlite3_column_int64(st, 1), v);
 		if (!v)
 			continue;       /* its service was skipped */
-		cur = v;
-		if (v->n_eps || ntmp == SVC_MAX_ENDPOINTS) {
-			/* v->n_eps set: rows of v not contiguous (cannot
-			 * happen with ORDER BY); else too many. */
+		if (v->n_eps == SVC_MAX_ENDPOINTS) {
 			rc = svc_problem_add(s, "db: endpoint id %lld (service "
 			        "%s): more than %d endpoints, skipped",
 			        (long long)sqlite3_column_int64(st, 0), v->name,
@@ -504,23 +508,71 @@ static int load_endpoints(struct loader *L)
 				goto out;
 			continue;
 		}
-		rc = load_endpoint(L, st, v, &tmp[ntmp]);
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 1024;
+			void *a = realloc(rows, nc * sizeof *rows);
+			void *b = a ? realloc(owner, nc * sizeof *owner) : NULL;
+
+			if (a)
+				rows = a;
+			if (!b) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			owner = b;
+			cap = nc;
+		}
+		rc = load_endpoint(L, st, v, &rows[n]);
 		if (rc < 0)
 			goto out;
-		if (rc == 1) {
-			if (tmp[ntmp].bias != 0)
-				v->any_bias = true;
-			if (tmp[ntmp].capacity > 0)
-				v->spill = true;
-			ntmp++;
-		}
+		if (rc == 0)
+			continue;       /* skipped (problem recorded) */
 		rc = 0;
+		if (rows[n].bias != 0)
+			v->any_bias = true;
+		if (rows[n].capacity > 0)
+			v->spill = true;
+		if (!v->n_eps)
+			first[v - L->flat] = n;
+		else if (v != last)
+			scattered = true;
+		v->n_eps++;
+		owner[n++] = (uint32_t)(v - L->flat);
+		last = v;
 	}
-	if (step != SQLITE_DONE)
+	if (step != SQLITE_DONE) {
 		rc = ld_fail(L, "endpoints");
+		goto out;
+	}
+	if (scattered && n) {
+		/* first[] becomes each service's start in sorted. */
+		size_t at = 0;
+
+		if (!(sorted = malloc(n * sizeof *sorted))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < L->n; i++) {
+			first[i] = at;
+			at += L->flat[i].n_eps;
+		}
+		for (size_t i = 0; i < n; i++)
+			sorted[first[owner[i]]++] = rows[i];
+		for (size_t i = 0; i < L->n; i++)
+			first[i] -= L->flat[i].n_eps;
+		free(rows);
+		rows = sorted;
+	}
+	for (size_t i = 0; i < L->n; i++)
+		if (L->flat[i].n_eps)
+			L->flat[i].eps = &rows[first[i]];
+	L->eps = rows;
+	rows = NULL;
 out:
 	sqlite3_finalize(st);
-	free(tmp);
+	free(rows);
+	free(owner);
+	free(first);
 	return rc;
 }
 
@@ -725,6 +777,8 @@ static int load_all(struct store *db, struct loader *L)
 	}
 	rc = shift_load(db, L->s, L->err, L->errlen);
 out:
+	free(L->eps);
+	L->eps = NULL;
 	arena_fini(&L->tmp);
 	return rc;
 }

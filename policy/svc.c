@@ -139,7 +139,9 @@ int svc_target_parse(const char *in, uint16_t *type, uint8_t *rdata,
 	if (inet_pton(AF_INET, in, &a4) == 1) {
 		*type = SVC_T_A;
 		memcpy(rdata, &a4, 4);
-		inet_ntop(AF_INET, &a4, text, 256);
+		/* inet_pton takes only the dotted-quad form without leading
+		 * zeros, which is what inet_ntop writes: in is the text. */
+		memcpy(text, in, len + 1);
 		return 4;
 	}
 	if (inet_pton(AF_INET6, in, &a6) == 1) {
