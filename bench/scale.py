@@ -23,6 +23,7 @@ Writes a TSV per size to OUTDIR (BENCH_OUT, default build/bench/scale) and
 prints a Markdown table row. Loopback only; every process started is stopped
 by its PID.
 """
+import http.client
 import json
 import os
 import random
@@ -177,11 +178,11 @@ def report(api, eid, down):
 
 def metrics(api):
     """The snapshot build counters; {} when the scrape fails (at a million
-    names the per-endpoint series make it slow)."""
+    names the per-endpoint series make it slow and large: ~300 MB)."""
     try:
         text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % api,
                                       timeout=120).read().decode()
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return {}
     out = {}
     for ln in text.splitlines():

@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,7 @@ struct loader {
 	uint32_t *fslot;        /* name hash over flat: index + 1 */
 	uint32_t fmask;
 	struct svc_endpoint *eps;       /* every service's endpoints (malloc) */
+	unsigned threads;       /* packing threads; 0: by the count */
 	long long since;        /* >= 0: only services changed since then */
 	char *err;
 	size_t errlen;
@@ -757,6 +759,79 @@ out:
 	return rc;
 }
 
+/* Packs flat[lo, hi) into out[lo, hi) (svc_pack); rc -ENOMEM when one
+ * could not be. One packing thread. */
+struct pack_job {
+	const struct svc_service *flat;
+	struct svc_service **out;
+	size_t lo, hi;
+	int rc;
+};
+
+static void *pack_range(void *arg)
+{
+	struct pack_job *j = arg;
+
+	for (size_t i = j->lo; i < j->hi; i++)
+		if (!(j->out[i] = svc_pack(&j->flat[i]))) {
+			j->rc = -ENOMEM;
+			break;
+		}
+	return NULL;
+}
+
+/* Packs every loaded service into its own block, on two threads when
+ * there are many (the blocks are the same either way: each is made
+ * from its own flat service alone), then puts them into the set in id
+ * order on this thread. */
+static int pack_all(struct loader *L)
+{
+	struct svc_service **out;
+	struct pack_job job[2] = {
+		{ L->flat, NULL, 0, L->n, 0 },
+		{ L->flat, NULL, L->n, L->n, 0 },
+	};
+	unsigned threads = L->threads ? L->threads :
+	                   L->n >= SVC_LOAD_THREADS_FROM ? 2 : 1;
+	pthread_t t;
+	bool started = false;
+	size_t i = 0;
+	int rc = 0;
+
+	if (!L->n)
+		return 0;
+	if (!(out = calloc(L->n, sizeof *out)))
+		return -ENOMEM;
+	job[0].out = job[1].out = out;
+	if (threads > 1) {
+		job[0].hi = job[1].lo = L->n / 2;
+		started = pthread_create(&t, NULL, pack_range, &job[1]) == 0;
+	}
+	pack_range(&job[0]);
+	if (started)
+		pthread_join(t, NULL);
+	else
+		pack_range(&job[1]);
+	if (job[0].rc < 0 || job[1].rc < 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (; i < L->n; i++) {
+		/* The hash slots of the services a few puts ahead. */
+		if (i + 8 < L->n)
+			svc_prefetch(L->s, out[i + 8]->hash, 0);
+		rc = svc_set_put(L->s, out[i]);
+		out[i] = NULL;  /* the set's, or freed by svc_set_put */
+		if (rc < 0)
+			goto out;
+	}
+out:
+	for (size_t k = 0; k < L->n; k++)
+		svc_unref(out[k]);
+	free(out);
+	return rc;
+}
+
 /* Reads the rows (all, or those changed since L->since) and packs the
  * services into L->s. Inside a read transaction. */
 static int load_all(struct store *db, struct loader *L)
@@ -765,16 +840,8 @@ static int load_all(struct store *db, struct loader *L)
 
 	arena_init(&L->tmp);
 	if ((rc = load_services(L)) < 0 || (rc = load_endpoints(L)) < 0 ||
-	    (rc = load_rules(L)) < 0)
+	    (rc = load_rules(L)) < 0 || (rc = pack_all(L)) < 0)
 		goto out;
-	for (size_t i = 0; i < L->n; i++) {
-		struct svc_service *v = svc_pack(&L->flat[i]);
-
-		if (!v || svc_set_put(L->s, v) < 0) {
-			rc = -ENOMEM;
-			goto out;
-		}
-	}
 	rc = shift_load(db, L->s, L->err, L->errlen);
 out:
 	free(L->eps);
@@ -785,8 +852,15 @@ out:
 
 int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen)
 {
+	return svc_load_threads(db, 0, out, err, errlen);
+}
+
+int svc_load_threads(struct store *db, unsigned threads, struct svc_set **out,
+                     char *err, size_t errlen)
+{
 	sqlite3 *h = db->h;
-	struct loader L = { .h = h, .err = err, .errlen = errlen, .since = -1 };
+	struct loader L = { .h = h, .err = err, .errlen = errlen, .since = -1,
+	                    .threads = threads };
 	long long services;
 	int rc;
 
