@@ -446,12 +446,18 @@ struct svc_service *svc_pack(const struct svc_service *src)
 {
 	struct packer k = { 0 };
 
+	struct svc_service *v;
+	size_t size;
+
 	pack_into(&k, src);
-	k.p = malloc(k.used);
+	size = k.used;
+	k.p = malloc(size);
 	if (!k.p)
 		return NULL;
 	k.used = 0;
-	return pack_into(&k, src);
+	v = pack_into(&k, src);
+	v->bytes = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
+	return v;
 }
 
 /* The slot holding the service named wire, or the empty slot where it
@@ -587,8 +593,12 @@ size_t svc_set_bytes(const struct svc_set *s, size_t *svc_bytes,
 
 		if (!v)
 			continue;
-		pack_into(&k, v);
-		b += k.used;
+		if (v->bytes) {
+			b += v->bytes;
+		} else {
+			pack_into(&k, v);
+			b += k.used;
+		}
 		e += v->n_eps;
 	}
 	if (svc_bytes)
