@@ -109,11 +109,15 @@ struct loader {
 	size_t errlen;
 };
 
-/* The check columns after check_url and capacity, for
- * svc_endpoint.check_key. */
-#define CHECK_COLS "check_interval, check_timeout, check_rise, check_fall, " \
-	"check_tls_verify, check_expect, check_body, check_host"
-#define CHECK_NCOLS 8
+/* The check's settings as one text, for svc_endpoint.check_key (quote()
+ * keeps NULLs and column boundaries apart), NULL without a check: the
+ * columns of endpoints without a check are never read. */
+#define CHECKS "CASE WHEN check_url IS NULL THEN NULL ELSE " \
+	"quote(check_url) || ',' || quote(check_interval) || ',' || " \
+	"quote(check_timeout) || ',' || quote(check_rise) || ',' || " \
+	"quote(check_fall) || ',' || quote(check_tls_verify) || ',' || " \
+	"quote(check_expect) || ',' || quote(check_body) || ',' || " \
+	"quote(check_host) END"
 
 /* Services changed since version ?1 (the change log, db/audit.h). */
 #define CHANGED_NAMES "(SELECT service FROM changes WHERE version > ?1)"
@@ -426,19 +430,11 @@ static int load_endpoint(struct loader *L, sqlite3_stmt *st,
 	if (e->has_check) {
 		/* What the probe agents are told to check (the query path
 		 * never reads it): a change shows as a new check_key. */
-		uint64_t k = hash_fnv64("check", 5);
+		const unsigned char *t = sqlite3_column_text(st, 11);
+		int n = sqlite3_column_bytes(st, 11);
 
-		for (int c = 11; c <= 12 + CHECK_NCOLS; c++) {
-			const unsigned char *t;
-			int n;
-
-			if (c == 12)
-				continue;       /* capacity */
-			t = sqlite3_column_text(st, c);
-			n = sqlite3_column_bytes(st, c);
-			k = hash_mix64(k ^ (t ? hash_fnv64(t, (size_t)n) : 0x9e37u));
-		}
-		e->check_key = k;
+		e->check_key = hash_mix64(hash_fnv64("check", 5) ^
+		                          (t ? hash_fnv64(t, (size_t)n) : 0));
 	}
 	if (target_keep(a, &e->t, type, rd, len, tt) < 0)
 		return -ENOMEM;
@@ -482,13 +478,13 @@ static int load_endpoints(struct loader *L)
 
 	if (ld_prepare(L, L->since >= 0 ?
 	               "SELECT id, service_id, target, weight, priority, "
-	               "region, lat, lon, bias, admin, drained, check_url, "
-	               "capacity, " CHECK_COLS " FROM endpoints WHERE "
+	               "region, lat, lon, bias, admin, drained, " CHECKS
+	               ", capacity FROM endpoints WHERE "
 	               "service_id IN " CHANGED_IDS " ORDER BY id" :
 	               "SELECT id, service_id, target, weight, "
 	               "priority, region, lat, lon, bias, admin, "
-	               "drained, check_url, capacity, " CHECK_COLS
-	               " FROM endpoints ORDER BY id", &st) < 0) {
+	               "drained, " CHECKS ", capacity FROM endpoints "
+	               "ORDER BY id", &st) < 0) {
 		rc = ld_fail(L, "endpoints");
 		goto out;
 	}
