@@ -619,12 +619,14 @@ static void on_store_write(evutil_socket_t fd, short what, void *arg)
 static void start_store_watch(struct control *sv)
 {
 	char dir[4096];
-	const char *slash = strrchr(sv->conf.db, '/');
-	const char *base = slash ? slash + 1 : sv->conf.db;
+	const char *slash, *base;
 
 	sv->watch_fd = -1;
-	if (!sv->db || strcmp(sv->conf.db, ":memory:") == 0 ||
-	    strlen(base) + 5 > sizeof sv->watch_name[0])
+	if (!sv->db || !sv->conf.db || strcmp(sv->conf.db, ":memory:") == 0)
+		return;
+	slash = strrchr(sv->conf.db, '/');
+	base = slash ? slash + 1 : sv->conf.db;
+	if (strlen(base) + 5 > sizeof sv->watch_name[0])
 		return;
 	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - sv->conf.db +
 		 (slash == sv->conf.db)) : 1, slash ? sv->conf.db : ".");
