@@ -1258,7 +1258,7 @@ static int cmd_explain(struct cmd *c)
 	struct svc_set *set = NULL;
 	struct hstate_view *hv = NULL;
 	struct damp_state *dst = NULL;
-	struct damp_conf *dconf = NULL;
+	struct damp_conf *dconf = NULL, ddef;
 	size_t n_dst = 0, n_dconf = 0;
 	const struct svc_service *s;
 	struct svc_client cl;
@@ -1328,11 +1328,13 @@ static int cmd_explain(struct cmd *c)
 	if (damping_state_load(h, &dst, &n_dst, err, sizeof err) < 0 ||
 	    damping_by_endpoint(h, &dconf, &n_dconf, err, sizeof err) < 0)
 		die("explain: %s", err);
+	damp_conf_default(&ddef);
 	for (size_t i = 0; i < s->n_eps; i++) {
 		uint32_t id = s->eps[i].id;
 
-		if (id < n_dst && dst[id].suppressed && id < n_dconf &&
-		    damp_reuse_at(&dst[id], &dconf[id]) > clock_unix())
+		if (id < n_dst && dst[id].suppressed &&
+		    damp_reuse_at(&dst[id], id < n_dconf ? &dconf[id] : &ddef)
+		    > clock_unix())
 			hstate_view_set(hv, id, HSTATE_DOWN);
 	}
 	why.ep = xcalloc(s->n_eps ? s->n_eps : 1, sizeof *why.ep);
@@ -1345,8 +1347,9 @@ static int cmd_explain(struct cmd *c)
 		struct tm tm;
 		char when[32];
 
-		if (id >= n_dst || !dst[id].suppressed || id >= n_dconf ||
-		    (reuse = damp_reuse_at(&dst[id], &dconf[id])) <=
+		if (id >= n_dst || !dst[id].suppressed ||
+		    (reuse = damp_reuse_at(&dst[id], id < n_dconf ? &dconf[id]
+		                                                  : &ddef)) <=
 		    clock_unix())
 			continue;
 		t = (time_t)reuse;

@@ -95,6 +95,10 @@ CREATE TABLE endpoints (
 	UNIQUE (service_id, target)
 );
 CREATE INDEX endpoints_service ON endpoints(service_id);
+-- The checked endpoints by id (version 8: the check list, read at every start and
+-- after a check changes), whatever the number of endpoints without a check.
+CREATE INDEX IF NOT EXISTS endpoints_checked ON endpoints(id)
+	WHERE check_url IS NOT NULL;
 
 -- Endpoint ids are never given twice (version 4): SQLite would give a new
 -- row the id of the highest row removed, and health, agent results and

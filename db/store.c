@@ -122,6 +122,9 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	migrate_v6,
 	/* 6 -> 7: the zones each dnsd serves. */
 	migrate_v7,
+	/* 7 -> 8: the checked endpoints by id. */
+	"CREATE INDEX IF NOT EXISTS endpoints_checked ON endpoints(id) "
+	"WHERE check_url IS NOT NULL;",
 };
 
 static void seterr(char *err, size_t errlen, const char *path,
