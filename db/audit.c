@@ -385,11 +385,62 @@ int cfg_record_rows(sqlite3 *h, const struct cfg_plan *p, const json_t *rows,
 	return record(h, p, NULL, rows, err, errlen);
 }
 
+char *cfg_added_text(json_t *endpoints, json_t *rules)
+{
+	json_t *o = json_pack("{s:o, s:o}", "endpoints", endpoints, "rules",
+	                      rules);
+	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+	json_decref(o);
+	return s;
+}
+
+/* The services p adds, each with what comes with it (the lists of
+ * cfg_added_text), by name: an import's audit (NULL when p adds no
+ * service or out of memory). */
+static json_t *added_services(const struct cfg_plan *p)
+{
+	json_t *add = json_object();
+	size_t n = cfg_plan_size(p);
+
+	for (size_t i = 0; add && i < n; i++) {
+		json_t *c = cfg_plan_change(p, i), *a;
+		const char *op = json_string_value(json_object_get(c, "op"));
+		const char *kind = json_string_value(json_object_get(c, "kind"));
+		const char *svc = json_string_value(json_object_get(c,
+		                                                    "service"));
+
+		if (!c || strcmp(op, "add") != 0) {
+			json_decref(c);
+			continue;
+		}
+		if (strcmp(kind, "service") == 0)
+			json_object_set_new(add, svc, json_pack("{s:[], s:[]}",
+			                    "endpoints", "rules"));
+		else if ((a = json_object_get(add, svc)) &&
+		         strcmp(kind, "endpoint") == 0)
+			json_array_append(json_object_get(a, "endpoints"),
+			                  json_object_get(c, "target"));
+		else if (a)
+			json_array_append_new(json_object_get(a, "rules"),
+			        json_pack("{s:O, s:O}", "match",
+			                  json_object_get(c, "match"), "targets",
+			                  json_object_get(c, "targets")));
+		json_decref(c);
+	}
+	if (add && json_object_size(add) == 0) {
+		json_decref(add);
+		add = NULL;
+	}
+	return add;
+}
+
 static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
                   const json_t *rows, char *err, size_t errlen)
 {
 	const struct cfg_write *w = cfg_write_current();
 	sqlite3_stmt *ch = NULL, *au = NULL;
+	json_t *added = NULL;
 	struct timeval tv;
 	char whobuf[128];
 	const char *who = who_am_i(whobuf, sizeof whobuf);
@@ -407,6 +458,8 @@ static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 		who = json_string_value(json_object_get(r0, "who"));
 		source = json_string_value(json_object_get(r0, "source"));
 	}
+	if (!rows && strcmp(source, "import") == 0)
+		added = added_services(p);
 	gettimeofday(&tv, NULL);
 	if (store_exec(h, "INSERT OR IGNORE INTO store_version (id, version) "
 	               "VALUES (1, 0); UPDATE store_version SET version = "
@@ -421,9 +474,10 @@ static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 	                       -1, &au, NULL) != SQLITE_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		json_t *c = cfg_plan_change(p, i);
+		json_t *c = cfg_plan_change(p, i), *a;
 		const char *key;
 		char *o, *nv;
+		bool skip = false;
 		int s1, s2;
 
 		if (!c) {
@@ -437,6 +491,27 @@ static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 		nv = jtext(json_object_get(c, "new"));
 		if (!json_object_get(c, "new") && json_object_get(c, "targets"))
 			nv = jtext(json_object_get(c, "targets"));
+		/* A service the import adds: one row for it and what came
+		 * with it. */
+		if (added && (a = json_object_get(added, json_string_value(
+		                      json_object_get(c, "service"))))) {
+			if (strcmp(json_string_value(json_object_get(c, "kind")),
+			           "service") == 0) {
+				free(nv);
+				nv = cfg_added_text(json_incref(json_object_get(
+				                        a, "endpoints")),
+				                    json_incref(json_object_get(
+				                        a, "rules")));
+				if (!nv) {
+					free(o);
+					json_decref(c);
+					rc = -ENOMEM;
+					goto out;
+				}
+			} else {
+				skip = true;
+			}
+		}
 		sqlite3_bind_int64(ch, 1, version);
 		sqlite3_bind_text(ch, 2, json_string_value(json_object_get(
 		                  c, "service")), -1, SQLITE_TRANSIENT);
@@ -456,7 +531,7 @@ static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 		sqlite3_bind_text(au, 10, o, -1, free);
 		sqlite3_bind_text(au, 11, nv, -1, free);
 		s1 = sqlite3_step(ch);
-		s2 = rows ? SQLITE_DONE : sqlite3_step(au);
+		s2 = rows || skip ? SQLITE_DONE : sqlite3_step(au);
 		sqlite3_reset(ch);
 		sqlite3_reset(au);
 		sqlite3_clear_bindings(au);
@@ -481,6 +556,7 @@ out:
 		store_errf(err, errlen, rc, "audit: out of memory");
 	sqlite3_finalize(ch);
 	sqlite3_finalize(au);
+	json_decref(added);
 	return rc;
 }
 

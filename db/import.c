@@ -36,10 +36,12 @@
 /* The page cache of the store's connection during an import. */
 #define IMPORT_CACHE_KB "131072"
 
-/* The changes, in the columns of the audit table; rank orders the kinds
- * as a plan does (services, endpoints, rules), seq the changes of one
- * object. */
+/* The changes (for the report), and the audit rows (a service added is
+ * one row: db/audit_sql.h cfg_added_text), in the columns of the audit
+ * table; rank orders the kinds as a plan does (services, endpoints,
+ * rules), seq the changes of one object. */
 #define PLAN_TABLE "temp.import_plan"
+#define AUDIT_TABLE "temp.import_audit"
 #define PLAN_ORDER "rank, service, key, seq"
 
 /* ------------------------------------------------------------ names */
@@ -158,7 +160,7 @@ struct imp {
 	struct store *db, *want;
 	sqlite3 *h;
 	struct cfg_planner *pl;
-	sqlite3_stmt *clear[4], *rec;
+	sqlite3_stmt *clear[4], *rec, *arec;
 	struct nameset seen;
 	/* The services in the store when the import began, and those of
 	 * them with a staged shift or damping thresholds: one scan each. */
@@ -210,36 +212,84 @@ static void progress(struct imp *im, bool done)
 	im->out->progress(im->out->arg, &im->prog);
 }
 
-/* Keeps the changes of the planner's plan in the plan table. */
+/* One row into the plan table (st: im->rec) or the audit table
+ * (im->arec); NULL: that table is not kept. Strings are copied. */
+static int put(struct imp *im, sqlite3_stmt *st, int rank,
+               const char *service, const char *key, const char *op,
+               const char *kind, const char *field, const char *old,
+               const char *new)
+{
+	int rc;
+
+	if (!st)
+		return 0;
+	sqlite3_bind_int(st, 1, rank);
+	sqlite3_bind_text(st, 2, service, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 4, im->seq++);
+	sqlite3_bind_text(st, 5, op, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, field, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, old, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 9, new, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : store_sqlerr(im->h, im->err, im->errlen,
+	                                            "import");
+}
+
+/* Keeps the changes of the planner's plan (one service's) in the plan
+ * table, and its audit rows: one per change, or one for a service it
+ * adds (db/audit_sql.h cfg_added_text). */
 static int record(struct imp *im, const struct cfg_plan *p)
 {
-	for (size_t i = 0; i < cfg_plan_size(p); i++) {
+	json_t *eps = NULL, *rules = NULL;
+	const char *svc = NULL;
+	char *text;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < cfg_plan_size(p); i++) {
 		struct cfg_change_cols c;
-		int st;
 
 		if (cfg_plan_cols(p, i, &c) < 0) {
-			free(c.old);
-			free(c.new);
-			return store_errf(im->err, im->errlen, -ENOMEM,
-			                  "import: out of memory");
+			rc = store_errf(im->err, im->errlen, -ENOMEM,
+			                "import: out of memory");
+		} else {
+			rc = put(im, im->rec, c.rank, c.service, c.key, c.op,
+			         c.kind, c.field, c.old, c.new);
+			/* A new service has only additions, itself first. */
+			if (i == 0 && c.rank == 0 && strcmp(c.op, "add") == 0) {
+				svc = c.service;
+				eps = json_array();
+				rules = json_array();
+			} else if (svc && c.rank == 1) {
+				json_array_append_new(eps, json_string(c.key));
+			} else if (svc) {
+				json_array_append_new(rules, json_pack(
+				        "{s:s, s:o}", "match", c.key, "targets",
+				        json_loads(c.new, 0, NULL)));
+			} else if (rc == 0) {
+				rc = put(im, im->arec, c.rank, c.service, c.key,
+				         c.op, c.kind, c.field, c.old, c.new);
+			}
+			im->changes++;
 		}
-		sqlite3_bind_int(im->rec, 1, c.rank);
-		sqlite3_bind_text(im->rec, 2, c.service, -1, SQLITE_STATIC);
-		sqlite3_bind_text(im->rec, 3, c.key, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(im->rec, 4, im->seq++);
-		sqlite3_bind_text(im->rec, 5, c.op, -1, SQLITE_STATIC);
-		sqlite3_bind_text(im->rec, 6, c.kind, -1, SQLITE_STATIC);
-		sqlite3_bind_text(im->rec, 7, c.field, -1, SQLITE_STATIC);
-		sqlite3_bind_text(im->rec, 8, c.old, -1, free);
-		sqlite3_bind_text(im->rec, 9, c.new, -1, free);
-		st = sqlite3_step(im->rec);
-		sqlite3_reset(im->rec);
-		sqlite3_clear_bindings(im->rec);
-		if (st != SQLITE_DONE)
-			return store_sqlerr(im->h, im->err, im->errlen, "import");
-		im->changes++;
+		free(c.old);
+		free(c.new);
 	}
-	return 0;
+	if (svc && rc == 0) {
+		text = cfg_added_text(eps, rules);
+		eps = rules = NULL;
+		rc = text ? put(im, im->arec, 0, svc, NULL, "add", "service",
+		                NULL, NULL, text) :
+		     store_errf(im->err, im->errlen, -ENOMEM,
+		                "import: out of memory");
+		free(text);
+	}
+	json_decref(eps);
+	json_decref(rules);
+	return rc;
 }
 
 /* Plans service name (canonical) against the scratch store's content,
@@ -508,26 +558,11 @@ static int fresh_check(struct imp *im, const json_t *o, size_t i)
 
 /* Keeps one change of a new service in the plan table. */
 static int fresh_rec(struct imp *im, int rank, const char *kind,
-                     const char *key, char *new)
+                     const char *key, const char *new)
 {
-	int st;
-
-	sqlite3_bind_int(im->rec, 1, rank);
-	sqlite3_bind_text(im->rec, 2, im->fr->svc.name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(im->rec, 3, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(im->rec, 4, im->seq++);
-	sqlite3_bind_text(im->rec, 5, "add", -1, SQLITE_STATIC);
-	sqlite3_bind_text(im->rec, 6, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_null(im->rec, 7);
-	sqlite3_bind_null(im->rec, 8);
-	sqlite3_bind_text(im->rec, 9, new, -1, free);
-	st = sqlite3_step(im->rec);
-	sqlite3_reset(im->rec);
-	sqlite3_clear_bindings(im->rec);
-	if (st != SQLITE_DONE)
-		return store_sqlerr(im->h, im->err, im->errlen, "import");
 	im->changes++;
-	return 0;
+	return put(im, im->rec, rank, im->fr->svc.name, key, "add", kind,
+	           NULL, NULL, new);
 }
 
 /* The targets of rule r of the new service, sorted, as JSON text (the
@@ -553,6 +588,35 @@ static char *fresh_targets(const struct fresh *f, const struct fresh_rule *r)
 	s = a ? json_dumps(a, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
 	json_decref(a);
 	return s;
+}
+
+/* The audit row of the new service (db/audit_sql.h cfg_added_text). */
+static int fresh_audit(struct imp *im)
+{
+	struct fresh *f = im->fr;
+	json_t *eps = json_array(), *rules = json_array();
+	char *text;
+	int rc;
+
+	for (size_t k = 0; k < f->neps; k++)
+		json_array_append_new(eps, json_string(
+		        f->eps[f->order[k]].target));
+	for (size_t k = 0; k < f->nrules; k++) {
+		char *t = fresh_targets(f, &f->rules[k]);
+
+		json_array_append_new(rules, json_pack("{s:s, s:o}", "match",
+		                      f->rules[k].match, "targets",
+		                      json_loads(t ? t : "null", 0, NULL)));
+		free(t);
+	}
+	text = cfg_added_text(eps, rules);
+	if (!text)
+		return store_errf(im->err, im->errlen, -ENOMEM,
+		                  "import: out of memory");
+	rc = put(im, im->arec, 0, f->svc.name, NULL, "add", "service", NULL,
+	         NULL, text);
+	free(text);
+	return rc;
 }
 
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
@@ -696,9 +760,13 @@ static int fresh_service(struct imp *im)
 		if (!t)
 			return store_errf(im->err, im->errlen, -ENOMEM,
 			                  "import: out of memory");
-		if ((rc = fresh_rec(im, 2, "rule", f->rules[k].match, t)) < 0)
+		rc = fresh_rec(im, 2, "rule", f->rules[k].match, t);
+		free(t);
+		if (rc < 0)
 			return rc;
 	}
+	if (im->arec && (rc = fresh_audit(im)) < 0)
+		return rc;
 	if (im->dry || im->bad[0] || im->bad[1] || im->bad[2] ||
 	    im->apply_rc < 0)
 		return 0;
@@ -1037,6 +1105,7 @@ int cfg_import_stream(struct store *db, FILE *in, unsigned flags,
 	const struct cfg_write *w = cfg_write_current();
 	struct imp im = { .db = db, .h = db->h, .out = out, .err = err,
 	                  .errlen = errlen };
+	bool reported = out && out->change;
 	long long version = 0, old_cache = -2000;
 	char sql[64];
 	bool began = false;
@@ -1078,13 +1147,24 @@ int cfg_import_stream(struct store *db, FILE *in, unsigned flags,
 		goto out;
 	}
 	began = true;
+	/* Each change is kept for the report only when someone reads it
+	 * (not with --quiet): a million new services are five million
+	 * changes. The audit rows are kept for a real import. */
 	if (store_exec(im.h, "CREATE TEMP TABLE IF NOT EXISTS import_plan ("
 	               "rank INTEGER, service TEXT, key TEXT, seq INTEGER, "
 	               "op TEXT, kind TEXT, field TEXT, old TEXT, new TEXT); "
-	               "DELETE FROM " PLAN_TABLE) < 0 ||
-	    sqlite3_prepare_v2(im.h, "INSERT INTO " PLAN_TABLE " VALUES (?, ?, "
-	                       "?, ?, ?, ?, ?, ?, ?)", -1, &im.rec, NULL) !=
-	            SQLITE_OK ||
+	               "DELETE FROM " PLAN_TABLE "; "
+	               "CREATE TEMP TABLE IF NOT EXISTS import_audit AS "
+	               "SELECT * FROM " PLAN_TABLE " WHERE 0; "
+	               "DELETE FROM " AUDIT_TABLE) < 0 ||
+	    ((reported || (!im.dry && cfg_record_logs())) &&
+	     sqlite3_prepare_v2(im.h, "INSERT INTO " PLAN_TABLE " VALUES (?, "
+	                        "?, ?, ?, ?, ?, ?, ?, ?)", -1, &im.rec, NULL) !=
+	            SQLITE_OK) ||
+	    (!im.dry &&
+	     sqlite3_prepare_v2(im.h, "INSERT INTO " AUDIT_TABLE " VALUES (?, "
+	                        "?, ?, ?, ?, ?, ?, ?, ?)", -1, &im.arec, NULL) !=
+	            SQLITE_OK) ||
 	    cfg_planner_new(im.h, im.want->h, &im.pl) < 0 ||
 	    sqlite3_prepare_v2(im.h, "INSERT INTO services (name, policy, "
 	                       "ttl, answers, sticky, when_down, fill) VALUES "
@@ -1122,7 +1202,7 @@ int cfg_import_stream(struct store *db, FILE *in, unsigned flags,
 	if ((rc = run_import(&im, in)) < 0)
 		goto out;
 	if (!im.dry && im.changes > 0 &&
-	    (rc = cfg_record_table(im.h, PLAN_TABLE, PLAN_ORDER, "import",
+	    (rc = cfg_record_table(im.h, AUDIT_TABLE, PLAN_ORDER, "import",
 	                           &version, err, errlen)) < 0)
 		goto out;
 	if (im.dry && (rc = report(&im, 0)) < 0)
@@ -1137,6 +1217,7 @@ int cfg_import_stream(struct store *db, FILE *in, unsigned flags,
 	}
 out:
 	sqlite3_finalize(im.rec);
+	sqlite3_finalize(im.arec);
 	for (int i = 0; i < 4; i++)
 		sqlite3_finalize(im.ins[i]);
 	if (im.fr) {
@@ -1150,7 +1231,8 @@ out:
 	cfg_planner_free(im.pl);
 	if (began)
 		store_rollback(im.h);
-	store_exec(im.h, "DROP TABLE IF EXISTS " PLAN_TABLE);
+	store_exec(im.h, "DROP TABLE IF EXISTS " PLAN_TABLE "; DROP TABLE IF "
+	           "EXISTS " AUDIT_TABLE);
 	snprintf(sql, sizeof sql, "PRAGMA cache_size = %lld", old_cache);
 	store_exec(im.h, sql);
 	cfg_edit_keep(im.want, false);
