@@ -168,7 +168,7 @@ struct imp {
 	/* A new service checked in C (struct fresh), its statements, and
 	 * the next endpoint id (0: to be read again). */
 	struct fresh *fr;
-	sqlite3_stmt *ins[4];
+	sqlite3_stmt *ins[4], *cur[3];
 	long long next_ep;
 	bool dry, guard;
 	bool services_seen;
@@ -417,6 +417,16 @@ static int by_match(const void *a, const void *b)
 {
 	return strcmp(((const struct fresh_rule *)a)->match,
 	              ((const struct fresh_rule *)b)->match);
+}
+
+/* Endpoints by target, rules by match: the plan's order. */
+static void fresh_sort(struct fresh *f)
+{
+	for (size_t k = 0; k < f->neps; k++)
+		f->order[k] = k;
+	sort_eps = f->eps;
+	qsort(f->order, f->neps, sizeof f->order[0], by_target);
+	qsort(f->rules, f->nrules, sizeof f->rules[0], by_match);
 }
 
 /* "WHERE: MESSAGE" for an error of a check (err holds MESSAGE). */
@@ -743,11 +753,6 @@ static int fresh_service(struct imp *im)
 	struct fresh *f = im->fr;
 	int rc;
 
-	for (size_t k = 0; k < f->neps; k++)
-		f->order[k] = k;
-	sort_eps = f->eps;
-	qsort(f->order, f->neps, sizeof f->order[0], by_target);
-	qsort(f->rules, f->nrules, sizeof f->rules[0], by_match);
 	if ((rc = fresh_rec(im, 0, "service", NULL, NULL)) < 0)
 		return rc;
 	for (size_t k = 0; k < f->neps; k++)
@@ -775,6 +780,139 @@ static int fresh_service(struct imp *im)
 	return 0;
 }
 
+/* ------------------------------------------------- unchanged services */
+
+/* A service the store has, checked in C (struct fresh), compared with its
+ * rows as the planner compares them (db/diff.c: numbers by value, NULL
+ * only equals NULL, check settings ignored when neither side has a
+ * check). Equal: nothing to plan or write. Different: the scratch store
+ * and the planner make its plan. */
+static bool eq_int(sqlite3_stmt *st, int col, long long v)
+{
+	switch (sqlite3_column_type(st, col)) {
+	case SQLITE_INTEGER:
+		return sqlite3_column_int64(st, col) == v;
+	case SQLITE_FLOAT:
+		return sqlite3_column_double(st, col) == (double)v;
+	default:
+		return false;
+	}
+}
+
+/* v NAN: NULL. */
+static bool eq_real(sqlite3_stmt *st, int col, double v)
+{
+	switch (sqlite3_column_type(st, col)) {
+	case SQLITE_NULL:
+		return isnan(v);
+	case SQLITE_INTEGER:
+	case SQLITE_FLOAT:
+		return !isnan(v) && sqlite3_column_double(st, col) == v;
+	default:
+		return false;
+	}
+}
+
+/* v NULL: NULL. */
+static bool eq_text(sqlite3_stmt *st, int col, const char *v)
+{
+	int t = sqlite3_column_type(st, col);
+
+	if (t == SQLITE_NULL || !v)
+		return t == SQLITE_NULL && !v;
+	return t == SQLITE_TEXT &&
+	       strcmp((const char *)sqlite3_column_text(st, col), v) == 0;
+}
+
+static bool same_endpoint(sqlite3_stmt *st, const struct cfg_ep_row *r)
+{
+	if (!eq_text(st, 0, r->target) || !eq_int(st, 1, r->weight) ||
+	    !eq_int(st, 2, r->priority) || !eq_text(st, 3, r->region) ||
+	    !eq_real(st, 4, r->has_loc ? r->lat : NAN) ||
+	    !eq_real(st, 5, r->has_loc ? r->lon : NAN) ||
+	    !eq_real(st, 6, r->bias) ||
+	    !eq_text(st, 7, svc_admin_name((unsigned)r->admin)) ||
+	    !eq_int(st, 8, r->drained) || !eq_text(st, 9, r->check_url) ||
+	    !eq_real(st, 18, r->capacity))
+		return false;
+	if (!r->check_url && sqlite3_column_type(st, 9) == SQLITE_NULL)
+		return true;
+	return eq_real(st, 10, r->interval) && eq_real(st, 11, r->timeout) &&
+	       eq_int(st, 12, r->rise) && eq_int(st, 13, r->fall) &&
+	       eq_int(st, 14, r->tls_verify) && eq_text(st, 15, r->expect) &&
+	       eq_text(st, 16, r->body) && eq_text(st, 17, r->host);
+}
+
+/* Steps st (bound to the service's name) through its rows; *same stays
+ * true while each row n matches. Returns 0 or -EIO; leaves st reset. */
+static int same_rows(struct imp *im, int q, bool *same)
+{
+	struct fresh *f = im->fr;
+	sqlite3_stmt *st = im->cur[q];
+	size_t n = 0;
+	int s;
+
+	sqlite3_bind_text(st, 1, f->svc.name, -1, SQLITE_STATIC);
+	while (*same && (s = sqlite3_step(st)) == SQLITE_ROW) {
+		if (q == 0) {
+			const struct cfg_svc_row *v = &f->svc;
+
+			*same = eq_text(st, 0, svc_policy_name(
+			                        (unsigned)v->policy)) &&
+			        eq_int(st, 1, v->ttl) &&
+			        (v->answers ? eq_int(st, 2, v->answers) :
+			         sqlite3_column_type(st, 2) == SQLITE_NULL) &&
+			        eq_int(st, 3, v->sticky) &&
+			        eq_text(st, 4, v->when_down) &&
+			        eq_real(st, 5, v->fill);
+		} else if (q == 1) {
+			*same = n < f->neps &&
+			        same_endpoint(st, &f->eps[f->order[n]]);
+		} else {
+			char *t = NULL;
+
+			if (n < f->nrules) {
+				/* The planner's form: targets space-separated. */
+				char *j = fresh_targets(f, &f->rules[n]);
+				json_t *a = j ? json_loads(j, 0, NULL) : NULL;
+				size_t m = 0, k;
+				json_t *x;
+
+				t = calloc(1, 256 * SVC_MAX_ENDPOINTS);
+				json_array_foreach(a, k, x)
+					if (t)
+						m += (size_t)sprintf(t + m, "%s%s",
+						        m ? " " : "",
+						        json_string_value(x));
+				json_decref(a);
+				free(j);
+			}
+			*same = t && eq_text(st, 0, f->rules[n].match) &&
+			        eq_text(st, 1, t);
+			free(t);
+		}
+		n++;
+	}
+	if (*same && s != SQLITE_DONE && s != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return -EIO;
+	}
+	if (*same)
+		*same = n == (q == 0 ? 1 : q == 1 ? f->neps : f->nrules);
+	sqlite3_reset(st);
+	return 0;
+}
+
+/* Whether the stored service equals im->fr. 0 or -EIO with err. */
+static int same_as_stored(struct imp *im, bool *same)
+{
+	*same = true;
+	for (int q = 0; *same && q < 3; q++)
+		if (same_rows(im, q, same) < 0)
+			return store_sqlerr(im->h, im->err, im->errlen, "import");
+	return 0;
+}
+
 static int on_service(void *arg, size_t i, json_t *o,
                       const struct jstream_pos *pos)
 {
@@ -796,18 +934,28 @@ static int on_service(void *arg, size_t i, json_t *o,
 	/* A service the store does not have, without a shift or damping
 	 * thresholds (which only the scratch store checks): checked and
 	 * written directly. */
-	if (named && !steers && !names_has(&im->stored, canon)) {
+	/* A service the store has, neither side with a shift or damping
+	 * thresholds: compared with its rows first, planned only when it
+	 * differs. */
+	if (named && !steers && !names_has(&im->steered, canon)) {
+		bool stored = names_has(&im->stored, canon), same = false;
+
 		if ((rc = fresh_check(im, o, i)) < 0)
 			return at(im, rc, pos);
-		if (names_add(&im->seen, canon) < 0)
-			return store_errf(im->err, im->errlen, -ENOMEM,
-			                  "import: out of memory");
-		if ((rc = fresh_service(im)) < 0)
+		fresh_sort(im->fr);
+		if (stored && (rc = same_as_stored(im, &same)) < 0)
 			return rc;
-		im->services++;
-		im->prog.bytes = pos->byte;
-		progress(im, false);
-		return 0;
+		if (!stored || same) {
+			if (names_add(&im->seen, canon) < 0)
+				return store_errf(im->err, im->errlen, -ENOMEM,
+				                  "import: out of memory");
+			if (!stored && (rc = fresh_service(im)) < 0)
+				return rc;
+			im->services++;
+			im->prog.bytes = pos->byte;
+			progress(im, false);
+			return 0;
+		}
 	}
 	if ((rc = cfg_import_service(im->want, o, i, im->err,
 	                             im->errlen)) < 0)
@@ -1179,6 +1327,22 @@ int cfg_import_stream(struct store *db, FILE *in, unsigned flags,
 	                       NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(im.h, "INSERT INTO rule_targets (rule_id, "
 	                       "endpoint_id) VALUES (?, ?)", -1, &im.ins[3],
+	                       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(im.h, "SELECT policy, ttl, answers, sticky, "
+	                       "when_down, fill FROM services WHERE name = ?1",
+	                       -1, &im.cur[0], NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(im.h, "SELECT " CFG_EP_COLS " FROM services s "
+	                       "JOIN endpoints e ON e.service_id = s.id WHERE "
+	                       "s.name = ?1 ORDER BY e.target", -1, &im.cur[1],
+	                       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(im.h, "SELECT CASE r.kind WHEN 'cidr' THEN "
+	                       "r.pattern ELSE r.kind || ':' || r.pattern END "
+	                       "AS m, (SELECT group_concat(t, ' ') FROM (SELECT "
+	                       "e.target AS t FROM rule_targets rt JOIN "
+	                       "endpoints e ON e.id = rt.endpoint_id WHERE "
+	                       "rt.rule_id = r.id ORDER BY e.target)) FROM "
+	                       "services s JOIN rules r ON r.service_id = s.id "
+	                       "WHERE s.name = ?1 ORDER BY m", -1, &im.cur[2],
 	                       NULL) != SQLITE_OK) {
 		rc = store_sqlerr(im.h, err, errlen, "import");
 		goto out;
@@ -1220,6 +1384,8 @@ out:
 	sqlite3_finalize(im.arec);
 	for (int i = 0; i < 4; i++)
 		sqlite3_finalize(im.ins[i]);
+	for (int i = 0; i < 3; i++)
+		sqlite3_finalize(im.cur[i]);
 	if (im.fr) {
 		for (size_t i = 0; i < SVC_MAX_ENDPOINTS; i++)
 			cfg_ep_row_fini(&im.fr->eps[i]);
