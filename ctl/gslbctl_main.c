@@ -855,8 +855,12 @@ static int cmd_history(struct cmd *c)
 		       json_string_value(json_object_get(r, "service")),
 		       key ? " " : "", key ? key : "");
 		if (json_object_get(r, "field")) {
-			os = json_dumps(o, JSON_ENCODE_ANY);
-			ns = json_dumps(nv, JSON_ENCODE_ANY);
+			/* 15 digits: the shortest form of every value
+			 * gslbctl takes (50.11, not 50.109999999999999). */
+			os = json_dumps(o, JSON_ENCODE_ANY |
+			                JSON_REAL_PRECISION(15));
+			ns = json_dumps(nv, JSON_ENCODE_ANY |
+			                JSON_REAL_PRECISION(15));
 			printf(" %s: %s -> %s", json_string_value(
 			       json_object_get(r, "field")), os ? os : "null",
 			       ns ? ns : "null");

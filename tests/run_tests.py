@@ -5,32 +5,47 @@ such line; this sums them and ends with one line over everything.
 
 ONLY=substring limits the integration scripts run (for development).
 
+Several tests run at once (TEST_JOBS, default 3: most of a test's time is
+waiting for timers, probes and other processes, not CPU). Each running test
+gets a slot K in GSLB_PORT_BLOCK, from which tests/integration/gslbtest.py
+takes its ports, so two tests never pick the same one. A script whose text
+has the line "# run_tests: alone" (it measures timing closely, loads every
+CPU, or changes the machine: network namespaces, installed files) runs after
+the others, with nothing else running. Each test's output is printed whole
+when it ends. The longest tests start first: each run records how long each
+test took in tests/.durations (not versioned), and the next run, also of
+another build, orders by it.
+
 Sanitizer reports: every process a test starts (dnsd, gslbctl, gslb-probe,
 the unit binaries) inherits TSAN_OPTIONS/ASAN_OPTIONS/UBSAN_OPTIONS with
-log_path into one directory made for this run, so a report goes to a file
-named after the process's PID instead of an output no test may read. After
-each unit binary and each script the runner looks for new files there: a
-report fails that test (its first lines are printed) whatever the test
-itself concluded. The directory is removed at the end when it is empty.
+log_path into a directory of that test's own (under one made for this run),
+so a report goes to a file named after the process's PID instead of an
+output no test may read, and is charged to the test that caused it. When a
+unit binary or a script ends the runner looks there: a report fails that
+test (its first lines are printed) whatever the test itself concluded. The
+directories are removed at the end when they are empty.
 """
+import concurrent.futures
 import glob
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 LINE = re.compile(r"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run(cmd, timeout):
+def run(cmd, timeout, env):
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=timeout, text=True, errors="replace")
+                           timeout=timeout, text=True, errors="replace", env=env)
         out, rc = p.stdout, p.returncode
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -57,21 +72,23 @@ SAN_REPORT = re.compile(r"^(WARNING: ThreadSanitizer:|==\d+==ERROR: |==\d+==WARN
                         r"SUMMARY: UndefinedBehaviorSanitizer|.*: runtime error: )")
 
 
-def sanitizer_logs():
-    """Creates this run's report directory and points every sanitizer's
-    log_path there (appended: it wins over an earlier log_path)."""
-    d = tempfile.mkdtemp(prefix="gslb-sanitizer-")
+def sanitizer_env(d, name):
+    """The environment of one test: every sanitizer's log_path in a
+    directory of its own under d (appended: it wins over an earlier
+    log_path)."""
+    env = dict(os.environ)
+    sub = os.path.join(d, name)
+    os.makedirs(sub, exist_ok=True)
     for var in SAN_VARS:
-        old = os.environ.get(var, "")
-        os.environ[var] = (old + ":" if old else "") + "log_path=" + os.path.join(d, "report")
-    return d
+        old = env.get(var, "")
+        env[var] = (old + ":" if old else "") + "log_path=" + os.path.join(sub, "report")
+    return env, sub
 
 
-def new_reports(d, seen):
-    """Reports written to d since the last call: (files, report count,
-    the first lines of the first file)."""
-    files = sorted(f for f in os.listdir(d) if f not in seen)
-    seen.update(files)
+def reports(d):
+    """The reports in d: (files, report count, the first lines of the
+    first file)."""
+    files = sorted(os.listdir(d))
     count, head, reporting = 0, [], []
     for f in files:
         with open(os.path.join(d, f), errors="replace") as fh:
@@ -87,6 +104,40 @@ def new_reports(d, seen):
         if not head:
             head = ["%s:" % f] + lines[:80]
     return reporting, count, head
+
+
+DURATIONS = os.path.join(HERE, ".durations")
+
+
+def load_durations():
+    """name -> seconds of the last run ({} when there was none)."""
+    d = {}
+    try:
+        with open(DURATIONS) as f:
+            for ln in f:
+                parts = ln.split()
+                if len(parts) == 2:
+                    d[parts[0]] = float(parts[1])
+    except (OSError, ValueError):
+        return {}
+    return d
+
+
+def save_durations(d):
+    try:
+        with open(DURATIONS + ".new", "w") as f:
+            f.writelines("%s %s\n" % kv for kv in sorted(d.items()))
+        os.replace(DURATIONS + ".new", DURATIONS)
+    except OSError:
+        pass
+
+
+def alone(path):
+    try:
+        with open(path, errors="replace") as f:
+            return any(ln.strip() == "# run_tests: alone" for ln in f)
+    except OSError:
+        return False
 
 
 def sanitizer_of(bin_dir):
@@ -112,51 +163,77 @@ def main(argv):
         only = os.environ.get("ONLY")
         if only:
             scripts = [s for s in scripts if only in os.path.basename(s)]
-    total_p = total_f = total_s = 0
-    bad = []
-    logs = sanitizer_logs()
-    seen = set()
-    total_reports = 0
+    jobs = max(1, int(os.environ.get("TEST_JOBS") or 3))
+    logs = tempfile.mkdtemp(prefix="gslb-sanitizer-")
     san = sanitizer_of(os.environ.get("BIN", os.path.join(os.path.dirname(HERE), "bin")))
-    for cmd, timeout in [([u], 120) for u in units] + \
-                        [(["/usr/bin/python3", s], 300) for s in scripts]:
-        p, f, sk, out, rc, secs = run(cmd, timeout)
+    together = [([u], 120) for u in units] + \
+               [(["/usr/bin/python3", s], 300) for s in scripts if not alone(s)]
+    by_itself = [(["/usr/bin/python3", s], 300) for s in scripts if alone(s)]
+    durations = load_durations()
+    together.sort(key=lambda ct: -durations.get(os.path.basename(ct[0][-1]), 0))
+    total = {"p": 0, "f": 0, "s": 0, "reports": 0}
+    bad = []
+    lock = threading.Lock()
+    slots = queue.Queue()
+    for k in range(jobs):
+        slots.put(k)
+
+    def one(cmd, timeout):
         name = os.path.basename(cmd[-1])
-        files, n_rep, head = new_reports(logs, seen)
+        env, sub = sanitizer_env(logs, name)
+        slot = slots.get()
+        try:
+            env["GSLB_PORT_BLOCK"] = str(slot)
+            p, f, sk, out, rc, secs = run(cmd, timeout, env)
+        finally:
+            slots.put(slot)
+        files, n_rep, head = reports(sub)
         san_text = ""
         if files:
-            total_reports += n_rep
             f += 1
             san_text = "sanitizer: %d report(s) from %d process(es), in %s; the first:\n%s\n" % (
-                n_rep, len(files), logs, "\n".join(head))
-        total_p += p
-        total_f += f
-        total_s += sk
-        print("%-36s %4d passed, %d failed%s  (%.1fs)" %
-              (name, p, f, ", %d skipped" % sk if sk else "", secs), flush=True)
-        for ln in out.splitlines():
-            if ln.startswith("SKIP "):
-                print("    " + ln)
+                n_rep, len(files), sub, "\n".join(head))
+        text = ["%-36s %4d passed, %d failed%s  (%.1fs)" %
+                (name, p, f, ", %d skipped" % sk if sk else "", secs)]
+        text += ["    " + ln for ln in out.splitlines() if ln.startswith("SKIP ")]
         if f:
-            bad.append(name)
             # Each failed test's name and its exception, however long
             # the output after it, then the output's end.
             lines = out.splitlines()
             for i, ln in enumerate(lines):
                 if ln.startswith("FAIL "):
                     err = next((x for x in lines[i + 1:i + 200] if EXC.match(x)), "")
-                    print("    %s: %s" % (ln, err[:500]))
-            sys.stdout.write("".join("    " + ln + "\n" for ln in lines[-60:]))
-            sys.stdout.write("".join("    " + ln + "\n" for ln in san_text.splitlines()))
+                    text.append("    %s: %s" % (ln, err[:500]))
+            text += ["    " + ln for ln in lines[-60:]]
+            text += ["    " + ln for ln in san_text.splitlines()]
+        with lock:
+            durations[name] = round(secs, 1)
+            total["p"] += p
+            total["f"] += f
+            total["s"] += sk
+            total["reports"] += n_rep if files else 0
+            if f:
+                bad.append(name)
+            sys.stdout.write("".join(ln + "\n" for ln in text))
+            sys.stdout.flush()
+        if not os.listdir(sub):
+            os.rmdir(sub)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        for fut in [pool.submit(one, c, t) for c, t in together]:
+            fut.result()
+    for c, t in by_itself:
+        one(c, t)
+    save_durations(durations)
     if bad:
         print("failing: " + " ".join(bad))
     if san:
-        print("%s reports: %d%s" % (san, total_reports,
-                                     " (in %s)" % logs if total_reports else ""))
+        print("%s reports: %d%s" % (san, total["reports"],
+                                     " (in %s)" % logs if total["reports"] else ""))
     if not os.listdir(logs):
         shutil.rmtree(logs, ignore_errors=True)
-    print("%d passed, %d failed, %d skipped" % (total_p, total_f, total_s))
-    return 1 if total_f else 0
+    print("%d passed, %d failed, %d skipped" % (total["p"], total["f"], total["s"]))
+    return 1 if total["f"] else 0
 
 
 if __name__ == "__main__":

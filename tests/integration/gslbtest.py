@@ -53,21 +53,57 @@ def test(fn):
     return fn
 
 
+def forget_tests():
+    """Drops the tests registered so far: a script that imports another
+    test script for its helpers then runs only the tests it defines."""
+    del _tests[:]
+
+
+# tests/run_tests.py runs several scripts at once and gives each running
+# script a block of ports of its own (GSLB_PORT_BLOCK=K: ports PORT_BASE +
+# K * PORT_SPAN and up), below the kernel's ephemeral range, so two scripts
+# never pick the same port and no client socket's ephemeral port takes one.
+# Within a script the ports are handed out in turn, so a script never gets a
+# port twice while it has free ones. Without a block (a script run by hand)
+# the kernel picks, and the ports a script was given are not given again.
+PORT_BASE, PORT_SPAN = 20000, 1500
+_port_block = os.environ.get("GSLB_PORT_BLOCK")
+_port_next = [0]
+_ports_given = set()
+
+
+def _port_is_free(family, host, port):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    u = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        s.bind((host, port))
+        u.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+        u.close()
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
     """A port free for both UDP and TCP on host."""
+    if _port_block is not None and _port_block.isdigit():
+        base = PORT_BASE + int(_port_block) * PORT_SPAN
+        for _ in range(PORT_SPAN):
+            port = base + _port_next[0] % PORT_SPAN
+            _port_next[0] += 1
+            if _port_is_free(family, host, port):
+                return port
+        raise RuntimeError("no free port in %d-%d" % (base, base + PORT_SPAN - 1))
     for _ in range(50):
         s = socket.socket(family, socket.SOCK_STREAM)
         s.bind((host, 0))
         port = s.getsockname()[1]
-        u = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            u.bind((host, port))
-        except OSError:
-            s.close()
-            continue
-        u.close()
         s.close()
-        return port
+        if port not in _ports_given and _port_is_free(family, host, port):
+            _ports_given.add(port)
+            return port
     raise RuntimeError("no free port")
 
 
@@ -327,17 +363,8 @@ class EtcdCluster:
         self.n = n
         self.dir = tmpdir()
         self.names = ["m%d" % i for i in range(n)]
-        # 2n distinct ports: free_port() may hand out a port it gave before
-        # (it is closed again), and etcd refuses a cluster with a port twice.
-        ports = []
-        for _ in range(50 * n):
-            p = free_port()
-            if p not in ports:
-                ports.append(p)
-            if len(ports) == 2 * n:
-                break
-        if len(ports) < 2 * n:
-            raise RuntimeError("no %d distinct free ports" % (2 * n))
+        # 2n distinct ports (free_port() never hands out a port twice).
+        ports = [free_port() for _ in range(2 * n)]
         self.client_ports, self.peer_ports = ports[:n], ports[n:]
         self.urls = ["http://127.0.0.1:%d" % p for p in self.client_ports]
         self.token = "gslbtest-%d-%d" % (os.getpid(), self.client_ports[0])

@@ -9,6 +9,9 @@ runs; purging removes the files again.
 
 Installing needs root and dpkg's lock: without them the install part is
 skipped with the reason (the build and lintian still ran)."""
+# run_tests: alone
+# (it installs the packages with dpkg, which the whole machine shares)
+
 import glob
 import os
 import re

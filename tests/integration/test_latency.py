@@ -17,6 +17,9 @@ and answered by bin/dnsd to ECS clients (dnspython).
    kernel has no netem. Every namespace and qdisc is removed, also on
    failure.
 """
+# run_tests: alone
+# (network namespaces with fixed addresses, and latencies it measures)
+
 import json
 import os
 import re

@@ -433,6 +433,11 @@ def test_gslbctl_writes_say_what_changed():
     lines = gslbctl(db, "history", svc).stdout.splitlines()
     assert len(lines) == 7 and "~ endpoint %s 192.0.2.2 weight: 1 -> 5" % svc in lines[3], lines
     assert all("(gslbctl)" in x for x in lines), lines
+    # Real values as they were given (50.11, not 50.109999999999999).
+    gslbctl(db, "endpoint", "set", svc, "192.0.2.2", "--lat", "50.11", "--lon", "8.68")
+    gslbctl(db, "endpoint", "set", svc, "192.0.2.2", "--lat", "50.1", "--lon", "8.7")
+    last = gslbctl(db, "history", svc).stdout.splitlines()[-2:]
+    assert last[0].endswith("lat: 50.11 -> 50.1") and last[1].endswith("lon: 8.68 -> 8.7"), last
 
 
 @test

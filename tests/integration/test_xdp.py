@@ -34,6 +34,9 @@ entirely inside network namespaces this test creates (never the host's lo).
 Skipped (never passed) when not root, without `ip netns`, or when the
 kernel has no AF_XDP. Every namespace is removed, also on failure; every
 process is stopped by PID; every wait is bounded."""
+# run_tests: alone
+# (network namespaces of its own, and it compares rates it measures)
+
 import json
 import os
 import re
