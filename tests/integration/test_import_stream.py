@@ -132,7 +132,10 @@ def streamed_import_matches_the_whole_document_path():
     port = free_port()
     api = "http://127.0.0.1:%d" % port
     Dnsd(["--zone", os.path.join(ZONES, "gslb.example.com.zone"), "--db", b,
-          "--api", "127.0.0.1:%d" % port, "--api-token-file", tok])
+          "--api", "127.0.0.1:%d" % port, "--api-token-file", tok,
+          # A 1,000-service PUT takes seconds on a loaded machine (more
+          # under a sanitizer): not what this test is about.
+          "--api-request-timeout", str(min(3600, int(120 * TIME_FACTOR)))])
     first, second = generate(N_API), generate(N_API, 1)
     assert len(json.dumps(second)) < 1024 * 1024
     p1, p2 = write(d, "first.json", first), write(d, "second.json", second)
@@ -197,11 +200,10 @@ def ten_thousand_services_round_trip():
     # The history: a service the import added is one row with what came
     # with it; a change of a service the store had, one row per change.
     hist = gslbctl(a, "history", "s100.gslb.example.com").stdout.splitlines()
-    assert len(hist) == 3 and hist[0].endswith(
+    assert len(hist) == 2 and hist[0].endswith(
         "(import) + service s100.gslb.example.com.: endpoints 10.0.1.144 10.0.1.145 "
         "10.0.1.146"), hist
-    assert hist[1].endswith("~ endpoint s100.gslb.example.com. 10.0.1.144 weight: 1 -> 2") \
-        and hist[2].endswith("- endpoint s100.gslb.example.com. 10.0.1.146"), hist
+    assert hist[1].endswith("~ endpoint s100.gslb.example.com. 10.0.1.144 weight: 1 -> 2"), hist
     con = sqlite3.connect(a)
     assert con.execute("SELECT count(*) FROM audit WHERE version = 1").fetchone()[0] == N
     con.close()
