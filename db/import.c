@@ -1,9 +1,14 @@
 /* db/import.c - streaming import: each service object of the document is
- * validated into a small scratch store, planned against the store by
- * identity (db/diff_sql.h's planner), guarded, written, and its changes
- * kept in a temporary table; at the end the services the document did
- * not name are removed and the table becomes the audit trail and the
- * report, in plan order. Load time only; see db/import.h. */
+ * checked in C with the add commands' checks (db/edit.h cfg_*_check); a
+ * new one is written straight with statements prepared once, a stored one
+ * is compared with its rows and, only when it differs (or has a staged
+ * shift or damping thresholds), validated into a small scratch store and
+ * planned against the store by identity (db/diff_sql.h's planner),
+ * guarded and written. The changes are kept in temporary tables (the
+ * report's, when it is read, and the audit rows'); at the end the
+ * services the document did not name are removed and the tables become
+ * the audit trail and the report, in plan order. Load time only; see
+ * db/import.h. */
 #include "db/import.h"
 
 #include <errno.h>
