@@ -431,7 +431,8 @@ static void fresh_sort(struct fresh *f)
 		f->order[k] = k;
 	sort_eps = f->eps;
 	qsort(f->order, f->neps, sizeof f->order[0], by_target);
-	qsort(f->rules, f->nrules, sizeof f->rules[0], by_match);
+	if (f->nrules)          /* rules is NULL until the first one */
+		qsort(f->rules, f->nrules, sizeof f->rules[0], by_match);
 }
 
 /* "WHERE: MESSAGE" for an error of a check (err holds MESSAGE). */
