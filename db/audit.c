@@ -385,14 +385,132 @@ int cfg_record_rows(sqlite3 *h, const struct cfg_plan *p, const json_t *rows,
 	return record(h, p, NULL, rows, err, errlen);
 }
 
-char *cfg_added_text(json_t *endpoints, json_t *rules)
-{
-	json_t *o = json_pack("{s:o, s:o}", "endpoints", endpoints, "rules",
-	                      rules);
-	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+/* A growing string; oom once an allocation failed. */
+struct sbuf {
+	char *p;
+	size_t n, cap;
+	bool oom;
+};
 
-	json_decref(o);
-	return s;
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = 2 * (b->n + n + 1) + 64;
+		char *p = realloc(b->p, cap);
+
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+}
+
+/* s as a JSON string (RFC 8259 7: quote, backslash and control
+ * characters escaped; UTF-8 as it is). */
+static void sb_str(struct sbuf *b, const char *s)
+{
+	sb_put(b, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char e[8];
+
+		if (c == '"' || c == '\\') {
+			e[0] = '\\';
+			e[1] = (char)c;
+			sb_put(b, e, 2);
+		} else if (c < 0x20) {
+			snprintf(e, sizeof e, "\\u%04X", c);
+			sb_put(b, e, 6);
+		} else {
+			sb_put(b, s, 1);
+		}
+	}
+	sb_put(b, "\"", 1);
+}
+
+static void sb_list(struct sbuf *b, const char *const *v, size_t n)
+{
+	sb_put(b, "[", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			sb_put(b, ",", 1);
+		sb_str(b, v[i]);
+	}
+	sb_put(b, "]", 1);
+}
+
+char *cfg_added_text(const char *const *endpoints, size_t n,
+                     const struct cfg_added_rule *rules, size_t nrules)
+{
+	struct sbuf b = { NULL, 0, 0, false };
+
+	sb_put(&b, "{\"endpoints\":", 13);
+	sb_list(&b, endpoints, n);
+	sb_put(&b, ",\"rules\":[", 10);
+	for (size_t i = 0; i < nrules; i++) {
+		sb_put(&b, i ? ",{\"match\":" : "{\"match\":", i ? 10 : 9);
+		sb_str(&b, rules[i].match);
+		sb_put(&b, ",\"targets\":", 11);
+		sb_list(&b, rules[i].targets, rules[i].n);
+		sb_put(&b, "}", 1);
+	}
+	sb_put(&b, "]}", 2);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+/* The strings of a JSON list into a new array (NULL when empty or out
+ * of memory: *n says which). */
+static const char **strings_of(const json_t *a, size_t *n)
+{
+	const char **v = NULL;
+	const json_t *x;
+	size_t i;
+
+	*n = json_array_size(a);
+	if (*n && !(v = calloc(*n, sizeof *v)))
+		return NULL;
+	json_array_foreach(a, i, x)
+		v[i] = json_string_value(x) ? json_string_value(x) : "";
+	return v;
+}
+
+char *cfg_added_text_json(const json_t *endpoints, const json_t *rules)
+{
+	size_t n = 0, nr = json_array_size(rules), i;
+	const char **eps = strings_of(endpoints, &n);
+	struct cfg_added_rule *r = nr ? calloc(nr, sizeof *r) : NULL;
+	char *text = NULL;
+	const json_t *x;
+	bool ok = (!n || eps) && (!nr || r);
+
+	json_array_foreach(rules, i, x) {
+		if (!ok)
+			break;
+		r[i].match = json_string_value(json_object_get(x, "match"));
+		if (!r[i].match)
+			r[i].match = "";
+		r[i].targets = strings_of(json_object_get(x, "targets"),
+		                          &r[i].n);
+		ok = !r[i].n || r[i].targets;
+	}
+	if (ok)
+		text = cfg_added_text(eps, n, r, nr);
+	for (i = 0; r && i < nr; i++)
+		free((void *)r[i].targets);
+	free(r);
+	free(eps);
+	return text;
 }
 
 /* The services p adds, each with what comes with it (the lists of
@@ -498,10 +616,9 @@ static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 			if (strcmp(json_string_value(json_object_get(c, "kind")),
 			           "service") == 0) {
 				free(nv);
-				nv = cfg_added_text(json_incref(json_object_get(
-				                        a, "endpoints")),
-				                    json_incref(json_object_get(
-				                        a, "rules")));
+				nv = cfg_added_text_json(json_object_get(
+				                             a, "endpoints"),
+				                         json_object_get(a, "rules"));
 				if (!nv) {
 					free(o);
 					json_decref(c);

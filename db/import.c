@@ -284,8 +284,7 @@ static int record(struct imp *im, const struct cfg_plan *p)
 		free(c.new);
 	}
 	if (svc && rc == 0) {
-		text = cfg_added_text(eps, rules);
-		eps = rules = NULL;
+		text = cfg_added_text_json(eps, rules);
 		rc = text ? put(im, im->arec, 0, svc, NULL, "add", "service",
 		                NULL, NULL, text) :
 		     store_errf(im->err, im->errlen, -ENOMEM,
@@ -610,22 +609,41 @@ static char *fresh_targets(const struct fresh *f, const struct fresh_rule *r)
 static int fresh_audit(struct imp *im)
 {
 	struct fresh *f = im->fr;
-	json_t *eps = json_array(), *rules = json_array();
-	char *text;
+	const char *eps[SVC_MAX_ENDPOINTS], **tg = NULL;
+	struct cfg_added_rule *r = NULL;
+	char *text = NULL;
+	size_t at = 0, total = 0;
 	int rc;
 
 	for (size_t k = 0; k < f->neps; k++)
-		json_array_append_new(eps, json_string(
-		        f->eps[f->order[k]].target));
+		eps[k] = f->eps[f->order[k]].target;
+	for (size_t k = 0; k < f->nrules; k++)
+		total += f->rules[k].nt;
+	if (f->nrules && (!(r = calloc(f->nrules, sizeof *r)) ||
+	                  !(tg = calloc(total, sizeof *tg))))
+		goto out;
 	for (size_t k = 0; k < f->nrules; k++) {
-		char *t = fresh_targets(f, &f->rules[k]);
+		const struct fresh_rule *fr = &f->rules[k];
+		const char **t = tg + at;
 
-		json_array_append_new(rules, json_pack("{s:s, s:o}", "match",
-		                      f->rules[k].match, "targets",
-		                      json_loads(t ? t : "null", 0, NULL)));
-		free(t);
+		/* Targets sorted (insertion sort: a rule names a few). */
+		for (size_t q = 0; q < fr->nt; q++) {
+			size_t j = q;
+
+			while (j > 0 && strcmp(t[j - 1],
+			                       f->eps[fr->t[q]].target) > 0) {
+				t[j] = t[j - 1];
+				j--;
+			}
+			t[j] = f->eps[fr->t[q]].target;
+		}
+		r[k] = (struct cfg_added_rule){ fr->match, t, fr->nt };
+		at += fr->nt;
 	}
-	text = cfg_added_text(eps, rules);
+	text = cfg_added_text(eps, f->neps, r, f->nrules);
+out:
+	free(r);
+	free(tg);
 	if (!text)
 		return store_errf(im->err, im->errlen, -ENOMEM,
 		                  "import: out of memory");
