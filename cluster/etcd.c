@@ -722,8 +722,9 @@ static int range_body(json_t *o, const char *key, bool prefix)
 	return rc;
 }
 
-int etcd_range(struct etcd *e, const char *key, bool prefix, int64_t rev,
-               int64_t limit, struct etcd_range *out)
+static int range_min(struct etcd *e, const char *key, bool prefix,
+                     int64_t rev, int64_t limit, int64_t min_mod,
+                     struct etcd_range *out)
 {
 	json_t *b = json_object(), *r = NULL;
 	int rc;
@@ -731,7 +732,9 @@ int etcd_range(struct etcd *e, const char *key, bool prefix, int64_t rev,
 	memset(out, 0, sizeof(*out));
 	if (!b || (rc = range_body(b, key, prefix)) < 0 ||
 	    (rev > 0 && (rc = j_set_i64(b, "revision", rev)) < 0) ||
-	    (limit > 0 && (rc = j_set_i64(b, "limit", limit)) < 0)) {
+	    (limit > 0 && (rc = j_set_i64(b, "limit", limit)) < 0) ||
+	    (min_mod > 0 &&
+	     (rc = j_set_i64(b, "min_mod_revision", min_mod)) < 0)) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -743,6 +746,27 @@ out:
 	json_decref(b);
 	json_decref(r);
 	return rc;
+}
+
+int etcd_timeout(struct etcd *e, int timeout_ms)
+{
+	int prev = e->timeout_ms;
+
+	if (timeout_ms > 0)
+		e->timeout_ms = timeout_ms;
+	return prev;
+}
+
+int etcd_range(struct etcd *e, const char *key, bool prefix, int64_t rev,
+               int64_t limit, struct etcd_range *out)
+{
+	return range_min(e, key, prefix, rev, limit, 0, out);
+}
+
+int etcd_range_since(struct etcd *e, const char *key, bool prefix,
+                     int64_t rev, int64_t min_mod, struct etcd_range *out)
+{
+	return range_min(e, key, prefix, rev, 0, min_mod, out);
 }
 
 int etcd_put(struct etcd *e, const char *key, const void *value, size_t len,

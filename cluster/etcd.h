@@ -73,12 +73,21 @@ const char *etcd_current_url(const struct etcd *e);
 size_t etcd_url_count(const struct etcd *e);
 const char *etcd_url(const struct etcd *e, size_t i);
 
+/* Sets how long a synchronous call waits for data (ms; > 0), e.g. longer
+ * for a large range; returns the previous value. */
+int etcd_timeout(struct etcd *e, int timeout_ms);
+
 /* Range over key (prefix: every key starting with key) at revision rev
  * (0: the latest). limit 0: no limit. out is filled (caller frees it with
  * etcd_range_fini()). 0, -ECANCELED when rev was compacted, or another
  * negative errno. */
 int etcd_range(struct etcd *e, const char *key, bool prefix, int64_t rev,
                int64_t limit, struct etcd_range *out);
+/* The same, only the keys last changed at min_mod or later (etcd's
+ * min_mod_revision filter: the server still scans the range, the reply
+ * carries only those). */
+int etcd_range_since(struct etcd *e, const char *key, bool prefix,
+                     int64_t rev, int64_t min_mod, struct etcd_range *out);
 void etcd_range_fini(struct etcd_range *r);      /* zeroes it */
 
 /* Put key = value (len bytes) with lease (0: none). *rev (may be NULL):

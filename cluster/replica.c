@@ -162,7 +162,8 @@ static int put_service(struct replica *r, struct cfg_sync *s, const char *key,
 }
 
 static int full_apply(struct replica *r, const struct etcd_range *rg,
-                      struct cfg_sync_pos *pos, char *err, size_t errlen)
+                      const json_t *rows, struct cfg_sync_pos *pos,
+                      char *err, size_t errlen)
 {
 	struct cfg_sync *s = r->sync;
 	size_t changed = 0;
@@ -195,7 +196,7 @@ static int full_apply(struct replica *r, const struct etcd_range *rg,
 		if (rc < 0)
 			goto fail;
 	}
-	if ((rc = cfg_sync_flush(s, true, NULL, &changed, err, errlen)) < 0)
+	if ((rc = cfg_sync_flush(s, true, rows, &changed, err, errlen)) < 0)
 		goto fail;
 	rc = cfg_sync_commit(s, pos, err, errlen);
 	if (rc == 0)
@@ -222,13 +223,86 @@ int replica_full(struct replica *r, const struct etcd_range *rg, char *err,
 	snprintf(pos.prefix, sizeof(pos.prefix), "%s", r->prefix);
 	use_context(r, &w);
 	prev = cfg_write_swap(&w);
-	rc = full_apply(r, rg, &pos, err, errlen);
+	rc = full_apply(r, rg, NULL, &pos, err, errlen);
 	cfg_write_done(&w);
 	cfg_write_use(prev);
 	if (rc == 0) {
 		r->st.revision = pos.revision;
 		r->st.config_revision = pos.config_revision;
 		r->st.resyncs++;
+	}
+	return rc;
+}
+
+static int by_mod_revision(const void *a, const void *b)
+{
+	const struct etcd_kv *x = *(const struct etcd_kv *const *)a;
+	const struct etcd_kv *y = *(const struct etcd_kv *const *)b;
+
+	return (x->mod_revision > y->mod_revision) -
+	       (x->mod_revision < y->mod_revision);
+}
+
+/* The writers' audit rows of the audit keys in rg, in revision order (a
+ * value that is not a list is skipped with a warning); *newest: the
+ * revision of the last one. NULL when out of memory. */
+static json_t *range_rows(const struct etcd_range *rg, int64_t *newest)
+{
+	const struct etcd_kv **kv = malloc((rg->n ? rg->n : 1) * sizeof(*kv));
+	json_t *rows = json_array();
+
+	if (!kv || !rows) {
+		free(kv);
+		json_decref(rows);
+		return NULL;
+	}
+	for (size_t i = 0; i < rg->n; i++)
+		kv[i] = &rg->kvs[i];
+	qsort(kv, rg->n, sizeof(*kv), by_mod_revision);
+	for (size_t i = 0; i < rg->n; i++) {
+		json_t *a = json_loadb(kv[i]->value, kv[i]->value_len, 0, NULL);
+
+		if (kv[i]->mod_revision > *newest)
+			*newest = kv[i]->mod_revision;
+		if (!json_is_array(a))
+			log_warn("etcd: key %s (revision %" PRId64 "): audit rows "
+			         "are not a JSON list; this node records its own",
+			         kv[i]->key, kv[i]->mod_revision);
+		else
+			json_array_extend(rows, a);
+		json_decref(a);
+	}
+	free(kv);
+	return rows;
+}
+
+int replica_catchup(struct replica *r, const struct etcd_range *services,
+                    const struct etcd_range *audit, char *err, size_t errlen)
+{
+	struct cfg_sync_pos pos = { .revision = services->revision,
+	                            .config_revision = r->st.config_revision };
+	struct cfg_write w, *prev;
+	json_t *rows;
+	int rc;
+
+	if (services->revision <= r->st.revision)
+		return 0;       /* nothing newer (a member behind the others) */
+	if (!(rows = range_rows(audit, &pos.config_revision))) {
+		snprintf(err, errlen, "etcd: out of memory");
+		return -ENOMEM;
+	}
+	snprintf(pos.prefix, sizeof(pos.prefix), "%s", r->prefix);
+	use_context(r, &w);
+	prev = cfg_write_swap(&w);
+	rc = full_apply(r, services, json_array_size(rows) ? rows : NULL, &pos,
+	                err, errlen);
+	cfg_write_done(&w);
+	cfg_write_use(prev);
+	json_decref(rows);
+	if (rc == 0) {
+		r->st.revision = pos.revision;
+		r->st.config_revision = pos.config_revision;
+		r->st.catchups++;
 	}
 	return rc;
 }

@@ -41,6 +41,7 @@ struct replica_stats {
 	int64_t config_revision; /* revision of the last configuration change */
 	uint64_t invalid;        /* bad values skipped */
 	uint64_t resyncs;        /* full syncs */
+	uint64_t catchups;       /* catch-ups from ranges (replica_catchup) */
 	uint64_t changes;        /* store changes applied (plan rows) */
 };
 
@@ -58,6 +59,21 @@ void replica_stats(const struct replica *r, struct replica_stats *out);
  * rg's revision. 0 or a negative errno with err (then nothing changed). */
 int replica_full(struct replica *r, const struct etcd_range *rg, char *err,
                  size_t errlen);
+
+/* Catches up from far behind without replaying history: services is a
+ * range of PREFIX "services/" (every service, at one revision R), audit
+ * one of PREFIX "audit/" at R holding the keys changed after the
+ * revision applied (etcd_range_since). The store becomes equal to the
+ * services, in one transaction recording R, with the writers' audit rows
+ * in revision order when they name every service that changed (else the
+ * node's own diff, as for a watch response that mixes both). Replaying a
+ * long history through the watch costs etcd a scan of everything after
+ * the start revision for every 1,000 revisions it sends; this costs the
+ * size of the configuration and of the new audit rows. 0 or a negative
+ * errno with err (then nothing changed). */
+int replica_catchup(struct replica *r, const struct etcd_range *services,
+                    const struct etcd_range *audit, char *err,
+                    size_t errlen);
 
 /* Applies the events of one watch response (in revision order) in one
  * transaction: each revision's service puts and deletes as one write,

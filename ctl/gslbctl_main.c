@@ -1569,13 +1569,18 @@ static void run_etcd(struct cmd *c)
 	int rc;
 
 	if (c->fn == cmd_shift)
-		die_rc(-EINVAL, "shift: not available with --etcd: staged "
-		       "shifts are run by each node from its own store");
+		die_rc(-EINVAL, "shift: not available with --etcd: a staged "
+		       "shift is run by each node from its own store, its "
+		       "stages advanced and rolled back on that node's health "
+		       "and clock; start it on every node with gslbctl --db "
+		       "REPLICA shift ... (nothing was changed)");
 	for (size_t i = 0; c->fn == cmd_damping && i < 8; i++)
 		if (opt(c, damp_writes[i]))
 			die_rc(-EINVAL, "damping --%s: not available with --etcd: "
-			       "damping is set on each node's store",
-			       damp_writes[i]);
+			       "flap damping acts on each node's own health and "
+			       "is set in each node's store: run gslbctl --db "
+			       "REPLICA damping ... on every node (nothing was "
+			       "changed)", damp_writes[i]);
 	/* A document on stdin is read once but may be needed by every
 	 * attempt: keep it in an unlinked temporary file, reopened by each
 	 * through /dev/fd. */

@@ -180,6 +180,33 @@ int cfg_sync_keep(struct cfg_sync *s, const char *name, char *err,
 	return 0;
 }
 
+/* Do rows name every service p changes? (Rows gathered over many
+ * revisions, e.g. a catch-up from a range, may miss a change another tool
+ * made without rows: the plan's own record then tells the truth.) */
+static bool rows_cover(const struct cfg_plan *p, const json_t *rows)
+{
+	json_t *named = json_object();
+	const json_t *r;
+	size_t i, n = cfg_plan_size(p);
+	bool ok = named != NULL;
+
+	json_array_foreach(rows, i, r) {
+		const char *svc = json_string_value(json_object_get(r, "service"));
+
+		if (ok && svc)
+			ok = json_object_set_new(named, svc, json_true()) == 0;
+	}
+	for (i = 0; ok && i < n; i++) {
+		json_t *c = cfg_plan_change(p, i);
+
+		ok = c && json_object_get(named, json_string_value(
+		              json_object_get(c, "service"))) != NULL;
+		json_decref(c);
+	}
+	json_decref(named);
+	return ok;
+}
+
 int cfg_sync_flush(struct cfg_sync *s, bool full, const json_t *rows,
                    size_t *changed, char *err, size_t errlen)
 {
@@ -204,7 +231,7 @@ int cfg_sync_flush(struct cfg_sync *s, bool full, const json_t *rows,
 	if ((rc = cfg_plan_apply(p, s->db->h, err, errlen)) < 0)
 		goto out;
 	rc = -EINVAL;
-	if (rows)
+	if (json_is_array(rows) && rows_cover(p, rows))
 		rc = cfg_record_rows(s->db->h, p, rows, e2, sizeof(e2));
 	if (rc == -EINVAL)      /* none, or not usable: our own */
 		rc = cfg_record(s->db->h, p, NULL, err, errlen);

@@ -57,8 +57,8 @@ int cfg_sync_keep(struct cfg_sync *s, const char *name, char *err,
 /* Applies the current group as one write. full: the group is the whole
  * configuration (services not in it are removed); else only the services
  * it names change. rows (may be NULL): the audit rows the writer recorded
- * (cfg_record_rows in db/audit_sql.h); when NULL or not valid the plan's
- * own rows are recorded, with the who and source of the thread's write
+ * (cfg_record_rows in db/audit_sql.h); when NULL, not valid, or naming
+ * not every service the plan changes, the plan's own rows are recorded, with the who and source of the thread's write
  * context (db/audit.h). *changed (may be NULL): the number of changes. */
 int cfg_sync_flush(struct cfg_sync *s, bool full, const json_t *rows,
                    size_t *changed, char *err, size_t errlen);

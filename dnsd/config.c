@@ -93,6 +93,8 @@ static const struct opt opts[] = {
 	  "URL of an etcd member (http://HOST:PORT or https://; repeatable): the configuration of balanced names comes from etcd, --db is this node's replica of it" },
 	{ "etcd-prefix", OPT_STR, OFF(etcd_prefix), 0, 0, 0,
 	  "key prefix of the configuration in etcd (default /gslb/)" },
+	{ "etcd-catchup-revisions", OPT_UINT, OFF(etcd_catchup_revisions), 0, 1, 100000000,
+	  "a node this many etcd revisions behind or more catches up by reading the current configuration and the new audit rows instead of replaying the history (default 5000)" },
 	{ "node-name", OPT_STR, OFF(node_name), 0, 0, 0,
 	  "this node's name in etcd (PREFIX nodes/NAME, with the revision it applied; default: the host name)" },
 	{ "etcd-ca-file", OPT_STR, OFF(etcd_ca_file), 0, 0, 0,
@@ -128,6 +130,7 @@ void config_init(struct config *c)
 	c->ecs_max_v4 = 24;
 	c->ecs_max_v6 = 56;
 	c->db_poll_ms = 250;
+	c->etcd_catchup_revisions = 5000;
 	c->rrl_slip = 2;
 	c->rrl_ipv4_prefix = 24;
 	c->rrl_ipv6_prefix = 56;

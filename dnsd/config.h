@@ -58,6 +58,7 @@ struct config {
 	const char *etcd[CONFIG_LIST_MAX];
 	size_t n_etcd;
 	const char *etcd_prefix;       /* NULL: /gslb/ */
+	unsigned etcd_catchup_revisions;
 	const char *node_name;         /* NULL: the host name */
 	const char *etcd_ca_file, *etcd_cert_file, *etcd_key_file;
 	bool check;                    /* --check: validate and exit */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,6 +87,8 @@ struct control {
 	struct webui *web;           /* the status page (with --api) */
 	struct notify *notify;       /* webhooks (with notify-url) */
 	struct etcdsync *etcd;       /* the replica thread (with --etcd) */
+	int applied_fd;              /* eventfd it signals after a commit */
+	struct event *applied_ev;    /* ... read here: the store is polled */
 	struct status_src st;        /* times and results for status/metrics */
 	struct event *summary_ev;
 	struct event *shift_ev;      /* runs the staged shifts */
@@ -935,8 +938,11 @@ static int etcd_attempt(struct store *scratch, void *arg, char *err,
 				       errlen);
 	}
 	if (strcmp(w->what, "shift") == 0) {
-		snprintf(err, errlen, "shift: not available with --etcd: staged "
-			 "shifts are run by each node from its own store");
+		snprintf(err, errlen, "shift: not available with --etcd: a "
+			 "staged shift is run by each node from its own store, "
+			 "its stages advanced and rolled back on that node's "
+			 "health and clock; start it on every node with gslbctl "
+			 "--db REPLICA shift (nothing was changed)");
 		return -EINVAL;
 	}
 	rc = config_write_on(scratch, w->what, w->body, err, errlen);
@@ -1488,13 +1494,40 @@ static void start_api(struct control *sv)
 		 sv->conf.api_tls_cert ? "https" : "http", cred_count(creds));
 }
 
+/* The replica thread committed: poll the store now rather than at the
+ * next db-poll-ms tick (a change is served within milliseconds). */
+static void on_applied(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *sv = arg;
+	uint64_t n;
+
+	(void)what;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn_errno("etcd: reading the replica thread's signal");
+	if (sv->db)
+		poll_db(sv);
+}
+
+/* On the replica thread: wake the control thread (an eventfd write is
+ * all it does; a counter that is already set stays set). */
+static void signal_applied(void *arg)
+{
+	struct control *sv = arg;
+	uint64_t one = 1;
+
+	if (write(sv->applied_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn_errno("etcd: waking the control thread");
+}
+
 /* --etcd: the thread that keeps the store a replica of etcd's
- * configuration; its commits reach the snapshot through the store poll. */
+ * configuration; its commits reach the snapshot through the store poll,
+ * run as soon as the thread signals one (and every db-poll-ms anyway). */
 static void start_etcd(struct control *sv)
 {
 	struct etcdsync_conf c = {
 		.urls = sv->conf.etcd, .n_urls = sv->conf.n_etcd,
 		.prefix = sv->conf.etcd_prefix, .node = sv->conf.node_name,
+		.catchup_revisions = sv->conf.etcd_catchup_revisions,
 		.db = sv->conf.db, .ca_file = sv->conf.etcd_ca_file,
 		.cert_file = sv->conf.etcd_cert_file,
 		.key_file = sv->conf.etcd_key_file,
@@ -1508,6 +1541,14 @@ static void start_etcd(struct control *sv)
 	};
 	char err[512];
 
+	sv->applied_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (sv->applied_fd < 0 ||
+	    !(sv->applied_ev = event_new(sv->base, sv->applied_fd,
+	                                 EV_READ | EV_PERSIST, on_applied, sv)) ||
+	    event_add(sv->applied_ev, NULL) < 0)
+		fatal("etcd: cannot set up the replica thread's signal");
+	c.applied = signal_applied;
+	c.applied_arg = sv;
 	if (!(sv->etcd = etcdsync_start(&c, err, sizeof(err))))
 		fatal("%s", err);
 	/* The API's writes go to etcd too (cluster/write.h), with a client
@@ -1589,6 +1630,10 @@ void control_free(struct control *sv)
 	etcdsync_stop(sv->etcd);
 	etcd_free(sv->wr_etcd);
 	sv->etcd = NULL;
+	if (sv->applied_ev) {
+		event_free(sv->applied_ev);
+		close(sv->applied_fd);
+	}
 	api_free(sv->api);
 	webui_free(sv->web);
 	sv->web = NULL;

@@ -21,6 +21,9 @@
 
 /* Requests to etcd give up after this long (a stop waits at most this). */
 #define REQUEST_TIMEOUT_MS 2000
+/* ... but the ranges of a catch-up, which etcd takes seconds to answer
+ * when they hold 100,000 audit keys (a stop then waits up to this). */
+#define CATCHUP_TIMEOUT_MS 60000
 /* Reconnect backoff: doubles from the first to the last. */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 3000
@@ -30,6 +33,10 @@
 /* The node registration: its lease and how often it is refreshed. */
 #define LEASE_TTL_S 10
 #define LEASE_TICK_MS 3000
+/* A node this many revisions behind or more catches up from ranges
+ * (replica_catchup) rather than the watch's history (unless the
+ * configuration says otherwise). */
+#define CATCHUP_RANGE_MIN 5000
 /* At most this many received events wait to be applied together. */
 #define PENDING_MAX 10000
 
@@ -43,6 +50,9 @@ struct etcdsync {
 	struct replica *rep;
 	struct event_base *base;
 	struct event *step_ev, *lease_ev, *stop_ev, *flush_ev;
+	void (*applied)(void *arg);
+	void *applied_arg;
+	int64_t catchup_min;
 	int stop_pipe[2];
 	pthread_t thread;
 	bool started;
@@ -66,6 +76,8 @@ struct etcdsync {
 	struct replica_stats st;
 };
 
+/* After a commit: the new position for status, and the control thread
+ * woken to serve it. */
 static void publish(struct etcdsync *s)
 {
 	struct replica_stats st;
@@ -74,6 +86,8 @@ static void publish(struct etcdsync *s)
 	pthread_mutex_lock(&s->mu);
 	s->st = st;
 	pthread_mutex_unlock(&s->mu);
+	if (s->applied)
+		s->applied(s->applied_arg);
 }
 
 /* The connection state: one log line each time it changes. */
@@ -270,8 +284,54 @@ static int full_sync(struct etcdsync *s)
 	return rc;
 }
 
-/* (Re)starts following etcd: a full sync when needed, then the watch
- * from the revision after the one applied. */
+/* Far behind: every service and the audit keys written since the
+ * revision applied, at one revision, applied in one transaction. 0 (also
+ * when etcd is not far ahead, or cannot say), or a negative errno. */
+static int catch_up(struct etcdsync *s, int64_t applied)
+{
+	struct etcd_range svc = { 0 }, au = { 0 };
+	char key[600], err[640];
+	int64_t now = 0;
+	double t0 = clock_mono();
+	int rc;
+
+	if (etcd_status(s->etcd, &now, NULL, NULL) < 0 ||
+	    now - applied < s->catchup_min)
+		return 0;
+	etcd_timeout(s->etcd, CATCHUP_TIMEOUT_MS);
+	snprintf(key, sizeof(key), "%sservices/", s->prefix);
+	if ((rc = etcd_range(s->etcd, key, true, 0, 0, &svc)) < 0)
+		goto net;
+	snprintf(key, sizeof(key), "%saudit/", s->prefix);
+	if ((rc = etcd_range_since(s->etcd, key, true, svc.revision, applied + 1,
+	                           &au)) < 0)
+		goto net;
+	if ((rc = replica_catchup(s->rep, &svc, &au, err, sizeof(err))) < 0) {
+		log_err("etcd: catching up to revision %" PRId64 ": %s",
+		        svc.revision, err);
+		note_error(s, err);
+	} else {
+		log_info("etcd: caught up from revision %" PRId64 " to %" PRId64
+		         " from ranges (%zu services, %zu audit keys) in %.2f s",
+		         applied, svc.revision, svc.n, au.n, clock_mono() - t0);
+		publish(s);
+	}
+	goto out;
+net:
+	if (rc == -ECANCELED)   /* compacted meanwhile: the watch says so */
+		rc = 0;
+	else
+		set_state(s, false, NULL, etcd_error(s->etcd));
+out:
+	etcd_timeout(s->etcd, REQUEST_TIMEOUT_MS);
+	etcd_range_fini(&svc);
+	etcd_range_fini(&au);
+	return rc;
+}
+
+/* (Re)starts following etcd: a full sync when needed (a catch-up from
+ * ranges when far behind), then the watch from the revision after the
+ * one applied. */
 static void on_step(evutil_socket_t fd, short what, void *arg)
 {
 	struct etcdsync *s = arg;
@@ -290,6 +350,11 @@ static void on_step(evutil_socket_t fd, short what, void *arg)
 			retry(s);
 			return;
 		}
+		replica_stats(s->rep, &st);
+	} else if (catch_up(s, st.revision) < 0) {
+		retry(s);
+		return;
+	} else {
 		replica_stats(s->rep, &st);
 	}
 	s->watch = etcd_watch_start(s->etcd, s->base, s->prefix, true,
@@ -431,6 +496,10 @@ struct etcdsync *etcdsync_start(const struct etcdsync_conf *c, char *err,
 	pthread_mutex_init(&s->mu, NULL);
 	s->stop_pipe[0] = s->stop_pipe[1] = -1;
 	s->backoff_ms = BACKOFF_MIN_MS;
+	s->applied = c->applied;
+	s->applied_arg = c->applied_arg;
+	s->catchup_min = c->catchup_revisions > 0 ? c->catchup_revisions
+	                                          : CATCHUP_RANGE_MIN;
 	if (!c->db) {
 		snprintf(err, errlen, "etcd: needs --db (the node's replica of "
 		         "the configuration)");
@@ -497,6 +566,7 @@ struct etcdsync *etcdsync_start(const struct etcdsync_conf *c, char *err,
 		goto fail;
 	}
 	s->started = true;
+	pthread_setname_np(s->thread, "dnsd-etcd");   /* for top -H, /proc */
 	return s;
 fail:
 	etcdsync_stop(s);
@@ -521,7 +591,7 @@ json_t *etcdsync_status_json(struct etcdsync *s)
 		json_array_append_new(urls, json_string(s->urls[i]));
 	pthread_mutex_lock(&s->mu);
 	o = json_pack("{s:b, s:f, s:o, s:s, s:o, s:s, s:s, s:I, s:I, s:I, s:I, "
-	              "s:I}",
+	              "s:I, s:I}",
 	              "connected", s->connected, "since", s->since,
 	              "urls", urls ? urls : json_array(), "url", s->cur_url,
 	              "last_error", s->last_error[0] ? json_string(s->last_error)
@@ -532,6 +602,7 @@ json_t *etcdsync_status_json(struct etcdsync *s)
 	              "config_revision", (json_int_t)s->st.config_revision,
 	              "invalid", (json_int_t)s->st.invalid,
 	              "resyncs", (json_int_t)s->st.resyncs,
+	              "catchups", (json_int_t)s->st.catchups,
 	              "changes", (json_int_t)s->st.changes);
 	pthread_mutex_unlock(&s->mu);
 	return o;
@@ -564,9 +635,15 @@ int etcdsync_metrics(struct etcdsync *s, struct evbuffer *out)
 		"(not JSON, not a valid service, a name other than the key's).\n"
 		"# TYPE dnsd_etcd_invalid_total counter\n"
 		"dnsd_etcd_invalid_total %" PRIu64 "\n"
+		"# HELP dnsd_etcd_catchups_total Catch-ups from ranges (the node "
+		"was far behind: the current services and the audit keys written "
+		"since, instead of the watch's history).\n"
+		"# TYPE dnsd_etcd_catchups_total counter\n"
+		"dnsd_etcd_catchups_total %" PRIu64 "\n"
 		"# HELP dnsd_etcd_changes_total Changes applied to the replica.\n"
 		"# TYPE dnsd_etcd_changes_total counter\n"
 		"dnsd_etcd_changes_total %" PRIu64 "\n",
-		connected, st.revision, st.resyncs, st.invalid, st.changes) < 0;
+		connected, st.revision, st.resyncs, st.invalid, st.catchups,
+		st.changes) < 0;
 	return rc ? -ENOMEM : 0;
 }

@@ -6,8 +6,10 @@
  * leader), moves to the next member with a bounded backoff when the
  * stream breaks, and registers the node under PREFIX "nodes/" NAME on a
  * lease with the revision it applied. The control thread picks up each
- * applied change as it picks up any commit to the store (data_version);
- * answers keep coming from the replica whatever etcd does.
+ * applied change as it picks up any commit to the store (data_version):
+ * at once when the thread calls conf.applied after each commit, else at
+ * its next store poll; answers keep coming from the replica whatever etcd
+ * does.
  *
  * Shares nothing with the query path: its state is read by the control
  * thread (status, metrics) under a mutex. */
@@ -28,7 +30,15 @@ struct etcdsync_conf {
 	const char *prefix;              /* NULL: "/gslb/" */
 	const char *node;                /* NULL: the host name */
 	const char *db;                  /* the store's path */
+	/* Behind by this many revisions or more: catch up from ranges
+	 * (replica_catchup) instead of the watch's history (0: 5000). */
+	int64_t catchup_revisions;
 	const char *ca_file, *cert_file, *key_file;   /* https members */
+	/* Called on the thread after each commit to the store (may be
+	 * NULL): must only wake the caller's own loop (async-signal-safe
+	 * work such as writing to an eventfd). */
+	void (*applied)(void *arg);
+	void *applied_arg;
 };
 
 /* Checks conf and starts the thread. NULL with err on failure (a bad URL,

@@ -3,7 +3,8 @@
 against the real thing: `promtool check rules`, `promtool test rules` on the
 alerts' unit tests, and every metric that a rule or a dashboard query names
 is exported by a live bin/dnsd (with a store, a checked endpoint, an agent's
-report, answers and a reload, so the labelled series exist too);
+report, answers and a reload, so the labelled series exist too; the
+dnsd_etcd_* ones by a dnsd following a one-member etcd);
 dnsd_build_info carries the version `dnsd --version` prints; the live
 exposition passes `promtool check metrics`."""
 import json
@@ -18,8 +19,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from gslbtest import (BIN, ZONES, Dnsd, Proc, free_port, gslbctl, run, test,  # noqa: E402
-                      tmpdir, wait_for)
+from gslbtest import (BIN, ZONES, Dnsd, EtcdCluster, Proc, free_port, gslbctl,  # noqa: E402
+                      run, test, tmpdir, wait_for)
 
 DIST = os.path.join(ROOT, "dist")
 RULES = os.path.join(DIST, "prometheus", "dnsd-alerts.yml")
@@ -123,6 +124,28 @@ def live_metrics():
         backend.wait(10)
 
 
+def live_etcd_metrics():
+    """/metrics of a dnsd --etcd following a one-member etcd (the
+    dnsd_etcd_* families exist only there)."""
+    cluster = EtcdCluster(1)
+    d = tmpdir()
+    tok = os.path.join(d, "token")
+    with open(tok, "w") as f:
+        f.write("metrics-token\n")
+    api_port = free_port()
+    dn = Dnsd(["--zone", os.path.join(ZONES, "gslb.example.com.zone"),
+               "--db", os.path.join(d, "replica.db"), "--etcd", cluster.urls[0],
+               "--api", "127.0.0.1:%d" % api_port, "--api-token-file", tok, "--threads", "1"])
+
+    def get():
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % api_port, timeout=5) as r:
+            return r.read().decode()
+    assert wait_for(lambda: "dnsd_etcd_connected 1" in get(), 10), get()
+    text = get()
+    dn.stop()
+    return text
+
+
 @test
 def test_promtool_check_and_unit_tests():
     p = promtool("check", "rules", RULES)
@@ -149,6 +172,11 @@ def test_promtool_check_and_unit_tests():
                               "increase(dnsd_shift_rollbacks_total[15m]) > 1"))
     p = promtool("test", "rules", tfile)
     assert p.returncode != 0 and "DnsdShiftRolledBack" in p.stdout + p.stderr, p.stdout
+    # And for etcd.
+    with open(broken, "w") as f:
+        f.write(rules.replace("dnsd_etcd_connected == 0", "dnsd_etcd_connected == 1"))
+    p = promtool("test", "rules", tfile)
+    assert p.returncode != 0 and "DnsdEtcdDisconnected" in p.stdout + p.stderr, p.stdout
 
 
 @test
@@ -159,6 +187,12 @@ def test_rules_and_dashboard_use_only_exported_metrics():
     assert exported and series <= exported, series - exported
     # each exported family has at least one sample here
     assert exported == series, exported - series
+    etcd_text = live_etcd_metrics()
+    etcd_exported = set(re.findall(r"^# TYPE (\S+) ", etcd_text, re.M))
+    assert "dnsd_etcd_connected" in etcd_exported, etcd_text
+    p = promtool("check", "metrics", stdin=etcd_text)
+    assert p.returncode == 0, p.stdout + p.stderr
+    exported |= etcd_exported
     for what, exprs in (("alert rules", rule_exprs()), ("dashboard", dashboard_exprs())):
         assert len(exprs) >= 5, (what, exprs)
         used = set()

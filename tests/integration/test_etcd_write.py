@@ -104,6 +104,15 @@ def write_is_one_cas_txn_with_audit():
     assert hj["history"][-1]["version"] == c.revision(), hj
     # Another prefix is another configuration.
     assert json.loads(ctl(c, "export", prefix="/other/").stdout)["services"] == []
+    # Staged shifts and damping stay per node: refused, saying what to do,
+    # and nothing is written.
+    r = c.revision()
+    for args in (("shift", SVC, "192.0.2.2", "--steps", "50,100", "--every", "10"),
+                 ("damping", SVC, "--on")):
+        p = ctl(c, *args, check=False)
+        assert p.returncode == 2 and "not available with --etcd" in p.stderr and \
+            "--db REPLICA" in p.stderr, (args, p.returncode, p.stderr)
+    assert c.revision() == r
 
 
 @test

@@ -216,6 +216,70 @@ int main(void)
 	                  "d.gslb.example.com./30/192.0.2.200") == 0, "after full 2: %s", sum);
 	replica_stats(r, &st);
 	CHECK(st.revision == 21 && st.config_revision == 20, "full 2 revisions");
+
+	/* Catch-up from ranges: a changed, d removed, e added; the audit keys
+	 * come in key order, applied in revision order. */
+	long long v0 = cfg_store_version(db);
+	struct etcd_kv cu_svc[] = {
+		kv(P "services/a.gslb.example.com.", svc_doc("a.gslb.example.com.", "192.0.2.1", 70), 25),
+		kv(P "services/e.gslb.example.com.", svc_doc("e.gslb.example.com.", "192.0.2.5", 30), 27),
+	};
+	struct etcd_kv cu_au[] = {
+		kv(P "audit/1-late", "[{\"who\": \"bob\", \"source\": \"api\", \"op\": "
+		   "\"add\", \"kind\": \"service\", \"service\": \"e.gslb.example.com.\"}, "
+		   "{\"who\": \"bob\", \"source\": \"api\", \"op\": \"remove\", \"kind\": "
+		   "\"service\", \"service\": \"d.gslb.example.com.\"}]", 27),
+		kv(P "audit/2-early", "[{\"who\": \"bob\", \"source\": \"api\", \"op\": "
+		   "\"change\", \"kind\": \"service\", \"service\": \"a.gslb.example.com.\", "
+		   "\"field\": \"ttl\", \"old\": 62, \"new\": 70}]", 25),
+	};
+	struct etcd_range cu_rs = { .kvs = cu_svc, .n = 2, .revision = 30 };
+	struct etcd_range cu_ra = { .kvs = cu_au, .n = 2, .revision = 30 };
+	CHECK(replica_catchup(r, &cu_rs, &cu_ra, err, sizeof(err)) == 0, "catch-up: %s", err);
+	summary(db, sum, sizeof(sum));
+	CHECK(strcmp(sum, "a.gslb.example.com./70/192.0.2.1 "
+	                  "e.gslb.example.com./30/192.0.2.200") == 0, "after catch-up: %s", sum);
+	replica_stats(r, &st);
+	CHECK(st.revision == 30 && st.config_revision == 27 && st.catchups == 1 &&
+	      st.resyncs == 1, "catch-up: rev %lld config %lld catchups %llu",
+	      (long long)st.revision, (long long)st.config_revision,
+	      (unsigned long long)st.catchups);
+	CHECK(cfg_store_version(db) == v0 + 1, "one version for the catch-up");
+	CHECK(one_int(path, "SELECT count(*) FROM audit WHERE who = 'bob'") == 3 &&
+	      one_int(path, "SELECT count(*) FROM audit WHERE who = 'etcd' AND version = "
+	              "(SELECT max(version) FROM audit)") == 0, "the writers' rows");
+	CHECK(one_int(path, "SELECT new = '70' FROM audit WHERE who = 'bob' ORDER BY id "
+	              "LIMIT 1") == 1, "in revision order");
+
+	/* Rows that do not name every change: the node's own record. */
+	struct etcd_kv cu_svc2[] = {
+		kv(P "services/a.gslb.example.com.", svc_doc("a.gslb.example.com.", "192.0.2.1", 71), 35),
+		kv(P "services/e.gslb.example.com.", svc_doc("e.gslb.example.com.", "192.0.2.5", 30), 27),
+	};
+	struct etcd_kv cu_au2[] = {
+		kv(P "audit/3", "[{\"who\": \"carol\", \"source\": \"api\", \"op\": "
+		   "\"change\", \"kind\": \"service\", \"service\": \"e.gslb.example.com.\", "
+		   "\"field\": \"ttl\", \"old\": 30, \"new\": 30}]", 33),
+	};
+	struct etcd_range cu_rs2 = { .kvs = cu_svc2, .n = 2, .revision = 40 };
+	struct etcd_range cu_ra2 = { .kvs = cu_au2, .n = 1, .revision = 40 };
+	CHECK(replica_catchup(r, &cu_rs2, &cu_ra2, err, sizeof(err)) == 0, "catch-up 2: %s", err);
+	CHECK(one_int(path, "SELECT count(*) FROM audit WHERE who = 'carol'") == 0 &&
+	      one_int(path, "SELECT count(*) FROM audit WHERE who = 'etcd' AND new = '71'") == 1,
+	      "own rows when the writers' do not cover the change");
+	replica_stats(r, &st);
+	CHECK(st.revision == 40 && st.config_revision == 35 && st.catchups == 2,
+	      "catch-up 2: %lld %lld", (long long)st.revision, (long long)st.config_revision);
+	/* Not newer than applied (a member behind): nothing. */
+	long long v1 = cfg_store_version(db);
+	CHECK(replica_catchup(r, &cu_rs2, &cu_ra2, err, sizeof(err)) == 0 &&
+	      cfg_store_version(db) == v1, "an old range changes nothing");
+	replica_stats(r, &st);
+	CHECK(st.catchups == 2 && st.revision == 40, "still 2");
+	kvs_free(cu_svc, 2);
+	kvs_free(cu_au, 2);
+	kvs_free(cu_svc2, 2);
+	kvs_free(cu_au2, 1);
 	replica_free(r);
 
 	/* A scratch store from a range. */
