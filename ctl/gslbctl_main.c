@@ -933,6 +933,22 @@ static int cmd_history(struct cmd *c)
 			printf(" %s: %s -> %s", json_string_value(
 			       json_object_get(r, "field")), os ? os : "null",
 			       ns ? ns : "null");
+		} else if (json_is_object(nv)) {
+			/* A service an import added, with what came with
+			 * it: "endpoints T ...; rule M -> T ...". */
+			const json_t *x, *rl, *tg;
+			size_t k, q;
+
+			fputs(": endpoints", stdout);
+			json_array_foreach(json_object_get(nv, "endpoints"), k, x)
+				printf(" %s", json_string_value(x));
+			json_array_foreach(json_object_get(nv, "rules"), k, rl) {
+				printf("; rule %s ->", json_string_value(
+				       json_object_get(rl, "match")));
+				json_array_foreach(json_object_get(rl, "targets"),
+				                   q, tg)
+					printf(" %s", json_string_value(tg));
+			}
 		}
 		putchar('\n');
 		free(os);
