@@ -955,12 +955,10 @@ static int on_service(void *arg, size_t i, json_t *o,
 		                         "services[%zu] (%s): service %s "
 		                         "already exists", i, raw, canon),
 		          pos);
-	/* A service the store does not have, without a shift or damping
-	 * thresholds (which only the scratch store checks): checked and
-	 * written directly. */
-	/* A service the store has, neither side with a shift or damping
-	 * thresholds: compared with its rows first, planned only when it
-	 * differs. */
+	/* Neither side with a shift or damping thresholds (which only the
+	 * scratch store checks): a service the store does not have is
+	 * checked and written directly; one it has is compared with its rows
+	 * first and planned only when it differs. */
 	if (named && !steers && !names_has(&im->steered, canon)) {
 		bool stored = names_has(&im->stored, canon), same = false;
 
@@ -973,6 +971,8 @@ static int on_service(void *arg, size_t i, json_t *o,
 			if (names_add(&im->seen, canon) < 0)
 				return store_errf(im->err, im->errlen, -ENOMEM,
 				                  "import: out of memory");
+			if (im->out && im->out->service)
+				im->out->service(im->out->arg, canon);
 			if (!stored && (rc = fresh_service(im)) < 0)
 				return rc;
 			im->services++;
