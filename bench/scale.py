@@ -15,7 +15,8 @@ bench). Then, on loopback, with dnsd on one query thread (--threads 1,
   flips      100 `gslbctl flip` of random failover services, 10 a second,
              while the load generator runs: seconds from the commit
              (gslbctl's exit) to the new answer on the wire, p50/p99; q/s
-             over the same window vs idle; RSS before and at most during
+             over the same window vs idle; RSS before and at most during;
+             dnsd's CPU over the window (cores), and its control thread's
   health     100 health transitions (an agent's report through the API
              taking a failover service's first endpoint down, then up):
              seconds from the report's reply to the answer changing
@@ -23,6 +24,7 @@ Writes a TSV per size to OUTDIR (BENCH_OUT, default build/bench/scale) and
 prints a Markdown table row. Loopback only; every process started is stopped
 by its PID.
 """
+import http.client
 import json
 import os
 import random
@@ -140,6 +142,15 @@ def rss_kb(pid):
     return 0
 
 
+def cpu_s(pid, tid=None):
+    """CPU seconds (user + system) of a process, or of one of its threads
+    (the main thread is dnsd's control thread)."""
+    path = "/proc/%d/task/%d/stat" % (pid, tid) if tid else "/proc/%d/stat" % pid
+    with open(path) as f:
+        st = f.read().rsplit(")", 1)[1].split()
+    return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def loadgen(port, qfile, seconds):
     p = subprocess.run([LOADGEN, "-s", "127.0.0.1", "-p", str(port), "-d", qfile,
                         "-l", str(seconds), "-c", "4", "-w", "128"],
@@ -177,11 +188,11 @@ def report(api, eid, down):
 
 def metrics(api):
     """The snapshot build counters; {} when the scrape fails (at a million
-    names the per-endpoint series make it slow)."""
+    names the per-endpoint series make it slow and large: ~300 MB)."""
     try:
         text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % api,
                                       timeout=120).read().decode()
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return {}
     out = {}
     for ln in text.splitlines():
@@ -221,13 +232,12 @@ def run_size(n):
             if p.poll() is not None:
                 raise RuntimeError("dnsd exited")
         row["start_s"] = time.monotonic() - t0
-        with open("/proc/%d/stat" % p.pid) as f:
-            st = f.read().rsplit(")", 1)[1].split()
-        row["start_cpu_s"] = (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+        row["start_cpu_s"] = cpu_s(p.pid)
         time.sleep(1)
         row["rss_mb"] = rss_kb(p.pid) / 1024.0
-        say("  start %.2f s (%.2f s of CPU), RSS %.0f MB" % (row["start_s"],
-                                                          row["start_cpu_s"], row["rss_mb"]))
+        row["load"] = float(open("/proc/loadavg").read().split()[0])
+        say("  start %.2f s (%.2f s of CPU), RSS %.0f MB; load average %.1f" % (
+            row["start_s"], row["start_cpu_s"], row["rss_mb"], row["load"]))
         row["idle_qps"], _ = loadgen(port, qf, 5)
         say("  idle: %.0f q/s" % row["idle_qps"])
 
@@ -248,6 +258,7 @@ def run_size(n):
         lg = threading.Thread(target=lambda: res.update(q=loadgen(port, qf, window)))
         lg.start()
         lat = []
+        cpu0, ctl0 = cpu_s(p.pid), cpu_s(p.pid, p.pid)
         flip_t0 = time.monotonic()
         used = set()
         for k in range(FLIPS):
@@ -264,6 +275,9 @@ def run_size(n):
             tc = time.monotonic()
             ts = wait_answer(port, name(i), [addr(i * 4 + tgt)])
             lat.append(ts - tc)
+        flip_wall = time.monotonic() - flip_t0
+        row["flip_ctl_cpu"] = (cpu_s(p.pid, p.pid) - ctl0) / flip_wall
+        row["flip_dnsd_cpu"] = (cpu_s(p.pid) - cpu0) / flip_wall
         lg.join()
         stop.set()
         th.join()
@@ -275,10 +289,12 @@ def run_size(n):
         row["incremental"] = m1.get("incremental", 0) - m0.get("incremental", 0)
         row["full"] = m1.get("full", 0) - m0.get("full", 0)
         say("  flips: served p50 %.1f ms p99 %.1f ms; %.0f q/s during them (%.2f of idle); "
-            "RSS %+.1f%% at most; builds %d incremental, %d full" % (
+            "RSS %+.1f%% at most; builds %d incremental, %d full; dnsd %.2f cores "
+            "(control thread %.2f)" % (
                 row["flip_p50_ms"], row["flip_p99_ms"], row["flip_qps"],
                 row["flip_qps"] / row["idle_qps"], row["rss_growth_pct"],
-                row["incremental"], row["full"]))
+                row["incremental"], row["full"], row["flip_dnsd_cpu"],
+                row["flip_ctl_cpu"]))
 
         # Health transitions through the API.
         hl = []

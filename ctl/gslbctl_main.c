@@ -29,6 +29,7 @@
 #include "db/damping.h"
 #include "db/health_store.h"
 #include "db/import.h"
+#include "db/served.h"
 #include "db/shift.h"
 #include "db/store.h"
 #include "db/svc_load.h"
@@ -243,6 +244,55 @@ static void print_json(json_t *j)
 	json_decref(j);
 }
 
+/* ---------------------------------------------- zones dnsd serves */
+
+/* Services read outside the zones dnsd recorded in the store (db/served.h),
+ * flagged on stderr: a warning, the write or plan goes on. */
+#define OUTSIDE_LINES 20        /* named one per line; the rest counted */
+
+struct outside {
+	struct served *zones;   /* NULL: none known, nothing is flagged */
+	char list[512];         /* the zones known, for the message */
+	size_t n;               /* services flagged */
+};
+
+/* The zones recorded in c's store; a store that cannot say (an error)
+ * flags nothing. */
+static void outside_init(struct cmd *c, struct outside *o)
+{
+	char e[256];
+
+	memset(o, 0, sizeof *o);
+	if (served_load(db_of(c), &o->zones, e, sizeof e) < 0)
+		return;
+	if (served_count(o->zones) == 0) {
+		served_free(o->zones);
+		o->zones = NULL;
+		return;
+	}
+	served_list(o->zones, o->list, sizeof o->list);
+}
+
+static void outside_check(struct outside *o, const char *name)
+{
+	if (!o->zones || !served_outside(o->zones, name))
+		return;
+	if (o->n++ < OUTSIDE_LINES)
+		fprintf(stderr, "gslbctl: warning: service %s is under none of "
+		        "the zones dnsd serves (%s): dnsd will not answer it\n",
+		        name, o->list);
+}
+
+static void outside_fini(struct outside *o)
+{
+	if (o->n > OUTSIDE_LINES)
+		fprintf(stderr, "gslbctl: warning: %zu more services are under "
+		        "none of the zones dnsd serves (%zu in all)\n",
+		        o->n - OUTSIDE_LINES, o->n);
+	served_free(o->zones);
+	o->zones = NULL;
+}
+
 /* ------------------------------------------------------------ commands */
 
 static int cmd_init(struct cmd *c)
@@ -304,9 +354,18 @@ static int if_missing(const struct cmd *c, int rc)
 static int cmd_service_add(struct cmd *c)
 {
 	struct cfg_service s;
+	struct outside o;
+	char canon[256];
+	int rc;
 
 	fill_service(c, &s);
-	return if_missing(c, cfg_service_add(db_of(c), &s, err, sizeof err));
+	rc = if_missing(c, cfg_service_add(db_of(c), &s, err, sizeof err));
+	if (rc == 0 && cfg_canon_name(s.name, canon, NULL, 0) == 0) {
+		outside_init(c, &o);
+		outside_check(&o, canon);
+		outside_fini(&o);
+	}
+	return rc;
 }
 
 static int cmd_service_set(struct cmd *c)
@@ -708,7 +767,15 @@ static int cmd_export(struct cmd *c)
  * give). */
 struct import_report {
 	size_t n;
+	struct outside outside; /* the document's services outside */
 };
+
+static void import_service(void *arg, const char *name)
+{
+	struct import_report *r = arg;
+
+	outside_check(&r->outside, name);
+}
 
 static void print_change(void *arg, const char *line, const json_t *c)
 {
@@ -759,7 +826,7 @@ static void print_progress(void *arg, const struct cfg_import_progress *p)
 static int import_or_plan(struct cmd *c, bool dry, const char *what)
 {
 	struct import_report rep = { 0 };
-	struct cfg_import_out out = { print_change, NULL, &rep };
+	struct cfg_import_out out = { print_change, NULL, &rep, import_service };
 	struct cfg_import_result res;
 	const char *path = c->pos[0];
 	FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
@@ -781,8 +848,10 @@ static int import_or_plan(struct cmd *c, bool dry, const char *what)
 		out.progress = print_progress;
 	if (quiet)
 		out.change = NULL;
+	outside_init(c, &rep.outside);
 	rc = cfg_import_stream(db_of(c), in, dry ? CFG_IMPORT_DRY_RUN : 0,
 	                       &out, &res, err, sizeof err);
+	outside_fini(&rep.outside);
 	if (in != stdin)
 		fclose(in);
 	if (rc < 0) {
@@ -864,6 +933,22 @@ static int cmd_history(struct cmd *c)
 			printf(" %s: %s -> %s", json_string_value(
 			       json_object_get(r, "field")), os ? os : "null",
 			       ns ? ns : "null");
+		} else if (json_is_object(nv)) {
+			/* A service an import added, with what came with
+			 * it: "endpoints T ...; rule M -> T ...". */
+			const json_t *x, *rl, *tg;
+			size_t k, q;
+
+			fputs(": endpoints", stdout);
+			json_array_foreach(json_object_get(nv, "endpoints"), k, x)
+				printf(" %s", json_string_value(x));
+			json_array_foreach(json_object_get(nv, "rules"), k, rl) {
+				printf("; rule %s ->", json_string_value(
+				       json_object_get(rl, "match")));
+				json_array_foreach(json_object_get(rl, "targets"),
+				                   q, tg)
+					printf(" %s", json_string_value(tg));
+			}
 		}
 		putchar('\n');
 		free(os);
@@ -978,6 +1063,28 @@ static void status_spill(json_t *sj, const struct svc_service *v)
 	}
 }
 
+/* The services (or only) outside the zones dnsd recorded, as problems:
+ * dnsd skips them. */
+static void status_outside(struct cmd *c, const struct svc_set *set,
+                           const char *only, json_t *probs)
+{
+	struct outside o;
+	char msg[1024];
+
+	outside_init(c, &o);
+	for (size_t i = 0; o.zones && i < set->n_pos; i++) {
+		const struct svc_service *sv = svc_at(set, i);
+
+		if (!sv || (only && strcmp(sv->name, only) != 0) ||
+		    !served_outside(o.zones, sv->name))
+			continue;
+		snprintf(msg, sizeof msg, "service %s: under none of the zones "
+		         "dnsd serves (%s): not answered", sv->name, o.list);
+		json_array_append_new(probs, json_string(msg));
+	}
+	outside_fini(&o);
+}
+
 static int cmd_status(struct cmd *c)
 {
 	struct store *h = db_of(c);
@@ -996,6 +1103,7 @@ static int cmd_status(struct cmd *c)
 		die("status: %s", err);
 	for (i = 0; i < set->n_problems; i++)
 		json_array_append_new(probs, json_string(set->problems[i]));
+	status_outside(c, set, only, probs);
 	if (!(svcs = hstore_status(h, only, err, sizeof err)))
 		die("status: db: %s: %s", db_path, err);
 	if (only && json_array_size(svcs) == 0)
@@ -1166,7 +1274,7 @@ static int cmd_explain(struct cmd *c)
 	struct svc_set *set = NULL;
 	struct hstate_view *hv = NULL;
 	struct damp_state *dst = NULL;
-	struct damp_conf *dconf = NULL;
+	struct damp_conf *dconf = NULL, ddef;
 	size_t n_dst = 0, n_dconf = 0;
 	const struct svc_service *s;
 	struct svc_client cl;
@@ -1236,11 +1344,13 @@ static int cmd_explain(struct cmd *c)
 	if (damping_state_load(h, &dst, &n_dst, err, sizeof err) < 0 ||
 	    damping_by_endpoint(h, &dconf, &n_dconf, err, sizeof err) < 0)
 		die("explain: %s", err);
+	damp_conf_default(&ddef);
 	for (size_t i = 0; i < s->n_eps; i++) {
 		uint32_t id = s->eps[i].id;
 
-		if (id < n_dst && dst[id].suppressed && id < n_dconf &&
-		    damp_reuse_at(&dst[id], &dconf[id]) > clock_unix())
+		if (id < n_dst && dst[id].suppressed &&
+		    damp_reuse_at(&dst[id], id < n_dconf ? &dconf[id] : &ddef)
+		    > clock_unix())
 			hstate_view_set(hv, id, HSTATE_DOWN);
 	}
 	why.ep = xcalloc(s->n_eps ? s->n_eps : 1, sizeof *why.ep);
@@ -1253,8 +1363,9 @@ static int cmd_explain(struct cmd *c)
 		struct tm tm;
 		char when[32];
 
-		if (id >= n_dst || !dst[id].suppressed || id >= n_dconf ||
-		    (reuse = damp_reuse_at(&dst[id], &dconf[id])) <=
+		if (id >= n_dst || !dst[id].suppressed ||
+		    (reuse = damp_reuse_at(&dst[id], id < n_dconf ? &dconf[id]
+		                                                  : &ddef)) <=
 		    clock_unix())
 			continue;
 		t = (time_t)reuse;

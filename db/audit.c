@@ -385,11 +385,180 @@ int cfg_record_rows(sqlite3 *h, const struct cfg_plan *p, const json_t *rows,
 	return record(h, p, NULL, rows, err, errlen);
 }
 
+/* A growing string; oom once an allocation failed. */
+struct sbuf {
+	char *p;
+	size_t n, cap;
+	bool oom;
+};
+
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = 2 * (b->n + n + 1) + 64;
+		char *p = realloc(b->p, cap);
+
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+}
+
+/* s as a JSON string (RFC 8259 7: quote, backslash and control
+ * characters escaped; UTF-8 as it is). */
+static void sb_str(struct sbuf *b, const char *s)
+{
+	sb_put(b, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char e[8];
+
+		if (c == '"' || c == '\\') {
+			e[0] = '\\';
+			e[1] = (char)c;
+			sb_put(b, e, 2);
+		} else if (c < 0x20) {
+			snprintf(e, sizeof e, "\\u%04X", c);
+			sb_put(b, e, 6);
+		} else {
+			sb_put(b, s, 1);
+		}
+	}
+	sb_put(b, "\"", 1);
+}
+
+static void sb_list(struct sbuf *b, const char *const *v, size_t n)
+{
+	sb_put(b, "[", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			sb_put(b, ",", 1);
+		sb_str(b, v[i]);
+	}
+	sb_put(b, "]", 1);
+}
+
+char *cfg_added_text(const char *const *endpoints, size_t n,
+                     const struct cfg_added_rule *rules, size_t nrules)
+{
+	struct sbuf b = { NULL, 0, 0, false };
+
+	sb_put(&b, "{\"endpoints\":", 13);
+	sb_list(&b, endpoints, n);
+	sb_put(&b, ",\"rules\":[", 10);
+	for (size_t i = 0; i < nrules; i++) {
+		sb_put(&b, i ? ",{\"match\":" : "{\"match\":", i ? 10 : 9);
+		sb_str(&b, rules[i].match);
+		sb_put(&b, ",\"targets\":", 11);
+		sb_list(&b, rules[i].targets, rules[i].n);
+		sb_put(&b, "}", 1);
+	}
+	sb_put(&b, "]}", 2);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+/* The strings of a JSON list into a new array (NULL when empty or out
+ * of memory: *n says which). */
+static const char **strings_of(const json_t *a, size_t *n)
+{
+	const char **v = NULL;
+	const json_t *x;
+	size_t i;
+
+	*n = json_array_size(a);
+	if (*n && !(v = calloc(*n, sizeof *v)))
+		return NULL;
+	json_array_foreach(a, i, x)
+		v[i] = json_string_value(x) ? json_string_value(x) : "";
+	return v;
+}
+
+char *cfg_added_text_json(const json_t *endpoints, const json_t *rules)
+{
+	size_t n = 0, nr = json_array_size(rules), i;
+	const char **eps = strings_of(endpoints, &n);
+	struct cfg_added_rule *r = nr ? calloc(nr, sizeof *r) : NULL;
+	char *text = NULL;
+	const json_t *x;
+	bool ok = (!n || eps) && (!nr || r);
+
+	json_array_foreach(rules, i, x) {
+		if (!ok)
+			break;
+		r[i].match = json_string_value(json_object_get(x, "match"));
+		if (!r[i].match)
+			r[i].match = "";
+		r[i].targets = strings_of(json_object_get(x, "targets"),
+		                          &r[i].n);
+		ok = !r[i].n || r[i].targets;
+	}
+	if (ok)
+		text = cfg_added_text(eps, n, r, nr);
+	for (i = 0; r && i < nr; i++)
+		free((void *)r[i].targets);
+	free(r);
+	free(eps);
+	return text;
+}
+
+/* The services p adds, each with what comes with it (the lists of
+ * cfg_added_text), by name: an import's audit (NULL when p adds no
+ * service or out of memory). */
+static json_t *added_services(const struct cfg_plan *p)
+{
+	json_t *add = json_object();
+	size_t n = cfg_plan_size(p);
+
+	for (size_t i = 0; add && i < n; i++) {
+		json_t *c = cfg_plan_change(p, i), *a;
+		const char *op = json_string_value(json_object_get(c, "op"));
+		const char *kind = json_string_value(json_object_get(c, "kind"));
+		const char *svc = json_string_value(json_object_get(c,
+		                                                    "service"));
+
+		if (!c || strcmp(op, "add") != 0) {
+			json_decref(c);
+			continue;
+		}
+		if (strcmp(kind, "service") == 0)
+			json_object_set_new(add, svc, json_pack("{s:[], s:[]}",
+			                    "endpoints", "rules"));
+		else if ((a = json_object_get(add, svc)) &&
+		         strcmp(kind, "endpoint") == 0)
+			json_array_append(json_object_get(a, "endpoints"),
+			                  json_object_get(c, "target"));
+		else if (a)
+			json_array_append_new(json_object_get(a, "rules"),
+			        json_pack("{s:O, s:O}", "match",
+			                  json_object_get(c, "match"), "targets",
+			                  json_object_get(c, "targets")));
+		json_decref(c);
+	}
+	if (add && json_object_size(add) == 0) {
+		json_decref(add);
+		add = NULL;
+	}
+	return add;
+}
+
 static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
                   const json_t *rows, char *err, size_t errlen)
 {
 	const struct cfg_write *w = cfg_write_current();
 	sqlite3_stmt *ch = NULL, *au = NULL;
+	json_t *added = NULL;
 	struct timeval tv;
 	char whobuf[128];
 	const char *who = who_am_i(whobuf, sizeof whobuf);
@@ -407,6 +576,8 @@ static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 		who = json_string_value(json_object_get(r0, "who"));
 		source = json_string_value(json_object_get(r0, "source"));
 	}
+	if (!rows && strcmp(source, "import") == 0)
+		added = added_services(p);
 	gettimeofday(&tv, NULL);
 	if (store_exec(h, "INSERT OR IGNORE INTO store_version (id, version) "
 	               "VALUES (1, 0); UPDATE store_version SET version = "
@@ -421,9 +592,10 @@ static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 	                       -1, &au, NULL) != SQLITE_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		json_t *c = cfg_plan_change(p, i);
+		json_t *c = cfg_plan_change(p, i), *a;
 		const char *key;
 		char *o, *nv;
+		bool skip = false;
 		int s1, s2;
 
 		if (!c) {
@@ -437,6 +609,26 @@ static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 		nv = jtext(json_object_get(c, "new"));
 		if (!json_object_get(c, "new") && json_object_get(c, "targets"))
 			nv = jtext(json_object_get(c, "targets"));
+		/* A service the import adds: one row for it and what came
+		 * with it. */
+		if (added && (a = json_object_get(added, json_string_value(
+		                      json_object_get(c, "service"))))) {
+			if (strcmp(json_string_value(json_object_get(c, "kind")),
+			           "service") == 0) {
+				free(nv);
+				nv = cfg_added_text_json(json_object_get(
+				                             a, "endpoints"),
+				                         json_object_get(a, "rules"));
+				if (!nv) {
+					free(o);
+					json_decref(c);
+					rc = -ENOMEM;
+					goto out;
+				}
+			} else {
+				skip = true;
+			}
+		}
 		sqlite3_bind_int64(ch, 1, version);
 		sqlite3_bind_text(ch, 2, json_string_value(json_object_get(
 		                  c, "service")), -1, SQLITE_TRANSIENT);
@@ -456,7 +648,7 @@ static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 		sqlite3_bind_text(au, 10, o, -1, free);
 		sqlite3_bind_text(au, 11, nv, -1, free);
 		s1 = sqlite3_step(ch);
-		s2 = rows ? SQLITE_DONE : sqlite3_step(au);
+		s2 = rows || skip ? SQLITE_DONE : sqlite3_step(au);
 		sqlite3_reset(ch);
 		sqlite3_reset(au);
 		sqlite3_clear_bindings(au);
@@ -481,6 +673,7 @@ out:
 		store_errf(err, errlen, rc, "audit: out of memory");
 	sqlite3_finalize(ch);
 	sqlite3_finalize(au);
+	json_decref(added);
 	return rc;
 }
 

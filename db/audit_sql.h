@@ -52,6 +52,24 @@ int cfg_record_rows(sqlite3 *h, const struct cfg_plan *p, const json_t *rows,
 int cfg_record_table(sqlite3 *h, const char *table, const char *order,
                      const char *source, long long *version, char *err,
                      size_t errlen);
+/* An import records a service it adds as one audit row (op add, kind
+ * service) instead of one per added object: its new value says what came
+ * with it, {"endpoints": [TARGET, ...], "rules": [{"match", "targets":
+ * [TARGET, ...]}, ...]} (targets sorted, rules by match, as the plan lists
+ * them). Its text, from the two lists (references taken); NULL when out
+ * of memory. cfg_record with source "import" and cfg_record_table's
+ * writer (db/import.c) both write this form, with this one writer. */
+struct cfg_added_rule {
+	const char *match;
+	const char *const *targets;
+	size_t n;
+};
+char *cfg_added_text(const char *const *endpoints, size_t n,
+                     const struct cfg_added_rule *rules, size_t nrules);
+/* The same from JSON lists: endpoints [TARGET, ...], rules [{"match",
+ * "targets": [...]}] (borrowed). */
+char *cfg_added_text_json(const json_t *endpoints, const json_t *rules);
+
 /* Whether changes are logged (journal, or the context's log_stderr);
  * then cfg_record_log logs change i of n (its text line and change
  * object) of version, the first ones one by one as cfg_record does. */

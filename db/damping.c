@@ -167,11 +167,15 @@ int damping_by_endpoint(struct store *db, struct damp_conf **out, size_t *n,
 	*out = NULL;
 	*n = 0;
 	damp_conf_default(&def);
+	/* Only the endpoints of services with thresholds of their own
+	 * (damping first, then the endpoints_service index: CROSS JOIN keeps
+	 * that order): the others keep the defaults, whatever the number of
+	 * endpoints. */
 	if (sqlite3_prepare_v2(h, "SELECT e.id, d.enabled, d.penalty, "
 	                       "d.suppress, d.reuse, d.half_life, "
-	                       "d.max_suppress, d.service_id FROM endpoints e "
-	                       "LEFT JOIN damping d ON d.service_id = "
-	                       "e.service_id WHERE e.id >= 0 AND e.id < 16777216",
+	                       "d.max_suppress, d.service_id FROM damping d "
+	                       "CROSS JOIN endpoints e ON e.service_id = "
+	                       "d.service_id WHERE e.id >= 0 AND e.id < 16777216",
 	                       -1, &st, NULL) != SQLITE_OK)
 		return store_sqlerr(h, err, errlen, "damping");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -25,8 +25,10 @@ int damping_reset(struct store *db, const char *service, char *err,
 int damping_get(struct store *db, const char *service, struct damp_conf *out,
                 bool *custom, char *err, size_t errlen);
 
-/* Thresholds by endpoint id: *out[0..*n) (caller frees; ids without an
- * endpoint get the defaults). */
+/* Thresholds by endpoint id: *out[0..*n) (caller frees; may be NULL
+ * with *n 0). Only endpoints of services with thresholds of their own are
+ * read: ids below *n without them, and every id from *n on, take the
+ * defaults (damp_conf_default). */
 int damping_by_endpoint(struct store *db, struct damp_conf **out, size_t *n,
                         char *err, size_t errlen);
 

@@ -247,6 +247,12 @@ static int parse_match(const char *in, char kind[16], char pat[64],
 	return 0;
 }
 
+int cfg_match_parse(const char *in, char kind[16], char pat[64], char *err,
+                    size_t errlen)
+{
+	return parse_match(in, kind, pat, err, errlen);
+}
+
 int cfg_canon_match(const char *in, char *out, char *err, size_t errlen)
 {
 	char kind[16], pat[64];
@@ -311,15 +317,7 @@ static int find_endpoint(sqlite3 *h, long long sid, const char *sname,
 
 /* ----------------------------------------------------------- services */
 
-struct svc_row {
-	char name[256];
-	int policy;
-	long long ttl;
-	long long answers;      /* 0 = NULL */
-	int sticky;
-	char when_down[256];
-	double fill;            /* NAN = NULL */
-};
+#define svc_row cfg_svc_row
 
 static int svc_overlay(struct svc_row *r, const struct cfg_service *s,
                        char *err, size_t errlen)
@@ -373,21 +371,30 @@ static int svc_overlay(struct svc_row *r, const struct cfg_service *s,
 	return 0;
 }
 
+int cfg_service_check(const struct cfg_service *s, struct cfg_svc_row *r,
+                      char *err, size_t errlen)
+{
+	*r = (struct cfg_svc_row){ .policy = -1, .ttl = 30,
+	                           .when_down = "open", .fill = NAN };
+	int rc;
+
+	if ((rc = cfg_canon_name(s->name, r->name, err, errlen)) < 0)
+		return rc;
+	if (!s->policy)
+		return store_errf(err, errlen, -EINVAL, "service %s: --policy is "
+		            "required", r->name);
+	return svc_overlay(r, s, err, errlen);
+}
+
 int cfg_service_insert(struct store *db, const struct cfg_service *s,
                           long long *id, char *err, size_t errlen)
 {
 	sqlite3 *h = db->h;
-	struct svc_row r = { .policy = -1, .ttl = 30, .when_down = "open",
-	                     .fill = NAN };
+	struct svc_row r;
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = cfg_canon_name(s->name, r.name, err, errlen)) < 0)
-		return rc;
-	if (!s->policy)
-		return store_errf(err, errlen, -EINVAL, "service %s: --policy is "
-		            "required", r.name);
-	if ((rc = svc_overlay(&r, s, err, errlen)) < 0)
+	if ((rc = cfg_service_check(s, &r, err, errlen)) < 0)
 		return rc;
 	rc = run(h, &st, "SELECT 1 FROM services WHERE name = ?", "t", r.name);
 	if (rc == SQLITE_ROW) {
@@ -478,20 +485,7 @@ int cfg_service_rm(struct store *db, const char *name, char *err, size_t errlen)
 
 /* ---------------------------------------------------------- endpoints */
 
-struct ep_row {
-	char target[256];
-	long long weight, priority;
-	char *region;
-	bool has_loc;
-	double lat, lon, bias;
-	int admin, drained;
-	char *check_url;
-	double interval, timeout;      /* NAN = NULL */
-	long long rise, fall;
-	int tls_verify;
-	char *expect, *body, *host;
-	double capacity;               /* NAN = NULL */
-};
+#define ep_row cfg_ep_row
 
 static void ep_row_init(struct ep_row *r)
 {
@@ -504,7 +498,7 @@ static void ep_row_init(struct ep_row *r)
 	r->tls_verify = 1;
 }
 
-static void ep_row_fini(struct ep_row *r)
+void cfg_ep_row_fini(struct cfg_ep_row *r)
 {
 	free(r->region);
 	free(r->check_url);
@@ -722,6 +716,20 @@ static int ep_write(sqlite3 *h, long long sid, long long id,
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
+int cfg_endpoint_check(const struct cfg_endpoint *e, struct cfg_ep_row *r,
+                       char *err, size_t errlen)
+{
+	int rc;
+
+	cfg_ep_row_fini(r);
+	ep_row_init(r);
+	if ((rc = canon_target(e->target, r->target, err, errlen)) < 0)
+		return rc;
+	if ((rc = ep_overlay(r, e, err, errlen)) == -ENOMEM)
+		store_errf(err, errlen, rc, "out of memory");
+	return rc;
+}
+
 int cfg_endpoint_insert(struct store *db, const char *service,
                            const struct cfg_endpoint *e, char *err,
                            size_t errlen)
@@ -734,15 +742,9 @@ int cfg_endpoint_insert(struct store *db, const char *service,
 	int rc;
 
 	ep_row_init(&r);
-	if ((rc = find_service(h, service, sname, &sid, err, errlen)) < 0)
+	if ((rc = find_service(h, service, sname, &sid, err, errlen)) < 0 ||
+	    (rc = cfg_endpoint_check(e, &r, err, errlen)) < 0)
 		goto out;
-	if ((rc = canon_target(e->target, r.target, err, errlen)) < 0)
-		goto out;
-	if ((rc = ep_overlay(&r, e, err, errlen)) < 0) {
-		if (rc == -ENOMEM)
-			store_errf(err, errlen, rc, "out of memory");
-		goto out;
-	}
 	rc = run(h, &st, "SELECT 1 FROM endpoints WHERE service_id = ? AND "
 	         "target = ?", "it", sid, r.target);
 	if (rc == SQLITE_ROW) {
@@ -767,7 +769,7 @@ int cfg_endpoint_insert(struct store *db, const char *service,
 	rc = ep_write(h, sid, 0, &r) < 0 ? store_sqlerr(h, err, errlen, r.target)
 	                                 : 0;
 out:
-	ep_row_fini(&r);
+	cfg_ep_row_fini(&r);
 	return rc;
 }
 
@@ -803,7 +805,7 @@ static int endpoint_update(sqlite3 *h, const char *service,
 	}
 	rc = ep_write(h, sid, id, &r) < 0 ? store_sqlerr(h, err, errlen, t) : 0;
 out:
-	ep_row_fini(&r);
+	cfg_ep_row_fini(&r);
 	return rc;
 }
 

@@ -136,6 +136,46 @@ int cfg_endpoint_insert(struct store *db, const char *service,
 int cfg_rule_insert(struct store *db, const char *service, const char *match,
                     const char *const *targets, size_t n, char *err,
                     size_t errlen);
+/* The validated form of a service / an endpoint: what the inserts above
+ * write (defaults filled in, names in their stored form). */
+struct cfg_svc_row {
+	char name[256];
+	int policy;                /* enum svc_policy */
+	long long ttl;
+	long long answers;         /* 0 = NULL (the policy's default) */
+	int sticky;
+	char when_down[256];
+	double fill;               /* NAN = NULL */
+};
+struct cfg_ep_row {
+	char target[256];
+	long long weight, priority;
+	char *region;
+	bool has_loc;
+	double lat, lon, bias;
+	int admin, drained;        /* enum svc_admin, 0/1 */
+	char *check_url;
+	double interval, timeout;  /* NAN = NULL */
+	long long rise, fall;
+	int tls_verify;
+	char *expect, *body, *host;
+	double capacity;           /* NAN = NULL */
+};
+/* The checks of cfg_service_insert / cfg_endpoint_insert that need no
+ * store (every field, in the same order, with the same errors): s / e
+ * validated onto the defaults into *r. cfg_endpoint_check: r is zeroed or
+ * a row of an earlier call (its strings are replaced); free them with
+ * cfg_ep_row_fini, also after an error. A bulk writer that checks
+ * duplicates itself uses these and writes the rows in one go. */
+int cfg_service_check(const struct cfg_service *s, struct cfg_svc_row *r,
+                      char *err, size_t errlen);
+int cfg_endpoint_check(const struct cfg_endpoint *e, struct cfg_ep_row *r,
+                       char *err, size_t errlen);
+void cfg_ep_row_fini(struct cfg_ep_row *r);
+/* A rule match into its stored kind ("cidr", "country", "continent") and
+ * pattern, as cfg_rule_insert checks it. 0 or -EINVAL with err. */
+int cfg_match_parse(const char *in, char kind[16], char pat[64], char *err,
+                    size_t errlen);
 /* Bulk writes (import): on, the inserts above keep their statements
  * prepared on db for this thread until called again with off. */
 void cfg_edit_keep(struct store *db, bool on);

@@ -550,6 +550,36 @@ int cfg_service_parse(const json_t *o, struct cfg_service *out,
 	return 0;
 }
 
+int cfg_rule_parse(const json_t *o, const char **match, const char **targets,
+                   size_t *n, const char *where, char *err, size_t errlen)
+{
+	static const char *const rkeys[] = { "match", "targets", NULL };
+	const json_t *tl, *t;
+	size_t k;
+	int rc;
+
+	*match = NULL;
+	if ((rc = only_keys(o, rkeys, where, err, errlen)) < 0)
+		return rc;
+	if ((rc = jstr(o, "match", match, where, err, errlen)) <= 0)
+		return rc < 0 ? rc : store_errf(err, errlen, -EINVAL, "%s: "
+		                                "'match' is required", where);
+	tl = json_object_get(o, "targets");
+	if (!json_is_array(tl) || json_array_size(tl) == 0 ||
+	    json_array_size(tl) > SVC_MAX_ENDPOINTS)
+		return store_errf(err, errlen, -EINVAL, "%s: 'targets' must be a "
+		                  "list of 1..%d strings", where,
+		                  SVC_MAX_ENDPOINTS);
+	json_array_foreach(tl, k, t) {
+		if (!json_is_string(t))
+			return store_errf(err, errlen, -EINVAL, "%s: targets must "
+			                  "be strings", where);
+		targets[k] = json_string_value(t);
+	}
+	*n = json_array_size(tl);
+	return 0;
+}
+
 int cfg_import_service(struct store *db, const json_t *o, size_t i, char *err,
                        size_t errlen)
 {
@@ -590,32 +620,15 @@ int cfg_import_service(struct store *db, const json_t *o, size_t i, char *err,
 		return store_errf(err, errlen, -EINVAL, "%s: 'rules' must be a list",
 		            where);
 	json_array_foreach(rules, j, v) {
-		static const char *const rkeys[] = { "match", "targets", NULL };
 		const char *match = NULL, *tg[SVC_MAX_ENDPOINTS];
-		const json_t *targets, *t;
 		char rw[340];
-		size_t k;
+		size_t nt;
 
 		snprintf(rw, sizeof rw, "%s rules[%zu]", where, j);
-		if ((rc = only_keys(v, rkeys, rw, err, errlen)) < 0)
+		if ((rc = cfg_rule_parse(v, &match, tg, &nt, rw, err,
+		                         errlen)) < 0)
 			return rc;
-		if ((rc = jstr(v, "match", &match, rw, err, errlen)) <= 0)
-			return rc < 0 ? rc : store_errf(err, errlen, -EINVAL, "%s: "
-			                          "'match' is required", rw);
-		targets = json_object_get(v, "targets");
-		if (!json_is_array(targets) || json_array_size(targets) == 0 ||
-		    json_array_size(targets) > SVC_MAX_ENDPOINTS)
-			return store_errf(err, errlen, -EINVAL, "%s: 'targets' must "
-			            "be a list of 1..%d strings", rw,
-			            SVC_MAX_ENDPOINTS);
-		json_array_foreach(targets, k, t) {
-			if (!json_is_string(t))
-				return store_errf(err, errlen, -EINVAL, "%s: targets "
-				            "must be strings", rw);
-			tg[k] = json_string_value(t);
-		}
-		rc = cfg_rule_insert(db, s.name, match, tg,
-		                 json_array_size(targets), err, errlen);
+		rc = cfg_rule_insert(db, s.name, match, tg, nt, err, errlen);
 		if (rc < 0) {
 			snprintf(msg, sizeof msg, "%s", err);
 			return store_errf(err, errlen, rc, "%s: %s", rw, msg);

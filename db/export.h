@@ -74,6 +74,12 @@ int cfg_service_parse(const json_t *o, struct cfg_service *out,
 int cfg_endpoint_parse(const json_t *o, struct cfg_endpoint *out,
                        const char *where, char *err, size_t errlen);
 
+/* One rule object of the format above: its match and targets (pointing
+ * into o; targets holds SVC_MAX_ENDPOINTS) and their number into *n.
+ * Errors name where. */
+int cfg_rule_parse(const json_t *o, const char **match, const char **targets,
+                   size_t *n, const char *where, char *err, size_t errlen);
+
 /* Adds one service object of the format above (with its endpoints and
  * rules) to db, validated as import validates it; on error nothing is
  * added and err says why. The service must not be in db yet. Runs in the

@@ -7,7 +7,10 @@
  * validated as the add commands do, planned against the store by
  * identity (db/diff.h: endpoints that stay keep their row ids), guarded
  * (unless the write context forces), written, and recorded (one new
- * store version, audit and changes rows in plan order). Services the
+ * store version, audit and changes rows in plan order; a service the
+ * import adds is one audit row, db/audit_sql.h cfg_added_text). A
+ * service equal to its stored rows costs three reads, a new one five
+ * inserts. Services the
  * document does not name are removed. New rows are numbered in document
  * order (cfg_import_plan numbers them in name order: the same for a
  * document in name order, as cfg_export writes it). Everything is one
@@ -43,6 +46,10 @@ struct cfg_import_out {
 	 * end with done set. May be NULL. */
 	void (*progress)(void *arg, const struct cfg_import_progress *p);
 	void *arg;
+	/* Each service of the document once it is read and valid, by its
+	 * canonical name, in document order (before the plan is applied).
+	 * May be NULL. */
+	void (*service)(void *arg, const char *name);
 };
 
 struct cfg_import_result {

@@ -95,6 +95,10 @@ CREATE TABLE endpoints (
 	UNIQUE (service_id, target)
 );
 CREATE INDEX endpoints_service ON endpoints(service_id);
+-- The checked endpoints by id (version 8: the check list, read at every start and
+-- after a check changes), whatever the number of endpoints without a check.
+CREATE INDEX IF NOT EXISTS endpoints_checked ON endpoints(id)
+	WHERE check_url IS NOT NULL;
 
 -- Endpoint ids are never given twice (version 4): SQLite would give a new
 -- row the id of the highest row removed, and health, agent results and
@@ -291,6 +295,19 @@ CREATE TABLE IF NOT EXISTS replica (
 	                CHECK (config_revision >= 0),
 	prefix          TEXT NOT NULL DEFAULT '',
 	updated         REAL NOT NULL DEFAULT 0
+);
+
+-- The zones each dnsd serves (version 7; db/served.h): their apex names,
+-- lower case with the final dot, written by dnsd when its zones load (at
+-- start and on SIGHUP) under its node name (node-name, else the host name).
+-- gslbctl flags a service whose name is under none of them. Not
+-- configuration: no store version, and not replicated under --etcd (each
+-- node's store holds its own rows).
+CREATE TABLE IF NOT EXISTS served_zones (
+	node    TEXT NOT NULL CHECK (length(node) > 0),
+	zone    TEXT NOT NULL CHECK (length(zone) > 0),
+	updated REAL NOT NULL,
+	PRIMARY KEY (node, zone)
 );
 
 -- Spill-over by capacity (version 5): columns added to the tables above by

@@ -53,6 +53,16 @@ static const char migrate_v3[] =
 	"\treuse_at    REAL NOT NULL DEFAULT 0\n"
 	");\n";
 
+/* Version 7: the zones each dnsd serves (db/served.h), as in
+ * db/schema.sql. */
+static const char migrate_v7[] =
+	"CREATE TABLE IF NOT EXISTS served_zones (\n"
+	"\tnode    TEXT NOT NULL CHECK (length(node) > 0),\n"
+	"\tzone    TEXT NOT NULL CHECK (length(zone) > 0),\n"
+	"\tupdated REAL NOT NULL,\n"
+	"\tPRIMARY KEY (node, zone)\n"
+	");\n";
+
 /* Version 6: the position of a replica of a cluster's configuration
  * (cluster/replica.c), as in db/schema.sql. */
 static const char migrate_v6[] =
@@ -110,7 +120,12 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"",
 	/* 5 -> 6: a replica's position. */
 	migrate_v6,
-	/* 6 -> 7: latency rows found by endpoint (incremental health
+	/* 6 -> 7: the zones each dnsd serves. */
+	migrate_v7,
+	/* 7 -> 8: the checked endpoints by id. */
+	"CREATE INDEX IF NOT EXISTS endpoints_checked ON endpoints(id) "
+	"WHERE check_url IS NOT NULL;",
+	/* 8 -> 9: latency rows found by endpoint (incremental health
 	 * writes delete an endpoint's rows; the key starts with the region). */
 	"CREATE INDEX IF NOT EXISTS latency_endpoint ON latency(endpoint_id);",
 };

@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,16 +102,22 @@ struct loader {
 	size_t n;
 	uint32_t *fslot;        /* name hash over flat: index + 1 */
 	uint32_t fmask;
+	struct svc_endpoint *eps;       /* every service's endpoints (malloc) */
+	unsigned threads;       /* packing threads; 0: by the count */
 	long long since;        /* >= 0: only services changed since then */
 	char *err;
 	size_t errlen;
 };
 
-/* The check columns after check_url and capacity, for
- * svc_endpoint.check_key. */
-#define CHECK_COLS "check_interval, check_timeout, check_rise, check_fall, " \
-	"check_tls_verify, check_expect, check_body, check_host"
-#define CHECK_NCOLS 8
+/* The check's settings as one text, for svc_endpoint.check_key (quote()
+ * keeps NULLs and column boundaries apart), NULL without a check: the
+ * columns of endpoints without a check are never read. */
+#define CHECKS "CASE WHEN check_url IS NULL THEN NULL ELSE " \
+	"quote(check_url) || ',' || quote(check_interval) || ',' || " \
+	"quote(check_timeout) || ',' || quote(check_rise) || ',' || " \
+	"quote(check_fall) || ',' || quote(check_tls_verify) || ',' || " \
+	"quote(check_expect) || ',' || quote(check_body) || ',' || " \
+	"quote(check_host) END"
 
 /* Services changed since version ?1 (the change log, db/audit.h). */
 #define CHANGED_NAMES "(SELECT service FROM changes WHERE version > ?1)"
@@ -423,19 +430,11 @@ static int load_endpoint(struct loader *L, sqlite3_stmt *st,
 	if (e->has_check) {
 		/* What the probe agents are told to check (the query path
 		 * never reads it): a change shows as a new check_key. */
-		uint64_t k = hash_fnv64("check", 5);
+		const unsigned char *t = sqlite3_column_text(st, 11);
+		int n = sqlite3_column_bytes(st, 11);
 
-		for (int c = 11; c <= 12 + CHECK_NCOLS; c++) {
-			const unsigned char *t;
-			int n;
-
-			if (c == 12)
-				continue;       /* capacity */
-			t = sqlite3_column_text(st, c);
-			n = sqlite3_column_bytes(st, c);
-			k = hash_mix64(k ^ (t ? hash_fnv64(t, (size_t)n) : 0x9e37u));
-		}
-		e->check_key = k;
+		e->check_key = hash_mix64(hash_fnv64("check", 5) ^
+		                          (t ? hash_fnv64(t, (size_t)n) : 0));
 	}
 	if (target_keep(a, &e->t, type, rd, len, tt) < 0)
 		return -ENOMEM;
@@ -446,56 +445,59 @@ static int load_endpoint(struct loader *L, sqlite3_stmt *st,
 	return 1;
 }
 
+/* The service of endpoint rows: mostly the one of the row before or the
+ * next one (rows come in endpoint id order, services usually made with
+ * their endpoints), else a binary search. */
+static struct svc_service *ep_owner(struct loader *L, long long sid,
+                                    struct svc_service *prev)
+{
+	if (prev && prev->id == sid)
+		return prev;
+	if (prev && prev + 1 < L->flat + L->n && prev[1].id == sid)
+		return prev + 1;
+	return svc_by_id(L, sid);
+}
+
+/* Endpoint rows are read in id order (the table's own order: reading them
+ * grouped by service through the service_id index costs a random table
+ * access per row) into one array, then each service's endpoints are made
+ * contiguous: in place when every service's rows came together (the
+ * usual case), else by a stable counting sort into a second array. The
+ * array lives until the services are packed (L->eps). */
 static int load_endpoints(struct loader *L)
 {
 	struct svc_set *s = L->s;
 	sqlite3_stmt *st = NULL;
-	struct svc_endpoint *tmp = NULL;
-	struct svc_service *cur = NULL;
-	size_t ntmp = 0;
+	struct svc_endpoint *rows = NULL, *sorted = NULL;
+	uint32_t *owner = NULL;
+	size_t *first = NULL;
+	struct svc_service *v = NULL, *last = NULL;
+	size_t n = 0, cap = 0;
+	bool scattered = false;
 	int rc = 0, step;
 
-	tmp = malloc(SVC_MAX_ENDPOINTS * sizeof *tmp);
-	if (!tmp)
-		return -ENOMEM;
 	if (ld_prepare(L, L->since >= 0 ?
 	               "SELECT id, service_id, target, weight, priority, "
-	               "region, lat, lon, bias, admin, drained, check_url, "
-	               "capacity, " CHECK_COLS " FROM endpoints WHERE "
-	               "service_id IN " CHANGED_IDS " ORDER BY service_id, id" :
+	               "region, lat, lon, bias, admin, drained, " CHECKS
+	               ", capacity FROM endpoints WHERE "
+	               "service_id IN " CHANGED_IDS " ORDER BY id" :
 	               "SELECT id, service_id, target, weight, "
 	               "priority, region, lat, lon, bias, admin, "
-	               "drained, check_url, capacity, " CHECK_COLS
-	               " FROM endpoints ORDER BY service_id, id", &st) < 0) {
+	               "drained, " CHECKS ", capacity FROM endpoints "
+	               "ORDER BY id", &st) < 0) {
 		rc = ld_fail(L, "endpoints");
 		goto out;
 	}
-	/* Rows come grouped by service: collect one group, then copy it. */
-	for (;;) {
-		struct svc_service *v = NULL;
-
-		step = sqlite3_step(st);
-		if (step == SQLITE_ROW)
-			v = svc_by_id(L, sqlite3_column_int64(st, 1));
-		if (cur && (step != SQLITE_ROW || v != cur)) {
-			cur->eps = arena_memdup(&L->tmp, tmp,
-			                        ntmp * sizeof *tmp);
-			if (ntmp && !cur->eps) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			cur->n_eps = ntmp;
-			ntmp = 0;
-			cur = NULL;
-		}
-		if (step != SQLITE_ROW)
-			break;
+	first = malloc((L->n ? L->n : 1) * sizeof *first);
+	if (!first) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		v = ep_owner(L, sqlite3_column_int64(st, 1), v);
 		if (!v)
 			continue;       /* its service was skipped */
-		cur = v;
-		if (v->n_eps || ntmp == SVC_MAX_ENDPOINTS) {
-			/* v->n_eps set: rows of v not contiguous (cannot
-			 * happen with ORDER BY); else too many. */
+		if (v->n_eps == SVC_MAX_ENDPOINTS) {
 			rc = svc_problem_add(s, "db: endpoint id %lld (service "
 			        "%s): more than %d endpoints, skipped",
 			        (long long)sqlite3_column_int64(st, 0), v->name,
@@ -504,23 +506,71 @@ static int load_endpoints(struct loader *L)
 				goto out;
 			continue;
 		}
-		rc = load_endpoint(L, st, v, &tmp[ntmp]);
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 1024;
+			void *a = realloc(rows, nc * sizeof *rows);
+			void *b = a ? realloc(owner, nc * sizeof *owner) : NULL;
+
+			if (a)
+				rows = a;
+			if (!b) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			owner = b;
+			cap = nc;
+		}
+		rc = load_endpoint(L, st, v, &rows[n]);
 		if (rc < 0)
 			goto out;
-		if (rc == 1) {
-			if (tmp[ntmp].bias != 0)
-				v->any_bias = true;
-			if (tmp[ntmp].capacity > 0)
-				v->spill = true;
-			ntmp++;
-		}
+		if (rc == 0)
+			continue;       /* skipped (problem recorded) */
 		rc = 0;
+		if (rows[n].bias != 0)
+			v->any_bias = true;
+		if (rows[n].capacity > 0)
+			v->spill = true;
+		if (!v->n_eps)
+			first[v - L->flat] = n;
+		else if (v != last)
+			scattered = true;
+		v->n_eps++;
+		owner[n++] = (uint32_t)(v - L->flat);
+		last = v;
 	}
-	if (step != SQLITE_DONE)
+	if (step != SQLITE_DONE) {
 		rc = ld_fail(L, "endpoints");
+		goto out;
+	}
+	if (scattered && n) {
+		/* first[] becomes each service's start in sorted. */
+		size_t at = 0;
+
+		if (!(sorted = malloc(n * sizeof *sorted))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < L->n; i++) {
+			first[i] = at;
+			at += L->flat[i].n_eps;
+		}
+		for (size_t i = 0; i < n; i++)
+			sorted[first[owner[i]]++] = rows[i];
+		for (size_t i = 0; i < L->n; i++)
+			first[i] -= L->flat[i].n_eps;
+		free(rows);
+		rows = sorted;
+	}
+	for (size_t i = 0; i < L->n; i++)
+		if (L->flat[i].n_eps)
+			L->flat[i].eps = &rows[first[i]];
+	L->eps = rows;
+	rows = NULL;
 out:
 	sqlite3_finalize(st);
-	free(tmp);
+	free(rows);
+	free(owner);
+	free(first);
 	return rc;
 }
 
@@ -705,6 +755,79 @@ out:
 	return rc;
 }
 
+/* Packs flat[lo, hi) into out[lo, hi) (svc_pack); rc -ENOMEM when one
+ * could not be. One packing thread. */
+struct pack_job {
+	const struct svc_service *flat;
+	struct svc_service **out;
+	size_t lo, hi;
+	int rc;
+};
+
+static void *pack_range(void *arg)
+{
+	struct pack_job *j = arg;
+
+	for (size_t i = j->lo; i < j->hi; i++)
+		if (!(j->out[i] = svc_pack(&j->flat[i]))) {
+			j->rc = -ENOMEM;
+			break;
+		}
+	return NULL;
+}
+
+/* Packs every loaded service into its own block, on two threads when
+ * there are many (the blocks are the same either way: each is made
+ * from its own flat service alone), then puts them into the set in id
+ * order on this thread. */
+static int pack_all(struct loader *L)
+{
+	struct svc_service **out;
+	struct pack_job job[2] = {
+		{ L->flat, NULL, 0, L->n, 0 },
+		{ L->flat, NULL, L->n, L->n, 0 },
+	};
+	unsigned threads = L->threads ? L->threads :
+	                   L->n >= SVC_LOAD_THREADS_FROM ? 2 : 1;
+	pthread_t t;
+	bool started = false;
+	size_t i = 0;
+	int rc = 0;
+
+	if (!L->n)
+		return 0;
+	if (!(out = calloc(L->n, sizeof *out)))
+		return -ENOMEM;
+	job[0].out = job[1].out = out;
+	if (threads > 1) {
+		job[0].hi = job[1].lo = L->n / 2;
+		started = pthread_create(&t, NULL, pack_range, &job[1]) == 0;
+	}
+	pack_range(&job[0]);
+	if (started)
+		pthread_join(t, NULL);
+	else
+		pack_range(&job[1]);
+	if (job[0].rc < 0 || job[1].rc < 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (; i < L->n; i++) {
+		/* The hash slots of the services a few puts ahead. */
+		if (i + 8 < L->n)
+			svc_prefetch(L->s, out[i + 8]->hash, 0);
+		rc = svc_set_put(L->s, out[i]);
+		out[i] = NULL;  /* the set's, or freed by svc_set_put */
+		if (rc < 0)
+			goto out;
+	}
+out:
+	for (size_t k = 0; k < L->n; k++)
+		svc_unref(out[k]);
+	free(out);
+	return rc;
+}
+
 /* Reads the rows (all, or those changed since L->since) and packs the
  * services into L->s. Inside a read transaction. */
 static int load_all(struct store *db, struct loader *L)
@@ -713,26 +836,27 @@ static int load_all(struct store *db, struct loader *L)
 
 	arena_init(&L->tmp);
 	if ((rc = load_services(L)) < 0 || (rc = load_endpoints(L)) < 0 ||
-	    (rc = load_rules(L)) < 0)
+	    (rc = load_rules(L)) < 0 || (rc = pack_all(L)) < 0)
 		goto out;
-	for (size_t i = 0; i < L->n; i++) {
-		struct svc_service *v = svc_pack(&L->flat[i]);
-
-		if (!v || svc_set_put(L->s, v) < 0) {
-			rc = -ENOMEM;
-			goto out;
-		}
-	}
 	rc = shift_load(db, L->s, L->err, L->errlen);
 out:
+	free(L->eps);
+	L->eps = NULL;
 	arena_fini(&L->tmp);
 	return rc;
 }
 
 int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen)
 {
+	return svc_load_threads(db, 0, out, err, errlen);
+}
+
+int svc_load_threads(struct store *db, unsigned threads, struct svc_set **out,
+                     char *err, size_t errlen)
+{
 	sqlite3 *h = db->h;
-	struct loader L = { .h = h, .err = err, .errlen = errlen, .since = -1 };
+	struct loader L = { .h = h, .err = err, .errlen = errlen, .since = -1,
+	                    .threads = threads };
 	long long services;
 	int rc;
 

@@ -20,6 +20,12 @@ struct store;
  * (*out)->problems, e.g. "db: endpoint id 7 (service www.x.): latitude
  * 95.2 outside -90..90". */
 int svc_load(struct store *db, struct svc_set **out, char *err, size_t errlen);
+/* Same as svc_load, the services packed into their blocks on threads
+ * threads (1 or 2; 0: two from SVC_LOAD_THREADS_FROM services on). The
+ * set is the same whatever the number. */
+#define SVC_LOAD_THREADS_FROM 65536
+int svc_load_threads(struct store *db, unsigned threads, struct svc_set **out,
+                     char *err, size_t errlen);
 /* The set's version (svc_set.version) is the store's configuration
  * version read in the same transaction (db/audit.h). */
 

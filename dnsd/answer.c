@@ -392,7 +392,7 @@ static void chase(struct ctx *x, const uint8_t *t, unsigned depth)
 		from_node(x, n->wild, target, tlen, depth, true);
 	else
 		negative(x, n->zone, RCODE_NXDOMAIN, target, tlen, NULL, NULL,
-			 NULL);
+			 x->sign ? dnssec_nxname_id(target, tlen, true) : NULL);
 }
 
 /* The address a client is located by: the ECS subnet with its source
@@ -659,7 +659,9 @@ static void lookup(struct ctx *x)
 		from_node(x, n->wild, NULL, 0, 0, true);
 		return;
 	}
-	negative(x, n->zone, RCODE_NXDOMAIN, NULL, 0, NULL, NULL, NULL);
+	negative(x, n->zone, RCODE_NXDOMAIN, NULL, 0, NULL, NULL,
+		 x->sign ? dnssec_nxname_id(x->q->lname, x->q->qname_len, false)
+			 : NULL);
 }
 
 /* Octets the OPT record will take. */
@@ -762,10 +764,26 @@ void answer_prepare(const struct snap *s, const uint8_t *pkt, size_t len,
 	}
 }
 
-void answer_prefetch(const struct snap *s, struct answer_pre *p, int stage)
+void answer_prefetch(const struct snap *s, struct answer_pre *p, int stage,
+		     const struct answer_worker *w)
 {
 	if (p->zone && stage < 2)
 		zonetab_prefetch(s->zt, p->zone, stage);
+	/* A signed answer from a zone's own data: the memo of its RRSIGs is
+	 * the other cache miss (from_node() and negative() take the same
+	 * identities: the RRset, or the node for NODATA). The name table was
+	 * fetched by the stages before. */
+	if (stage == 2 && p->zone && p->q.edns_do && s->sec && w->dw) {
+		const struct node *n = zonetab_find(s->zt, p->q.lname,
+						    p->q.qname_len);
+
+		if (n && !(n->flags & (NODE_CUT | NODE_OCCLUDED))) {
+			const struct rrset *set = zone_rrset(n, p->q.qtype);
+
+			dnssec_memo_prefetch(w->dw, set ? (const void *)set
+							: (const void *)n, s->gen);
+		}
+	}
 	/* Locate only for a name that may be a service: stage 1 knows. */
 	if (p->svc && stage < 2 && !svc_prefetch(s->svc, p->svc, stage))
 		p->geo = false;

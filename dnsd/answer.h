@@ -87,7 +87,9 @@ void answer_prepare(const struct snap *s, const uint8_t *pkt, size_t len,
  * ANSWER_PREFETCH_STAGES - 1 in turn, each over a whole batch, before
  * answering it; the last one locates the client). */
 #define ANSWER_PREFETCH_STAGES 3
-void answer_prefetch(const struct snap *s, struct answer_pre *p, int stage);
+/* w: the worker that will answer (its DNSSEC memo is warmed too). */
+void answer_prefetch(const struct snap *s, struct answer_pre *p, int stage,
+		     const struct answer_worker *w);
 
 /* Answers the query in pkt[0..len) into out (ANSWER_MAX octets). Returns
  * the response length, or 0 when the packet must be dropped. */

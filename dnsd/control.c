@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +44,7 @@
 #include "dnsd/api_config.h"
 #include "db/edit.h"
 #include "db/export.h"
+#include "db/served.h"
 #include "db/shift.h"
 #include "db/store.h"
 #include "db/sync.h"
@@ -73,6 +75,10 @@ struct control {
 	struct snap *snap;           /* the one in force (control thread) */
 	uint64_t gen;
 	struct event *poll_ev;
+	int watch_fd;                /* inotify on the store's folder, or -1 */
+	struct event *watch_ev;      /* its events */
+	struct event *soon_ev;       /* the store read they ask for */
+	char watch_name[2][256];     /* the store's file names: db, db-wal */
 	struct file_id geo_id;       /* to notice a replaced GeoIP file */
 	struct store *db;            /* the store: polled (data_version),
 					and written by health and the API */
@@ -290,6 +296,32 @@ static int load_services(struct control *sv, struct svc_set **out)
 	return 0;
 }
 
+/* Records the apex names of the zones s serves in the store, under this
+ * node's name (node-name, else the host name), for gslbctl to flag a
+ * service outside them. A failure is logged; serving goes on. */
+static void record_zones(struct control *sv, const struct snap *s)
+{
+	const char **apex;
+	char host[256] = "", err[512];
+	const char *node = sv->conf.node_name;
+	size_t n = 0;
+
+	if (!sv->db || sv->conf.check)
+		return;
+	if (!node) {
+		if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+			snprintf(host, sizeof(host), "localhost");
+		node = host;
+	}
+	apex = xcalloc(s->n_zones + 1, sizeof(*apex));
+	for (size_t i = 0; i < s->n_zones; i++)
+		if (s->zones[i])
+			apex[n++] = s->zones[i]->origin;
+	if (served_record(sv->db, node, apex, n, err, sizeof(err)) < 0)
+		log_warn("db %s: %s", sv->conf.db, err);
+	free(apex);
+}
+
 /* SIGHUP: reparse every zone file and the GeoIP database off the query
  * path; whatever fails keeps its old version serving. */
 static void reload(struct control *sv)
@@ -346,8 +378,11 @@ static void reload(struct control *sv)
 			log_err("geoip: keeping the database loaded before");
 		}
 	}
-	if (install(sv, s) == 0 && sv->db && s->svc != old_svc)
-		build_done(sv, STATUS_BUILD_FULL, t0);
+	if (install(sv, s) == 0) {
+		if (sv->db && s->svc != old_svc)
+			build_done(sv, STATUS_BUILD_FULL, t0);
+		record_zones(sv, s);
+	}
 	if (sv->hs)
 		hsrv_reload(sv->hs, sv->db);
 	sv->st.last_reload = clock_unix();
@@ -568,6 +603,92 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
 			}
 		}
 	}
+}
+
+/* The store's files were written: read it (poll_db) 2 ms later, so that
+ * a burst of writes (a commit's pages, then its WAL index) is one read.
+ * The db-poll-ms timer stays the fallback (a write seen before its
+ * commit is complete, a folder without inotify). */
+static void on_store_soon(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *sv = arg;
+
+	(void)fd;
+	(void)what;
+	if (sv->db)
+		poll_db(sv);
+}
+
+static void on_store_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *sv = arg;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool ours = false;
+	ssize_t n;
+
+	(void)what;
+	while ((n = read(fd, buf, sizeof buf)) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *e = (const void *)p;
+
+			if (e->len && (strcmp(e->name, sv->watch_name[0]) == 0 ||
+				       strcmp(e->name, sv->watch_name[1]) == 0))
+				ours = true;
+			p += sizeof *e + e->len;
+		}
+	}
+	if (ours && !evtimer_pending(sv->soon_ev, NULL)) {
+		struct timeval tv = { 0, 2000 };
+
+		evtimer_add(sv->soon_ev, &tv);
+	}
+}
+
+/* Watches the store's folder for writes to the store (a commit by
+ * gslbctl, the API of another dnsd, the sqlite3 shell) and for a file
+ * moved over it: served in milliseconds rather than at the next
+ * db-poll-ms tick. Without inotify (or out of watches) the timer alone
+ * does it, as before. */
+static void start_store_watch(struct control *sv)
+{
+	char dir[4096];
+	const char *slash, *base;
+
+	sv->watch_fd = -1;
+	if (!sv->db || !sv->conf.db || strcmp(sv->conf.db, ":memory:") == 0)
+		return;
+	slash = strrchr(sv->conf.db, '/');
+	base = slash ? slash + 1 : sv->conf.db;
+	if (strlen(base) + 5 > sizeof sv->watch_name[0])
+		return;
+	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - sv->conf.db +
+		 (slash == sv->conf.db)) : 1, slash ? sv->conf.db : ".");
+	snprintf(sv->watch_name[0], sizeof sv->watch_name[0], "%s", base);
+	snprintf(sv->watch_name[1], sizeof sv->watch_name[1], "%s-wal", base);
+	sv->watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (sv->watch_fd < 0 ||
+	    inotify_add_watch(sv->watch_fd, dir, IN_MODIFY | IN_CLOSE_WRITE |
+			      IN_MOVED_TO | IN_CREATE) < 0) {
+		log_info("db %s: cannot watch %s for writes (%s): polling "
+			 "every %u ms only", sv->conf.db, dir, strerror(errno),
+			 sv->conf.db_poll_ms);
+		goto fail;
+	}
+	sv->watch_ev = event_new(sv->base, sv->watch_fd, EV_READ | EV_PERSIST,
+				 on_store_write, sv);
+	sv->soon_ev = evtimer_new(sv->base, on_store_soon, sv);
+	if (!sv->watch_ev || !sv->soon_ev || event_add(sv->watch_ev, NULL) < 0)
+		goto fail;
+	return;
+fail:
+	if (sv->watch_ev)
+		event_free(sv->watch_ev);
+	if (sv->soon_ev)
+		event_free(sv->soon_ev);
+	sv->watch_ev = sv->soon_ev = NULL;
+	if (sv->watch_fd >= 0)
+		close(sv->watch_fd);
+	sv->watch_fd = -1;
 }
 
 /* Runs the staged shifts against the health in force; a shift that
@@ -1451,6 +1572,7 @@ static void first_snapshot(struct control *sv)
 		fatal("out of memory building the first snapshot");
 	if (sv->db)
 		build_done(sv, STATUS_BUILD_FULL, t0);
+	record_zones(sv, s);
 }
 
 static void start_timer(struct control *sv, struct event **ev,
@@ -1604,6 +1726,7 @@ void control_start(struct control *sv, const struct rrl_conf *rrl)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	start_timer(sv, &sv->poll_ev, on_poll, sv->conf.db_poll_ms, "poll");
+	start_store_watch(sv);
 	if (sv->conf.n_etcd)
 		start_etcd(sv);
 	if (sv->conf.api)
@@ -1652,6 +1775,12 @@ void control_free(struct control *sv)
 			event_free(sv->sig[i]);
 	if (sv->poll_ev)
 		event_free(sv->poll_ev);
+	if (sv->watch_ev)
+		event_free(sv->watch_ev);
+	if (sv->soon_ev)
+		event_free(sv->soon_ev);
+	if (sv->watch_fd > 0)
+		close(sv->watch_fd);
 	if (sv->summary_ev)
 		event_free(sv->summary_ev);
 	if (sv->shift_ev)

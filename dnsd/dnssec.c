@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -752,12 +753,17 @@ struct rec_ref {
 };
 
 #define TEMPLATES 8
+/* Ways of a set of the signature cache: a few RRsets hashed to one set
+ * must not evict each other on every pass (each eviction is a new
+ * signature). */
+#define SIG_WAYS 4
 
 /* A memo entry: the RRSIG records dnssec_sign() appended after the records
  * that id stands for in snapshot generation gen. 232 octets hold two ECDSA
  * or Ed25519 RRSIGs of a zone name up to about 60 octets; longer ones are
  * not memoised. */
 #define MEMO_DATA 232
+#define MEMO_WAYS 2
 struct memo_entry {
 	const void *id;
 	uint64_t gen;
@@ -786,13 +792,55 @@ struct dnssec_worker {
 	uint8_t der[128];
 	/* Finished RRSIGs of RRsets that stay the same for a snapshot's life
 	 * (dnssec_sign_static), direct-mapped. */
-	struct memo_entry *memo;
-	size_t memo_n;               /* power of two, 0: no memo */
+	struct memo_entry *memo;     /* MEMO_WAYS per set; a new entry goes
+	                                into way 0, the older one moves on */
+	size_t memo_n;               /* sets; 0: no memo */
 	uint32_t sig_exp, sig_inc;   /* the last dnssec_sign(): the earliest
 	                                expiration, the latest inception */
 	uint8_t rd[65536];           /* canonical rdata of one RRset */
 	uint8_t tbs[TBS_MAX];        /* what is signed */
 };
+
+#define HUGE_PAGE (2u << 20)
+
+/* A zeroed table of n octets for the signature cache or the memo, on
+ * transparent huge pages where the kernel gives them: a lookup is one
+ * random access into tens of MiB, and with 4 KiB pages each one also
+ * misses the TLB. The pages are touched now, at worker start, so that no
+ * answer waits for a page fault (or for the kernel to assemble a huge
+ * page). NULL on failure; free with table_free(p, n). */
+static void *table_alloc(size_t n)
+{
+	size_t len = n + HUGE_PAGE;
+	uint8_t *base, *p;
+
+	base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+		return NULL;
+	p = (uint8_t *)(((uintptr_t)base + HUGE_PAGE - 1) &
+			~(uintptr_t)(HUGE_PAGE - 1));
+	/* Only the aligned part is kept. */
+	if (p > base)
+		munmap(base, (size_t)(p - base));
+	if (base + len > p + n)
+		munmap(p + n, (size_t)(base + len - (p + n)));
+	(void)madvise(p, n, MADV_HUGEPAGE);
+	memset(p, 0, n);
+	return p;
+}
+
+static void table_free(void *p, size_t n)
+{
+	if (p)
+		munmap(p, n);
+}
+
+/* h (uniform over 64 bits) reduced to 0..n-1 without a division. */
+static inline size_t range(uint64_t h, size_t n)
+{
+	return (size_t)(((unsigned __int128)h * n) >> 64);
+}
 
 struct dnssec_worker *dnssec_worker_new(uint64_t seed)
 {
@@ -803,19 +851,18 @@ struct dnssec_worker *dnssec_worker_new(uint64_t seed)
 		return NULL;
 	w->md = EVP_MD_CTX_new();
 	w->rng = 0x9e3779b97f4a7c15ull * (seed + 1) ^ (uintptr_t)w;
-	if (g_cache_bytes / (2 * sizeof(struct sig_entry)) >= 1)
-		for (sets = 1; sets * 2 * 2 * sizeof(struct sig_entry) <= g_cache_bytes;)
-			sets *= 2;
+	/* The budget is shared: a third for the memo, the rest for the
+	 * signature cache; any number of sets (fast range reduction). */
+	sets = (g_cache_bytes - g_cache_bytes / 3) /
+	       (SIG_WAYS * sizeof(struct sig_entry));
 	if (sets) {
-		size_t m = 1;
+		size_t m = g_cache_bytes / 3 /
+			   (MEMO_WAYS * sizeof(struct memo_entry));
 
-		w->cache = calloc(sets * 2, sizeof(*w->cache));
+		w->cache = table_alloc(sets * SIG_WAYS * sizeof(*w->cache));
 		w->sets = w->cache ? sets : 0;
-		/* The memo takes an eighth of the cache's budget again. */
-		while (m * 2 * sizeof(struct memo_entry) <= g_cache_bytes / 8)
-			m *= 2;
-		if (m * sizeof(struct memo_entry) <= g_cache_bytes / 8) {
-			w->memo = calloc(m, sizeof(*w->memo));
+		if (m) {
+			w->memo = table_alloc(m * MEMO_WAYS * sizeof(*w->memo));
 			w->memo_n = w->memo ? m : 0;
 		}
 	}
@@ -835,8 +882,8 @@ void dnssec_worker_free(struct dnssec_worker *w)
 	EVP_MD_CTX_free(w->md);
 	for (unsigned i = 0; i < TEMPLATES; i++)
 		EVP_MD_CTX_free(w->tmpl[i].ctx);
-	free(w->cache);
-	free(w->memo);
+	table_free(w->cache, w->sets * SIG_WAYS * sizeof(*w->cache));
+	table_free(w->memo, w->memo_n * MEMO_WAYS * sizeof(*w->memo));
 	free(w);
 }
 
@@ -1048,8 +1095,8 @@ static int signature(struct dnssec_worker *w, const struct dnssec_key *k,
 	h1 = h[0];
 	h2 = h[1];
 	if (w->sets) {
-		set = &w->cache[(h1 & (w->sets - 1)) * 2];
-		for (int i = 0; i < 2; i++) {
+		set = &w->cache[range(h1, w->sets) * SIG_WAYS];
+		for (int i = 0; i < SIG_WAYS; i++) {
 			e = &set[i];
 			if (e->h1 == h1 && e->h2 == h2 && e->siglen &&
 			    (int64_t)e->expiration - REFRESH_BEFORE > (int64_t)t &&
@@ -1078,8 +1125,10 @@ static int signature(struct dnssec_worker *w, const struct dnssec_key *k,
 	w->ctr.signed_++;
 	if (set) {
 		/* Replace an empty way, else the one expiring first. */
-		e = !set[0].siglen ? &set[0] : !set[1].siglen ? &set[1] :
-		    set[0].expiration <= set[1].expiration ? &set[0] : &set[1];
+		e = &set[0];
+		for (int i = 0; i < SIG_WAYS && e->siglen; i++)
+			if (!set[i].siglen || set[i].expiration < e->expiration)
+				e = &set[i];
 		e->h1 = h1;
 		e->h2 = h2;
 		e->inception = inc;
@@ -1242,24 +1291,48 @@ int dnssec_sign(struct dnssec_worker *w, const struct dnssec_zone *z,
 	return 0;
 }
 
+static inline struct memo_entry *memo_set(const struct dnssec_worker *w,
+					  const void *id, uint64_t gen)
+{
+	/* Fibonacci hashing of the address: RRsets are spread over memory. */
+	return &w->memo[range(((uintptr_t)id ^ gen) * 0x9e3779b97f4a7c15ull,
+			      w->memo_n) * MEMO_WAYS];
+}
+
+void dnssec_memo_prefetch(const struct dnssec_worker *w, const void *id,
+			  uint64_t gen)
+{
+	const uint8_t *p;
+
+	if (!w || !w->memo_n)
+		return;
+	/* Way 0's tag and records (what a hit copies), way 1's tag. */
+	p = (const uint8_t *)memo_set(w, id, gen);
+	__builtin_prefetch(p);
+	__builtin_prefetch(p + 64);
+	__builtin_prefetch(p + 128);
+	__builtin_prefetch(p + sizeof(struct memo_entry));
+}
+
 int dnssec_sign_static(struct dnssec_worker *w, const struct dnssec_zone *z,
 		       bool keyset, const void *id, uint64_t gen, uint8_t *pkt,
 		       size_t start, size_t *len, size_t limit,
 		       uint16_t *count, time_t now)
 {
-	struct memo_entry *e;
+	struct memo_entry *set, *e;
 	size_t before = *len;
 	uint16_t added = 0;
 	int rc;
 
 	if (!w || !w->memo_n)
 		return dnssec_sign(w, z, keyset, pkt, start, len, limit, count, now);
-	/* Fibonacci hashing of the address: RRsets are spread over memory. */
-	e = &w->memo[((uintptr_t)id * 0x9e3779b97f4a7c15ull ^ gen) >> 20 &
-		     (w->memo_n - 1)];
-	if (e->id == id && e->gen == gen && e->len &&
-	    (int64_t)e->expiration - REFRESH_BEFORE > (int64_t)now &&
-	    (int64_t)e->inception <= (int64_t)now) {
+	set = memo_set(w, id, gen);
+	for (int i = 0; i < MEMO_WAYS; i++) {
+		e = &set[i];
+		if (e->id != id || e->gen != gen || !e->len ||
+		    (int64_t)e->expiration - REFRESH_BEFORE <= (int64_t)now ||
+		    (int64_t)e->inception > (int64_t)now)
+			continue;
 		if (*len + e->len > limit)
 			return -ENOSPC;
 		memcpy(pkt + *len, e->data, e->len);
@@ -1270,6 +1343,15 @@ int dnssec_sign_static(struct dnssec_worker *w, const struct dnssec_zone *z,
 	}
 	rc = dnssec_sign(w, z, keyset, pkt, start, len, limit, &added, now);
 	if (rc == 0 && *len - before <= MEMO_DATA && added) {
+		/* A stale entry of id (refreshed now) is overwritten in place;
+		 * otherwise the newest goes first and the older one moves on. */
+		e = &set[0];
+		for (int i = 0; i < MEMO_WAYS; i++)
+			if (set[i].id == id)
+				e = &set[i];
+		if (e->id != id && set[0].len)
+			memmove(&set[1], &set[0],
+				(MEMO_WAYS - 1) * sizeof(*set));
 		e->id = id;
 		e->gen = gen;
 		e->expiration = w->sig_exp;
@@ -1280,6 +1362,16 @@ int dnssec_sign_static(struct dnssec_worker *w, const struct dnssec_zone *z,
 	}
 	*count += added;
 	return rc;
+}
+
+const void *dnssec_nxname_id(const uint8_t *name, size_t len, bool owned)
+{
+	uint64_t h[2];
+
+	siphash128(name, len, g_hash_key[0], g_hash_key[1], h);
+	/* Objects are 8-octet aligned: their addresses plus 0, 1 or 2 never
+	 * end in binary 11x. */
+	return (const void *)(uintptr_t)(h[0] << 3 | (owned ? 7u : 6u));
 }
 
 size_t dnssec_put_nsec(uint8_t *p, size_t room, const uint8_t *owner,

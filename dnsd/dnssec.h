@@ -156,6 +156,19 @@ int dnssec_sign_static(struct dnssec_worker *w, const struct dnssec_zone *z,
 		       size_t start, size_t *len, size_t limit,
 		       uint16_t *count, time_t now);
 
+/* Query path: starts fetching the memo set where dnssec_sign_static()
+ * will look id up (the caches of a batch's answers load in parallel). */
+void dnssec_memo_prefetch(const struct dnssec_worker *w, const void *id,
+			  uint64_t gen);
+
+/* Query path: the memo identity (dnssec_sign_static) of the proof that
+ * the lower-case name name[0..len) does not exist: its NSEC (owned by a
+ * pointer to the question name, or by the name itself when owned) is the
+ * same records for as long as a snapshot serves that name as absent. A
+ * keyed 61-bit hash of the name, never equal to an object's address or
+ * the addresses plus 1 or 2 that answer.c uses. */
+const void *dnssec_nxname_id(const uint8_t *name, size_t len, bool owned);
+
 /* Query path: writes an NSEC record at p (room octets) owned by owner
  * (owner_len octets as they go on the wire: a pointer or a name) for the
  * lower-case name (nlen octets), next name \000.name, with the types[n]

@@ -177,7 +177,7 @@ static void udp_batch(struct udp_thr *u, int n)
 	}
 	for (int stage = 0; stage < ANSWER_PREFETCH_STAGES; stage++)
 		for (int i = 0; i < n; i++)
-			answer_prefetch(s, &u->pre[i], stage);
+			answer_prefetch(s, &u->pre[i], stage, &u->aw);
 	if (u->rrl)
 		rrl_tick(u->rrl);
 	for (int i = 0; i < n; i++) {

@@ -307,7 +307,7 @@ static void batch(struct xdp_thr *t, uint32_t idx, uint32_t n)
 	for (int stage = 0; stage < ANSWER_PREFETCH_STAGES; stage++)
 		for (uint32_t i = 0; i < n; i++)
 			if (ok[i])
-				answer_prefetch(s, &t->pre[i], stage);
+				answer_prefetch(s, &t->pre[i], stage, &t->aw);
 	if (t->rrl)
 		rrl_tick(t->rrl);
 	if (t->n_free < n)

@@ -220,7 +220,9 @@ static int parse_file(struct builder *b, FILE *fp, const char *origin_text,
 			}
 			seen_soa = true;
 			if (!have_origin && !origin_text) {
-				memcpy(origin, od, ol);
+				/* Lower case, as the owners it is
+				 * compared with ($ORIGIN Example.COM.). */
+				wire_name_lower(od, ol, origin);
 				*olen = ol;
 				have_origin = true;
 			}

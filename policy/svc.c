@@ -139,7 +139,9 @@ int svc_target_parse(const char *in, uint16_t *type, uint8_t *rdata,
 	if (inet_pton(AF_INET, in, &a4) == 1) {
 		*type = SVC_T_A;
 		memcpy(rdata, &a4, 4);
-		inet_ntop(AF_INET, &a4, text, 256);
+		/* inet_pton takes only the dotted-quad form without leading
+		 * zeros, which is what inet_ntop writes: in is the text. */
+		memcpy(text, in, len + 1);
 		return 4;
 	}
 	if (inet_pton(AF_INET6, in, &a6) == 1) {
@@ -444,12 +446,18 @@ struct svc_service *svc_pack(const struct svc_service *src)
 {
 	struct packer k = { 0 };
 
+	struct svc_service *v;
+	size_t size;
+
 	pack_into(&k, src);
-	k.p = malloc(k.used);
+	size = k.used;
+	k.p = malloc(size);
 	if (!k.p)
 		return NULL;
 	k.used = 0;
-	return pack_into(&k, src);
+	v = pack_into(&k, src);
+	v->bytes = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
+	return v;
 }
 
 /* The slot holding the service named wire, or the empty slot where it
@@ -585,8 +593,12 @@ size_t svc_set_bytes(const struct svc_set *s, size_t *svc_bytes,
 
 		if (!v)
 			continue;
-		pack_into(&k, v);
-		b += k.used;
+		if (v->bytes) {
+			b += v->bytes;
+		} else {
+			pack_into(&k, v);
+			b += k.used;
+		}
 		e += v->n_eps;
 	}
 	if (svc_bytes)

@@ -132,6 +132,8 @@ struct svc_service {
 	 * second and endpoints "full" at fill x capacity (0: relative
 	 * capacities, spilling only away from a down endpoint). */
 	bool spill;
+	uint32_t bytes;         /* its block's size (svc_pack), for the
+	                           memory figures; 0: not counted yet */
 	double fill;
 };
 

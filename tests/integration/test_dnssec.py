@@ -391,6 +391,19 @@ def memoised_signatures_follow_the_owner():
     types = [dns.rdatatype.to_text(t) for w in nsec[0][0].windows for t in _bits(w)]
     expect("NS" in types and "DS" not in types, types)
     expect(checked >= 24, "only %d RRsets checked" % checked)
+    # NXDOMAIN proofs are memoised by the name denied: each name, asked
+    # again (in another case too), gets the proof of its own name, with a
+    # signature that validates; the second time it comes from the memo.
+    for qname in ["nx-one.example.com.", "nx-two.example.com.",
+                  "NX-One.Example.COM.", "nx-two.example.com.",
+                  "nx-one.example.com."]:
+        r = d.udp(None, query=do_query(qname, "A"))
+        nsec = [rs for rs in r.authority if rs.rdtype == dns.rdatatype.NSEC]
+        expect(len(nsec) == 1 and nsec[0].name == dns.name.from_text(qname),
+               "%s: %s" % (qname, r))
+        expect(nsec[0][0].next == dns.name.from_text("\\000." + qname.lower()),
+               "%s: next %s" % (qname, nsec[0][0].next))
+        expect(validate_sections(e, r) >= 2, "%s: %s" % (qname, r))
     d.stop()
 
 

@@ -130,5 +130,32 @@ def one_change_is_an_incremental_build():
     assert answer_texts(srv.udp(name(i))) == [addr(i, 2)]
 
 
+@test
+def a_commit_is_read_without_waiting_for_the_poll():
+    """dnsd watches the store's folder: with a poll interval of 60 s, a
+    flip and a write by the sqlite3 shell are each served within a second
+    or so all the same."""
+    d = tmpdir()
+    db = os.path.join(d, "g.db")
+    gslbctl(db, "init")
+    gslbctl(db, "service", "add", "w.gslb.example.com.", "--policy", "failover")
+    for k, a in enumerate(["192.0.2.1", "192.0.2.2"]):
+        gslbctl(db, "endpoint", "add", "w.gslb.example.com.", a, "--priority", str(k))
+    srv = Dnsd(ZONE_ARGS + ["--db", db, "--db-poll-ms", "60000"])
+    try:
+        served_within(srv, "w.gslb.example.com.", ["192.0.2.1"], 5)
+        gslbctl(db, "flip", "w.gslb.example.com.", "192.0.2.2")
+        took = served_within(srv, "w.gslb.example.com.", ["192.0.2.2"], 3)
+        print("  flip served in %.0f ms (poll interval 60 s)" % (took * 1000))
+        c = sqlite3.connect(db)
+        c.execute("UPDATE endpoints SET target = '192.0.2.10' WHERE target = '192.0.2.2'")
+        c.commit()
+        c.close()
+        took = served_within(srv, "w.gslb.example.com.", ["192.0.2.10"], 3)
+        print("  sqlite3 shell write served in %.0f ms" % (took * 1000))
+    finally:
+        srv.stop()
+
+
 if __name__ == "__main__":
     run()

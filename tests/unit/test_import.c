@@ -20,6 +20,7 @@
 #include "db/jstream.h"
 #include "db/store.h"
 #include "db/store_sql.h"
+#include "policy/svc.h"
 #include "tests/unit/harness.h"
 
 static char dir[] = "/tmp/test_import.XXXXXX";
@@ -357,7 +358,7 @@ static int both(struct store *a, struct store *b, const char *text,
 	                       .force = force };
 	struct cfg_plan *plan = NULL;
 	struct report r = { .changes = json_array() };
-	struct cfg_import_out out = { on_change, NULL, &r };
+	struct cfg_import_out out = { on_change, NULL, &r, NULL };
 	struct cfg_import_result res = { 0 };
 	unsigned flags = dry ? CFG_IMPORT_DRY_RUN : 0;
 	char ea[512] = "", eb[600] = "";
@@ -457,6 +458,70 @@ static const char doc_rotation[] =
 	" \"endpoints\": [{\"target\": \"192.0.2.10\", \"admin\": \"down\"}]}"
 	"]}";
 
+/* doc_a with one replacement. */
+static char *doc_a_with(const char *from, const char *to)
+{
+	const char *at = strstr(doc_a, from);
+	char *out;
+
+	CHECK(at != NULL, "'%s' not in doc_a", from);
+	if (!at || asprintf(&out, "%.*s%s%s", (int)(at - doc_a), doc_a, to,
+	                    at + strlen(from)) < 0)
+		return NULL;
+	return out;
+}
+
+/* Every field of a stored service changed alone, then back: the streamed
+ * import compares a service the store has with its rows before planning
+ * it, and must find each difference the planner finds. */
+static void test_import_fields(struct store *a, struct store *b)
+{
+	static const char *const change[][2] = {
+		{ "\"ttl\": 20", "\"ttl\": 21" },
+		{ "\"policy\": \"weighted\"", "\"policy\": \"all\"" },
+		{ "\"answers\": 2,", "\"answers\": null," },
+		{ "\"answers\": 2,", "\"answers\": 2, \"fill\": 0.5," },
+		{ "\"sticky\": false", "\"sticky\": true" },
+		{ "\"when_down\": \"closed\"", "\"when_down\": \"192.0.2.99\"" },
+		{ "\"weight\": 71", "\"weight\": 72" },
+		{ "\"weight\": 20}", "\"weight\": 20, \"priority\": 3}" },
+		{ "\"weight\": 20}", "\"weight\": 20, \"capacity\": 5}" },
+		{ "\"bias\": 12.5", "\"bias\": 12" },
+		{ "\"lon\": 2.25", "\"lon\": 2.5" },
+		{ "\"lat\": 1.5, \"lon\": 2.25,", "" },
+		{ "\"region\": \"eu\",  \"lat\": 1.5", "\"lat\": 1.5" },
+		{ "\"region\": \"eu\",  \"lat\": 1.5", "\"region\": \"ap\", \"lat\": 1.5" },
+		{ "\"admin\": \"up\"", "\"admin\": \"down\"" },
+		{ "\"drained\": true,", "\"drained\": false," },
+		{ "\"rise\": 2}", "\"rise\": 3}" },
+		{ "\"rise\": 2}", "\"rise\": 2, \"fall\": 4, \"timeout\": 1}" },
+		{ "\"body\": \"ok\"", "\"body\": \"fine\"" },
+		{ "\"body\": \"ok\"", "\"body\": \"ok\", \"expect\": \"200-299\", "
+		  "\"host\": \"h.example.net\"" },
+		{ "\"tls_verify\": false", "\"tls_verify\": true" },
+		{ "\"interval\": 2.5", "\"interval\": 3" },
+		{ "\"check\": null", "\"check\": {\"url\": \"tcp://192.0.2.2:80\"}" },
+		{ "\"url\":  \"tcp://192.0.2.30:80\"", "\"url\": \"tcp://192.0.2.30:81\"" },
+		{ "\"targets\": [\"192.0.2.21\",  \"192.0.2.20\"]",
+		  "\"targets\": [\"192.0.2.21\"]" },
+		{ "\"continent:EU\"", "\"continent:NA\"" },
+		{ ", {\"match\": \"continent:EU\", \"targets\":  [\"192.0.2.20\"]}", "" },
+		{ "{\"target\": \"192.0.2.11\", \"weight\": 20}, ", "" },
+	};
+
+	for (size_t i = 0; i < sizeof change / sizeof change[0]; i++) {
+		char *d = doc_a_with(change[i][0], change[i][1]), what[64];
+
+		if (!d)
+			continue;
+		snprintf(what, sizeof what, "field %zu", i);
+		CHECK(both(a, b, d, true, false, what) == 0, "%s", what);
+		snprintf(what, sizeof what, "field %zu back", i);
+		CHECK(both(a, b, doc_a, true, false, what) == 0, "%s", what);
+		free(d);
+	}
+}
+
 static void test_import_same(void)
 {
 	struct store *a = open_base("a.db"), *b = open_base("b.db");
@@ -488,6 +553,7 @@ static void test_import_same(void)
 	CHECK(both(a, b, "{\"services\": []}", true, false, "empty") == 0,
 	      "everything removed");
 	CHECK(both(a, b, doc_a, true, false, "doc a on empty") == 0, "refill");
+	test_import_fields(a, b);
 out:
 	store_close(a);
 	store_close(b);
@@ -529,6 +595,55 @@ static void test_import_errors(void)
 		"{\"services\": [{\"name\": \"a.example.com\", \"policy\": "
 		"\"all\", \"endpoints\": [{\"target\": \"192.0.2.1\", \"lat\": "
 		"1}]}]}",
+		/* The checks a new service gets without the scratch store:
+		 * the same errors, naming the service and the field. */
+		"{\"services\": [{\"name\": \"a.example.com\", \"policy\": "
+		"\"all\", \"endpoints\": [{\"target\": \"192.0.2.1\"}, "
+		"{\"target\": \"192.0.2.1\", \"weight\": 2}]}]}",
+		"{\"services\": [{\"name\": \"a.example.com\", \"policy\": "
+		"\"all\", \"endpoints\": [{\"target\": \"HOST.example.\"}, "
+		"{\"target\": \"host.example.\"}]}]}",
+		"{\"services\": [{\"name\": \"a.example.com\", \"policy\": "
+		"\"all\", \"endpoints\": [{\"target\": \"192.0.2.1\"}], "
+		"\"rules\": [{\"match\": \"country:DE\", \"targets\": "
+		"[\"192.0.2.1\"]}, {\"match\": \"country:de\", \"targets\": "
+		"[\"192.0.2.1\"]}]}]}",
+		"{\"services\": [{\"name\": \"a.example.com\", \"policy\": "
+		"\"all\", \"endpoints\": [{\"target\": \"192.0.2.1\"}], "
+		"\"rules\": [{\"match\": \"10.0.0.0/8\", \"targets\": "
+		"[\"192.0.2.1\", \"192.0.2.1\"]}]}]}",
+		"{\"services\": [{\"name\": \"a.example.com\", \"policy\": "
+		"\"all\", \"endpoints\": [{\"target\": \"192.0.2.1\"}], "
+		"\"rules\": [{\"match\": \"10.0.0.1/8\", \"targets\": "
+		"[\"192.0.2.1\"]}]}]}",
+		"{\"services\": [{\"name\": \"a.example.com\", \"policy\": "
+		"\"all\", \"endpoints\": [{\"target\": \"192.0.2.1\"}], "
+		"\"rules\": [{\"match\": \"10.0.0.0/8\", \"targets\": "
+		"[\"300.0.0.1\"]}]}]}",
+		"{\"services\": [{\"name\": \"a.example.com\", \"policy\": "
+		"\"all\", \"endpoints\": [{\"target\": \"192.0.2.1\"}], "
+		"\"rules\": [{\"targets\": [\"192.0.2.1\"]}]}]}",
+		"{\"services\": [{\"name\": \"a.example.com\", \"policy\": "
+		"\"all\", \"endpoints\": [{\"target\": \"192.0.2.1\"}], "
+		"\"rules\": 5}]}",
+		"{\"services\": [{\"name\": \"a.example.com\", \"policy\": "
+		"\"all\", \"endpoints\": [{\"target\": \"192.0.2.1\", "
+		"\"check\": {\"url\": \"tcp://192.0.2.1:80\", \"interval\": 2, "
+		"\"timeout\": 2}}]}]}",
+		"{\"services\": [{\"name\": \"a.example.com\", \"policy\": "
+		"\"all\", \"when_down\": \"nowhere\"}]}",
+		"{\"services\": [{\"name\": \"a.example.com\", \"policy\": "
+		"\"all\", \"ttl\": -1}]}",
+		"{\"services\": [{\"name\": \"a..example.com\", \"policy\": "
+		"\"all\"}]}",
+		/* The same for a service the store has (compared, not
+		 * added). */
+		"{\"services\": [{\"name\": \"api.gslb.example.com\", "
+		"\"policy\": \"weighted\", \"endpoints\": [{\"target\": "
+		"\"192.0.2.10\", \"priority\": 65536}]}]}",
+		"{\"services\": [{\"name\": \"api.gslb.example.com\", "
+		"\"policy\": \"weighted\", \"endpoints\": [{\"target\": "
+		"\"192.0.2.10\"}, {\"target\": \"192.0.2.10\"}]}]}",
 	};
 	struct store *a = open_base("ea.db"), *b = open_base("eb.db");
 
@@ -540,6 +655,25 @@ static void test_import_errors(void)
 		snprintf(what, sizeof what, "bad doc %zu", i);
 		CHECK(both(a, b, docs[i], true, false, what) < 0,
 		      "%s accepted", what);
+	}
+	/* One endpoint more than a service may have; the last one also
+	 * repeated. */
+	for (int dup = 0; dup < 2; dup++) {
+		char *d = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&d, &len);
+
+		fputs("{\"services\": [{\"name\": \"a.example.com\", "
+		      "\"policy\": \"all\", \"endpoints\": [", f);
+		for (int k = 0; k <= SVC_MAX_ENDPOINTS; k++)
+			fprintf(f, "%s{\"target\": \"10.1.%d.%d\"}", k ? ", " : "",
+			        dup && k == SVC_MAX_ENDPOINTS ? 0 : k / 256,
+			        dup && k == SVC_MAX_ENDPOINTS ? 0 : k % 256);
+		fputs("]}]}", f);
+		fclose(f);
+		CHECK(both(a, b, d, true, false, dup ? "257th repeated" :
+		           "257 endpoints") < 0, "%d: accepted", dup);
+		free(d);
 	}
 out:
 	store_close(a);

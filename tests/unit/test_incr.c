@@ -511,6 +511,74 @@ static void set_ops(void)
 	svc_set_free(b);
 }
 
+/* A load packing on two threads makes the same set as one thread: every
+ * service field by field, at the same position, the same problems. */
+static void threads_same(struct store *db, const char *what)
+{
+	struct svc_set *a = NULL, *b = NULL;
+	char err[512];
+	size_t diff = 0;
+
+	CHECK(svc_load_threads(db, 1, &a, err, sizeof err) == 0 &&
+	      svc_load_threads(db, 2, &b, err, sizeof err) == 0,
+	      "%s: svc_load_threads: %s", what, err);
+	if (!a || !b)
+		goto out;
+	CHECK(a->n == b->n && a->n_pos == b->n_pos &&
+	      a->n_problems == b->n_problems && a->version == b->version &&
+	      a->max_endpoint_id == b->max_endpoint_id && a->n_spill ==
+	      b->n_spill, "%s: %zu/%zu services, %zu/%zu problems", what,
+	      a->n, b->n, a->n_problems, b->n_problems);
+	for (size_t i = 0; i < a->n_pos && i < b->n_pos; i++) {
+		const struct svc_service *x = svc_at(a, i), *y = svc_at(b, i);
+
+		if ((!x) != (!y) || (x && (!svc_eq(x, y) || x->pos != y->pos ||
+		                           svc_find(b, x->wire, x->wire_len) != y)))
+			diff++;
+	}
+	for (size_t i = 0; i < a->n_problems && i < b->n_problems; i++)
+		diff += strcmp(a->problems[i], b->problems[i]) != 0;
+	CHECK(diff == 0, "%s: %zu services or problems differ", what, diff);
+out:
+	svc_set_free(a);
+	svc_set_free(b);
+}
+
+/* Many services with endpoints added out of service order and a few
+ * invalid rows, written straight into a store of their own. */
+static void threads_bulk(void)
+{
+	char path[] = "/tmp/test_incr_bulk.XXXXXX", err[512];
+	struct store *db = NULL;
+	int fd = mkstemp(path);
+
+	CHECK(fd >= 0, "mkstemp");
+	close(fd);
+	unlink(path);
+	CHECK(store_open(path, STORE_CREATE, &db, err, sizeof err) == 0,
+	      "store_open: %s", err);
+	if (db)
+		CHECK(store_exec(db->h, "PRAGMA ignore_check_constraints = ON;"
+		        "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 "
+		        "FROM c WHERE i < 2999) INSERT INTO services (id, name, "
+		        "policy, ttl) SELECT i + 1, 'b' || i || '.example.com.', "
+		        "CASE i % 3 WHEN 0 THEN 'failover' WHEN 1 THEN 'weighted' "
+		        "ELSE 'geo' END, CASE i % 997 WHEN 5 THEN -1 ELSE 60 END "
+		        "FROM c;"
+		        "WITH RECURSIVE c(e) AS (SELECT 0 UNION ALL SELECT e + 1 "
+		        "FROM c WHERE e < 11999) INSERT INTO endpoints (id, "
+		        "service_id, target, weight, priority, lat, lon) SELECT "
+		        "e + 1, (e * 7) % 3000 + 1, CASE e % 1009 WHEN 3 THEN "
+		        "'bad' ELSE '10.' || (e / 65536) || '.' || (e / 256 % 256)"
+		        " || '.' || (e % 256) END, e % 5, e % 4, "
+		        "(e % 170) - 85, (e % 350) - 175 FROM c;") == 0,
+		      "bulk rows: %s", store_errmsg(db));
+	if (db)
+		threads_same(db, "bulk");
+	store_close(db);
+	unlink(path);
+}
+
 int main(void)
 {
 	char path[] = "/tmp/test_incr.XXXXXX", err[512];
@@ -532,12 +600,14 @@ int main(void)
 		for (int i = 0; i < 40; i++)
 			edit(db);
 		random_edits(db, zt);
+		threads_same(db, "edited");
 		fallbacks(db);
 		cfg_write_use(NULL);
 		cfg_write_done(&w);
 	}
 	store_close(db);
 	unlink(path);
+	threads_bulk();
 	zonetab_free(zt);
 	zone_free(z);
 	return TEST_DONE();

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "db/served.h"
 #include "db/store.h"
 #include "db/store_sql.h"
 #include "tests/unit/harness.h"
@@ -141,7 +142,7 @@ static void test_create(void)
 	h = NULL;
 	rc = store_open(p, 0, &h, err, sizeof err);
 	CHECK(rc == 0 && one_int(h->h, "SELECT count(*) FROM sqlite_master "
-	                         "WHERE type = 'table'") == 16,
+	                         "WHERE type = 'table'") == 17,
 	      "reopen: %d %s", rc, err);
 	CHECK(store_data_version(h) > 0, "data_version");
 	/* A version 1 store (no version, change log, audit) is migrated. */
@@ -194,8 +195,8 @@ static void columns(sqlite3 *h, const char *t, char *out, size_t cap)
 static void test_migrate_v1(void)
 {
 	static const char *const tables[] = { "shifts", "damping",
-	                                      "damp_state" };
-	char p[512], q[512], err[512], a[3][2048], b[3][2048];
+	                                      "damp_state", "served_zones" };
+	char p[512], q[512], err[512], a[4][2048], b[4][2048];
 	struct store *h = NULL;
 	int rc;
 
@@ -206,7 +207,8 @@ static void test_migrate_v1(void)
 	if (rc < 0)
 		return;
 	CHECK(store_exec(h->h, "DROP TABLE shifts; DROP TABLE damping; "
-	                 "DROP TABLE damp_state; PRAGMA user_version = 1; "
+	                 "DROP TABLE damp_state; DROP TABLE served_zones; "
+	                 "PRAGMA user_version = 1; "
 	                 "INSERT INTO services (name, policy) VALUES "
 	                 "('a.x.', 'failover')") == 0, "make v1");
 	store_close(h);
@@ -223,18 +225,86 @@ static void test_migrate_v1(void)
 	CHECK(one_int(h->h, "PRAGMA user_version") == STORE_SCHEMA_VERSION &&
 	      one_int(h->h, "SELECT count(*) FROM services") == 1,
 	      "after migration: version or data");
-	for (int t = 0; t < 3; t++)
+	for (int t = 0; t < 4; t++)
 		columns(h->h, tables[t], a[t], sizeof a[t]);
 	store_close(h);
 	h = NULL;
 	rc = store_open(q, STORE_CREATE, &h, err, sizeof err);
 	CHECK(rc == 0, "fresh: %s", err);
-	for (int t = 0; t < 3; t++)
+	for (int t = 0; t < 4; t++)
 		columns(h->h, tables[t], b[t], sizeof b[t]);
 	store_close(h);
-	for (int t = 0; t < 3; t++)
+	for (int t = 0; t < 4; t++)
 		CHECK(a[t][0] && strcmp(a[t], b[t]) == 0, "migrated %s '%s' != "
 		      "new '%s'", tables[t], a[t], b[t]);
+}
+
+/* db/served.h: what dnsd records, what gslbctl flags. */
+static void test_served(void)
+{
+	static const char *const n1[] = { "Example.COM.", "b.example.net" };
+	static const char *const n2[] = { "example.com", "2.0.192.in-addr.arpa." };
+	static const struct {
+		const char *name;
+		bool outside;
+	} cases[] = {
+		{ "www.example.com.", false },
+		{ "WWW.Example.com", false },
+		{ "example.com.", false },             /* the apex itself */
+		{ "x.y.b.example.net.", false },
+		{ "example.net.", true },              /* above a zone */
+		{ "wwwexample.com.", true },           /* not at a label */
+		{ "www.example.org.", true },
+		{ "1.2.0.192.in-addr.arpa.", false },
+	};
+	char p[512], err[512], list[256];
+	struct store *h = NULL;
+	struct served *z = NULL;
+	int rc;
+
+	path_in(p, sizeof p, "served.db");
+	rc = store_open(p, STORE_CREATE, &h, err, sizeof err);
+	CHECK(rc == 0, "create: %s", err);
+	if (rc < 0)
+		return;
+	/* Nothing recorded: nothing is flagged. */
+	CHECK(served_load(h, &z, err, sizeof err) == 0 &&
+	      served_count(z) == 0 && !served_outside(z, "www.example.org."),
+	      "empty table: %s", err);
+	served_free(z);
+	CHECK(served_record(h, "n1", n1, 2, err, sizeof err) == 0 &&
+	      served_record(h, "n2", n2, 2, err, sizeof err) == 0,
+	      "record: %s", err);
+	CHECK(served_load(h, &z, err, sizeof err) == 0 && served_count(z) == 3,
+	      "load: %zu zones, %s", served_count(z), err);
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+		CHECK(served_outside(z, cases[i].name) == cases[i].outside,
+		      "%s: outside %d", cases[i].name, !cases[i].outside);
+	CHECK(strcmp(served_list(z, list, sizeof list), "2.0.192.in-addr."
+	             "arpa., b.example.net., example.com.") == 0, "list '%s'",
+	      list);
+	CHECK(strcmp(served_list(z, list, 40), "2.0.192.in-addr.arpa., ...")
+	      == 0, "short list '%s'", list);
+	served_free(z);
+	/* A node's new set replaces its old one only. */
+	CHECK(served_record(h, "n2", NULL, 0, err, sizeof err) == 0 &&
+	      served_load(h, &z, err, sizeof err) == 0 && served_count(z) == 2 &&
+	      served_outside(z, "1.2.0.192.in-addr.arpa."), "n2 emptied");
+	served_free(z);
+	/* Bad input changes nothing. */
+	{
+		static const char *const bad[] = { "ok.example.", "a..b." };
+
+		CHECK(served_record(h, "n1", bad, 2, err, sizeof err) == -EINVAL &&
+		      strstr(err, "a..b."), "bad apex: %s", err);
+		CHECK(served_record(h, "", n1, 1, err, sizeof err) == -EINVAL,
+		      "empty node accepted");
+		CHECK(served_load(h, &z, err, sizeof err) == 0 &&
+		      served_count(z) == 2 && !served_outside(z, "a.example.com"),
+		      "a failed record changed the table");
+		served_free(z);
+	}
+	store_close(h);
 }
 
 int main(void)
@@ -249,6 +319,7 @@ int main(void)
 	test_migrate_v1();
 	test_open_errors();
 	test_create();
+	test_served();
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);

@@ -264,6 +264,73 @@ static void test_load_problems(void)
 	svc_set_free(s);
 }
 
+/* Endpoint rows are read in id order and grouped by service afterwards:
+ * rows of one service interleaved with others' (endpoints added later),
+ * services without rows, a skipped row in the middle, and the cap on
+ * endpoints per service counted over scattered rows. */
+static void test_load_scattered(void)
+{
+	struct svc_set *s = load_sql(
+		"INSERT INTO services (id, name, policy) VALUES "
+		" (1, 'a.x.', 'failover'), (2, 'b.x.', 'failover'),"
+		" (3, 'c.x.', 'failover'), (4, 'd.x.', 'all');"
+		"INSERT INTO endpoints (id, service_id, target, priority) VALUES"
+		" (1, 2, '192.0.2.21', 1), (2, 1, '192.0.2.11', 1),"
+		" (3, 2, 'bad target', 2), (4, 1, '192.0.2.12', 2),"
+		" (5, 2, '192.0.2.23', 3), (6, 4, '192.0.2.41', 0),"
+		" (7, 1, '192.0.2.13', 3);"
+		"WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c "
+		" WHERE i < 299) INSERT INTO endpoints (id, service_id, target) "
+		" SELECT 100 + 2 * i, 4, '10.4.' || (i / 256) || '.' || (i % 256)"
+		" FROM c;"
+		"WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c "
+		" WHERE i < 9) INSERT INTO endpoints (id, service_id, target) "
+		" SELECT 101 + 2 * i, 1, '10.1.0.' || i FROM c;");
+	static const struct {
+		const char *name;
+		size_t n;
+		uint32_t ids[4];        /* the first ones */
+	} want[] = {
+		{ "a.x.", 13, { 2, 4, 7, 101 } },
+		{ "b.x.", 2, { 1, 5 } },
+		{ "c.x.", 0, { 0 } },
+		{ "d.x.", SVC_MAX_ENDPOINTS, { 6, 100, 102, 104 } },
+	};
+	char cap_msg[128];
+	bool found_bad = false, found_cap = false;
+
+	CHECK(s != NULL, "load failed");
+	if (!s)
+		return;
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		const struct svc_service *v = svc_find_text(s, want[i].name);
+		bool ok = v && v->n_eps == want[i].n;
+
+		for (size_t k = 0; ok && k < 4 && k < want[i].n; k++)
+			ok = v->eps[k].id == want[i].ids[k];
+		for (size_t k = 1; ok && k < v->n_eps; k++)
+			ok = v->eps[k - 1].id < v->eps[k].id &&
+			     v->eps[k].svc == v;
+		CHECK(ok, "%s: %zu endpoints (want %zu), not the right ones "
+		      "in id order", want[i].name, v ? v->n_eps : 0, want[i].n);
+	}
+	/* d.x.: its 257th endpoint by id is the first one skipped. */
+	snprintf(cap_msg, sizeof cap_msg, "db: endpoint id %d (service d.x.): "
+	         "more than %d endpoints", 100 + 2 * (SVC_MAX_ENDPOINTS - 1),
+	         SVC_MAX_ENDPOINTS);
+	for (size_t k = 0; k < s->n_problems; k++) {
+		found_bad |= strncmp(s->problems[k], "db: endpoint id 3 "
+		                     "(service b.x.): bad target", 36) == 0;
+		found_cap |= strncmp(s->problems[k], cap_msg,
+		                     strlen(cap_msg)) == 0;
+	}
+	CHECK(found_bad, "bad target of b.x. not reported");
+	CHECK(found_cap, "cap not reported as '%s'", cap_msg);
+	CHECK(s->n_problems == 1 + 300 + 1 - SVC_MAX_ENDPOINTS,
+	      "%zu problems", s->n_problems);
+	svc_set_free(s);
+}
+
 /* ---------------------------------------------------------- failover */
 
 static const char failover_sql[] =
@@ -925,6 +992,7 @@ int main(void)
 	test_names();
 	test_targets();
 	test_load_problems();
+	test_load_scattered();
 	test_failover();
 	test_weighted_split();
 	test_sticky();

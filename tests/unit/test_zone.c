@@ -180,9 +180,31 @@ static void test_good(void)
 	zone_free(z);
 }
 
+/* An origin in capitals (from $ORIGIN, taken by the SOA's owner) is the
+ * same zone in lower case, and its owners are inside it. */
+static void test_origin_case(void)
+{
+	char err[512] = "", path[64];
+	struct zone *z = NULL;
+	int rc = load_text("$ORIGIN Z.Example.\n$TTL 300\n"
+	                   "@ IN SOA ns1 host 7 3600 600 86400 60\n"
+	                   "@ IN NS ns1\nns1 IN A 192.0.2.53\n"
+	                   "WWW.z.EXAMPLE. IN A 192.0.2.1\n", &z, err,
+	                   sizeof err, path, sizeof path);
+
+	CHECK(rc == 0 && z, "loaded: %s", err);
+	if (z) {
+		CHECK(strcmp(z->origin, "z.example.") == 0, "origin %s",
+		      z->origin);
+		CHECK(node_of(z, "www.z.example") != NULL, "www: no node");
+	}
+	zone_free(z);
+}
+
 int main(void)
 {
 	test_bad();
 	test_good();
+	test_origin_case();
 	return TEST_DONE();
 }
