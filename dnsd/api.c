@@ -541,7 +541,6 @@ static size_t gate_head(struct gate *g, struct evbuffer *src)
 	bool chunked = false, has_len = false, first = true, body = false;
 	bool report = false;
 	uint64_t clen = 0;
-	void *cbarg = NULL;
 
 	for (;;) {
 		evbuffer_ptr_set(src, &at, off, EVBUFFER_PTR_SET);
@@ -588,7 +587,6 @@ static size_t gate_head(struct gate *g, struct evbuffer *src)
 	if (report)
 		g->admin = false;
 	g->limit = g->admin ? g->a->max_body : g->a->max_report_body;
-	(void)cbarg;
 	if (g->evcon)
 		evhttp_connection_set_max_body_size(g->evcon,
 		                                    (ev_ssize_t)g->limit);
