@@ -196,6 +196,94 @@ static int step_row(sqlite3_stmt *st)
 	return (rc & 0xff) == SQLITE_CONSTRAINT ? 1 : -EIO;
 }
 
+/* The agents of a save's observation rows, each written to probes once
+ * (an upsert per row, with RETURNING, cost SQLite a temporary table per
+ * row: most of a save's time with many agents x endpoints): an open
+ * addressing table by name, grown at half full. */
+struct agent_slot {
+	const struct hstate_obs_row *row;       /* its newest row; NULL: free */
+	double seen;                            /* the latest of its rows */
+	sqlite3_int64 pid;
+};
+
+struct agents {
+	struct agent_slot *slot;
+	size_t cap, n;
+};
+
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static struct agent_slot *agents_find(struct agents *t, const char *name)
+{
+	size_t i = (size_t)name_hash(name) & (t->cap - 1);
+
+	while (t->slot[i].row && strcmp(t->slot[i].row->agent, name) != 0)
+		i = (i + 1) & (t->cap - 1);
+	return &t->slot[i];
+}
+
+/* Adds row's agent (or updates its latest seen): 0 or -ENOMEM. */
+static int agents_add(struct agents *t, const struct hstate_obs_row *row)
+{
+	struct agent_slot *s;
+
+	if (2 * (t->n + 1) > t->cap) {
+		struct agents g = { NULL, t->cap ? 2 * t->cap : 64, t->n };
+
+		if (!(g.slot = calloc(g.cap, sizeof(*g.slot))))
+			return -ENOMEM;
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->slot[i].row)
+				*agents_find(&g, t->slot[i].row->agent) =
+					t->slot[i];
+		free(t->slot);
+		*t = g;
+	}
+	s = agents_find(t, row->agent);
+	if (!s->row) {
+		s->row = row;
+		s->seen = row->seen;
+		t->n++;
+	} else if (row->seen > s->seen) {
+		s->seen = row->seen;
+	}
+	s->row = row;   /* region and coordinates: the agent's, any row */
+	return 0;
+}
+
+/* Each agent of t into probes (its region and coordinates, last seen the
+ * later of the stored time and its rows'), its id into the slot. */
+static int agents_write(struct agents *t, sqlite3_stmt *pr)
+{
+	for (size_t i = 0; i < t->cap; i++) {
+		struct agent_slot *s = &t->slot[i];
+		const struct hstate_obs_row *o = s->row;
+
+		if (!o)
+			continue;
+		sqlite3_bind_text(pr, 1, o->agent, -1, SQLITE_STATIC);
+		sqlite3_bind_text(pr, 2, o->region, -1, SQLITE_STATIC);
+		if (o->has_coords) {
+			sqlite3_bind_double(pr, 3, o->lat);
+			sqlite3_bind_double(pr, 4, o->lon);
+		}
+		sqlite3_bind_double(pr, 5, s->seen);
+		if (sqlite3_step(pr) != SQLITE_ROW)
+			return -EIO;
+		s->pid = sqlite3_column_int64(pr, 0);
+		sqlite3_reset(pr);
+		sqlite3_clear_bindings(pr);
+	}
+	return 0;
+}
+
 /* Deletes the rows of the endpoints ids[0..n) (every row when ids is
  * NULL) and writes rows in their place. */
 static int save_rows(struct store *db, const struct hstate_rows *rows,
@@ -204,6 +292,7 @@ static int save_rows(struct store *db, const struct hstate_rows *rows,
 {
 	sqlite3 *h = db->h;
 	sqlite3_stmt *ep = NULL, *pr = NULL, *ob = NULL, *la = NULL, *del = NULL;
+	struct agents ag = { NULL, 0, 0 };
 	size_t skip = 0;
 	int rc = -EIO, r;
 
@@ -262,24 +351,18 @@ static int save_rows(struct store *db, const struct hstate_rows *rows,
 			goto fail;
 		skip += (size_t)r;
 	}
+	for (size_t i = 0; i < rows->n_obs; i++)
+		if (agents_add(&ag, &rows->obs[i]) < 0) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+	if (agents_write(&ag, pr) < 0)
+		goto fail;
 	for (size_t i = 0; i < rows->n_obs; i++) {
 		const struct hstate_obs_row *o = &rows->obs[i];
-		sqlite3_int64 pid;
 
-		sqlite3_bind_text(pr, 1, o->agent, -1, SQLITE_STATIC);
-		sqlite3_bind_text(pr, 2, o->region, -1, SQLITE_STATIC);
-		if (o->has_coords) {
-			sqlite3_bind_double(pr, 3, o->lat);
-			sqlite3_bind_double(pr, 4, o->lon);
-		}
-		sqlite3_bind_double(pr, 5, o->seen);
-		if (sqlite3_step(pr) != SQLITE_ROW)
-			goto fail;
-		pid = sqlite3_column_int64(pr, 0);
-		sqlite3_reset(pr);
-		sqlite3_clear_bindings(pr);
 		sqlite3_bind_int64(ob, 1, o->endpoint_id);
-		sqlite3_bind_int64(ob, 2, pid);
+		sqlite3_bind_int64(ob, 2, agents_find(&ag, o->agent)->pid);
 		sqlite3_bind_text(ob, 3, hstate_state_name(o->state), -1,
 		                  SQLITE_STATIC);
 		sqlite3_bind_int(ob, 4, o->ok);
@@ -313,9 +396,13 @@ static int save_rows(struct store *db, const struct hstate_rows *rows,
 		*skipped = skip;
 	goto out;
 fail:
-	sqlerr(h, err, errlen, "save");
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "db: health: save: out of memory");
+	else
+		sqlerr(h, err, errlen, "save");
 	store_rollback(h);
 out:
+	free(ag.slot);
 	sqlite3_finalize(ep);
 	sqlite3_finalize(pr);
 	sqlite3_finalize(ob);

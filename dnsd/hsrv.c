@@ -14,6 +14,11 @@
 
 #define TICK_MS 1000
 #define EVENTS_MAX 256
+/* Reports that change no endpoint's state (a newer receive time, an RTT)
+ * are written to the store at most this often; a transition is written at
+ * the next tick with everything pending. Writing every reported row each
+ * second was most of the control thread's time with many agents. */
+#define SAVE_EVERY_S 10.0
 
 struct hsrv {
 	struct hsrv_conf conf;
@@ -41,6 +46,12 @@ struct hsrv {
 	uint32_t *ddirty;
 	size_t n_ddirty, cap_ddirty;
 	bool ddirty_all;
+	/* Endpoints changed since the last save (SAVE_EVERY_S), and when
+	 * that was. */
+	uint32_t *pend;
+	size_t n_pend, cap_pend;
+	bool pend_all;
+	double saved_at;
 };
 
 /* Notes that id's damping changed (its view cell must be redone). */
@@ -363,6 +374,63 @@ static void save_some(struct hsrv *h, const uint32_t *ids, size_t n, bool all)
 static void save(struct hsrv *h)
 {
 	save_some(h, NULL, 0, true);
+	h->n_pend = 0;
+	h->pend_all = false;
+	h->saved_at = clock_mono();
+}
+
+/* Adds ids[0..n) (all: every endpoint) to what the next save writes. */
+static void pend_add(struct hsrv *h, const uint32_t *ids, size_t n, bool all)
+{
+	if (all || h->pend_all) {
+		h->pend_all = true;
+		return;
+	}
+	if (h->n_pend + n > h->cap_pend) {
+		size_t cap = h->cap_pend ? h->cap_pend : 64;
+		uint32_t *p;
+
+		while (cap < h->n_pend + n)
+			cap *= 2;
+		if (!(p = realloc(h->pend, cap * sizeof(*p)))) {
+			h->pend_all = true;
+			return;
+		}
+		h->pend = p;
+		h->cap_pend = cap;
+	}
+	memcpy(h->pend + h->n_pend, ids, n * sizeof(*ids));
+	h->n_pend += n;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Writes what is pending when forced (a transition, a reload) or when
+ * the last save is SAVE_EVERY_S old. */
+static void save_pending(struct hsrv *h, bool force)
+{
+	size_t n = 0;
+
+	if (!h->pend_all && !h->n_pend)
+		return;
+	if (!force && clock_mono() - h->saved_at < SAVE_EVERY_S)
+		return;
+	if (h->pend_all) {
+		save(h);
+		return;
+	}
+	qsort(h->pend, h->n_pend, sizeof(*h->pend), cmp_id);
+	for (size_t i = 0; i < h->n_pend; i++)
+		if (!n || h->pend[n - 1] != h->pend[i])
+			h->pend[n++] = h->pend[i];
+	save_some(h, h->pend, n, false);
+	h->n_pend = 0;
+	h->saved_at = clock_mono();
 }
 
 /* Logs queued transitions; then, if anything changed, persists what
@@ -370,15 +438,19 @@ static void save(struct hsrv *h)
 static void flush(struct hsrv *h)
 {
 	struct hstate_event ev[EVENTS_MAX];
+	bool transition = false;
 	size_t n;
 
 	while ((n = hstate_take_events(h->st, ev, EVENTS_MAX)) > 0) {
 		for (size_t i = 0; i < n; i++)
 			event_seen(h, &ev[i]);
 		h->dirty = true;
+		transition = true;
 	}
-	if (!h->dirty)
+	if (!h->dirty) {
+		save_pending(h, false);
 		return;
+	}
 	h->dirty = false;
 	{
 		uint32_t *ids = NULL;
@@ -387,7 +459,11 @@ static void flush(struct hsrv *h)
 		struct hstate_view *v;
 
 		hstate_take_dirty(h->st, &ids, &nd, &all);
-		save_some(h, ids, nd, all);
+		pend_add(h, ids, nd, all);
+		/* Now: a transition, an agent's changed state or result, a
+		 * damping change, a reload; times and RTTs can wait. */
+		save_pending(h, hstate_take_changed(h->st) || transition ||
+		                all || h->n_ddirty || h->ddirty_all);
 		v = view_build_from(h, ids, nd, all);
 		free(ids);
 		if (v)
@@ -492,6 +568,7 @@ void hsrv_free(struct hsrv *h)
 	hstate_view_free(h->last);
 	free(h->ivals);
 	free(h->ddirty);
+	free(h->pend);
 	free(h->dconf);
 	free(h->dst);
 	free(h);

@@ -70,6 +70,9 @@ struct hstate {
 	uint32_t *dirty;
 	size_t n_dirty, cap_dirty;
 	bool all_dirty;
+	/* An agent's state or result for an endpoint changed (not only its
+	 * times or RTT) since hstate_take_changed(). */
+	bool changed;
 	/* Bumps on every change of what hstate_export() shows (but for the
 	 * freshness of observations, which hstate_tick() notices). */
 	uint64_t gen;
@@ -480,6 +483,8 @@ int hstate_report(struct hstate *h, const struct hstate_agent *a,
 			o->state = 0xff;        /* forces "since" below */
 			o->ts = -1;
 		}
+		if (o->state != r->state || o->ok != r->ok)
+			h->changed = true;
 		/* A resend repeats the exact ts of a result already folded;
 		 * inequality rather than ">" keeps an agent whose clock
 		 * stepped back from freezing its RTT and detail. */
@@ -845,6 +850,14 @@ void hstate_view_free(struct hstate_view *v)
 	free(b->regions);
 	arena_fini(&b->a);
 	free(b);
+}
+
+bool hstate_take_changed(struct hstate *h)
+{
+	bool c = h->changed;
+
+	h->changed = false;
+	return c;
 }
 
 int hstate_take_dirty(struct hstate *h, uint32_t **ids, size_t *n, bool *all)

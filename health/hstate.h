@@ -228,6 +228,10 @@ int hstate_view_set(struct hstate_view *v, uint32_t id, uint8_t state);
  * (the earliest given wins). 0 or -ENOMEM; ids outside v are ignored. */
 int hstate_view_change_at(struct hstate_view *v, uint32_t id, double at);
 
+/* True when an agent's state or check result for an endpoint changed (a
+ * new agent for it included) since the last call, not only its times or
+ * RTT; clears it. */
+bool hstate_take_changed(struct hstate *h);
 /* The endpoints whose state, staleness, RTTs or observations changed
  * since the last call: *ids (caller frees) and their number, or *all set
  * when everything must be taken as changed (endpoints set, restored,
