@@ -13,7 +13,6 @@ down one by one) to the DNS answer no longer naming it."""
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,17 +23,11 @@ import time
 import dns.message
 import dns.query
 
+from benchlib import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BIN", os.path.join(ROOT, "bin"))
 ZONE = os.path.join(ROOT, "zones", "gslb.example.com.zone")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def task_cpu(pid, tid):

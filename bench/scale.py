@@ -39,6 +39,8 @@ import threading
 import time
 import urllib.request
 
+from benchlib import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BIN", os.path.join(ROOT, "bin"))
 OUT = os.environ.get("BENCH_OUT", os.path.join(ROOT, "build", "bench", "scale"))
@@ -60,14 +62,6 @@ def addr(n):
 
 def name(i):
     return "b%d.svc.test." % i
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def make_store(db, n):

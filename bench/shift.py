@@ -47,6 +47,8 @@ import tempfile
 import time
 import urllib.request
 
+from benchlib import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BIN", os.path.join(ROOT, "bin"))
 LOADGEN = os.path.join(ROOT, "build", "bench", "loadgen")
@@ -54,23 +56,6 @@ FO = "fo.gslb.example.com."
 SH = "sh.gslb.example.com."
 SP = "sp.gslb.example.com."
 OLD, NEW = "192.0.2.1", "192.0.2.2"
-
-
-def free_port():
-    for _ in range(50):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            u.close()
-            s.close()
-        return port
-    raise SystemExit("no free port")
 
 
 def cpu_seconds(pid):
