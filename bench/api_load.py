@@ -9,11 +9,13 @@ simulated agents (a few threads, keep-alive connections) each POST a report
 of every endpoint once a second. Prints the control thread's CPU share,
 report latency (POST to 200) p50/p99, and report-to-answer latency: the
 time from the report that tips an endpoint's quorum (the agents turn it
-down one by one) to the DNS answer no longer naming it."""
+down one by one) to the DNS answer no longer naming it. With the load
+generator built (build/bench/loadgen, `make bench` builds it): DNS q/s and
+the answering threads' CPU per answer with no reports (before the agents
+start) and during the steady reporting window, in the same run."""
 import http.client
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,12 +30,37 @@ from benchlib import free_port
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BIN", os.path.join(ROOT, "bin"))
 ZONE = os.path.join(ROOT, "zones", "gslb.example.com.zone")
+LOADGEN = os.path.join(ROOT, "build", "bench", "loadgen")
 
 
 def task_cpu(pid, tid):
     with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
         parts = f.read().rsplit(")", 1)[1].split()
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dns_load(pid, port, qfile, seconds, out):
+    """loadgen for seconds against port: out gets q/s, lost and the CPU
+    per answer of every thread but the control thread (microseconds)."""
+    c0, k0 = proc_cpu(pid), task_cpu(pid, pid)
+    p = subprocess.run([LOADGEN, "-s", "127.0.0.1", "-p", str(port), "-d", qfile,
+                        "-l", str(seconds), "-c", "4", "-w", "128"],
+                       capture_output=True, text=True, timeout=seconds + 60)
+    c1, k1 = proc_cpu(pid), task_cpu(pid, pid)
+    for ln in p.stdout.splitlines():
+        if ln.startswith("RESULT "):
+            kv = dict(x.split("=", 1) for x in ln.split()[1:])
+            qps = float(kv["qps"])
+            out.update(qps=qps, lost=int(kv["lost"]),
+                       us=1e6 * ((c1 - c0) - (k1 - k0)) / max(1.0, qps * seconds))
+            return
+    out["error"] = (p.stdout + p.stderr)[-300:]
 
 
 def main():
@@ -93,6 +120,13 @@ def run(p, agents, n_ep, seconds, tokens, api_port, dns_port, services):
                 raise
             time.sleep(0.1)
     assert len(ids) == n_ep, len(ids)
+    qfile = tempfile.mktemp(prefix="api_load-", suffix=".q")
+    with open(qfile, "w") as f:
+        for sv in services:
+            f.write("%s A\n" % sv["name"])
+    idle = {}
+    if os.access(LOADGEN, os.X_OK):
+        dns_load(p.pid, dns_port, qfile, 5, idle)
     # The endpoint the agents turn down one by one: the first of s0 (its
     # answer moves to the second).
     victim = ids[0]
@@ -152,9 +186,16 @@ def run(p, agents, n_ep, seconds, tokens, api_port, dns_port, services):
         t.start()
     time.sleep(3)
     tid = p.pid                        # the control thread is the main thread
+    busy = {}
+    lg = None
+    if idle:
+        lg = threading.Thread(target=dns_load, args=(p.pid, dns_port, qfile, int(seconds), busy))
+        lg.start()
     c0, w0 = task_cpu(p.pid, tid), time.monotonic()
     time.sleep(seconds)
     c1, w1 = task_cpu(p.pid, tid), time.monotonic()
+    if lg:
+        lg.join(seconds + 90)
     with lock:
         steady = sorted(lat)
         lat.clear()
@@ -198,6 +239,14 @@ def run(p, agents, n_ep, seconds, tokens, api_port, dns_port, services):
     if flips:
         print("tipping report -> answer changed: %s ms"
               % ", ".join("%.1f" % (1e3 * f) for f in flips))
+    if idle.get("qps") and busy.get("qps"):
+        print("DNS q/s: %.0f with no reports, %.0f while they are reported (ratio %.2f); lost %d / %d; "
+              "answering threads' CPU per answer %.2f / %.2f us"
+              % (idle["qps"], busy["qps"], busy["qps"] / idle["qps"], idle["lost"], busy["lost"],
+                 idle["us"], busy["us"]))
+    elif not idle:
+        print("DNS q/s: not measured (no %s; make bench builds it)" % LOADGEN)
+    os.unlink(qfile)
 
 
 if __name__ == "__main__":

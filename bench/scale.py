@@ -30,7 +30,6 @@ import os
 import random
 import socket
 import sqlite3
-import statistics
 import struct
 import subprocess
 import sys
