@@ -12,7 +12,9 @@ time (some finish first, some are killed mid-transaction). After every round:
 - PRAGMA integrity_check is "ok" (0 corrupt databases);
 - every acknowledged write (gslbctl exited 0) is in the store: an
   acknowledged flip is the best priority, an acknowledged add is present;
-  an unacknowledged flip left either the old or the new best;
+  an unacknowledged flip left either the old or the new best (a flip
+  killed right after its commit reached the WAL may also surface later, when
+  the store is next opened first: see unsure below);
 - dnsd, restarted, answers the flipped service with the store's best
   endpoint (the last committed state); when it was not killed it converges
   to it within 2 s.
@@ -161,6 +163,13 @@ def test_kill9_during_writes():
                                     add_killed=0, add_failed=0, dnsd_kills=0, restarts=0,
                                     corrupt=0, lost=0, wrong_answer=0)
     best = MEMBERS[0]
+    # Flips killed since the last acknowledged one: a writer killed after
+    # its commit frame reached the WAL but before it updated the WAL index
+    # has committed (SQLite's WAL recovery finds the frame when the next
+    # connection opens the store with no other open), so its target may
+    # become the best later, without having been visible at the end of its
+    # round. Any other best is a write nobody made.
+    unsure = []
     started = time.monotonic()
     try:
         for rnd in range(rounds):
@@ -168,6 +177,9 @@ def test_kill9_during_writes():
                 dnsd = start_dnsd(db, zone, tok, port, api_port)
                 dnsd_started = time.monotonic()
                 stats["restarts"] += 1
+                now_best = store_best(db)
+                if now_best != best and now_best in unsure:
+                    best = now_best
                 got = answer(dnsd)
                 if got != [best]:
                     stats["wrong_answer"] += 1
@@ -223,9 +235,13 @@ def test_kill9_during_writes():
             now_best = store_best(db)
             if results["flip"] == 0 and now_best != k:
                 lost.add("flip to %s" % k)
-            if now_best not in (best, k):
-                raise AssertionError("round %d: best is %s, neither %s nor %s"
-                                     % (rnd, now_best, best, k))
+            if now_best not in (best, k) and now_best not in unsure:
+                raise AssertionError("round %d: best is %s, neither %s nor %s nor a killed "
+                                     "flip's %s" % (rnd, now_best, best, k, unsure))
+            if results["flip"] == 0:
+                unsure = []
+            elif results["flip"] == -9:
+                unsure.append(k)
             if lost:
                 stats["lost"] += len(lost)
                 raise AssertionError("round %d: acknowledged writes lost: %s" % (rnd, sorted(lost)))
