@@ -38,7 +38,13 @@ struct api {
 	 * request being handled: valid while a route handler runs, for
 	 * handlers and logs; role 0 on open routes. */
 	struct cred_caller caller;
+	bool caller_cert;               /* caller named by its certificate */
 	SSL_CTX *tls;                   /* NULL: plain HTTP */
+	bool tls_clients;               /* client certificates verified */
+	/* How each agent credential last authenticated (GET /v1/status),
+	 * sorted by name; only names the credentials name. */
+	struct agent_auth *auths;
+	size_t n_auths, cap_auths;
 	struct connlimit *limit;        /* connection cap and deadline */
 	struct event *sweep;            /* 1 s: connlimit_sweep */
 	struct event *trim;             /* soon after the cap was passed */
@@ -253,16 +259,57 @@ static void body_too_large(const struct api *a, struct evhttp_request *req)
 
 /* ---- who is calling ---------------------------------------------------- */
 
-/* The bearer token of req into *out: 0, or -ENOENT when the request has
- * none or the token is unknown. */
-static int authenticate(const struct api *a, struct evhttp_request *req,
-                        struct cred_caller *out)
+struct agent_auth {
+	char name[CRED_NAME_MAX];
+	bool cert;              /* by certificate, else by token */
+	double at;              /* unix time */
+};
+
+/* The verified client certificate of req's connection, or NULL (plain
+ * HTTP, no certificate, or client certificates not asked for). */
+static X509 *peer_cert(const struct api *a, struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c)
+	                            : NULL;
+	SSL *ssl = bev && a->tls_clients ? bufferevent_openssl_get_ssl(bev)
+	                                 : NULL;
+
+	if (!ssl || SSL_get_verify_result(ssl) != X509_V_OK)
+		return NULL;
+	return SSL_get0_peer_certificate(ssl);
+}
+
+/* req's caller into *out: the bearer token when the request sends one,
+ * else the agent its verified client certificate names (cred.h
+ * cred_cert_agent), which the credentials must name. 0; -ENOENT (no
+ * credential, unknown token; 401) or -EACCES (a certificate naming no
+ * known agent; 403), err saying why. */
+static int authenticate(struct api *a, struct evhttp_request *req,
+                        struct cred_caller *out, char *err, size_t errlen)
 {
 	const char *h = evhttp_find_header(
 		evhttp_request_get_input_headers(req), "Authorization");
+	X509 *cert;
 	size_t n;
 
 	memset(out, 0, sizeof(*out));
+	a->caller_cert = false;
+	snprintf(err, errlen, "missing or unknown bearer token");
+	if (!h && (cert = peer_cert(a, req))) {
+		if (cred_cert_agent(cert, out->name, sizeof(out->name), err,
+		                    errlen) < 0)
+			return -EACCES;
+		if (!cred_agent_known(a->creds, out->name)) {
+			snprintf(err, errlen, "client certificate: agent '%s' "
+			         "is not a known agent (no agent line of the "
+			         "credentials names it)", out->name);
+			return -EACCES;
+		}
+		out->role = CRED_AGENT;
+		a->caller_cert = true;
+		return 0;
+	}
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
 		return -ENOENT;
 	h += 7;
@@ -296,10 +343,67 @@ static int report_allowed(const struct api *a, const struct cred_caller *c,
 	return 0;
 }
 
+static int auth_cmp(const void *k, const void *e)
+{
+	return strcmp(k, ((const struct agent_auth *)e)->name);
+}
+
+/* Notes how the agent credential in a->caller authenticated. */
+static void auth_note(struct api *a)
+{
+	struct agent_auth *e = bsearch(a->caller.name, a->auths, a->n_auths,
+	                               sizeof(*a->auths), auth_cmp);
+	struct timespec now;
+	size_t i = 0;
+
+	if (!e) {
+		if (a->n_auths == a->cap_auths) {
+			size_t cap = a->cap_auths ? a->cap_auths * 2 : 16;
+			struct agent_auth *n = realloc(a->auths,
+			                               cap * sizeof(*n));
+
+			if (!n)
+				return;
+			a->auths = n;
+			a->cap_auths = cap;
+		}
+		while (i < a->n_auths &&
+		       strcmp(a->auths[i].name, a->caller.name) < 0)
+			i++;
+		memmove(&a->auths[i + 1], &a->auths[i],
+		        (a->n_auths - i) * sizeof(*a->auths));
+		a->n_auths++;
+		e = &a->auths[i];
+		snprintf(e->name, sizeof(e->name), "%s", a->caller.name);
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	e->cert = a->caller_cert;
+	e->at = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+json_t *api_agent_auth_json(const struct api *a)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < a->n_auths; i++)
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:f}",
+			"agent", a->auths[i].name, "auth",
+			a->auths[i].cert ? "certificate" : "token",
+			"at", a->auths[i].at));
+	return arr;
+}
+
 void api_set_creds(struct api *a, struct cred_set *creds)
 {
+	size_t n = 0;
+
 	cred_free(a->creds);
 	a->creds = creds;
+	/* Agents the new credentials no longer name are forgotten. */
+	for (size_t i = 0; i < a->n_auths; i++)
+		if (cred_agent_known(creds, a->auths[i].name))
+			a->auths[n++] = a->auths[i];
+	a->n_auths = n;
 }
 
 /* ---- TLS ---------------------------------------------------------------- */
@@ -970,11 +1074,15 @@ int api_set_limits(struct api *a, unsigned max_conns, unsigned timeout_s,
 	return 0;
 }
 
-/* A server context for cert and key (PEM), TLS 1.2 or later; NULL with err
- * set. */
-static SSL_CTX *tls_ctx_new(const char *cert, const char *key, char *err,
+/* A server context for cert and key (PEM), TLS 1.2 or later, asking for
+ * client certificates signed by client_ca when set (and refusing the
+ * handshake without one when require); NULL with err set. */
+static SSL_CTX *tls_ctx_new(const char *cert, const char *key,
+                            const char *client_ca, bool require, char *err,
                             size_t errlen)
 {
+	static const unsigned char sid_ctx[] = "gslb-api";
+	STACK_OF(X509_NAME) *names;
 	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
 	char e[256];
 
@@ -1001,29 +1109,47 @@ static SSL_CTX *tls_ctx_new(const char *cert, const char *key, char *err,
 		ERR_clear_error();
 		goto fail;
 	}
+	if (!client_ca)
+		return c;
+	/* A chain that does not verify (another CA, expired) fails the
+	 * handshake in either mode; with require so does no certificate. */
+	if (SSL_CTX_load_verify_locations(c, client_ca, NULL) != 1 ||
+	    !(names = SSL_load_client_CA_file(client_ca))) {
+		snprintf(err, errlen, "tls: client CA %s: %s", client_ca,
+		         tls_error(e, sizeof(e)));
+		goto fail;
+	}
+	SSL_CTX_set_client_CA_list(c, names);
+	SSL_CTX_set_verify(c, SSL_VERIFY_PEER | (require ?
+	                   SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);
+	/* Resumed sessions keep the verified certificate. */
+	SSL_CTX_set_session_id_context(c, sid_ctx, sizeof(sid_ctx) - 1);
 	return c;
 fail:
 	SSL_CTX_free(c);
 	return NULL;
 }
 
-int api_tls_check(const char *cert, const char *key, char *err, size_t errlen)
+int api_tls_check(const char *cert, const char *key, const char *client_ca,
+                  char *err, size_t errlen)
 {
-	SSL_CTX *c = tls_ctx_new(cert, key, err, errlen);
+	SSL_CTX *c = tls_ctx_new(cert, key, client_ca, false, err, errlen);
 
 	SSL_CTX_free(c);
 	return c ? 0 : -EINVAL;
 }
 
-int api_set_tls(struct api *a, const char *cert, const char *key, char *err,
+int api_set_tls(struct api *a, const char *cert, const char *key,
+                const char *client_ca, bool require, char *err,
                 size_t errlen)
 {
-	SSL_CTX *c = tls_ctx_new(cert, key, err, errlen);
+	SSL_CTX *c = tls_ctx_new(cert, key, client_ca, require, err, errlen);
 
 	if (!c)
 		return -EINVAL;
 	SSL_CTX_free(a->tls);           /* live connections hold their own */
 	a->tls = c;
+	a->tls_clients = client_ca != NULL;
 	return 0;
 }
 
@@ -1258,14 +1384,21 @@ static void on_endpoint(struct api *a, struct evhttp_request *req)
 static bool admit(struct api *a, struct evhttp_request *req, unsigned roles,
                   bool open_shared)
 {
+	char why[200];
+	int rc;
+
 	memset(&a->caller, 0, sizeof(a->caller));
 	if (roles == R_ANY || (open_shared && !cred_agents_known(a->creds)))
 		return true;
-	if (authenticate(a, req, &a->caller) < 0) {
+	if ((rc = authenticate(a, req, &a->caller, why, sizeof(why))) ==
+	    -EACCES) {
+		reply_error(req, 403, "Forbidden", why);
+		return false;
+	}
+	if (rc < 0) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		                  "WWW-Authenticate", "Bearer");
-		reply_error(req, 401, "Unauthorized",
-		            "missing or unknown bearer token");
+		reply_error(req, 401, "Unauthorized", why);
 		return false;
 	}
 	if (!(a->caller.role & roles)) {
@@ -1277,6 +1410,8 @@ static bool admit(struct api *a, struct evhttp_request *req, unsigned roles,
 		reply_error(req, 403, "Forbidden", msg);
 		return false;
 	}
+	if (a->caller.role == CRED_AGENT)
+		auth_note(a);
 	return true;
 }
 
@@ -1638,6 +1773,7 @@ void api_free(struct api *a)
 	if (a->http)
 		evhttp_free(a->http);
 	cred_free(a->creds);
+	free(a->auths);
 	SSL_CTX_free(a->tls);
 	api_set_hosts(a, NULL, 0);
 	api_register(a, false);

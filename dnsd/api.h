@@ -18,9 +18,11 @@
  *                             writes admin)
  *   anything else     -       ops->page (the status page), else 404
  * Roles (health/cred.h): admin may do everything; agent and read only what
- * is marked. Missing or unknown token: 401; a known token outside its role:
- * 403; a report naming an agent other than its agent credential's, or one
- * not named by the credentials file: 403. Nothing else happens on any of
+ * is marked (a verified client certificate is an agent credential, see
+ * api_set_tls). Missing or unknown token: 401; a known token outside its
+ * role, or a certificate naming no known agent: 403; a report naming an
+ * agent other than its agent credential's, or one not named by the
+ * credentials file: 403. Nothing else happens on any of
  * them. The api_caller handed to writes names the credential. Unknown path 404,
  * known path with another method 405, body too large 413 (also when
  * libevent refuses it: its HTML error pages are rewritten), a Host name
@@ -132,16 +134,29 @@ void api_free(struct api *a);                   /* NULL is fine */
 /* Replaces the credentials (the api takes ownership; the old set is
  * freed). Requests from now on are checked against creds. */
 void api_set_creds(struct api *a, struct cred_set *creds);
-/* Whether cert and key (PEM) make a TLS server context, as api_set_tls()
- * would build (dnsd --check, and before starting). 0, or -EINVAL with the
- * file and the reason in err. */
-int api_tls_check(const char *cert, const char *key, char *err, size_t errlen);
+/* Whether cert and key (PEM), and client_ca when set, make a TLS server
+ * context, as api_set_tls() would build (dnsd --check, and before
+ * starting). 0, or -EINVAL with the file and the reason in err. */
+int api_tls_check(const char *cert, const char *key, const char *client_ca,
+                  char *err, size_t errlen);
 /* Makes the API HTTPS only (TLS 1.2 or later) with the PEM certificate
  * chain and key; called again (SIGHUP), the new pair serves connections
- * accepted from then on. 0, or -EINVAL / -ENOMEM with err naming the file
- * and OpenSSL's reason; on error the pair in force stays. */
-int api_set_tls(struct api *a, const char *cert, const char *key, char *err,
+ * accepted from then on. client_ca (NULL: none): PEM CAs whose client
+ * certificates the server asks for and verifies (chain, validity); one
+ * that does not verify fails the handshake, and so does none at all when
+ * require. A request without a bearer token is then the agent its
+ * verified certificate names (cred_cert_agent), if the credentials name
+ * that agent (else 403); a token, when sent, decides as without TLS. 0, or
+ * -EINVAL / -ENOMEM with err naming the file and OpenSSL's reason; on
+ * error the context in force stays. */
+int api_set_tls(struct api *a, const char *cert, const char *key,
+                const char *client_ca, bool require, char *err,
                 size_t errlen);
+/* How each agent credential last authenticated, for GET /v1/status:
+ * [{"agent", "auth": "token"|"certificate", "at": unix time}], sorted by
+ * name, only agents the credentials in force name. New reference or NULL
+ * (out of memory). */
+json_t *api_agent_auth_json(const struct api *a);
 /* Bounds every peer's cost: at most max_conns connections (a new one past
  * the cap closes the longest idle; dnsd/connlimit.h), and a request must
  * be complete within timeout_s of its connection's start or of its

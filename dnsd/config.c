@@ -41,6 +41,10 @@ static const struct opt opts[] = {
 	  "PEM certificate chain: the API speaks HTTPS only (TLS 1.2+); reread on SIGHUP" },
 	{ "api-tls-key", OPT_STR, OFF(api_tls_key), 0, 0, 0,
 	  "PEM private key of api-tls-cert" },
+	{ "api-tls-client-ca", OPT_STR, OFF(api_tls_client_ca), 0, 0, 0,
+	  "PEM CAs whose client certificates the API verifies; a certificate's URI gslb-agent:NAME makes it agent NAME; reread on SIGHUP" },
+	{ "api-tls-client-auth", OPT_STR, OFF(api_tls_client_auth), 0, 0, 0,
+	  "optional (a client may come without a certificate and send a token) or require (no certificate, no handshake) (default optional)" },
 	{ "api-max-connections", OPT_UINT, OFF(api_max_connections), 0, 1, 1000000,
 	  "open API connections; past it the longest idle is closed to admit a new one (default 512)" },
 	{ "api-request-timeout", OPT_UINT, OFF(api_request_timeout), 0, 1, 3600,
@@ -149,6 +153,7 @@ void config_init(struct config *c)
 	c->api_max_body = 16 * 1024 * 1024;
 	c->api_max_report_body = 1024 * 1024;
 	c->log_level = "info";
+	c->api_tls_client_auth = "optional";
 	c->log_format = "auto";
 }
 

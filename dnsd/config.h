@@ -26,6 +26,8 @@ struct config {
 	const char *api_tokens;        /* credentials file (health/cred.h) */
 	unsigned api_tokens_allow_others;
 	const char *api_tls_cert, *api_tls_key;   /* PEM: HTTPS only */
+	const char *api_tls_client_ca;  /* PEM: client certificates */
+	const char *api_tls_client_auth;          /* optional, require */
 	unsigned api_max_connections;
 	unsigned api_request_timeout;  /* seconds */
 	unsigned api_max_body;         /* bytes, admin requests */

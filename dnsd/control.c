@@ -810,6 +810,9 @@ static int api_status(void *ctx, struct evbuffer *out)
 	if (doc && sv->spill)
 		json_object_set_new(doc, "spill", spill_json(sv->spill,
 				    sv->snap->svc, sv->snap->hv));
+	if (doc && sv->api)
+		json_object_set_new(doc, "agent_auth",
+				    api_agent_auth_json(sv->api));
 	return doc ? status_write(&sv->st, doc, out) : -ENOMEM;
 }
 
@@ -1333,6 +1336,12 @@ static int api_creds_load(const struct config *c, struct cred_set **out,
 	return rc;
 }
 
+/* api-tls-client-auth require (api_preflight() checked the value). */
+static bool api_client_require(const struct config *c)
+{
+	return strcmp(c->api_tls_client_auth, "require") == 0;
+}
+
 /* What starting the API needs, checked without binding (control_new, so
  * that dnsd --check finds what would stop dnsd from starting): a
  * credential, readable credentials files, the listen address, and a
@@ -1370,9 +1379,31 @@ static unsigned api_preflight(const struct config *c)
 		log_err("api: api-tls-cert and api-tls-key come together");
 		failed++;
 	} else if (c->api_tls_cert &&
-		   api_tls_check(c->api_tls_cert, c->api_tls_key, err,
-				 sizeof(err)) < 0) {
+		   api_tls_check(c->api_tls_cert, c->api_tls_key,
+				 c->api_tls_client_ca, err, sizeof(err)) < 0) {
 		log_err("api: %s", err);
+		failed++;
+	}
+	if (strcmp(c->api_tls_client_auth, "optional") != 0 &&
+	    strcmp(c->api_tls_client_auth, "require") != 0) {
+		log_err("api: api-tls-client-auth '%s': expected optional or "
+			"require", c->api_tls_client_auth);
+		failed++;
+	}
+	if (c->api_tls_client_ca && !c->api_tls_cert) {
+		log_err("api: api-tls-client-ca needs api-tls-cert and "
+			"api-tls-key (client certificates come with TLS)");
+		failed++;
+	}
+	if (c->api_tls_client_ca && !c->api_tokens) {
+		log_err("api: api-tls-client-ca needs api-tokens (the agents a "
+			"client certificate may name)");
+		failed++;
+	}
+	if (!c->api_tls_client_ca &&
+	    strcmp(c->api_tls_client_auth, "require") == 0) {
+		log_err("api: api-tls-client-auth require needs "
+			"api-tls-client-ca");
 		failed++;
 	}
 	return failed;
@@ -1395,8 +1426,9 @@ static void api_creds_reload(struct control *sv)
 	log_info("reload: api credentials: %zu", cred_count(creds));
 	api_set_creds(sv->api, creds);
 	if (sv->conf.api_tls_cert &&
-	    api_set_tls(sv->api, sv->conf.api_tls_cert, sv->conf.api_tls_key, err,
-			sizeof(err)) < 0)
+	    api_set_tls(sv->api, sv->conf.api_tls_cert, sv->conf.api_tls_key,
+			sv->conf.api_tls_client_ca, api_client_require(&sv->conf),
+			err, sizeof(err)) < 0)
 		log_err("reload: api %s; keeping the certificate loaded before", err);
 }
 
@@ -1612,12 +1644,16 @@ static void start_api(struct control *sv)
 	if (api_set_hosts(sv->api, sv->conf.api_hosts, sv->conf.n_api_hosts) < 0)
 		fatal("api: out of memory");
 	if (sv->conf.api_tls_cert &&
-	    api_set_tls(sv->api, sv->conf.api_tls_cert, sv->conf.api_tls_key, err,
-			sizeof(err)) < 0)
+	    api_set_tls(sv->api, sv->conf.api_tls_cert, sv->conf.api_tls_key,
+			sv->conf.api_tls_client_ca, api_client_require(&sv->conf),
+			err, sizeof(err)) < 0)
 		fatal("api: %s", err);
-	log_info("api: listening on %s (port %u, %s), %zu credentials",
+	log_info("api: listening on %s (port %u, %s%s), %zu credentials",
 		 sv->conf.api, api_port(sv->api),
-		 sv->conf.api_tls_cert ? "https" : "http", cred_count(creds));
+		 sv->conf.api_tls_cert ? "https" : "http",
+		 !sv->conf.api_tls_client_ca ? "" :
+		 api_client_require(&sv->conf) ? ", client certificate required" :
+		 ", client certificates verified", cred_count(creds));
 }
 
 /* The replica thread committed: poll the store now rather than at the

@@ -6,17 +6,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <openssl/x509v3.h>
 
 struct cred {
 	unsigned char digest[SHA256_DIGEST_LENGTH];
 	unsigned role;
 	bool any_agent;
+	bool cert_only;         /* "cert": no token, no digest */
 	char name[CRED_NAME_MAX];
 };
 
@@ -71,14 +74,15 @@ size_t cred_count(const struct cred_set *s)
 static bool digest_known(const struct cred_set *s, const unsigned char *d)
 {
 	for (size_t i = 0; i < s->n; i++)
-		if (memcmp(s->c[i].digest, d, SHA256_DIGEST_LENGTH) == 0)
+		if (!s->c[i].cert_only &&
+		    memcmp(s->c[i].digest, d, SHA256_DIGEST_LENGTH) == 0)
 			return true;
 	return false;
 }
 
 static int push(struct cred_set *s, const struct cred *c)
 {
-	if (digest_known(s, c->digest))
+	if (!c->cert_only && digest_known(s, c->digest))
 		return -EEXIST;
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 8;
@@ -212,7 +216,12 @@ static int parse_line(const char *p, const char *end, const char *what,
 		BAD("%s:%u: name: must be 1..%d printable bytes", what, line,
 		    CRED_NAME_MAX - 1);
 	memcpy(c->name, f[1], fl[1]);
-	if (fl[2] > 7 && memcmp(f[2], "sha256:", 7) == 0) {
+	if (fl[2] == 4 && memcmp(f[2], "cert", 4) == 0) {
+		if (c->role != CRED_AGENT)
+			BAD("%s:%u: token: 'cert' (no token, a client "
+			    "certificate only) is for agent lines", what, line);
+		c->cert_only = true;
+	} else if (fl[2] > 7 && memcmp(f[2], "sha256:", 7) == 0) {
 		if (fl[2] != 7 + 2 * SHA256_DIGEST_LENGTH)
 			BAD("%s:%u: token: sha256: needs %d hex digits", what,
 			    line, 2 * SHA256_DIGEST_LENGTH);
@@ -360,7 +369,8 @@ int cred_check(const struct cred_set *s, const char *token, size_t len,
 	SHA256((const unsigned char *)token, len, d);
 	/* Every entry is compared, so the time does not tell which matched. */
 	for (size_t i = 0; i < s->n; i++)
-		if (CRYPTO_memcmp(s->c[i].digest, d, sizeof(d)) == 0)
+		if (CRYPTO_memcmp(s->c[i].digest, d, sizeof(d)) == 0 &&
+		    !s->c[i].cert_only)
 			hit = &s->c[i];
 	if (!hit)
 		return -ENOENT;
@@ -381,4 +391,56 @@ bool cred_agent_known(const struct cred_set *s, const char *name)
 		return false;
 	return bsearch(&name, s->agents, s->n_agents, sizeof(*s->agents),
 	               name_cmp) != NULL;
+}
+
+int cred_cert_agent(X509 *cert, char *name, size_t len, char *err,
+                    size_t errlen)
+{
+	static const char scheme[] = CRED_CERT_URI;
+	const size_t sl = sizeof(scheme) - 1;
+	GENERAL_NAMES *sans = cert ? X509_get_ext_d2i(cert, NID_subject_alt_name,
+	                                              NULL, NULL) : NULL;
+	int found = 0, rc = 0;
+
+	name[0] = 0;
+	for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+		const char *u;
+		size_t n;
+
+		if (g->type != GEN_URI)
+			continue;
+		u = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
+		n = (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier);
+		if (n < sl || strncasecmp(u, scheme, sl) != 0)
+			continue;
+		if (++found > 1) {
+			snprintf(err, errlen, "client certificate: more than one "
+			         "%s URI", scheme);
+			rc = -EINVAL;
+			goto out;
+		}
+		u += sl;
+		n -= sl;
+		if (n == 0 || n >= CRED_NAME_MAX || n >= len ||
+		    !printable(u, n)) {
+			snprintf(err, errlen, "client certificate: %sNAME: NAME "
+			         "must be 1..%d printable bytes", scheme,
+			         CRED_NAME_MAX - 1);
+			rc = -EINVAL;
+			goto out;
+		}
+		memcpy(name, u, n);
+		name[n] = 0;
+	}
+	if (!found) {
+		snprintf(err, errlen, "client certificate: no %sNAME URI in "
+		         "its subjectAltName", scheme);
+		rc = -ENOENT;
+	}
+out:
+	if (rc < 0)
+		name[0] = 0;
+	GENERAL_NAMES_free(sans);
+	return rc;
 }

@@ -13,7 +13,12 @@
  * NAME is 1..63 printable bytes without blanks (for an agent: its --name).
  * TOKEN is the bearer token itself (16..511 printable bytes, no blanks), or
  * "sha256:" and the 64 hex digits of the token's SHA-256 digest, so the
- * file need not hold the secret. Several lines may share a role and a name:
+ * file need not hold the secret, or, on an agent line only, the word
+ * "cert": the agent has no token and authenticates with a client
+ * certificate (cred_cert_agent) alone. Every agent line makes NAME a
+ * known agent, which a verified client certificate naming it may act as;
+ * removing an agent's every line (and reloading) revokes its tokens and
+ * its certificates at once. Several lines may share a role and a name:
  * each of their tokens is valid, which is how a token is rotated without
  * an outage (add the new one, reload, move the agent, remove the old one,
  * reload). The same token on two lines is refused (its role would be
@@ -26,6 +31,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <openssl/x509.h>
 
 #define CRED_NAME_MAX   64       /* bytes incl. NUL, as agent names */
 #define CRED_TOKEN_MIN  16       /* literal tokens, bytes */
@@ -83,6 +90,17 @@ bool cred_agent_known(const struct cred_set *s, const char *name);
 
 /* Number of credentials. */
 size_t cred_count(const struct cred_set *s);
+
+/* The agent a client certificate names: the NAME of its one
+ * subjectAltName URI "gslb-agent:NAME" (the scheme in any case; NAME as in
+ * the credentials file, case kept). The subject's CN and other names do
+ * not count, so a certificate made for something else by the same CA
+ * names no agent. The chain is not looked at here (the TLS handshake
+ * verified it). 0 with name set (len >= CRED_NAME_MAX), -ENOENT (no such
+ * URI) or -EINVAL (two of them, or a NAME out of bounds), with err. */
+#define CRED_CERT_URI "gslb-agent:"
+int cred_cert_agent(X509 *cert, char *name, size_t len, char *err,
+                    size_t errlen);
 
 /* "admin", "agent", "read" (or "?"). */
 const char *cred_role_name(unsigned role);

@@ -287,9 +287,11 @@ out:
 	return rc;
 }
 
-SSL_CTX *probe_api_tls_new(const char *ca_file, char *err, size_t errlen)
+SSL_CTX *probe_api_tls_new(const char *ca_file, const char *cert_file,
+                           const char *key_file, char *err, size_t errlen)
 {
 	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	char e[160];
 
 	if (!c) {
 		snprintf(err, errlen, "tls: cannot create context");
@@ -298,8 +300,6 @@ SSL_CTX *probe_api_tls_new(const char *ca_file, char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
 	if (ca_file ? SSL_CTX_load_verify_locations(c, ca_file, NULL) != 1
 	            : SSL_CTX_set_default_verify_paths(c) != 1) {
-		char e[160];
-
 		ERR_error_string_n(ERR_peek_last_error(), e, sizeof(e));
 		ERR_clear_error();
 		snprintf(err, errlen, "--ca-file %s: %s",
@@ -308,6 +308,17 @@ SSL_CTX *probe_api_tls_new(const char *ca_file, char *err, size_t errlen)
 		return NULL;
 	}
 	SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+	if (cert_file &&
+	    (SSL_CTX_use_certificate_chain_file(c, cert_file) != 1 ||
+	     SSL_CTX_use_PrivateKey_file(c, key_file, SSL_FILETYPE_PEM) != 1 ||
+	     SSL_CTX_check_private_key(c) != 1)) {
+		ERR_error_string_n(ERR_peek_last_error(), e, sizeof(e));
+		ERR_clear_error();
+		snprintf(err, errlen, "--cert %s / --key %s: %s", cert_file,
+		         key_file, e);
+		SSL_CTX_free(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -623,11 +634,13 @@ static struct evhttp_request *request_new(struct server *sv,
 		return NULL;
 	evhttp_request_set_error_cb(req, on_req_error);
 	h = evhttp_request_get_output_headers(req);
-	snprintf(auth, sizeof(auth), "Bearer %s", sv->ag->c->token);
+	if (sv->ag->c->token)
+		snprintf(auth, sizeof(auth), "Bearer %s", sv->ag->c->token);
 	snprintf(hosthdr, sizeof(hosthdr), strchr(sv->host, ':') ? "[%s]:%u"
 	         : "%s:%u", sv->host, sv->port);
 	evhttp_add_header(h, "Host", hosthdr);
-	evhttp_add_header(h, "Authorization", auth);
+	if (sv->ag->c->token)
+		evhttp_add_header(h, "Authorization", auth);
 	evhttp_add_header(h, "User-Agent", "gslb-probe");
 	return req;
 }
@@ -643,8 +656,9 @@ static void note_outcome(struct server *sv, const char *what, int *last,
 		log_info("probe %s: server %s: %s ok again", sv->ag->c->name,
 		         sv->url, what);
 	else if (status == 401)
-		log_err("probe %s: server %s: %s rejected: 401 (wrong token?); "
-		        "retrying", sv->ag->c->name, sv->url, what);
+		log_err("probe %s: server %s: %s rejected: 401 (wrong token, "
+		        "or no certificate?); retrying", sv->ag->c->name,
+		        sv->url, what);
 	else
 		log_warn("probe %s: server %s: %s failed: %s; retrying",
 		         sv->ag->c->name, sv->url, what, why);
@@ -935,7 +949,9 @@ static int server_init(struct agent *ag, size_t i)
 	if (sv->tls && !ag->api_tls) {
 		char err[200];
 
-		if (!(ag->api_tls = probe_api_tls_new(ag->c->ca_file, err,
+		if (!(ag->api_tls = probe_api_tls_new(ag->c->ca_file,
+		                                      ag->c->cert_file,
+		                                      ag->c->key_file, err,
 		                                      sizeof(err)))) {
 			log_err("probe %s: %s", ag->c->name, err);
 			return -EINVAL;

@@ -23,8 +23,10 @@ struct probe_conf {
 	double lat, lon;
 	const char *servers[PROBE_MAX_SERVERS]; /* API base URLs */
 	size_t n_servers;
-	const char *token;
+	const char *token;      /* bearer token; NULL: none (cert instead) */
 	const char *ca_file;    /* PEM CAs for https servers; NULL: system's */
+	const char *cert_file;  /* PEM client certificate (chain) for https */
+	const char *key_file;   /* and its key; both or neither */
 	double interval;        /* default check interval, s (>= 1) */
 	double refresh;         /* check-list refetch period, s */
 	double batch;           /* minimum time between reports, s */
@@ -52,9 +54,11 @@ int probe_server_parse(const char *url, char *host, size_t hostlen,
                        uint16_t *port, char *prefix, size_t prefixlen,
                        bool *tls);
 /* The TLS client context for https servers: TLS 1.2 or later, the peer
- * verified against the PEM CAs in ca_file (NULL: the system store). NULL
- * with err on failure. */
-SSL_CTX *probe_api_tls_new(const char *ca_file, char *err, size_t errlen);
+ * verified against the PEM CAs in ca_file (NULL: the system store), and
+ * the client certificate chain cert_file with key_file presented when
+ * asked (NULL: none). NULL with err on failure. */
+SSL_CTX *probe_api_tls_new(const char *ca_file, const char *cert_file,
+                           const char *key_file, char *err, size_t errlen);
 
 /* Runs the agent until SIGTERM or SIGINT. Returns the exit status: 0 after
  * a signal, 1 if the loop could not be set up (logged). */

@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -19,7 +22,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: gslb-probe --name NAME --region REGION [--lat DEG --lon DEG]\n"
-"                  --server URL [--server URL ...] --token-file FILE\n"
+"                  --server URL [--server URL ...]\n"
+"                  --token-file FILE | --cert FILE --key FILE\n"
 "                  [--interval SECONDS] [options]\n"
 "\n"
 "Runs health checks learnt from each dnsd API (GET /v1/checks) and reports\n"
@@ -33,6 +37,10 @@ static void usage(FILE *f)
 "  --ca-file FILE        PEM CAs that verify https servers (default: the\n"
 "                        system store); the URL's host must match\n"
 "  --token-file FILE     bearer token on the first line\n"
+"  --cert FILE           PEM client certificate (chain) for https servers\n"
+"                        that ask for one; its URI gslb-agent:NAME names the\n"
+"                        agent (then --token-file is optional)\n"
+"  --key FILE            PEM private key of --cert\n"
 "  --interval SECONDS    interval of checks that set none (default 10, min 1)\n"
 "  --refresh SECONDS     check-list refetch period (default 10)\n"
 "  --batch SECONDS       minimum time between reports (default 0.5)\n"
@@ -60,7 +68,7 @@ int main(int argc, char **argv)
 {
 	enum { O_NAME = 256, O_REGION, O_LAT, O_LON, O_SERVER, O_TOKEN,
 	       O_INTERVAL, O_REFRESH, O_BATCH, O_APITO, O_LOG, O_LOGFMT, O_HELP,
-	       O_VERSION, O_CAFILE };
+	       O_VERSION, O_CAFILE, O_CERT, O_KEY };
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, O_NAME },
 		{ "region", required_argument, NULL, O_REGION },
@@ -69,6 +77,8 @@ int main(int argc, char **argv)
 		{ "server", required_argument, NULL, O_SERVER },
 		{ "token-file", required_argument, NULL, O_TOKEN },
 		{ "ca-file", required_argument, NULL, O_CAFILE },
+		{ "cert", required_argument, NULL, O_CERT },
+		{ "key", required_argument, NULL, O_KEY },
 		{ "interval", required_argument, NULL, O_INTERVAL },
 		{ "refresh", required_argument, NULL, O_REFRESH },
 		{ "batch", required_argument, NULL, O_BATCH },
@@ -111,6 +121,8 @@ int main(int argc, char **argv)
 			break;
 		case O_TOKEN: token_file = optarg; break;
 		case O_CAFILE: c.ca_file = optarg; break;
+		case O_CERT: c.cert_file = optarg; break;
+		case O_KEY: c.key_file = optarg; break;
 		case O_INTERVAL:
 			c.interval = num_arg("--interval", optarg, 1, 86400);
 			break;
@@ -157,11 +169,31 @@ int main(int argc, char **argv)
 	c.has_coords = has_lat;
 	if (c.n_servers == 0)
 		fatal("gslb-probe: at least one --server URL is required");
-	if (!token_file)
-		fatal("gslb-probe: --token-file FILE is required");
-	if (token_load(token_file, token, sizeof(token), err, sizeof(err)) < 0)
-		fatal("gslb-probe: token file %s", err);
-	c.token = token;
+	if (!!c.cert_file != !!c.key_file)
+		fatal("gslb-probe: --cert and --key go together");
+	if (c.cert_file) {
+		bool https = false;
+		SSL_CTX *t;
+
+		for (size_t i = 0; i < c.n_servers; i++)
+			https |= strncasecmp(c.servers[i], "https:", 6) == 0;
+		if (!https)
+			fatal("gslb-probe: --cert needs an https --server "
+			      "(client certificates come with TLS)");
+		if (!(t = probe_api_tls_new(c.ca_file, c.cert_file, c.key_file,
+		                            err, sizeof(err))))
+			fatal("gslb-probe: %s", err);
+		SSL_CTX_free(t);
+	}
+	if (!token_file && !c.cert_file)
+		fatal("gslb-probe: --token-file FILE (or --cert and --key) is "
+		      "required");
+	if (token_file) {
+		if (token_load(token_file, token, sizeof(token), err,
+		               sizeof(err)) < 0)
+			fatal("gslb-probe: token file %s", err);
+		c.token = token;
+	}
 	/* Type=notify units: the options and token are good and the agent
 	 * starts now; sd_notify() is a no-op without NOTIFY_SOCKET. */
 	sd_notifyf(0, "READY=1\nSTATUS=probing as %s (region %s)\nMAINPID=%lu",
