@@ -2,7 +2,8 @@
  * parser (cred_parse(), health/cred.h) and the lookups on what it built.
  * A refused file must come with a reason that names the file; an accepted
  * one holds at most CRED_MAX credentials, each found again by its own line
- * (a literal TOKEN looks up to that line's ROLE and NAME), and agent names
+ * (a literal TOKEN looks up to that line's ROLE and NAME; "cert" is only
+ * accepted on agent lines), and agent names
  * are known exactly when an agent line names them.
  *
  * Seeds: tests/fuzz/corpus/cred. Replayed by test_fuzz_replay. */
@@ -44,6 +45,12 @@ static void cf_first_line(const struct cred_set *s, const char *t, size_t n)
 	}
 	if (k != 3 || strncmp(f[2], "sha256:", 7) == 0)
 		return;
+	if (strcmp(f[2], "cert") == 0) {
+		if (strcmp(f[0], "agent") != 0 || !cred_agent_known(s, f[1]))
+			cf_fail("a cert line accepted outside an agent line, "
+			        "or its agent not known");
+		return;
+	}
 	if (cred_check(s, f[2], strlen(f[2]), &c) != 0)
 		cf_fail("a literal token of the first line is not found");
 	if (strcmp(cred_role_name(c.role), f[0]) != 0 ||

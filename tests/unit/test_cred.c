@@ -9,6 +9,8 @@
 
 #include <sys/stat.h>
 
+#include <openssl/x509v3.h>
+
 #include "health/cred.h"
 #include "tests/unit/harness.h"
 
@@ -45,6 +47,12 @@ static void test_parse_errors(void)
 		  "aaaaaa " TOK_A "\n", -EINVAL, "x:1: name:" },
 		{ "agent a\x01 " TOK_A "\n", -EINVAL, "x:1: name:" },
 		{ "agent a " TOK_A "\x7f\n", -EINVAL, "x:1: token: control" },
+		{ "agent a cert\nagent b cert\nagent a cert\n", 0, NULL },
+		{ "agent a cert # certificate only\n", 0, NULL },
+		{ "admin a cert\n", -EINVAL, "x:1: token: 'cert'" },
+		{ "\nread a cert\n", -EINVAL, "x:2: token: 'cert'" },
+		{ "agent a Cert\n", -EINVAL, "x:1: token: must be 16" },
+		{ "agent a certs\n", -EINVAL, "x:1: token: must be 16" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -80,7 +88,9 @@ static void test_lookup(void)
 		"agent eu-1 " TOK_B "\n"
 		"admin ops " TOK_W "\n"
 		"read dash " TOK_R "\n"
-		"agent us-1 " HASHED "\n";
+		"agent us-1 " HASHED "\n"
+		"agent ap-1 cert\n"
+		"agent ap-2 cert\n";
 	static const struct {
 		const char *token;
 		int rc;
@@ -95,6 +105,7 @@ static void test_lookup(void)
 		{ "nope-token-0123456789", -ENOENT, 0, NULL },
 		{ "agent-token-012345678", -ENOENT, 0, NULL },   /* prefix */
 		{ "", -ENOENT, 0, NULL },
+		{ "cert", -ENOENT, 0, NULL },   /* no token on cert lines */
 	};
 	struct cred_set *s = NULL;
 	char err[256] = "";
@@ -103,7 +114,7 @@ static void test_lookup(void)
 	      "parse: %s", err);
 	if (!s)
 		return;
-	CHECK(cred_count(s) == 5, "5 credentials, got %zu", cred_count(s));
+	CHECK(cred_count(s) == 7, "7 credentials, got %zu", cred_count(s));
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct cred_caller c;
 		int rc = cred_check(s, cases[i].token, strlen(cases[i].token), &c);
@@ -116,8 +127,9 @@ static void test_lookup(void)
 			      c.name);
 	}
 	CHECK(cred_agents_known(s), "from a file: agents are known");
-	CHECK(cred_agent_known(s, "eu-1") && cred_agent_known(s, "us-1"),
-	      "agents eu-1 and us-1 known");
+	CHECK(cred_agent_known(s, "eu-1") && cred_agent_known(s, "us-1") &&
+	      cred_agent_known(s, "ap-1") && cred_agent_known(s, "ap-2"),
+	      "agents eu-1, us-1 and the certificate-only ap-1, ap-2 known");
 	CHECK(!cred_agent_known(s, "ops") && !cred_agent_known(s, "ghost"),
 	      "admin names and invented names are not agents");
 	CHECK(cred_add_shared(s, "token", "shared") == 0, "add shared");
@@ -168,8 +180,95 @@ static void test_load_permissions(void)
 	      "directory refused: %s", err);
 }
 
+/* A certificate with subject CN cn (NULL: none) and subjectAltName san
+ * (OpenSSL's config syntax, NULL: none); unsigned: cred_cert_agent reads
+ * names only. */
+static X509 *make_cert(const char *cn, const char *san)
+{
+	X509 *x = X509_new();
+	X509_NAME *n = x ? X509_get_subject_name(x) : NULL;
+	X509_EXTENSION *e;
+	X509V3_CTX ctx;
+
+	if (!x)
+		return NULL;
+	if (cn)
+		X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+		                           (const unsigned char *)cn, -1, -1, 0);
+	if (san) {
+		X509V3_set_ctx_nodb(&ctx);
+		X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+		e = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, san);
+		if (!e || !X509_add_ext(x, e, -1)) {
+			X509_EXTENSION_free(e);
+			X509_free(x);
+			return NULL;
+		}
+		X509_EXTENSION_free(e);
+	}
+	return x;
+}
+
+static void test_cert_agent(void)
+{
+	static const struct {
+		const char *cn, *san;
+		int rc;
+		const char *name;       /* rc 0: the agent; else in err */
+	} cases[] = {
+		{ "x", "URI:gslb-agent:eu-1", 0, "eu-1" },
+		{ NULL, "URI:GSLB-Agent:eu-1", 0, "eu-1" },
+		{ "eu-9", "DNS:eu-9.example,URI:https://a.example/,"
+		  "URI:gslb-agent:EU-2,email:a@example", 0, "EU-2" },
+		{ "eu-1", NULL, -ENOENT, "no gslb-agent:NAME URI" },
+		{ "eu-1", "DNS:eu-1", -ENOENT, "no gslb-agent:NAME URI" },
+		{ NULL, "URI:gslb-agent-x:eu-1", -ENOENT, "no gslb-agent:" },
+		{ NULL, "URI:gslb-agent:a,URI:gslb-agent:b", -EINVAL,
+		  "more than one" },
+		{ NULL, "URI:gslb-agent:a,URI:gslb-agent:a", -EINVAL,
+		  "more than one" },
+		{ NULL, "URI:gslb-agent:", -EINVAL, "1..63 printable" },
+		{ NULL, "URI:gslb-agent:a b", -EINVAL, "1..63 printable" },
+		{ NULL, "URI:gslb-agent:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "aaaaaaaaaaaaaaaaaaaaaaa", -EINVAL, "1..63 printable" },
+		{ NULL, "URI:gslb-agent:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "aaaaaaaaaaaaaaaaaaaaaa", 0,
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		X509 *x = make_cert(cases[i].cn, cases[i].san);
+		char name[CRED_NAME_MAX] = "junk", err[200] = "";
+		int rc;
+
+		CHECK(x != NULL, "case %zu: certificate made", i);
+		if (!x)
+			continue;
+		rc = cred_cert_agent(x, name, sizeof(name), err, sizeof(err));
+		CHECK(rc == cases[i].rc, "case %zu: rc %d, want %d (%s)", i, rc,
+		      cases[i].rc, err);
+		if (cases[i].rc == 0)
+			CHECK(strcmp(name, cases[i].name) == 0,
+			      "case %zu: name '%s', want '%s'", i, name,
+			      cases[i].name);
+		else
+			CHECK(name[0] == 0 && strstr(err, cases[i].name),
+			      "case %zu: name '%s', err '%s' lacks '%s'", i,
+			      name, err, cases[i].name);
+		X509_free(x);
+	}
+	{
+		char name[CRED_NAME_MAX], err[200];
+
+		CHECK(cred_cert_agent(NULL, name, sizeof(name), err,
+		                      sizeof(err)) == -ENOENT && !name[0],
+		      "no certificate names no agent");
+	}
+}
+
 int main(void)
 {
+	test_cert_agent();
 	test_parse_errors();
 	test_lookup();
 	test_load_permissions();
