@@ -374,6 +374,7 @@ def example_config_names_every_key_and_all_of_it_is_valid():
             .replace("@SYSCONFDIR@/gslb/api-tokens", creds)
             .replace("@SYSCONFDIR@/gslb/api.pem", os.path.join(d, "api.pem"))
             .replace("@SYSCONFDIR@/gslb/api.key", os.path.join(d, "api.key"))
+            .replace("@SYSCONFDIR@/gslb/agents-ca.pem", os.path.join(d, "api.pem"))
             .replace("@SYSCONFDIR@/gslb/token", tok).replace("/var/lib/gslb/gslb.db", db)
             .replace("@SYSCONFDIR@/gslb/keys", d)
             .replace("/var/lib/GeoIP/GeoLite2-City.mmdb", make_mmdb()))
