@@ -320,8 +320,10 @@ def test_require_mode_and_ca_reload():
     # a token then says who it is.
     assert s.report("noname", "us-1", "up", TOK["us-1"])[0] == 200
     assert s.refused("rogue-eu-1")
-    # A token-only probe is refused; one with its certificate reports.
+    # A token-only probe is refused at the handshake; one with another
+    # agent's certificate gets 403; one with its certificate reports.
     t = probe(s, "us-1", token=TOK["us-1"])
+    w = probe(s, "us-1", cert="eu-1")
     c = probe(s, "eu-2", cert="eu-2")
     assert wait_for(lambda: "eu-2" in (agents_of(s) or []), 8), (agents_of(s), c.output())
     assert s.auth_of("eu-2") == "certificate"
@@ -330,6 +332,9 @@ def test_require_mode_and_ca_reload():
     time.sleep(2)
     now = {a["agent"]: a["seen"] for a in s.ep("192.0.2.1")["agents"]}
     assert now["us-1"] == seen["us-1"] and now["eu-2"] > seen["eu-2"], (seen, now, t.output())
+    assert wait_for(lambda: "certificate required" in t.output(), 5), t.output()
+    assert wait_for(lambda: "403" in w.output(), 5), w.output()
+    assert "reports as 'eu-1' only, not as 'us-1'" in w.output(), w.output()
     # SIGHUP with another CA in the client CA file: certificates of the
     # old CA are refused from then on, the new CA's accepted.
     shutil.copy(pki["ca2"], s.client_ca)
@@ -345,7 +350,7 @@ def test_require_mode_and_ca_reload():
     assert "client CA" in s.dnsd.output()
     assert s.report("ca2-eu-1", "eu-1", "up")[0] == 200
     assert s.refused("eu-1")
-    for x in (t, c):
+    for x in (t, w, c):
         x.stop()
 
 
