@@ -351,8 +351,9 @@ static int auth_cmp(const void *k, const void *e)
 /* Notes how the agent credential in a->caller authenticated. */
 static void auth_note(struct api *a)
 {
-	struct agent_auth *e = bsearch(a->caller.name, a->auths, a->n_auths,
-	                               sizeof(*a->auths), auth_cmp);
+	struct agent_auth *e = !a->n_auths ? NULL :
+		bsearch(a->caller.name, a->auths, a->n_auths,
+		        sizeof(*a->auths), auth_cmp);
 	struct timespec now;
 	size_t i = 0;
 
