@@ -1075,15 +1075,14 @@ int api_set_limits(struct api *a, unsigned max_conns, unsigned timeout_s,
 	return 0;
 }
 
-/* A server context for cert and key (PEM), TLS 1.2 or later, asking for
- * client certificates signed by client_ca when set (and refusing the
- * handshake without one when require); NULL with err set. */
-static SSL_CTX *tls_ctx_new(const char *cert, const char *key,
-                            const char *client_ca, bool require, char *err,
-                            size_t errlen)
+/* A server context for t (api.h), TLS 1.2 or later; NULL with err set. */
+static SSL_CTX *tls_ctx_new(const struct api_tls *t, char *err, size_t errlen)
 {
 	static const unsigned char sid_ctx[] = "gslb-api";
+	const char *cert = t->cert, *key = t->key, *client_ca = t->client_ca;
 	STACK_OF(X509_NAME) *names;
+	X509_STORE *store;
+	X509_LOOKUP *lu;
 	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
 	char e[256];
 
@@ -1121,7 +1120,18 @@ static SSL_CTX *tls_ctx_new(const char *cert, const char *key,
 		goto fail;
 	}
 	SSL_CTX_set_client_CA_list(c, names);
-	SSL_CTX_set_verify(c, SSL_VERIFY_PEER | (require ?
+	if (t->client_crl) {
+		store = SSL_CTX_get_cert_store(c);
+		lu = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+		if (!lu || X509_load_crl_file(lu, t->client_crl,
+		                              X509_FILETYPE_PEM) <= 0) {
+			snprintf(err, errlen, "tls: client CRL %s: %s",
+			         t->client_crl, tls_error(e, sizeof(e)));
+			goto fail;
+		}
+		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+	}
+	SSL_CTX_set_verify(c, SSL_VERIFY_PEER | (t->require ?
 	                   SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);
 	/* Resumed sessions keep the verified certificate. */
 	SSL_CTX_set_session_id_context(c, sid_ctx, sizeof(sid_ctx) - 1);
@@ -1131,26 +1141,24 @@ fail:
 	return NULL;
 }
 
-int api_tls_check(const char *cert, const char *key, const char *client_ca,
-                  char *err, size_t errlen)
+int api_tls_check(const struct api_tls *t, char *err, size_t errlen)
 {
-	SSL_CTX *c = tls_ctx_new(cert, key, client_ca, false, err, errlen);
+	SSL_CTX *c = tls_ctx_new(t, err, errlen);
 
 	SSL_CTX_free(c);
 	return c ? 0 : -EINVAL;
 }
 
-int api_set_tls(struct api *a, const char *cert, const char *key,
-                const char *client_ca, bool require, char *err,
+int api_set_tls(struct api *a, const struct api_tls *t, char *err,
                 size_t errlen)
 {
-	SSL_CTX *c = tls_ctx_new(cert, key, client_ca, require, err, errlen);
+	SSL_CTX *c = tls_ctx_new(t, err, errlen);
 
 	if (!c)
 		return -EINVAL;
 	SSL_CTX_free(a->tls);           /* live connections hold their own */
 	a->tls = c;
-	a->tls_clients = client_ca != NULL;
+	a->tls_clients = t->client_ca != NULL;
 	return 0;
 }
 

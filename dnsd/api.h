@@ -134,23 +134,31 @@ void api_free(struct api *a);                   /* NULL is fine */
 /* Replaces the credentials (the api takes ownership; the old set is
  * freed). Requests from now on are checked against creds. */
 void api_set_creds(struct api *a, struct cred_set *creds);
-/* Whether cert and key (PEM), and client_ca when set, make a TLS server
- * context, as api_set_tls() would build (dnsd --check, and before
- * starting). 0, or -EINVAL with the file and the reason in err. */
-int api_tls_check(const char *cert, const char *key, const char *client_ca,
-                  char *err, size_t errlen);
-/* Makes the API HTTPS only (TLS 1.2 or later) with the PEM certificate
- * chain and key; called again (SIGHUP), the new pair serves connections
- * accepted from then on. client_ca (NULL: none): PEM CAs whose client
- * certificates the server asks for and verifies (chain, validity); one
- * that does not verify fails the handshake, and so does none at all when
- * require. A request without a bearer token is then the agent its
- * verified certificate names (cred_cert_agent), if the credentials name
- * that agent (else 403); a token, when sent, decides as without TLS. 0, or
- * -EINVAL / -ENOMEM with err naming the file and OpenSSL's reason; on
- * error the context in force stays. */
-int api_set_tls(struct api *a, const char *cert, const char *key,
-                const char *client_ca, bool require, char *err,
+/* The API's TLS files (PEM). cert and key: the server's chain and key.
+ * client_ca (NULL: none): CAs whose client certificates the server asks
+ * for and verifies (chain, validity); one that does not verify fails the
+ * handshake, and so does none at all when require. client_crl (NULL:
+ * none; needs client_ca): certificate revocation lists of those CAs; a
+ * client certificate is then also checked against its CA's list (a list
+ * missing or past its next update fails it). */
+struct api_tls {
+	const char *cert, *key;
+	const char *client_ca, *client_crl;
+	bool require;
+};
+
+/* Whether t makes a TLS server context, as api_set_tls() would build
+ * (dnsd --check, and before starting). 0, or -EINVAL with the file and
+ * the reason in err. */
+int api_tls_check(const struct api_tls *t, char *err, size_t errlen);
+/* Makes the API HTTPS only (TLS 1.2 or later) with t; called again
+ * (SIGHUP), the files are read again and serve connections accepted from
+ * then on. With client_ca, a request without a bearer token is the agent
+ * its verified certificate names (cred_cert_agent), if the credentials
+ * name that agent (else 403); a token, when sent, decides as without TLS.
+ * 0, or -EINVAL / -ENOMEM with err naming the file and OpenSSL's reason;
+ * on error the context in force stays. */
+int api_set_tls(struct api *a, const struct api_tls *t, char *err,
                 size_t errlen);
 /* How each agent credential last authenticated, for GET /v1/status:
  * [{"agent", "auth": "token"|"certificate", "at": unix time}], sorted by

@@ -43,6 +43,8 @@ static const struct opt opts[] = {
 	  "PEM private key of api-tls-cert" },
 	{ "api-tls-client-ca", OPT_STR, OFF(api_tls_client_ca), 0, 0, 0,
 	  "PEM CAs whose client certificates the API verifies; a certificate's URI gslb-agent:NAME makes it agent NAME; reread on SIGHUP" },
+	{ "api-tls-client-crl", OPT_STR, OFF(api_tls_client_crl), 0, 0, 0,
+	  "PEM revocation lists of the api-tls-client-ca CAs (one for each, kept current); reread on SIGHUP" },
 	{ "api-tls-client-auth", OPT_STR, OFF(api_tls_client_auth), 0, 0, 0,
 	  "optional (a client may come without a certificate and send a token) or require (no certificate, no handshake) (default optional)" },
 	{ "api-max-connections", OPT_UINT, OFF(api_max_connections), 0, 1, 1000000,

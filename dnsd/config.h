@@ -27,6 +27,7 @@ struct config {
 	unsigned api_tokens_allow_others;
 	const char *api_tls_cert, *api_tls_key;   /* PEM: HTTPS only */
 	const char *api_tls_client_ca;  /* PEM: client certificates */
+	const char *api_tls_client_crl; /* PEM: their CAs' revocations */
 	const char *api_tls_client_auth;          /* optional, require */
 	unsigned api_max_connections;
 	unsigned api_request_timeout;  /* seconds */

@@ -1342,6 +1342,20 @@ static bool api_client_require(const struct config *c)
 	return strcmp(c->api_tls_client_auth, "require") == 0;
 }
 
+/* The API's TLS files of c, for api_tls_check() and api_set_tls(). */
+static const struct api_tls *api_tls_of(const struct config *c)
+{
+	static struct api_tls t;
+
+	t = (struct api_tls) {
+		.cert = c->api_tls_cert, .key = c->api_tls_key,
+		.client_ca = c->api_tls_client_ca,
+		.client_crl = c->api_tls_client_crl,
+		.require = api_client_require(c),
+	};
+	return &t;
+}
+
 /* What starting the API needs, checked without binding (control_new, so
  * that dnsd --check finds what would stop dnsd from starting): a
  * credential, readable credentials files, the listen address, and a
@@ -1379,8 +1393,7 @@ static unsigned api_preflight(const struct config *c)
 		log_err("api: api-tls-cert and api-tls-key come together");
 		failed++;
 	} else if (c->api_tls_cert &&
-		   api_tls_check(c->api_tls_cert, c->api_tls_key,
-				 c->api_tls_client_ca, err, sizeof(err)) < 0) {
+		   api_tls_check(api_tls_of(c), err, sizeof(err)) < 0) {
 		log_err("api: %s", err);
 		failed++;
 	}
@@ -1398,6 +1411,10 @@ static unsigned api_preflight(const struct config *c)
 	if (c->api_tls_client_ca && !c->api_tokens) {
 		log_err("api: api-tls-client-ca needs api-tokens (the agents a "
 			"client certificate may name)");
+		failed++;
+	}
+	if (c->api_tls_client_crl && !c->api_tls_client_ca) {
+		log_err("api: api-tls-client-crl needs api-tls-client-ca");
 		failed++;
 	}
 	if (!c->api_tls_client_ca &&
@@ -1426,9 +1443,7 @@ static void api_creds_reload(struct control *sv)
 	log_info("reload: api credentials: %zu", cred_count(creds));
 	api_set_creds(sv->api, creds);
 	if (sv->conf.api_tls_cert &&
-	    api_set_tls(sv->api, sv->conf.api_tls_cert, sv->conf.api_tls_key,
-			sv->conf.api_tls_client_ca, api_client_require(&sv->conf),
-			err, sizeof(err)) < 0)
+	    api_set_tls(sv->api, api_tls_of(&sv->conf), err, sizeof(err)) < 0)
 		log_err("reload: api %s; keeping the certificate loaded before", err);
 }
 
@@ -1644,9 +1659,7 @@ static void start_api(struct control *sv)
 	if (api_set_hosts(sv->api, sv->conf.api_hosts, sv->conf.n_api_hosts) < 0)
 		fatal("api: out of memory");
 	if (sv->conf.api_tls_cert &&
-	    api_set_tls(sv->api, sv->conf.api_tls_cert, sv->conf.api_tls_key,
-			sv->conf.api_tls_client_ca, api_client_require(&sv->conf),
-			err, sizeof(err)) < 0)
+	    api_set_tls(sv->api, api_tls_of(&sv->conf), err, sizeof(err)) < 0)
 		fatal("api: %s", err);
 	log_info("api: listening on %s (port %u, %s%s), %zu credentials",
 		 sv->conf.api, api_port(sv->api),

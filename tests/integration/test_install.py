@@ -368,6 +368,14 @@ def example_config_names_every_key_and_all_of_it_is_valid():
                     "/CN=localhost", "-keyout", os.path.join(d, "api.key"),
                     "-out", os.path.join(d, "api.pem")],
                    check=True, capture_output=True, timeout=60)
+    # a revocation list of that certificate's key (api-tls-client-crl)
+    with open(os.path.join(d, "ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ndefault_md = sha256\n"
+                "default_crl_days = 2\n")
+    open(os.path.join(d, "index.txt"), "w").close()
+    subprocess.run(["openssl", "ca", "-config", "ca.cnf", "-gencrl", "-keyfile", "api.key",
+                    "-cert", "api.pem", "-out", "crl.pem"], cwd=d, check=True,
+                   capture_output=True, timeout=60)
     text = re.sub(r"^#([a-z])", r"\1", text, flags=re.M)
     text = (text.replace("@SYSCONFDIR@/gslb/gslb.example.com.zone",
                          os.path.join(ZONES, "gslb.example.com.zone"))
@@ -375,6 +383,7 @@ def example_config_names_every_key_and_all_of_it_is_valid():
             .replace("@SYSCONFDIR@/gslb/api.pem", os.path.join(d, "api.pem"))
             .replace("@SYSCONFDIR@/gslb/api.key", os.path.join(d, "api.key"))
             .replace("@SYSCONFDIR@/gslb/agents-ca.pem", os.path.join(d, "api.pem"))
+            .replace("@SYSCONFDIR@/gslb/agents-crl.pem", os.path.join(d, "crl.pem"))
             .replace("@SYSCONFDIR@/gslb/token", tok).replace("/var/lib/gslb/gslb.db", db)
             .replace("@SYSCONFDIR@/gslb/keys", d)
             .replace("/var/lib/GeoIP/GeoLite2-City.mmdb", make_mmdb()))

@@ -49,8 +49,9 @@ def creds_text(agents=("eu-1", "eu-2")):
 
 def make_pki(d):
     """CAs ca, ca2 and rogue; server.pem for 127.0.0.1 (by ca); client
-    certificates by ca: eu-1, eu-2 (URI gslb-agent:NAME), ghost (an agent
-    the credentials do not name), noname (CN eu-1, no URI); by rogue:
+    certificates by ca: eu-1, eu-1b (a second one for eu-1), eu-2 (URI
+    gslb-agent:NAME), ghost (an agent the credentials do not name), noname
+    (CN eu-1, no URI); by rogue:
     rogue-eu-1; by ca2: ca2-eu-1. Returns NAME -> (cert, key)."""
     def ossl(*args):
         subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True,
@@ -61,7 +62,8 @@ def make_pki(d):
              "-subj", "/CN=test " + ca)
     leaves = [("server", "ca", "dnsd", "subjectAltName=IP:127.0.0.1\n"
                "extendedKeyUsage=serverAuth\n")]
-    for name, ca, agent in (("eu-1", "ca", "eu-1"), ("eu-2", "ca", "eu-2"),
+    for name, ca, agent in (("eu-1", "ca", "eu-1"), ("eu-1b", "ca", "eu-1"),
+                            ("eu-2", "ca", "eu-2"),
                             ("ghost", "ca", "ghost"), ("rogue-eu-1", "rogue", "eu-1"),
                             ("ca2-eu-1", "ca2", "eu-1")):
         leaves.append((name, ca, agent, "subjectAltName=URI:gslb-agent:%s\n"
@@ -76,6 +78,23 @@ def make_pki(d):
         out[name] = (os.path.join(d, name + ".pem"), os.path.join(d, name + ".key"))
     for ca in ("ca", "ca2", "rogue"):
         out[ca] = os.path.join(d, ca + ".pem")
+    out["dir"] = d
+    return out
+
+
+def make_crl(pki, revoke=()):
+    """A CRL of ca (valid two days) revoking the certificates named."""
+    d = pki["dir"]
+    write(os.path.join(d, "ca.cnf"), "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\n"
+          "default_md = sha256\ndefault_crl_days = 2\n")
+    write(os.path.join(d, "index.txt"), "")
+    base = ["openssl", "ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.pem"]
+    for name in revoke:
+        subprocess.run(base + ["-revoke", name + ".pem"], cwd=d, check=True,
+                       capture_output=True, timeout=60)
+    out = os.path.join(d, "crl-%d.pem" % len(revoke))
+    subprocess.run(base + ["-gencrl", "-out", out], cwd=d, check=True, capture_output=True,
+                   timeout=60)
     return out
 
 
@@ -113,7 +132,7 @@ class Server:
     FO fails over from 192.0.2.1 to 192.0.2.2 (checked against checks)."""
 
     def __init__(self, pki, require=False, checks=("http://127.0.0.1:9/",) * 2,
-                 agents=("eu-1", "eu-2")):
+                 agents=("eu-1", "eu-2"), extra=()):
         d = tmpdir()
         self.pki = pki
         self.db = os.path.join(d, "gslb.db")
@@ -135,7 +154,8 @@ class Server:
                           "--api-tokens", self.creds,
                           "--api-tls-cert", pki["server"][0], "--api-tls-key", pki["server"][1],
                           "--api-tls-client-ca", self.client_ca,
-                          "--api-tls-client-auth", "require" if require else "optional"])
+                          "--api-tls-client-auth", "require" if require else "optional"]
+                         + list(extra))
         assert wait_for(lambda: self.try_call("eu-1", "GET", "/v1/status"), 5), \
             self.dnsd.output()
 
@@ -355,6 +375,37 @@ def test_require_mode_and_ca_reload():
 
 
 @test
+def test_revocation_list():
+    """api-tls-client-crl: one certificate of an agent is revoked (the
+    agent keeps its name and its other certificate), applied on SIGHUP."""
+    pki = make_pki(tmpdir())
+    crl = os.path.join(tmpdir(), "crl.pem")
+    shutil.copy(make_crl(pki), crl)
+    s = Server(pki, extra=["--api-tls-client-crl", crl])
+    s.status_cert = "eu-2"
+    assert s.report("eu-1", "eu-1", "up")[0] == 200
+    assert s.report("eu-1b", "eu-1", "up")[0] == 200
+    shutil.copy(make_crl(pki, revoke=["eu-1"]), crl)
+    # ... and ca2 trusted too, with no list of its own in the file.
+    with open(pki["ca"]) as a, open(pki["ca2"]) as b:
+        write(s.client_ca, a.read() + b.read())
+    s.dnsd.signal(signal.SIGHUP)
+    assert wait_for(lambda: s.refused("eu-1"), 5), s.dnsd.output()
+    assert s.report("eu-1b", "eu-1", "up")[0] == 200
+    assert s.report("eu-2", "eu-2", "up")[0] == 200
+    # A trusted CA without a list in the file: its certificates fail
+    # (test_require_mode_and_ca_reload shows ca2-eu-1 accepted without a
+    # CRL).
+    assert s.refused("ca2-eu-1")
+    # A file that is no CRL keeps the list in force.
+    write(crl, "not a revocation list\n")
+    s.dnsd.signal(signal.SIGHUP)
+    assert wait_for(lambda: "client CRL %s" % crl in s.dnsd.output(), 5), s.dnsd.output()
+    assert s.refused("eu-1")
+    assert s.report("eu-1b", "eu-1", "up")[0] == 200
+
+
+@test
 def test_bad_settings_refused():
     pki = make_pki(tmpdir())
     d = tmpdir()
@@ -371,6 +422,10 @@ def test_bad_settings_refused():
         (base + tls + ["--api-tls-client-ca", junk], "client CA %s" % junk),
         (["--api", "127.0.0.1:%d" % free_port(), "--api-token-file", shared] + tls +
          ["--api-tls-client-ca", pki["ca"]], "needs api-tokens"),
+        (base + tls + ["--api-tls-client-crl", make_crl(pki)],
+         "api-tls-client-crl needs api-tls-client-ca"),
+        (base + tls + ["--api-tls-client-ca", pki["ca"], "--api-tls-client-crl", junk],
+         "client CRL %s" % junk),
     ]
     for args, want in cases:
         p = subprocess.run([os.path.join(BIN, "dnsd"), "--check", "--listen",
