@@ -949,6 +949,15 @@ static int cmd_history(struct cmd *c)
 				                   q, tg)
 					printf(" %s", json_string_value(tg));
 			}
+		} else if (json_is_array(nv) || json_is_array(o)) {
+			/* A rule added (its targets in new) or removed (in
+			 * old): "+ rule SERVICE country:DE -> 192.0.2.2". */
+			const json_t *tg;
+			size_t k;
+
+			fputs(" ->", stdout);
+			json_array_foreach(json_is_array(nv) ? nv : o, k, tg)
+				printf(" %s", json_string_value(tg));
 		}
 		putchar('\n');
 		free(os);

@@ -7,8 +7,11 @@ ONLY=substring limits the integration scripts run (for development).
 
 Several tests run at once (TEST_JOBS, default 3: most of a test's time is
 waiting for timers, probes and other processes, not CPU). Each running test
-gets a slot K in GSLB_PORT_BLOCK, from which tests/integration/gslbtest.py
-takes its ports, so two tests never pick the same one. A script whose text
+gets a block of ports K in GSLB_PORT_BLOCK, from which
+tests/integration/gslbtest.py takes its ports, so two tests never pick the
+same one. A block is claimed with an flock on a file of its own under
+PORT_LOCKS, held while the test runs, so two runners started at the same
+time (two checkouts on one machine) never hand out the same block either. A script whose text
 has the line "# run_tests: alone" (it measures timing closely, loads every
 CPU, or changes the machine: network namespaces, installed files) runs after
 the others, with nothing else running. Each test's output is printed whole
@@ -26,6 +29,7 @@ test (its first lines are printed) whatever the test itself concluded. The
 directories are removed at the end when they are empty.
 """
 import concurrent.futures
+import fcntl
 import glob
 import os
 import queue
@@ -36,6 +40,40 @@ import sys
 import tempfile
 import threading
 import time
+
+# The blocks: PORT_SPAN ports each from PORT_BASE up to the kernel's
+# ephemeral range (gslbtest.py has the same two numbers).
+PORT_BASE, PORT_SPAN = 12000, 500
+PORT_LOCKS = "/tmp/gslb-port-blocks"
+
+
+def port_blocks():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(1, (low - PORT_BASE) // PORT_SPAN)
+
+
+def claim_block(deadline_s=900):
+    """(K, fd): the first block no runner on this machine holds, its lock
+    held until fd is closed. Waits while every block is taken."""
+    os.makedirs(PORT_LOCKS, exist_ok=True)
+    n = port_blocks()
+    end = time.monotonic() + deadline_s
+    while True:
+        for k in range(n):
+            fd = os.open(os.path.join(PORT_LOCKS, "%d.lock" % k), os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return k, fd
+            except OSError:
+                os.close(fd)
+        if time.monotonic() > end:
+            raise RuntimeError("no free port block in %s after %d s" % (PORT_LOCKS, deadline_s))
+        time.sleep(0.5)
+
 
 LINE = re.compile(r"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -182,10 +220,12 @@ def main(argv):
         name = os.path.basename(cmd[-1])
         env, sub = sanitizer_env(logs, name)
         slot = slots.get()
+        block, fd = claim_block()
         try:
-            env["GSLB_PORT_BLOCK"] = str(slot)
+            env["GSLB_PORT_BLOCK"] = str(block)
             p, f, sk, out, rc, secs = run(cmd, timeout, env)
         finally:
+            os.close(fd)
             slots.put(slot)
         files, n_rep, head = reports(sub)
         san_text = ""

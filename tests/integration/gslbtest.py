@@ -66,7 +66,7 @@ def forget_tests():
 # Within a script the ports are handed out in turn, so a script never gets a
 # port twice while it has free ones. Without a block (a script run by hand)
 # the kernel picks, and the ports a script was given are not given again.
-PORT_BASE, PORT_SPAN = 20000, 1500
+PORT_BASE, PORT_SPAN = 12000, 500
 _port_block = os.environ.get("GSLB_PORT_BLOCK")
 _port_next = [0]
 _ports_given = set()

@@ -438,6 +438,10 @@ def test_gslbctl_writes_say_what_changed():
     gslbctl(db, "endpoint", "set", svc, "192.0.2.2", "--lat", "50.1", "--lon", "8.7")
     last = gslbctl(db, "history", svc).stdout.splitlines()[-2:]
     assert last[0].endswith("lat: 50.11 -> 50.1") and last[1].endswith("lon: 8.68 -> 8.7"), last
+    # A rule added to an existing service shows its targets.
+    gslbctl(db, "rule", "add", svc, "country:DE", "192.0.2.2")
+    last = gslbctl(db, "history", svc).stdout.splitlines()[-1]
+    assert last.endswith("+ rule %s country:DE -> 192.0.2.2" % svc), last
 
 
 @test
