@@ -6,7 +6,8 @@ of ECS clients), advances on schedule once for the fleet (one audit row per
 stage, by the node that won the compare-and-swap), and a rollback decided by
 one node (its only agent reports the target down to it alone) rolls the
 shift back on every node; pause, resume and --abort through etcd reach every
-node; damping thresholds set with gslbctl --etcd reach every node's store;
+node; while etcd is down no node advances the stage it serves; damping
+thresholds set with gslbctl --etcd reach every node's store;
 an import carries shift and damping blocks; two writes that cancel out while
 a node is stopped are both in that node's audit trail."""
 import json
@@ -203,6 +204,34 @@ def controls_and_rollback_by_one_node_for_all():
         wait(lambda: any(r[0] == "dnsd:node1" and "rolled back" in r[6]
                          for r in node_audit(n, "shift")), 2,
              lambda: node_audit(n, "shift"))
+
+
+@test
+def etcd_down_keeps_the_stage():
+    """etcd stopped mid-shift: every node keeps serving the stage it has
+    and none advances it on its own, past the stage's period; once etcd is
+    back the shift moves on, for all."""
+    etcd, nodes = etcdnodes.start()
+    u = etcd.urls
+    seed(u)
+    wait(lambda: all(n.answer(SVC) == [OLD] for n in nodes), 5, "seeded everywhere")
+    every = 2.0 * TIME_FACTOR
+    ctl(u, "shift", SVC, NEW, "--steps", "20,60,100", "--every", every)
+    wait(lambda: all((shift_of(n) or {}).get("stage") == 1 for n in nodes), 1,
+         lambda: [shift_of(n) for n in nodes])
+    _, moved = same_stage_same_answers(nodes)
+    etcd.stop_all()
+    time.sleep(every * 2)
+    for n in nodes:
+        sh = shift_of(n)
+        expect(sh["stage"] == 1 and sh["state"] == "running", "%s: %s" % (n.name, sh))
+    stage, moved_down = same_stage_same_answers(nodes)
+    expect(stage == 1 and moved_down == moved, (stage, moved, moved_down))
+    etcd.start_all()
+    wait(lambda: all(shift_of(n)["stage"] >= 2 for n in nodes), 10,
+         lambda: [shift_of(n) for n in nodes])
+    wait(lambda: len({(shift_of(n)["stage"], shift_of(n)["state"]) for n in nodes}) == 1,
+         every + 3, lambda: [shift_of(n) for n in nodes])
 
 
 @test
