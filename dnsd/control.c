@@ -693,9 +693,9 @@ fail:
 	sv->watch_fd = -1;
 }
 
-static int etcd_shift_write(void *ctx, const char *service, const char *why,
-			    double now, struct shift_info *after, char *err,
-			    size_t errlen);
+static int etcd_shift_write(void *ctx, const struct shift_info *local,
+			    const char *why, double now,
+			    struct shift_info *after, char *err, size_t errlen);
 
 /* Runs the staged shifts against the health in force; a shift that
  * moved or rolled back is served at once (our own commit does not move
@@ -1117,7 +1117,8 @@ static void etcd_wait_applied(struct control *sv, long long revision)
  * another node began already (or a shift it rolled back) changes
  * nothing. */
 struct etcd_shift_write {
-	const char *service, *why;
+	const struct shift_info *local;         /* as this node has it */
+	const char *why;
 	double now;
 	struct shift_info after;
 	int moved;
@@ -1128,13 +1129,18 @@ static int etcd_shift_attempt(struct store *scratch, void *arg, char *err,
 {
 	struct etcd_shift_write *w = arg;
 	struct shift_info s;
-	int rc = shift_get(scratch, w->service, &s, err, errlen);
+	int rc = shift_get(scratch, w->local->service, &s, err, errlen);
 
 	w->moved = 0;
 	if (rc == -ENOENT)
 		return 0;       /* gone meanwhile */
 	if (rc < 0)
 		return rc;
+	/* Another shift of the service since (a new one started): this
+	 * node's decision was about the old one. */
+	if (strcmp(s.target, w->local->target) != 0 ||
+	    s.started != w->local->started)
+		return 0;
 	rc = w->why ? shift_rollback(scratch, s.service_id, w->why, w->now,
 				     err, errlen)
 		    : shift_advance(scratch, s.service_id, w->now, &w->after,
@@ -1150,15 +1156,15 @@ static int etcd_shift_attempt(struct store *scratch, void *arg, char *err,
  * second. */
 #define ETCD_SHIFT_RETRY_S 2.0
 
-static int etcd_shift_write(void *ctx, const char *service, const char *why,
-			    double now, struct shift_info *after, char *err,
-			    size_t errlen)
+static int etcd_shift_write(void *ctx, const struct shift_info *local,
+			    const char *why, double now,
+			    struct shift_info *after, char *err, size_t errlen)
 {
 	struct control *sv = ctx;
 	char who[300], host[256] = "";
 	struct cfg_write w = { .who = who, .source = "etcd", .force = true,
 			       .log_stderr = true };
-	struct etcd_shift_write sw = { .service = service, .why = why,
+	struct etcd_shift_write sw = { .local = local, .why = why,
 				       .now = now };
 	struct cfg_write *prev;
 	struct cw_result res;
@@ -1183,7 +1189,7 @@ static int etcd_shift_write(void *ctx, const char *service, const char *why,
 	if (rc < 0) {
 		snprintf(sv->shift_err, sizeof(sv->shift_err), "shift %s: "
 			 "etcd: %s; this node keeps serving the stage it has",
-			 service, err);
+			 local->service, err);
 		snprintf(err, errlen, "%s", sv->shift_err);
 		sv->shift_retry_at = clock_unix() + ETCD_SHIFT_RETRY_S;
 		return rc;

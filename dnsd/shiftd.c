@@ -64,7 +64,7 @@ int shiftd_tick(struct store *h, const struct hstate_view *hv, double now,
 
 		check_target(s, hv, why, sizeof why);
 		if (why[0]) {
-			rc = wr ? wr->write(wr->ctx, s->service, why, now,
+			rc = wr ? wr->write(wr->ctx, s, why, now,
 			                    NULL, err, sizeof err)
 			        : shift_rollback(h, s->service_id, why, now,
 			                         err, sizeof err);
@@ -81,7 +81,7 @@ int shiftd_tick(struct store *h, const struct hstate_view *hv, double now,
 		}
 		if (wr && !stage_due(s, now))
 			continue;
-		rc = wr ? wr->write(wr->ctx, s->service, NULL, now, &after,
+		rc = wr ? wr->write(wr->ctx, s, NULL, now, &after,
 		                    err, sizeof err)
 		        : shift_advance(h, s->service_id, now, &after, err,
 		                        sizeof err);

@@ -25,15 +25,17 @@ struct shift_info;
 
 /* A node whose configuration is shared (dnsd --etcd) writes a shift's
  * progress there, not to its store (a replica): write begins the next
- * stage of service's shift when it is due in the shared configuration
- * (why NULL), or rolls it back for why, at unix time now. Returns 1 when
+ * stage of shift s (as this node's store has it) when it is due in the
+ * shared configuration (why NULL), or rolls it back for why, at unix time
+ * now - only when the shared configuration still has that shift (same
+ * target and start). Returns 1 when
  * it changed (*after: the shift as written, for a stage), 0 when there was
  * nothing to do there (another node did it first: the change reaches this
  * node's store through the replica), or a negative errno with err
  * (unreachable: this node keeps serving what it has and tries again at a
  * later pass). */
 struct shiftd_writer {
-	int (*write)(void *ctx, const char *service, const char *why,
+	int (*write)(void *ctx, const struct shift_info *s, const char *why,
 	             double now, struct shift_info *after, char *err,
 	             size_t errlen);
 	void *ctx;
