@@ -1174,6 +1174,14 @@ static int etcd_shift_write(void *ctx, const struct shift_info *local,
 		snprintf(err, errlen, "%s", sv->shift_err);
 		return -EHOSTDOWN;
 	}
+	/* The replica's watch is down (etcd unreachable, or no leader): no
+	 * attempt, which could hold this thread for a request timeout per
+	 * member. */
+	if (sv->etcd && !etcdsync_connected(sv->etcd)) {
+		snprintf(err, errlen, "shift %s: etcd not connected; this node "
+			 "keeps serving the stage it has", local->service);
+		return -EHOSTDOWN;
+	}
 	if (!sv->conf.node_name &&
 	    (gethostname(host, sizeof(host) - 1) < 0 || !host[0]))
 		snprintf(host, sizeof(host), "localhost");
