@@ -514,6 +514,8 @@ static int poll_incremental(struct control *sv)
 		    set->version, n, n == 1 ? "" : "s", set->n);
 	if (sv->hs && checks)
 		hsrv_reload(sv->hs, sv->db);
+	else if (sv->hs)
+		hsrv_reload_damping(sv->hs);
 	return 1;
 }
 

@@ -250,6 +250,19 @@ def damping_import_and_net_zero_audit():
     for n in nodes:
         expect(any(r[4] == "damping" and r[1] == "gslbctl" for r in node_audit(n)),
                node_audit(n)[-3:])
+    # Each dnsd counts penalties with them: a flap seen by one node (its own
+    # agent) is limited by the replicated threshold; the other nodes saw no
+    # flap (penalties stay per node).
+    report(nodes[0], NEW, "up")
+    time.sleep(0.3)
+    report(nodes[0], NEW, "down")
+
+    def limits(n):
+        return [(v["endpoint"], v["suppress_limit"]) for v in n.status().get("damping", {}).values()]
+    wait(lambda: limits(nodes[0]) == [(SVC + " " + NEW, 3000)], 3,
+         lambda: "node0 damping: %s" % nodes[0].status().get("damping"))
+    expect(limits(nodes[1]) == [] and limits(nodes[2]) == [],
+           lambda: "%s %s" % (limits(nodes[1]), limits(nodes[2])))
     # An import with shift and damping blocks (a single node's export).
     d = tmpdir()
     db = os.path.join(d, "single.db")
