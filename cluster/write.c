@@ -453,7 +453,8 @@ int cw_run(struct etcd *e, const char *prefix, unsigned flags, cw_fn fn,
 
 		res->attempts++;
 		if ((rc = view_load(e, prefix, &v, err, errlen)) < 0) {
-			if (rc != -EHOSTDOWN || clock_unix() >= deadline)
+			if (rc != -EHOSTDOWN || clock_unix() >= deadline ||
+			    (flags & CW_ONCE))
 				goto out;
 			pause_ms(100, 300);
 			continue;
@@ -501,6 +502,16 @@ int cw_run(struct etcd *e, const char *prefix, unsigned flags, cw_fn fn,
 			         "%soutcome unknown: the change may or may not "
 			         "have been applied", err[0] ? "; " : "");
 			rc = -ETIMEDOUT;
+			goto out;
+		}
+		if (o == TXN_CONFLICT && (flags & CW_ONCE)) {
+			snprintf(err, errlen, "conflict: another writer "
+			         "changed the same services first");
+			rc = -EAGAIN;
+			goto out;
+		}
+		if (o == TXN_RETRY && (flags & CW_ONCE)) {
+			rc = -EHOSTDOWN;
 			goto out;
 		}
 		if (o == TXN_CONFLICT && ++conflicts >= CW_ATTEMPTS) {

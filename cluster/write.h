@@ -68,6 +68,12 @@ enum cw_flags {
 	/* The write replaces the whole configuration (import): also fails
 	 * on a concurrent change of a service it did not touch. */
 	CW_WHOLE = 1 << 0,
+	/* One attempt: a conflict fails at once with -EAGAIN (another
+	 * writer came first; its change arrives through the watch), and
+	 * so does etcd unavailable (-EHOSTDOWN): for a node's own progress
+	 * writes (a staged shift's stage or rollback), which must not hold
+	 * its control thread and are tried again at its next pass. */
+	CW_ONCE = 1 << 1,
 };
 
 struct cw_result {

@@ -1666,25 +1666,10 @@ static int etcd_attempt(struct store *scratch, void *arg, char *e,
 /* Runs c against etcd (cluster/write.h): exits on failure. */
 static void run_etcd(struct cmd *c)
 {
-	static const char *const damp_writes[] = { "penalty", "suppress",
-		"reuse", "half-life", "max-suppress", "on", "off", "reset" };
 	struct cw_result res;
 	char ebuf[sizeof err];
 	int rc;
 
-	if (c->fn == cmd_shift)
-		die_rc(-EINVAL, "shift: not available with --etcd: a staged "
-		       "shift is run by each node from its own store, its "
-		       "stages advanced and rolled back on that node's health "
-		       "and clock; start it on every node with gslbctl --db "
-		       "REPLICA shift ... (nothing was changed)");
-	for (size_t i = 0; c->fn == cmd_damping && i < 8; i++)
-		if (opt(c, damp_writes[i]))
-			die_rc(-EINVAL, "damping --%s: not available with --etcd: "
-			       "flap damping acts on each node's own health and "
-			       "is set in each node's store: run gslbctl --db "
-			       "REPLICA damping ... on every node (nothing was "
-			       "changed)", damp_writes[i]);
 	/* A document on stdin is read once but may be needed by every
 	 * attempt: keep it in an unlinked temporary file, reopened by each
 	 * through /dev/fd. */

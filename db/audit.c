@@ -203,7 +203,7 @@ static void log_line(const char *line, const json_t *c, long long version,
 }
 
 /* Is rows a list of audit rows cfg_record_rows can insert? */
-static int rows_check(const json_t *rows, char *err, size_t errlen)
+int cfg_rows_check(const json_t *rows, char *err, size_t errlen)
 {
 	static const char *const ops[] = { "add", "remove", "change" };
 	static const char *const kinds[] = { "service", "endpoint", "rule" };
@@ -378,9 +378,7 @@ int cfg_record_rows(sqlite3 *h, const struct cfg_plan *p, const json_t *rows,
 {
 	int rc;
 
-	if (cfg_plan_size(p) == 0)
-		return 0;
-	if ((rc = rows_check(rows, err, errlen)) < 0)
+	if ((rc = cfg_rows_check(rows, err, errlen)) < 0)
 		return rc;
 	return record(h, p, NULL, rows, err, errlen);
 }
@@ -566,7 +564,7 @@ static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 	long long version;
 	int rc = -EIO;
 
-	if (n == 0)
+	if (n == 0 && !rows)
 		return 0;
 	if (!source)
 		source = w->source ? w->source : "gslbctl";
@@ -660,6 +658,18 @@ static int record(sqlite3 *h, const struct cfg_plan *p, const char *source,
 	}
 	if (rows && rows_insert(h, rows, version, tv.tv_sec + tv.tv_usec / 1e6) < 0)
 		goto out;
+	/* The writer's rows may name services the plan does not change (a
+	 * staged shift, damping thresholds, or changes that cancel out within
+	 * one batch): they are in the change log too. */
+	for (size_t i = 0; rows && i < json_array_size(rows); i++) {
+		sqlite3_bind_int64(ch, 1, version);
+		sqlite3_bind_text(ch, 2, json_string_value(json_object_get(
+		                  json_array_get(rows, i), "service")), -1,
+		                  SQLITE_TRANSIENT);
+		if (sqlite3_step(ch) != SQLITE_DONE)
+			goto out;
+		sqlite3_reset(ch);
+	}
 	if (n > LOG_MAX_LINES && w->log_stderr)
 		log_info("config v%lld by %s (%s): ... and %zu more changes",
 		         version, who, source, n - LOG_MAX_LINES);

@@ -40,10 +40,15 @@ int cfg_record(sqlite3 *h, const struct cfg_plan *p, const char *source,
  * come from p (what changed here), the audit rows are rows as they are
  * ([{"time", "who", "source", "op", "kind", "service", "target" or
  * "match", "field", "old", "new"}], the form of cfg_history without
- * "version"; old and new any JSON). Nothing when p is empty. -EINVAL with
- * err when rows is not such a list (nothing written). */
+ * "version"; old and new any JSON). The rows are recorded (one version,
+ * their services in the change log) even when p is empty: a writer's
+ * change this store already has, or changes that cancel out, stay in the
+ * audit trail. -EINVAL with err when rows is not such a list (nothing
+ * written). */
 int cfg_record_rows(sqlite3 *h, const struct cfg_plan *p, const json_t *rows,
                     char *err, size_t errlen);
+/* 0 when rows is a list cfg_record_rows takes, else -EINVAL with err. */
+int cfg_rows_check(const json_t *rows, char *err, size_t errlen);
 /* A bulk write's record (import): the changes are rows of table (columns
  * op, kind, service, key, field, old, new: the audit columns, key the
  * target or match), listed in the order of db/diff.h plans by order (an

@@ -5,7 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 
+#include "db/audit.h"
+#include "db/audit_sql.h"
 #include "db/edit.h"
 #include "db/store.h"
 #include "db/store_sql.h"
@@ -65,12 +69,108 @@ static int set(sqlite3 *h, const char *service, const struct damp_conf *c,
 	return rc == SQLITE_DONE ? 0 : store_sqlerr(h, err, errlen, canon);
 }
 
+/* Thresholds of service as an audit value: the export object, or the
+ * string "defaults" (new reference). */
+static json_t *audit_value(struct store *db, const char *service)
+{
+	json_t *o = damping_export(db, service);
+
+	return o ? o : json_string("defaults");
+}
+
+/* A change of service's thresholds from old (reference taken) to what
+ * the store has now: one audit row (kind service, field damping) by the
+ * write context's writer, the store's version moved and the service in
+ * the change log, as for any configuration write (a cluster replicates
+ * the thresholds with the service). Nothing when they did not change. */
+static int audit_damping(struct store *db, const char *service, json_t *old,
+                         char *err, size_t errlen)
+{
+	const struct cfg_write *w = cfg_write_current();
+	json_t *new_ = audit_value(db, service);
+	char canon[256], who[64], *to = NULL, *tn = NULL;
+	struct timeval tv;
+	sqlite3_stmt *st = NULL;
+	long long v;
+	int rc = 0;
+
+	if (!old || !new_ || json_equal(old, new_))
+		goto out;
+	rc = -EIO;
+	if (cfg_canon_name(service, canon, err, errlen) < 0)
+		goto out;
+	if (w->who)
+		snprintf(who, sizeof who, "%s", w->who);
+	else
+		snprintf(who, sizeof who, "uid %u", (unsigned)getuid());
+	to = json_dumps(old, JSON_ENCODE_ANY | JSON_COMPACT |
+	                JSON_REAL_PRECISION(15));
+	tn = json_dumps(new_, JSON_ENCODE_ANY | JSON_COMPACT |
+	                JSON_REAL_PRECISION(15));
+	gettimeofday(&tv, NULL);
+	if (!to || !tn ||
+	    store_exec(db->h, "INSERT OR IGNORE INTO store_version (id, "
+	               "version) VALUES (1, 0); UPDATE store_version SET "
+	               "version = version + 1 WHERE id = 1") < 0 ||
+	    (v = cfg_version_of(db->h)) < 0 ||
+	    sqlite3_prepare_v2(db->h, "INSERT OR IGNORE INTO changes (version, "
+	                       "service) VALUES (?1, ?2); ", -1, &st, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, v);
+	sqlite3_bind_text(st, 2, canon, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(db->h, "INSERT INTO audit (version, time, who, "
+	                       "source, op, kind, service, target, field, old, "
+	                       "new) VALUES (?, ?, ?, ?, 'change', 'service', "
+	                       "?, NULL, 'damping', ?, ?)", -1, &st, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, v);
+	sqlite3_bind_double(st, 2, tv.tv_sec + tv.tv_usec / 1e6);
+	sqlite3_bind_text(st, 3, who, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, w->source ? w->source : "gslbctl", -1,
+	                  SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, canon, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, to, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, tn, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail;
+	rc = 0;
+	goto out;
+fail:
+	rc = store_sqlerr(db->h, err, errlen, "audit");
+out:
+	sqlite3_finalize(st);
+	free(to);
+	free(tn);
+	json_decref(old);
+	json_decref(new_);
+	return rc;
+}
+
+static int set_audited(struct store *db, const char *service,
+                       const struct damp_conf *c, char *err, size_t errlen)
+{
+	json_t *old = audit_value(db, service);
+	int rc = set(db->h, service, c, err, errlen);
+
+	if (rc < 0) {
+		json_decref(old);
+		return rc;
+	}
+	return audit_damping(db, service, old, err, errlen);
+}
+
 int damping_set(struct store *db, const char *service,
                 const struct damp_conf *c, char *err, size_t errlen)
 {
 	sqlite3 *h = db->h;
 
-	STORE_TXN(h, err, errlen, set(h, service, c, err, errlen));
+	STORE_TXN(h, err, errlen, set_audited(db, service, c, err, errlen));
 }
 
 static int reset(sqlite3 *h, const char *service, char *err, size_t errlen)
@@ -86,12 +186,25 @@ static int reset(sqlite3 *h, const char *service, char *err, size_t errlen)
 	return store_exec(h, sql) < 0 ? store_sqlerr(h, err, errlen, canon) : 0;
 }
 
+static int reset_audited(struct store *db, const char *service, char *err,
+                         size_t errlen)
+{
+	json_t *old = audit_value(db, service);
+	int rc = reset(db->h, service, err, errlen);
+
+	if (rc < 0) {
+		json_decref(old);
+		return rc;
+	}
+	return audit_damping(db, service, old, err, errlen);
+}
+
 int damping_reset(struct store *db, const char *service, char *err,
                   size_t errlen)
 {
 	sqlite3 *h = db->h;
 
-	STORE_TXN(h, err, errlen, reset(h, service, err, errlen));
+	STORE_TXN(h, err, errlen, reset_audited(db, service, err, errlen));
 }
 
 static void row_conf(sqlite3_stmt *st, int i, struct damp_conf *c)
@@ -347,20 +460,37 @@ int damping_import(struct store *db, const char *service, const json_t *o,
 	return 0;
 }
 
-int damping_copy_one(struct store *from, struct store *to, const char *name,
-                     char *err, size_t errlen)
+int damping_sync_one(struct store *from, struct store *to, const char *name,
+                     bool audit, char *err, size_t errlen)
 {
 	json_t *a = damping_export(from, name);
 	json_t *b = damping_export(to, name);
-	int rc = 0;
+	json_t *old = audit && (a || b) ? audit_value(to, name) : NULL;
+	int rc = 0, changed = 0;
 
-	if (a && !json_equal(a, b))
+	if (a && !json_equal(a, b)) {
 		rc = damping_import(to, name, a, name, err, errlen);
-	else if (!a && b)
+		changed = 1;
+	} else if (!a && b) {
 		rc = reset(to->h, name, err, errlen);
+		changed = 1;
+	}
+	if (rc == 0 && changed && old) {
+		rc = audit_damping(to, name, old, err, errlen);
+		old = NULL;
+	}
+	json_decref(old);
 	json_decref(a);
 	json_decref(b);
-	return rc;
+	return rc < 0 ? rc : changed;
+}
+
+int damping_copy_one(struct store *from, struct store *to, const char *name,
+                     char *err, size_t errlen)
+{
+	int rc = damping_sync_one(from, to, name, true, err, errlen);
+
+	return rc < 0 ? rc : 0;
 }
 
 int damping_copy(struct store *from, struct store *to, char *err,

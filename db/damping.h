@@ -53,8 +53,17 @@ int damping_import(struct store *db, const char *service, const json_t *o,
                    const char *where, char *err, size_t errlen);
 int damping_copy(struct store *from, struct store *to, char *err,
                  size_t errlen);
-/* The same for one service name. */
+/* The same for one service name. Every change of thresholds (set,
+ * reset, copy) is an audit row (kind service, field damping, old and new
+ * the thresholds or "defaults") and moves the store's version. */
 int damping_copy_one(struct store *from, struct store *to, const char *name,
                      char *err, size_t errlen);
+
+/* A replica (db/sync.c): service name of to gets exactly the thresholds
+ * it has in from, in the caller's transaction; audit: as an audit row by
+ * the write context's writer (else the caller records the writer's rows).
+ * Returns 1 when they changed, 0, or a negative errno. */
+int damping_sync_one(struct store *from, struct store *to, const char *name,
+                     bool audit, char *err, size_t errlen);
 
 #endif

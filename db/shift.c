@@ -274,7 +274,11 @@ static int audit_shift(sqlite3 *h, const struct shift_info *o,
 	free(tb);
 	json_decref(a);
 	json_decref(b);
-	if (by_dnsd)
+	/* A dnsd writing through a cluster names itself ("dnsd:NODE") in
+	 * its write context. */
+	if (by_dnsd && w->who && strncmp(w->who, "dnsd:", 5) == 0)
+		snprintf(who, sizeof who, "%s", w->who);
+	else if (by_dnsd)
 		snprintf(who, sizeof who, "dnsd");
 	else if (w->who)
 		snprintf(who, sizeof who, "%s", w->who);
@@ -284,7 +288,8 @@ static int audit_shift(sqlite3 *h, const struct shift_info *o,
 	               "kind, service, target, field, old, new) VALUES (?, ?, "
 	               "?, ?, 'change', 'service', ?, ?, 'shift', ?, ?)",
 	               "idtttttt", v, now, who,
-	               by_dnsd ? "dnsd" : w->source ? w->source : "gslbctl",
+	               by_dnsd && strcmp(who, "dnsd") == 0 ? "dnsd" :
+	               w->source ? w->source : "gslbctl",
 	               o->service, o->target, jo, jn);
 	return rc;
 }
@@ -1115,4 +1120,48 @@ int shift_copy(struct store *from, struct store *to, double now, char *err,
 	if (rc == -ENOMEM)
 		store_errf(err, errlen, rc, "import: out of memory");
 	return rc < 0 ? rc : changed;
+}
+
+int shift_sync_one(struct store *from, struct store *to, const char *name,
+                   bool audit, double now, char *err, size_t errlen)
+{
+	long long sid, fid;
+	json_t *a = NULL, *b;
+	struct shift_info o;
+	char canon[256], before[400] = "", after[640];
+	bool had;
+	int rc = 0;
+
+	if (service_id(to->h, name, canon, &sid, NULL, 0, NULL, 0) < 0)
+		return 0;               /* not in to: nothing to give it */
+	b = shift_export(to, sid);
+	if (service_id(from->h, canon, (char[256]){ 0 }, &fid, NULL, 0, NULL,
+	               0) == 0)
+		a = shift_export(from, fid);
+	if ((!a && !b) || (a && b && json_equal(a, b))) {
+		json_decref(a);
+		json_decref(b);
+		return 0;
+	}
+	had = row_get(to->h, sid, &o) == 0;
+	if (had)
+		describe(&o, before, sizeof before);
+	if (!a) {
+		if (exec_bind(to->h, "DELETE FROM shifts WHERE service_id = ?",
+		              "i", sid) < 0)
+			rc = store_sqlerr(to->h, err, errlen, canon);
+		else if (audit && had &&
+		         audit_shift(to->h, &o, before, "removed", false,
+		                     now) < 0)
+			rc = store_sqlerr(to->h, err, errlen, "audit");
+	} else if ((rc = shift_import(to, canon, a, canon, err,
+	                              errlen)) == 0 && audit &&
+	           row_get(to->h, sid, &o) == 0) {
+		describe(&o, after, sizeof after);
+		if (audit_shift(to->h, &o, before, after, false, now) < 0)
+			rc = store_sqlerr(to->h, err, errlen, "audit");
+	}
+	json_decref(a);
+	json_decref(b);
+	return rc < 0 ? rc : 1;
 }

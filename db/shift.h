@@ -138,6 +138,14 @@ int shift_copy(struct store *from, struct store *to, double now, char *err,
 int shift_copy_one(struct store *from, struct store *to, const char *name,
                    double now, char *err, size_t errlen);
 
+/* A replica (db/sync.c): gives service name of to exactly the shift it
+ * has in from (progress included; none in from: to's is removed), in the
+ * caller's transaction. audit: each change is an audit row by the write
+ * context's writer (else the caller records the writer's rows). Returns 1
+ * when it changed, 0, or a negative errno. */
+int shift_sync_one(struct store *from, struct store *to, const char *name,
+                   bool audit, double now, char *err, size_t errlen);
+
 /* Loader (db/svc_load.c, inside its read transaction on db): sets the shift of
  * every service of s that has one in force. Rows that do not fit (target
  * not an endpoint, bad steps) are skipped as problems. 0 or -EIO/-ENOMEM. */

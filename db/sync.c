@@ -7,13 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "db/audit.h"
 #include "db/audit_sql.h"
+#include "db/damping.h"
 #include "db/diff.h"
 #include "db/diff_sql.h"
 #include "db/edit.h"
 #include "db/export.h"
+#include "db/shift.h"
 #include "db/store.h"
 #include "db/store_sql.h"
 
@@ -21,6 +24,7 @@ struct cfg_sync {
 	struct store *db;
 	struct store *want;      /* the group's services as they should be */
 	json_t *names;           /* the group's service names */
+	json_t *kept;            /* those kept as they are {name: true} */
 };
 
 int cfg_sync_position(struct store *db, struct cfg_sync_pos *pos, char *err,
@@ -85,6 +89,8 @@ static void group_reset(struct cfg_sync *s)
 {
 	json_decref(s->names);
 	s->names = NULL;
+	json_decref(s->kept);
+	s->kept = NULL;
 	if (s->want && store_exec(s->want->h, "DELETE FROM services") < 0) {
 		store_close(s->want);
 		s->want = NULL;
@@ -177,6 +183,9 @@ int cfg_sync_keep(struct cfg_sync *s, const char *name, char *err,
 		return rc;
 	if (cfg_copy_service(s->db->h, name, s->want->h) < 0)
 		return store_sqlerr(s->db->h, err, errlen, "sync: copy");
+	if ((!s->kept && !(s->kept = json_object())) ||
+	    json_object_set_new(s->kept, name, json_true()) < 0)
+		return store_errf(err, errlen, -ENOMEM, "sync: out of memory");
 	return 0;
 }
 
@@ -207,11 +216,93 @@ static bool rows_cover(const struct cfg_plan *p, const json_t *rows)
 	return ok;
 }
 
+/* Each service of the group gets the staged shift and damping thresholds
+ * its document has (neither is in the plan), progress included: the
+ * cluster's state of a shift is the one every node serves. A kept service
+ * keeps its own. audit: each change is an audit row of the write context
+ * (else the writer's rows record them). Adds the names of the services
+ * that changed to *steered. */
+/* Does h have a staged shift or damping thresholds at all? (Errors count
+ * as yes: the copies then say what failed.) */
+static bool any_steering(sqlite3 *h)
+{
+	sqlite3_stmt *st = NULL;
+	bool yes = true;
+
+	if (sqlite3_prepare_v2(h, "SELECT EXISTS (SELECT 1 FROM shifts) OR "
+	                       "EXISTS (SELECT 1 FROM damping)", -1, &st,
+	                       NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		yes = sqlite3_column_int(st, 0) != 0;
+	sqlite3_finalize(st);
+	return yes;
+}
+
+static int sync_steering(struct cfg_sync *s, bool audit, json_t *steered,
+                         char *err, size_t errlen)
+{
+	double now = (double)time(NULL);
+	const json_t *n;
+	size_t i;
+	int rc = 0;
+
+	/* Neither side has any (the common case): nothing to compare, and
+	 * no statements per service. */
+	if (!any_steering(s->want->h) && !any_steering(s->db->h))
+		return 0;
+
+	json_array_foreach(s->names, i, n) {
+		const char *name = json_string_value(n);
+		int a, b;
+
+		if (json_object_get(s->kept, name))
+			continue;
+		if ((a = shift_sync_one(s->want, s->db, name, audit, now, err,
+		                        errlen)) < 0)
+			return a;
+		if ((b = damping_sync_one(s->want, s->db, name, audit, err,
+		                          errlen)) < 0)
+			return b;
+		if ((a || b) && json_object_set_new(steered, name,
+		                                    json_true()) < 0)
+			return store_errf(err, errlen, -ENOMEM,
+			                  "sync: out of memory");
+	}
+	return rc;
+}
+
+/* Do rows name every service of names ({name: true})? */
+static bool rows_name_all(const json_t *names, const json_t *rows)
+{
+	const char *k;
+	const json_t *v, *r;
+	size_t i;
+
+	json_object_foreach((json_t *)names, k, v) {
+		bool found = false;
+
+		json_array_foreach(rows, i, r) {
+			const char *svc = json_string_value(json_object_get(
+			                  r, "service"));
+
+			if (svc && strcmp(svc, k) == 0) {
+				found = true;
+				break;
+			}
+		}
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 int cfg_sync_flush(struct cfg_sync *s, bool full, const json_t *rows,
                    size_t *changed, char *err, size_t errlen)
 {
 	struct cfg_plan *p = NULL;
 	char *only = NULL, e2[512];
+	json_t *steered = NULL;
+	bool use_rows;
 	int rc;
 
 	if (changed)
@@ -226,18 +317,46 @@ int cfg_sync_flush(struct cfg_sync *s, bool full, const json_t *rows,
 	                        errlen);
 	if (rc < 0)
 		goto out;
-	if (cfg_plan_size(p) == 0)
+	if (cfg_plan_size(p) > 0 &&
+	    (rc = cfg_plan_apply(p, s->db->h, err, errlen)) < 0)
 		goto out;
-	if ((rc = cfg_plan_apply(p, s->db->h, err, errlen)) < 0)
+	/* Shifts and damping thresholds after the rows they name; recorded
+	 * by the writer's rows when those name them, else by our own (done
+	 * again under a savepoint, rare: a catch-up mixing writers). */
+	use_rows = json_is_array(rows) && cfg_rows_check(rows, e2,
+	           sizeof(e2)) == 0 && rows_cover(p, rows);
+	if (!(steered = json_object())) {
+		rc = store_errf(err, errlen, -ENOMEM, "sync: out of memory");
 		goto out;
-	rc = -EINVAL;
-	if (json_is_array(rows) && rows_cover(p, rows))
-		rc = cfg_record_rows(s->db->h, p, rows, e2, sizeof(e2));
-	if (rc == -EINVAL)      /* none, or not usable: our own */
+	}
+	if (store_exec(s->db->h, "SAVEPOINT steering") < 0) {
+		rc = store_sqlerr(s->db->h, err, errlen, "sync: savepoint");
+		goto out;
+	}
+	rc = sync_steering(s, !use_rows, steered, err, errlen);
+	if (rc == 0 && use_rows && !rows_name_all(steered, rows)) {
+		use_rows = false;
+		json_object_clear(steered);
+		if (store_exec(s->db->h, "ROLLBACK TO steering") < 0)
+			rc = store_sqlerr(s->db->h, err, errlen, "sync: "
+			                  "savepoint");
+		else
+			rc = sync_steering(s, true, steered, err, errlen);
+	}
+	if (store_exec(s->db->h, "RELEASE steering") < 0 && rc == 0)
+		rc = store_sqlerr(s->db->h, err, errlen, "sync: savepoint");
+	if (rc < 0)
+		goto out;
+	/* The writer's rows even when nothing changed here: changes that
+	 * cancel out within one batch stay in the audit trail. */
+	if (use_rows)
+		rc = cfg_record_rows(s->db->h, p, rows, err, errlen);
+	else
 		rc = cfg_record(s->db->h, p, NULL, err, errlen);
 	if (rc == 0 && changed)
-		*changed = cfg_plan_size(p);
+		*changed = cfg_plan_size(p) + json_object_size(steered);
 out:
+	json_decref(steered);
 	cfg_plan_free(p);
 	free(only);
 	/* The scratch store serves the next group, emptied (cheaper than a

@@ -105,6 +105,8 @@ struct control {
 	struct stats last;           /* counters at the last summary */
 	struct etcd *wr_etcd;        /* with --etcd: API writes go there */
 	const char *wr_prefix;
+	double shift_retry_at;       /* with --etcd: no shift write before */
+	char shift_err[512];         /* ... since the last one failed so */
 	bool zone_ok[CONFIG_LIST_MAX];       /* per zone file: last load */
 	double zone_loaded[CONFIG_LIST_MAX];
 };
@@ -512,6 +514,8 @@ static int poll_incremental(struct control *sv)
 		    set->version, n, n == 1 ? "" : "s", set->n);
 	if (sv->hs && checks)
 		hsrv_reload(sv->hs, sv->db);
+	else if (sv->hs)
+		hsrv_reload_damping(sv->hs);
 	return 1;
 }
 
@@ -691,15 +695,22 @@ fail:
 	sv->watch_fd = -1;
 }
 
+static int etcd_shift_write(void *ctx, const struct shift_info *local,
+			    const char *why, double now,
+			    struct shift_info *after, char *err, size_t errlen);
+
 /* Runs the staged shifts against the health in force; a shift that
  * moved or rolled back is served at once (our own commit does not move
- * our connection's data_version). */
+ * our connection's data_version). With --etcd the progress is written
+ * there (one compare-and-swap on the service's key). */
 static void run_shifts(struct control *sv)
 {
+	struct shiftd_writer wr = { .write = etcd_shift_write, .ctx = sv };
+
 	if (!sv->db || sv->conf.check)
 		return;
 	if (shiftd_tick(sv->db, sv->snap ? sv->snap->hv : NULL, clock_unix(),
-			&sv->shift_st) > 0) {
+			sv->wr_etcd ? &wr : NULL, &sv->shift_st) > 0) {
 		sv->db_version = -1;
 		poll_db(sv);
 	}
@@ -1061,17 +1072,11 @@ static int etcd_attempt(struct store *scratch, void *arg, char *err,
 				       CFG_IMPORT_DRY_RUN : 0, &w->plan, err,
 				       errlen);
 	}
-	if (strcmp(w->what, "shift") == 0) {
-		snprintf(err, errlen, "shift: not available with --etcd: a "
-			 "staged shift is run by each node from its own store, "
-			 "its stages advanced and rolled back on that node's "
-			 "health and clock; start it on every node with gslbctl "
-			 "--db REPLICA shift (nothing was changed)");
-		return -EINVAL;
-	}
 	rc = config_write_on(scratch, w->what, w->body, err, errlen);
 	return rc;
 }
+
+static void etcd_wait_applied(struct control *sv, long long revision);
 
 /* Runs w against etcd; after a commit, waits (bounded) for the replica and
  * loads it. 0 or a negative errno with err (cluster/write.h). */
@@ -1089,21 +1094,125 @@ static int etcd_write(struct control *sv, struct etcd_api_write *w,
 		log_warn("api: etcd write failed: %s", err);
 		return rc;
 	}
-	if (res.txns > 0) {
-		double until = clock_unix() + ETCD_APPLY_WAIT_S;
-		long long applied;
-
-		while ((applied = applied_revision(sv)) < res.revision &&
-		       clock_unix() < until)
-			usleep(5000);
-		if (applied < res.revision)
-			log_warn("api: etcd revision %lld committed, this node "
-				 "has applied %lld so far", res.revision,
-				 applied);
-		sv->db_version = -1;
-		poll_db(sv);
-	}
+	if (res.txns > 0)
+		etcd_wait_applied(sv, res.revision);
 	return 0;
+}
+
+/* Waits (bounded) until this node's replica has applied revision, then
+ * loads it. */
+static void etcd_wait_applied(struct control *sv, long long revision)
+{
+	double until = clock_unix() + ETCD_APPLY_WAIT_S;
+	long long applied;
+
+	while ((applied = applied_revision(sv)) < revision &&
+	       clock_unix() < until)
+		usleep(5000);
+	if (applied < revision)
+		log_warn("etcd: revision %lld committed, this node has applied "
+			 "%lld so far", revision, applied);
+	sv->db_version = -1;
+	poll_db(sv);
+}
+
+/* A staged shift's next stage (why NULL) or rollback, decided by this
+ * node, as one compare-and-swap on the service's key in etcd: the
+ * decision is made again on the configuration read from etcd, so a stage
+ * another node began already (or a shift it rolled back) changes
+ * nothing. */
+struct etcd_shift_write {
+	const struct shift_info *local;         /* as this node has it */
+	const char *why;
+	double now;
+	struct shift_info after;
+	int moved;
+};
+
+static int etcd_shift_attempt(struct store *scratch, void *arg, char *err,
+			      size_t errlen)
+{
+	struct etcd_shift_write *w = arg;
+	struct shift_info s;
+	int rc = shift_get(scratch, w->local->service, &s, err, errlen);
+
+	w->moved = 0;
+	if (rc == -ENOENT)
+		return 0;       /* gone meanwhile */
+	if (rc < 0)
+		return rc;
+	/* Another shift of the service since (a new one started): this
+	 * node's decision was about the old one. */
+	if (strcmp(s.target, w->local->target) != 0 ||
+	    s.started != w->local->started)
+		return 0;
+	rc = w->why ? shift_rollback(scratch, s.service_id, w->why, w->now,
+				     err, errlen)
+		    : shift_advance(scratch, s.service_id, w->now, &w->after,
+				    err, errlen);
+	if (rc < 0)
+		return rc;
+	w->moved = rc;
+	return 0;
+}
+
+/* After a failed shift write, the next is not tried before (seconds):
+ * the control thread must not wait on an unreachable etcd five times a
+ * second. */
+#define ETCD_SHIFT_RETRY_S 2.0
+
+static int etcd_shift_write(void *ctx, const struct shift_info *local,
+			    const char *why, double now,
+			    struct shift_info *after, char *err, size_t errlen)
+{
+	struct control *sv = ctx;
+	char who[300], host[256] = "";
+	struct cfg_write w = { .who = who, .source = "etcd", .force = true,
+			       .log_stderr = true };
+	struct etcd_shift_write sw = { .local = local, .why = why,
+				       .now = now };
+	struct cfg_write *prev;
+	struct cw_result res;
+	int rc;
+
+	if (clock_unix() < sv->shift_retry_at) {
+		snprintf(err, errlen, "%s", sv->shift_err);
+		return -EHOSTDOWN;
+	}
+	/* The replica's watch is down (etcd unreachable, or no leader): no
+	 * attempt, which could hold this thread for a request timeout per
+	 * member. */
+	if (sv->etcd && !etcdsync_connected(sv->etcd)) {
+		snprintf(err, errlen, "shift %s: etcd not connected; this node "
+			 "keeps serving the stage it has", local->service);
+		return -EHOSTDOWN;
+	}
+	if (!sv->conf.node_name &&
+	    (gethostname(host, sizeof(host) - 1) < 0 || !host[0]))
+		snprintf(host, sizeof(host), "localhost");
+	snprintf(who, sizeof(who), "dnsd:%s",
+		 sv->conf.node_name ? sv->conf.node_name : host);
+	prev = cfg_write_swap(&w);
+	rc = cw_run(sv->wr_etcd, sv->wr_prefix, CW_ONCE, etcd_shift_attempt,
+		    &sw, &res, err, errlen);
+	cfg_write_done(&w);
+	cfg_write_use(prev);
+	if (rc == -EAGAIN)
+		return 0;       /* another node came first: the watch brings it */
+	if (rc < 0) {
+		snprintf(sv->shift_err, sizeof(sv->shift_err), "shift %s: "
+			 "etcd: %s; this node keeps serving the stage it has",
+			 local->service, err);
+		snprintf(err, errlen, "%s", sv->shift_err);
+		sv->shift_retry_at = clock_unix() + ETCD_SHIFT_RETRY_S;
+		return rc;
+	}
+	if (res.txns == 0 || !sw.moved)
+		return 0;
+	etcd_wait_applied(sv, res.revision);
+	if (after)
+		*after = sw.after;
+	return 1;
 }
 
 static int api_config_write(void *ctx, const char *what, const json_t *b,

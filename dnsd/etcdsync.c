@@ -583,6 +583,16 @@ int64_t etcdsync_config_revision(struct etcdsync *s)
 	return v;
 }
 
+bool etcdsync_connected(struct etcdsync *s)
+{
+	bool v;
+
+	pthread_mutex_lock(&s->mu);
+	v = s->connected;
+	pthread_mutex_unlock(&s->mu);
+	return v;
+}
+
 json_t *etcdsync_status_json(struct etcdsync *s)
 {
 	json_t *urls = json_array(), *o;

@@ -50,6 +50,8 @@ void etcdsync_stop(struct etcdsync *s);
 
 /* The revision of the last configuration change applied (0: none). */
 int64_t etcdsync_config_revision(struct etcdsync *s);
+/* Whether a watch on etcd is open (a member with a leader answers). */
+bool etcdsync_connected(struct etcdsync *s);
 /* The "etcd" object of GET /v1/status (new reference). */
 json_t *etcdsync_status_json(struct etcdsync *s);
 /* Appends the dnsd_etcd_* metrics to out. 0 or -ENOMEM. */

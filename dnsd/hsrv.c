@@ -276,6 +276,24 @@ static struct hstate_view *view_build(struct hsrv *h)
 	return v;
 }
 
+/* The damping thresholds by endpoint id, read again (on failure the ones
+ * loaded before stay, logged). */
+static void load_damping(struct hsrv *h)
+{
+	struct damp_conf *dc;
+	size_t ndc;
+	char err[512];
+
+	if (damping_by_endpoint(h->db, &dc, &ndc, err, sizeof(err)) < 0) {
+		log_err("health: %s (keeping the damping thresholds loaded "
+			"before)", err);
+		return;
+	}
+	free(h->dconf);
+	h->dconf = dc;
+	h->n_dconf = ndc;
+}
+
 static int load_checks(struct hsrv *h)
 {
 	json_t *doc = NULL, *labels, *c;
@@ -312,19 +330,7 @@ static int load_checks(struct hsrv *h)
 			 json_string_value(json_object_get(c, "target")) ?: "?");
 		json_object_set_new(labels, key, json_string(text));
 	}
-	{
-		struct damp_conf *dc;
-		size_t ndc;
-
-		if (damping_by_endpoint(h->db, &dc, &ndc, err, sizeof(err)) < 0) {
-			log_err("health: %s (keeping the damping thresholds "
-				"loaded before)", err);
-		} else {
-			free(h->dconf);
-			h->dconf = dc;
-			h->n_dconf = ndc;
-		}
-	}
+	load_damping(h);
 	json_decref(h->checks);
 	json_decref(h->labels);
 	h->checks = doc;
@@ -578,6 +584,11 @@ void hsrv_reload(struct hsrv *h, struct store *db)
 {
 	h->db = db;
 	load_checks(h);
+}
+
+void hsrv_reload_damping(struct hsrv *h)
+{
+	load_damping(h);
 }
 
 json_t *hsrv_checks(struct hsrv *h)

@@ -52,6 +52,9 @@ void hsrv_free(struct hsrv *h);          /* NULL is fine; persists first */
  * set of checked endpoints (known ones keep their state). db: the handle
  * to use from now on (the store file may have been replaced). */
 void hsrv_reload(struct hsrv *h, struct store *db);
+/* Reads only the damping thresholds again (services changed without a
+ * change of their checks: a gslbctl damping, or a replica applying one). */
+void hsrv_reload_damping(struct hsrv *h);
 
 /* The GET /v1/checks document (new reference), or NULL. */
 json_t *hsrv_checks(struct hsrv *h);

@@ -2,6 +2,7 @@
 #include "dnsd/shiftd.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +42,15 @@ static void check_target(const struct shift_info *s,
 		         s->max_rtt_ms, n);
 }
 
+/* Is the next stage of s due at now? (As shift_advance decides.) */
+static bool stage_due(const struct shift_info *s, double now)
+{
+	return s->state == SHIFT_RUNNING && s->stage < s->n_steps &&
+	       now >= s->stage_started + s->every;
+}
+
 int shiftd_tick(struct store *h, const struct hstate_view *hv, double now,
-                struct shiftd_stats *st)
+                const struct shiftd_writer *wr, struct shiftd_stats *st)
 {
 	static char last_err[512];
 	struct shift_info *v = NULL, after;
@@ -56,8 +64,10 @@ int shiftd_tick(struct store *h, const struct hstate_view *hv, double now,
 
 		check_target(s, hv, why, sizeof why);
 		if (why[0]) {
-			rc = shift_rollback(h, s->service_id, why, now, err,
-			                    sizeof err);
+			rc = wr ? wr->write(wr->ctx, s, why, now,
+			                    NULL, err, sizeof err)
+			        : shift_rollback(h, s->service_id, why, now,
+			                         err, sizeof err);
 			if (rc > 0) {
 				log_warn("shift %s: rolled back to 0%% at stage "
 				         "%u of %u (%u%%): %s", s->service,
@@ -69,8 +79,12 @@ int shiftd_tick(struct store *h, const struct hstate_view *hv, double now,
 			rc = rc < 0 ? rc : 0;
 			continue;
 		}
-		rc = shift_advance(h, s->service_id, now, &after, err,
-		                   sizeof err);
+		if (wr && !stage_due(s, now))
+			continue;
+		rc = wr ? wr->write(wr->ctx, s, NULL, now, &after,
+		                    err, sizeof err)
+		        : shift_advance(h, s->service_id, now, &after, err,
+		                        sizeof err);
 		if (rc > 0) {
 			st->stages++;
 			changed++;

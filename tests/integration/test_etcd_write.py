@@ -104,15 +104,31 @@ def write_is_one_cas_txn_with_audit():
     assert hj["history"][-1]["version"] == c.revision(), hj
     # Another prefix is another configuration.
     assert json.loads(ctl(c, "export", prefix="/other/").stdout)["services"] == []
-    # Staged shifts and damping stay per node: refused, saying what to do,
-    # and nothing is written.
+    # A staged shift and damping thresholds are part of the service's
+    # document: each write is one more compare-and-swap with its audit row.
     r = c.revision()
-    for args in (("shift", SVC, "192.0.2.2", "--steps", "50,100", "--every", "10"),
-                 ("damping", SVC, "--on")):
-        p = ctl(c, *args, check=False)
-        assert p.returncode == 2 and "not available with --etcd" in p.stderr and \
-            "--db REPLICA" in p.stderr, (args, p.returncode, p.stderr)
-    assert c.revision() == r
+    p = ctl(c, "shift", SVC, "192.0.2.2", "--steps", "50,100", "--every", "600")
+    assert "stage 1 of 2 (50%), running" in p.stdout, p.stdout
+    sh = service_doc(c)["shift"]
+    assert (sh["target"], sh["stage"], sh["state"], sh["every"]) == (
+        "192.0.2.2", 1, "running", 600), sh
+    last = audit_rows(c)[-1]
+    assert (last["field"], last["source"]) == ("shift", "gslbctl") and \
+        "started to 192.0.2.2" in last["new"], last
+    ctl(c, "damping", SVC, "--suppress", "3000")
+    assert service_doc(c)["damping"]["suppress"] == 3000, service_doc(c)
+    last = audit_rows(c)[-1]
+    assert (last["field"], last["old"], last["new"]["suppress"]) == (
+        "damping", "defaults", 3000), last
+    p = ctl(c, "shift", SVC, "--abort")
+    assert service_doc(c)["shift"]["state"] == "aborted", service_doc(c)
+    assert c.revision() == r + 3, (r, c.revision())
+    # The same refusals as on a file: a second shift while one runs.
+    ctl(c, "shift", SVC, "192.0.2.2", "--steps", "50,100", "--every", "600")
+    p = ctl(c, "shift", SVC, "192.0.2.1", "--steps", "50,100", "--every", "600",
+            check=False)
+    assert p.returncode != 0 and c.revision() == r + 4, (p.returncode, p.stderr)
+    ctl(c, "shift", SVC, "--abort")
 
 
 @test

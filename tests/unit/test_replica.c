@@ -280,6 +280,77 @@ int main(void)
 	kvs_free(cu_au, 2);
 	kvs_free(cu_svc2, 2);
 	kvs_free(cu_au2, 1);
+
+	/* A staged shift and damping thresholds in a document: applied as
+	 * they are (progress included), recorded by the writer's rows. */
+	static const char shift_doc[] = "{\"name\": \"a.gslb.example.com.\", "
+		"\"policy\": \"failover\", \"ttl\": 71, \"endpoints\": ["
+		"{\"target\": \"192.0.2.1\", \"priority\": 0}, {\"target\": "
+		"\"192.0.2.200\", \"priority\": 1}], \"shift\": {\"target\": "
+		"\"192.0.2.200\", \"steps\": [10, 50, 100], \"every\": 60, "
+		"\"max_rtt_ms\": null, \"stage\": 2, \"state\": \"running\", "
+		"\"paused\": false, \"started\": 1000, \"stage_started\": 1060, "
+		"\"left\": null, \"reason\": \"\", \"prev\": [], \"updated\": "
+		"1060}, \"damping\": {\"suppress\": 3000}}";
+	const char *srows = "[{\"who\": \"dnsd:n2\", \"source\": \"etcd\", "
+		"\"op\": \"change\", \"kind\": \"service\", \"service\": "
+		"\"a.gslb.example.com.\", \"target\": \"192.0.2.200\", \"field\": "
+		"\"shift\", \"old\": \"stage 1\", \"new\": \"stage 2\"}]";
+	struct etcd_event sev[2] = {
+		{ ETCD_EVENT_PUT, kv(P "services/a.gslb.example.com.", shift_doc, 50) },
+		{ ETCD_EVENT_PUT, kv(P "audit/7", srows, 50) },
+	};
+	long long sv0 = cfg_store_version(db);
+	CHECK(replica_events(r, sev, 2, err, sizeof(err)) == 0, "shift: %s", err);
+	CHECK(one_int(path, "SELECT stage * 1000 + every FROM shifts") == 2060 &&
+	      one_int(path, "SELECT stage_started FROM shifts") == 1060,
+	      "the document's shift and its progress");
+	CHECK(one_int(path, "SELECT suppress FROM damping") == 3000, "damping");
+	CHECK(one_int(path, "SELECT count(*) FROM audit WHERE who = 'dnsd:n2'") == 1 &&
+	      one_int(path, "SELECT count(*) FROM audit WHERE who = 'etcd' AND "
+	              "field IN ('shift', 'damping')") == 0 &&
+	      cfg_store_version(db) == sv0 + 1, "the writer's row, one version");
+	CHECK(one_int(path, "SELECT count(*) FROM changes WHERE service = "
+	              "'a.gslb.example.com.' AND version = (SELECT max(version) FROM "
+	              "changes)") == 1, "in the change log");
+	/* Two writes that cancel out in one batch: both writers' rows. */
+	const char *brows = "[{\"who\": \"erin\", \"source\": \"gslbctl\", "
+		"\"op\": \"change\", \"kind\": \"service\", \"service\": "
+		"\"b.gslb.example.com.\", \"field\": \"ttl\", \"old\": 30, "
+		"\"new\": 31}]";
+	const char *brows2 = "[{\"who\": \"erin\", \"source\": \"gslbctl\", "
+		"\"op\": \"change\", \"kind\": \"service\", \"service\": "
+		"\"b.gslb.example.com.\", \"field\": \"ttl\", \"old\": 31, "
+		"\"new\": 30}]";
+	struct etcd_event zev[4] = {
+		{ ETCD_EVENT_PUT, kv(P "services/b.gslb.example.com.",
+		                     svc_doc("b.gslb.example.com.", "192.0.2.2", 31), 51) },
+		{ ETCD_EVENT_PUT, kv(P "audit/8", brows, 51) },
+		{ ETCD_EVENT_PUT, kv(P "services/b.gslb.example.com.",
+		                     svc_doc("b.gslb.example.com.", "192.0.2.2", 30), 52) },
+		{ ETCD_EVENT_PUT, kv(P "audit/9", brows2, 52) },
+	};
+	CHECK(replica_events(r, zev, 4, err, sizeof(err)) == 0, "net zero: %s", err);
+	CHECK(one_int(path, "SELECT count(*) FROM audit WHERE who = 'erin'") == 2,
+	      "both rows of a batch that cancels out");
+	/* A document without them (another tool, no rows): removed, the
+	 * node's own rows. */
+	struct etcd_event nev[1] = {
+		{ ETCD_EVENT_PUT, kv(P "services/a.gslb.example.com.",
+		                     svc_doc("a.gslb.example.com.", "192.0.2.1", 71), 53) },
+	};
+	CHECK(replica_events(r, nev, 1, err, sizeof(err)) == 0, "unsteer: %s", err);
+	CHECK(one_int(path, "SELECT count(*) FROM shifts") == 0 &&
+	      one_int(path, "SELECT count(*) FROM damping") == 0, "removed");
+	CHECK(one_int(path, "SELECT count(*) FROM audit WHERE who = 'etcd' AND "
+	              "field = 'shift'") == 1 &&
+	      one_int(path, "SELECT count(*) FROM audit WHERE who = 'etcd' AND "
+	              "field = 'damping'") == 1, "the node's own rows");
+	for (int i = 0; i < 2; i++)
+		kvs_free(&sev[i].kv, 1);
+	for (int i = 0; i < 4; i++)
+		kvs_free(&zev[i].kv, 1);
+	kvs_free(&nev[0].kv, 1);
 	replica_free(r);
 
 	/* A scratch store from a range. */
